@@ -1,0 +1,1 @@
+"""The `sisnbms` command line: one module per subcommand."""
