@@ -1,0 +1,219 @@
+"""The cell design as data (CellDesign) and the quantities derived from it.
+
+A CellDesign is what a cell file (cellmodel/cells/*.toml) holds after
+validation: the electrode design in the claims' terms, the equivalent-circuit
+and thermal parameters, the OCV branch tables, the silicon anode-potential
+tables, the limits and the pack description. Everything that follows from the
+electrode design (areal capacities, N/P, the claim-5 ratio, capacity, anode
+mass, energy) is computed here, never stored in the file.
+
+Current is positive on discharge throughout cellmodel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+# Faraday-free unit bridges kept in one place.
+_UM_TO_CM = 1e-4
+
+
+@dataclass(frozen=True)
+class Anode:
+    """Negative electrode active layer and collector (claims 1-13)."""
+
+    particle_diameter_um: float
+    composition: dict[str, float]  # alloy mass fractions by element, summing to 1
+    capacity_mAh_g: float  # C_N
+    density_g_cm3: float  # D_N
+    thickness_um: float
+    binder: tuple[str, ...]
+    conductive_additive: tuple[str, ...]
+    collector_material: str
+    collector_thickness_um: float
+
+
+@dataclass(frozen=True)
+class Cathode:
+    material: str
+    capacity_mAh_g: float  # C_P
+    density_g_cm3: float  # D_P
+    thickness_um: float
+    collector_material: str
+    collector_thickness_um: float
+
+
+@dataclass(frozen=True)
+class OcvTables:
+    """Full-cell OCV branches vs SOC (0..1): charge (h = -1) and discharge (h = +1)."""
+
+    soc: np.ndarray
+    charge_V: np.ndarray
+    discharge_V: np.ndarray
+
+
+@dataclass(frozen=True)
+class AnodePotentialTables:
+    """Silicon potential vs Li against its lithium fraction, both branches.
+
+    SOC 0 and 1 of the design cell map linearly to li_fraction_empty and
+    li_fraction_full.
+    """
+
+    li_fraction: np.ndarray
+    lithiation_V: np.ndarray
+    delithiation_V: np.ndarray
+    li_fraction_empty: float
+    li_fraction_full: float
+
+
+@dataclass(frozen=True)
+class Limits:
+    v_max_V: float
+    v_min_V: float
+    v_abuse_max_V: float
+    v_abuse_min_V: float
+    anode_potential_min_V: float
+    window_top_mAh_g: float
+    charge_temp_min_degC: float
+    charge_temp_max_degC: float
+    discharge_temp_min_degC: float
+    discharge_temp_max_degC: float
+    cv_cutoff_C: float
+    max_charge_C: float
+    max_discharge_C: float
+
+
+@dataclass(frozen=True)
+class Circuit:
+    """Thevenin circuit at 25 degC and 50 % SOC plus its SOC/temperature laws.
+
+    R_j(SOC, T) = R_j_ref * shape_j(SOC) * exp(Ea_j / R_gas * (1/T - 1/298.15 K)),
+    shape_0 = 1 + soc_curvature (2 SOC - 1)^2, shape_1,2 = shape_0 + low_soc_rise
+    exp(-SOC / low_soc_width). The capacitances C_j = tau_j / R_j_ref stay constant,
+    so tau_j scales with R_j.
+    """
+
+    r0_ohm: float
+    r1_ohm: float
+    tau1_s: float
+    r2_ohm: float
+    tau2_s: float
+    ea_r0_J_mol: float
+    ea_r1_J_mol: float
+    ea_r2_J_mol: float
+    soc_curvature: float
+    low_soc_rise: float
+    low_soc_width: float
+    dUdT_V_K: float
+    hysteresis_gamma: float
+    coulombic_efficiency: float
+    anode_polarization_share: float
+    thermal_mass_J_K: float
+    h_W_K: float
+
+
+@dataclass(frozen=True)
+class Pack:
+    """Cell-to-cell spread as relative 1-sigma (soc_spread: absolute SOC 1-sigma)."""
+
+    capacity_spread: float
+    resistance_spread: float
+    soc_spread: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class CellDesign:
+    name: str
+    source: str
+    description: str
+    n_series: int
+    facing_area_cm2: float
+    anode: Anode
+    cathode: Cathode
+    ocv: OcvTables
+    anode_potential: AnodePotentialTables
+    limits: Limits
+    circuit: Circuit
+    pack: Pack
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def capacity_Ah(self) -> float:
+        """Nominal per-cell capacity: facing area times the smaller areal capacity."""
+        return cell_capacity_Ah(self)
+
+    @property
+    def anode_mass_g(self) -> float:
+        """Anode active-layer mass per cell."""
+        return anode_mass_g(self)
+
+    @property
+    def c_n_mAh_g(self) -> float:
+        """Design C_N, the anode layer's capacity per gram over its used window."""
+        return self.anode.capacity_mAh_g
+
+
+def anode_areal_mAh_cm2(d: CellDesign) -> float:
+    return d.anode.capacity_mAh_g * d.anode.density_g_cm3 * d.anode.thickness_um * _UM_TO_CM
+
+
+def cathode_areal_mAh_cm2(d: CellDesign) -> float:
+    return d.cathode.capacity_mAh_g * d.cathode.density_g_cm3 * d.cathode.thickness_um * _UM_TO_CM
+
+
+def np_ratio(d: CellDesign) -> float:
+    """N/P: anode over cathode areal capacity."""
+    return anode_areal_mAh_cm2(d) / cathode_areal_mAh_cm2(d)
+
+
+def volumetric_ratio(d: CellDesign) -> float:
+    """(C_N x D_N) / (C_P x D_P), claim 5's first relation."""
+    return (d.anode.capacity_mAh_g * d.anode.density_g_cm3) / (
+        d.cathode.capacity_mAh_g * d.cathode.density_g_cm3
+    )
+
+
+def cell_capacity_Ah(d: CellDesign) -> float:
+    areal = min(anode_areal_mAh_cm2(d), cathode_areal_mAh_cm2(d))
+    return areal * d.facing_area_cm2 / 1000.0
+
+
+def anode_mass_g(d: CellDesign) -> float:
+    return d.anode.density_g_cm3 * d.anode.thickness_um * _UM_TO_CM * d.facing_area_cm2
+
+
+def mean_discharge_V(d: CellDesign) -> float:
+    """Mean of the discharge-branch OCV over SOC 0..1 (trapezoid rule)."""
+    s, v = d.ocv.soc, d.ocv.discharge_V
+    return float(np.sum(0.5 * (v[1:] + v[:-1]) * np.diff(s)))
+
+
+def energy_Wh(d: CellDesign) -> float:
+    """Per-cell energy at the mean discharge voltage."""
+    return cell_capacity_Ah(d) * mean_discharge_V(d)
+
+
+def derived(d: CellDesign) -> dict[str, float]:
+    """All derived design quantities, keyed with units in the names."""
+    cap = cell_capacity_Ah(d)
+    return {
+        "anode_areal_mAh_cm2": anode_areal_mAh_cm2(d),
+        "cathode_areal_mAh_cm2": cathode_areal_mAh_cm2(d),
+        "np_ratio": np_ratio(d),
+        "cn_dn_mAh_cm3": d.anode.capacity_mAh_g * d.anode.density_g_cm3,
+        "cp_dp_mAh_cm3": d.cathode.capacity_mAh_g * d.cathode.density_g_cm3,
+        "volumetric_ratio": volumetric_ratio(d),
+        "capacity_Ah": cap,
+        "anode_mass_g": anode_mass_g(d),
+        "anode_utilization_at_full_mAh_g": cap * 1000.0 / anode_mass_g(d),
+        "mean_discharge_V": mean_discharge_V(d),
+        "energy_Wh": energy_Wh(d),
+        "pack_capacity_Ah": cap,
+        "pack_energy_Wh": energy_Wh(d) * d.n_series,
+        "n_series": float(d.n_series),
+    }

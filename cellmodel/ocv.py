@@ -1,0 +1,75 @@
+"""OCV and anode-potential lookup with the one-state hysteresis model.
+
+Both quantities mix two branches by the hysteresis state h in [-1, 1]:
+value = mid(x) + h * half(x), mid = (discharge + charge)/2, half = (discharge -
+charge)/2, which is (1+h)/2 * discharge + (1-h)/2 * charge. h = +1 is the
+discharge branch (anode delithiating), h = -1 the charge branch.
+
+Tables are extended linearly beyond their ends (by EXTEND of the span) with the
+end slopes, so an over-charged or over-discharged cell keeps moving its voltage
+instead of sitting flat at the table edge; beyond that the value is held.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+EXTEND = 0.3
+
+
+@dataclass(frozen=True)
+class BranchTable:
+    """Piecewise-linear mid and half-gap curves on one abscissa."""
+
+    x: np.ndarray
+    mid: np.ndarray
+    half: np.ndarray
+
+    @classmethod
+    def from_branches(
+        cls, x: np.ndarray, low: np.ndarray, high: np.ndarray, extend: bool = True
+    ) -> BranchTable:
+        """low is the h = -1 branch, high the h = +1 branch."""
+        x = np.asarray(x, dtype=float)
+        mid = 0.5 * (np.asarray(high, dtype=float) + np.asarray(low, dtype=float))
+        half = 0.5 * (np.asarray(high, dtype=float) - np.asarray(low, dtype=float))
+        if extend:
+            span = x[-1] - x[0]
+            x_lo, x_hi = x[0] - EXTEND * span, x[-1] + EXTEND * span
+
+            def ext(y: np.ndarray) -> np.ndarray:
+                y_lo = y[0] + (y[1] - y[0]) / (x[1] - x[0]) * (x_lo - x[0])
+                y_hi = y[-1] + (y[-1] - y[-2]) / (x[-1] - x[-2]) * (x_hi - x[-1])
+                return np.concatenate(([y_lo], y, [y_hi]))
+
+            mid, half = ext(mid), ext(half)
+            x = np.concatenate(([x_lo], x, [x_hi]))
+        return cls(x=x, mid=mid, half=half)
+
+    def value(self, x: np.ndarray | float, h: np.ndarray | float) -> np.ndarray:
+        return np.interp(x, self.x, self.mid) + h * np.interp(x, self.x, self.half)
+
+    def slope(self, x: np.ndarray, h: np.ndarray | float) -> np.ndarray:
+        """d value / dx of the segment holding x (right-continuous at breakpoints)."""
+        i = np.clip(np.searchsorted(self.x, x, side="right") - 1, 0, len(self.x) - 2)
+        dx = self.x[i + 1] - self.x[i]
+        inside = (x >= self.x[0]) & (x <= self.x[-1])
+        s_mid = (self.mid[i + 1] - self.mid[i]) / dx
+        s_half = (self.half[i + 1] - self.half[i]) / dx
+        return np.where(inside, s_mid + h * s_half, 0.0)
+
+
+def hysteresis_update(
+    h: np.ndarray, current_A: np.ndarray | float, dt_s: float, inv_q_As: np.ndarray, gamma: float
+) -> np.ndarray:
+    """Exact solution of dh/dt = gamma |I| / (3600 Q) (s - h) for constant I over dt.
+
+    s = sign(I) (+1 discharge, -1 charge); h is unchanged at zero current.
+    inv_q_As is 1 / (3600 Q).
+    """
+    s = np.sign(current_A)
+    # At zero current decay is 1 and h stays put whatever s is.
+    decay = np.exp(-gamma * np.abs(current_A) * dt_s * inv_q_As)
+    return s + (h - s) * decay

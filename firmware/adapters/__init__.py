@@ -1,0 +1,1 @@
+"""Board I/O adapters; main.py picks one from board.json."""

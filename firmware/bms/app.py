@@ -1,0 +1,356 @@
+"""Protocol state machine of the firmware, sans I/O (docs/protocol.md).
+
+The main loop hands it received bytes and the firmware clock (`ticks_ms`); it
+validates each frame (sequence, time, payload), drives `Bms`, and leaves one
+reply at a time in `out[:out_len]` for the main loop to write. It returns an
+action code when the main loop must leave (REPL) or reset. Nothing it does
+on a bad frame touches a switch or the configuration.
+
+Current is positive on discharge in every frame and attribute.
+"""
+
+from array import array
+
+try:
+    from micropython import const  # pyright: ignore[reportAssignmentType]
+except ImportError:
+
+    def const(x):
+        return x
+
+
+try:
+    from time import ticks_diff  # pyright: ignore[reportAssignmentType]
+except ImportError:
+
+    def ticks_diff(a, b):
+        return ((a - b + 0x20000000) & 0x3FFFFFFF) - 0x20000000
+
+
+import json
+
+from bms import codec
+from bms.codec import (
+    E_BUSY,
+    E_PAYLOAD,
+    E_SEQ,
+    E_TIME,
+    E_TYPE,
+    EV_CTRL_C,
+    EV_ERROR,
+    EV_FRAME,
+    EV_TIMEOUT,
+    FRAME_MAX,
+    HEADER,
+    MAX_PAYLOAD,
+    STATE_LEN,
+    put_bytes,
+    put_state,
+    put_u32,
+)
+from bms.crc16 import INIT, crc16
+
+FW_VERSION = "0.1.0"
+PROTOCOL_VERSION = const(1)
+MAX_DT_MS = const(0x3FFFFFFF)  # a longer gap between samples is clamped (about 12 days)
+DEFAULT_LINK_TIMEOUT_MS = const(2000)
+
+ACT_NONE = const(0)
+ACT_REPL = const(1)  # ENTER_REPL or Ctrl-C: shut down, return to the REPL
+ACT_RESET = const(2)  # RESET: shut down, soft-reset
+
+_ERROR_TEXT = (
+    b"",
+    b"crc",
+    b"version",
+    b"length",
+    b"type",
+    b"seq",
+    b"time",
+    b"payload",
+    b"timeout",
+    b"busy",
+)
+
+
+def config_json(d):
+    """The canonical CONFIG payload: sorted keys, no spaces (the HELLO config CRC covers it)."""
+    parts = []
+    for k in sorted(d):
+        parts.append(json.dumps(k) + ":" + json.dumps(d[k]))
+    return ("{" + ",".join(parts) + "}").encode()
+
+
+class NoIO:
+    """Board I/O for a board with no switches (the virtual board)."""
+
+    def apply(self, chg_on, dsg_on, balance):
+        pass
+
+    def open_all(self):
+        pass
+
+
+class App:
+    def __init__(
+        self,
+        bms,
+        cfg,
+        io=None,
+        *,
+        board_name="unknown",
+        config_flags=0,
+        config_path="bms_config.json",
+        link_mode=True,
+        now_ms,
+    ):
+        self.bms = bms
+        self.cfg = cfg
+        self.io = io if io is not None else NoIO()
+        self.config_path = config_path
+        self.link_mode = link_mode
+        self.parser = codec.Parser()
+        self.out = bytearray(FRAME_MAX)
+        self.out_len = 0
+        self.action = ACT_NONE
+        self.sample = codec.Sample()
+        # standalone mode: the adapter measures into these
+        self.cell_mV = self.sample.cell_mV
+        self.temp_ddegC = self.sample.temp_ddegC
+        self.bad_frames = 0
+        # rejections per reason code (index = E_*), saturating at 65535
+        self.rejects = array("H", bytes(2 * 10))
+        self.frames = 0
+        self.have_seq = False
+        self.last_seq = 0
+        self.have_time = False
+        self.t_hi = 0
+        self.t_lo = 0
+        self.link_timeout_ms = getattr(cfg, "link_timeout_ms", DEFAULT_LINK_TIMEOUT_MS)
+        self.link_lost = False
+        self.last_sample_ms = now_ms
+        self.boot_flags = (getattr(bms, "boot_flags", 0) | config_flags) & 0xFF
+        self.ident = (FW_VERSION + " " + board_name).encode()
+        self._config_changed()
+
+    def _config_changed(self):
+        self.config_bytes = config_json(self.cfg.as_dict())
+        self.config_crc = crc16(self.config_bytes, 0, len(self.config_bytes), INIT)
+        self.link_timeout_ms = getattr(self.cfg, "link_timeout_ms", self.link_timeout_ms)
+
+    # -- bytes in --------------------------------------------------------
+    def receive(self, data, i, n, now_ms):
+        """Consume data[i:n] until a reply is ready or an action is due; return the next index.
+
+        After each call write out[:out_len] if out_len, then clear out_len;
+        stop reading when `action` is not ACT_NONE.
+        """
+        parser = self.parser
+        while i < n and not self.out_len and not self.action:
+            i = parser.feed(data, i, n, now_ms)
+            ev = parser.event
+            if ev == EV_FRAME:
+                self._frame(now_ms)
+            elif ev == EV_ERROR:
+                self._reject(parser.error)
+            elif ev == EV_TIMEOUT:
+                self._count(codec.E_TIMEOUT)
+            elif ev == EV_CTRL_C:
+                self.action = ACT_REPL
+        return i
+
+    def tick(self, now_ms):
+        """Call while the line is idle: drops a stalled partial frame, runs the link watchdog."""
+        if self.parser.tick(now_ms):
+            self._count(codec.E_TIMEOUT)
+        if (
+            self.link_mode
+            and not self.link_lost
+            and ticks_diff(now_ms, self.last_sample_ms) > self.link_timeout_ms
+        ):
+            self.link_lost = True
+            bms = self.bms
+            bms.set_link_lost(True)
+            self.io.apply(bms.chg_on, bms.dsg_on, bms.balance)
+
+    # -- replies ---------------------------------------------------------
+    def _count(self, code):
+        if self.bad_frames < 0xFFFF:
+            self.bad_frames += 1
+        if self.rejects[code] < 0xFFFF:
+            self.rejects[code] += 1
+
+    def _reject(self, code):
+        self._count(code)
+        out = self.out
+        ftype = self.parser.ftype
+        if ftype & codec.REPLY or ftype == codec.T_BOOT:
+            # A firmware-to-host type coming in means the line echoes our own frames:
+            # answering would loop forever, so it is only counted.
+            return
+        out[HEADER] = code
+        end = put_bytes(out, HEADER + 1, _ERROR_TEXT[code])
+        self.out_len = codec.finish(out, codec.T_ERROR, self.parser.seq, end - HEADER)
+
+    def _reply(self, ftype, length):
+        self.out_len = codec.finish(self.out, ftype | codec.REPLY, self.parser.seq, length)
+
+    def _reply_bytes(self, ftype, status, text):
+        out = self.out
+        off = HEADER
+        if status >= 0:
+            out[off] = status
+            off += 1
+        room = FRAME_MAX - 2 - off
+        if len(text) > room:
+            text = text[:room]
+        end = put_bytes(out, off, text)
+        self._reply(ftype, end - HEADER)
+
+    def hello_payload(self, out, off):
+        """Write the HELLO_REPLY/BOOT payload at out[off:]; return its length."""
+        out[off] = PROTOCOL_VERSION
+        out[off + 1] = self.cfg.n_cells
+        out[off + 2] = self.cfg.n_temps
+        out[off + 3] = self.boot_flags
+        put_u32(out, off + 4, self.config_crc)
+        return put_bytes(out, off + 8, self.ident) - off
+
+    def boot_frame(self):
+        """Leave the unsolicited BOOT frame (seq 0) in out[:out_len]."""
+        self.out_len = codec.finish(self.out, codec.T_BOOT, 0, self.hello_payload(self.out, HEADER))
+
+    def _frame(self, now_ms):
+        p = self.parser
+        ftype = p.ftype
+        if ftype == codec.T_HELLO:
+            if p.length:
+                self._reject(E_PAYLOAD)
+                return
+            self._accept()
+            self.have_time = False
+            self._reply(ftype, self.hello_payload(self.out, HEADER))
+            return
+        if ftype > codec.T_SAVE:
+            self._reject(E_TYPE)
+            return
+        if self.have_seq and ((self.last_seq - p.seq) & 0xFFFF) < 0x8000:
+            self._reject(E_SEQ)
+            return
+        if ftype == codec.T_SAMPLE:
+            self._sample(now_ms)
+            return
+        if ftype == codec.T_CONFIG_WRITE:
+            self._config_write()
+            return
+        if p.length:
+            self._reject(E_PAYLOAD)
+            return
+        self._accept()
+        bms = self.bms
+        if ftype == codec.T_GET_STATE:
+            self._state(ftype)
+        elif ftype == codec.T_CONFIG_READ:
+            self._reply_bytes(ftype, -1, self.config_bytes)
+        elif ftype == codec.T_CLEAR_FAULTS:
+            put_u32(self.out, HEADER, bms.clear_faults())
+            self._reply(ftype, 4)
+        elif ftype == codec.T_ENTER_REPL:
+            self._reply(ftype, 0)
+            self.action = ACT_REPL
+        elif ftype == codec.T_RESET:
+            self._reply(ftype, 0)
+            self.action = ACT_RESET
+        elif ftype == codec.T_FAULT_LOG:
+            self._reply_bytes(ftype, -1, self._fault_log_json())
+        else:  # T_SAVE
+            try:
+                bms.save()
+                status = 0
+            except OSError:
+                status = 1
+            self.out[HEADER] = status
+            self._reply(ftype, 1)
+
+    def _accept(self):
+        self.frames += 1
+        self.have_seq = True
+        self.last_seq = self.parser.seq
+
+    def _fault_log_json(self):
+        log = self.bms.fault_log
+        start = 0
+        text = json.dumps(log).encode()
+        while len(text) > MAX_PAYLOAD and start < len(log):
+            start += 1  # the oldest entries give way when the log does not fit one frame
+            text = json.dumps(log[start:]).encode()
+        return text
+
+    def _config_write(self):
+        p = self.parser
+        try:
+            changes = json.loads(bytes(p.buf[HEADER : HEADER + p.length]))
+        except ValueError:
+            changes = None
+        if not isinstance(changes, dict):
+            self._reject(E_PAYLOAD)
+            return
+        self._accept()
+        err = self.cfg.update(changes)
+        if err:
+            self._reply_bytes(codec.T_CONFIG_WRITE, 1, err.encode())
+            return
+        self._config_changed()
+        status = 0
+        text = b""
+        try:
+            self.cfg.save(self.config_path)
+        except OSError as e:
+            status = 2  # in force, but not persisted
+            text = ("save: " + str(e)).encode()
+        self._reply_bytes(codec.T_CONFIG_WRITE, status, text)
+
+    def _sample(self, now_ms):
+        if not self.link_mode:
+            self._reject(E_BUSY)
+            return
+        p = self.parser
+        smp = self.sample
+        if smp.decode(p.buf, HEADER, p.length) or smp.n_cells != self.cfg.n_cells:
+            self._reject(E_PAYLOAD)
+            return
+        t_hi = smp.t_hi
+        t_lo = smp.t_lo
+        if self.have_time:
+            d_hi = t_hi - self.t_hi
+            if d_hi < 0 or (d_hi == 0 and t_lo <= self.t_lo):
+                self._reject(E_TIME)
+                return
+            dt_ms = MAX_DT_MS if d_hi >= 0x4000 else (d_hi << 16) + t_lo - self.t_lo
+        else:
+            dt_ms = 0  # first sample of a session: nothing to integrate yet
+        self._accept()
+        self.have_time = True
+        self.t_hi = t_hi
+        self.t_lo = t_lo
+        self.last_sample_ms = now_ms
+        bms = self.bms
+        if self.link_lost:
+            self.link_lost = False
+            bms.set_link_lost(False)
+        bms.step(dt_ms, smp.cell_mV, smp.n_cells, smp.current_mA, smp.temp_ddegC, smp.n_temps)
+        self.io.apply(bms.chg_on, bms.dsg_on, bms.balance)
+        self._state(codec.T_SAMPLE)
+
+    def local_sample(self, dt_ms, current_mA, n, nt, now_ms):
+        """Standalone mode: the board measured cell_mV/temp_ddegC itself; step the Bms."""
+        self.t_lo = now_ms & 0xFFFF
+        self.t_hi = (now_ms >> 16) & 0xFFFF
+        self.have_time = True
+        bms = self.bms
+        bms.step(dt_ms, self.cell_mV, n, current_mA, self.temp_ddegC, nt)
+        self.io.apply(bms.chg_on, bms.dsg_on, bms.balance)
+
+    def _state(self, ftype):
+        put_state(self.out, HEADER, self.t_hi, self.t_lo, self.bms, self.bad_frames)
+        self._reply(ftype, STATE_LEN)

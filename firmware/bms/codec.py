@@ -1,0 +1,284 @@
+"""Frame codec of the sisnbms serial protocol (docs/protocol.md), allocation-free.
+
+`Parser` is a byte-fed state machine writing into one preallocated buffer; it
+never raises on bad input, it reports an event and a reason code instead.
+`finish()` writes header and CRC around a payload already placed in an output
+buffer. u32 fields are handled as two 16-bit halves so every value stays a
+small int on 32-bit ports.
+"""
+
+try:
+    from micropython import const  # pyright: ignore[reportAssignmentType]
+except ImportError:  # CPython imports the pure logic for tests
+
+    def const(x):
+        return x
+
+
+try:
+    from time import ticks_diff  # pyright: ignore[reportAssignmentType]
+except ImportError:
+
+    def ticks_diff(a, b):
+        return ((a - b + 0x20000000) & 0x3FFFFFFF) - 0x20000000
+
+
+from array import array
+
+from bms.crc16 import INIT, crc16
+
+SYNC = const(0xA5)
+VERSION = const(1)
+HEADER = const(7)  # sync, version, type, seq(2), len(2)
+MAX_PAYLOAD = const(4096)
+FRAME_MAX = const(4105)  # HEADER + MAX_PAYLOAD + 2 (CRC)
+CTRL_C = const(3)
+STALL_MS = const(100)  # a partial frame idle this long on the firmware clock is dropped
+MAX_CELLS = const(16)
+MAX_TEMPS = const(8)
+STATE_LEN = const(48)
+
+# Frame types (replies are type | 0x80).
+T_HELLO = const(0x01)
+T_SAMPLE = const(0x02)
+T_GET_STATE = const(0x03)
+T_CONFIG_READ = const(0x04)
+T_CONFIG_WRITE = const(0x05)
+T_CLEAR_FAULTS = const(0x06)
+T_ENTER_REPL = const(0x07)
+T_RESET = const(0x08)
+T_FAULT_LOG = const(0x09)
+T_SAVE = const(0x0A)
+T_BOOT = const(0x40)
+T_ERROR = const(0xFF)
+REPLY = const(0x80)
+
+# Rejection reason codes (ERROR payload byte 0).
+E_CRC = const(1)
+E_VERSION = const(2)
+E_LENGTH = const(3)
+E_TYPE = const(4)
+E_SEQ = const(5)
+E_TIME = const(6)
+E_PAYLOAD = const(7)
+E_TIMEOUT = const(8)
+E_BUSY = const(9)
+
+# Parser events.
+EV_NONE = const(0)
+EV_FRAME = const(1)  # a complete frame with a good CRC and version is in buf
+EV_ERROR = const(2)  # header readable, frame rejected: reason in .error, seq/ftype valid
+EV_CTRL_C = const(3)  # 0x03 while hunting for sync
+EV_TIMEOUT = const(4)  # a partial frame stalled and was dropped (no reply)
+
+_HUNT = const(0)
+_HEADER = const(1)
+_BODY = const(2)
+_DISCARD = const(3)  # after an over-long header: drop bytes until the line is idle
+
+
+class Parser:
+    def __init__(self):
+        self.buf = bytearray(FRAME_MAX)
+        self.state = _HUNT
+        self.pos = 0
+        self.need = 0
+        self.ftype = 0
+        self.seq = 0
+        self.length = 0
+        self.event = EV_NONE
+        self.error = 0
+        self.last_ms = 0
+
+    def tick(self, now_ms):
+        """Drop a partial frame idle for more than STALL_MS; True if a frame was dropped."""
+        if self.state != _HUNT and ticks_diff(now_ms, self.last_ms) > STALL_MS:
+            dropped = self.state != _DISCARD
+            self.state = _HUNT
+            self.pos = 0
+            return dropped
+        return False
+
+    def feed(self, data, i, n, now_ms):
+        """Consume data[i:n] up to the first event; return the index of the next byte.
+
+        `self.event` tells what stopped it (EV_NONE: all bytes consumed).
+        """
+        self.event = EV_NONE
+        if self.tick(now_ms):
+            self.event = EV_TIMEOUT
+            self.error = E_TIMEOUT
+            return i
+        self.last_ms = now_ms
+        buf = self.buf
+        while i < n:
+            b = data[i]
+            i += 1
+            state = self.state
+            if state == _HUNT:
+                if b == SYNC:
+                    buf[0] = b
+                    self.pos = 1
+                    self.state = _HEADER
+                elif b == CTRL_C:
+                    self.event = EV_CTRL_C
+                    return i
+                continue
+            if state == _DISCARD:
+                continue
+            pos = self.pos
+            buf[pos] = b
+            pos += 1
+            self.pos = pos
+            if state == _HEADER:
+                if pos == HEADER:
+                    self.ftype = buf[2]
+                    self.seq = buf[3] | (buf[4] << 8)
+                    length = buf[5] | (buf[6] << 8)
+                    self.length = length
+                    if length > MAX_PAYLOAD:
+                        # The rest cannot be framed; discarding until idle keeps its
+                        # bytes from being taken as sync or Ctrl-C.
+                        self.state = _DISCARD
+                        self.event = EV_ERROR
+                        self.error = E_LENGTH
+                        return i
+                    self.need = HEADER + length + 2
+                    self.state = _BODY
+            elif pos == self.need:
+                self.state = _HUNT
+                self.pos = 0
+                end = pos - 2
+                if crc16(buf, 1, end, INIT) != (buf[end] | (buf[end + 1] << 8)):
+                    self.event = EV_ERROR
+                    self.error = E_CRC
+                elif buf[1] != VERSION:
+                    self.event = EV_ERROR
+                    self.error = E_VERSION
+                else:
+                    self.event = EV_FRAME
+                return i
+        return i
+
+
+def finish(out, ftype, seq, length):
+    """Write header and CRC around out[7:7+length]; return the frame size."""
+    out[0] = SYNC
+    out[1] = VERSION
+    out[2] = ftype
+    out[3] = seq & 0xFF
+    out[4] = (seq >> 8) & 0xFF
+    out[5] = length & 0xFF
+    out[6] = length >> 8
+    end = HEADER + length
+    c = crc16(out, 1, end, INIT)
+    out[end] = c & 0xFF
+    out[end + 1] = c >> 8
+    return end + 2
+
+
+def put_u16(buf, off, v):
+    """Also writes i16: & and >> on a negative small int give two's complement bytes."""
+    buf[off] = v & 0xFF
+    buf[off + 1] = (v >> 8) & 0xFF
+
+
+def put_u32(buf, off, v):
+    """u32 or i32 from a small int (|v| < 2**30)."""
+    buf[off] = v & 0xFF
+    buf[off + 1] = (v >> 8) & 0xFF
+    buf[off + 2] = (v >> 16) & 0xFF
+    buf[off + 3] = (v >> 24) & 0xFF
+
+
+def get_u16(buf, off):
+    return buf[off] | (buf[off + 1] << 8)
+
+
+def get_i16(buf, off):
+    v = buf[off] | (buf[off + 1] << 8)
+    return v - 0x10000 if v & 0x8000 else v
+
+
+def put_bytes(buf, off, data):
+    """Copy data into buf at off without a slice object; return the end offset."""
+    for k in range(len(data)):
+        buf[off + k] = data[k]
+    return off + len(data)
+
+
+class Sample:
+    """A decoded SAMPLE payload in preallocated storage (t_ms as 16-bit halves).
+
+    current_mA is positive on discharge.
+    """
+
+    def __init__(self):
+        self.t_hi = 0
+        self.t_lo = 0
+        self.current_mA = 0
+        self.n_cells = 0
+        self.n_temps = 0
+        self.cell_mV = array("H", bytes(2 * MAX_CELLS))
+        self.temp_ddegC = array("h", bytes(2 * MAX_TEMPS))
+
+    def decode(self, b, off, length):
+        """Decode b[off:off+length]; return 0, or E_PAYLOAD leaving the fields unusable."""
+        if length < 10:
+            return E_PAYLOAD
+        n = b[off + 8]
+        if n < 1 or n > MAX_CELLS or length < 10 + 2 * n:
+            return E_PAYLOAD
+        nt = b[off + 9 + 2 * n]
+        if nt > MAX_TEMPS or length != 10 + 2 * n + 2 * nt:
+            return E_PAYLOAD
+        cur_hi = get_i16(b, off + 6)
+        if cur_hi < -0x4000 or cur_hi >= 0x4000:
+            return E_PAYLOAD  # beyond +-2**30 mA: not a small int, and not a current
+        self.current_mA = (cur_hi << 16) + get_u16(b, off + 4)
+        self.t_lo = get_u16(b, off)
+        self.t_hi = get_u16(b, off + 2)
+        self.n_cells = n
+        self.n_temps = nt
+        cells = self.cell_mV
+        p = off + 9
+        for k in range(n):
+            cells[k] = b[p] | (b[p + 1] << 8)
+            p += 2
+        temps = self.temp_ddegC
+        p += 1
+        for k in range(nt):
+            temps[k] = get_i16(b, p)
+            p += 2
+        return 0
+
+
+def put_state(o, h, t_hi, t_lo, s, bad_frames):
+    """Write the 48-byte STATE payload at o[h:] from the Bms result attributes of `s`."""
+    put_u16(o, h, t_lo)
+    put_u16(o, h + 2, t_hi)
+    put_u16(o, h + 4, s.soc_cpct)
+    put_u16(o, h + 6, s.soc_unc_cpct)
+    put_u16(o, h + 8, s.remaining_mAh)
+    put_u16(o, h + 10, s.capacity_mAh)
+    put_u16(o, h + 12, s.anode_util_dmAhg)
+    # the switch bits come from chg_on/dsg_on, the truth the adapter applied
+    flags = s.flags & 0xFFFC
+    if s.chg_on:
+        flags |= 1
+    if s.dsg_on:
+        flags |= 2
+    put_u16(o, h + 14, flags)
+    put_u32(o, h + 16, s.faults)
+    put_u32(o, h + 20, s.latched)
+    put_u16(o, h + 24, s.warnings)
+    put_u16(o, h + 26, s.balance)
+    put_u16(o, h + 28, s.cycle_count)
+    put_u16(o, h + 30, bad_frames)
+    put_u32(o, h + 32, s.samples)
+    put_u32(o, h + 36, s.current_mA)
+    put_u16(o, h + 40, s.min_cell_mV)
+    put_u16(o, h + 42, s.max_cell_mV)
+    put_u16(o, h + 44, s.max_temp_ddegC)
+    put_u16(o, h + 46, s.cap_learn_count)
+    return STATE_LEN

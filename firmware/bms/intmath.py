@@ -1,0 +1,58 @@
+"""Integer helpers that keep every intermediate a small int (|x| < 2**30 on 32-bit ports).
+
+The argument bounds are stated per function; the callers' config hard limits keep to them.
+"""
+
+
+def scale_1e4(a, b):
+    """floor(a * 10000 / b) for 0 <= a < 2**30 and 1 <= b <= 10000 (exact).
+
+    a // b * 10000 must stay below 2**30, i.e. a < 107374 * b.
+    """
+    q = a // b
+    return q * 10000 + (a - q * b) * 10000 // b
+
+
+def ratio_1e4(a, b):
+    """floor(a * 10000 / b) for 0 <= a < 2**30 and 1 <= b < 2**30 / 10 (exact).
+
+    Long division one decimal digit at a time: the running remainder stays below b,
+    so remainder * 10 stays below 2**30.
+    """
+    q = a // b
+    r = a - q * b
+    res = q
+    # four decimal digits, unrolled: no loop object on any port
+    r *= 10
+    d = r // b
+    res = res * 10 + d
+    r -= d * b
+    r *= 10
+    d = r // b
+    res = res * 10 + d
+    r -= d * b
+    r *= 10
+    d = r // b
+    res = res * 10 + d
+    r -= d * b
+    r *= 10
+    d = r // b
+    return res * 10 + d
+
+
+def of_1e4(x, part):
+    """floor(x * part / 10000) for 0 <= x < 2**30 and 0 <= part <= 10000 (exact)."""
+    hi = x // 10000
+    return hi * part + (x - hi * 10000) * part // 10000
+
+
+def isqrt(n):
+    """floor(sqrt(n)) for 0 <= n < 2**30 (Newton iteration on ints)."""
+    if n < 2:
+        return n
+    x = n
+    y = (x + 1) >> 1
+    while y < x:
+        x = y
+        y = (x + n // x) >> 1
+    return x

@@ -1,0 +1,49 @@
+"""Integer OCV branch tables (mV over SOC in 0.01 %) and interpolation both ways.
+
+Silicon keeps a charge/discharge OCV gap at rest, so there are two tables; the
+caller says which branch applies. Products stay below 5000 mV x 10000 cpct.
+"""
+
+from array import array
+
+CHARGE = 0
+DISCHARGE = 1
+
+
+class OcvTables:
+    def __init__(self, soc_cpct, chg_mV, dsg_mV):
+        self.n = len(soc_cpct)
+        self.soc = array("h", soc_cpct)
+        self.mv = (array("h", chg_mV), array("h", dsg_mV))
+
+    def mV_at(self, branch, soc_cpct):
+        """OCV of `branch` at soc_cpct (clamped to the table's ends)."""
+        s = self.soc
+        v = self.mv[branch]
+        n = self.n
+        if soc_cpct <= s[0]:
+            return v[0]
+        if soc_cpct >= s[n - 1]:
+            return v[n - 1]
+        i = 1
+        while s[i] < soc_cpct:
+            i += 1
+        s0 = s[i - 1]
+        v0 = v[i - 1]
+        return v0 + (v[i] - v0) * (soc_cpct - s0) // (s[i] - s0)
+
+    def soc_at(self, branch, mV):
+        """SOC in cpct where `branch` reads mV (clamped to 0..10000 at the ends)."""
+        s = self.soc
+        v = self.mv[branch]
+        n = self.n
+        if mV <= v[0]:
+            return s[0]
+        if mV >= v[n - 1]:
+            return s[n - 1]
+        i = 1
+        while v[i] < mV:
+            i += 1
+        v0 = v[i - 1]
+        s0 = s[i - 1]
+        return s0 + (s[i] - s0) * (mV - v0) // (v[i] - v0)

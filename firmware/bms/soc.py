@@ -1,0 +1,267 @@
+"""State-of-charge estimator for a silicon anode: counting, hysteresis branch, rest correction.
+
+Current is positive on discharge. The estimate is the counted charge q_mAs
+(CoulombCounter) against the learned capacity, with an uncertainty unc_mAs that
+grows with counted charge (gain error) and time (offset up to the deadband).
+
+Silicon's OCV keeps a charge/discharge gap at rest, so a voltage reading means
+something only on a known branch:
+- the branch is the direction of the last current that moved at least
+  branch_switch_cpct of capacity (gamma = 40 moves ~95 % of the way in 7.5 % SOC);
+  a reversal of more than 1/32 of that makes the branch unknown until it completes;
+- after a rest (|I| <= rest_current_mA for rest_time_ms and |dV/dt| of the mean
+  cell voltage <= rest_dvdt_uV_s over rest_window_ms) the estimate is blended
+  with the OCV reading of the known branch, weighted by both uncertainties;
+  with the branch unknown it is only clamped between the two branch readings;
+- full-charge reset at the end of the CV taper (max cell >= v_max - full_band,
+  charge current <= taper_mA for full_time_ms); empty calibration when the
+  minimum cell reaches v_min + empty_band while discharging at <= empty_current_mA.
+
+Boot without a persisted state: SOC from the first sample's mean cell voltage
+(IR-compensated with r_cell_mohm) with the branch unknown. The truth lies
+between the charge-branch reading (lower SOC) and the discharge-branch reading;
+we take the LOWER one (conservative for remaining charge and for discharge
+decisions; on charge the v_max backstop and the full reset correct it) and
+report half the gap plus ocv_unc_cpct as the uncertainty.
+"""
+
+from bms.intmath import isqrt, of_1e4, ratio_1e4
+from bms.ocv import CHARGE, DISCHARGE
+
+try:
+    from micropython import const
+except ImportError:
+
+    def const(x):
+        return x
+
+
+_CAP_MS = const(0x3FFFFFFF)
+# flag bits as in faults.F_* (repeated as consts so they fold at compile time)
+_F_RESTING = const(1 << 2)
+_F_FROM_VOLTAGE = const(1 << 6)
+_F_BRANCH_KNOWN = const(1 << 3)
+_F_BRANCH_DSG = const(1 << 4)
+_F_FULL_CAL = const(1 << 7)
+_F_EMPTY_CAL = const(1 << 8)
+_F_CORR = const(1 << 9)
+
+
+def soc_of(q_mAs, cap_mAs):
+    """Signed SOC in cpct of q_mAs (|q| <= 2 cap)."""
+    if q_mAs >= 0:
+        return ratio_1e4(q_mAs, cap_mAs)
+    return -ratio_1e4(-q_mAs, cap_mAs)
+
+
+def mAs_of(soc_cpct, cap_mAs):
+    """Signed charge of soc_cpct (|soc| <= 10000)."""
+    if soc_cpct >= 0:
+        return of_1e4(cap_mAs, soc_cpct)
+    return -of_1e4(cap_mAs, -soc_cpct)
+
+
+class SocEstimator:
+    def __init__(self, cfg, ocv, counter, learner):
+        self.cfg = cfg
+        self.ocv = ocv
+        self.counter = counter
+        self.learner = learner
+        self.unc_mAs = 0
+        self.unc_rem = 0  # mA*ms of uncertainty not yet in unc_mAs
+        self.branch = -1  # CHARGE, DISCHARGE or -1: never known
+        self.known = False
+        self.rev_dir = -1  # direction of the current run (CHARGE/DISCHARGE)
+        self.rev_mAs = 0  # charge moved in that run
+        self.rest_ms = 0
+        self.win_ms = 0
+        self.win_mV = 0
+        self.dvdt_ok = False
+        self.resting = False
+        self.rest_done = False
+        self.full_ms = 0
+        self.full_done = False
+        self.empty_done = False
+        self.need_init = True  # no persisted state: initialise from the first sample's voltage
+        self.flags = 0  # sticky this boot: _F_FULL_CAL, _F_EMPTY_CAL
+        self.sample_flags = 0  # resting, branch, correction: this sample
+
+    def init_from_voltage(self, current_mA, mean_mV):
+        cfg = self.cfg
+        ocv = self.ocv
+        cap = self.learner.cap_mAs
+        v = mean_mV + current_mA * cfg.r_cell_mohm // 1000
+        lo = ocv.soc_at(CHARGE, v)
+        hi = ocv.soc_at(DISCHARGE, v)
+        self.counter.set_mAs(of_1e4(cap, lo))
+        u = (hi - lo) // 2 + cfg.ocv_unc_cpct
+        if u > 10000:
+            u = 10000
+        self.unc_mAs = of_1e4(cap, u)
+        self.branch = -1
+        self.known = False
+        self.need_init = False
+        self.flags |= _F_FROM_VOLTAGE
+        self.learner.invalidate()
+
+    def gap(self):
+        """The sample interval was clamped: charge went uncounted."""
+        self.learner.invalidate()
+        self.unc_mAs += self.learner.cap_mAs // 100
+
+    def update(self, dt, cur, mean_mV, min_mV, max_mV):
+        """One sample: dt in ms (clamped), cur in mA after deadband (positive discharge)."""
+        cfg = self.cfg
+        c = self.counter
+        lrn = self.learner
+        cap = lrn.cap_mAs
+        c.add(cur, dt)
+        dq = c.dq_mAs
+        lrn.count(dq)
+        q = c.q_mAs
+        if q > cap * 2:
+            c.set_mAs(cap * 2)
+            lrn.invalidate()
+        elif q < -cap:
+            c.set_mAs(-cap)
+            lrn.invalidate()
+        sflags = 0
+
+        # uncertainty: gain error on |I| plus the uncounted deadband, per ms
+        a = cur if cur >= 0 else -cur
+        k = a // 1000
+        g = cfg.unc_gain_ppm
+        e = k * g // 1000 + (a - k * 1000) * g // 1000000 + cfg.deadband_mA  # <= 1.1e4
+        u = self.unc_rem + e * dt  # <= 1.1e8
+        w = u // 1000
+        self.unc_rem = u - w * 1000
+        unc = self.unc_mAs + w
+        if unc > cap:
+            unc = cap
+
+        # hysteresis branch from the direction of the charge moved
+        if cur != 0:
+            d = DISCHARGE if cur > 0 else CHARGE
+            if d != self.rev_dir:
+                self.rev_dir = d
+                self.rev_mAs = 0
+            m = self.rev_mAs + (dq if dq >= 0 else -dq)
+            if m > cap:
+                m = cap
+            self.rev_mAs = m
+            sw = of_1e4(cap, cfg.branch_switch_cpct)
+            if d == self.branch:
+                if not self.known and m >= sw:
+                    self.known = True
+            elif m >= sw:
+                self.branch = d
+                self.known = True
+            elif m > sw >> 5:
+                self.known = False
+
+        # rest detection on sample time
+        if a <= cfg.rest_current_mA:
+            r = self.rest_ms + dt
+            self.rest_ms = r if r < _CAP_MS else _CAP_MS
+            wm = self.win_ms + dt
+            if wm >= cfg.rest_window_ms:
+                dv = mean_mV - self.win_mV
+                if dv < 0:
+                    dv = -dv
+                if dv > 1000:
+                    dv = 1000
+                # uV/s test without division: dv mV * 1e6 <= rate uV/s * window ms (both <= 1e9)
+                self.dvdt_ok = dv * 1000000 <= cfg.rest_dvdt_uV_s * wm
+                self.win_mV = mean_mV
+                wm = 0
+            self.win_ms = wm
+        else:
+            self.rest_ms = 0
+            self.win_ms = 0
+            self.win_mV = mean_mV
+            self.dvdt_ok = False
+            self.rest_done = False
+        resting = self.rest_ms >= cfg.rest_time_ms and self.dvdt_ok
+        self.resting = resting
+
+        # full-charge reset at the end of the CV taper
+        if cur < 0 and -cur <= cfg.taper_mA and max_mV >= cfg.v_max_mV - cfg.full_band_mV:
+            f = self.full_ms + dt
+            self.full_ms = f if f < _CAP_MS else _CAP_MS
+            if f >= cfg.full_time_ms and not self.full_done:
+                lrn.point(cfg, 10000)
+                cap = lrn.cap_mAs
+                c.set_mAs(cap)
+                unc = of_1e4(cap, cfg.full_unc_cpct)
+                self.branch = CHARGE
+                self.known = True
+                self.full_done = True
+                self.flags |= _F_FULL_CAL
+        else:
+            self.full_ms = 0
+        if self.full_done:
+            if c.q_mAs > cap:
+                c.set_mAs(cap)  # still tapering: the cell is full, not fuller
+            elif cur > 0 and c.q_mAs < cap - cap // 20:
+                self.full_done = False
+
+        # empty calibration at the cut-off under low current
+        if (
+            cur > 0
+            and cur <= cfg.empty_current_mA
+            and min_mV <= cfg.v_min_mV + cfg.empty_band_mV
+            and not self.empty_done
+        ):
+            lrn.point(cfg, 0)
+            cap = lrn.cap_mAs
+            c.set_mAs(0)
+            unc = of_1e4(cap, cfg.empty_unc_cpct)
+            self.branch = DISCHARGE
+            self.known = True
+            self.empty_done = True
+            self.flags |= _F_EMPTY_CAL
+        if self.empty_done:
+            if c.q_mAs < 0:
+                c.set_mAs(0)
+            elif cur < 0 and c.q_mAs > cap // 20:
+                self.empty_done = False
+
+        # voltage correction once per rest
+        if resting and not self.rest_done:
+            self.rest_done = True
+            ocv = self.ocv
+            est = soc_of(c.q_mAs, cap)
+            if self.known:
+                sv = ocv.soc_at(self.branch, mean_mV)
+                lrn.point(cfg, sv)
+                cap = lrn.cap_mAs
+                uc = ratio_1e4(unc, cap) // 10  # 0.1 % units keep squares <= 1e6
+                uv = cfg.ocv_unc_cpct // 10
+                a2 = uc * uc
+                b2 = uv * uv
+                kpm = a2 * 1000 // (a2 + b2) if a2 + b2 > 0 else 0
+                est += (sv - est) * kpm // 1000
+                c.set_mAs(mAs_of(est, cap))
+                # posterior spread: sqrt(uc^2 (1 - K)), in cpct
+                un = isqrt(a2 * (1000 - kpm) // 1000) * 10
+                unc = of_1e4(cap, un if un > 10 else 10)
+                sflags |= _F_CORR
+            else:
+                lo = ocv.soc_at(CHARGE, mean_mV)
+                hi = ocv.soc_at(DISCHARGE, mean_mV)
+                if est < lo:
+                    c.set_mAs(mAs_of(lo, cap))
+                elif est > hi:
+                    c.set_mAs(mAs_of(hi, cap))
+                half = of_1e4(cap, (hi - lo) // 2 + cfg.ocv_unc_cpct)
+                if unc > half:
+                    unc = half
+        self.unc_mAs = unc
+
+        if resting:
+            sflags |= _F_RESTING
+        if self.known:
+            sflags |= _F_BRANCH_KNOWN
+        if self.branch == DISCHARGE:
+            sflags |= _F_BRANCH_DSG
+        self.sample_flags = sflags | self.flags

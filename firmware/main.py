@@ -1,0 +1,150 @@
+"""Firmware entry point: reads board.json, picks the board adapter, serves the protocol.
+
+Runs on the board after boot.py, and as `micropython main.py` in a virtual
+board. The serial link is the REPL's own stdin/stdout, so Ctrl-C is disabled
+while it runs (payload bytes may be 0x03) and given back before it returns
+to the REPL: on ENTER_REPL, or on a 0x03 received between frames.
+"""
+
+import gc
+import json
+import select
+import sys
+import time
+
+import micropython
+from bms import config as bms_config
+from bms.app import ACT_NONE, ACT_RESET, App
+from bms.core import Bms
+
+# Exit status of the unix port asking its supervisor (the virtual board) for a soft reset.
+SOFT_RESET_EXIT = 94
+IDLE_POLL_MS = 20
+
+BOARD_DEFAULTS = {"name": "unknown", "mcu": "unix", "mode": "link", "pins": {}, "wdt_timeout_ms": 0}
+
+
+def load_board(path="board.json"):
+    board = dict(BOARD_DEFAULTS)
+    try:
+        with open(path) as f:
+            loaded = json.load(f)
+        if isinstance(loaded, dict):
+            board.update(loaded)
+    except (OSError, ValueError):
+        pass  # an unreadable board file leaves a switchless link board: the safe choice
+    return board
+
+
+def make_io(board):
+    mcu = board.get("mcu")
+    if board.get("mode") == "standalone" and mcu == "rp2040":
+        from adapters.rp2040 import Rp2040Board
+
+        return Rp2040Board(board)
+    if board.get("mode") == "standalone" and mcu == "esp32":
+        from adapters.esp32 import Esp32Board
+
+        return Esp32Board(board)
+    from adapters.link import LinkBoard
+
+    return LinkBoard(board)
+
+
+def setup(board_path="board.json", config_path="bms_config.json"):
+    """Everything before the loop; returns (app, io, board)."""
+    board = load_board(board_path)
+    cfg, cfg_flags = bms_config.load(config_path)
+    bms = Bms(cfg)
+    io = make_io(board)
+    app = App(
+        bms,
+        cfg,
+        io,
+        board_name=board.get("name", "unknown"),
+        config_flags=cfg_flags,
+        config_path=config_path,
+        link_mode=board.get("mode", "link") != "standalone",
+        now_ms=time.ticks_ms(),
+    )
+    gc.collect()
+    return app, io, board
+
+
+def _ready(poller, timeout_ms):
+    for _ in poller.ipoll(timeout_ms):  # ipoll reuses its tuple: no allocation
+        return True
+    return False
+
+
+def serve(app, io, board):
+    """The loop; returns the action that ended it (ACT_REPL or ACT_RESET)."""
+    stdin = sys.stdin.buffer
+    stdout = sys.stdout.buffer
+    poller = select.poll()
+    poller.register(sys.stdin, select.POLLIN)
+    rx = bytearray(64)
+    one = bytearray(1)
+    period_ms = board.get("sample_period_ms", 1000)
+    standalone = not app.link_mode
+    n_cells = app.cfg.n_cells
+    n_temps = app.cfg.n_temps
+    last_sample = time.ticks_ms()
+    app.boot_frame()
+    stdout.write(app.out, app.out_len)
+    app.out_len = 0
+    while True:
+        io.feed_wdt()
+        n = 0
+        if _ready(poller, IDLE_POLL_MS):
+            # readinto on a blocking stream waits to fill the buffer: take only what is there
+            while n < len(rx):
+                if not stdin.readinto(one, 1):
+                    return app.action or 1  # end of input: nobody is listening
+                rx[n] = one[0]
+                n += 1
+                if not _ready(poller, 0):
+                    break
+        now = time.ticks_ms()
+        i = 0
+        while i < n:
+            i = app.receive(rx, i, n, now)
+            if app.out_len:
+                stdout.write(app.out, app.out_len)
+                app.out_len = 0
+            if app.action != ACT_NONE:
+                return app.action
+        app.tick(now)
+        if standalone and time.ticks_diff(now, last_sample) >= period_ms:
+            dt_ms = time.ticks_diff(now, last_sample)
+            last_sample = now
+            current_mA = io.measure(app.cell_mV, n_cells, app.temp_ddegC, n_temps)
+            app.local_sample(dt_ms, current_mA, n_cells, n_temps, now)
+
+
+def soft_reset(board):
+    if board.get("mcu") == "unix":
+        # the unix port's machine.soft_reset raises a bare SystemExit (status 0); the
+        # virtual board's supervisor restarts the interpreter on this status instead
+        sys.exit(SOFT_RESET_EXIT)
+    import machine
+
+    machine.soft_reset()
+
+
+def main():
+    app, io, board = setup()
+    micropython.kbd_intr(-1)
+    try:
+        action = serve(app, io, board)
+    finally:
+        # whatever ended the loop (even an exception), the pack is left safe
+        app.bms.shutdown()
+        io.open_all()
+        micropython.kbd_intr(3)
+    if action == ACT_RESET:
+        soft_reset(board)
+
+
+if __name__ == "__main__":
+    main()

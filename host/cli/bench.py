@@ -1,0 +1,44 @@
+"""`sisnbms bench`: run the benchmarks in host.bench and compare with the targets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from host import bench
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "bench",
+        help="measure model throughput (cell-steps/s) and the 1-hour profile time",
+        description="Benchmarks of the cell model; numbers depend on the machine.",
+    )
+    p.add_argument("--quick", action="store_true", help="short runs (for smoke tests)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    results = bench.run_all(quick=args.quick)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    steps = results["cell_steps"]
+    print("cells     us/step   cell-steps/s")
+    for key in ("cells_1", "cells_100", "cells_10000"):
+        r = steps[key]
+        print(f"{r['n_cells']:>6} {r['us_per_step']:>10.2f} {r['cell_steps_per_s']:>14,.0f}")
+    verdict = "meets" if steps["meets_target"] else "MISSES"
+    print(f"10,000 cells {verdict} the target of {steps['target_cell_steps_per_s']:,.0f} "
+          "cell-steps/s")
+    prof = results["profile_1h"]
+    verdict = "meets" if prof["meets_target"] else "MISSES"
+    print(f"1-hour single-cell profile at 1 s: best {prof['best_s'] * 1e3:.2f} ms, median "
+          f"{prof['median_s'] * 1e3:.2f} ms ({verdict} the target of "
+          f"{prof['target_s'] * 1e3:.0f} ms)")
+    for name, res in results.items():
+        if name not in ("cell_steps", "profile_1h"):
+            print(f"{name}: {json.dumps(res)}")
+    return 0

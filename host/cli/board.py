@@ -1,0 +1,106 @@
+"""`sisnbms board --virtual`: run a virtual board until interrupted.
+
+Prints the board's serial port (a pseudo-terminal) so mpremote, a terminal,
+`sisnbms flash` or `sisnbms hil` can open it like a USB board.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from cellmodel.errors import InputError
+from host.vboard import VirtualBoard
+from host.vboard.provision import has_firmware, provision_flash
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "board",
+        help="run a virtual board (MicroPython unix port on a pseudo-terminal)",
+        description=(
+            "Start a virtual board: MicroPython's unix port runs the firmware from a folder "
+            "standing for the flash, with a pseudo-terminal as its USB serial port. Runs "
+            "until Ctrl-C or SIGTERM."
+        ),
+    )
+    parser.add_argument(
+        "--virtual", action="store_true", help="a virtual board (the only kind this starts)"
+    )
+    parser.add_argument(
+        "--fs",
+        metavar="DIR",
+        help="flash folder (kept; default: a temporary folder removed on exit)",
+    )
+    parser.add_argument("--cell", metavar="X", help="cell preset or file for bms_config.json")
+    parser.add_argument(
+        "--board",
+        default="virtual",
+        metavar="NAME",
+        help="board file for board.json (default: virtual)",
+    )
+    parser.add_argument(
+        "--blank",
+        action="store_true",
+        help="do not install the firmware into an empty flash folder (to try `sisnbms flash`)",
+    )
+    parser.add_argument("--micropython", metavar="PATH", help="MicroPython unix-port binary")
+    parser.add_argument(
+        "--json", action="store_true", help='print {"port": ..., "fs": ...} on stdout'
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.virtual:
+        raise InputError("sisnbms board", "--virtual", "required: only virtual boards start here")
+    temp = None
+    if args.fs:
+        flash = Path(args.fs)
+        if flash.exists() and not flash.is_dir():
+            raise InputError("--fs", str(flash), "not a folder")
+    else:
+        temp = tempfile.mkdtemp(prefix="sisnbms-flash-")
+        flash = Path(temp)
+    try:
+        provisioned = False
+        if not args.blank and not has_firmware(flash):
+            provision_flash(flash, args.cell, args.board)
+            provisioned = True
+        return asyncio.run(_serve(flash, args, provisioned))
+    finally:
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+async def _serve(flash: Path, args: argparse.Namespace, provisioned: bool) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    board = VirtualBoard(flash, args.micropython)
+    await board.start()
+    try:
+        if args.json:
+            print(json.dumps({"port": board.port, "fs": str(flash.resolve())}), flush=True)
+        else:
+            what = "installed the firmware, " if provisioned else ""
+            print(f"virtual board on {board.port}", flush=True)
+            print(f"flash folder {flash.resolve()} ({what}Ctrl-C to stop)", flush=True)
+        await stop.wait()
+    finally:
+        await board.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+    if not args.json:
+        print("virtual board stopped", file=sys.stderr)
+    return 0

@@ -1,0 +1,80 @@
+"""`sisnbms design`: a cell design's derived quantities and its claims check.
+
+A report, so it exits 0 even when claims are violated; 2 on a bad cell file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from cellmodel import DEFAULT_CELL, load_cell
+from cellmodel.claims import check_claims
+from cellmodel.design import CellDesign, derived
+
+_DERIVED_LABELS = (
+    ("anode_areal_mAh_cm2", "anode areal capacity", "mAh/cm2", "{:.2f}"),
+    ("cathode_areal_mAh_cm2", "cathode areal capacity", "mAh/cm2", "{:.2f}"),
+    ("np_ratio", "N/P ratio", "", "{:.3f}"),
+    ("cn_dn_mAh_cm3", "C_N x D_N", "mAh/cm3", "{:,.0f}"),
+    ("cp_dp_mAh_cm3", "C_P x D_P", "mAh/cm3", "{:,.0f}"),
+    ("volumetric_ratio", "(C_N x D_N)/(C_P x D_P)", "", "{:.2f}"),
+    ("capacity_Ah", "cell capacity", "Ah", "{:.3f}"),
+    ("anode_mass_g", "anode active-layer mass", "g", "{:.3f}"),
+    ("anode_utilization_at_full_mAh_g", "anode utilization at full", "mAh/g", "{:,.0f}"),
+    ("mean_discharge_V", "mean discharge voltage", "V", "{:.3f}"),
+    ("energy_Wh", "cell energy", "Wh", "{:.2f}"),
+    ("pack_energy_Wh", "pack energy", "Wh", "{:.2f}"),
+)
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "design",
+        help="show a cell design's derived quantities and check it against claims 1-13",
+        description="Derived design quantities and the claims check of a cell file.",
+    )
+    p.add_argument(
+        "--cell",
+        default=DEFAULT_CELL,
+        metavar="NAME_OR_FILE",
+        help=f"preset name or cell TOML file (default {DEFAULT_CELL})",
+    )
+    p.add_argument("--json", action="store_true", help="print a JSON object instead of a table")
+    p.set_defaults(func=run)
+
+
+def report(design: CellDesign) -> dict[str, Any]:
+    return {
+        "cell": design.name,
+        "source": design.source,
+        "n_series": design.n_series,
+        "derived": derived(design),
+        "claims": {str(n): r.as_dict() for n, r in check_claims(design).items()},
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    design = load_cell(args.cell)
+    rep = report(design)
+    if args.json:
+        print(json.dumps(rep, indent=2))
+        return 0
+    print(f"cell {design.name} ({design.source})")
+    if design.description:
+        print(f"  {design.description}")
+    print(f"  {design.n_series} cell(s) in series\n")
+    d = rep["derived"]
+    for key, label, unit, fmt in _DERIVED_LABELS:
+        print(f"  {label:<28} {fmt.format(d[key]):>10} {unit}")
+    print("\n  claim  status          detail")
+    for n, r in rep["claims"].items():
+        print(f"  {n:>5}  {r['status']:<15} {r['detail']}")
+    counts = {s: sum(1 for r in rep["claims"].values() if r["status"] == s) for s in
+              ("satisfied", "violated", "not_applicable")}
+    print(
+        f"\n  {counts['satisfied']} satisfied, {counts['violated']} violated, "
+        f"{counts['not_applicable']} not applicable"
+    )
+    return 0

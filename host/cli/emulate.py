@@ -1,0 +1,115 @@
+"""`sisnbms emulate`: run a scenario in closed loop against the real firmware on a virtual board.
+
+    sisnbms emulate [--cell X] [--scenario NAME_OR_FILE] [--out DIR] [--realtime] [--json]
+                    [--micropython PATH] [--list]
+
+Writes <out>/<scenario>.bdf.csv (true and firmware values side by side, current
+positive on discharge), <scenario>.summary.json and <scenario>.png. Exit code 0
+when every expectation and safety check passed, 1 when one failed, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from host.scenarios import DEFAULT_SCENARIO, library_names, load_scenario
+
+DEFAULT_OUT = "sisnbms-out"
+
+
+def register(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "emulate",
+        help="run a scenario against the firmware on a virtual board",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    p.add_argument("--cell", help="cell preset name or TOML file (default: the scenario's cell)")
+    p.add_argument(
+        "--scenario",
+        default=DEFAULT_SCENARIO,
+        help=f"built-in scenario name or TOML file (default: {DEFAULT_SCENARIO}; see --list)",
+    )
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
+    p.add_argument(
+        "--realtime", action="store_true", help="pace samples to the wall clock (default lockstep)"
+    )
+    p.add_argument("--micropython", help="MicroPython unix-port binary for the virtual board")
+    p.add_argument("--list", action="store_true", help="list the built-in scenarios and exit")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    p.set_defaults(func=run)
+
+
+def _print_text(summary: dict[str, Any]) -> None:
+    print(f"scenario {summary['scenario']} on {summary['cell']} ({summary['n_cells']} cell(s))")
+    print(
+        f"  {summary['steps']} steps, {summary['sim_time_s'] / 3600:.2f} h simulated in "
+        f"{summary['wall_s']:.1f} s ({summary['steps_per_s']} steps/s, {summary['mode']})"
+    )
+    print(
+        f"  SOC error: RMS {summary['soc_rmse_pct']:.2f} %, "
+        f"max {summary['soc_max_error_pct']:.2f} %"
+        + (
+            f", near empty RMS {summary['soc_near_empty_rmse_pct']:.2f} %"
+            if summary.get("soc_near_empty_rmse_pct") is not None
+            else ""
+        )
+    )
+    if summary.get("capacity_error_pct") is not None:
+        print(
+            f"  capacity: BMS {summary['capacity_est_Ah']} Ah vs true "
+            f"{summary['capacity_true_Ah']} Ah ({summary['capacity_error_pct']:+.2f} %)"
+        )
+    if summary.get("protection_latency_s"):
+        lat = ", ".join(f"{k} {v:g} s" for k, v in summary["protection_latency_s"].items())
+        print(f"  protection latency: {lat}")
+    link = summary["link"]
+    print(
+        f"  link: {link['frames_sent']} frames sent, {link['crc_rejects']} CRC rejects, "
+        f"{link['timeouts']} timeouts, {link['retries']} retries, {link['lost_samples']} lost"
+    )
+    print(f"  safety violations: {len(summary['violations'])}")
+    for v in summary["violations"]:
+        print(f"    {v}")
+    for e in summary["expectations"]:
+        mark = "pass" if e["passed"] else "FAIL"
+        print(f"  [{mark}] {e['text']} ({e['detail']})")
+    if not summary["completed"]:
+        print("  scenario stopped at max_duration_s before its last step")
+    for name, path in summary["outputs"].items():
+        print(f"  {name}: {path}")
+    print("PASS" if summary["passed"] else "FAIL")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list:
+        names = library_names()
+        if args.json:
+            print(json.dumps({"scenarios": names}))
+        else:
+            for name in names:
+                scenario = load_scenario(name)
+                print(f"{name:24s} {scenario.description}")
+        return 0
+    from host.emulator import run_scenario
+
+    scenario = load_scenario(args.scenario)
+    result = asyncio.run(
+        run_scenario(
+            scenario,
+            out_dir=args.out,
+            realtime=args.realtime,
+            micropython=args.micropython,
+            cell=args.cell,
+            progress=not args.json,
+        )
+    )
+    if args.json:
+        json.dump(result.summary, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_text(result.summary)
+    return result.exit_code

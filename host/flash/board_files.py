@@ -1,0 +1,106 @@
+"""The board's filesystem through mpremote's serial transport (the real mpremote, as a library).
+
+Synchronous, like mpremote itself: host.flash.flasher runs it in a thread.
+"""
+
+from __future__ import annotations
+
+import ast
+import posixpath
+
+from mpremote.transport import TransportError, TransportExecError
+from mpremote.transport_serial import SerialTransport
+
+from cellmodel.errors import InputError
+
+# Runs on the board: sha256 of each path, None when missing. hashlib is in
+# the rp2 and esp32 builds; without it the caller reads the files back.
+_HASH_SCRIPT = """\
+import hashlib, binascii
+def _h(p):
+    try:
+        f = open(p, 'rb')
+    except OSError:
+        return None
+    h = hashlib.sha256()
+    b = bytearray(512)
+    m = memoryview(b)
+    with f:
+        while True:
+            n = f.readinto(b)
+            if not n:
+                break
+            h.update(m[:n])
+    return binascii.hexlify(h.digest()).decode()
+print(repr([_h(p) for p in {paths!r}]))
+del _h
+"""
+
+
+class BoardFiles:
+    """An mpremote raw-REPL session on a board: hash, write and remove files, then reboot."""
+
+    def __init__(self, port: str) -> None:
+        try:
+            self._t = SerialTransport(port, baudrate=115200)
+        except TransportError as exc:
+            raise InputError("--port", port, f"mpremote cannot open it: {exc}") from exc
+        self.port = port
+        self._dirs: set[str] = {""}
+
+    def enter_raw_repl(self) -> None:
+        """Stop whatever runs and soft-reset into the raw REPL (boot.py runs, main.py not)."""
+        try:
+            self._t.enter_raw_repl(soft_reset=True)
+        except TransportError as exc:
+            raise InputError(
+                "--port", self.port, f"no MicroPython REPL answers ({exc}); is MicroPython flashed?"
+            ) from exc
+
+    def exec(self, code: str) -> bytes:
+        return self._t.exec(code)
+
+    def hashes(self, paths: list[str]) -> dict[str, str | None]:
+        """sha256 hex of each file on the board (None when missing)."""
+        if not paths:
+            return {}
+        try:
+            out = self._t.exec(_HASH_SCRIPT.format(paths=paths))
+        except TransportExecError as exc:
+            if "ImportError" not in exc.error_output:
+                raise
+            return {p: self._hash_by_reading(p) for p in paths}
+        values = ast.literal_eval(out.decode().strip())
+        return dict(zip(paths, values))
+
+    def _hash_by_reading(self, path: str) -> str | None:
+        import hashlib
+
+        try:
+            data = self._t.fs_readfile(path)
+        except OSError:
+            return None
+        return hashlib.sha256(bytes(data)).hexdigest()
+
+    def write(self, path: str, data: bytes) -> None:
+        self._make_dirs(posixpath.dirname(path))
+        self._t.fs_writefile(path, data)
+
+    def remove(self, path: str) -> None:
+        self._t.exec(f"import os\nos.remove({path!r})")
+
+    def _make_dirs(self, folder: str) -> None:
+        if folder in self._dirs:
+            return
+        self._make_dirs(posixpath.dirname(folder))
+        self._t.exec(f"import os\ntry:\n os.mkdir({folder!r})\nexcept OSError:\n pass")
+        self._dirs.add(folder)
+
+    def reboot_into_firmware(self) -> None:
+        """Leave the raw REPL and soft-reset from the friendly REPL, so main.py runs."""
+        self._t.exit_raw_repl()
+        self._t.read_until(1, b">>> ", timeout=2)
+        self._t.serial.write(b"\x04")
+
+    def close(self) -> None:
+        self._t.close()

@@ -1,0 +1,165 @@
+"""`sisnbms flash`: put the firmware and its configuration on a board and check it runs.
+
+1. Ask a running firmware to yield the port (protocol ENTER_REPL), so the
+   REPL is there when mpremote takes over.
+2. With mpremote (raw REPL, after a soft reset that runs boot.py only): hash
+   the files on the board, write the ones that differ, remove the other form
+   of each module (a stale x.py shadows a new x.mpy), hash again to verify.
+3. Soft-reset from the friendly REPL so boot.py and main.py run, then HELLO
+   and CONFIG_READ over the protocol: the firmware answers, names this board,
+   and runs the configuration that was written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from host.boards import Board
+from host.flash.board_files import BoardFiles
+from host.flash.stage import StagedFile, counterpart, stage_firmware
+from host.link import SerialLink
+
+if TYPE_CHECKING:
+    from cellmodel import CellDesign
+
+# Boot flag bit 4 of HELLO_REPLY: the firmware rejected bms_config.json.
+_CONFIG_REJECTED = 1 << 4
+
+
+class FlashFailed(Exception):
+    """The files did not verify or the firmware did not come up as written (exit code 1)."""
+
+
+@dataclass
+class FlashResult:
+    port: str
+    board: str
+    form: str  # "mpy" or "source"
+    written: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    verified: bool = False
+    firmware_version: str = ""
+    board_name: str = ""
+    boot_flags: list[str] = field(default_factory=list)
+    config_mismatch: list[str] = field(default_factory=list)
+    ok: bool = False
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def flash_board(
+    port: str,
+    board: Board,
+    design: CellDesign | str | None,
+    *,
+    mpy: bool = True,
+    boot_timeout_s: float = 20.0,
+) -> FlashResult:
+    """Flash, verify and check; FlashResult.ok tells whether everything held."""
+    t0 = time.monotonic()
+    staged = stage_firmware(board, design, mpy=mpy)
+    result = FlashResult(port=port, board=board.name, form="mpy" if mpy else "source")
+    await request_repl(port)
+    await asyncio.to_thread(_transfer, port, staged, result)
+    if result.verified:
+        config = json.loads(next(f.data for f in staged if f.path == "bms_config.json"))
+        await check_firmware(port, board, config, result, boot_timeout_s)
+    result.ok = result.verified and not result.problems
+    result.seconds = round(time.monotonic() - t0, 2)
+    return result
+
+
+async def request_repl(port: str, timeout_s: float = 0.5) -> bool:
+    """Send ENTER_REPL so a running firmware hands the port back; True if it answered.
+
+    No answer is normal: the board may sit at its REPL already (mpremote's
+    Ctrl-C then does the rest).
+    """
+    from host.protocol.client import BmsClient, BmsError
+
+    async with await SerialLink.open(port) as link:
+        client = BmsClient(link, timeout_s=timeout_s, retries=0)
+        try:
+            await client.enter_repl()
+        except BmsError:
+            return False
+        # Let the firmware save its state and print the REPL banner.
+        await link.drain_input(0.2)
+        return True
+
+
+def _transfer(port: str, staged: list[StagedFile], result: FlashResult) -> None:
+    files = BoardFiles(port)
+    try:
+        files.enter_raw_repl()
+        wanted = {f.path: f for f in staged}
+        others = [c for f in staged if (c := counterpart(f.path)) and c not in wanted]
+        on_board = files.hashes([f.path for f in staged] + others)
+        for f in staged:
+            if on_board[f.path] == f.sha256:
+                result.unchanged.append(f.path)
+            else:
+                files.write(f.path, f.data)
+                result.written.append(f.path)
+        for path in others:
+            if on_board[path] is not None:
+                files.remove(path)
+                result.removed.append(path)
+        check = files.hashes(result.written + result.removed)
+        bad = [p for p in result.written if check[p] != wanted[p].sha256]
+        bad += [p for p in result.removed if check[p] is not None]
+        result.problems += [f"{p}: hash on the board differs after writing" for p in bad]
+        result.verified = not bad
+        if result.verified:
+            files.reboot_into_firmware()
+    finally:
+        files.close()
+
+
+async def check_firmware(
+    port: str, board: Board, config: dict[str, Any], result: FlashResult, timeout_s: float
+) -> None:
+    """HELLO until the rebooted firmware answers, then compare its configuration."""
+    from host.protocol.client import BmsClient, BmsError
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    async with await SerialLink.open(port) as link:
+        client = BmsClient(link, timeout_s=1.0, retries=0)
+        hello = None
+        while hello is None and loop.time() < deadline:
+            with contextlib.suppress(BmsError):
+                hello = await client.hello()
+        if hello is None:
+            result.problems.append(f"the firmware did not answer HELLO within {timeout_s} s")
+            return
+        result.firmware_version = hello.firmware_version
+        result.board_name = hello.board_name
+        result.boot_flags = list(hello.boot_flags)
+        if hello.board_name != board.name:
+            result.problems.append(
+                f"firmware reports board {hello.board_name!r}, expected {board.name!r}"
+            )
+        if hello.boot_flag_bits & _CONFIG_REJECTED:
+            result.problems.append("the firmware rejected bms_config.json (running on defaults)")
+        try:
+            in_force = await client.config_read()
+        except BmsError as exc:
+            result.problems.append(f"CONFIG_READ failed: {exc}")
+            return
+        result.config_mismatch = sorted(
+            key for key, value in config.items() if in_force.get(key) != value
+        )
+        if result.config_mismatch:
+            result.problems.append(
+                "configuration in force differs in: " + ", ".join(result.config_mismatch)
+            )

@@ -1,0 +1,35 @@
+"""The sisnbms serial protocol on the host: sans-I/O codec and the BmsClient session."""
+
+from host.protocol.codec import (
+    DecodeError,
+    Decoder,
+    ErrorCode,
+    ErrorReply,
+    Frame,
+    FrameType,
+    HelloReply,
+    Sample,
+    State,
+    crc16,
+    decode_hello,
+    decode_state,
+    encode_frame,
+    encode_sample,
+)
+
+__all__ = [
+    "DecodeError",
+    "Decoder",
+    "ErrorCode",
+    "ErrorReply",
+    "Frame",
+    "FrameType",
+    "HelloReply",
+    "Sample",
+    "State",
+    "crc16",
+    "decode_hello",
+    "decode_state",
+    "encode_frame",
+    "encode_sample",
+]

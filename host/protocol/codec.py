@@ -1,0 +1,396 @@
+"""Sans-I/O codec of the sisnbms serial protocol, version 1 (docs/protocol.md).
+
+Encodes host frames, decodes firmware frames incrementally, and turns
+payloads into dataclasses with units in their names. Current is positive on
+discharge. Mirrors firmware/bms/codec.py; both are checked against
+tests/vectors/protocol_vectors.json.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from host.protocol.faults import BOOT_FLAG_BITS, FAULT_BITS, FLAG_BITS, WARNING_BITS, names
+
+SYNC = 0xA5
+VERSION = 1
+HEADER_LEN = 7
+CRC_LEN = 2
+MAX_PAYLOAD = 4096
+MAX_CELLS = 16
+MAX_TEMPS = 8
+STATE_LEN = 48
+REPLY = 0x80
+NO_TEMP_DDEGC = -32768  # max_temp_ddegC when the sample had no temperature
+SEQ_MODULUS = 0x10000
+
+
+class FrameType(enum.IntEnum):
+    HELLO = 0x01
+    SAMPLE = 0x02
+    GET_STATE = 0x03
+    CONFIG_READ = 0x04
+    CONFIG_WRITE = 0x05
+    CLEAR_FAULTS = 0x06
+    ENTER_REPL = 0x07
+    RESET = 0x08
+    FAULT_LOG = 0x09
+    SAVE = 0x0A
+    HELLO_REPLY = 0x81
+    STATE = 0x82
+    GET_STATE_REPLY = 0x83
+    CONFIG = 0x84
+    CONFIG_WRITE_REPLY = 0x85
+    CLEAR_FAULTS_REPLY = 0x86
+    ENTER_REPL_REPLY = 0x87
+    RESET_REPLY = 0x88
+    FAULT_LOG_REPLY = 0x89
+    SAVE_REPLY = 0x8A
+    BOOT = 0x40
+    ERROR = 0xFF
+
+
+class ErrorCode(enum.IntEnum):
+    E_CRC = 1
+    E_VERSION = 2
+    E_LENGTH = 3
+    E_TYPE = 4
+    E_SEQ = 5
+    E_TIME = 6
+    E_PAYLOAD = 7
+    E_TIMEOUT = 8
+    E_BUSY = 9
+
+
+def _make_table() -> tuple[int, ...]:
+    table = []
+    for i in range(256):
+        c = i << 8
+        for _ in range(8):
+            c = ((c << 1) ^ 0x1021) if c & 0x8000 else (c << 1)
+            c &= 0xFFFF
+        table.append(c)
+    return tuple(table)
+
+
+_CRC_TABLE = _make_table()
+
+
+def crc16(data: bytes | bytearray | memoryview, crc: int = 0xFFFF) -> int:
+    """CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no final XOR."""
+    for b in bytes(data):
+        crc = ((crc << 8) & 0xFF00) ^ _CRC_TABLE[((crc >> 8) ^ b) & 0xFF]
+    return crc
+
+
+@dataclass(frozen=True)
+class Frame:
+    ftype: int
+    seq: int
+    payload: bytes
+    version: int = VERSION
+
+
+@dataclass(frozen=True)
+class DecodeError:
+    """A frame whose header was readable but which was rejected (bad CRC, version, length)."""
+
+    reason: ErrorCode
+    ftype: int
+    seq: int
+
+
+def encode_frame(ftype: int, seq: int, payload: bytes = b"", *, version: int = VERSION) -> bytes:
+    if not 0 <= seq < SEQ_MODULUS:
+        raise ValueError(f"seq {seq} outside 0..65535")
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    body = struct.pack("<BBHH", version, ftype, seq, len(payload)) + payload
+    return bytes([SYNC]) + body + struct.pack("<H", crc16(body))
+
+
+class Decoder:
+    """Incremental frame decoder; feed bytes, get frames and rejections in order.
+
+    Bytes between frames are skipped (counted in `skipped`). A header with a
+    length over MAX_PAYLOAD is reported and resynchronised on the next sync.
+    """
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self.skipped = 0
+
+    def feed(self, data: bytes) -> list[Frame | DecodeError]:
+        self._buf += data
+        out: list[Frame | DecodeError] = []
+        buf = self._buf
+        while True:
+            start = buf.find(SYNC)
+            if start < 0:
+                self.skipped += len(buf)
+                buf.clear()
+                break
+            if start:
+                self.skipped += start
+                del buf[:start]
+            if len(buf) < HEADER_LEN:
+                break
+            version, ftype, seq, length = struct.unpack_from("<BBHH", buf, 1)
+            if length > MAX_PAYLOAD:
+                out.append(DecodeError(ErrorCode.E_LENGTH, ftype, seq))
+                del buf[:1]
+                continue
+            end = HEADER_LEN + length + CRC_LEN
+            if len(buf) < end:
+                break
+            (rx_crc,) = struct.unpack_from("<H", buf, end - CRC_LEN)
+            if crc16(buf[1 : end - CRC_LEN]) != rx_crc:
+                # A false sync inside noise: skip only that byte so a real frame behind it is found.
+                out.append(DecodeError(ErrorCode.E_CRC, ftype, seq))
+                del buf[:1]
+                continue
+            payload = bytes(buf[HEADER_LEN : end - CRC_LEN])
+            del buf[:end]
+            if version != VERSION:
+                out.append(DecodeError(ErrorCode.E_VERSION, ftype, seq))
+            else:
+                out.append(Frame(ftype, seq, payload, version))
+        return out
+
+    def pending(self) -> int:
+        """Bytes held waiting for the rest of a frame."""
+        return len(self._buf)
+
+
+# ---- payloads ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A SAMPLE frame's payload: sensor readings at simulated time t_ms."""
+
+    t_ms: int
+    current_mA: int  # positive on discharge
+    cell_mV: tuple[int, ...]
+    temp_ddegC: tuple[int, ...]
+
+
+def encode_sample(
+    t_ms: int, cell_mV: Sequence[int], current_mA: int, temp_ddegC: Sequence[int] = ()
+) -> bytes:
+    """SAMPLE payload; current_mA positive on discharge."""
+    if not 1 <= len(cell_mV) <= MAX_CELLS:
+        raise ValueError(f"{len(cell_mV)} cells outside 1..{MAX_CELLS}")
+    if len(temp_ddegC) > MAX_TEMPS:
+        raise ValueError(f"{len(temp_ddegC)} temperatures over {MAX_TEMPS}")
+    n, nt = len(cell_mV), len(temp_ddegC)
+    return (
+        struct.pack("<IiB", t_ms, current_mA, n)
+        + struct.pack(f"<{n}H", *cell_mV)
+        + struct.pack(f"<B{nt}h", nt, *temp_ddegC)
+    )
+
+
+def decode_sample(payload: bytes) -> Sample:
+    t_ms, current_mA, n = struct.unpack_from("<IiB", payload)
+    cells = struct.unpack_from(f"<{n}H", payload, 9)
+    nt = payload[9 + 2 * n]
+    temps = struct.unpack_from(f"<{nt}h", payload, 10 + 2 * n)
+    if len(payload) != 10 + 2 * n + 2 * nt:
+        raise ValueError("SAMPLE payload size does not match its counts")
+    return Sample(t_ms, current_mA, cells, temps)
+
+
+_STATE = struct.Struct("<IHHHHHHIIHHHHIiHHhH")
+assert _STATE.size == STATE_LEN
+
+
+@dataclass(frozen=True)
+class State:
+    """A STATE payload in host units. Current positive on discharge."""
+
+    t_ms: int
+    soc_pct: float
+    soc_unc_pct: float
+    remaining_mAh: int
+    capacity_mAh: int
+    anode_util_mAh_g: float
+    flags: int
+    fault_bits: int
+    latched_bits: int
+    warning_bits: int
+    balance_bits: int
+    cycle_count: int
+    bad_frames: int
+    samples: int
+    current_mA: int
+    min_cell_mV: int
+    max_cell_mV: int
+    max_temp_degC: float | None  # None: no temperature sensor
+    cap_learn_count: int
+
+    @property
+    def chg_on(self) -> bool:
+        return bool(self.flags & 1)
+
+    @property
+    def dsg_on(self) -> bool:
+        return bool(self.flags & 2)
+
+    @property
+    def faults(self) -> tuple[str, ...]:
+        return names(self.fault_bits, FAULT_BITS)
+
+    @property
+    def latched(self) -> tuple[str, ...]:
+        return names(self.latched_bits, FAULT_BITS)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return names(self.warning_bits, WARNING_BITS)
+
+    @property
+    def flag_names(self) -> tuple[str, ...]:
+        return names(self.flags, FLAG_BITS)
+
+    def balancing(self, n_cells: int) -> tuple[bool, ...]:
+        """Bleed decision per cell, cell 1 first."""
+        return tuple(bool(self.balance_bits >> k & 1) for k in range(n_cells))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **{f: getattr(self, f) for f in self.__dataclass_fields__},
+            "chg_on": self.chg_on,
+            "dsg_on": self.dsg_on,
+            "faults": list(self.faults),
+            "latched": list(self.latched),
+            "warnings": list(self.warnings),
+            "flag_names": list(self.flag_names),
+        }
+
+
+def decode_state(payload: bytes) -> State:
+    if len(payload) != STATE_LEN:
+        raise ValueError(f"STATE payload of {len(payload)} bytes, expected {STATE_LEN}")
+    v = _STATE.unpack(payload)
+    return State(
+        t_ms=v[0],
+        soc_pct=v[1] / 100.0,
+        soc_unc_pct=v[2] / 100.0,
+        remaining_mAh=v[3],
+        capacity_mAh=v[4],
+        anode_util_mAh_g=v[5] / 10.0,
+        flags=v[6],
+        fault_bits=v[7],
+        latched_bits=v[8],
+        warning_bits=v[9],
+        balance_bits=v[10],
+        cycle_count=v[11],
+        bad_frames=v[12],
+        samples=v[13],
+        current_mA=v[14],
+        min_cell_mV=v[15],
+        max_cell_mV=v[16],
+        max_temp_degC=None if v[17] == NO_TEMP_DDEGC else v[17] / 10.0,
+        cap_learn_count=v[18],
+    )
+
+
+def encode_state_raw(values: Sequence[int]) -> bytes:
+    """STATE payload from its 19 raw integer fields in wire order (for tests and vectors)."""
+    return _STATE.pack(*values)
+
+
+@dataclass(frozen=True)
+class HelloReply:
+    """HELLO_REPLY or BOOT payload."""
+
+    protocol_version: int
+    n_cells: int
+    n_temps: int
+    boot_flag_bits: int
+    config_crc: int
+    firmware_version: str
+    board_name: str
+
+    @property
+    def boot_flags(self) -> tuple[str, ...]:
+        return names(self.boot_flag_bits, BOOT_FLAG_BITS)
+
+
+def decode_hello(payload: bytes) -> HelloReply:
+    if len(payload) < 8:
+        raise ValueError(f"HELLO_REPLY payload of {len(payload)} bytes, expected >= 8")
+    version, n_cells, n_temps, flags, crc = struct.unpack_from("<BBBBI", payload)
+    text = payload[8:].decode("utf-8", "replace")
+    fw, _, board = text.partition(" ")
+    return HelloReply(version, n_cells, n_temps, flags, crc, fw, board)
+
+
+def encode_hello_reply(
+    n_cells: int, n_temps: int, boot_flag_bits: int, config_crc: int, ident: str
+) -> bytes:
+    return struct.pack("<BBBBI", VERSION, n_cells, n_temps, boot_flag_bits, config_crc) + (
+        ident.encode()
+    )
+
+
+@dataclass(frozen=True)
+class ErrorReply:
+    code: int
+    text: str
+
+    @property
+    def name(self) -> str:
+        try:
+            return ErrorCode(self.code).name
+        except ValueError:
+            return f"E_{self.code}"
+
+
+def decode_error(payload: bytes) -> ErrorReply:
+    if not payload:
+        raise ValueError("ERROR payload is empty")
+    return ErrorReply(payload[0], payload[1:].decode("utf-8", "replace"))
+
+
+@dataclass(frozen=True)
+class StatusReply:
+    """CONFIG_WRITE_REPLY / SAVE_REPLY: status 0 ok, 1 rejected, 2 applied but not saved."""
+
+    status: int
+    text: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 0
+
+
+def decode_status(payload: bytes) -> StatusReply:
+    if not payload:
+        raise ValueError("status payload is empty")
+    return StatusReply(payload[0], payload[1:].decode("utf-8", "replace"))
+
+
+def encode_json(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
+
+
+def decode_json(payload: bytes) -> Any:
+    return json.loads(payload.decode("utf-8"))
+
+
+def decode_u32(payload: bytes) -> int:
+    if len(payload) != 4:
+        raise ValueError(f"expected a u32 payload, got {len(payload)} bytes")
+    return int(struct.unpack("<I", payload)[0])
+
+
+def seq_after(seq: int) -> int:
+    """The next host sequence number: 1..65535, wrapping past 0 (reserved)."""
+    return 1 if seq >= SEQ_MODULUS - 1 else seq + 1

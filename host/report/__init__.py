@@ -1,0 +1,1 @@
+"""Per-run outputs: the .bdf.csv log, the summary JSON and the PNG plot."""

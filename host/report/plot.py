@@ -1,0 +1,114 @@
+"""One PNG per run: voltage, current, true vs estimated SOC, anode utilization, temperature,
+switch and fault states on a shared time axis (matplotlib, Agg backend, no display needed).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from host.report.log import RunLog  # noqa: E402
+
+
+def _time_axis(t_s: np.ndarray) -> tuple[np.ndarray, str]:
+    span = float(t_s[-1] - t_s[0]) if t_s.size else 0.0
+    if span > 3 * 3600:
+        return t_s / 3600.0, "time / h"
+    if span > 300:
+        return t_s / 60.0, "time / min"
+    return t_s, "time / s"
+
+
+def write_plot(
+    log: RunLog,
+    path: Path,
+    *,
+    title: str,
+    limits: Any,
+    fault_names: dict[int, str],
+    subtitle: str = "",
+) -> Path:
+    """Draw the run; `limits` is the cell's Limits (v_max_V, v_min_V, window_top_mAh_g, ...)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t_raw = log.column("t_s")
+    t, t_label = _time_axis(t_raw)
+    fig, axes = plt.subplots(6, 1, figsize=(11, 13), sharex=True, constrained_layout=True)
+    fig.suptitle(title + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
+
+    ax = axes[0]
+    volts = log.cell_voltages()
+    for i in range(volts.shape[1] if volts.size else 0):
+        ax.plot(t, volts[:, i], lw=1, label=f"cell {i + 1}" if volts.shape[1] > 1 else "cell")
+    ax.axhline(limits.v_max_V, color="r", ls="--", lw=0.8, label=f"{limits.v_max_V} V limit")
+    ax.axhline(limits.v_min_V, color="r", ls=":", lw=0.8, label=f"{limits.v_min_V} V limit")
+    ax.set_ylabel("cell voltage / V")
+    ax.legend(loc="lower left", fontsize=7, ncol=4)
+
+    ax = axes[1]
+    ax.plot(t, log.column("demand_A"), color="0.6", ls="--", lw=1, label="demanded")
+    ax.plot(t, log.column("current_A"), color="C0", lw=1, label="through switches")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.set_ylabel("current / A\n(+ discharge)")
+    ax.legend(loc="lower left", fontsize=7)
+
+    ax = axes[2]
+    soc_true = log.column("soc_true") * 100
+    soc_fw = log.column("fw_soc_pct")
+    unc = log.column("fw_soc_unc_pct")
+    ax.fill_between(t, soc_fw - unc, soc_fw + unc, color="C1", alpha=0.2, lw=0, label="BMS +-unc.")
+    ax.plot(t, soc_true, color="k", lw=1.2, label="true")
+    ax.plot(t, soc_fw, color="C1", lw=1, label="BMS estimate")
+    ax.set_ylabel("SOC / %")
+    ax.set_ylim(-5, 105)
+    err_ax = ax.twinx()
+    err_ax.plot(t, soc_fw - soc_true, color="C3", lw=0.7, alpha=0.8)
+    err_ax.set_ylabel("error / %", color="C3")
+    err_ax.tick_params(axis="y", colors="C3")
+    lim = max(2.0, float(np.nanmax(np.abs(soc_fw - soc_true))) * 1.1) if t.size else 2.0
+    err_ax.set_ylim(-lim, lim)
+    ax.legend(loc="lower left", fontsize=7)
+
+    ax = axes[3]
+    ax.plot(t, log.column("anode_util_max_mAh_g"), color="k", lw=1.2, label="true (max cell)")
+    ax.plot(t, log.column("fw_anode_util_mAh_g"), color="C2", lw=1, label="BMS count")
+    ax.axhline(limits.window_top_mAh_g, color="r", ls="--", lw=0.8, label="window top")
+    ax.set_ylabel("anode util. / mAh/g")
+    ax.legend(loc="lower left", fontsize=7)
+
+    ax = axes[4]
+    ax.plot(t, log.column("temp_max_degC"), color="C3", lw=1, label="true (max cell)")
+    ax.axhline(limits.charge_temp_min_degC, color="b", ls=":", lw=0.8, label="charge min")
+    ax.axhline(limits.charge_temp_max_degC, color="r", ls=":", lw=0.8, label="charge max")
+    ax.set_ylabel("temperature / degC")
+    ax.legend(loc="lower left", fontsize=7, ncol=3)
+
+    ax = axes[5]
+    chg = log.column("chg_on")
+    dsg = log.column("dsg_on")
+    ax.step(t, chg * 0.8 + 2, where="post", color="C0", lw=1.2)
+    ax.step(t, dsg * 0.8 + 1, where="post", color="C1", lw=1.2)
+    link = log.column("link_ok")
+    ax.step(t, link * 0.8, where="post", color="0.4", lw=1.2)
+    labels = ["link", "DSG", "CHG"]
+    faults = np.array([r.faults for r in log.rows], dtype=np.int64)
+    seen = [b for b in sorted(fault_names) if t.size and np.any(faults & (1 << b))]
+    for k, bit in enumerate(seen):
+        on = (faults >> bit) & 1
+        ax.fill_between(t, 3 + k, 3 + k + 0.8 * on, step="post", color="C3", alpha=0.7, lw=0)
+        labels.append(fault_names[bit])
+    ax.set_yticks(np.arange(len(labels)) + 0.4)
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.set_ylim(-0.2, len(labels))
+    ax.set_ylabel("on / active")
+    ax.set_xlabel(t_label)
+    for a in axes:
+        a.grid(True, alpha=0.3)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path

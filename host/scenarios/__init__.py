@@ -1,0 +1,26 @@
+"""Scenarios: TOML files of experiment, fault and expectation steps, and the built-in library."""
+
+from host.scenarios.scenario import (
+    DEFAULT_SCENARIO,
+    LIBRARY_DIR,
+    InitialState,
+    Scenario,
+    library_names,
+    load_scenario,
+    parse_scenario,
+)
+from host.scenarios.steps import DriveStep, ExpectStep, FaultStep, ScenarioStep
+
+__all__ = [
+    "DEFAULT_SCENARIO",
+    "LIBRARY_DIR",
+    "DriveStep",
+    "ExpectStep",
+    "FaultStep",
+    "InitialState",
+    "Scenario",
+    "ScenarioStep",
+    "library_names",
+    "load_scenario",
+    "parse_scenario",
+]

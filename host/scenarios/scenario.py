@@ -1,0 +1,231 @@
+"""Scenario files: TOML with the cell, sensor model, seed, initial state and a list of steps.
+
+    name = "cold-charge"
+    description = "Charging below 0 degC must be refused."
+    cell = "sisn-lco-2ah"          # optional; `--cell` overrides
+    seed = 7
+    sample_period_s = 1.0
+    ambient_degC = 25.0
+    bleed_resistance_ohm = 33.0    # per-cell balancing resistor
+    max_duration_s = 36000         # optional cap on simulated time
+    steps = ["Set ambient -10 degC", "Rest for 2 hours", "Charge at 0.5C for 10 minutes",
+             "Expect CHG off within 5 s", "Expect fault UT_CHG"]   # before any [table]
+
+    [initial]
+    soc = 0.5                      # true SOC of every cell (pack spread added on top)
+    branch = "discharge"           # hysteresis branch the cells rest on: charge | discharge
+    temp_degC = 25.0               # default: ambient
+    state_file = true              # firmware starts with a state file holding the true SOC
+    firmware_soc = 0.8             # optional: the state file claims this SOC instead (wrong SOC)
+
+    [sensors]                      # host.sensors.SensorSpec fields; `ideal = true` zeroes errors
+    current_offset_mA = 3.0
+
+Relative `Run PROFILE.csv` paths are read from the scenario file's folder.
+
+Bad files raise InputError naming the file, the field (or step index) and the reason.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cellmodel.errors import InputError
+from host.scenarios.steps import DriveStep, ScenarioStep, parse_scenario_step
+from host.sensors import SensorSpec
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib  # pyright: ignore[reportMissingImports]
+
+LIBRARY_DIR = Path(__file__).resolve().parent / "library"
+DEFAULT_SCENARIO = "full-cycle"
+
+_TOP_KEYS = {
+    "name",
+    "description",
+    "cell",
+    "seed",
+    "sample_period_s",
+    "ambient_degC",
+    "bleed_resistance_ohm",
+    "max_duration_s",
+    "isothermal",
+    "hysteresis",
+    "initial",
+    "sensors",
+    "steps",
+}
+_INITIAL_KEYS = {"soc", "branch", "temp_degC", "state_file", "firmware_soc"}
+
+
+@dataclass(frozen=True)
+class InitialState:
+    soc: float = 0.5
+    branch: str = "discharge"  # "charge" (h = -1) or "discharge" (h = +1)
+    temp_degC: float | None = None  # None: ambient
+    state_file: bool = True
+    firmware_soc: float | None = None  # the state file's (possibly wrong) SOC; None: the true one
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    source: str
+    description: str = ""
+    cell: str | None = None
+    seed: int = 1
+    sample_period_s: float = 1.0
+    ambient_degC: float = 25.0
+    bleed_resistance_ohm: float = 33.0
+    max_duration_s: float = 48 * 3600.0
+    isothermal: bool = False
+    hysteresis: bool = True
+    initial: InitialState = field(default_factory=InitialState)
+    sensors: SensorSpec = field(default_factory=SensorSpec)
+    steps: tuple[ScenarioStep, ...] = ()
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    @property
+    def step_texts(self) -> list[str]:
+        return [s.text for s in self.steps]
+
+
+def _number(
+    data: dict[str, Any], key: str, source: str, default: float, *, lo: float, hi: float, name: str
+) -> float:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InputError(source, name, f"must be a number, got {value!r}")
+    if not lo <= value <= hi:
+        raise InputError(source, name, f"{value} outside {lo}..{hi}")
+    return float(value)
+
+
+def _bool(data: dict[str, Any], key: str, source: str, default: bool, name: str) -> bool:
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        raise InputError(source, name, f"must be true or false, got {value!r}")
+    return value
+
+
+def _initial(data: Any, source: str) -> InitialState:
+    if data is None:
+        return InitialState()
+    if not isinstance(data, dict):
+        raise InputError(source, "initial", "must be a table")
+    for key in data:
+        if key not in _INITIAL_KEYS:
+            raise InputError(
+                source, f"initial.{key}", f"unknown key; known: {', '.join(sorted(_INITIAL_KEYS))}"
+            )
+    soc = _number(data, "soc", source, 0.5, lo=0.0, hi=1.0, name="initial.soc")
+    branch = data.get("branch", "discharge")
+    if branch not in ("charge", "discharge"):
+        raise InputError(
+            source, "initial.branch", f"must be 'charge' or 'discharge', got {branch!r}"
+        )
+    temp = None
+    if "temp_degC" in data:
+        temp = _number(data, "temp_degC", source, 25.0, lo=-40, hi=80, name="initial.temp_degC")
+    fw_soc = None
+    if "firmware_soc" in data:
+        fw_soc = _number(data, "firmware_soc", source, 0.5, lo=0, hi=1, name="initial.firmware_soc")
+    state_file = _bool(data, "state_file", source, True, "initial.state_file")
+    if fw_soc is not None and not state_file:
+        raise InputError(source, "initial.firmware_soc", "needs state_file = true")
+    return InitialState(soc, branch, temp, state_file, fw_soc)
+
+
+def parse_scenario(data: dict[str, Any], source: str, base_dir: Path | None = None) -> Scenario:
+    """Validate a scenario table (from TOML) and parse its steps."""
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise InputError(source, key, f"unknown key; known: {', '.join(sorted(_TOP_KEYS))}")
+    name = data.get("name", Path(source).stem.removesuffix(".toml"))
+    if not isinstance(name, str) or not name:
+        raise InputError(source, "name", "must be non-empty text")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise InputError(source, "description", "must be text")
+    cell = data.get("cell")
+    if cell is not None and (not isinstance(cell, str) or not cell):
+        raise InputError(source, "cell", "must be a cell preset name or file path")
+    seed = data.get("seed", 1)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputError(source, "seed", f"must be an integer >= 0, got {seed!r}")
+    period = _number(data, "sample_period_s", source, 1.0, lo=0.01, hi=60.0, name="sample_period_s")
+    if round(period * 1000) != period * 1000:
+        raise InputError(source, "sample_period_s", "must be a whole number of milliseconds")
+    ambient = _number(data, "ambient_degC", source, 25.0, lo=-40, hi=80, name="ambient_degC")
+    bleed = _number(
+        data, "bleed_resistance_ohm", source, 33.0, lo=1.0, hi=1e6, name="bleed_resistance_ohm"
+    )
+    max_dur = _number(
+        data, "max_duration_s", source, 48 * 3600.0, lo=1.0, hi=30 * 86400.0, name="max_duration_s"
+    )
+    sensors_data = data.get("sensors", {})
+    if not isinstance(sensors_data, dict):
+        raise InputError(source, "sensors", "must be a table")
+    sensors = SensorSpec.from_mapping(sensors_data, source)
+    raw_steps = data.get("steps")
+    if not isinstance(raw_steps, list) or not raw_steps:
+        raise InputError(source, "steps", "must be a non-empty list of step texts")
+    steps = tuple(
+        parse_scenario_step(text, source, f"steps[{i}]") for i, text in enumerate(raw_steps)
+    )
+    if not any(isinstance(s, DriveStep) for s in steps):
+        raise InputError(
+            source, "steps", "needs at least one experiment step (Charge/Discharge/Rest...)"
+        )
+    return Scenario(
+        name=name,
+        source=source,
+        description=description,
+        cell=cell,
+        seed=seed,
+        sample_period_s=period,
+        ambient_degC=ambient,
+        bleed_resistance_ohm=bleed,
+        max_duration_s=max_dur,
+        isothermal=_bool(data, "isothermal", source, False, "isothermal"),
+        hysteresis=_bool(data, "hysteresis", source, True, "hysteresis"),
+        initial=_initial(data.get("initial"), source),
+        sensors=sensors,
+        steps=steps,
+        base_dir=base_dir or Path.cwd(),
+    )
+
+
+def library_names() -> list[str]:
+    """Names of the built-in scenarios (host/scenarios/library/*.toml)."""
+    return sorted(p.stem for p in LIBRARY_DIR.glob("*.toml"))
+
+
+def load_scenario(name_or_path: str | Path | None = None) -> Scenario:
+    """A built-in scenario by name, or a TOML file by path (default: the full cycle)."""
+    text = str(name_or_path) if name_or_path else DEFAULT_SCENARIO
+    path = Path(text)
+    if not (path.suffix == ".toml" or path.exists()):
+        path = LIBRARY_DIR / f"{text}.toml"
+        if not path.is_file():
+            raise InputError(
+                "--scenario",
+                text,
+                f"no such scenario file or built-in; built-ins: {', '.join(library_names())}",
+            )
+    if not path.is_file():
+        raise InputError("--scenario", text, "no such file")
+    source = str(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(source, "toml", str(exc)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(source, "file", str(exc)) from None
+    return parse_scenario(data, source, base_dir=path.parent)

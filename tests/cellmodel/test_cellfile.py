@@ -1,0 +1,120 @@
+"""Loading cell files: presets, extends, and every kind of bad input."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from cellmodel import DEFAULT_CELL, InputError, list_cells, load_cell
+from cellmodel.cellfile import CELLS_DIR
+
+DEFAULT_TEXT = (CELLS_DIR / f"{DEFAULT_CELL}.toml").read_text()
+
+
+def _write(tmp_path: Path, text: str, name: str = "cell.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _edit(pattern: str, replacement: str) -> str:
+    text, count = re.subn(pattern, replacement, DEFAULT_TEXT, count=1, flags=re.MULTILINE)
+    assert count == 1, pattern
+    return text
+
+
+def _error(path: Path) -> InputError:
+    with pytest.raises(InputError) as info:
+        load_cell(path)
+    assert info.value.source == str(path)
+    return info.value
+
+
+def test_presets_listed_and_loadable() -> None:
+    names = list_cells()
+    assert DEFAULT_CELL in names and "sisn-lco-2ah-4s" in names
+    for name in names:
+        design = load_cell(name)
+        assert design.name == name
+
+
+def test_pack_preset_extends_default() -> None:
+    pack = load_cell("sisn-lco-2ah-4s")
+    base = load_cell(DEFAULT_CELL)
+    assert pack.n_series == 4
+    assert pack.pack.capacity_spread > 0 and pack.pack.soc_spread > 0
+    assert pack.capacity_Ah == base.capacity_Ah
+    assert pack.circuit == base.circuit
+
+
+def test_load_by_path_and_extends_with_override(tmp_path: Path) -> None:
+    path = _write(tmp_path, 'extends = "sisn-lco-2ah"\n[cell]\nname = "mine"\n[anode]\n'
+                  "thickness_um = 40.0\n")
+    design = load_cell(path)
+    assert design.name == "mine"
+    assert design.anode.thickness_um == 40.0
+    assert design.anode.capacity_mAh_g == 1667.0
+    assert design.source == str(path)
+
+
+def test_window_top_defaults_to_c_n(tmp_path: Path) -> None:
+    design = load_cell(_write(tmp_path, _edit(r"^window_top_mAh_g.*\n", "")))
+    assert design.limits.window_top_mAh_g == design.c_n_mAh_g
+
+
+@pytest.mark.parametrize(
+    ("pattern", "replacement", "field", "reason"),
+    [
+        (r"^thickness_um = 30.0.*$", "", "anode.thickness_um", "missing required field"),
+        (r"^thickness_um = 30.0", 'thickness_um = "thirty"', "anode.thickness_um", "number"),
+        (r"^thickness_um = 30.0", "thickness_um = -3", "anode.thickness_um", "out of range"),
+        (r"^n_series = 1", "n_series = 1.5", "cell.n_series", "integer"),
+        (r"^n_series = 1", "n_series = true", "cell.n_series", "integer"),
+        (r"^binder = .*$", 'binder = "PVA"', "anode.binder", "list"),
+        (r"^r0_ohm = .*$", "r0_ohm = 0.025\nr3_ohm = 0.1", "circuit.r3_ohm", "unknown key"),
+        (r"^\[pack\]", "[packing]", "packing", "unknown section"),
+        (r"^composition = .*$", "composition = { Si = 0.8, Sn = 0.3 }", "anode.composition",
+         "sum to 1"),
+        (r"^window_top_mAh_g = .*$", "window_top_mAh_g = 2300.0", "limits.window_top_mAh_g",
+         "out of range"),
+        (r"^v_min_V = .*$", "v_min_V = 4.3", "limits.v_max_V", "must exceed"),
+        (r"^charge_V    = .*$", "charge_V = [3.2, 3.3]", "ocv.charge_V", "items"),
+        (r"^coulombic_efficiency = .*$", "coulombic_efficiency = 1.2",
+         "circuit.coulombic_efficiency", "out of range"),
+    ],
+)
+def test_bad_fields_name_file_and_field(
+    tmp_path: Path, pattern: str, replacement: str, field: str, reason: str
+) -> None:
+    err = _error(_write(tmp_path, _edit(pattern, replacement)))
+    assert err.field == field
+    assert reason in err.reason
+    assert str(err).startswith(f"{tmp_path / 'cell.toml'}: {field}: ")
+
+
+def test_missing_section(tmp_path: Path) -> None:
+    start = DEFAULT_TEXT.index("[circuit]")
+    end = DEFAULT_TEXT.index("[pack]")
+    err = _error(_write(tmp_path, DEFAULT_TEXT[:start] + DEFAULT_TEXT[end:]))
+    assert err.field == "circuit" and "missing section" in err.reason
+
+
+def test_not_toml(tmp_path: Path) -> None:
+    err = _error(_write(tmp_path, "[cell\nname = 3"))
+    assert err.field == "toml"
+
+
+def test_unknown_name() -> None:
+    with pytest.raises(InputError) as info:
+        load_cell("no-such-cell")
+    assert "sisn-lco-2ah" in info.value.reason
+
+
+def test_extends_cycle(tmp_path: Path) -> None:
+    _write(tmp_path, 'extends = "b.toml"\n', "a.toml")
+    _write(tmp_path, 'extends = "a.toml"\n', "b.toml")
+    with pytest.raises(InputError) as info:
+        load_cell(tmp_path / "a.toml")
+    assert info.value.field == "extends"

@@ -1,0 +1,346 @@
+"""The firmware's protocol state machine (bms/app.py) under real MicroPython with the real Bms.
+
+Each test runs in a temporary folder standing for the board's flash (the Bms
+writes bms_state.json, CONFIG_WRITE writes bms_config.json there).
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+from tests.firmware.mpy import run_mpy
+
+PRELUDE = textwrap.dedent(
+    """
+    import gc
+    import json
+    import struct
+    from bms import codec, config
+    from bms import faults as F
+    from bms.app import ACT_NONE, ACT_REPL, ACT_RESET, App
+    from bms.core import Bms
+
+    class Switches:
+        # records what the app drives on the board's GPIO
+        def __init__(self):
+            self.calls = 0
+            self.chg = None
+            self.dsg = None
+        def apply(self, chg_on, dsg_on, balance):
+            self.calls += 1
+            self.chg = chg_on
+            self.dsg = dsg_on
+        def open_all(self):
+            self.apply(False, False, 0)
+
+    def make(n_cells=4, n_temps=1):
+        cfg, flags = config.load("bms_config.json")
+        err = cfg.update({"n_cells": n_cells, "n_temps": n_temps})
+        assert err is None, err
+        bms = Bms(cfg)
+        io = Switches()
+        app = App(bms, cfg, io, board_name="test", config_flags=flags, now_ms=0)
+        return app, bms, cfg, io
+
+    _fb = bytearray(codec.FRAME_MAX)
+
+    def frame(ftype, seq, payload=b"", version=1):
+        codec.put_bytes(_fb, 7, payload)
+        n = codec.finish(_fb, ftype, seq, len(payload))
+        _fb[1] = version
+        if version != 1:  # re-seal so only the version is wrong
+            c = codec.crc16(_fb, 1, n - 2, 0xFFFF)
+            _fb[n - 2] = c & 0xFF
+            _fb[n - 1] = c >> 8
+        return bytes(_fb[:n])
+
+    def sample(t_ms, cells, current_mA, temps=(250,)):
+        return (
+            struct.pack("<IiB", t_ms, current_mA, len(cells))
+            + struct.pack("<%dH" % len(cells), *cells)
+            + struct.pack("<B%dh" % len(temps), len(temps), *temps)
+        )
+
+    def send(app, data, now=0):
+        # feed bytes; return the replies as (type, seq, payload) and the action
+        replies = []
+        i = 0
+        while i < len(data) and not app.action:
+            i = app.receive(data, i, len(data), now)
+            if app.out_len:
+                o = app.out
+                n = app.out_len
+                replies.append((o[2], o[3] | (o[4] << 8), bytes(o[7 : n - 2])))
+                app.out_len = 0
+        return replies
+
+    def state_of(payload):
+        v = struct.unpack("<IHHHHHHIIHHHHIiHHhH", payload)
+        return {"t_ms": v[0], "soc_cpct": v[1], "flags": v[6], "faults": v[7], "latched": v[8],
+                "bad_frames": v[12], "samples": v[13], "current_mA": v[14]}
+
+    GOOD = [3700, 3701, 3699, 3702]
+    """
+)
+
+
+def mpy(body: str, cwd: Path) -> str:
+    return run_mpy(PRELUDE + textwrap.dedent(body), cwd=cwd)
+
+
+def test_hello_reports_counts_flags_and_config_crc(tmp_path: Path) -> None:
+    out = mpy(
+        """
+        app, bms, cfg, io = make()
+        (t, seq, p), = send(app, frame(0x01, 77))
+        assert (t, seq) == (0x81, 77)
+        ver, n, nt, flags, crc = struct.unpack("<BBBBI", p[:8])
+        assert (ver, n, nt) == (1, 4, 1)
+        assert flags & 8 and flags & 2  # config from defaults, state file missing
+        assert p[8:] == b"0.1.0 test"
+        (t, seq, cj), = send(app, frame(0x04, 78))
+        assert t == 0x84 and codec.crc16(cj, 0, len(cj), 0xFFFF) == crc
+        print(len(cj))
+        """,
+        tmp_path,
+    )
+    assert 1000 < int(out) <= 4096
+
+
+def test_sequence_and_time_rules(tmp_path: Path) -> None:
+    mpy(
+        """
+        app, bms, cfg, io = make()
+        send(app, frame(0x01, 100))
+        (t, s, p), = send(app, frame(0x02, 101, sample(1000, GOOD, 100)))
+        assert t == 0x82 and state_of(p)["t_ms"] == 1000
+        # repeated seq, stale seq
+        for seq in (101, 100, (101 - 32767) & 0xFFFF):
+            (t, s, p), = send(app, frame(0x02, seq, sample(5000, GOOD, 100)))
+            assert (t, s, p[0]) == (0xFF, seq, codec.E_SEQ), (seq, t, p)
+        # a seq half the ring ahead counts as new
+        (t, s, p), = send(app, frame(0x03, (101 + 32768) & 0xFFFF))
+        assert t == 0x83, t
+        # time standing still and going back
+        seq = (101 + 32769) & 0xFFFF
+        for t_ms in (1000, 999, 0):
+            (t, s, p), = send(app, frame(0x02, seq, sample(t_ms, GOOD, 100)))
+            assert (t, p[0]) == (0xFF, codec.E_TIME), (t_ms, t, p)
+            seq += 1
+        (t, s, p), = send(app, frame(0x02, seq, sample(1001, GOOD, 100)))
+        st = state_of(p)
+        assert t == 0x82 and st["t_ms"] == 1001 and st["bad_frames"] == 6, st
+        # wrap 65535 -> 1
+        send(app, frame(0x01, 65534))
+        assert send(app, frame(0x03, 65535))[0][0] == 0x83
+        assert send(app, frame(0x03, 1))[0][0] == 0x83
+        # HELLO forgets the sample time: an earlier t_ms is accepted afterwards
+        send(app, frame(0x01, 9))
+        (t, s, p), = send(app, frame(0x02, 10, sample(5, GOOD, 100)))
+        assert t == 0x82 and state_of(p)["t_ms"] == 5
+        # t_ms above 2**31 (halves above 0x8000) works
+        (t, s, p), = send(app, frame(0x02, 11, sample(0xFFFFFF00, GOOD, 100)))
+        assert t == 0x82 and state_of(p)["t_ms"] == 0xFFFFFF00
+        """,
+        tmp_path,
+    )
+
+
+def test_bad_frames_never_change_switches_or_config(tmp_path: Path) -> None:
+    mpy(
+        """
+        app, bms, cfg, io = make()
+        send(app, frame(0x01, 1))
+        seq = 2
+        for k in range(5):
+            (t, s, p), = send(app, frame(0x02, seq, sample(1000 * (k + 1), GOOD, 500)))
+            seq += 1
+        assert io.chg is True and io.dsg is True, (io.chg, io.dsg, hex(bms.faults))
+        calls = io.calls
+        conf = bytes(app.config_bytes)
+        OVER = [4300, 4300, 4300, 4300]  # abuse over-voltage: would latch and open both
+        bad = []
+        raw = bytearray(frame(0x02, seq, sample(9000, OVER, 500)))
+        raw[10] ^= 0x40
+        bad.append(bytes(raw))                                              # CRC
+        bad.append(frame(0x02, seq, sample(9000, OVER, 500), version=2))    # version
+        bad.append(frame(0x02, seq - 1, sample(9000, OVER, 500)))           # repeated seq
+        bad.append(frame(0x02, seq, sample(5000, OVER, 500)))               # time back
+        bad.append(frame(0x02, seq, sample(9000, OVER[:3], 500)))           # wrong n_cells
+        bad.append(frame(0x02, seq, sample(9000, OVER, 500)[:-1]))          # short payload
+        bad.append(frame(0x02, seq, sample(9000, OVER, 500, temps=[0] * 9)))  # 9 temps
+        bad.append(frame(0x02, seq, sample(9000, OVER, 0x40000000)))        # current > 2**30
+        bad.append(frame(0x05, seq - 1, b'{"ov_mV": 3000}'))                # stale config
+        bad.append(frame(0x05, seq, b'{"ov_mV": 30'))                       # broken JSON
+        bad.append(frame(0x05, seq, b'[1, 2]'))                             # not an object
+        bad.append(frame(0x06, seq, b"x"))                                  # payload on empty
+        bad.append(frame(0x0B, seq))                                        # unknown type
+        bad.append(frame(0x3F, seq))                                        # unknown type
+        bad.append(bytes([0xA5, 1, 2, 1, 0, 0xFF, 0xFF]))                   # length 65535
+        codes = []
+        for b in bad:
+            r = send(app, b, now=0)
+            codes.append(r[0][2][0] if r else None)
+            app.parser.tick(1000)  # the over-long header's rest is discarded until idle
+        assert codes == [1, 2, 5, 6, 7, 7, 7, 7, 5, 7, 7, 7, 4, 4, 3], codes
+        assert io.calls == calls and bms.chg_on and bms.dsg_on
+        assert app.config_bytes == conf and cfg.ov_mV != 3000
+        (t, s, p), = send(app, frame(0x03, seq))
+        st = state_of(p)
+        assert st["bad_frames"] == len(bad) and st["flags"] & 3 == 3 and st["faults"] == 0, st
+        # and a good over-voltage sample does act
+        (t, s, p), = send(app, frame(0x02, seq + 1, sample(9000, OVER, 500)))
+        assert t == 0x82 and io.chg is False and state_of(p)["latched"], state_of(p)
+        """,
+        tmp_path,
+    )
+
+
+def test_ctrl_c_between_frames_only(tmp_path: Path) -> None:
+    mpy(
+        """
+        app, bms, cfg, io = make()
+        # 0x03 inside frames (seq 0x0303, t_ms and cells full of 0x03) is data
+        f = frame(0x02, 0x0303, sample(0x03030303, [0x0303] * 4, 0x0303, temps=(0x0303,)))
+        assert f.count(b"\\x03") > 10
+        r = send(app, f)
+        assert r[0][0] == 0x82 and app.action == ACT_NONE
+        # noise and CR between frames do nothing; 0x03 does
+        r = send(app, b"\\r\\n\\x00" + b"\\x03" + frame(0x03, 0x0304))
+        assert r == [] and app.action == ACT_REPL
+        # a 0x03 after a stalled partial frame is Ctrl-C again once the stall is dropped
+        app2, *_ = make()
+        send(app2, frame(0x01, 1)[:4], now=0)
+        app2.tick(200)
+        send(app2, b"\\x03", now=200)
+        assert app2.action == ACT_REPL
+        """,
+        tmp_path,
+    )
+
+
+def test_enter_repl_and_reset_reply_then_act(tmp_path: Path) -> None:
+    mpy(
+        """
+        app, bms, cfg, io = make()
+        (t, s, p), = send(app, frame(0x07, 5))
+        assert (t, s, p, app.action) == (0x87, 5, b"", ACT_REPL)
+        app, bms, cfg, io = make()
+        (t, s, p), = send(app, frame(0x08, 6) + frame(0x03, 7))
+        assert (t, s, app.action) == (0x88, 6, ACT_RESET)  # nothing after RESET is read
+        """,
+        tmp_path,
+    )
+
+
+def test_config_write_read_and_persist(tmp_path: Path) -> None:
+    out = mpy(
+        """
+        app, bms, cfg, io = make()
+        send(app, frame(0x01, 1))
+        (t, s, p), = send(app, frame(0x05, 2, b'{"ov_mV": 4210, "ov_delay_ms": 500}'))
+        assert (t, p) == (0x85, b"\\x00"), p
+        (t, s, cj), = send(app, frame(0x04, 3))
+        d = json.loads(cj)
+        assert d["ov_mV"] == 4210 and d["ov_delay_ms"] == 500
+        (t, s, p), = send(app, frame(0x01, 4))
+        assert struct.unpack("<I", p[4:8])[0] == codec.crc16(cj, 0, len(cj), 0xFFFF)
+        # rejected: all or nothing, with the field and reason
+        (t, s, p), = send(app, frame(0x05, 5, b'{"ov_mV": 4215, "window_top_dmAhg": 22001}'))
+        assert t == 0x85 and p[0] == 1 and p[1:].startswith(b"window_top_dmAhg"), p
+        assert cfg.ov_mV == 4210
+        (t, s, p), = send(app, frame(0x0A, 6))
+        assert (t, p) == (0x8A, b"\\x00")
+        (t, s, p), = send(app, frame(0x06, 7))
+        assert (t, p) == (0x86, b"\\x00\\x00\\x00\\x00")
+        (t, s, p), = send(app, frame(0x09, 8))
+        assert t == 0x89 and isinstance(json.loads(p), list)
+        print(json.dumps(json.load(open("bms_config.json"))))
+        """,
+        tmp_path,
+    )
+    saved = json.loads(out)
+    assert saved["ov_mV"] == 4210 and (tmp_path / "bms_state.json").exists()
+
+
+def test_link_watchdog_on_firmware_clock(tmp_path: Path) -> None:
+    mpy(
+        """
+        app, bms, cfg, io = make()
+        send(app, frame(0x01, 1))
+        send(app, frame(0x02, 2, sample(1000, GOOD, 500)), now=0)
+        assert io.chg and io.dsg
+        app.tick(cfg.link_timeout_ms)
+        assert io.chg and io.dsg
+        app.tick(cfg.link_timeout_ms + 1)
+        assert not io.chg and not io.dsg and bms.faults & F.LINK_LOST
+        (t, s, p), = send(app, frame(0x03, 3), now=cfg.link_timeout_ms + 5)
+        assert state_of(p)["faults"] & F.LINK_LOST and not state_of(p)["flags"] & 3
+        now = cfg.link_timeout_ms + 10
+        (t, s, p), = send(app, frame(0x02, 4, sample(2000, GOOD, 500)), now=now)
+        st = state_of(p)
+        assert not st["faults"] & F.LINK_LOST and io.chg and io.dsg, st
+        """,
+        tmp_path,
+    )
+
+
+def test_echoed_reply_frames_get_no_answer(tmp_path: Path) -> None:
+    mpy(
+        """
+        app, bms, cfg, io = make()
+        # a line that echoes would feed our own BOOT/STATE/ERROR back: answering would loop
+        app.boot_frame()
+        boot = bytes(app.out[: app.out_len])
+        app.out_len = 0
+        assert send(app, boot) == [] and app.bad_frames == 1
+        assert send(app, frame(0xFF, 3, b"\\x01crc")) == [] and app.bad_frames == 2
+        """,
+        tmp_path,
+    )
+
+
+def test_sample_to_state_path_allocates_nothing(tmp_path: Path) -> None:
+    out = mpy(
+        """
+        app, bms, cfg, io = make(n_cells=16, n_temps=8)
+        cfg.update({"persist_interval_ms": 86400000, "persist_min_ms": 86400000})
+        send(app, frame(0x01, 1))
+        N = 3000
+        tx = bytearray(frame(0x02, 2, sample(1000, [3600] * 16, 0, [250] * 8)))
+        size = len(tx)
+
+        def run(lo, hi):  # local names only: module globals would grow their dict
+            a = app
+            for k in range(lo, hi):
+                # the host's next frame, built in place: new seq, time, current, cells
+                codec.put_u32(tx, 7, 1000 * (k + 1))
+                codec.put_u32(tx, 11, (k % 200) * 10 - 1000)  # charge and discharge
+                for j in range(16):
+                    codec.put_u16(tx, 16 + 2 * j, 3600 + (k * 7 + j) % 50)
+                codec.finish(tx, 0x02, 2 + k, size - 9)
+                i = 0
+                while i < size:
+                    i = a.receive(tx, i, size, k)
+                    if a.out_len:
+                        assert a.out[2] == 0x82
+                        a.out_len = 0
+                a.tick(k)
+
+        run(0, 50)  # warm up: first-sample paths, lazy attributes
+        gc.collect()
+        gc.disable()  # a collection inside the loop would hide allocations
+        before = gc.mem_alloc()
+        run(50, N)
+        after = gc.mem_alloc()
+        gc.enable()
+        assert bms.samples == N, bms.samples
+        print(after - before, N - 50)
+        """,
+        tmp_path,
+    )
+    delta, n = (int(x) for x in out.split())
+    assert n > 2000
+    assert delta == 0, f"{delta} bytes allocated over {n} SAMPLE frames"

@@ -1,0 +1,231 @@
+"""A whole boot of firmware/main.py under MicroPython over a real pseudo-terminal, via pyserial."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import serial
+
+from host.protocol.codec import (
+    DecodeError,
+    Decoder,
+    ErrorCode,
+    Frame,
+    FrameType,
+    crc16,
+    decode_error,
+    decode_hello,
+    decode_state,
+    encode_frame,
+    encode_sample,
+)
+from tests.firmware.mpy import run_mpy
+from tests.firmware.pty_board import FirmwareOnPty, provision
+
+CONFIG = {"n_cells": 4, "n_temps": 1}
+CELLS = [3700, 3701, 3699, 3702]
+
+
+class Port:
+    """pyserial on the pty slave plus a frame decoder."""
+
+    def __init__(self, path: str) -> None:
+        self.ser = serial.Serial(path, 115200, timeout=0.05)
+        self.decoder = Decoder()
+        self.frames: list[Frame | DecodeError] = []
+        self.text = bytearray()
+
+    def next(self, timeout_s: float = 5.0) -> Frame:
+        deadline = time.monotonic() + timeout_s
+        while not self.frames:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no frame within {timeout_s} s; got {bytes(self.text)!r}")
+            data = self.ser.read(4096)
+            self.text += data
+            self.frames += self.decoder.feed(data)
+        item = self.frames.pop(0)
+        assert isinstance(item, Frame), item
+        return item
+
+    def ask(self, ftype: int, seq: int, payload: bytes = b"") -> Frame:
+        self.ser.write(encode_frame(ftype, seq, payload))
+        reply = self.next()
+        assert reply.seq == seq
+        return reply
+
+    def read_until(self, marker: bytes, timeout_s: float = 5.0) -> bytes:
+        deadline = time.monotonic() + timeout_s
+        while marker not in self.text and time.monotonic() < deadline:
+            self.text += self.ser.read(4096)
+        return bytes(self.text)
+
+
+@pytest.fixture
+def flash(tmp_path: Path) -> Path:
+    provision(tmp_path / "flash", CONFIG)
+    return tmp_path / "flash"
+
+
+def test_boot_hello_sample_config_and_bad_frames(flash: Path) -> None:
+    with FirmwareOnPty(flash) as fw:
+        port = Port(fw.port)
+        boot = port.next()
+        assert (boot.ftype, boot.seq) == (FrameType.BOOT, 0), fw.stderr()
+        hello = decode_hello(boot.payload)
+        assert (hello.n_cells, hello.n_temps, hello.board_name) == (4, 1, "pty-test")
+        assert "STATE_MISSING" in hello.boot_flags
+
+        reply = port.ask(FrameType.HELLO, 1)
+        assert reply.ftype == FrameType.HELLO_REPLY and decode_hello(reply.payload) == hello
+
+        reply = port.ask(FrameType.SAMPLE, 2, encode_sample(1000, CELLS, 500, [250]))
+        state = decode_state(reply.payload)
+        assert reply.ftype == FrameType.STATE and state.t_ms == 1000
+        assert state.chg_on and state.dsg_on and state.samples == 1 and state.faults == ()
+        assert (state.min_cell_mV, state.max_cell_mV) == (3699, 3702)
+
+        reply = port.ask(FrameType.CONFIG_READ, 3)
+        config = json.loads(reply.payload)
+        assert reply.ftype == FrameType.CONFIG and config["n_cells"] == 4
+        assert crc16(reply.payload) == hello.config_crc
+
+        bad = bytearray(encode_frame(FrameType.SAMPLE, 4, encode_sample(2000, CELLS, 500, [250])))
+        bad[9] ^= 0xFF
+        port.ser.write(bytes(bad))
+        reply = port.next()
+        err = decode_error(reply.payload)
+        assert (reply.ftype, reply.seq, err.code) == (FrameType.ERROR, 4, ErrorCode.E_CRC)
+
+        # the same sample intact is accepted; the bad one is counted
+        reply = port.ask(FrameType.SAMPLE, 5, encode_sample(2000, CELLS, 500, [250]))
+        state = decode_state(reply.payload)
+        assert state.bad_frames == 1 and state.samples == 2 and state.chg_on
+
+        # a frame split over writes with pauses shorter than the stall timeout still works
+        raw = encode_frame(FrameType.GET_STATE, 6)
+        for b in raw:
+            port.ser.write(bytes([b]))
+            time.sleep(0.005)
+        assert port.next().ftype == FrameType.GET_STATE_REPLY
+
+        reply = port.ask(FrameType.ENTER_REPL, 7)
+        assert reply.ftype == FrameType.ENTER_REPL_REPLY
+        assert fw.wait() == 0, fw.stderr()
+        port.ser.close()
+    saved = json.loads((flash / "bms_state.json").read_text())
+    assert saved["cycle_count"] == 0  # shutdown persisted the state
+
+
+def test_enter_repl_gives_a_working_repl(flash: Path) -> None:
+    with FirmwareOnPty(flash, repl_after=True) as fw:
+        port = Port(fw.port)
+        port.next()  # BOOT
+        assert port.ask(FrameType.ENTER_REPL, 1).ftype == FrameType.ENTER_REPL_REPLY
+        assert b">>> " in port.read_until(b">>> "), fw.stderr()
+        port.ser.write(b"print(6 * 7)\r")
+        assert b"42" in port.read_until(b"42")
+        port.ser.write(b"\x04")  # Ctrl-D leaves the unix REPL
+        assert fw.wait() == 0
+        port.ser.close()
+
+
+def test_ctrl_c_between_frames_returns_to_the_repl(flash: Path) -> None:
+    with FirmwareOnPty(flash, repl_after=True) as fw:
+        port = Port(fw.port)
+        port.next()
+        # a frame full of 0x03 bytes is data, not Ctrl-C
+        reply = port.ask(FrameType.SAMPLE, 0x0303, encode_sample(0x0303, CELLS, 0x0303, [0x303]))
+        assert reply.ftype == FrameType.STATE
+        port.ser.write(b"\r\x03")  # what mpremote sends
+        assert b">>> " in port.read_until(b">>> "), fw.stderr()
+        port.ser.write(b"\x04")
+        assert fw.wait() == 0
+        assert (flash / "bms_state.json").exists()
+        port.ser.close()
+
+
+def test_reset_exits_with_the_soft_reset_status(flash: Path) -> None:
+    with FirmwareOnPty(flash) as fw:
+        port = Port(fw.port)
+        port.next()
+        assert port.ask(FrameType.RESET, 1).ftype == FrameType.RESET_REPLY
+        assert fw.wait() == 94, fw.stderr()
+        port.ser.close()
+    assert (flash / "bms_state.json").exists()
+
+
+def test_link_watchdog_opens_switches_without_samples(flash: Path) -> None:
+    provision_cfg = {**CONFIG, "link_timeout_ms": 200}
+    (flash / "bms_config.json").write_text(json.dumps(provision_cfg))
+    with FirmwareOnPty(flash) as fw:
+        port = Port(fw.port)
+        port.next()
+        state = decode_state(
+            port.ask(FrameType.SAMPLE, 1, encode_sample(10, CELLS, 0, [250])).payload
+        )
+        assert state.chg_on
+        time.sleep(0.5)
+        state = decode_state(port.ask(FrameType.GET_STATE, 2).payload)
+        assert "LINK_LOST" in state.faults and not state.chg_on and not state.dsg_on
+        state = decode_state(
+            port.ask(FrameType.SAMPLE, 3, encode_sample(20, CELLS, 0, [250])).payload
+        )
+        assert "LINK_LOST" not in state.faults and state.chg_on
+        port.ser.write(encode_frame(FrameType.ENTER_REPL, 4))
+        assert fw.wait() == 0
+        port.ser.close()
+
+
+def test_heap_after_boot_and_in_operation(flash: Path) -> None:
+    """Heap in use after boot and after serving frames (the issue's <= 64 KB on a board).
+
+    The unix port is 64-bit: pointers and object headers are twice a board's, so its
+    budget here is twice the board's. Run with -s to see the numbers.
+    """
+    out = run_mpy(
+        """
+        import gc, sys, struct
+        sys.path.insert(0, ".")
+        gc.collect()
+        b0 = gc.mem_alloc()
+        import main
+        from bms import codec
+        gc.collect()
+        b1 = gc.mem_alloc()
+        app, io, board = main.setup()
+        gc.collect()
+        b2 = gc.mem_alloc()
+        tx = bytearray(codec.FRAME_MAX)
+        def ask(ftype, seq, payload=b""):
+            codec.put_bytes(tx, 7, payload)
+            n = codec.finish(tx, ftype, seq, len(payload))
+            i = 0
+            while i < n:
+                i = app.receive(tx, i, n, seq)
+                app.out_len = 0
+        ask(0x01, 1)
+        for k in range(500):
+            head = struct.pack("<IiB", 1000 * k + 1000, 800, 4)
+            cells = struct.pack("<4HBh", 3700, 3701, 3699, 3702 - k % 3, 1, 250)
+            ask(0x02, 2 + k, head + cells)
+        ask(0x04, 600)
+        ask(0x09, 601)
+        ask(0x05, 602, b'{"ov_mV": 4210}')
+        gc.collect()
+        b3 = gc.mem_alloc()
+        print(b0, b1 - b0, b2 - b1, b2, b3, 8 if sys.maxsize > 2**32 else 4)
+        """,
+        cwd=flash,
+        heap="512K",
+    )
+    base, imports, objects, after_boot, in_operation, word = (int(x) for x in out.split())
+    print(
+        f"\nheap ({word * 8}-bit port): interpreter {base} B, firmware imports {imports} B, "
+        f"firmware objects {objects} B; in use after boot {after_boot} B, "
+        f"after 500 samples and config traffic {in_operation} B"
+    )
+    budget = 64 * 1024 * word // 4
+    assert after_boot <= budget and in_operation <= budget

@@ -1,0 +1,224 @@
+"""Each protection's trip, debounce (on sample time), release and latch, under MicroPython.
+
+Current is positive on discharge. Switch decisions are in the same sample's results.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.firmware.bms_harness import run_rig
+
+_HEAD = """
+from bmsrig import Rig
+from bms import faults as F
+"""
+
+
+def test_voltage_protections_trip_release_and_abuse_latches(tmp_path: Path) -> None:
+    run_rig(
+        _HEAD
+        + """
+r = Rig({"ov_delay_ms": 3000, "uv_delay_ms": 2000, "release_delay_ms": 2000})
+b = r.bms
+r.step(0, 0, mV=4000)
+assert b.chg_on and b.dsg_on
+# debounce on sample time, from the first sample that shows the condition (1 s in)
+assert r.until(F.OV, 0, mV=4230) == 1000 + 3000
+assert not b.chg_on and b.dsg_on and b.latched == 0
+r.step(1000, 0, mV=4160)  # above the release threshold: stays
+assert b.faults & F.OV
+r.run(1, 0, mV=4140)
+r.run(1, 0, mV=4140)
+assert b.faults & F.OV  # release delay runs
+r.step(1000, 0, mV=4140)
+assert not b.faults & F.OV and b.chg_on
+# a blip shorter than the delay does not trip
+r.step(1000, 0, mV=4230)
+r.step(1000, 0, mV=4100)
+r.step(1000, 0, mV=4230)
+assert not b.faults & F.OV
+# UV, IR-compensation off by default
+r.set(mV=3500)
+assert r.until(F.UV, 500, mV=2700) == 1000 + 2000 and not b.dsg_on and b.chg_on
+r.run(5, 0, mV=2990)
+assert b.faults & F.UV
+r.run(3, -100, mV=3010)
+assert not b.faults & F.UV
+# abuse: at once (abuse_delay_ms 0), latched, both switches
+r.step(1000, 0, mV=4260)
+assert b.faults & F.OV_ABUSE and b.latched & F.OV_ABUSE and not b.chg_on and not b.dsg_on
+r.run(10, 0, mV=4000)
+assert b.latched & F.OV_ABUSE and not b.dsg_on
+assert b.clear_faults() == F.OV_ABUSE and b.latched == 0 and b.dsg_on
+r.step(1000, 0, mV=2400)
+assert b.latched == F.UV_ABUSE and not b.chg_on
+b.clear_faults()
+r.step(1000, 0, mV=2400)  # cause persists: trips again
+assert b.latched == F.UV_ABUSE
+log = b.fault_log
+assert [e[2] for e in log[:2]] == [1, 0] and log[0][1] == F.OV
+""",
+        tmp_path,
+    )
+
+
+def test_uv_ir_compensation(tmp_path: Path) -> None:
+    run_rig(
+        _HEAD
+        + """
+r = Rig({"uv_ir_mohm": 100, "uv_delay_ms": 0})
+b = r.bms
+r.step(0, 0, mV=3500)
+r.step(1000, 4000, mV=2700)  # 2700 + 4000 mA x 0.1 ohm = 3100: not under-voltage
+assert not b.faults & F.UV
+r.step(1000, 400, mV=2700)  # 2740
+assert b.faults & F.UV
+""",
+        tmp_path,
+    )
+
+
+def test_current_protections(tmp_path: Path) -> None:
+    run_rig(
+        _HEAD
+        + """
+r = Rig({"oc_dsg_mA": 5000, "oc_dsg_delay_ms": 1000, "oc_chg_mA": 2500,
+         "oc_chg_delay_ms": 2000, "oc_release_ms": 5000, "sc_mA": 20000})
+b = r.bms
+r.step(0, 0, mV=3700)
+assert r.until(F.OC_DSG, 6000, mV=3700) == 1000 + 1000 and not b.dsg_on and b.chg_on
+r.run(4, 0, mV=3700)
+assert b.faults & F.OC_DSG
+r.run(2, 0, mV=3700)
+assert not b.faults & F.OC_DSG and b.dsg_on
+assert r.until(F.OC_CHG, -3000, mV=3700) == 1000 + 2000 and not b.chg_on and b.dsg_on
+r.run(6, 0, mV=3700)
+assert not b.faults & F.OC_CHG
+r.step(100, 25000, mV=3700)  # short circuit: the same sample, latched
+assert b.faults & F.SC and b.latched & F.SC and not b.dsg_on and not b.chg_on
+r.run(60, 0, mV=3700)
+assert b.latched & F.SC
+assert b.clear_faults() == F.SC
+assert b.dsg_on
+""",
+        tmp_path,
+    )
+
+
+def test_temperature_protections_with_hysteresis(tmp_path: Path) -> None:
+    run_rig(
+        _HEAD
+        + """
+r = Rig({"t_delay_ms": 2000, "t_hyst_ddegC": 50, "release_delay_ms": 0})
+b = r.bms
+r.step(0, 0, mV=3700, temp=250)
+r.set(temp=460)
+assert r.until(F.OT_CHG, 0) == 1000 + 2000 and not b.chg_on and b.dsg_on
+r.step(1000, 0, temp=420)
+assert b.faults & F.OT_CHG
+r.step(1000, 0, temp=400)
+assert not b.faults & F.OT_CHG
+r.set(temp=-10)
+assert r.until(F.UT_CHG, 0) == 1000 + 2000 and not b.chg_on
+r.set(temp=610)
+assert r.until(F.OT_DSG, 0) == 1000 + 2000 and not b.dsg_on
+r.set(temp=-210)
+assert r.until(F.UT_DSG, 0) == 1000 + 2000 and not b.dsg_on and b.faults & F.UT_CHG
+r.step(1000, 0, temp=250)
+assert b.faults == 0 and b.max_temp_ddegC == 250
+""",
+        tmp_path,
+    )
+
+
+def test_sensor_plausibility(tmp_path: Path) -> None:
+    run_rig(
+        _HEAD
+        + """
+r = Rig({"frozen_ms": 60000, "frozen_min_mA": 400, "release_delay_ms": 0})
+b = r.bms
+r.step(0, 0, mV=3700)
+r.step(1000, 0, mV=5100)
+assert b.faults & F.SENSOR_RANGE and not b.chg_on and not b.dsg_on
+r.step(1000, 0, mV=3700)
+assert not b.faults & F.SENSOR_RANGE
+r.step(1000, 60000, mV=3700)  # beyond i_range_mA (50 A)
+assert b.faults & F.SENSOR_RANGE and b.current_mA == 50000
+r.step(1000, 0, mV=3700, temp=1300)
+assert b.faults & F.SENSOR_RANGE
+r.step(1000, 0, mV=3700, temp=250)
+# frozen: bit-identical for 60 s while current flows
+t = r.until(F.SENSOR_FROZEN, 1000, mV=3650)
+assert t == 61000, t  # 1 s to see the new value, then 60 s unchanged
+assert not b.dsg_on and not b.chg_on
+r.run(30, 0, mV=3650)
+assert b.faults & F.SENSOR_FROZEN  # no current: the reading is still suspect
+r.step(1000, 0, mV=3651)
+assert not b.faults & F.SENSOR_FROZEN
+# at rest a constant reading is normal; near v_max (CV) too
+r.run(200, 0, mV=3651)
+r.run(200, -800, mV=4195)
+assert not b.faults & F.SENSOR_FROZEN
+""",
+        tmp_path,
+    )
+
+
+def test_link_lost_opens_both_switches_at_once(tmp_path: Path) -> None:
+    run_rig(
+        _HEAD
+        + """
+r = Rig()
+b = r.bms
+r.step(0, 0, mV=3700)
+b.set_link_lost(True)
+assert b.faults & F.LINK_LOST and not b.chg_on and not b.dsg_on
+r.step(1000, 0, mV=3700)
+assert not b.chg_on
+b.set_link_lost(False)
+assert b.chg_on and b.dsg_on and not b.faults
+""",
+        tmp_path,
+    )
+
+
+def test_capacity_window_top_and_bottom(tmp_path: Path) -> None:
+    run_rig(
+        _HEAD
+        + """
+# 2000 mAh over 1200 mg: 16667 dmAh/g at full; window 1500 mAh/g
+r = Rig({"window_top_dmAhg": 15000, "window_hyst_dmAhg": 200, "window_bottom_dmAhg": 2000,
+         "frozen_ms": 86400000})
+b = r.bms
+r.step(0, 0, mV=3900)
+b.counter.set_mAs(0)
+b.est.full_done = False
+r.step(1000, 0, mV=3700)
+assert b.anode_util_dmAhg == 0 and b.faults & F.WIN_BOTTOM and not b.dsg_on and b.chg_on
+# charge at 1 A: utilization rises 1000 mA*s / 3600 / 1.2 g per second
+t = r.until(F.WIN_TOP, -1000, mV=3900, limit_ms=8000000)
+q = b.counter.q_mAs
+assert b.anode_util_dmAhg >= 15000 and (q - 1000) * 25 // (9 * 1200) < 15000
+assert not b.chg_on and b.dsg_on and not b.faults & F.WIN_BOTTOM
+assert b.warnings & F.W_NEAR_WINDOW_TOP
+r.run(10, 1000, mV=3900)  # 10 As: 23 dmAh/g down, inside the hysteresis
+assert b.faults & F.WIN_TOP
+r.run(90, 1000, mV=3900)
+assert not b.faults & F.WIN_TOP and b.chg_on
+""",
+        tmp_path,
+    )
+
+
+def test_window_top_hard_limit_is_refused(tmp_path: Path) -> None:
+    run_rig(
+        """
+from bms.config import Config
+c = Config()
+err = c.update({"window_top_dmAhg": 23000})
+assert err.startswith("window_top_dmAhg:"), err
+assert c.window_top_dmAhg == 16670
+""",
+        tmp_path,
+    )

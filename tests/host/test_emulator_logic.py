@@ -1,0 +1,128 @@
+"""The loop's per-step logic without I/O: gating, bleed, drive steps and expectations."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cellmodel import load_cell
+from cellmodel.experiment import parse_step
+from cellmodel.pack import PackModel
+from host.emulator.drive import CHARGER_GIVE_UP_S, DriveRun, bleed_currents, gate_current
+from host.emulator.expectations import ExpectationChecker, Observation
+from host.emulator.plant import Plant
+from host.scenarios.steps import parse_expectation
+from host.sensors import Sensors, SensorSpec
+
+
+def test_gating_follows_switches() -> None:
+    assert gate_current(2.0, chg_on=True, dsg_on=False) == 0.0
+    assert gate_current(-2.0, chg_on=True, dsg_on=False) == -2.0
+    assert gate_current(-2.0, chg_on=False, dsg_on=True) == 0.0
+    assert gate_current(2.0, chg_on=False, dsg_on=True) == 2.0
+
+
+def test_bleed_uses_cell_voltage_over_resistance() -> None:
+    v = np.array([4.0, 3.3, 3.96])
+    bleed = bleed_currents(v, 0b101, 33.0)
+    assert bleed is not None
+    np.testing.assert_allclose(bleed, [4.0 / 33, 0.0, 3.96 / 33])
+    assert bleed_currents(v, 0, 33.0) is None
+
+
+def test_plant_gates_with_latest_decision_and_bleeds() -> None:
+    design = load_cell("sisn-lco-2ah-4s")
+    model = PackModel(design, initial_soc=0.5)
+    plant = Plant(model, Sensors(SensorSpec.ideal(), model.n_cells, 1, seed=1), 33.0)
+    step = plant.step(1.0, 1.0)  # switches open until the firmware answers
+    assert step.applied_A == 0.0 and step.reading.current_mA == 0
+    plant.set_switches(chg_on=True, dsg_on=True, balance_bits=0b0001)
+    soc0 = model.soc.copy()
+    step = plant.step(1.0, 10.0)
+    assert step.applied_A == 1.0
+    assert step.reading.current_mA == 1000  # the shunt does not see the bleed
+    drop = soc0 - model.soc
+    assert drop[0] > drop[1]  # cell 1 also bleeds
+
+
+def test_charge_step_ends_at_voltage_and_hold_at_current() -> None:
+    design = load_cell()
+    model = PackModel(design, initial_soc=0.9, isothermal=True)
+    run = DriveRun(parse_step("Charge at 1C until 4.2 V"), design.capacity_Ah, 5.0)
+    while not run.done:
+        dt = run.next_dt_s()
+        d = run.demand(model, dt)
+        r = model.step(d, dt)
+        run.after_sample(dt, d, d, r.v_V)
+    assert "voltage" in run.end_reason
+    assert model.v_V.max() < 4.2 + 0.02
+    hold = DriveRun(parse_step("Hold at 4.2 V until C/20"), design.capacity_Ah, 5.0)
+    while not hold.done:
+        dt = hold.next_dt_s()
+        d = hold.demand(model, dt)
+        r = model.step(d, dt)
+        hold.after_sample(dt, d, d, r.v_V)
+        assert r.v_V.max() < 4.2 + 1e-4
+    assert "current" in hold.end_reason
+
+
+def test_blocked_step_gives_up() -> None:
+    design = load_cell()
+    model = PackModel(design, initial_soc=0.5)
+    run = DriveRun(parse_step("Charge at 0.5C for 1 hour"), design.capacity_Ah, 1.0)
+    t = 0.0
+    while not run.done:
+        d = run.demand(model, 1.0)
+        r = model.step(0.0, 1.0)  # CHG off: nothing flows
+        run.after_sample(1.0, d, 0.0, r.v_V)
+        t += 1.0
+    assert run.end_reason == "blocked by the BMS"
+    assert t == CHARGER_GIVE_UP_S
+
+
+def obs(t: float, **kw: object) -> Observation:
+    base: dict[str, object] = dict(
+        t_s=t,
+        chg_on=True,
+        dsg_on=True,
+        faults=0,
+        soc_error_pct=0.5,
+        soc_rmse_pct=0.4,
+        capacity_error_pct=None,
+    )
+    base.update(kw)
+    return Observation(**base)  # type: ignore[arg-type]
+
+
+def exp(text: str):  # noqa: ANN201
+    step = parse_expectation(text, "s", "f")
+    assert step is not None
+    return step
+
+
+def test_expectations_immediate_and_within() -> None:
+    c = ExpectationChecker()
+    assert c.add(0, exp("Expect CHG on"), obs(10)).passed is True
+    assert c.add(1, exp("Expect DSG off"), obs(10)).passed is False
+    pending = c.add(2, exp("Expect DSG off within 2 s"), obs(10))
+    late = c.add(3, exp("Expect fault UT_CHG within 2 s"), obs(10))
+    assert pending.passed is None
+    c.observe(obs(11, dsg_on=False))
+    assert pending.passed is True
+    assert late.passed is None
+    c.observe(obs(13))
+    assert late.passed is False
+    c.add(4, exp("Expect fault UT_CHG within 60 s"), obs(13))
+    c.finish(20)
+    assert c.results[-1].passed is False and "ended" in c.results[-1].detail
+    assert not c.all_passed
+
+
+def test_expectations_on_faults_and_errors() -> None:
+    c = ExpectationChecker()
+    assert c.add(0, exp("Expect fault UT_CHG"), obs(1, faults=1 << 6)).passed
+    assert c.add(1, exp("Expect no fault UT_CHG"), obs(1, faults=1 << 6)).passed is False
+    assert c.add(2, exp("Expect no faults"), obs(1)).passed
+    assert c.add(3, exp("Expect SOC error below 2%"), obs(1, soc_error_pct=1.9)).passed
+    assert c.add(4, exp("Expect SOC RMS error below 0.3%"), obs(1)).passed is False
+    assert c.add(5, exp("Expect capacity error below 3%"), obs(1)).passed is False
+    assert c.add(6, exp("Expect capacity error below 3%"), obs(1, capacity_error_pct=-2.5)).passed

@@ -1,0 +1,133 @@
+"""BmsClient over host.link.SerialLink against the real firmware on a pseudo-terminal.
+
+Fault injection uses the client's own tx_filter (damaged and dropped frames)
+and a link wrapper that loses one reply; the firmware on the other side is
+the real firmware/main.py under MicroPython.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from host.link import SerialLink
+from host.protocol.client import BmsClient, BmsRejected, BmsTimeout
+from host.protocol.codec import ErrorCode
+from tests.firmware.pty_board import FirmwareOnPty, provision
+
+CELLS = [3700, 3701, 3699, 3702]
+
+
+class LoseReplies:
+    """A link that drops the next `count` chunks it receives (a reply lost on the wire)."""
+
+    def __init__(self, link: SerialLink) -> None:
+        self.link = link
+        self.count = 0
+
+    def write(self, data: bytes) -> None:
+        self.link.write(data)
+
+    async def read(self, max_bytes: int, timeout_s: float) -> bytes:
+        data = await self.link.read(max_bytes, timeout_s)
+        if data and self.count:
+            self.count -= 1
+            return b""
+        return data
+
+
+@pytest.fixture
+async def board(tmp_path: Path) -> AsyncIterator[tuple[FirmwareOnPty, SerialLink]]:
+    flash = tmp_path / "flash"
+    provision(flash, {"n_cells": 4, "n_temps": 1})
+    with FirmwareOnPty(flash) as fw:
+        link = await SerialLink.open(fw.port)
+        try:
+            yield fw, link
+        finally:
+            await link.close()
+
+
+async def test_session_commands(board: tuple[FirmwareOnPty, SerialLink]) -> None:
+    fw, link = board
+    client = BmsClient(link, timeout_s=2.0)
+    boot = await client.wait_boot(5.0)
+    hello = await client.hello()
+    assert hello == boot and hello.n_cells == 4 and client.stats.boots == 1
+    state = await client.sample(1000, CELLS, 500, [250])
+    assert state.t_ms == 1000 and state.chg_on and state.dsg_on and state.faults == ()
+    assert state.max_temp_degC == pytest.approx(25.0)
+    config = await client.config_read()
+    assert config["n_cells"] == 4
+    await client.config_write({"ov_delay_ms": 500})
+    assert (await client.config_read())["ov_delay_ms"] == 500
+    with pytest.raises(BmsRejected, match="window_top_dmAhg"):
+        await client.config_write({"window_top_dmAhg": 22001})
+    assert await client.clear_faults() == 0
+    assert isinstance(await client.fault_log(), list)
+    await client.save()
+    state = await client.get_state()
+    assert state.t_ms == 1000 and state.samples == 1
+    with pytest.raises(BmsRejected) as err:
+        await client.sample(1000, CELLS, 500, [250])  # time standing still
+    assert err.value.code == ErrorCode.E_TIME
+    await client.enter_repl()
+    assert fw.wait() == 0
+    assert json.loads((fw.flash / "bms_config.json").read_text())["ov_delay_ms"] == 500
+    stats = client.stats
+    assert stats.frames_sent == stats.frames_received - 1  # + BOOT
+    assert stats.retries == stats.timeouts == stats.crc_errors == 0 and stats.error_replies == 1
+
+
+async def test_retries_on_damaged_and_dropped_frames(
+    board: tuple[FirmwareOnPty, SerialLink],
+) -> None:
+    fw, link = board
+    client = BmsClient(link, timeout_s=0.3, retries=2)
+    await client.wait_boot(5.0)
+    plan: list[str | None] = ["flip", None, "drop", None]  # one action per frame sent
+
+    def damage(frame: bytes) -> bytes:
+        action = plan.pop(0) if plan else None
+        if action == "flip":
+            return frame[:-1] + bytes([frame[-1] ^ 0x01])
+        if action == "drop":
+            return b""
+        return frame
+
+    client.tx_filter = damage
+    state = await client.sample(1000, CELLS, 500, [250])  # flipped: ERROR(E_CRC), then resent
+    assert state.t_ms == 1000
+    assert client.stats.crc_rejects == 1 and client.stats.retries == 1
+    state = await client.sample(2000, CELLS, 500, [250])  # dropped: timeout, then resent
+    assert state.t_ms == 2000 and client.stats.timeouts == 1 and client.stats.retries == 2
+    assert state.bad_frames == 1
+
+    client.tx_filter = lambda frame: b""
+    with pytest.raises(BmsTimeout):
+        await client.get_state()
+    assert client.stats.timeouts == 4  # 1 + (1 + 2 retries)
+    client.tx_filter = None
+    await client.enter_repl()
+    assert fw.wait() == 0
+
+
+async def test_lost_sample_reply_recovers_the_state(
+    board: tuple[FirmwareOnPty, SerialLink],
+) -> None:
+    fw, link = board
+    lossy = LoseReplies(link)
+    client = BmsClient(lossy, timeout_s=0.3, retries=2)
+    await client.wait_boot(5.0)
+    await client.sample(1000, CELLS, 500, [250])
+    lossy.count = 1
+    # the firmware accepted the sample but its STATE was lost: the resend meets E_TIME
+    # and the client reads the state that sample produced
+    state = await client.sample(2000, CELLS, 500, [250])
+    assert state.t_ms == 2000 and state.samples == 2
+    assert client.stats.timeouts == 1 and client.stats.error_replies == 1
+    await client.enter_repl()
+    assert fw.wait() == 0

@@ -1,0 +1,114 @@
+"""The per-run outputs: .bdf.csv columns and rows, the PNG plot, the progress bar."""
+
+from __future__ import annotations
+
+import csv
+import io
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from cellmodel import load_cell
+from host.progress import Progress
+from host.protocol.faults import FAULT_BITS
+from host.report.bdf_log import bdf_columns, write_bdf_log
+from host.report.log import LogRow, RunLog
+from host.report.plot import write_plot
+
+
+def make_log(n_cells: int = 2, n: int = 50) -> RunLog:
+    log = RunLog(n_cells)
+    for k in range(n):
+        log.add(
+            LogRow(
+                t_s=2.0 * k,
+                step=k // 10,
+                demand_A=1.0,
+                current_A=1.0 if k < 40 else 0.0,
+                pack_v_V=7.4,
+                cell_v_V=np.full(n_cells, 3.7 - 0.001 * k),
+                soc_true=0.5 - 0.001 * k,
+                soc_min_true=0.49 - 0.001 * k,
+                temp_max_degC=25.0,
+                anode_util_max_mAh_g=800.0,
+                anode_potential_min_V=0.2,
+                h_mean=1.0,
+                meas_current_mA=1003,
+                fw_soc_pct=50.0 - 0.1 * k + 0.3,
+                fw_soc_unc_pct=1.0,
+                fw_capacity_mAh=2000,
+                fw_anode_util_mAh_g=801.0,
+                fw_current_mA=1003,
+                chg_on=True,
+                dsg_on=k < 40,
+                faults=(1 << FAULT_BITS["UV"]) if k >= 40 else 0,
+                latched=0,
+                warnings=0,
+                balance=0,
+                link_ok=True,
+            )
+        )
+    return log
+
+
+def test_bdf_csv_has_true_and_bms_columns(tmp_path: Path) -> None:
+    path = write_bdf_log(make_log(), tmp_path / "run.bdf.csv")
+    with path.open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 50
+    cols = set(rows[0])
+    assert cols == set(bdf_columns(2))
+    for name in (
+        "Test Time / s",
+        "Current / A",
+        "Cell 2 Voltage / V",
+        "True SOC / %",
+        "BMS SOC / %",
+        "SOC Error / %",
+        "CHG On",
+        "DSG On",
+        "Faults",
+    ):
+        assert name in cols
+    assert (
+        float(rows[10]["SOC Error / %"]) == 0.3 - 0.0
+        or abs(float(rows[10]["SOC Error / %"]) - 0.3) < 1e-3
+    )
+    assert rows[45]["DSG On"] == "0" and int(rows[45]["Faults"]) == 2
+
+
+def test_plot_is_a_png_of_sensible_size(tmp_path: Path) -> None:
+    design = load_cell()
+    path = write_plot(
+        make_log(),
+        tmp_path / "run.png",
+        title="test",
+        limits=design.limits,
+        fault_names={b: n for n, b in FAULT_BITS.items()},
+    )
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", data[16:24])
+    assert 600 <= width <= 2000 and 800 <= height <= 2000
+    assert len(data) > 20_000  # six panels of lines, not an empty canvas
+
+
+def test_progress_silent_when_disabled_or_not_a_tty() -> None:
+    out = io.StringIO()
+    p = Progress(10, stream=out)  # StringIO is not a tty
+    p.update(5)
+    p.close()
+    assert out.getvalue() == ""
+
+
+def test_progress_draws_after_delay(monkeypatch) -> None:  # noqa: ANN001
+    import host.progress as progress
+
+    monkeypatch.setattr(progress, "SHOW_AFTER_S", 0.0)
+    out = io.StringIO()
+    p = Progress(10, stream=out, enabled=True, label="run")
+    p.update(5)
+    assert "50.0%" in out.getvalue()
+    p.close()
+    assert out.getvalue().endswith("\r\x1b[K")

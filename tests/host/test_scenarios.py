@@ -1,0 +1,149 @@
+"""Scenario files: the built-in library loads, fault and expectation steps parse, bad input names
+the file, the step and the reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cellmodel.errors import InputError
+from host.scenarios import (
+    DriveStep,
+    ExpectStep,
+    FaultStep,
+    library_names,
+    load_scenario,
+)
+from host.scenarios.steps import parse_scenario_step
+
+REQUIRED = {
+    "full-cycle",
+    "drive-cycle",
+    "hppc",
+    "hot-soak",
+    "cold-charge",
+    "current-offset",
+    "link-loss",
+    "power-loss",
+    "wrong-initial-soc",
+    "hysteresis-trap",
+}
+
+
+def test_library_has_every_required_scenario_and_all_load() -> None:
+    assert set(library_names()) >= REQUIRED
+    for name in library_names():
+        scenario = load_scenario(name)
+        assert scenario.name == name
+        assert scenario.description
+        assert any(isinstance(s, DriveStep) for s in scenario.steps)
+
+
+def test_default_is_full_cycle() -> None:
+    assert load_scenario(None).name == "full-cycle"
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "value"),
+    [
+        ("Inject current offset 20 mA", "current_offset", 20.0),
+        ("Set sensor noise 5 mV", "sensor_noise", 5.0),
+        ("Freeze cell 2 voltage", "freeze_cell", 2.0),
+        ("Unfreeze cells", "unfreeze", 0.0),
+        ("Drop link for 5 s", "drop_link", 5.0),
+        ("Drop link for 2 minutes", "drop_link", 120.0),
+        ("Corrupt 1% of frames", "corrupt", 0.01),
+        ("Set ambient 50 degC", "ambient", 50.0),
+        ("Set ambient -10 degC", "ambient", -10.0),
+        ("Reset board", "reset", 0.0),
+        ("Cut board power", "power_cut", 0.0),
+    ],
+)
+def test_fault_steps(text: str, kind: str, value: float) -> None:
+    step = parse_scenario_step(text, "s.toml", "steps[0]")
+    assert isinstance(step, FaultStep)
+    assert step.kind == kind
+    assert step.value == pytest.approx(value)
+
+
+def test_expectation_steps() -> None:
+    def parse(text: str) -> ExpectStep:
+        step = parse_scenario_step(text, "s.toml", "steps[3]")
+        assert isinstance(step, ExpectStep)
+        return step
+
+    e = parse("Expect DSG off within 2 s")
+    assert (e.kind, e.switch, e.on, e.within_s) == ("switch", "DSG", False, 2.0)
+    e = parse("Expect CHG on")
+    assert (e.kind, e.switch, e.on, e.within_s) == ("switch", "CHG", True, None)
+    e = parse("Expect fault UT_CHG within 1 minute")
+    assert (e.kind, e.fault, e.within_s) == ("fault", "UT_CHG", 60.0)
+    assert parse("Expect no faults").kind == "no_faults"
+    assert parse("Expect no fault link_lost").fault == "LINK_LOST"
+    e = parse("Expect SOC error below 2%")
+    assert (e.kind, e.limit_pct) == ("soc_error", 2.0)
+    assert parse("Expect SOC RMS error below 1%").kind == "soc_rmse"
+    assert parse("Expect capacity error below 3%").kind == "capacity_error"
+
+
+def test_drive_steps_come_from_cellmodel() -> None:
+    step = parse_scenario_step("Charge at 0.5C until 4.2 V", "s.toml", "steps[0]")
+    assert isinstance(step, DriveStep)
+    assert step.step.kind == "charge"
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("Expect fault NOPE", "unknown fault"),
+        ("Expect the moon", "cannot read expectation"),
+        ("Dance at 1C", "Discharge, Charge"),
+        ("Corrupt 150% of frames", "outside"),
+        ("Freeze cell 0 voltage", "numbered from 1"),
+    ],
+)
+def test_bad_steps_name_file_step_and_text(text: str, needle: str) -> None:
+    with pytest.raises(InputError) as info:
+        parse_scenario_step(text, "my.toml", "steps[4]")
+    msg = str(info.value)
+    assert msg.startswith("my.toml: steps[4]: ")
+    assert needle in msg
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "bad.toml"
+    path.write_text(body)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ('steps = ["Rest for 1 minute", "Fly away"]', "steps[1]"),
+        ("steps = []", "steps"),
+        ('steps = ["Expect no faults"]', "steps"),
+        ('wat = 1\nsteps = ["Rest for 1 s"]', "wat"),
+        ('sample_period_s = -1\nsteps = ["Rest for 1 s"]', "sample_period_s"),
+        ('steps = ["Rest for 1 s"]\n[initial]\nsoc = 1.5', "initial.soc"),
+        ('steps = ["Rest for 1 s"]\n[initial]\nbranch = "up"', "initial.branch"),
+        ('steps = ["Rest for 1 s"]\n[sensors]\ncell_noise_mV = "x"', "sensors.cell_noise_mV"),
+        ('steps = ["Rest for 1 s"', "toml"),
+    ],
+)
+def test_bad_files(tmp_path: Path, body: str, field: str) -> None:
+    path = write(tmp_path, body)
+    with pytest.raises(InputError) as info:
+        load_scenario(path)
+    assert info.value.source == str(path)
+    assert info.value.field == field
+
+
+def test_unknown_scenario_name_lists_builtins() -> None:
+    with pytest.raises(InputError, match="full-cycle"):
+        load_scenario("no-such-scenario")
+
+
+def test_profile_paths_are_relative_to_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, 'steps = ["Run p.csv"]')
+    assert load_scenario(path).base_dir == tmp_path
