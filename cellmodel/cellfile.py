@@ -32,7 +32,7 @@ from cellmodel.errors import InputError
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+    import tomli as tomllib  # pyright: ignore[reportMissingImports]
 
 CELLS_DIR = Path(__file__).resolve().parent / "cells"
 DEFAULT_CELL = "sisn-lco-2ah"
@@ -299,7 +299,7 @@ def _cross_checks(src: str, v: dict[str, dict[str, Any]]) -> None:
             raise InputError(src, f"ocv.{key}", f"has {len(ocv[key])} items, ocv.soc has {n}")
     if ocv["soc"][0] != 0 or ocv["soc"][-1] != 1:
         raise InputError(src, "ocv.soc", "must run from 0 to 1")
-    if any(c < d for c, d in zip(ocv["charge_V"], ocv["discharge_V"])):
+    if any(c < d for c, d in zip(ocv["charge_V"], ocv["discharge_V"], strict=True)):
         raise InputError(src, "ocv.charge_V", "charge branch must not lie below discharge branch")
     for key in ("charge_V", "discharge_V"):
         if np.any(np.diff(ocv[key]) <= 0):
@@ -312,9 +312,7 @@ def _cross_checks(src: str, v: dict[str, dict[str, Any]]) -> None:
                 src, f"anode_potential.{key}", f"has {len(ap[key])} items, li_fraction has {m}"
             )
     if ap["li_fraction_full"] <= ap["li_fraction_empty"]:
-        raise InputError(
-            src, "anode_potential.li_fraction_full", "must exceed li_fraction_empty"
-        )
+        raise InputError(src, "anode_potential.li_fraction_full", "must exceed li_fraction_empty")
     lim = v["limits"]
     order = [
         ("v_abuse_min_V", "v_min_V"),
@@ -350,6 +348,7 @@ def design_from_dict(data: dict[str, Any], source: str) -> CellDesign:
     limits = dict(lim)
     if limits["window_top_mAh_g"] is None:
         limits["window_top_mAh_g"] = min(float(a["capacity_mAh_g"]), WINDOW_CEILING_mAh_g)
+    v["limits"] = limits
     return CellDesign(
         name=c["name"],
         source=source,

@@ -83,8 +83,9 @@ def _layer_parts(d: CellDesign) -> _Test:
 def _pva(d: CellDesign) -> _Test:
     names = {b.lower().replace(" ", "").replace("-", "").replace("_", "") for b in d.anode.binder}
     ok = bool(names & _PVA_NAMES)
-    return _Test(ok, f"polyvinyl alcohol among binders ({', '.join(d.anode.binder) or 'none'}): "
-                 f"{_yn(ok)}")
+    return _Test(
+        ok, f"polyvinyl alcohol among binders ({', '.join(d.anode.binder) or 'none'}): {_yn(ok)}"
+    )
 
 
 def _own_tests(d: CellDesign) -> dict[int, list[_Test]]:

@@ -256,7 +256,9 @@ def parse_step(text: str, *, source: str = "experiment", field: str = "step") ->
     )
 
 
-def parse_experiment(steps: list[str] | tuple[str, ...], *, source: str = "experiment") -> list[Step]:
+def parse_experiment(
+    steps: list[str] | tuple[str, ...], *, source: str = "experiment"
+) -> list[Step]:
     """Parse a list of step texts; errors name the step by its 1-based number."""
     if isinstance(steps, str):
         steps = [steps]
@@ -341,16 +343,19 @@ class StepController:
     def finished(self, v_cells_V: np.ndarray, current_A: float) -> str | None:
         """Why the step is over after the last period, or None to go on."""
         s = self.step
-        if s.voltage_cutoff_V is not None:
-            if s.kind == "charge" and float(np.max(v_cells_V)) >= s.voltage_cutoff_V - 1e-9:
-                self.reason = f"voltage reached {s.voltage_cutoff_V:g} V"
-            elif s.kind == "discharge" and float(np.min(v_cells_V)) <= s.voltage_cutoff_V + 1e-9:
-                self.reason = f"voltage reached {s.voltage_cutoff_V:g} V"
+        v_cut = s.voltage_cutoff_V
+        if v_cut is not None:
+            hit_top = s.kind == "charge" and float(np.max(v_cells_V)) >= v_cut - 1e-9
+            hit_bottom = s.kind == "discharge" and float(np.min(v_cells_V)) <= v_cut + 1e-9
+            if hit_top or hit_bottom:
+                self.reason = f"voltage reached {v_cut:g} V"
         cut = s.current_cutoff_A(self.capacity_Ah)
         if self.reason is None and cut is not None and abs(current_A) <= cut:
             self.reason = f"current fell to {cut:g} A"
         if self.reason is None and self.next_dt_s() <= 0.0:
-            self.reason = "duration elapsed" if s.duration_s is not None or s.kind == "run" else (
-                "time limit"
+            self.reason = (
+                "duration elapsed"
+                if s.duration_s is not None or s.kind == "run"
+                else ("time limit")
             )
         return self.reason

@@ -40,8 +40,9 @@ def run_single(model: PackModel, currents: np.ndarray, dts: np.ndarray) -> Profi
     rise = c.low_soc_rise * np.exp(x * (-1.0 / c.low_soc_width))
     shape12 = shape0 + rise
     # See PackModel._advance: R_j is taken where the RC forcing is centred.
-    slope = ((4.0 * c.soc_curvature * y - rise * (1.0 / c.low_soc_width)) * (x == soc_mid)
-             * d_soc).tolist()
+    slope = (
+        (4.0 * c.soc_curvature * y - rise * (1.0 / c.low_soc_width)) * (x == soc_mid) * d_soc
+    ).tolist()
     if model._gamma:
         decay = np.exp((-model._gamma * inv_q) * dts * np.abs(currents))
         sgn = np.sign(currents)
@@ -147,7 +148,10 @@ def run_single(model: PackModel, currents: np.ndarray, dts: np.ndarray) -> Profi
     t_s = t0 + np.cumsum(dts)
     if n:
         model.t_s = float(t_s[-1])
-    col = (lambda a: a.reshape(n, 1))
+
+    def col(a: np.ndarray) -> np.ndarray:
+        return a.reshape(n, 1)
+
     return ProfileRun(
         t_s=t_s,
         current_A=currents.copy(),

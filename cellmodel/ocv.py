@@ -20,12 +20,76 @@ EXTEND = 0.3
 
 
 @dataclass(frozen=True)
+class UniformGrid:
+    """The same piecewise-linear curves resampled where every breakpoint is a grid point.
+
+    Interpolating on such a grid is exact and needs no search, which is several
+    times faster than np.interp for large packs.
+    """
+
+    x0: float
+    inv_step: float
+    n_intervals: int
+    mid: np.ndarray
+    d_mid: np.ndarray
+    half: np.ndarray
+    d_half: np.ndarray
+
+    @classmethod
+    def fit(cls, x: np.ndarray, mid: np.ndarray, half: np.ndarray) -> UniformGrid | None:
+        smallest = float(np.min(np.diff(x)))
+        span = float(x[-1] - x[0])
+        for k in range(1, 65):
+            step = smallest / k
+            pos = (x - x[0]) / step
+            if np.all(np.abs(pos - np.round(pos)) < 1e-7) and span / step <= 8192:
+                n = round(span / step)
+                grid = x[0] + step * np.arange(n + 1)
+                grid[-1] = x[-1]
+                m = np.interp(grid, x, mid)
+                h = np.interp(grid, x, half)
+                return cls(
+                    x0=float(x[0]),
+                    inv_step=1.0 / step,
+                    n_intervals=n,
+                    mid=m[:-1].copy(),
+                    d_mid=np.diff(m),
+                    half=h[:-1].copy(),
+                    d_half=np.diff(h),
+                )
+        return None
+
+    def value(self, x: np.ndarray, h: np.ndarray | float | None) -> np.ndarray:
+        f = np.clip((x - self.x0) * self.inv_step, 0.0, float(self.n_intervals))
+        i = np.minimum(f.astype(np.intp), self.n_intervals - 1)
+        frac = f - i
+        out = self.mid.take(i) + self.d_mid.take(i) * frac
+        if h is not None:
+            out += h * (self.half.take(i) + self.d_half.take(i) * frac)
+        return out
+
+
+@dataclass(frozen=True)
 class BranchTable:
     """Piecewise-linear mid and half-gap curves on one abscissa."""
 
     x: np.ndarray
     mid: np.ndarray
     half: np.ndarray
+    grid: UniformGrid | None = None
+
+    def __post_init__(self) -> None:
+        if self.grid is None:
+            object.__setattr__(self, "grid", UniformGrid.fit(self.x, self.mid, self.half))
+
+    def lookup(self, x: np.ndarray, h: np.ndarray | float | None) -> np.ndarray:
+        """mid(x) + h half(x) (h None: mid only), holding the end values beyond the table."""
+        if self.grid is not None and isinstance(x, np.ndarray) and x.size > 64:
+            return self.grid.value(x, h)
+        out = np.interp(x, self.x, self.mid)
+        if h is not None:
+            out = out + h * np.interp(x, self.x, self.half)
+        return np.asarray(out)
 
     @classmethod
     def from_branches(
@@ -49,7 +113,7 @@ class BranchTable:
         return cls(x=x, mid=mid, half=half)
 
     def value(self, x: np.ndarray | float, h: np.ndarray | float) -> np.ndarray:
-        return np.interp(x, self.x, self.mid) + h * np.interp(x, self.x, self.half)
+        return np.asarray(np.interp(x, self.x, self.mid) + h * np.interp(x, self.x, self.half))
 
     def slope(self, x: np.ndarray, h: np.ndarray | float) -> np.ndarray:
         """d value / dx of the segment holding x (right-continuous at breakpoints)."""

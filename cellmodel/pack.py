@@ -107,7 +107,15 @@ class StepResult:
 
 
 class PackModel:
-    """N series cells (design.n_series) as numpy state arrays of shape (n_cells,)."""
+    """N series cells (design.n_series) as numpy state arrays of shape (n_cells,).
+
+    initial_soc: a float (default 1.0) spread by design.pack.soc_spread for packs
+    (shifted so no cell leaves 0..1), or an array taken as is. initial_h: default
+    -1 (charge branch) for cells at or above half charge, +1 below; hysteresis=False
+    fixes h at 0, the branch mean. Cell temperatures start at ambient. seed
+    overrides design.pack.seed for the capacity, resistance and SOC draws (packs
+    only; a single cell is the nominal design).
+    """
 
     def __init__(
         self,
@@ -262,10 +270,7 @@ class PackModel:
 
     # ----- model pieces ---------------------------------------------------
     def _ocv_of(self, soc: np.ndarray, h: np.ndarray, temp_degC: np.ndarray) -> np.ndarray:
-        t = self._ocv
-        ocv = np.interp(soc, t.x, t.mid)
-        if self.hysteresis:
-            ocv += h * np.interp(soc, t.x, t.half)
+        ocv = self._ocv.lookup(soc, h if self.hysteresis else None)
         dudt = self.design.circuit.dUdT_V_K
         if dudt:
             ocv += dudt * (temp_degC - (T_REF_K - ZERO_C_K))
@@ -275,10 +280,7 @@ class PackModel:
         self, soc: np.ndarray, h: np.ndarray, v: np.ndarray, ocv: np.ndarray
     ) -> np.ndarray:
         x = self._x_empty + soc * self._util_per_soc * self._x_per_util
-        a = self._anode
-        pot = np.interp(x, a.x, a.mid)
-        if self.hysteresis:
-            pot += h * np.interp(x, a.x, a.half)
+        pot = self._anode.lookup(x, h if self.hysteresis else None)
         # Charging (v > ocv) pulls the lithiating anode below its equilibrium.
         return pot - self.design.circuit.anode_polarization_share * (v - ocv)
 
@@ -344,9 +346,11 @@ class PackModel:
             # An RC voltage at the step's end weighs its forcing by exp(-(dt - t)/tau),
             # centred at dt/2 + f dt, f = 1/2 - 1/z + 1/(e^z - 1): take R_j there
             # (linearized in SOC) so steps much longer than tau stay exact to 2nd order.
-            slope = (4.0 * c.soc_curvature * y - rise * (1.0 / c.low_soc_width)) * (
-                x == soc_mid
-            ) * d_soc
+            slope = (
+                (4.0 * c.soc_curvature * y - rise * (1.0 / c.low_soc_width))
+                * (x == soc_mid)
+                * d_soc
+            )
             k1 = k1 - slope * (0.5 - 1.0 / z1 + a1 / (1.0 - a1)) * arr1
             k2 = k2 - slope * (0.5 - 1.0 / z2 + a2 / (1.0 - a2)) * arr2
         v1n = a1 * self.v1 - (1.0 - a1) * (self._r1 * k1) * i_cell
@@ -367,13 +371,13 @@ class PackModel:
             temp_n = self.temp_degC
         else:
             v_rc = 0.5 * (self.v1 + v1n + self.v2 + v2n)
-            heat_W = i_cell * (
-                i_cell * r0 - v_rc - (self.temp_degC + ZERO_C_K) * c.dUdT_V_K
-            )
+            heat_W = i_cell * (i_cell * r0 - v_rc - (self.temp_degC + ZERO_C_K) * c.dUdT_V_K)
             a_th = self._thermal_decay(dt_s)
             rise = heat_W * (1.0 / c.h_W_K)
-            temp_n = self.ambient_degC + (self.temp_degC - self.ambient_degC) * a_th + rise * (
-                1.0 - a_th
+            temp_n = (
+                self.ambient_degC
+                + (self.temp_degC - self.ambient_degC) * a_th
+                + rise * (1.0 - a_th)
             )
         # The terminal voltage is read at the end of the step, so its R0 is the end-SOC one.
         x_end = np.clip(soc_n, 0.0, 1.0)
@@ -384,9 +388,7 @@ class PackModel:
         return soc_n, v1n, v2n, h_n, temp_n, ocv_n, v_n, i_cell, r0_end
 
     # ----- stepping -------------------------------------------------------
-    def step(
-        self, current_A: float, dt_s: float, bleed_A: np.ndarray | None = None
-    ) -> StepResult:
+    def step(self, current_A: float, dt_s: float, bleed_A: np.ndarray | None = None) -> StepResult:
         """Hold the series current (positive discharge) for dt_s; bleed_A adds per-cell drain."""
         soc_n, v1n, v2n, h_n, temp_n, ocv_n, v_n, i_cell, r0 = self._advance(
             current_A, dt_s, bleed_A

@@ -42,7 +42,9 @@ def load_profile(path: str | Path) -> Profile:
         if not header_seen:
             if tuple(cells) != HEADER:
                 raise InputError(
-                    src, f"line {lineno}", f"header must be 'time_s,current_A', got {','.join(cells)!r}"
+                    src,
+                    f"line {lineno}",
+                    f"header must be 'time_s,current_A', got {','.join(cells)!r}",
                 )
             header_seen = True
             continue
@@ -51,7 +53,9 @@ def load_profile(path: str | Path) -> Profile:
         try:
             t, i = float(cells[0]), float(cells[1])
         except ValueError:
-            raise InputError(src, f"line {lineno}", f"not a number in {','.join(cells)!r}") from None
+            raise InputError(
+                src, f"line {lineno}", f"not a number in {','.join(cells)!r}"
+            ) from None
         if not (math.isfinite(t) and math.isfinite(i)):
             raise InputError(src, f"line {lineno}", "values must be finite")
         if times and t <= times[-1]:

@@ -90,7 +90,9 @@ class SimulationResult:
         if self.n_cells == 1:
             return [bdf.write_bdf(out, self.cell_columns(0))]
         paths = [bdf.write_bdf(out, self.pack_columns())]
-        paths += [bdf.write_bdf(bdf.cell_path(out, i), self.cell_columns(i)) for i in range(self.n_cells)]
+        paths += [
+            bdf.write_bdf(bdf.cell_path(out, i), self.cell_columns(i)) for i in range(self.n_cells)
+        ]
         return paths
 
     def summary(self) -> dict[str, Any]:
@@ -122,7 +124,9 @@ class _Rows:
             k: [] for k in ("v", "ocv", "soc", "h", "temp", "util", "pot")
         }
 
-    def add(self, model: PackModel, step: int, current_A: float, v: np.ndarray | None = None) -> None:
+    def add(
+        self, model: PackModel, step: int, current_A: float, v: np.ndarray | None = None
+    ) -> None:
         self.t.append(model.t_s)
         self.step.append(step)
         self.current.append(current_A)
@@ -139,7 +143,9 @@ class _Rows:
             else model._anode_potential(model.soc, model.h, v, model.ocv_V)
         )
 
-    def result(self, name: str, reasons: list[str], interval_current: np.ndarray) -> SimulationResult:
+    def result(
+        self, name: str, reasons: list[str], interval_current: np.ndarray
+    ) -> SimulationResult:
         t = np.asarray(self.t)
         dt = np.diff(t, prepend=t[:1])
         q = interval_current * dt / 3600.0

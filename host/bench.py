@@ -23,9 +23,11 @@ TARGET_PROFILE_1H_S = 0.020
 def _mixed_current_A(n: int, capacity_Ah: float) -> np.ndarray:
     """A discharge-heavy mix of pulses, rests and charge, positive on discharge."""
     k = np.arange(n)
-    return capacity_Ah * np.select(
-        [k % 300 < 120, k % 300 < 180, k % 300 < 240], [1.0, 0.0, -0.5], 2.0
-    ) * 0.5
+    return (
+        capacity_Ah
+        * np.select([k % 300 < 120, k % 300 < 180, k % 300 < 240], [1.0, 0.0, -0.5], 2.0)
+        * 0.5
+    )
 
 
 def cell_steps(quick: bool = False) -> dict[str, Any]:

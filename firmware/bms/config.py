@@ -248,7 +248,7 @@ class Config:
     def __init__(self, d=None):
         self.version = 0
         self.flags = 0
-        self.error = None
+        self.error = None  # type: str | None
         self._apply(DEFAULTS)
         if d:
             self._apply(d)

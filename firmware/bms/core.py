@@ -23,7 +23,7 @@ from bms.soc import SocEstimator, soc_of
 from bms.storage import STATE_CORRUPT, load_state, save_state
 
 try:
-    from micropython import const, heap_lock, heap_unlock
+    from micropython import const, heap_lock, heap_unlock  # pyright: ignore
 except ImportError:
 
     def const(x):
@@ -62,8 +62,8 @@ class Bms:
         self.prot = Protection()
         self.bal = Balancer()
         self.log = FaultLog(cfg.fault_log_len)
-        self.ocv = None
-        self.est = None
+        self.ocv = OcvTables(cfg.ocv_soc_cpct, cfg.ocv_chg_mV, cfg.ocv_dsg_mV)
+        self.est = SocEstimator(cfg, self.ocv, self.counter, self.learner)
         self._cfg_version = -1
         self._configure()
 
@@ -95,6 +95,7 @@ class Bms:
         self.clock_s = 0
         self.clock_ms = 0
         self.save_errors = 0
+        self.saves = 0
 
         # persistence bookkeeping (sample time)
         self.since_save_ms = 0
@@ -124,10 +125,7 @@ class Bms:
             lrn.design_mAs = design
             lrn.cap_mAs = design
             lrn.invalidate()
-        if self.est is None:
-            self.est = SocEstimator(cfg, self.ocv, self.counter, lrn)
-        else:
-            self.est.ocv = self.ocv
+        self.est.ocv = self.ocv
         if self.log.size != cfg.fault_log_len:
             old = self.log.entries()
             self.log = FaultLog(cfg.fault_log_len)
@@ -401,6 +399,7 @@ class Bms:
     def save(self):
         """Write the state file now (atomic); raises OSError if the filesystem refuses."""
         save_state(self.state_path, self.state_dict())
+        self.saves += 1
         self.since_save_ms = 0
         self.soc_at_save = self.soc_cpct
 

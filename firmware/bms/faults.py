@@ -4,7 +4,7 @@ host/protocol/faults.py mirrors these numbers; a test checks they agree.
 """
 
 try:
-    from micropython import const
+    from micropython import const  # pyright: ignore[reportAssignmentType]
 except ImportError:
 
     def const(x):

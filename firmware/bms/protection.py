@@ -13,7 +13,7 @@ from array import array
 from bms import faults as F
 
 try:
-    from micropython import const
+    from micropython import const  # pyright: ignore[reportAssignmentType]
 except ImportError:
 
     def const(x):

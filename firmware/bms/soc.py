@@ -29,7 +29,7 @@ from bms.intmath import isqrt, of_1e4, ratio_1e4
 from bms.ocv import CHARGE, DISCHARGE
 
 try:
-    from micropython import const
+    from micropython import const  # pyright: ignore[reportAssignmentType]
 except ImportError:
 
     def const(x):

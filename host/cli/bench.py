@@ -31,13 +31,16 @@ def run(args: argparse.Namespace) -> int:
         r = steps[key]
         print(f"{r['n_cells']:>6} {r['us_per_step']:>10.2f} {r['cell_steps_per_s']:>14,.0f}")
     verdict = "meets" if steps["meets_target"] else "MISSES"
-    print(f"10,000 cells {verdict} the target of {steps['target_cell_steps_per_s']:,.0f} "
-          "cell-steps/s")
+    print(
+        f"10,000 cells {verdict} the target of {steps['target_cell_steps_per_s']:,.0f} cell-steps/s"
+    )
     prof = results["profile_1h"]
     verdict = "meets" if prof["meets_target"] else "MISSES"
-    print(f"1-hour single-cell profile at 1 s: best {prof['best_s'] * 1e3:.2f} ms, median "
-          f"{prof['median_s'] * 1e3:.2f} ms ({verdict} the target of "
-          f"{prof['target_s'] * 1e3:.0f} ms)")
+    print(
+        f"1-hour single-cell profile at 1 s: best {prof['best_s'] * 1e3:.2f} ms, median "
+        f"{prof['median_s'] * 1e3:.2f} ms ({verdict} the target of "
+        f"{prof['target_s'] * 1e3:.0f} ms)"
+    )
     for name, res in results.items():
         if name not in ("cell_steps", "profile_1h"):
             print(f"{name}: {json.dumps(res)}")

@@ -71,8 +71,10 @@ def run(args: argparse.Namespace) -> int:
     print("\n  claim  status          detail")
     for n, r in rep["claims"].items():
         print(f"  {n:>5}  {r['status']:<15} {r['detail']}")
-    counts = {s: sum(1 for r in rep["claims"].values() if r["status"] == s) for s in
-              ("satisfied", "violated", "not_applicable")}
+    counts = {
+        s: sum(1 for r in rep["claims"].values() if r["status"] == s)
+        for s in ("satisfied", "violated", "not_applicable")
+    }
     print(
         f"\n  {counts['satisfied']} satisfied, {counts['violated']} violated, "
         f"{counts['not_applicable']} not applicable"

@@ -43,7 +43,7 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _print_text(summary: dict[str, Any]) -> None:
+def print_summary(summary: dict[str, Any]) -> None:
     print(f"scenario {summary['scenario']} on {summary['cell']} ({summary['n_cells']} cell(s))")
     print(
         f"  {summary['steps']} steps, {summary['sim_time_s'] / 3600:.2f} h simulated in "
@@ -111,5 +111,5 @@ def run(args: argparse.Namespace) -> int:
         json.dump(result.summary, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        _print_text(result.summary)
+        print_summary(result.summary)
     return result.exit_code

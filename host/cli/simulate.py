@@ -32,20 +32,39 @@ def register(subparsers: Any) -> None:
             "(positive on discharge)."
         ),
     )
-    p.add_argument("--cell", default=DEFAULT_CELL, metavar="NAME_OR_FILE",
-                   help=f"preset name or cell TOML file (default {DEFAULT_CELL})")
+    p.add_argument(
+        "--cell",
+        default=DEFAULT_CELL,
+        metavar="NAME_OR_FILE",
+        help=f"preset name or cell TOML file (default {DEFAULT_CELL})",
+    )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--experiment", nargs="+", metavar="STEP", help="one or more step texts")
     src.add_argument("--profile", metavar="FILE.csv", help="current profile time_s,current_A")
     p.add_argument("--out", metavar="FILE.bdf.csv", help="write the results here")
     p.add_argument("--isothermal", action="store_true", help="hold the cells at ambient")
     p.add_argument("--no-hysteresis", action="store_true", help="single-valued OCV (branch mean)")
-    p.add_argument("--ambient", type=float, default=25.0, metavar="DEGC",
-                   help="ambient temperature (default 25)")
-    p.add_argument("--initial-soc", type=float, default=None, metavar="SOC",
-                   help="starting SOC 0..1 (default 1.0, packs spread around it)")
-    p.add_argument("--period", type=float, default=1.0, metavar="S",
-                   help="default step period in seconds (default 1)")
+    p.add_argument(
+        "--ambient",
+        type=float,
+        default=25.0,
+        metavar="DEGC",
+        help="ambient temperature (default 25)",
+    )
+    p.add_argument(
+        "--initial-soc",
+        type=float,
+        default=None,
+        metavar="SOC",
+        help="starting SOC 0..1 (default 1.0, packs spread around it)",
+    )
+    p.add_argument(
+        "--period",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="default step period in seconds (default 1)",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=run)
 
@@ -74,12 +93,16 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
-    print(f"cell {summary['cell']} x{summary['n_cells']}: {summary['rows']} rows over "
-          f"{summary['duration_s']:g} s")
+    print(
+        f"cell {summary['cell']} x{summary['n_cells']}: {summary['rows']} rows over "
+        f"{summary['duration_s']:g} s"
+    )
     print(f"  discharged {summary['discharged_Ah']:.4f} Ah, charged {summary['charged_Ah']:.4f} Ah")
-    print(f"  cell voltage {summary['min_cell_voltage_V']:.4f} .. "
-          f"{summary['max_cell_voltage_V']:.4f} V, max temperature "
-          f"{summary['max_temp_degC']:.2f} degC")
+    print(
+        f"  cell voltage {summary['min_cell_voltage_V']:.4f} .. "
+        f"{summary['max_cell_voltage_V']:.4f} V, max temperature "
+        f"{summary['max_temp_degC']:.2f} degC"
+    )
     print("  final SOC " + ", ".join(f"{s:.4f}" for s in summary["final_soc"]))
     for line in summary["steps"]:
         print(f"  {line}")

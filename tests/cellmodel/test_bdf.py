@@ -12,7 +12,11 @@ from cellmodel import bdf
 
 
 def test_write_and_read_back(tmp_path: Path) -> None:
-    cols = {bdf.TIME: [0.0, 1.0, 2.5], bdf.CURRENT: [0.0, 2.0, -1.25], bdf.VOLTAGE: [4.2, 4.1, 4.15]}
+    cols = {
+        bdf.TIME: [0.0, 1.0, 2.5],
+        bdf.CURRENT: [0.0, 2.0, -1.25],
+        bdf.VOLTAGE: [4.2, 4.1, 4.15],
+    }
     path = bdf.write_bdf(tmp_path / "sub" / "x.bdf.csv", cols)
     with path.open() as f:
         rows = list(csv.DictReader(f))

@@ -50,8 +50,9 @@ def test_pack_preset_extends_default() -> None:
 
 
 def test_load_by_path_and_extends_with_override(tmp_path: Path) -> None:
-    path = _write(tmp_path, 'extends = "sisn-lco-2ah"\n[cell]\nname = "mine"\n[anode]\n'
-                  "thickness_um = 40.0\n")
+    path = _write(
+        tmp_path, 'extends = "sisn-lco-2ah"\n[cell]\nname = "mine"\n[anode]\nthickness_um = 40.0\n'
+    )
     design = load_cell(path)
     assert design.name == "mine"
     assert design.anode.thickness_um == 40.0
@@ -75,14 +76,26 @@ def test_window_top_defaults_to_c_n(tmp_path: Path) -> None:
         (r"^binder = .*$", 'binder = "PVA"', "anode.binder", "list"),
         (r"^r0_ohm = .*$", "r0_ohm = 0.025\nr3_ohm = 0.1", "circuit.r3_ohm", "unknown key"),
         (r"^\[pack\]", "[packing]", "packing", "unknown section"),
-        (r"^composition = .*$", "composition = { Si = 0.8, Sn = 0.3 }", "anode.composition",
-         "sum to 1"),
-        (r"^window_top_mAh_g = .*$", "window_top_mAh_g = 2300.0", "limits.window_top_mAh_g",
-         "out of range"),
+        (
+            r"^composition = .*$",
+            "composition = { Si = 0.8, Sn = 0.3 }",
+            "anode.composition",
+            "sum to 1",
+        ),
+        (
+            r"^window_top_mAh_g = .*$",
+            "window_top_mAh_g = 2300.0",
+            "limits.window_top_mAh_g",
+            "out of range",
+        ),
         (r"^v_min_V = .*$", "v_min_V = 4.3", "limits.v_max_V", "must exceed"),
         (r"^charge_V    = .*$", "charge_V = [3.2, 3.3]", "ocv.charge_V", "items"),
-        (r"^coulombic_efficiency = .*$", "coulombic_efficiency = 1.2",
-         "circuit.coulombic_efficiency", "out of range"),
+        (
+            r"^coulombic_efficiency = .*$",
+            "coulombic_efficiency = 1.2",
+            "circuit.coulombic_efficiency",
+            "out of range",
+        ),
     ],
 )
 def test_bad_fields_name_file_and_field(

@@ -15,20 +15,31 @@ from cellmodel.simulation import run_experiment
 @pytest.mark.parametrize(
     ("text", "expect"),
     [
-        ("Discharge at 1C until 2.75 V", dict(kind="discharge", drive=1.0, drive_unit="C",
-                                              voltage_cutoff_V=2.75)),
-        ("Discharge at 2 A for 10 minutes or until 3.0 V",
-         dict(drive=2.0, drive_unit="A", duration_s=600.0, voltage_cutoff_V=3.0)),
+        (
+            "Discharge at 1C until 2.75 V",
+            dict(kind="discharge", drive=1.0, drive_unit="C", voltage_cutoff_V=2.75),
+        ),
+        (
+            "Discharge at 2 A for 10 minutes or until 3.0 V",
+            dict(drive=2.0, drive_unit="A", duration_s=600.0, voltage_cutoff_V=3.0),
+        ),
         ("Charge at 0.5C until 4.2 V", dict(kind="charge", drive=0.5, voltage_cutoff_V=4.2)),
-        ("Charge at C/2 until 4200 mV (10 second period)",
-         dict(drive=0.5, drive_unit="C", voltage_cutoff_V=4.2, period_s=10.0)),
-        ("Hold at 4.2 V until C/20", dict(kind="hold", drive=4.2, drive_unit="V",
-                                          current_cutoff=0.05, current_cutoff_unit="C")),
-        ("Hold at 4.2 V until 50 mA or for 2 hours",
-         dict(current_cutoff=0.05, current_cutoff_unit="A", duration_s=7200.0)),
+        (
+            "Charge at C/2 until 4200 mV (10 second period)",
+            dict(drive=0.5, drive_unit="C", voltage_cutoff_V=4.2, period_s=10.0),
+        ),
+        (
+            "Hold at 4.2 V until C/20",
+            dict(
+                kind="hold", drive=4.2, drive_unit="V", current_cutoff=0.05, current_cutoff_unit="C"
+            ),
+        ),
+        (
+            "Hold at 4.2 V until 50 mA or for 2 hours",
+            dict(current_cutoff=0.05, current_cutoff_unit="A", duration_s=7200.0),
+        ),
         ("Rest for 30 minutes", dict(kind="rest", duration_s=1800.0)),
-        ("rest for 1 hour (1 second period)", dict(kind="rest", duration_s=3600.0,
-                                                   period_s=1.0)),
+        ("rest for 1 hour (1 second period)", dict(kind="rest", duration_s=3600.0, period_s=1.0)),
         ("Discharge at 500 mA for 90 s", dict(drive=0.5, drive_unit="A", duration_s=90.0)),
         ("Discharge at 5 W for 1 hour", dict(drive=5.0, drive_unit="W")),
         ("Run PROFILE.csv", dict(kind="run", profile_path="PROFILE.csv")),
@@ -86,12 +97,14 @@ def test_parse_experiment_numbers_steps() -> None:
 
 def test_cccv_discharge_cycle(default_design: CellDesign) -> None:
     model = PackModel(default_design, initial_soc=1.0)
-    steps = parse_experiment([
-        "Discharge at 1C until 2.75 V",
-        "Rest for 30 minutes",
-        "Charge at 0.5C until 4.2 V",
-        "Hold at 4.2 V until C/20",
-    ])
+    steps = parse_experiment(
+        [
+            "Discharge at 1C until 2.75 V",
+            "Rest for 30 minutes",
+            "Charge at 0.5C until 4.2 V",
+            "Hold at 4.2 V until C/20",
+        ]
+    )
     res = run_experiment(model, steps)
     q = default_design.capacity_Ah
     assert res.discharged_Ah[-1] == pytest.approx(q, rel=0.05)

@@ -20,7 +20,7 @@ MV = 1e-3
 def _mean_ocv(design: CellDesign, soc: np.ndarray | float) -> np.ndarray:
     """Hysteresis off: the OCV is the mean of the two branches (raw table, no extension)."""
     o = design.ocv
-    return np.interp(soc, o.soc, 0.5 * (o.charge_V + o.discharge_V))
+    return np.asarray(np.interp(soc, o.soc, 0.5 * (o.charge_V + o.discharge_V)))
 
 
 def _mixed_profile(seed: int, total_s: float) -> tuple[np.ndarray, np.ndarray]:
@@ -59,17 +59,17 @@ def _rk4_thevenin(
 
     state = (soc0, 0.0, 0.0)
     out = []
-    for dur, i in zip(durations, currents):
+    for dur, i in zip(durations, currents, strict=True):
         n = max(1, round(dur / h_s))
         h = dur / n
         for _ in range(n):
             k1 = deriv(state, i)
-            k2 = deriv(tuple(s + 0.5 * h * k for s, k in zip(state, k1)), i)  # type: ignore[arg-type]
-            k3 = deriv(tuple(s + 0.5 * h * k for s, k in zip(state, k2)), i)  # type: ignore[arg-type]
-            k4 = deriv(tuple(s + h * k for s, k in zip(state, k3)), i)  # type: ignore[arg-type]
+            k2 = deriv(tuple(s + 0.5 * h * k for s, k in zip(state, k1, strict=True)), i)  # type: ignore[arg-type]
+            k3 = deriv(tuple(s + 0.5 * h * k for s, k in zip(state, k2, strict=True)), i)  # type: ignore[arg-type]
+            k4 = deriv(tuple(s + h * k for s, k in zip(state, k3, strict=True)), i)  # type: ignore[arg-type]
             state = tuple(
                 s + h / 6.0 * (a + 2 * b + 2 * cc + d)
-                for s, a, b, cc, d in zip(state, k1, k2, k3, k4)
+                for s, a, b, cc, d in zip(state, k1, k2, k3, k4, strict=True)
             )  # type: ignore[assignment]
         soc, v1, v2 = state
         s0, _ = shapes(soc)
@@ -77,8 +77,9 @@ def _rk4_thevenin(
     return np.asarray(out)
 
 
-def _superposition(design: CellDesign, soc0: float, t_end: np.ndarray,
-                   durations: np.ndarray, currents: np.ndarray) -> np.ndarray:
+def _superposition(
+    design: CellDesign, soc0: float, t_end: np.ndarray, durations: np.ndarray, currents: np.ndarray
+) -> np.ndarray:
     """Linear Thevenin (constant R): sum of step responses, evaluated at interval ends."""
     c = design.circuit
     starts = np.concatenate(([0.0], np.cumsum(durations)[:-1]))
@@ -87,8 +88,9 @@ def _superposition(design: CellDesign, soc0: float, t_end: np.ndarray,
     for r, tau in ((c.r1_ohm, c.tau1_s), (c.r2_ohm, c.tau2_s)):
         age = t_end[:, None] - starts[None, :]
         on = age > 0
-        v -= r * np.sum(np.where(on, d_i[None, :] * (1 - np.exp(-np.where(on, age, 0) / tau)), 0),
-                        axis=1)
+        v -= r * np.sum(
+            np.where(on, d_i[None, :] * (1 - np.exp(-np.where(on, age, 0) / tau)), 0), axis=1
+        )
     charge_As = np.cumsum(currents * durations)
     soc = soc0 - charge_As / (3600.0 * design.capacity_Ah)
     return _mean_ocv(design, soc) - currents * c.r0_ohm + v
@@ -106,7 +108,7 @@ def test_matches_rk4_thevenin_over_long_mixed_profile(default_design: CellDesign
     assert np.max(np.abs(run.v_V[:, 0] - ref)) < 1 * MV
     # The same through step() with the same variable step lengths (1 s to 60 s).
     model2 = PackModel(design, isothermal=True, hysteresis=False, initial_soc=0.8)
-    stepped = np.array([model2.step(i, d).v_V[0] for i, d in zip(currents, durations)])
+    stepped = np.array([model2.step(i, d).v_V[0] for i, d in zip(currents, durations, strict=True)])
     assert np.max(np.abs(stepped - ref)) < 1 * MV
 
 
@@ -263,7 +265,7 @@ def test_run_profile_fast_path_equals_step(default_design: CellDesign) -> None:
     fast = PackModel(default_design, initial_soc=0.7)
     run = fast.run_profile(currents, durations)
     slow = PackModel(default_design, initial_soc=0.7)
-    rows = [slow.step(i, d) for i, d in zip(currents, durations)]
+    rows = [slow.step(i, d) for i, d in zip(currents, durations, strict=True)]
     for name in ("v_V", "soc", "h", "temp_degC", "anode_potential_V", "anode_util_mAh_g"):
         ref = np.array([getattr(r, name)[0] for r in rows])
         assert np.max(np.abs(getattr(run, name)[:, 0] - ref)) < 1e-9, name
@@ -288,6 +290,7 @@ def test_pack_spread_seeded_and_visible() -> None:
     assert res.pack_v_V[-1] == pytest.approx(res.v_V[-1].sum())
     # Packs go through the vectorized path; it equals step().
     c = PackModel(design)
+    last = c.result()
     for _ in range(1800):
         last = c.step(2.0, 1.0)
     assert np.allclose(last.v_V, res.v_V[-1], atol=1e-12)
@@ -297,6 +300,7 @@ def test_bleed_drains_only_its_cell() -> None:
     design = load_cell("sisn-lco-2ah-4s")
     model = PackModel(design, initial_soc=np.full(4, 0.8))
     bleed = np.array([0.0, 0.1, 0.0, 0.0])
+    res = model.result()
     for _ in range(3600):
         res = model.step(0.0, 1.0, bleed_A=bleed)
     assert res.cell_current_A[1] == 0.1

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cellmodel import CellDesign, PackModel, load_cell
-from cellmodel import bdf
+from cellmodel import CellDesign, PackModel, bdf, load_cell
 from cellmodel.profile import Profile
 from cellmodel.simulation import simulate_profile
 
@@ -40,7 +39,9 @@ def test_pack_writes_pack_and_cell_files(tmp_path: Path) -> None:
     design = load_cell("sisn-lco-2ah-4s")
     res = simulate_profile(PackModel(design), _profile())
     paths = res.write(tmp_path / "run.bdf.csv")
-    assert [p.name for p in paths] == ["run.bdf.csv"] + [f"run.cell{k}.bdf.csv" for k in range(1, 5)]
+    assert [p.name for p in paths] == ["run.bdf.csv"] + [
+        f"run.cell{k}.bdf.csv" for k in range(1, 5)
+    ]
     with paths[0].open() as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 5

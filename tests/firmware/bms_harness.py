@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 from pathlib import Path
+from typing import Any
 
 from tests.firmware.mpy import FIRMWARE, run_mpy
 
@@ -14,9 +17,8 @@ def run_rig(script: str, cwd: Path, timeout_s: float = 120.0) -> str:
     return run_mpy(script, cwd=cwd, timeout_s=timeout_s, extra_path=[MPYLIB])
 
 
-def firmware_on_path() -> None:
-    """Let CPython import firmware/bms for property tests."""
-    import sys
-
+def firmware_module(name: str) -> Any:
+    """Import a firmware module (e.g. "bms.config") under CPython, for property tests."""
     if str(FIRMWARE) not in sys.path:
         sys.path.insert(0, str(FIRMWARE))
+    return importlib.import_module(name)

@@ -3,7 +3,8 @@
 `FirmwareOnPty` copies firmware/ into a temporary flash folder with a
 board.json for the unix port and a bms_config.json, starts
 `micropython main.py` (or `micropython -i main.py`, which drops into the REPL
-when main.py returns, as a board does) with stdin/stdout on the pty master,
+when main.py returns, as a board does; or a given script) with stdin/stdout on
+the pty master,
 and exposes the slave device path for pyserial or host.link.SerialLink.
 """
 
@@ -43,7 +44,7 @@ def provision(flash: Path, config: dict[str, Any], board: dict[str, Any] | None 
 
 
 class FirmwareOnPty:
-    def __init__(self, flash: Path, *, repl_after: bool = False) -> None:
+    def __init__(self, flash: Path, *, repl_after: bool = False, script: str | None = None) -> None:
         self.flash = flash
         self.repl_after = repl_after
         self.master_fd, self._slave_fd = pty.openpty()
@@ -55,8 +56,9 @@ class FirmwareOnPty:
         args = [str(find_micropython()), "-X", "heapsize=512K"]
         if repl_after:
             args.append("-i")
+        # `script` runs instead of main.py (a measurement harness around main's pieces)
         self.proc = subprocess.Popen(
-            [*args, "main.py"],
+            [*args, "main.py"] if script is None else [*args, "-c", script],
             stdin=self.master_fd,
             stdout=self.master_fd,
             stderr=subprocess.PIPE,

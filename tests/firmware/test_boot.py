@@ -43,7 +43,8 @@ class Port:
         while not self.frames:
             if time.monotonic() > deadline:
                 raise AssertionError(f"no frame within {timeout_s} s; got {bytes(self.text)!r}")
-            data = self.ser.read(4096)
+            # read(n) waits for n bytes or the timeout: ask for what is there, at least 1
+            data = self.ser.read(max(1, self.ser.in_waiting))
             self.text += data
             self.frames += self.decoder.feed(data)
         item = self.frames.pop(0)
@@ -59,7 +60,7 @@ class Port:
     def read_until(self, marker: bytes, timeout_s: float = 5.0) -> bytes:
         deadline = time.monotonic() + timeout_s
         while marker not in self.text and time.monotonic() < deadline:
-            self.text += self.ser.read(4096)
+            self.text += self.ser.read(max(1, self.ser.in_waiting))
         return bytes(self.text)
 
 
@@ -229,3 +230,49 @@ def test_heap_after_boot_and_in_operation(flash: Path) -> None:
     )
     budget = 64 * 1024 * word // 4
     assert after_boot <= budget and in_operation <= budget
+
+
+SERVE_MEASURED = """
+import gc, sys, micropython
+sys.path.insert(0, '.')
+import main
+app, io, board = main.setup()
+gc.collect()
+gc.disable()  # a collection would hide allocations
+before = gc.mem_alloc()
+micropython.kbd_intr(-1)
+main.serve(app, io, board)
+after = gc.mem_alloc()
+micropython.kbd_intr(3)
+sys.stderr.write('%d %d\\n' % (after - before, app.bms.samples))
+"""
+
+
+def serve_allocation(flash: Path, n_samples: int) -> int:
+    """Bytes allocated by main.serve() (the real loop over a pty) for n SAMPLE frames."""
+    with FirmwareOnPty(flash, script=SERVE_MEASURED) as fw:
+        port = Port(fw.port)
+        port.next()  # BOOT
+        port.ask(FrameType.HELLO, 1)
+        for k in range(n_samples):
+            cells = [3700, 3701, 3699, 3702 - k % 3]
+            reply = port.ask(
+                FrameType.SAMPLE, 2 + k, encode_sample(1000 * k + 1000, cells, 800, [250])
+            )
+            assert reply.ftype == FrameType.STATE
+        port.ask(FrameType.ENTER_REPL, 2 + n_samples)
+        assert fw.wait() == 0
+        delta, samples = (int(x) for x in fw.stderr().split())
+        port.ser.close()
+    assert samples == n_samples
+    return delta
+
+
+def test_serve_loop_allocates_nothing_per_sample(flash: Path) -> None:
+    """poll + readinto + parse + app + Bms.step + encode + write: 0 bytes per SAMPLE frame."""
+    config = {**CONFIG, "persist_interval_ms": 86400000, "persist_min_ms": 86400000}
+    (flash / "bms_config.json").write_text(json.dumps(config))
+    few = serve_allocation(flash, 20)
+    many = serve_allocation(flash, 520)
+    print(f"\nmain.serve(): {few} B once, {(many - few) / 500:.1f} B per SAMPLE frame")
+    assert many == few

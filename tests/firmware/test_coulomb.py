@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.firmware.bms_harness import firmware_on_path, run_rig
+from tests.firmware.bms_harness import firmware_module, run_rig
 
 _LOOP = """
 from bms.coulomb import CoulombCounter
@@ -71,7 +71,8 @@ from bms.coulomb import CoulombCounter
 c = CoulombCounter(900000)
 sc = 0
 sd = 0
-for cur, dt in ((-100000, 10000), (100000, 10000), (-99999, 9999), (-1, 1), (1, 9999), (-100000, 10000)):
+SEQ = ((-100000, 10000), (100000, 10000), (-99999, 9999), (-1, 1), (1, 9999), (-100000, 10000))
+for cur, dt in SEQ:
     c.add(cur, dt)
     p = cur * dt
     if p > 0:
@@ -128,10 +129,7 @@ samples = st.lists(
 @settings(max_examples=200, deadline=None)
 @given(samples, st.integers(900000, 1000000))
 def test_counter_property_exact_and_bounded(seq: list[tuple[int, int]], ce: int) -> None:
-    firmware_on_path()
-    from bms.coulomb import CoulombCounter
-
-    c = CoulombCounter(ce)
+    c = firmware_module("bms.coulomb").CoulombCounter(ce)
     c.loss_ppm = Bounded(c.loss_ppm)
     sc = sd = 0
     for cur, dt in seq:

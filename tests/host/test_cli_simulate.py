@@ -14,21 +14,29 @@ from host.cli.main import main
 
 def test_experiment_json_and_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "run.bdf.csv"
-    code = main([
-        "simulate",
-        "--experiment",
-        "Discharge at 1C until 2.75 V",
-        "Rest for 30 minutes",
-        "Charge at 0.5C until 4.2 V",
-        "Hold at 4.2 V until C/20",
-        "--out",
-        str(out),
-        "--json",
-    ])
+    code = main(
+        [
+            "simulate",
+            "--experiment",
+            "Discharge at 1C until 2.75 V",
+            "Rest for 30 minutes",
+            "Charge at 0.5C until 4.2 V",
+            "Hold at 4.2 V until C/20",
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
-    for key in ("duration_s", "discharged_Ah", "min_cell_voltage_V", "max_cell_voltage_V",
-                "final_soc", "outputs"):
+    for key in (
+        "duration_s",
+        "discharged_Ah",
+        "min_cell_voltage_V",
+        "max_cell_voltage_V",
+        "final_soc",
+        "outputs",
+    ):
         assert key in summary
     assert summary["discharged_Ah"] == pytest.approx(2.0, rel=0.05)
     assert summary["outputs"] == [str(out)]
@@ -45,8 +53,19 @@ def test_pack_profile_isothermal_no_hysteresis(
     prof = tmp_path / "p.csv"
     prof.write_text("time_s,current_A\n0,2\n60,0\n120,-1\n180,0\n")
     out = tmp_path / "pack.bdf.csv"
-    code = main(["simulate", "--cell", "sisn-lco-2ah-4s", "--profile", str(prof), "--out",
-                 str(out), "--isothermal", "--no-hysteresis"])
+    code = main(
+        [
+            "simulate",
+            "--cell",
+            "sisn-lco-2ah-4s",
+            "--profile",
+            str(prof),
+            "--out",
+            str(out),
+            "--isothermal",
+            "--no-hysteresis",
+        ]
+    )
     assert code == 0
     text = capsys.readouterr().out
     assert "wrote" in text

@@ -131,3 +131,28 @@ async def test_lost_sample_reply_recovers_the_state(
     assert client.stats.timeouts == 1 and client.stats.error_replies == 1
     await client.enter_repl()
     assert fw.wait() == 0
+
+
+async def test_reset_and_repl_on_the_virtual_board(tmp_path: Path) -> None:
+    from host.vboard import VirtualBoard
+
+    flash = tmp_path / "flash"
+    provision(flash, {"n_cells": 4, "n_temps": 1})
+    async with VirtualBoard(flash) as vb:
+        link = await SerialLink.open(vb.port)
+        try:
+            client = BmsClient(link, timeout_s=2.0)
+            first = await client.wait_boot(10.0)
+            assert "STATE_MISSING" in first.boot_flags
+            await client.sample(1000, CELLS, 500, [250])
+            await client.reset()
+            again = await client.wait_boot(10.0)  # the supervisor restarted the firmware
+            assert "STATE_RESTORED" in again.boot_flags and vb.boots == 2
+            await client.hello()
+            state = await client.sample(5, CELLS, 500, [250])
+            assert state.samples == 1 and state.chg_on
+            await client.enter_repl()
+            seen = await link.read_until(b">>> ", 5.0)
+            assert seen.endswith(b">>> ")
+        finally:
+            await link.close()

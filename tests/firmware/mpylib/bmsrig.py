@@ -1,3 +1,4 @@
+# pyright: reportMissingImports=false
 """MicroPython-side test rig: a Bms on a config with changes, fed samples by sample time.
 
 Imported by the scripts that tests/firmware/test_*.py run under the unix port

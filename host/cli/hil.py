@@ -1,0 +1,69 @@
+"""`sisnbms hil`: the emulator loop against a flashed board at a serial port.
+
+    sisnbms hil --port PORT [--scenario NAME_OR_FILE] [--cell X] [--out DIR] [--realtime] [--json]
+
+The board (a real Pico or ESP32 flashed with `sisnbms flash`, or a virtual
+board from `sisnbms board --virtual`) must run the firmware in link mode: it
+takes its sensor readings from the host's sample frames and drives its real
+switch pins. Same scoring, outputs and exit codes as `sisnbms emulate`
+(0 pass, 1 expectation or safety check failed, 2 bad input). Steps that need
+power control ("Cut board power") are rejected for a port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from host.cli.emulate import print_summary
+from host.scenarios import DEFAULT_SCENARIO, load_scenario
+
+DEFAULT_OUT = "sisnbms-hil"
+
+
+def register(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "hil",
+        help="run a scenario against a flashed board at a serial port",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
+    p.add_argument("--port", required=True, help="serial port of the board, e.g. /dev/ttyACM0")
+    p.add_argument(
+        "--scenario",
+        default=DEFAULT_SCENARIO,
+        help=f"built-in scenario name or TOML file (default: {DEFAULT_SCENARIO})",
+    )
+    p.add_argument("--cell", help="cell preset name or TOML file (default: the scenario's cell)")
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
+    p.add_argument(
+        "--realtime",
+        action="store_true",
+        help="pace samples to the wall clock (default lockstep: as fast as the board answers)",
+    )
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from host.emulator import run_scenario
+
+    scenario = load_scenario(args.scenario)
+    result = asyncio.run(
+        run_scenario(
+            scenario,
+            port=args.port,
+            out_dir=args.out,
+            realtime=args.realtime,
+            cell=args.cell,
+            progress=not args.json,
+        )
+    )
+    if args.json:
+        json.dump(result.summary, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print_summary(result.summary)
+    return result.exit_code

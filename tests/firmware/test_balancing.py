@@ -1,0 +1,48 @@
+"""Passive balancing decisions per cell (bit 0 = cell 1). Current positive on discharge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.firmware.bms_harness import run_rig
+
+
+def test_balancing_decisions(tmp_path: Path) -> None:
+    run_rig(
+        """
+from bmsrig import Rig
+from bms import faults as F
+r = Rig({"n_cells": 4, "bal_threshold_mV": 15, "bal_hyst_mV": 5, "bal_start_mV": 3900,
+         "bal_max_dsg_mA": 200})
+b = r.bms
+c = r.cells
+def cells(a, b_, c_, d):
+    c[0] = a
+    c[1] = b_
+    c[2] = c_
+    c[3] = d
+cells(4000, 4020, 4010, 4016)
+r.step(0, -1000)  # near the top, charging
+assert b.balance == 0b1010 and b.warnings & F.W_BALANCING, bin(b.balance)
+cells(4000, 4012, 4010, 4009)
+r.step(1000, -1000)  # cell 2 stays on above threshold - hysteresis, cell 4 drops out
+assert b.balance == 0b0010
+cells(3600, 3640, 3600, 3600)
+r.step(1000, 1000)  # mid SOC, discharging: off
+assert b.balance == 0
+r.step(1000, 0)  # at rest: on
+assert b.balance == 0b0010
+r.step(1000, 300)  # discharging harder than bal_max_dsg_mA
+assert b.balance == 0
+for i in range(4):
+    r.step(1000, 0, temp=700)  # hot: off once the over-temperature fault is on
+assert b.balance == 0 and b.faults & F.OT_DSG
+for i in range(4):
+    r.step(1000, 0, temp=250)
+assert b.balance == 0b0010 and b.faults == 0
+r.bms.cfg.update({"bal_enable": 0})
+r.step(1000, 0)
+assert b.balance == 0 and not b.warnings & F.W_BALANCING
+""",
+        tmp_path,
+    )

@@ -1,0 +1,82 @@
+"""Firmware configuration: load flags, hard limits, all-or-nothing updates, atomic save."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.firmware.bms_harness import run_rig
+
+
+def _load(tmp_path: Path, content: str | None) -> str:
+    if content is not None:
+        (tmp_path / "bms_config.json").write_text(content)
+    return run_rig(
+        """
+from bms import config
+from bms.core import Bms
+c, f = config.load("bms_config.json")
+b = Bms(c)
+print(f, c.error, c.n_cells, b.boot_flags & 24, b.faults)
+""",
+        tmp_path,
+    ).strip()
+
+
+def test_load_flags(tmp_path: Path) -> None:
+    assert _load(tmp_path, None).startswith("8 None 1 8")
+    assert _load(tmp_path, json.dumps({"n_cells": 4})).startswith("0 None 4 0")
+    out = _load(tmp_path, "{not json")
+    assert out.startswith("16 config: unreadable JSON")
+    out = _load(tmp_path, json.dumps({"window_top_dmAhg": 23000}))
+    assert out.startswith("16 window_top_dmAhg: 23000 outside the hard limits"), out
+    out = _load(tmp_path, json.dumps({"v_maxx_mV": 4200}))
+    assert out.startswith("16 v_maxx_mV: unknown key"), out
+
+
+def test_rejected_config_runs_on_defaults_with_the_config_fault(tmp_path: Path) -> None:
+    (tmp_path / "bms_config.json").write_text(json.dumps({"n_cells": 4, "ov_mV": 9999}))
+    run_rig(
+        """
+from array import array
+from bms import config, faults as F
+from bms.core import Bms
+c, f = config.load("bms_config.json")
+assert f == 16 and c.n_cells == 1 and c.error.startswith("ov_mV")
+b = Bms(c)
+cells = array("H", [3700] * 16)
+temps = array("h", [250] * 8)
+b.step(0, cells, 1, 0, temps, 1)
+assert b.faults & F.CONFIG and not b.chg_on and not b.dsg_on
+assert c.update({"n_cells": 2}) is None
+b.step(1000, cells, 1, 0, temps, 1)
+assert not b.faults & F.CONFIG and b.chg_on
+""",
+        tmp_path,
+    )
+
+
+def test_update_is_all_or_nothing_and_checks_relations(tmp_path: Path) -> None:
+    run_rig(
+        """
+from bms.config import Config, load
+c = Config()
+assert c.update({"ov_mV": 4230, "uv_mV": 99}).startswith("uv_mV: 99 outside")
+assert c.ov_mV == 4220 and c.version == 0
+assert c.update({"ov_mV": 4300}).startswith("ov_mV: must not exceed v_abuse_max_mV")
+assert c.update({"ov_mV": 4.2}) == "ov_mV: not an integer"
+assert c.update({"ov_mV": True}) == "ov_mV: not an integer"
+assert c.update({"ocv_chg_mV": [1, 2]}).startswith("ocv_chg_mV: length")
+dsg = list(c.ocv_dsg_mV)
+dsg[3] = dsg[2]
+assert c.update({"ocv_dsg_mV": dsg}) == "ocv_dsg_mV: must increase strictly"
+assert c.update({"ocv_dsg_mV": c.ocv_chg_mV[:-1] + [4300]}).startswith("ocv_dsg_mV: discharge")
+assert c.update({"window_top_dmAhg": 22000, "ov_mV": 4230}) is None
+assert c.window_top_dmAhg == 22000 and c.version == 1
+c.save("cfg.json")
+c2, f = load("cfg.json")
+assert f == 0 and c2.as_dict() == c.as_dict()
+""",
+        tmp_path,
+    )
+    assert not (tmp_path / "cfg.json.tmp").exists()

@@ -1,0 +1,71 @@
+"""host.firmware_config: the generated bms_config.json is what the real firmware accepts."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from cellmodel import load_cell
+from cellmodel.errors import InputError
+from host.firmware_config import HARD_LIMITS, build_config
+from tests.firmware.bms_harness import firmware_module
+from tests.firmware.mpy import run_mpy
+
+_LOAD = """
+from bms import config
+c, f = config.load("bms_config.json")
+print(f, c.error)
+"""
+
+
+def _firmware_verdict(tmp_path: Path, cfg: dict[str, object]) -> str:
+    (tmp_path / "bms_config.json").write_text(json.dumps(cfg))
+    return run_mpy(_LOAD, cwd=tmp_path).strip()
+
+
+@pytest.mark.parametrize("cell", ["sisn-lco-2ah", "sisn-lco-2ah-4s"])
+def test_firmware_accepts_the_generated_config(tmp_path: Path, cell: str) -> None:
+    design = load_cell(cell)
+    cfg = build_config(design)
+    assert cfg["n_cells"] == design.n_series
+    assert cfg["window_top_dmAhg"] == round(design.limits.window_top_mAh_g * 10)
+    assert cfg["capacity_mAh"] == round(design.capacity_Ah * 1000)
+    assert len(cfg["ocv_chg_mV"]) == len(design.ocv.soc)
+    assert _firmware_verdict(tmp_path, cfg) == "0 None"
+
+
+def test_generated_config_covers_every_firmware_key() -> None:
+    defaults = firmware_module("bms.config").DEFAULTS
+    assert set(build_config(load_cell("sisn-lco-2ah"))) == set(defaults)
+
+
+def test_host_limits_agree_with_the_firmware() -> None:
+    limits = firmware_module("bms.config").LIMITS
+    for key, (lo, hi) in HARD_LIMITS.items():
+        assert limits[key] == (lo, hi), key
+
+
+def test_window_top_above_2200_is_refused_by_host_and_firmware(tmp_path: Path) -> None:
+    design = load_cell("sisn-lco-2ah")
+    bad = dataclasses.replace(
+        design, limits=dataclasses.replace(design.limits, window_top_mAh_g=2300.0)
+    )
+    with pytest.raises(InputError) as err:
+        build_config(bad)
+    assert err.value.field == "limits.window_top_mAh_g"
+    cfg = build_config(design)
+    cfg["window_top_dmAhg"] = 23000
+    verdict = _firmware_verdict(tmp_path, cfg)
+    assert verdict.startswith("16 window_top_dmAhg:"), verdict
+
+
+def test_board_sets_timing_and_sensor_count() -> None:
+    from host.boards import load_board
+
+    board = load_board("virtual")
+    cfg = build_config(load_cell("sisn-lco-2ah-4s"), board)
+    assert cfg["max_dt_ms"] == max(100, min(10000, 5 * board.sample_period_ms))
+    assert cfg["n_temps"] == 4
