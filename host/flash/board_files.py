@@ -42,7 +42,9 @@ class BoardFiles:
 
     def __init__(self, port: str) -> None:
         try:
-            self._t = SerialTransport(port, baudrate=115200)
+            # A read timeout: on a pty mpremote otherwise blocks forever in read(1)
+            # when the board never answers.
+            self._t = SerialTransport(port, baudrate=115200, timeout=5)
         except TransportError as exc:
             raise InputError("--port", port, f"mpremote cannot open it: {exc}") from exc
         self.port = port

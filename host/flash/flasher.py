@@ -79,16 +79,18 @@ async def flash_board(
 
 
 async def request_repl(port: str, timeout_s: float = 0.5) -> bool:
-    """Send ENTER_REPL so a running firmware hands the port back; True if it answered.
+    """Send HELLO then ENTER_REPL so a running firmware hands the port back; True if it did.
 
-    No answer is normal: the board may sit at its REPL already (mpremote's
-    Ctrl-C then does the rest).
+    HELLO first: it opens a session whatever sequence number the previous
+    session ended on. No answer is normal: the board may sit at its REPL
+    already, and mpremote's Ctrl-C then does the rest.
     """
     from host.protocol.client import BmsClient, BmsError
 
     async with await SerialLink.open(port) as link:
         client = BmsClient(link, timeout_s=timeout_s, retries=0)
         try:
+            await client.hello()
             await client.enter_repl()
         except BmsError:
             return False

@@ -1,5 +1,6 @@
 """The sisnbms serial protocol on the host: sans-I/O codec and the BmsClient session."""
 
+from host.protocol.client import BmsClient, BmsError, BmsRejected, BmsTimeout, ClientStats
 from host.protocol.codec import (
     DecodeError,
     Decoder,
@@ -18,6 +19,11 @@ from host.protocol.codec import (
 )
 
 __all__ = [
+    "BmsClient",
+    "BmsError",
+    "BmsRejected",
+    "BmsTimeout",
+    "ClientStats",
     "DecodeError",
     "Decoder",
     "ErrorCode",

@@ -90,6 +90,7 @@ class BmsClient:
         # Fault injection: every outgoing frame passes through it (corrupt, truncate, drop).
         self.tx_filter: Callable[[bytes], bytes] | None = None
         self.last_boot: HelloReply | None = None
+        self._boot_pending = False  # a BOOT seen that wait_boot() has not returned yet
         self._seq = 0
         self._decoder = Decoder()
         self._frames: deque[Frame] = deque()
@@ -149,6 +150,8 @@ class BmsClient:
         await self.request(FrameType.ENTER_REPL, retry_on_timeout=False)
 
     async def reset(self) -> None:
+        """Soft-reset the firmware; follow with wait_boot() for its BOOT frame."""
+        self._boot_pending = False
         # Not retried on timeout: a copy would reset the freshly booted firmware again.
         await self.request(FrameType.RESET, retry_on_timeout=False)
 
@@ -166,18 +169,23 @@ class BmsClient:
             raise BmsRejected("SAVE", 0, status.text)
 
     async def wait_boot(self, timeout_s: float) -> HelloReply:
-        """Wait for the firmware's unsolicited BOOT frame (after power-on or RESET)."""
-        self.last_boot = None
+        """The firmware's unsolicited BOOT frame (after power-on or RESET).
+
+        Returns at once if a BOOT arrived since the last call (or since reset()),
+        even while another request was waiting for its reply.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        while self.last_boot is None:
+        while True:
+            while self._frames:
+                self._unsolicited(self._frames.popleft())
+            if self._boot_pending and self.last_boot is not None:
+                self._boot_pending = False
+                return self.last_boot
             left = deadline - loop.time()
             if left <= 0:
                 raise BmsTimeout(f"no BOOT frame within {timeout_s} s")
             await self._receive(left)
-            while self._frames:
-                self._unsolicited(self._frames.popleft())
-        return self.last_boot
 
     # -- session -------------------------------------------------------------
     async def request(
@@ -234,6 +242,7 @@ class BmsClient:
         if frame.ftype == FrameType.BOOT:
             self.stats.boots += 1
             self.last_boot = decode_hello(frame.payload)
+            self._boot_pending = True
         else:
             self.stats.stale_replies += 1
 
