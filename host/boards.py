@@ -24,7 +24,7 @@ from host.resources import boards_dir
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
-    import tomli as tomllib
+    import tomli as tomllib  # pyright: ignore[reportMissingImports]
 
 MCUS = ("rp2040", "esp32", "unix")
 MODES = ("link", "standalone")
@@ -60,7 +60,17 @@ _TOP_KEYS = {
     "link",
     "timing",
 }
-_PIN_KEYS = {"chg", "dsg", "led", "adc_cells", "adc_current", "adc_temps", "i2c_id", "i2c_sda", "i2c_scl"}
+_PIN_KEYS = {
+    "chg",
+    "dsg",
+    "led",
+    "adc_cells",
+    "adc_current",
+    "adc_temps",
+    "i2c_id",
+    "i2c_sda",
+    "i2c_scl",
+}
 _MAX_GPIO = 48
 _MAX_CELLS = 16
 _MAX_TEMPS = 8
@@ -130,7 +140,9 @@ class _Reader:
             raise self.error(key, "must be a table")
         return _Reader(self.source, value, f"{self.prefix}{key}.")
 
-    def string(self, key: str, choices: tuple[str, ...] | None = None, default: str | None = None) -> str:
+    def string(
+        self, key: str, choices: tuple[str, ...] | None = None, default: str | None = None
+    ) -> str:
         value = self.table.get(key, default)
         if value is None:
             raise self.error(key, "missing")
@@ -293,7 +305,9 @@ def _check_consistency(top: _Reader, board: Board) -> None:
             raise top.error(f"pins.{key}", "a real board needs its switch pins")
     if board.current_sensor == "ina226":
         if None in (pins.i2c_id, pins.i2c_sda, pins.i2c_scl):
-            raise top.error("pins.i2c_sda", "current.sensor = 'ina226' needs i2c_id, i2c_sda, i2c_scl")
+            raise top.error(
+                "pins.i2c_sda", "current.sensor = 'ina226' needs i2c_id, i2c_sda, i2c_scl"
+            )
         if board.ina226_addr is None:
             raise top.error("current.ina226_addr", "missing (0x40..0x4F)")
     if board.current_sensor == "adc" and pins.adc_current is None:

@@ -59,7 +59,8 @@ def _print_human(r: FlashResult) -> None:
         f"{len(r.removed)} removed ({r.form}, board {r.board}, {r.seconds} s)"
     )
     if r.firmware_version:
-        print(f"firmware {r.firmware_version} on {r.board_name}: boot flags {', '.join(r.boot_flags) or '-'}")
+        flags = ", ".join(r.boot_flags) or "-"
+        print(f"firmware {r.firmware_version} on {r.board_name}: boot flags {flags}")
     for problem in r.problems:
         print(f"FAILED: {problem}")
     if r.ok:

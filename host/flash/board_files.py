@@ -73,7 +73,7 @@ class BoardFiles:
                 raise
             return {p: self._hash_by_reading(p) for p in paths}
         values = ast.literal_eval(out.decode().strip())
-        return dict(zip(paths, values))
+        return dict(zip(paths, values, strict=True))
 
     def _hash_by_reading(self, path: str) -> str | None:
         import hashlib

@@ -74,7 +74,9 @@ def stage_firmware(
         for rel, src in firmware_sources():
             if mpy and rel not in SOURCE_ONLY:
                 mpy_rel = rel[: -len(".py")] + ".mpy"
-                staged.append(StagedFile(mpy_rel, compile_module(src, rel, board.mpy_arch, Path(tmp))))
+                staged.append(
+                    StagedFile(mpy_rel, compile_module(src, rel, board.mpy_arch, Path(tmp)))
+                )
             else:
                 staged.append(StagedFile(rel, src.read_bytes()))
     staged += [StagedFile(rel, data) for rel, data in config_files(design, board).items()]

@@ -70,13 +70,19 @@ class VirtualBoard:
     def powered(self) -> bool:
         return self._powered
 
-    async def start(self) -> None:
-        """Create the serial port and power the board up."""
+    async def start(self, *, powered: bool = True) -> None:
+        """Create the serial port and (unless `powered=False`) power the board up.
+
+        pyserial empties the input buffer when it opens a port, so a host that
+        must see the BOOT frame opens its link between `start(powered=False)`
+        and `power_on()`.
+        """
         if self._pty is not None:
             raise RuntimeError("virtual board already started")
         self.flash_dir.mkdir(parents=True, exist_ok=True)
         self._pty = PtyPort()
-        await self.power_on()
+        if powered:
+            await self.power_on()
 
     async def power_on(self) -> None:
         """Start from cold: boot.py, main.py, friendly REPL."""

@@ -17,7 +17,17 @@ BOARD_JSON_KEYS = {
     "name", "mcu", "mode", "pins", "adc_vref_mV", "adc_bits", "cell_divider_ppm",
     "shunt_uohm", "current_sensor", "ina226_addr", "wdt_timeout_ms", "sample_period_ms",
 }  # fmt: skip
-PIN_KEYS = {"chg", "dsg", "led", "adc_cells", "adc_current", "adc_temps", "i2c_id", "i2c_sda", "i2c_scl"}
+PIN_KEYS = {
+    "chg",
+    "dsg",
+    "led",
+    "adc_cells",
+    "adc_current",
+    "adc_temps",
+    "i2c_id",
+    "i2c_sda",
+    "i2c_scl",
+}
 
 
 def test_shipped_boards_load_and_convert() -> None:
@@ -51,7 +61,7 @@ def _variant(tmp_path: Path, old: str, new: str, name: str = "pico") -> Path:
         ("bits = 16 ", "bits = 24 ", "adc.bits", "outside 8..16"),
         ("chg = 14 ", "chg = 26 ", "pins.adc_cells", "already used by chg"),
         ("chg = 14 ", "chgg = 14 ", "pins.chgg", "unknown key"),
-        ("sensor = \"ina226\"", "sensor = \"hall\"", "current.sensor", "not one of"),
+        ('sensor = "ina226"', 'sensor = "hall"', "current.sensor", "not one of"),
         ("i2c_sda = 4\n", "", "pins.i2c_sda", "needs i2c_id"),
         ("wdt_timeout_ms = 0 ", "wdt_timeout_ms = 9000 ", "timing.wdt_timeout_ms", "0..8388"),
         ("vref_mV = 3300", 'vref_mV = "3.3 V"', "adc.vref_mV", "must be an integer"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 from pathlib import Path
@@ -19,8 +18,13 @@ async def test_provisioned_board_boots_the_firmware(tmp_path: Path) -> None:
     flash = tmp_path / "flash"
     written = provision_flash(flash, None)
     assert {"main.py", "boot.py", "bms/core.py", "board.json", "bms_config.json"} <= set(written)
-    async with VirtualBoard(flash) as vb, await SerialLink.open(vb.port) as link:
+    vb = VirtualBoard(flash)
+    await vb.start(powered=False)
+    try:
+        link = await SerialLink.open(vb.port)
         client = BmsClient(link, timeout_s=2.0)
+        await vb.power_on()  # the link is open first, so the BOOT frame cannot be missed
+        assert (await client.wait_boot(10.0)).board_name == "virtual"
         hello = await client.hello()
         assert hello.board_name == "virtual" and hello.protocol_version == 1
         # RESET frame: the firmware saves and soft-resets; the port stays.
@@ -33,12 +37,15 @@ async def test_provisioned_board_boots_the_firmware(tmp_path: Path) -> None:
         await vb.power_on()
         assert (await client.wait_boot(10.0)).board_name == "virtual"
         assert (flash / "bms_state.json").exists()
+        await link.close()
+    finally:
+        await vb.stop()
 
 
-async def test_cli_board_runs_until_sigterm(tmp_path: Path) -> None:
-    flash = tmp_path / "fs"
+async def test_cli_board_runs_until_sigterm() -> None:
+    # No --fs: a temporary flash folder, provisioned, and removed on exit.
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "host.cli.main", "board", "--virtual", "--fs", str(flash), "--json",
+        sys.executable, "-m", "host.cli.main", "board", "--virtual", "--json",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         cwd=Path(__file__).resolve().parents[2],
@@ -47,12 +54,13 @@ async def test_cli_board_runs_until_sigterm(tmp_path: Path) -> None:
         assert proc.stdout is not None
         line = await asyncio.wait_for(proc.stdout.readline(), 30)
         info = json.loads(line)
-        assert info["fs"] == str(flash.resolve()) and (flash / "main.py").is_file()
+        flash = Path(info["fs"])
+        assert (flash / "main.py").is_file() and info["port"].startswith("/dev/pts/")
         async with await SerialLink.open(info["port"]) as link:
             assert (await BmsClient(link, timeout_s=2.0).hello()).board_name == "virtual"
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
-        assert not os.path.exists(info["port"]) or info["port"] != ""
+        assert not flash.exists()
     finally:
         if proc.returncode is None:
             proc.kill()

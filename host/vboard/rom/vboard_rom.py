@@ -74,7 +74,7 @@ def mount_flash():
     # The flash folder becomes "/", so paths mpremote sends (":/main.py",
     # ":bms/core.py") land in it exactly as on a board.
     root = os.getcwd()
-    try:
+    try:  # noqa: SIM105 -- MicroPython has no contextlib
         os.umount("/")
     except OSError:
         pass
@@ -100,7 +100,7 @@ def banner():
     ver = ".".join(str(v) for v in impl.version[:3])
     if len(impl.version) > 3 and impl.version[3]:
         ver += "-" + str(impl.version[3])
-    put("MicroPython v%s; sisnbms %s board with unix\r\n" % (ver, board_name()))
+    put(f"MicroPython v{ver}; sisnbms {board_name()} board with unix\r\n")
     put('Type "help()" for more information.\r\n')
 
 
