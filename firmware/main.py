@@ -103,7 +103,9 @@ def serve(app, io, board):
                     return app.action or 1  # end of input: nobody is listening
                 rx[n] = one[0]
                 n += 1
-                if not _ready(poller, 0):
+                # A 0x03 may end the firmware (Ctrl-C between frames): stop reading so
+                # what follows it (mpremote's "\r\x01") stays for the REPL.
+                if one[0] == 3 or not _ready(poller, 0):
                     break
         now = time.ticks_ms()
         i = 0

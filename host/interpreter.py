@@ -24,7 +24,7 @@ _HOW_TO = (
 
 
 def find_micropython(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """Return the path of a runnable `micropython` binary or raise InputError saying how to get one."""
+    """Path of a runnable `micropython` binary; InputError saying how to get one if none."""
     if explicit:
         path = Path(explicit)
         if not (path.is_file() and os.access(path, os.X_OK)):

@@ -1,11 +1,15 @@
 """Capacity learning (state of health) and cycle counting by throughput.
 
-A calibration point is a moment where the true SOC is known: full (end of CV
-taper), empty (cut-off under low current) or a rest reading on a known
-hysteresis branch. The charge counted between two points that lie at least
-learn_min_dsoc_cpct apart gives a capacity estimate; it is bounded to
-learn_min_pct..learn_max_pct of the design and moves the learned value by at
-most learn_step_cpct per event. Current is positive on discharge; counts here
+A calibration point is a moment where the true SOC is known within unc_cpct: the
+end of the CV taper (charge branch at the IR-free voltage), the cut-off under low
+current (discharge branch at the IR-free voltage) or a rest reading on a known
+hysteresis branch. Only points with unc_cpct <= learn_unc_max_cpct count: a rest
+near empty (steep discharge branch) does, one on the flat mid part of the charge
+branch does not. The charge counted between two points at least
+learn_min_dsoc_cpct apart, scaled by their SOC difference, estimates the capacity;
+it is bounded to learn_min_pct..learn_max_pct of the design and moves the learned
+value by at most learn_step_cpct per event. Of two points closer than that the
+more certain one stays the anchor. Current is positive on discharge; counts here
 are in mAs of charge held by the cell.
 """
 
@@ -21,6 +25,7 @@ class CapacityLearner:
         self.thr_mAs = 0  # discharge throughput towards the next cycle
         self.anchor_ok = False
         self.anchor_cpct = 0
+        self.anchor_unc_cpct = 0
         self.net_mAs = 0  # net counted charge since the anchor
         self.learned = False  # an event was accepted since the last save
 
@@ -49,8 +54,13 @@ class CapacityLearner:
         """Counting was interrupted (time gap, clamp, boot): forget the anchor."""
         self.anchor_ok = False
 
-    def point(self, cfg, soc_cpct):
-        """A calibration point at true SOC soc_cpct; may update cap_mAs. Returns True if learned."""
+    def point(self, cfg, soc_cpct, unc_cpct):
+        """A calibration point: the cell is at soc_cpct +- unc_cpct now.
+
+        May update cap_mAs; returns True if it learned.
+        """
+        if unc_cpct > cfg.learn_unc_max_cpct:
+            return False
         done = False
         if self.anchor_ok:
             ds = soc_cpct - self.anchor_cpct
@@ -58,9 +68,13 @@ class CapacityLearner:
             if ds < 0:
                 ds = -ds
                 net = -net
-            if ds >= cfg.learn_min_dsoc_cpct and net > 0:
+            if ds < cfg.learn_min_dsoc_cpct:
+                if unc_cpct > self.anchor_unc_cpct:
+                    return False  # the anchor close by is the better one: keep counting from it
+            elif net > 0:
                 # net <= 4 * 7.92e7 and ds >= 2000: net // ds * 10000 < 2**30
                 est = scale_1e4(net, ds)
+                # inline, not bounds(): a returned tuple would allocate under heap_lock
                 lo = of_1e4(self.design_mAs, cfg.learn_min_pct * 100)
                 hi = of_1e4(self.design_mAs, cfg.learn_max_pct * 100)
                 if est < lo:
@@ -80,5 +94,6 @@ class CapacityLearner:
                 done = True
         self.anchor_ok = True
         self.anchor_cpct = soc_cpct
+        self.anchor_unc_cpct = unc_cpct
         self.net_mAs = 0
         return done

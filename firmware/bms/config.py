@@ -29,23 +29,25 @@ DEFAULTS = {
     "rest_window_ms": 60000,
     "rest_dvdt_uV_s": 100,
     "branch_switch_cpct": 750,  # charge moved one way that switches the hysteresis branch
-    "ocv_unc_cpct": 200,  # uncertainty of a rest reading on a known branch
+    "ocv_unc_cpct": 50,  # SOC uncertainty of any OCV table reading (table, ageing)
+    "ocv_unc_mV": 8,  # voltage uncertainty of a rest reading (relaxation, sensor, temperature)
     "unc_gain_ppm": 5000,  # counting uncertainty per counted charge (current gain error)
-    "r_cell_mohm": 55,  # DC resistance, for the boot estimate under current
+    "r_cell_mohm": 55,  # DC resistance incl. both RC pairs: OCV = V + I R (boot, calibrations)
     "full_band_mV": 15,
     "taper_mA": 100,  # end of CV: |charge current| at or below this
     "full_time_ms": 10000,
-    "full_unc_cpct": 50,
+    "full_unc_cpct": 50,  # plus the SOC span of half the IR term
     "empty_band_mV": 20,
     "empty_current_mA": 400,
-    "empty_unc_cpct": 100,
+    "empty_unc_cpct": 50,  # plus the SOC span of the whole IR term
     "learn_min_pct": 50,  # learned capacity bounds, % of capacity_mAh
     "learn_max_pct": 110,
     "learn_step_cpct": 500,  # max change per learning event, 0.01 % of the current value
-    "learn_min_dsoc_cpct": 5000,  # SOC span between two calibration points to learn from
+    "learn_min_dsoc_cpct": 6000,  # SOC span between two calibration points to learn from
+    "learn_unc_max_cpct": 150,  # a calibration point less certain is none
     # capacity window (anode utilization)
     "window_top_dmAhg": 16670,
-    "window_bottom_dmAhg": 0,  # 0: off (the voltage cut-off ends discharge)
+    "window_bottom_dmAhg": 0,  # DSG opens when the counted utilization falls to this (SOC 0)
     "window_hyst_dmAhg": 100,
     # protections
     "v_max_mV": 4200,  # charge target (CV); full-charge detection
@@ -110,6 +112,7 @@ LIMITS = {
     "rest_dvdt_uV_s": (1, 5000),  # * dv <= 1000 mV: dv * 1e6 <= 1e9
     "branch_switch_cpct": (10, 5000),
     "ocv_unc_cpct": (10, 5000),
+    "ocv_unc_mV": (0, 500),
     "unc_gain_ppm": (0, 100000),
     "r_cell_mohm": (0, 1000),
     "full_band_mV": (0, 500),
@@ -123,6 +126,7 @@ LIMITS = {
     "learn_max_pct": (100, 110),
     "learn_step_cpct": (0, 2000),
     "learn_min_dsoc_cpct": (2000, 10000),
+    "learn_unc_max_cpct": (0, 10000),
     "window_top_dmAhg": (1, 22000),  # never above 2,200 mAh/g
     "window_bottom_dmAhg": (0, 22000),
     "window_hyst_dmAhg": (0, 5000),
@@ -248,7 +252,7 @@ class Config:
     def __init__(self, d=None):
         self.version = 0
         self.flags = 0
-        self.error = None  # type: str | None
+        self.error: str | None = None
         self._apply(DEFAULTS)
         if d:
             self._apply(d)

@@ -149,6 +149,10 @@ class Bms:
         lrn.cycle_count = d["cycle_count"]
         lrn.thr_mAs = d["thr_mAs"] % cap
         lrn.learn_count = d["learn_count"]
+        lrn.anchor_ok = bool(d.get("anc_ok", 0))
+        lrn.anchor_cpct = d.get("anc_cpct", 0)
+        lrn.anchor_unc_cpct = d.get("anc_unc_cpct", 0)
+        lrn.net_mAs = d.get("anc_net_mAs", 0)
         self.counter.set_mAs(q)
         est = self.est
         est.unc_mAs = min(d["unc_mAs"], cap)
@@ -390,6 +394,10 @@ class Bms:
             "cycle_count": lrn.cycle_count,
             "thr_mAs": lrn.thr_mAs,
             "learn_count": lrn.learn_count,
+            "anc_ok": 1 if lrn.anchor_ok else 0,
+            "anc_cpct": lrn.anchor_cpct,
+            "anc_unc_cpct": lrn.anchor_unc_cpct,
+            "anc_net_mAs": lrn.net_mAs,
             "branch": est.branch,
             "known": 1 if est.known else 0,
             "clock_s": self.clock_s,

@@ -8,6 +8,7 @@ from array import array
 
 CHARGE = 0
 DISCHARGE = 1
+_EXT_CPCT = 1000
 
 
 class OcvTables:
@@ -47,3 +48,22 @@ class OcvTables:
         v0 = v[i - 1]
         s0 = s[i - 1]
         return s0 + (s[i] - s0) * (mV - v0) // (v[i] - v0)
+
+    def soc_ext(self, branch, mV):
+        """SOC in cpct where `branch` reads mV, extended beyond the table's ends by the end
+        segments' slopes, at most _EXT_CPCT past an end (a reading there is a guess)."""
+        s = self.soc
+        v = self.mv[branch]
+        n = self.n
+        if mV < v[0]:
+            d = v[0] - mV
+            d = d if d < 5000 else 5000  # keeps the product <= 5e7
+            x = s[0] - (s[1] - s[0]) * d // (v[1] - v[0])
+            return x if x > s[0] - _EXT_CPCT else s[0] - _EXT_CPCT
+        if mV > v[n - 1]:
+            k = n - 1
+            d = mV - v[k]
+            d = d if d < 5000 else 5000
+            x = s[k] + (s[k] - s[k - 1]) * d // (v[k] - v[k - 1])
+            return x if x < s[k] + _EXT_CPCT else s[k] + _EXT_CPCT
+        return self.soc_at(branch, mV)

@@ -143,12 +143,12 @@ class Protection:
         self._deb(10, F.UV_ABUSE, min_mV < cfg.v_abuse_min_mV, False, ad, 0, dt)
         lim = cfg.window_top_dmAhg
         self._deb(11, F.WIN_TOP, util >= lim, util <= lim - cfg.window_hyst_dmAhg, 0, 0, dt)
+        # The window bottom (0 = SOC 0) and the UV cut-off each open DSG on their own;
+        # the bottom releases once the counted utilization is back above it by the
+        # hysteresis (charging, or a rest correction that finds the cell fuller).
         lim = cfg.window_bottom_dmAhg
-        if lim > 0:
-            up = lim + cfg.window_hyst_dmAhg
-            self._deb(12, F.WIN_BOTTOM, util <= lim, util >= up, 0, 0, dt)
-        else:
-            self.faults &= ~F.WIN_BOTTOM
+        up = lim + cfg.window_hyst_dmAhg
+        self._deb(12, F.WIN_BOTTOM, util <= lim, util >= up, 0, 0, dt)
         sd = cfg.sensor_delay_ms
         self._deb(13, F.SENSOR_RANGE, range_bad, not range_bad, sd, rel, dt)
         frozen = self._frozen(cfg, dt, cells, n, a)

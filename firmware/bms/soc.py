@@ -82,6 +82,7 @@ class SocEstimator:
         self.full_ms = 0
         self.full_done = False
         self.empty_done = False
+        self.rd_cpct = 0  # the last read()
         self.need_init = True  # no persisted state: initialise from the first sample's voltage
         self.flags = 0  # sticky this boot: _F_FULL_CAL, _F_EMPTY_CAL
         self.sample_flags = 0  # resting, branch, correction: this sample
@@ -103,6 +104,21 @@ class SocEstimator:
         self.need_init = False
         self.flags |= _F_FROM_VOLTAGE
         self.learner.invalidate()
+
+    def read(self, branch, mV, dv_mV):
+        """SOC reading of an IR-free voltage on a known branch: sets self.rd_cpct (extended past
+        the table's ends) and returns its uncertainty in cpct, excluding the table floor: the
+        SOC span of +-dv_mV, plus the whole distance past an end (real curves steepen there,
+        so the cell lies between the extended reading and the end)."""
+        ocv = self.ocv
+        x = ocv.soc_ext(branch, mV)
+        self.rd_cpct = x
+        u = (ocv.soc_ext(branch, mV + dv_mV) - ocv.soc_ext(branch, mV - dv_mV)) >> 1
+        if x < 0:
+            u -= x
+        elif x > 10000:
+            u += x - 10000
+        return u
 
     def gap(self):
         """The sample interval was clamped: charge went uncounted."""
@@ -184,15 +200,24 @@ class SocEstimator:
         resting = self.rest_ms >= cfg.rest_time_ms and self.dvdt_ok
         self.resting = resting
 
-        # full-charge reset at the end of the CV taper
+        # full-charge reset at the end of the CV taper: the charge-branch SOC of the
+        # IR-free voltage (SOC 1 is the charge-branch OCV at v_max; the taper current still
+        # lifts the terminal voltage above the OCV, so the cell is a little below 1 here)
+        r = cfg.r_cell_mohm
+        ocv = self.ocv
         if cur < 0 and -cur <= cfg.taper_mA and max_mV >= cfg.v_max_mV - cfg.full_band_mV:
             f = self.full_ms + dt
             self.full_ms = f if f < _CAP_MS else _CAP_MS
             if f >= cfg.full_time_ms and not self.full_done:
-                lrn.point(cfg, 10000)
+                ir = -cur * r // 1000  # <= 1e5 mA x 1e3 mohm / 1e3
+                # the IR term is known to about half (RC lag, R's SOC and temperature laws)
+                u = cfg.full_unc_cpct + self.read(CHARGE, max_mV - ir, ir >> 1)
+                s = self.rd_cpct
+                s = 0 if s < 0 else (10000 if s > 10000 else s)
+                lrn.point(cfg, s, u)
                 cap = lrn.cap_mAs
-                c.set_mAs(cap)
-                unc = of_1e4(cap, cfg.full_unc_cpct)
+                c.set_mAs(of_1e4(cap, s))
+                unc = of_1e4(cap, u if u < 10000 else 10000)
                 self.branch = CHARGE
                 self.known = True
                 self.full_done = True
@@ -201,54 +226,72 @@ class SocEstimator:
             self.full_ms = 0
         if self.full_done:
             if c.q_mAs > cap:
-                c.set_mAs(cap)  # still tapering: the cell is full, not fuller
+                c.set_mAs(cap)  # held at v_max the charge-branch OCV stays below SOC 1
             elif cur > 0 and c.q_mAs < cap - cap // 20:
                 self.full_done = False
 
-        # empty calibration at the cut-off under low current
+        # empty calibration at the cut-off under low current: the discharge-branch SOC of
+        # the IR-free voltage (the cut-off lies below SOC 0 at low rates; the table's end
+        # clamps the reading to 0 there). The counter then follows the cell below 0.
         if (
             cur > 0
             and cur <= cfg.empty_current_mA
             and min_mV <= cfg.v_min_mV + cfg.empty_band_mV
             and not self.empty_done
         ):
-            lrn.point(cfg, 0)
+            ir = cur * r // 1000
+            # R rises steeply near empty and in the cold: the whole IR term is uncertain
+            u = cfg.empty_unc_cpct + self.read(DISCHARGE, min_mV + ir, ir)
+            s = self.rd_cpct
+            s = 0 if s < 0 else (10000 if s > 10000 else s)
+            lrn.point(cfg, s, u)
             cap = lrn.cap_mAs
-            c.set_mAs(0)
-            unc = of_1e4(cap, cfg.empty_unc_cpct)
+            c.set_mAs(of_1e4(cap, s))
+            unc = of_1e4(cap, u if u < 10000 else 10000)
             self.branch = DISCHARGE
             self.known = True
             self.empty_done = True
             self.flags |= _F_EMPTY_CAL
-        if self.empty_done:
-            if c.q_mAs < 0:
-                c.set_mAs(0)
-            elif cur < 0 and c.q_mAs > cap // 20:
-                self.empty_done = False
+        if self.empty_done and cur < 0 and c.q_mAs > cap // 20:
+            self.empty_done = False
 
-        # voltage correction once per rest
+        # voltage correction once per rest, on the same IR-free OCV scale (|I| is small here)
         if resting and not self.rest_done:
             self.rest_done = True
-            ocv = self.ocv
             est = soc_of(c.q_mAs, cap)
+            v = mean_mV + cur * r // 1000
             if self.known:
-                sv = ocv.soc_at(self.branch, mean_mV)
-                lrn.point(cfg, sv)
-                cap = lrn.cap_mAs
+                uv = cfg.ocv_unc_cpct + self.read(self.branch, v, cfg.ocv_unc_mV)
+                sv = self.rd_cpct
+                if uv > 10000:
+                    uv = 10000
                 uc = ratio_1e4(unc, cap) // 10  # 0.1 % units keep squares <= 1e6
-                uv = cfg.ocv_unc_cpct // 10
+                u10 = uv // 10
                 a2 = uc * uc
-                b2 = uv * uv
-                kpm = a2 * 1000 // (a2 + b2) if a2 + b2 > 0 else 0
-                est += (sv - est) * kpm // 1000
+                b2 = u10 * u10
+                d = sv - est
+                d = (d if d >= 0 else -d) // 10  # |d| <= 2e4 cpct
+                if d * d > 9 * (a2 + b2):
+                    # more than 3 sigma apart: the count is wrong (a wrong state file,
+                    # a sensor fault), not the rested voltage on a known branch
+                    lrn.invalidate()
+                    est = sv
+                    unc = of_1e4(cap, uv)
+                    kpm = 1000
+                else:
+                    kpm = a2 * 1000 // (a2 + b2) if a2 + b2 > 0 else 0
+                    est += (sv - est) * kpm // 1000
+                lrn.point(cfg, sv, uv)
+                cap = lrn.cap_mAs
                 c.set_mAs(mAs_of(est, cap))
-                # posterior spread: sqrt(uc^2 (1 - K)), in cpct
-                un = isqrt(a2 * (1000 - kpm) // 1000) * 10
-                unc = of_1e4(cap, un if un > 10 else 10)
+                if kpm < 1000:
+                    # posterior spread: sqrt(uc^2 (1 - K)), in cpct
+                    un = isqrt(a2 * (1000 - kpm) // 1000) * 10
+                    unc = of_1e4(cap, un if un > 10 else 10)
                 sflags |= _F_CORR
             else:
-                lo = ocv.soc_at(CHARGE, mean_mV)
-                hi = ocv.soc_at(DISCHARGE, mean_mV)
+                lo = ocv.soc_at(CHARGE, v)
+                hi = ocv.soc_at(DISCHARGE, v)
                 if est < lo:
                     c.set_mAs(mAs_of(lo, cap))
                 elif est > hi:

@@ -1,8 +1,9 @@
 """Persisted estimator state (bms_state.json): atomic write, tolerant read.
 
 The file holds the counted charge, its uncertainty, the learned capacity,
-cycle and learning counters, the hysteresis branch, the sample clock and the
-fault log. Charge counts are in mAs of charge held by the cell (current is
+cycle and learning counters, the hysteresis branch, the sample clock, the
+fault log and the capacity-learning anchor (OPTIONAL: files without it, e.g.
+written by older firmware or the host's emulator, load with no anchor). Charge counts are in mAs of charge held by the cell (current is
 positive on discharge). A missing, unreadable, truncated or out-of-range file
 gives None and a flag; it never raises.
 """
@@ -29,16 +30,30 @@ FIELDS = {
     "clock_s": (0, 1 << 30),
 }
 
+# Optional int fields: the last calibration point (SOC, uncertainty) and the charge
+# counted since it; anc_ok 0 means none.
+OPTIONAL = {
+    "anc_ok": (0, 1),
+    "anc_cpct": (-10000, 20000),
+    "anc_unc_cpct": (0, 10000),
+    "anc_net_mAs": (-(1 << 29), 1 << 29),
+}
+
+
+def _in(v, bounds):
+    if not isinstance(v, int) or isinstance(v, bool):
+        return False
+    return bounds[0] <= v <= bounds[1]
+
 
 def _check(d):
     if not isinstance(d, dict) or d.get("v") != VERSION:
         return False
     for k in FIELDS:
-        v = d.get(k)
-        if not isinstance(v, int) or isinstance(v, bool):
+        if not _in(d.get(k), FIELDS[k]):
             return False
-        lo, hi = FIELDS[k]
-        if v < lo or v > hi:
+    for k in OPTIONAL:
+        if k in d and not _in(d[k], OPTIONAL[k]):
             return False
     return isinstance(d.get("fault_log", []), list)
 

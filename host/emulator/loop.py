@@ -127,34 +127,10 @@ class ClosedLoop:
         self._validate()
 
     def _validate(self) -> None:
-        src = self.scenario.source
-        for i, step in enumerate(self.scenario.steps):
-            field_name = f"steps[{i}]"
-            if isinstance(step, FaultStep):
-                if step.kind == "freeze_cell" and step.value > self.n_cells:
-                    raise InputError(
-                        src, field_name, f"{step.text!r}: the pack has {self.n_cells} cell(s)"
-                    )
-                if step.kind == "power_cut" and self.power is None:
-                    raise InputError(
-                        src,
-                        field_name,
-                        f"{step.text!r}: cutting power needs a virtual board; "
-                        "the host cannot power-cycle a board on a real port",
-                    )
-            elif isinstance(step, DriveStep):
-                try:  # loads Run profiles now, so a missing file fails before the board starts
-                    self._drive_run(step)
-                except InputError as exc:
-                    raise InputError(src, field_name, f"{step.text!r}: {exc}") from None
+        check_scenario(self.scenario, self.design, can_cut_power=self.power is not None)
 
     def _drive_run(self, step: DriveStep) -> DriveRun:
-        return DriveRun(
-            step.step,
-            self.design.capacity_Ah,
-            self.scenario.sample_period_s,
-            base_dir=self.scenario.base_dir,
-        )
+        return _drive_run(self.scenario, self.design, step)
 
     # I/O ------------------------------------------------------------------------
     def _t_ms(self) -> int:
@@ -408,3 +384,32 @@ class ClosedLoop:
 
 class _Stop(Exception):
     """The scenario hit max_duration_s."""
+
+
+def _drive_run(scenario: Scenario, design: CellDesign, step: DriveStep) -> DriveRun:
+    return DriveRun(
+        step.step, design.capacity_Ah, scenario.sample_period_s, base_dir=scenario.base_dir
+    )
+
+
+def check_scenario(scenario: Scenario, design: CellDesign, *, can_cut_power: bool) -> None:
+    """Reject what cannot run before any I/O: bad cell numbers, power cuts on a port, profiles."""
+    src = scenario.source
+    n_cells = design.n_series
+    for i, step in enumerate(scenario.steps):
+        field_name = f"steps[{i}]"
+        if isinstance(step, FaultStep):
+            if step.kind == "freeze_cell" and step.value > n_cells:
+                raise InputError(src, field_name, f"{step.text!r}: the pack has {n_cells} cell(s)")
+            if step.kind == "power_cut" and not can_cut_power:
+                raise InputError(
+                    src,
+                    field_name,
+                    f"{step.text!r}: cutting power needs a virtual board; "
+                    "the host cannot power-cycle a board on a real port",
+                )
+        elif isinstance(step, DriveStep):
+            try:  # loads Run profiles now, so a missing file fails before the board starts
+                _drive_run(scenario, design, step)
+            except InputError as exc:
+                raise InputError(src, field_name, f"{step.text!r}: {exc}") from None

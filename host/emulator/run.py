@@ -7,6 +7,7 @@ real board running the firmware in link mode (`sisnbms hil`).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -15,11 +16,12 @@ from typing import Any
 
 from cellmodel import load_cell
 from cellmodel.design import CellDesign
-from host.emulator.loop import BOOT_TIMEOUT_S, ClosedLoop, LoopOutcome
+from host.emulator.board_state import prepare_board_state
+from host.emulator.loop import BOOT_TIMEOUT_S, ClosedLoop, LoopOutcome, check_scenario
 from host.emulator.state_file import write_initial_state
 from host.link.serial_link import SerialLink
 from host.progress import Progress
-from host.protocol.client import BmsClient
+from host.protocol.client import BmsClient, BmsError
 from host.protocol.faults import FAULT_BITS
 from host.report.bdf_log import SIGN_NOTE, write_bdf_log
 from host.report.plot import write_plot
@@ -94,6 +96,19 @@ def _summary(
     }
 
 
+async def _await_firmware(client: BmsClient) -> None:
+    """A board just rebooted into its firmware: wait until it answers HELLO."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BOOT_TIMEOUT_S
+    while True:
+        try:
+            await client.hello()
+            return
+        except BmsError:
+            if loop.time() > deadline:
+                raise
+
+
 async def run_scenario(
     scenario: Scenario,
     *,
@@ -114,6 +129,7 @@ async def run_scenario(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     design = resolve_design(scenario, cell)
+    check_scenario(scenario, design, can_cut_power=port is None)
     own_board: VirtualBoard | None = None
     if port is None and board is None:
         from host.vboard.provision import provision_flash
@@ -128,12 +144,20 @@ async def run_scenario(
     link: SerialLink | None = None
     try:
         if own_board is not None:
-            await own_board.start()
+            # Open the port before power-up: pyserial empties the input buffer on open,
+            # which would otherwise race with (and may swallow) the BOOT frame.
+            await own_board.start(powered=False)
+        elif port is not None:
+            await prepare_board_state(port, scenario, design)
         the_port = port if port is not None else board.port  # type: ignore[union-attr]
         link = await SerialLink.open(the_port)
+        if own_board is not None:
+            await own_board.power_on()
         client = BmsClient(link, timeout_s=REPLY_TIMEOUT_S)
         if own_board is not None:
             await client.wait_boot(BOOT_TIMEOUT_S)
+        elif port is not None:
+            await _await_firmware(client)
         bar = Progress(
             len(scenario.steps), label=scenario.name, enabled=None if progress else False
         )

@@ -84,6 +84,10 @@ class BoardFiles:
             return None
         return hashlib.sha256(bytes(data)).hexdigest()
 
+    def read(self, path: str) -> bytes:
+        """A file's contents; OSError when it is missing."""
+        return bytes(self._t.fs_readfile(path))
+
     def write(self, path: str, data: bytes) -> None:
         self._make_dirs(posixpath.dirname(path))
         self._t.fs_writefile(path, data)

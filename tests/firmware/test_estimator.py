@@ -52,7 +52,7 @@ lo = b.ocv.soc_at(CHARGE, 3600)
 hi = b.ocv.soc_at(DISCHARGE, 3600)
 r.step(0, 0, mV=3600)
 assert b.soc_cpct == lo, (b.soc_cpct, lo)
-assert b.soc_unc_cpct == (hi - lo) // 2 + 200
+assert b.soc_unc_cpct == (hi - lo) // 2 + b.cfg.ocv_unc_cpct
 assert b.flags & (1 << 6) and not b.flags & (1 << 3)
 assert b.warnings & 1 and b.warnings & 2 and b.warnings & 4
 assert b.chg_on and b.dsg_on
@@ -112,11 +112,36 @@ assert seen == 1, seen
 assert 600 <= at <= 661, at
 assert b.flags & (1 << 2)  # resting
 uc = unc_before // 10
-k = uc * uc * 1000 // (uc * uc + 400)
+# the reading's uncertainty: ocv_unc_cpct plus ocv_unc_mV (8) as SOC on the branch
+uv = (50 + (b.ocv.soc_ext(DISCHARGE, v + 8) - b.ocv.soc_ext(DISCHARGE, v - 8)) // 2) // 10
+k = uc * uc * 1000 // (uc * uc + uv * uv)
 lo, hi = min(before, 3000), max(before, 3000)
 assert lo <= soc <= hi
 assert abs(soc - (before + (3000 - before) * k // 1000)) <= 30, (soc, before, k)
 assert b.soc_unc_cpct < unc_before and b.soc_unc_cpct <= 200
+""",
+        tmp_path,
+    )
+
+
+def test_rest_reading_far_outside_the_count_replaces_it(tmp_path: Path) -> None:
+    run_rig(
+        _HEAD
+        + """
+r = Rig({"frozen_ms": 86400000})
+b = r.bms
+r.step(0, 0, mV=3700)
+r.run(400, 2000, mV=3600)
+b.counter.set_mAs(CAP * 8 // 10)  # a wrong state: the count says 80 %
+b.est.unc_mAs = CAP // 200  # and claims 0.5 %
+b.learner.point(b.cfg, 8000, 50)
+v = b.ocv.mV_at(DISCHARGE, 4000)  # the rested cell reads 40 %
+r.run(700, 0, mV=v)
+# 40 % away is far beyond 3 sigma of both: the reading wins, the count's anchor is dropped
+assert abs(b.soc_cpct - 4000) <= 1, b.soc_cpct
+# (a reading on the mid discharge branch is too uncertain to be a calibration point itself)
+assert b.cap_learn_count == 0 and not b.learner.anchor_ok
+assert b.soc_unc_cpct > 50
 """,
         tmp_path,
     )
@@ -140,7 +165,7 @@ assert b.soc_cpct == lo, (b.soc_cpct, lo, low)
     )
 
 
-def test_full_reset_at_end_of_taper_and_empty_calibration(tmp_path: Path) -> None:
+def test_full_reset_lands_on_the_ir_free_charge_branch_not_100(tmp_path: Path) -> None:
     run_rig(
         _HEAD
         + """
@@ -151,15 +176,92 @@ assert b.soc_cpct < 9000
 r.run(9, -120, mV=4195)
 assert not b.flags & (1 << 7)
 r.run(3, -120, mV=4195)
-assert b.flags & (1 << 7) and b.soc_cpct == 10000 and b.soc_unc_cpct == 50
+# the cell's OCV is 4195 - 120 mA x 55 mohm = 4189 mV: 94.5 % + 65/76 of 5 % on the charge branch
+s = b.ocv.soc_at(CHARGE, 4189)
+assert s == 9500 + 500 * 65 // 76 and s < 10000
+assert b.flags & (1 << 7) and abs(b.soc_cpct - s) <= 1, (b.soc_cpct, s)
+# uncertainty: full_unc_cpct plus half the IR term (3 mV) as SOC on the charge branch
+u = 50 + (b.ocv.soc_at(CHARGE, 4192) - b.ocv.soc_at(CHARGE, 4186)) // 2
+assert abs(b.soc_unc_cpct - u) <= 2, (b.soc_unc_cpct, u)
 assert b.est.branch == CHARGE and b.est.known
+assert b.learner.anchor_ok and b.learner.anchor_cpct == s
+# the taper goes on: counted from there, and held at full once the count reaches it
 r.run(30, -100, mV=4198)
-assert b.soc_cpct == 10000 and b.counter.q_mAs == CAP  # held at full while tapering
-# empty: cut-off reached under low current
+assert s < b.soc_cpct < 10000
+r.run(600, -100, mV=4199)
+assert b.soc_cpct == 10000 and b.counter.q_mAs == CAP
+""",
+        tmp_path,
+    )
+
+
+def test_empty_calibration_lands_on_the_ir_free_discharge_branch(tmp_path: Path) -> None:
+    run_rig(
+        _HEAD
+        + """
+# cut-off inside the table (2.90 V) so the reading is not clamped
+r = Rig({"v_min_mV": 2900, "empty_current_mA": 400})
+b = r.bms
+r.step(0, 0, mV=3500)
 r.run(10, 2000, mV=3500)
-r.step(1000, 300, mV=2765)
-assert b.flags & (1 << 8) and b.soc_cpct == 0 and b.remaining_mAh == 0
+r.step(1000, 500, mV=2915)  # above empty_current_mA: no calibration
+assert not b.flags & (1 << 8)
+r.step(1000, 300, mV=2915)
+# OCV = 2915 + 300 mA x 55 mohm = 2931 mV on the discharge branch: 17/158 of 5 %
+s = b.ocv.soc_at(DISCHARGE, 2931)
+assert s == 500 * 17 // 158 and s > 0
+assert b.flags & (1 << 8) and abs(b.soc_cpct - s) <= 1, (b.soc_cpct, s)
+# uncertainty: empty_unc_cpct plus the whole IR term (16 mV) as SOC
+u = 50 + (b.ocv.soc_ext(DISCHARGE, 2947) - b.ocv.soc_ext(DISCHARGE, 2915)) // 2
+assert abs(b.soc_unc_cpct - u) <= 2, (b.soc_unc_cpct, u)
 assert b.est.branch == DISCHARGE
+
+# the default cut-off (2.75 V) lies below SOC 0: the SOC is clamped to 0 and the
+# distance past the table's end counts as uncertainty
+r2 = Rig(state_path="other.json")
+b2 = r2.bms
+r2.step(0, 0, mV=3500)
+r2.run(10, 2000, mV=3500)
+r2.step(1000, 300, mV=2765)
+ext = b2.ocv.soc_ext(DISCHARGE, 2765 + 16)
+assert ext < 0
+assert b2.flags & (1 << 8) and b2.soc_cpct == 0 and b2.remaining_mAh == 0
+assert b2.soc_unc_cpct >= 50 - ext, (b2.soc_unc_cpct, ext)
+assert b2.est.branch == DISCHARGE
+# the count follows the cell below the cut-off (no hold at 0); the output stays at 0
+r2.run(5, 300, mV=2740)
+assert b2.counter.q_mAs < 0 and b2.soc_cpct == 0
+""",
+        tmp_path,
+    )
+
+
+def test_learning_from_a_full_reset_to_a_rest_corrected_low_point(tmp_path: Path) -> None:
+    run_rig(
+        _HEAD
+        + """
+r = Rig({"ce_ppm": 1000000, "learn_step_cpct": 1000, "frozen_ms": 86400000})
+b = r.bms
+r.step(0, 0, mV=3900)
+r.run(15, -100, mV=4200)  # full reset at 4200 - 5 mV
+full = b.learner.anchor_cpct
+assert b.flags & (1 << 7) and b.learner.anchor_ok and 9900 < full < 10000
+r.run(3400, 2000, mV=3500)  # 1888.9 mAh out: the count says 5.2 %
+assert b.dsg_on and b.est.known and b.est.branch == DISCHARGE
+lo_v = b.ocv.mV_at(DISCHARGE, 300)  # the rested cell reads 3 % on the discharge branch
+t = 0
+while not b.flags & (1 << 9):
+    r.step(1000, 0, mV=lo_v)
+    t += 1
+    assert t < 800
+assert b.cap_learn_count == 1, b.cap_learn_count
+sv = b.ocv.soc_at(DISCHARGE, lo_v)
+assert b.learner.anchor_cpct == sv and b.learner.anchor_unc_cpct <= b.cfg.learn_unc_max_cpct
+# learned: the counted charge between the two points over their SOC difference
+net = 3400 * 2000 * 1000 // 1000 - 5 * 100  # discharge minus the taper counted after full
+exp = net * 10000 // (full - sv)
+assert abs(b.learner.cap_mAs - exp) <= 3600, (b.learner.cap_mAs, exp)
+assert b.capacity_mAh < 2000
 """,
         tmp_path,
     )
@@ -171,13 +273,20 @@ def test_capacity_learning_is_bounded_and_rate_limited(tmp_path: Path) -> None:
         + """
 def cycle(r, dsg_mAh, step_mA=2000):
     b = r.bms
-    r.run(15, -100, mV=4195)  # full
+    r.run(15, -100, mV=4200)  # full (no IR term: the points are 100 % and 0 %)
     n = dsg_mAh * 3600 // step_mA
     r.run(n, step_mA, mV=3600)
-    r.step(1000, 100, mV=2760)  # empty (adds 100 mAs)
+    r.step(1000, 100, mV=2914)  # empty (adds 100 mAs)
     return b
 
-r = Rig({"learn_step_cpct": 500, "ce_ppm": 1000000})
+BASE = {"r_cell_mohm": 0, "v_min_mV": 2900, "ce_ppm": 1000000}
+
+def rig(changes, path="bms_state.json"):
+    d = dict(BASE)
+    d.update(changes)
+    return Rig(d, state_path=path)
+
+r = rig({"learn_step_cpct": 500})
 r.step(0, 0, mV=3900)
 b = cycle(r, 1900)
 # the boot estimate anchors nothing; full -> empty counted 1900 mAh + 100 mAs: learned
@@ -190,15 +299,15 @@ assert b.cap_learn_count == 3, b.cap_learn_count
 # 1700 mAh measured, but one event moves at most 5 % of the value in force
 assert 1804 <= b.capacity_mAh <= 1805, b.capacity_mAh
 
-r2 = Rig({"learn_step_cpct": 2000}, state_path="s2.json")
+r2 = rig({"learn_step_cpct": 2000}, "s2.json")
 r2.step(0, 0, mV=3900)
 b2 = cycle(r2, 600)
 assert b2.capacity_mAh == 1600, b2.capacity_mAh  # 20 % step from 2000
-r4 = Rig({"learn_step_cpct": 2000, "learn_min_pct": 90}, state_path="s4.json")
+r4 = rig({"learn_step_cpct": 2000, "learn_min_pct": 90}, "s4.json")
 r4.step(0, 0, mV=3900)
 b4 = cycle(r4, 600)
 assert b4.capacity_mAh == 1800, b4.capacity_mAh  # never below learn_min_pct of design
-r3 = Rig({"learn_step_cpct": 2000}, state_path="s3.json")
+r3 = rig({"learn_step_cpct": 2000}, "s3.json")
 r3.step(0, 0, mV=3900)
 b3 = cycle(r3, 2600)
 assert b3.capacity_mAh == 2200, b3.capacity_mAh  # never above 110 % of design

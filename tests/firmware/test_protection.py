@@ -222,3 +222,44 @@ assert c.window_top_dmAhg == 16670
 """,
         tmp_path,
     )
+
+
+def test_window_bottom_is_on_by_default_and_releases_with_hysteresis(tmp_path: Path) -> None:
+    run_rig(
+        _HEAD
+        + """
+from bms.ocv import DISCHARGE
+# default window: bottom 0 (SOC 0), hysteresis 10 mAh/g = 43200 mAs over 1200 mg
+r = Rig({"frozen_ms": 86400000})
+b = r.bms
+assert b.cfg.window_bottom_dmAhg == 0
+r.step(0, 0, mV=3700)
+b.counter.set_mAs(20000)  # 0.28 % left by the count
+r.run(9, 2000, mV=3300)
+assert b.dsg_on and not b.faults & F.WIN_BOTTOM
+t = r.until(F.WIN_BOTTOM, 2000, mV=3300)
+assert 0 < t <= 2000 and b.anode_util_dmAhg == 0, t
+assert not b.dsg_on and b.chg_on and not b.faults & F.UV  # the bottom came first
+# charging 30000 mAs: inside the hysteresis, DSG stays open
+r.run(30, -1000, mV=3400)
+assert b.faults & F.WIN_BOTTOM and not b.dsg_on
+r.run(15, -1000, mV=3400)
+assert not b.faults & F.WIN_BOTTOM and b.dsg_on, b.anode_util_dmAhg
+# the UV cut-off opens DSG on its own, with the count well above the bottom
+r.run(5, 1000, mV=2700)
+assert b.faults & F.UV and not b.dsg_on and not b.faults & F.WIN_BOTTOM
+
+# a rest that finds the cell fuller than counted (5 % on the discharge branch) releases it
+r2 = Rig({"frozen_ms": 86400000}, state_path="other.json")
+b2 = r2.bms
+r2.step(0, 0, mV=3700)
+r2.run(300, 2000, mV=3300)  # 600 As: the discharge branch is known
+assert b2.est.known
+b2.counter.set_mAs(20000)
+r2.until(F.WIN_BOTTOM, 2000, mV=3300)
+assert not b2.dsg_on
+r2.run(700, 0, mV=b2.ocv.mV_at(DISCHARGE, 500))
+assert b2.soc_cpct > 100 and not b2.faults & F.WIN_BOTTOM and b2.dsg_on, b2.soc_cpct
+""",
+        tmp_path,
+    )

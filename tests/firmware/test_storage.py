@@ -126,3 +126,33 @@ assert exists() and not b.chg_on and not b.dsg_on
 """,
         tmp_path,
     )
+
+
+def test_learning_anchor_survives_a_restart_and_is_optional(tmp_path: Path) -> None:
+    run_rig(
+        _HEAD
+        + """
+r = Rig()
+b = r.bms
+r.step(0, 0, mV=3900)
+r.run(15, -100, mV=4200)  # full reset: the anchor
+r.run(100, 2000, mV=3800)
+lrn = b.learner
+assert lrn.anchor_ok and lrn.net_mAs < 0
+b.save()
+b2 = Rig().bms
+l2 = b2.learner
+assert l2.anchor_ok and l2.anchor_cpct == lrn.anchor_cpct
+assert l2.anchor_unc_cpct == lrn.anchor_unc_cpct and l2.net_mAs == lrn.net_mAs
+""",
+        tmp_path,
+    )
+    state = json.loads((tmp_path / "bms_state.json").read_text())
+    assert state["anc_ok"] == 1 and state["anc_net_mAs"] < 0
+    # a state file without the anchor (older firmware, the host's emulator) loads without one
+    for k in ("anc_ok", "anc_cpct", "anc_unc_cpct", "anc_net_mAs"):
+        del state[k]
+    out = _boot(tmp_path, json.dumps(state)).split()
+    assert out[0] == "1", out
+    bad = {**state, "anc_cpct": 30000}
+    assert _boot(tmp_path, json.dumps(bad)).split()[0] == "4"

@@ -65,3 +65,26 @@ async def test_cli_board_runs_until_sigterm() -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_plain_mpremote_recovers_a_running_firmware(tmp_path: Path) -> None:
+    # docs/protocol.md: mpremote's "\r\x03" always recovers a board, no ENTER_REPL needed.
+    flash = tmp_path / "flash"
+    provision_flash(flash, None)
+    mpremote = Path(sys.executable).parent / "mpremote"
+    async with VirtualBoard(flash) as vb:
+        for _ in range(3):
+            async with await SerialLink.open(vb.port) as link:
+                await vb.soft_reset()  # the firmware runs and serves the port again
+                await BmsClient(link, timeout_s=2.0).wait_boot(10.0)
+            proc = await asyncio.create_subprocess_exec(
+                str(mpremote), "connect", vb.port, "exec", "print('at the REPL')",
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+            try:
+                out, _ = await asyncio.wait_for(proc.communicate(), 10)
+            except asyncio.TimeoutError:
+                proc.kill()
+                await proc.wait()
+                raise AssertionError("mpremote hung: the firmware lost its Ctrl-A") from None
+            assert proc.returncode == 0 and b"at the REPL" in out
