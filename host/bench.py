@@ -1,14 +1,16 @@
 """Benchmark registry: one function per benchmark, each returning a dict of results.
 
 Not a test: numbers depend on the machine. `sisnbms bench` runs them all.
-Targets (issue 2, 2-core machine): >= 20 million cell-steps/s at 10,000 cells,
-and a 1-hour single-cell profile at 1 s steps in <= 20 ms.
+Targets (2-core machine): >= 20 million cell-steps/s at 10,000 cells, a 1-hour
+single-cell profile at 1 s steps in <= 20 ms, and the default emulation
+scenario (a full cycle, closed loop with the real firmware) in < 10 s.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,7 @@ from cellmodel.pack import with_cells
 
 TARGET_CELL_STEPS_PER_S = 20e6
 TARGET_PROFILE_1H_S = 0.020
+TARGET_EMULATE_S = 10.0
 
 
 def _mixed_current_A(n: int, capacity_Ah: float) -> np.ndarray:
@@ -83,9 +86,96 @@ def profile_1h(quick: bool = False) -> dict[str, Any]:
     }
 
 
+# Runs under MicroPython: times Bms.step (estimation, protection, balancing) for a
+# 4-cell pack on varying inputs, with the interpreter's own microsecond clock.
+_FIRMWARE_STEP_SCRIPT = """
+import time, sys
+from array import array
+from bms import config
+from bms.core import Bms
+cfg, flags = config.load("no-such-config.json")
+cfg.update({"n_cells": 4})
+bms = Bms(cfg, state_path="bench_state.json")
+cells = array("H", [3700, 3701, 3702, 3703])
+temps = array("h", [250])
+step = bms.step
+N = %d
+x = 1
+t0 = time.ticks_us()
+for k in range(N):
+    x = (x * 1103515245 + 12345) & 0x3FFFFFFF
+    cells[k & 3] = 3600 + (x & 255)
+    step(1000, cells, 4, 1000 - (x & 2047), temps, 1)
+dt = time.ticks_diff(time.ticks_us(), t0)
+print(N, dt)
+"""
+
+
+def firmware_step(quick: bool = False) -> dict[str, Any]:
+    """Bms.step time under the MicroPython unix port (desktop: a chip is ~50-100x slower)."""
+    import subprocess
+    import tempfile
+
+    from host.interpreter import find_micropython
+    from host.resources import firmware_dir
+
+    n = 5_000 if quick else 50_000
+    with tempfile.TemporaryDirectory() as tmp:
+        code = f"import sys\nsys.path.insert(0, {str(firmware_dir())!r})\n"
+        code += _FIRMWARE_STEP_SCRIPT % n
+        proc = subprocess.run(
+            [str(find_micropython()), "-c", code],
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+    steps, us = (int(v) for v in proc.stdout.split())
+    return {"steps": steps, "us_per_step": us / steps, "steps_per_s": steps / (us / 1e6)}
+
+
+def emulation(quick: bool = False) -> dict[str, Any]:
+    """The closed loop with the real firmware on a virtual board: lockstep speed.
+
+    Runs the default scenario (quick: a 20-minute discharge) and reports its wall time
+    against the < 10 s target of the default run.
+    """
+    import asyncio
+    import tempfile
+
+    from host.emulator import run_scenario
+    from host.scenarios import DEFAULT_SCENARIO, load_scenario
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if quick:
+            path = Path(tmp) / "quick.toml"
+            path.write_text(
+                'name = "bench-quick"\ndescription = "bench"\nsample_period_s = 1.0\n'
+                'steps = ["Discharge at 1C for 20 minutes"]\n[initial]\nsoc = 0.9\n'
+            )
+            scenario = load_scenario(str(path))
+        else:
+            scenario = load_scenario(DEFAULT_SCENARIO)
+        start = time.perf_counter()
+        result = asyncio.run(run_scenario(scenario, out_dir=Path(tmp) / "out"))
+        wall_s = time.perf_counter() - start
+    summary = result.summary
+    return {
+        "scenario": scenario.name,
+        "steps": summary["steps"],
+        "loop_steps_per_s": summary["steps_per_s"],
+        "wall_s": wall_s,
+        "target_s": TARGET_EMULATE_S,
+        "meets_target": bool(quick or wall_s < TARGET_EMULATE_S),
+    }
+
+
 BENCHMARKS: dict[str, Callable[..., dict[str, Any]]] = {
     "cell_steps": cell_steps,
     "profile_1h": profile_1h,
+    "firmware_step": firmware_step,
+    "emulation": emulation,
 }
 
 

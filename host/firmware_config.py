@@ -150,6 +150,10 @@ def build_config(design: CellDesign, board: Board | None = None) -> dict[str, An
     i_range_mA = _check(src, "i_range_mA", "limits.max_discharge_C", min(CURRENT_MAX_MA, sc_mA * 2))
     v_max = _mV(lim.v_max_V)
     v_min = _mV(lim.v_min_V)
+    # DC resistance incl. both RC pairs at 25 degC and 50 % SOC (the circuit's reference
+    # point): the firmware's OCV = V + I R for the boot estimate and the full/empty
+    # calibrations. It is higher near empty and in the cold; the firmware counts the
+    # whole IR term as uncertainty at the empty calibration and keeps that to low current.
     r_dc_ohm = design.circuit.r0_ohm + design.circuit.r1_ohm + design.circuit.r2_ohm
 
     cfg: dict[str, Any] = dict(_FIXED)

@@ -17,6 +17,17 @@ something only on a known branch:
   charge current <= taper_mA for full_time_ms); empty calibration when the
   minimum cell reaches v_min + empty_band while discharging at <= empty_current_mA.
 
+The SOC scale is the OCV tables': SOC 0 is the discharge-branch OCV at the
+anode window bottom, SOC 1 the charge-branch OCV at the window top. The voltage
+limits do not sit on it: the cut-off lies below SOC 0 at low rates and the CV end
+a little below SOC 1. So both calibrations set the SOC read from their branch at
+the IR-free voltage (V + I r_cell_mohm; I < 0 on charge), clamped to 0..10000, with
+an uncertainty that includes the IR term's error; the rest correction reads the
+same IR-free OCV. A reading past a table's end is extended by the end slope and the
+distance past the end counts as uncertainty. A rest reading more than 3 sigma from
+the count replaces it (a wrong state file, a sensor fault) and drops the learning
+anchor. Every calibration point is offered to capacity learning (capacity.py).
+
 Boot without a persisted state: SOC from the first sample's mean cell voltage
 (IR-compensated with r_cell_mohm) with the branch unknown. The truth lies
 between the charge-branch reading (lower SOC) and the discharge-branch reading;

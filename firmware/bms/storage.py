@@ -2,10 +2,11 @@
 
 The file holds the counted charge, its uncertainty, the learned capacity,
 cycle and learning counters, the hysteresis branch, the sample clock, the
-fault log and the capacity-learning anchor (OPTIONAL: files without it, e.g.
-written by older firmware or the host's emulator, load with no anchor). Charge counts are in mAs of charge held by the cell (current is
-positive on discharge). A missing, unreadable, truncated or out-of-range file
-gives None and a flag; it never raises.
+fault log and the capacity-learning anchor (optional: files without it, e.g.
+written by older firmware or the host's emulator, load with no anchor). Charge
+counts are in mAs of charge held by the cell (current is positive on discharge).
+A missing, unreadable, truncated or out-of-range file gives None and a flag; it
+never raises.
 """
 
 import json

@@ -12,8 +12,9 @@ from host import bench
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "bench",
-        help="measure model throughput (cell-steps/s) and the 1-hour profile time",
-        description="Benchmarks of the cell model; numbers depend on the machine.",
+        help="benchmarks: model throughput, 1-hour profile, firmware step, emulation speed",
+        description="Benchmarks of the cell model, the firmware and the emulator; numbers "
+        "depend on the machine (performance goals live here, not in tests).",
     )
     p.add_argument("--quick", action="store_true", help="short runs (for smoke tests)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -41,7 +42,16 @@ def run(args: argparse.Namespace) -> int:
         f"{prof['median_s'] * 1e3:.2f} ms ({verdict} the target of "
         f"{prof['target_s'] * 1e3:.0f} ms)"
     )
-    for name, res in results.items():
-        if name not in ("cell_steps", "profile_1h"):
-            print(f"{name}: {json.dumps(res)}")
+    fw = results["firmware_step"]
+    print(
+        f"firmware Bms.step under the MicroPython unix port: {fw['us_per_step']:.1f} us/step "
+        f"({fw['steps_per_s']:,.0f} steps/s, 4 cells)"
+    )
+    emu = results["emulation"]
+    verdict = "meets" if emu["meets_target"] else "MISSES"
+    print(
+        f"emulation ({emu['scenario']}): {emu['steps']} closed-loop steps in "
+        f"{emu['wall_s']:.2f} s, {emu['loop_steps_per_s']} steps/s "
+        f"({verdict} the {emu['target_s']:.0f} s target)"
+    )
     return 0
