@@ -145,7 +145,11 @@ class PackModel:
         self.capacity_Ah = nominal * np.clip(1.0 + p.capacity_spread * z_q, 0.2, None)
         self.resistance_factor = np.clip(1.0 + p.resistance_spread * z_r, 0.2, None)
         self._inv_q_As = 1.0 / (3600.0 * self.capacity_Ah)
-        self._util_per_soc = self.capacity_Ah * 1000.0 / design.anode_mass_g
+        # Capacity spread is coating-loading/area spread of the whole cell: the anode
+        # mass scales with the capacity (N/P held), so every cell spans the same anode
+        # window, 0 to C_N mAh/g, over its own SOC 0..1.
+        self.anode_mass_g = design.anode_mass_g * self.capacity_Ah / nominal
+        self._util_per_soc = self.capacity_Ah * 1000.0 / self.anode_mass_g
 
         self._r0 = c.r0_ohm * self.resistance_factor
         self._r1 = c.r1_ohm * self.resistance_factor

@@ -103,7 +103,7 @@ async def bms_port(
     from host.vboard.provision import provision_flash
 
     flash = tmp_path / "flash"
-    provision_flash(flash, bms_cell, board=request.config.getoption("--bms-board"))
+    provision_flash(flash, bms_cell, board=str(request.config.getoption("--bms-board")))
     async with VirtualBoard(flash) as board:
         yield board.port
 

@@ -10,24 +10,27 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from cellmodel import bdf
 from host.report.log import RunLog
 
 SIGN_NOTE = "current positive on discharge"
 
 
 def bdf_columns(n_cells: int) -> list[str]:
+    # The quantities the cell model's own output has keep its column names (cellmodel.bdf),
+    # so one reader handles both files; the current's sign is in its name.
     cols = [
-        "Test Time / s",
-        "Step Index",
-        "Demanded Current / A",
-        "Current / A",
-        "Voltage / V",
+        bdf.TIME,
+        bdf.STEP,
+        "Demanded Current (discharge positive) / A",
+        bdf.CURRENT,
+        bdf.VOLTAGE,
     ]
     cols += [f"Cell {i + 1} Voltage / V" for i in range(n_cells)]
     cols += [
         "True SOC / %",
         "True Min Cell SOC / %",
-        "Temperature T1 / degC",
+        bdf.TEMPERATURE,
         "True Anode Utilization / mAh/g",
         "True Anode Potential / V",
         "True Hysteresis State",

@@ -41,10 +41,12 @@ async def run(tmp_path: Path, path: Path, **kw: object) -> RunResult:
 
 
 async def test_discharge_cutoff_at_voltage_limit(tmp_path: Path) -> None:
+    # At 2C the IR drop brings the cell to the 2.75 V cut-off before the anode window's
+    # bottom (SOC 0); at low rates the window bottom comes first (next test).
     path = scenario_file(
         tmp_path,
         "uv",
-        ["Discharge at 1C for 30 minutes", "Expect DSG off", "Expect fault UV"],
+        ["Discharge at 2C for 30 minutes", "Expect DSG off", "Expect fault UV"],
         sample_period_s=2.0,
         initial={"soc": 0.12, "branch": "discharge"},
     )
@@ -58,6 +60,25 @@ async def test_discharge_cutoff_at_voltage_limit(tmp_path: Path) -> None:
     assert v_min >= limits.v_min_V - s["tolerances"]["v_under_V"]
     assert rows[-1]["DSG On"] == "0"
     assert result.exit_code == 0
+
+
+async def test_discharge_cutoff_at_the_anode_window_bottom(tmp_path: Path) -> None:
+    path = scenario_file(
+        tmp_path,
+        "bottom",
+        ["Discharge at 0.2C for 60 minutes", "Expect DSG off", "Expect fault WIN_BOTTOM"],
+        sample_period_s=2.0,
+        initial={"soc": 0.08, "branch": "discharge"},
+    )
+    result = await run(tmp_path, path)
+    s = result.summary
+    assert s["violations"] == [], s["violations"]
+    assert all(e["passed"] for e in s["expectations"]), s["expectations"]
+    rows = read_rows(s["outputs"]["log"])
+    # The window bottom is 0 mAh/g: the true anode never goes far below it.
+    c_n = load_cell().c_n_mAh_g
+    assert min(float(r["True Anode Utilization / mAh/g"]) for r in rows) >= -0.02 * c_n
+    assert rows[-1]["DSG On"] == "0"
 
 
 async def test_charge_cutoff_at_capacity_window(tmp_path: Path) -> None:
@@ -117,7 +138,10 @@ async def test_sensor_faults_and_corrupted_frames(tmp_path: Path) -> None:
     rows = read_rows(s["outputs"]["log"])
     frozen = [r["Cell 1 Voltage / V"] for r in rows[-100:]]
     assert len(set(frozen)) > 1  # the true voltage keeps moving...
-    meas = [int(r["Measured Current / mA"]) - round(float(r["Current / A"]) * 1000) for r in rows]
+    meas = [
+        int(r["Measured Current / mA"]) - round(float(r["Current (discharge positive) / A"]) * 1000)
+        for r in rows
+    ]
     assert sum(meas[5:]) / len(meas[5:]) > 10  # ...the 20 mA offset shows in the readings
     assert s["expectations"][0]["passed"], s["expectations"]
 
@@ -184,3 +208,51 @@ def test_missing_profile_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         ClosedLoop(load_scenario(path), load_cell(), client=None, power=None)
     assert info.value.source == str(path) and info.value.field == "steps[0]"
+
+
+async def test_pack_balancing_bleed_narrows_the_spread(tmp_path: Path) -> None:
+    """4S pack with cell-to-cell spread: the firmware sees every cell, bleeds the high ones."""
+    cell = tmp_path / "spread-4s.toml"
+    cell.write_text(
+        'extends = "sisn-lco-2ah-4s"\n[cell]\nname = "spread-4s"\n[pack]\nsoc_spread = 0.03\n'
+    )
+    path = scenario_file(
+        tmp_path,
+        "balance",
+        [
+            "Rest for 2 minutes",
+            "Charge at 0.5C until 4.2 V",
+            "Hold at 4.2 V until C/20",
+            "Rest for 2 hours",
+        ],
+        cell=str(cell),
+        sample_period_s=5.0,
+        initial={"soc": 0.8, "branch": "charge"},
+    )
+    result = await run(tmp_path, path)
+    s = result.summary
+    assert s["n_cells"] == 4 and s["violations"] == [], s["violations"]
+    rows = read_rows(s["outputs"]["log"])
+    bits = {int(r["Balancing"]) for r in rows}
+    assert bits - {0}, "the firmware never asked for a bleed"
+
+    def spread_mV(row: dict[str, str]) -> float:
+        volts = [float(row[f"Cell {i} Voltage / V"]) for i in range(1, 5)]
+        return (max(volts) - min(volts)) * 1000
+
+    # At rest on the same (charge) branch before the charge and two hours after it:
+    # the bleed took the spread down towards the firmware's threshold.
+    before = max(i for i, r in enumerate(rows) if r["Step Index / 1"] == "0")
+    assert spread_mV(rows[before]) > 30
+    assert spread_mV(rows[-1]) < 0.6 * spread_mV(rows[before])
+
+
+async def test_realtime_mode_paces_samples_to_the_wall_clock(tmp_path: Path) -> None:
+    path = scenario_file(
+        tmp_path, "rt", ["Rest for 4 seconds", "Expect no faults"], sample_period_s=1.0
+    )
+    result = await run(tmp_path, path, realtime=True)
+    s = result.summary
+    assert s["mode"] == "realtime" and s["passed"]
+    # Cannot run ahead of the wall clock (a lower bound: robust on a loaded machine).
+    assert s["wall_s"] >= 0.9 * s["sim_time_s"] >= 3.5

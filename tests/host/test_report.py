@@ -61,7 +61,7 @@ def test_bdf_csv_has_true_and_bms_columns(tmp_path: Path) -> None:
     assert cols == set(bdf_columns(2))
     for name in (
         "Test Time / s",
-        "Current / A",
+        "Current (discharge positive) / A",
         "Cell 2 Voltage / V",
         "True SOC / %",
         "BMS SOC / %",
