@@ -14,7 +14,8 @@ def scale_1e4(a, b):
 
 
 def ratio_1e4(a, b):
-    """floor(a * 10000 / b) for 0 <= a < 2**30 and 1 <= b < 2**30 / 10 (exact).
+    """floor(a * 10000 / b) for 0 <= a < 2**30 and 1 <= b < 2**30 / 10 (exact), when the
+    result itself is a small int (a * 10000 / b < 2**30).
 
     Long division one decimal digit at a time: the running remainder stays below b,
     so remainder * 10 stays below 2**30.
@@ -51,7 +52,7 @@ def isqrt(n):
     if n < 2:
         return n
     x = n
-    y = (x + 1) >> 1
+    y = (x >> 1) + (x & 1)  # ceil(n / 2) without forming n + 1, which may be 2**30
     while y < x:
         x = y
         y = (x + n // x) >> 1

@@ -1,0 +1,118 @@
+"""Property tests (CPython, hypothesis) of the firmware's integer arithmetic and OCV tables.
+
+The firmware runs on 32-bit MicroPython ports where ints beyond +-2**30 become
+heap-allocated big ints. `SmallInt` checks that claim operation by operation:
+every intermediate result of the function under test must stay a small int.
+The same functions run under real MicroPython in the estimator tests.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.firmware.bms_harness import firmware_module
+
+LIMIT = 2**30
+
+intmath = firmware_module("bms.intmath")
+ocv = firmware_module("bms.ocv")
+config = firmware_module("bms.config")
+
+
+class SmallInt(int):
+    """An int whose arithmetic fails loudly when a result leaves the small-int range."""
+
+    def __new__(cls, value: int) -> SmallInt:
+        if not -LIMIT <= value < LIMIT:
+            raise OverflowError(f"{value} is not a small int on a 32-bit port")
+        return super().__new__(cls, value)
+
+    def _op(name: str) -> Any:  # type: ignore[misc]
+        def op(self: SmallInt, other: Any) -> Any:
+            result = getattr(int, name)(self, other)
+            return SmallInt(result) if isinstance(result, int) else result
+
+        return op
+
+    __add__ = __radd__ = _op("__add__")
+    __sub__ = _op("__sub__")
+    __rsub__ = _op("__rsub__")
+    __mul__ = __rmul__ = _op("__mul__")
+    __floordiv__ = _op("__floordiv__")
+    __rfloordiv__ = _op("__rfloordiv__")
+    __rshift__ = _op("__rshift__")
+    __lshift__ = _op("__lshift__")
+    __mod__ = _op("__mod__")
+
+    def __neg__(self) -> SmallInt:
+        return SmallInt(-int(self))
+
+
+small = st.integers(min_value=0, max_value=LIMIT - 1)
+
+
+@given(b=st.integers(min_value=1, max_value=LIMIT // 10 - 1), data=st.data())
+def test_ratio_1e4_is_exact_and_stays_small(b: int, data: st.DataObject) -> None:
+    # The documented domain: the result is a small int too.
+    a = data.draw(st.integers(min_value=0, max_value=min(LIMIT - 1, (LIMIT * b - 1) // 10000)))
+    assert intmath.ratio_1e4(SmallInt(a), SmallInt(b)) == a * 10000 // b
+
+
+@given(x=small, part=st.integers(min_value=0, max_value=10000))
+def test_of_1e4_is_exact_and_stays_small(x: int, part: int) -> None:
+    assert intmath.of_1e4(SmallInt(x), SmallInt(part)) == x * part // 10000
+
+
+@given(b=st.integers(min_value=1, max_value=10000), data=st.data())
+def test_scale_1e4_is_exact_and_stays_small(b: int, data: st.DataObject) -> None:
+    a = data.draw(st.integers(min_value=0, max_value=min(LIMIT - 1, 107374 * b - 1)))
+    assert intmath.scale_1e4(SmallInt(a), SmallInt(b)) == a * 10000 // b
+
+
+@given(n=small)
+def test_isqrt_matches_math_isqrt(n: int) -> None:
+    assert intmath.isqrt(SmallInt(n)) == math.isqrt(n)
+
+
+def _tables() -> Any:
+    d = config.DEFAULTS
+    return ocv.OcvTables(d["ocv_soc_cpct"], d["ocv_chg_mV"], d["ocv_dsg_mV"])
+
+
+@given(
+    branch=st.sampled_from([0, 1]),
+    s1=st.integers(min_value=-2000, max_value=12000),
+    s2=st.integers(min_value=-2000, max_value=12000),
+)
+def test_ocv_is_monotonic_in_soc_on_each_branch(branch: int, s1: int, s2: int) -> None:
+    t = _tables()
+    lo, hi = sorted((s1, s2))
+    assert t.mV_at(branch, SmallInt(lo)) <= t.mV_at(branch, SmallInt(hi))
+
+
+@given(branch=st.sampled_from([0, 1]), soc=st.integers(min_value=0, max_value=10000))
+def test_soc_from_voltage_inverts_voltage_from_soc(branch: int, soc: int) -> None:
+    t = _tables()
+    mv = t.mV_at(branch, SmallInt(soc))
+    back = t.soc_at(branch, SmallInt(mv))
+    # one mV of table resolution is at most ~5 cpct on the steepest segment... and up to
+    # ~33 cpct on the flattest (30 mV per 1000 cpct): the inverse is exact to that.
+    assert abs(back - soc) <= 35
+    assert 0 <= back <= 10000
+
+
+@given(branch=st.sampled_from([0, 1]), mv=st.integers(min_value=0, max_value=6000))
+def test_extended_inverse_stays_within_its_bounds(branch: int, mv: int) -> None:
+    t = _tables()
+    s = t.soc_ext(branch, SmallInt(mv))
+    assert -1000 <= s <= 11000
+
+
+def test_discharge_branch_lies_below_the_charge_branch() -> None:
+    t = _tables()
+    for soc in range(0, 10001, 250):
+        assert t.mV_at(1, soc) < t.mV_at(0, soc)
