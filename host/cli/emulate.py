@@ -94,6 +94,14 @@ def run(args: argparse.Namespace) -> int:
                 scenario = load_scenario(name)
                 print(f"{name:24s} {scenario.description}")
         return 0
+    return run_and_report(args, micropython=args.micropython)
+
+
+def run_and_report(args: argparse.Namespace, **where: Any) -> int:
+    """Run args.scenario (on a fresh virtual board, or `port=` in `where`), print, exit code.
+
+    Shared by `emulate` and `hil`: same scoring, outputs and exit codes.
+    """
     from host.emulator import run_scenario
 
     scenario = load_scenario(args.scenario)
@@ -102,9 +110,9 @@ def run(args: argparse.Namespace) -> int:
             scenario,
             out_dir=args.out,
             realtime=args.realtime,
-            micropython=args.micropython,
             cell=args.cell,
             progress=not args.json,
+            **where,
         )
     )
     if args.json:

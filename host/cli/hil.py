@@ -13,13 +13,10 @@ power control ("Cut board power") are rejected for a port.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import sys
 from typing import Any
 
-from host.cli.emulate import print_summary
-from host.scenarios import DEFAULT_SCENARIO, load_scenario
+from host.cli.emulate import run_and_report
+from host.scenarios import DEFAULT_SCENARIO
 
 DEFAULT_OUT = "sisnbms-hil"
 
@@ -48,22 +45,4 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from host.emulator import run_scenario
-
-    scenario = load_scenario(args.scenario)
-    result = asyncio.run(
-        run_scenario(
-            scenario,
-            port=args.port,
-            out_dir=args.out,
-            realtime=args.realtime,
-            cell=args.cell,
-            progress=not args.json,
-        )
-    )
-    if args.json:
-        json.dump(result.summary, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        print_summary(result.summary)
-    return result.exit_code
+    return run_and_report(args, port=args.port)
