@@ -52,7 +52,8 @@ def make_io(board):
 
 
 def setup(board_path="board.json", config_path="bms_config.json"):
-    """Everything before the loop; returns (app, io, board)."""
+    """Everything before the loop; returns (app, io, board), board with the keys serve() and
+    soft_reset() read."""
     board = load_board(board_path)
     cfg, cfg_flags = bms_config.load(config_path)
     bms = Bms(cfg)
@@ -67,6 +68,8 @@ def setup(board_path="board.json", config_path="bms_config.json"):
         link_mode=board.get("mode", "link") != "standalone",
         now_ms=time.ticks_ms(),
     )
+    # the loop and the reset need two keys: the rest of board.json need not stay in the heap
+    board = {"mcu": board.get("mcu"), "sample_period_ms": board.get("sample_period_ms", 1000)}
     gc.collect()
     return app, io, board
 

@@ -6,6 +6,12 @@ reply at a time in `out[:out_len]` for the main loop to write. It returns an
 action code when the main loop must leave (REPL) or reset. Nothing it does
 on a bad frame touches a switch or the configuration.
 
+The protocol is half duplex (one reply per request), so the reply is built in
+the parser's own buffer: every handler has read what it needs from the request
+before it writes the reply, and receive() takes no further byte until the main
+loop has written the reply out. One frame buffer instead of two saves its size
+in heap.
+
 Current is positive on discharge in every frame and attribute.
 """
 
@@ -30,30 +36,12 @@ except ImportError:
 import json
 
 from bms import codec
-from bms.codec import (
-    E_BUSY,
-    E_PAYLOAD,
-    E_SEQ,
-    E_TIME,
-    E_TYPE,
-    EV_CTRL_C,
-    EV_ERROR,
-    EV_FRAME,
-    EV_TIMEOUT,
-    FRAME_MAX,
-    HEADER,
-    MAX_PAYLOAD,
-    STATE_LEN,
-    put_bytes,
-    put_state,
-    put_u32,
-)
 from bms.crc16 import INIT, crc16
 
 FW_VERSION = "0.1.0"
-PROTOCOL_VERSION = const(1)
-MAX_DT_MS = const(0x3FFFFFFF)  # a longer gap between samples is clamped (about 12 days)
-DEFAULT_LINK_TIMEOUT_MS = const(2000)
+_PROTOCOL_VERSION = const(1)
+_MAX_DT_MS = const(0x3FFFFFFF)  # a longer gap between samples is clamped (about 12 days)
+_DEFAULT_LINK_TIMEOUT_MS = const(2000)
 
 ACT_NONE = const(0)
 ACT_REPL = const(1)  # ENTER_REPL or Ctrl-C: shut down, return to the REPL
@@ -110,7 +98,7 @@ class App:
         self.config_path = config_path
         self.link_mode = link_mode
         self.parser = codec.Parser()
-        self.out = bytearray(FRAME_MAX)
+        self.out = self.parser.buf  # shared: see the module docstring
         self.out_len = 0
         self.action = ACT_NONE
         self.sample = codec.Sample()
@@ -126,16 +114,20 @@ class App:
         self.have_time = False
         self.t_hi = 0
         self.t_lo = 0
-        self.link_timeout_ms = getattr(cfg, "link_timeout_ms", DEFAULT_LINK_TIMEOUT_MS)
+        self.link_timeout_ms = getattr(cfg, "link_timeout_ms", _DEFAULT_LINK_TIMEOUT_MS)
         self.link_lost = False
         self.last_sample_ms = now_ms
         self.boot_flags = (getattr(bms, "boot_flags", 0) | config_flags) & 0xFF
         self.ident = (FW_VERSION + " " + board_name).encode()
         self._config_changed()
 
+    def config_payload(self):
+        """The CONFIG reply's payload, made on demand (kept, it would hold ~2 KB of heap)."""
+        return config_json(self.cfg.as_dict())
+
     def _config_changed(self):
-        self.config_bytes = config_json(self.cfg.as_dict())
-        self.config_crc = crc16(self.config_bytes, 0, len(self.config_bytes), INIT)
+        text = self.config_payload()
+        self.config_crc = crc16(text, 0, len(text), INIT)
         self.link_timeout_ms = getattr(self.cfg, "link_timeout_ms", self.link_timeout_ms)
 
     # -- bytes in --------------------------------------------------------
@@ -149,13 +141,13 @@ class App:
         while i < n and not self.out_len and not self.action:
             i = parser.feed(data, i, n, now_ms)
             ev = parser.event
-            if ev == EV_FRAME:
+            if ev == codec.EV_FRAME:
                 self._frame(now_ms)
-            elif ev == EV_ERROR:
+            elif ev == codec.EV_ERROR:
                 self._reject(parser.error)
-            elif ev == EV_TIMEOUT:
+            elif ev == codec.EV_TIMEOUT:
                 self._count(codec.E_TIMEOUT)
-            elif ev == EV_CTRL_C:
+            elif ev == codec.EV_CTRL_C:
                 self.action = ACT_REPL
         return i
 
@@ -188,54 +180,56 @@ class App:
             # A firmware-to-host type coming in means the line echoes our own frames:
             # answering would loop forever, so it is only counted.
             return
-        out[HEADER] = code
-        end = put_bytes(out, HEADER + 1, _ERROR_TEXT[code])
-        self.out_len = codec.finish(out, codec.T_ERROR, self.parser.seq, end - HEADER)
+        out[codec.HEADER] = code
+        end = codec.put_bytes(out, codec.HEADER + 1, _ERROR_TEXT[code])
+        self.out_len = codec.finish(out, codec.T_ERROR, self.parser.seq, end - codec.HEADER)
 
     def _reply(self, ftype, length):
         self.out_len = codec.finish(self.out, ftype | codec.REPLY, self.parser.seq, length)
 
     def _reply_bytes(self, ftype, status, text):
         out = self.out
-        off = HEADER
+        off = codec.HEADER
         if status >= 0:
             out[off] = status
             off += 1
-        room = FRAME_MAX - 2 - off
+        room = codec.FRAME_MAX - 2 - off
         if len(text) > room:
             text = text[:room]
-        end = put_bytes(out, off, text)
-        self._reply(ftype, end - HEADER)
+        end = codec.put_bytes(out, off, text)
+        self._reply(ftype, end - codec.HEADER)
 
     def hello_payload(self, out, off):
         """Write the HELLO_REPLY/BOOT payload at out[off:]; return its length."""
-        out[off] = PROTOCOL_VERSION
+        out[off] = _PROTOCOL_VERSION
         out[off + 1] = self.cfg.n_cells
         out[off + 2] = self.cfg.n_temps
         out[off + 3] = self.boot_flags
-        put_u32(out, off + 4, self.config_crc)
-        return put_bytes(out, off + 8, self.ident) - off
+        codec.put_u32(out, off + 4, self.config_crc)
+        return codec.put_bytes(out, off + 8, self.ident) - off
 
     def boot_frame(self):
         """Leave the unsolicited BOOT frame (seq 0) in out[:out_len]."""
-        self.out_len = codec.finish(self.out, codec.T_BOOT, 0, self.hello_payload(self.out, HEADER))
+        self.out_len = codec.finish(
+            self.out, codec.T_BOOT, 0, self.hello_payload(self.out, codec.HEADER)
+        )
 
     def _frame(self, now_ms):
         p = self.parser
         ftype = p.ftype
         if ftype == codec.T_HELLO:
             if p.length:
-                self._reject(E_PAYLOAD)
+                self._reject(codec.E_PAYLOAD)
                 return
             self._accept()
             self.have_time = False
-            self._reply(ftype, self.hello_payload(self.out, HEADER))
+            self._reply(ftype, self.hello_payload(self.out, codec.HEADER))
             return
         if ftype > codec.T_SAVE:
-            self._reject(E_TYPE)
+            self._reject(codec.E_TYPE)
             return
         if self.have_seq and ((self.last_seq - p.seq) & 0xFFFF) < 0x8000:
-            self._reject(E_SEQ)
+            self._reject(codec.E_SEQ)
             return
         if ftype == codec.T_SAMPLE:
             self._sample(now_ms)
@@ -244,16 +238,16 @@ class App:
             self._config_write()
             return
         if p.length:
-            self._reject(E_PAYLOAD)
+            self._reject(codec.E_PAYLOAD)
             return
         self._accept()
         bms = self.bms
         if ftype == codec.T_GET_STATE:
             self._state(ftype)
         elif ftype == codec.T_CONFIG_READ:
-            self._reply_bytes(ftype, -1, self.config_bytes)
+            self._reply_bytes(ftype, -1, self.config_payload())
         elif ftype == codec.T_CLEAR_FAULTS:
-            put_u32(self.out, HEADER, bms.clear_faults())
+            codec.put_u32(self.out, codec.HEADER, bms.clear_faults())
             self._reply(ftype, 4)
         elif ftype == codec.T_ENTER_REPL:
             self._reply(ftype, 0)
@@ -269,7 +263,7 @@ class App:
                 status = 0
             except OSError:
                 status = 1
-            self.out[HEADER] = status
+            self.out[codec.HEADER] = status
             self._reply(ftype, 1)
 
     def _accept(self):
@@ -281,7 +275,7 @@ class App:
         log = self.bms.fault_log
         start = 0
         text = json.dumps(log).encode()
-        while len(text) > MAX_PAYLOAD and start < len(log):
+        while len(text) > codec.MAX_PAYLOAD and start < len(log):
             start += 1  # the oldest entries give way when the log does not fit one frame
             text = json.dumps(log[start:]).encode()
         return text
@@ -289,11 +283,11 @@ class App:
     def _config_write(self):
         p = self.parser
         try:
-            changes = json.loads(bytes(p.buf[HEADER : HEADER + p.length]))
+            changes = json.loads(bytes(p.buf[codec.HEADER : codec.HEADER + p.length]))
         except ValueError:
             changes = None
         if not isinstance(changes, dict):
-            self._reject(E_PAYLOAD)
+            self._reject(codec.E_PAYLOAD)
             return
         self._accept()
         err = self.cfg.update(changes)
@@ -312,21 +306,21 @@ class App:
 
     def _sample(self, now_ms):
         if not self.link_mode:
-            self._reject(E_BUSY)
+            self._reject(codec.E_BUSY)
             return
         p = self.parser
         smp = self.sample
-        if smp.decode(p.buf, HEADER, p.length) or smp.n_cells != self.cfg.n_cells:
-            self._reject(E_PAYLOAD)
+        if smp.decode(p.buf, codec.HEADER, p.length) or smp.n_cells != self.cfg.n_cells:
+            self._reject(codec.E_PAYLOAD)
             return
         t_hi = smp.t_hi
         t_lo = smp.t_lo
         if self.have_time:
             d_hi = t_hi - self.t_hi
             if d_hi < 0 or (d_hi == 0 and t_lo <= self.t_lo):
-                self._reject(E_TIME)
+                self._reject(codec.E_TIME)
                 return
-            dt_ms = MAX_DT_MS if d_hi >= 0x4000 else (d_hi << 16) + t_lo - self.t_lo
+            dt_ms = _MAX_DT_MS if d_hi >= 0x4000 else (d_hi << 16) + t_lo - self.t_lo
         else:
             dt_ms = 0  # first sample of a session: nothing to integrate yet
         self._accept()
@@ -352,5 +346,5 @@ class App:
         self.io.apply(bms.chg_on, bms.dsg_on, bms.balance)
 
     def _state(self, ftype):
-        put_state(self.out, HEADER, self.t_hi, self.t_lo, self.bms, self.bad_frames)
-        self._reply(ftype, STATE_LEN)
+        codec.put_state(self.out, codec.HEADER, self.t_hi, self.t_lo, self.bms, self.bad_frames)
+        self._reply(ftype, codec.STATE_LEN)

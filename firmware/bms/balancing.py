@@ -7,19 +7,37 @@ than bal_max_dsg_mA (current positive on discharge), and never with a fault
 that makes the readings or the temperature doubtful.
 """
 
-from bms import faults as F
+try:
+    from micropython import const  # pyright: ignore[reportAssignmentType]
+except ImportError:
 
-_STOP = (
-    F.OT_CHG
-    | F.OT_DSG
-    | F.UV
-    | F.SC
-    | F.OV_ABUSE
-    | F.UV_ABUSE
-    | F.SENSOR_RANGE
-    | F.SENSOR_FROZEN
-    | F.LINK_LOST
-    | F.CONFIG
+    def const(x):
+        return x
+
+
+# Fault bits as in faults.py, folded at compile time (tests/firmware/test_fault_consts.py
+# checks the copies).
+_UV = const(1 << 1)
+_SC = const(1 << 4)
+_OT_CHG = const(1 << 5)
+_OT_DSG = const(1 << 7)
+_OV_ABUSE = const(1 << 9)
+_UV_ABUSE = const(1 << 10)
+_SENSOR_RANGE = const(1 << 13)
+_SENSOR_FROZEN = const(1 << 14)
+_LINK_LOST = const(1 << 15)
+_CONFIG = const(1 << 16)
+_STOP = const(
+    _OT_CHG
+    | _OT_DSG
+    | _UV
+    | _SC
+    | _OV_ABUSE
+    | _UV_ABUSE
+    | _SENSOR_RANGE
+    | _SENSOR_FROZEN
+    | _LINK_LOST
+    | _CONFIG
 )
 
 

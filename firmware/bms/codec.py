@@ -30,8 +30,11 @@ from bms.crc16 import INIT, crc16
 SYNC = const(0xA5)
 VERSION = const(1)
 HEADER = const(7)  # sync, version, type, seq(2), len(2)
-MAX_PAYLOAD = const(4096)
-FRAME_MAX = const(4105)  # HEADER + MAX_PAYLOAD + 2 (CRC)
+# The format allows payloads up to 4096 bytes; this firmware's frame buffer holds 2560,
+# enough for the largest CONFIG (2161 bytes with 32-point tables and the widest values)
+# and a whole configuration written with spaces (2407); longer frames get E_LENGTH.
+MAX_PAYLOAD = const(2560)
+FRAME_MAX = const(2569)  # HEADER + MAX_PAYLOAD + 2 (CRC)
 CTRL_C = const(3)
 STALL_MS = const(100)  # a partial frame idle this long on the firmware clock is dropped
 MAX_CELLS = const(16)

@@ -12,15 +12,15 @@ heap. Rare events that allocate (a changed configuration, a state-file write)
 run outside the lock.
 """
 
-from bms import faults as F
+from bms import forget
 from bms.balancing import Balancer
 from bms.capacity import CapacityLearner
+from bms.config import write_json_atomic
 from bms.coulomb import CoulombCounter
 from bms.faultlog import FaultLog
 from bms.ocv import OcvTables
 from bms.protection import Protection
 from bms.soc import SocEstimator, soc_of
-from bms.storage import STATE_CORRUPT, load_state, save_state
 
 try:
     from micropython import const, heap_lock, heap_unlock  # pyright: ignore
@@ -38,6 +38,42 @@ except ImportError:
 
 _CAP_MS = const(0x3FFFFFFF)
 _NO_TEMP = const(-32768)
+
+# Bits as in faults.py, folded at compile time (tests/firmware/test_fault_consts.py checks
+# the copies): a module attribute per bit would cost heap on the chip.
+_OV = const(1 << 0)
+_UV = const(1 << 1)
+_OC_CHG = const(1 << 2)
+_OC_DSG = const(1 << 3)
+_SC = const(1 << 4)
+_OT_CHG = const(1 << 5)
+_UT_CHG = const(1 << 6)
+_OT_DSG = const(1 << 7)
+_UT_DSG = const(1 << 8)
+_OV_ABUSE = const(1 << 9)
+_UV_ABUSE = const(1 << 10)
+_WIN_TOP = const(1 << 11)
+_WIN_BOTTOM = const(1 << 12)
+_SENSOR_RANGE = const(1 << 13)
+_SENSOR_FROZEN = const(1 << 14)
+_LINK_LOST = const(1 << 15)
+_CONFIG = const(1 << 16)
+_BOTH = const(_SC | _OV_ABUSE | _UV_ABUSE | _SENSOR_RANGE | _SENSOR_FROZEN | _LINK_LOST | _CONFIG)
+_BLOCKS_CHG = const(_OV | _OC_CHG | _OT_CHG | _UT_CHG | _WIN_TOP | _BOTH)
+_BLOCKS_DSG = const(_UV | _OC_DSG | _OT_DSG | _UT_DSG | _WIN_BOTTOM | _BOTH)
+_LATCHING = const(_SC | _OV_ABUSE | _UV_ABUSE)
+_W_SOC_UNCERTAIN = const(1 << 0)
+_W_BRANCH_UNKNOWN = const(1 << 1)
+_W_STATE_DEFAULTS = const(1 << 2)
+_W_BALANCING = const(1 << 3)
+_W_NEAR_WINDOW_TOP = const(1 << 4)
+_F_CHG_ON = const(1 << 0)
+_F_DSG_ON = const(1 << 1)
+_F_TIME_GAP = const(1 << 10)
+_BOOT_STATE_RESTORED = const(1 << 0)
+_BOOT_STATE_CORRUPT = const(1 << 2)
+_BOOT_CONFIG_DEFAULTS = const(1 << 3)
+_BOOT_CONFIG_REJECTED = const(1 << 4)
 
 
 def anode_dmAhg(q_mAs, mass_mg):
@@ -103,14 +139,19 @@ class Bms:
         self.save_due = False
         self._logged = 0  # faults as last written to the fault log
 
-        self.boot_flags = cfg.flags & (F.BOOT_CONFIG_DEFAULTS | F.BOOT_CONFIG_REJECTED)
+        self.boot_flags = cfg.flags & (_BOOT_CONFIG_DEFAULTS | _BOOT_CONFIG_REJECTED)
         self.state_flags = 0
-        d, sflags = load_state(state_path)
-        if d is not None and self._restore(d):
-            self.boot_flags |= F.BOOT_STATE_RESTORED
+        # storage's checks are needed only now: dropped after use to free their heap
+        from bms import storage
+
+        d, sflags = storage.load_state(state_path)
+        if d is not None and storage.restore(self, d):
+            self.boot_flags |= _BOOT_STATE_RESTORED
         else:
-            self.boot_flags |= sflags if d is None else STATE_CORRUPT
-            self.state_flags = F.W_STATE_DEFAULTS
+            self.boot_flags |= sflags if d is None else _BOOT_STATE_CORRUPT
+            self.state_flags = _W_STATE_DEFAULTS
+        del storage
+        forget("storage")
         self._outputs()
 
     # -- configuration ---------------------------------------------------
@@ -132,38 +173,8 @@ class Bms:
             self.log.load(old)
         if self._cfg_version >= 0:
             # a configuration accepted over the link is in force: it is no longer the rejected one
-            cfg.flags &= ~F.BOOT_CONFIG_REJECTED
+            cfg.flags &= ~_BOOT_CONFIG_REJECTED
         self._cfg_version = cfg.version
-
-    def _restore(self, d):
-        cfg = self.cfg
-        lrn = self.learner
-        lo, hi = lrn.bounds(cfg)
-        cap = d["cap_mAs"]
-        if cap < lo or cap > hi:
-            return False  # made for another cell or limits: do not trust any of it
-        q = d["q_mAs"]
-        if q < -cap or q > 2 * cap:
-            return False
-        lrn.cap_mAs = cap
-        lrn.cycle_count = d["cycle_count"]
-        lrn.thr_mAs = d["thr_mAs"] % cap
-        lrn.learn_count = d["learn_count"]
-        lrn.anchor_ok = bool(d.get("anc_ok", 0))
-        lrn.anchor_cpct = d.get("anc_cpct", 0)
-        lrn.anchor_unc_cpct = d.get("anc_unc_cpct", 0)
-        lrn.net_mAs = d.get("anc_net_mAs", 0)
-        self.counter.set_mAs(q)
-        est = self.est
-        est.unc_mAs = min(d["unc_mAs"], cap)
-        est.branch = d["branch"]
-        est.known = bool(d["known"]) and est.branch >= 0
-        est.rev_dir = est.branch
-        est.need_init = False
-        est.flags |= F.F_SOC_RESTORED
-        self.clock_s = d["clock_s"]
-        self.log.load(d.get("fault_log", []))
-        return True
 
     # -- the sample ------------------------------------------------------
     def step(self, dt_ms, cell_mV, n_cells, current_mA, temp_ddegC, n_temps):
@@ -287,22 +298,22 @@ class Bms:
         # warnings and flags
         w = self.state_flags
         if self.soc_unc_cpct > 500:
-            w |= F.W_SOC_UNCERTAIN
+            w |= _W_SOC_UNCERTAIN
         if not est.known:
-            w |= F.W_BRANCH_UNKNOWN
+            w |= _W_BRANCH_UNKNOWN
         if bits:
-            w |= F.W_BALANCING
+            w |= _W_BALANCING
         top = cfg.window_top_dmAhg
         if util >= top - top // 50:
-            w |= F.W_NEAR_WINDOW_TOP
+            w |= _W_NEAR_WINDOW_TOP
         self.warnings = w
         fl = est.sample_flags
         if gap:
-            fl |= F.F_TIME_GAP
+            fl |= _F_TIME_GAP
         if self.chg_on:
-            fl |= F.F_CHG_ON
+            fl |= _F_CHG_ON
         if self.dsg_on:
-            fl |= F.F_DSG_ON
+            fl |= _F_DSG_ON
         self.flags = fl
 
         # persistence, rate-limited on sample time
@@ -319,13 +330,13 @@ class Bms:
         """Switches from the fault bits; record fault transitions. No allocation."""
         f = self.prot.faults
         if self.link_lost:
-            f |= F.LINK_LOST
-        if self.cfg.flags & F.BOOT_CONFIG_REJECTED:
-            f |= F.CONFIG
+            f |= _LINK_LOST
+        if self.cfg.flags & _BOOT_CONFIG_REJECTED:
+            f |= _CONFIG
         self.faults = f
         self.latched = self.prot.latched
-        self.chg_on = not self.shut and not (f & F.BLOCKS_CHG)
-        self.dsg_on = not self.shut and not (f & F.BLOCKS_DSG)
+        self.chg_on = not self.shut and not (f & _BLOCKS_CHG)
+        self.dsg_on = not self.shut and not (f & _BLOCKS_DSG)
         old = self._logged
         if f != old:
             log = self.log
@@ -333,7 +344,7 @@ class Bms:
             down = old & ~f
             if up:
                 log.add(self.clock_s, self.clock_ms, up, True)
-                if up & F.LATCHING:
+                if up & _LATCHING:
                     self.save_due = True
             if down:
                 log.add(self.clock_s, self.clock_ms, down, False)
@@ -387,7 +398,7 @@ class Bms:
         est = self.est
         lrn = self.learner
         return {
-            "v": 1,
+            "v": 1,  # storage.VERSION
             "q_mAs": self.counter.q_mAs,
             "unc_mAs": est.unc_mAs,
             "cap_mAs": lrn.cap_mAs,
@@ -406,7 +417,7 @@ class Bms:
 
     def save(self):
         """Write the state file now (atomic); raises OSError if the filesystem refuses."""
-        save_state(self.state_path, self.state_dict())
+        write_json_atomic(self.state_path, self.state_dict())
         self.saves += 1
         self.since_save_ms = 0
         self.soc_at_save = self.soc_cpct

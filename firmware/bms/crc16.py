@@ -22,6 +22,7 @@ def _make_table():
 
 
 _TABLE = _make_table()
+del _make_table  # used once: its code need not stay in the heap
 
 
 def crc16(buf, start, end, crc):

@@ -50,12 +50,12 @@ except ImportError:
 _CAP_MS = const(0x3FFFFFFF)
 # flag bits as in faults.F_* (repeated as consts so they fold at compile time)
 _F_RESTING = const(1 << 2)
-_F_FROM_VOLTAGE = const(1 << 6)
+_F_SOC_FROM_VOLTAGE = const(1 << 6)
 _F_BRANCH_KNOWN = const(1 << 3)
 _F_BRANCH_DSG = const(1 << 4)
 _F_FULL_CAL = const(1 << 7)
 _F_EMPTY_CAL = const(1 << 8)
-_F_CORR = const(1 << 9)
+_F_VOLTAGE_CORRECTION = const(1 << 9)
 
 
 def soc_of(q_mAs, cap_mAs):
@@ -113,7 +113,7 @@ class SocEstimator:
         self.branch = -1
         self.known = False
         self.need_init = False
-        self.flags |= _F_FROM_VOLTAGE
+        self.flags |= _F_SOC_FROM_VOLTAGE
         self.learner.invalidate()
 
     def read(self, branch, mV, dv_mV):
@@ -299,7 +299,7 @@ class SocEstimator:
                     # posterior spread: sqrt(uc^2 (1 - K)), in cpct
                     un = isqrt(a2 * (1000 - kpm) // 1000) * 10
                     unc = of_1e4(cap, un if un > 10 else 10)
-                sflags |= _F_CORR
+                sflags |= _F_VOLTAGE_CORRECTION
             else:
                 lo = ocv.soc_at(CHARGE, v)
                 hi = ocv.soc_at(DISCHARGE, v)

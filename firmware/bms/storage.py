@@ -6,7 +6,8 @@ fault log and the capacity-learning anchor (optional: files without it, e.g.
 written by older firmware or the host's emulator, load with no anchor). Charge
 counts are in mAs of charge held by the cell (current is positive on discharge).
 A missing, unreadable, truncated or out-of-range file gives None and a flag; it
-never raises.
+never raises. Bms imports this module only while it boots and then drops it (see
+bms.forget); the state file is written by Bms.save() with config.write_json_atomic.
 """
 
 import json
@@ -14,6 +15,7 @@ import json
 from bms.config import write_json_atomic
 
 VERSION = 1
+_F_SOC_RESTORED = 1 << 5  # STATE flag bit, as in faults.py
 
 STATE_MISSING = 2
 STATE_CORRUPT = 4
@@ -85,3 +87,34 @@ def save_state(path, d):
     """Write atomically; raises OSError when the filesystem refuses."""
     d["v"] = VERSION
     write_json_atomic(path, d)
+
+
+def restore(bms, d):
+    """Put a checked state dict into a freshly built Bms; False if it does not fit its config."""
+    lrn = bms.learner
+    lo, hi = lrn.bounds(bms.cfg)
+    cap = d["cap_mAs"]
+    if cap < lo or cap > hi:
+        return False  # made for another cell or limits: do not trust any of it
+    q = d["q_mAs"]
+    if q < -cap or q > 2 * cap:
+        return False
+    lrn.cap_mAs = cap
+    lrn.cycle_count = d["cycle_count"]
+    lrn.thr_mAs = d["thr_mAs"] % cap
+    lrn.learn_count = d["learn_count"]
+    lrn.anchor_ok = bool(d.get("anc_ok", 0))
+    lrn.anchor_cpct = d.get("anc_cpct", 0)
+    lrn.anchor_unc_cpct = d.get("anc_unc_cpct", 0)
+    lrn.net_mAs = d.get("anc_net_mAs", 0)
+    bms.counter.set_mAs(q)
+    est = bms.est
+    est.unc_mAs = min(d["unc_mAs"], cap)
+    est.branch = d["branch"]
+    est.known = bool(d["known"]) and est.branch >= 0
+    est.rev_dir = est.branch
+    est.need_init = False
+    est.flags |= _F_SOC_RESTORED
+    bms.clock_s = d["clock_s"]
+    bms.log.load(d.get("fault_log", []))
+    return True

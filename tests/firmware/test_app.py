@@ -159,7 +159,7 @@ def test_bad_frames_never_change_switches_or_config(tmp_path: Path) -> None:
             seq += 1
         assert io.chg is True and io.dsg is True, (io.chg, io.dsg, hex(bms.faults))
         calls = io.calls
-        conf = bytes(app.config_bytes)
+        conf = app.config_payload()
         OVER = [4300, 4300, 4300, 4300]  # abuse over-voltage: would latch and open both
         bad = []
         raw = bytearray(frame(0x02, seq, sample(9000, OVER, 500)))
@@ -186,7 +186,7 @@ def test_bad_frames_never_change_switches_or_config(tmp_path: Path) -> None:
             app.parser.tick(1000)  # the over-long header's rest is discarded until idle
         assert codes == [1, 2, 5, 6, 7, 7, 7, 7, 5, 7, 7, 7, 4, 4, 3], codes
         assert io.calls == calls and bms.chg_on and bms.dsg_on
-        assert app.config_bytes == conf and cfg.ov_mV != 3000
+        assert app.config_payload() == conf and cfg.ov_mV != 3000
         (t, s, p), = send(app, frame(0x03, seq))
         st = state_of(p)
         assert st["bad_frames"] == len(bad) and st["flags"] & 3 == 3 and st["faults"] == 0, st
@@ -344,3 +344,33 @@ def test_sample_to_state_path_allocates_nothing(tmp_path: Path) -> None:
     delta, n = (int(x) for x in out.split())
     assert n > 2000
     assert delta == 0, f"{delta} bytes allocated over {n} SAMPLE frames"
+
+
+def test_frame_buffer_limit_and_one_buffer_both_ways(tmp_path: Path) -> None:
+    """The firmware takes payloads up to codec.MAX_PAYLOAD (2560, docs/protocol.md); longer
+    ones, within the format's 4096, get E_LENGTH. Replies are built in the receive buffer."""
+    mpy(
+        """
+        app, bms, cfg, io = make()
+        assert codec.MAX_PAYLOAD == 2560 and app.out is app.parser.buf
+        # the largest configuration there can be: 32-point tables, widest values (2161 B)
+        big = {"ocv_soc_cpct": [0] + [300 * k + 700 for k in range(30)] + [10000],
+               "ocv_chg_mV": [3000 + 10 * k for k in range(32)],
+               "ocv_dsg_mV": [2900 + 10 * k for k in range(32)]}
+        body = json.dumps(big).encode()
+        pad = codec.MAX_PAYLOAD - len(body)
+        full = body[:-1] + b" " * pad + b"}"  # exactly MAX_PAYLOAD bytes of valid JSON
+        (t, s, p), = send(app, frame(0x05, 1, full))
+        assert (t, p[0]) == (0x85, 0), p
+        (t, s, p), = send(app, frame(0x04, 2))
+        assert t == 0x84 and json.loads(p)["ocv_chg_mV"] == big["ocv_chg_mV"]
+        # one byte more: E_LENGTH as soon as the header is in; the rest is discarded until idle
+        over = bytes([0xA5, 1, 0x05, 3, 0, 0x01, 0x0A]) + full + b"  zz"  # len 2561
+        (t, s, p), = send(app, over)
+        assert (t, s, p[0]) == (0xFF, 3, codec.E_LENGTH), (t, s, p)
+        app.parser.tick(1000)
+        (t, s, p), = send(app, frame(0x03, 4), now=1000)
+        assert t == 0x83 and state_of(p)["bad_frames"] == 1
+        """,
+        tmp_path,
+    )

@@ -180,11 +180,17 @@ def test_link_watchdog_opens_switches_without_samples(flash: Path) -> None:
         port.ser.close()
 
 
-def test_heap_after_boot_and_in_operation(flash: Path) -> None:
-    """Heap in use after boot and after serving frames (the issue's <= 64 KB on a board).
+HEAP_BUDGET_B = 64 * 1024  # the issue's limit for a board
 
-    The unix port is 64-bit: pointers and object headers are twice a board's, so its
-    budget here is twice the board's. Run with -s to see the numbers.
+
+def test_heap_after_boot_and_in_operation(flash: Path) -> None:
+    """Heap in use after boot and after serving frames: <= 64 KB, measured on this port.
+
+    The unix port is 64-bit: pointers, object headers and qstr-pool entries are twice
+    a 32-bit board's, so a figure within the board's 64 KB here bounds the board's from
+    above. The firmware runs from source here (compiled on import, so its local names
+    are interned too); a board flashed by `sisnbms flash` runs .mpy files, which need
+    less. Run with -s to see the numbers.
     """
     out = run_mpy(
         """
@@ -215,8 +221,11 @@ def test_heap_after_boot_and_in_operation(flash: Path) -> None:
         ask(0x04, 600)
         ask(0x09, 601)
         ask(0x05, 602, b'{"ov_mV": 4210}')
+        ask(0x04, 603)
+        del tx  # the test's own frame buffer is not the firmware's
         gc.collect()
         b3 = gc.mem_alloc()
+        assert app.bms.samples == 500 and app.cfg.ov_mV == 4210
         print(b0, b1 - b0, b2 - b1, b2, b3, 8 if sys.maxsize > 2**32 else 4)
         """,
         cwd=flash,
@@ -225,11 +234,11 @@ def test_heap_after_boot_and_in_operation(flash: Path) -> None:
     base, imports, objects, after_boot, in_operation, word = (int(x) for x in out.split())
     print(
         f"\nheap ({word * 8}-bit port): interpreter {base} B, firmware imports {imports} B, "
-        f"firmware objects {objects} B; in use after boot {after_boot} B, "
-        f"after 500 samples and config traffic {in_operation} B"
+        f"firmware objects {objects} B; in use after boot {after_boot} B, after 500 samples "
+        f"and config traffic {in_operation} B (budget {HEAP_BUDGET_B} B)"
     )
-    budget = 64 * 1024 * word // 4
-    assert after_boot <= budget and in_operation <= budget
+    assert after_boot <= HEAP_BUDGET_B, after_boot
+    assert in_operation <= HEAP_BUDGET_B, in_operation
 
 
 SERVE_MEASURED = """

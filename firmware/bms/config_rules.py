@@ -1,0 +1,270 @@
+"""Configuration defaults, hard limits and validation: needed only while loading or changing it.
+
+bms.config imports this module for boot, CONFIG_WRITE and Config() and drops it
+from sys.modules afterwards, so these tables take no heap while the BMS runs.
+
+Every value is an int with its unit in the key (mV, mA, ms, ddegC = 0.1 degC, mAh,
+mg, dmAhg = 0.1 mAh/g, cpct = 0.01 %, ppm, uV_s = uV/s, mohm). Current is positive
+on discharge. The hard limits do two jobs: they refuse unsafe settings (e.g. an
+anode window above 2,200 mAh/g), and they bound the inputs of the integer
+arithmetic in the per-sample step so every intermediate stays below 2**30
+(see the bound notes in coulomb.py, soc.py and protection.py).
+"""
+
+import json
+
+# Defaults: the sisn-lco-2ah cell (shared reference sisn-cell.md), one cell, one sensor.
+DEFAULTS = {
+    "n_cells": 1,
+    "n_temps": 1,
+    # estimation
+    "capacity_mAh": 2000,  # design capacity; the learned one starts here
+    "anode_mass_mg": 1200,  # anode active-layer mass per cell
+    "ce_ppm": 998000,  # coulombic efficiency applied to charge
+    "deadband_mA": 5,  # |current| below this counts as zero
+    "max_dt_ms": 5000,  # a longer sample interval is clamped and flagged as a gap
+    "ocv_soc_cpct": [0, 500, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 9500, 10000],
+    "ocv_chg_mV": [3222, 3425, 3523, 3601, 3631, 3662, 3710, 3771, 3847, 3941, 4059, 4124, 4200],
+    "ocv_dsg_mV": [2914, 3072, 3161, 3269, 3337, 3393, 3455, 3530, 3622, 3733, 3864, 3931, 4007],
+    "rest_current_mA": 20,
+    "rest_time_ms": 600000,
+    "rest_window_ms": 60000,
+    "rest_dvdt_uV_s": 100,
+    "branch_switch_cpct": 750,  # charge moved one way that switches the hysteresis branch
+    "ocv_unc_cpct": 50,  # SOC uncertainty of any OCV table reading (table, ageing)
+    "ocv_unc_mV": 8,  # voltage uncertainty of a rest reading (relaxation, sensor, temperature)
+    "unc_gain_ppm": 5000,  # counting uncertainty per counted charge (current gain error)
+    "r_cell_mohm": 55,  # DC resistance incl. both RC pairs: OCV = V + I R (boot, calibrations)
+    "full_band_mV": 15,
+    "taper_mA": 100,  # end of CV: |charge current| at or below this
+    "full_time_ms": 10000,
+    "full_unc_cpct": 50,  # plus the SOC span of half the IR term
+    "empty_band_mV": 20,
+    "empty_current_mA": 400,
+    "empty_unc_cpct": 50,  # plus the SOC span of the whole IR term
+    "learn_min_pct": 50,  # learned capacity bounds, % of capacity_mAh
+    "learn_max_pct": 110,
+    "learn_step_cpct": 500,  # max change per learning event, 0.01 % of the current value
+    "learn_min_dsoc_cpct": 6000,  # SOC span between two calibration points to learn from
+    "learn_unc_max_cpct": 150,  # a calibration point less certain is none
+    # capacity window (anode utilization)
+    "window_top_dmAhg": 16670,
+    "window_bottom_dmAhg": 0,  # DSG opens when the counted utilization falls to this (SOC 0)
+    "window_hyst_dmAhg": 100,
+    # protections
+    "v_max_mV": 4200,  # charge target (CV); full-charge detection
+    "v_min_mV": 2750,  # discharge cut-off; empty calibration
+    "ov_mV": 4220,
+    "ov_release_mV": 4150,
+    "ov_delay_ms": 1000,
+    "uv_mV": 2750,
+    "uv_release_mV": 3000,
+    "uv_delay_ms": 2000,
+    "uv_ir_mohm": 0,  # UV compensated by current x this resistance (0: off)
+    "v_abuse_max_mV": 4250,
+    "v_abuse_min_mV": 2500,
+    "abuse_delay_ms": 0,
+    "oc_chg_mA": 2500,
+    "oc_chg_delay_ms": 2000,
+    "oc_dsg_mA": 5000,
+    "oc_dsg_delay_ms": 1000,
+    "oc_release_ms": 10000,
+    "sc_mA": 20000,
+    "t_chg_min_ddegC": 0,
+    "t_chg_max_ddegC": 450,
+    "t_dsg_min_ddegC": -200,
+    "t_dsg_max_ddegC": 600,
+    "t_hyst_ddegC": 50,
+    "t_delay_ms": 2000,
+    "cell_valid_min_mV": 1000,
+    "cell_valid_max_mV": 5000,
+    "temp_valid_min_ddegC": -400,
+    "temp_valid_max_ddegC": 1250,
+    "i_range_mA": 50000,
+    "sensor_delay_ms": 0,
+    "frozen_ms": 300000,
+    "frozen_min_mA": 400,
+    "release_delay_ms": 2000,
+    "link_timeout_ms": 3000,
+    # balancing
+    "bal_enable": 1,
+    "bal_threshold_mV": 15,
+    "bal_hyst_mV": 5,
+    "bal_start_mV": 3900,
+    "bal_max_dsg_mA": 200,
+    # persistence
+    "persist_interval_ms": 600000,
+    "persist_min_ms": 60000,
+    "persist_dsoc_cpct": 500,
+    "fault_log_len": 16,
+}
+
+# Hard limits (inclusive). The bounds marked * also keep the integer arithmetic in range.
+LIMITS = {
+    "n_cells": (1, 16),
+    "n_temps": (0, 8),
+    "capacity_mAh": (100, 20000),  # * mAs counts below 2**30 / 10 (intmath.ratio_1e4)
+    "anode_mass_mg": (10, 1000000),  # *
+    "ce_ppm": (900000, 1000000),  # *
+    "deadband_mA": (0, 1000),
+    "max_dt_ms": (100, 10000),  # * |I| * dt <= 1e5 mA * 1e4 ms = 1e9
+    "rest_current_mA": (0, 5000),
+    "rest_time_ms": (0, 86400000),
+    "rest_window_ms": (1000, 100000),  # * window * dvdt <= 1e9
+    "rest_dvdt_uV_s": (1, 5000),  # * dv <= 1000 mV: dv * 1e6 <= 1e9
+    "branch_switch_cpct": (10, 5000),
+    "ocv_unc_cpct": (10, 5000),
+    "ocv_unc_mV": (0, 500),
+    "unc_gain_ppm": (0, 100000),
+    "r_cell_mohm": (0, 1000),
+    "full_band_mV": (0, 500),
+    "taper_mA": (1, 20000),
+    "full_time_ms": (0, 3600000),
+    "full_unc_cpct": (0, 5000),
+    "empty_band_mV": (0, 500),
+    "empty_current_mA": (1, 20000),
+    "empty_unc_cpct": (0, 5000),
+    "learn_min_pct": (50, 100),
+    "learn_max_pct": (100, 110),
+    "learn_step_cpct": (0, 2000),
+    "learn_min_dsoc_cpct": (2000, 10000),
+    "learn_unc_max_cpct": (0, 10000),
+    "window_top_dmAhg": (1, 22000),  # never above 2,200 mAh/g
+    "window_bottom_dmAhg": (0, 22000),
+    "window_hyst_dmAhg": (0, 5000),
+    "v_max_mV": (3000, 4500),
+    "v_min_mV": (1500, 4000),
+    "ov_mV": (3000, 4600),
+    "ov_release_mV": (2500, 4600),
+    "ov_delay_ms": (0, 600000),
+    "uv_mV": (1500, 4000),
+    "uv_release_mV": (1500, 4500),
+    "uv_delay_ms": (0, 600000),
+    "uv_ir_mohm": (0, 1000),  # * 1e5 mA x 1e3 mohm = 1e8
+    "v_abuse_max_mV": (3000, 5000),
+    "v_abuse_min_mV": (1000, 4000),
+    "abuse_delay_ms": (0, 10000),
+    "oc_chg_mA": (1, 100000),
+    "oc_chg_delay_ms": (0, 600000),
+    "oc_dsg_mA": (1, 100000),
+    "oc_dsg_delay_ms": (0, 600000),
+    "oc_release_ms": (0, 3600000),
+    "sc_mA": (1, 100000),
+    "t_chg_min_ddegC": (-400, 1000),
+    "t_chg_max_ddegC": (-400, 1000),
+    "t_dsg_min_ddegC": (-400, 1000),
+    "t_dsg_max_ddegC": (-400, 1000),
+    "t_hyst_ddegC": (0, 200),
+    "t_delay_ms": (0, 600000),
+    "cell_valid_min_mV": (0, 5000),
+    "cell_valid_max_mV": (1000, 65535),
+    "temp_valid_min_ddegC": (-1000, 0),
+    "temp_valid_max_ddegC": (0, 2000),
+    "i_range_mA": (100, 100000),  # * clamps |current| before any product
+    "sensor_delay_ms": (0, 600000),
+    "frozen_ms": (1000, 86400000),
+    "frozen_min_mA": (1, 100000),
+    "release_delay_ms": (0, 600000),
+    "link_timeout_ms": (100, 600000),
+    "bal_enable": (0, 1),
+    "bal_threshold_mV": (1, 1000),
+    "bal_hyst_mV": (0, 1000),
+    "bal_start_mV": (2000, 4500),
+    "bal_max_dsg_mA": (0, 100000),
+    "persist_interval_ms": (1000, 86400000),
+    "persist_min_ms": (0, 86400000),
+    "persist_dsoc_cpct": (10, 10000),
+    "fault_log_len": (0, 64),
+}
+
+_TABLES = ("ocv_soc_cpct", "ocv_chg_mV", "ocv_dsg_mV")
+
+# (key, must be <= key): orderings between limits
+_ORDER = (
+    ("v_abuse_min_mV", "uv_mV"),
+    ("uv_mV", "uv_release_mV"),
+    ("v_min_mV", "v_max_mV"),
+    ("v_max_mV", "ov_mV"),
+    ("ov_release_mV", "ov_mV"),
+    ("ov_mV", "v_abuse_max_mV"),
+    ("uv_release_mV", "ov_release_mV"),
+    ("t_chg_min_ddegC", "t_chg_max_ddegC"),
+    ("t_dsg_min_ddegC", "t_dsg_max_ddegC"),
+    ("cell_valid_min_mV", "cell_valid_max_mV"),
+    ("oc_dsg_mA", "sc_mA"),
+    ("window_bottom_dmAhg", "window_top_dmAhg"),
+    ("oc_dsg_mA", "i_range_mA"),
+    ("oc_chg_mA", "i_range_mA"),
+)
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def validate(d):
+    """Check a complete configuration dict; return "field: reason" or None."""
+    for k in d:
+        if k not in LIMITS and k not in _TABLES:
+            return k + ": unknown key"
+    for k in LIMITS:
+        if k not in d:
+            return k + ": missing"
+        v = d[k]
+        if not _is_int(v):
+            return k + ": not an integer"
+        lo, hi = LIMITS[k]
+        if v < lo or v > hi:
+            return f"{k}: {v} outside the hard limits {lo}..{hi}"
+    n = -1
+    for k in _TABLES:
+        t = d.get(k)
+        if not isinstance(t, list) or not 2 <= len(t) <= 32:
+            return k + ": needs a list of 2..32 integers"
+        if n >= 0 and len(t) != n:
+            return k + ": length differs from ocv_soc_cpct"
+        n = len(t)
+        top = 10000 if k == "ocv_soc_cpct" else 5000
+        prev = -1
+        for v in t:
+            if not _is_int(v) or v < 0 or v > top:
+                return f"{k}: entries must be integers in 0..{top}"
+            if v <= prev:
+                return k + ": must increase strictly"
+            prev = v
+    soc = d["ocv_soc_cpct"]
+    if soc[0] != 0 or soc[-1] != 10000:
+        return "ocv_soc_cpct: must run from 0 to 10000"
+    for i in range(n):
+        if d["ocv_dsg_mV"][i] > d["ocv_chg_mV"][i]:
+            return "ocv_dsg_mV: discharge branch above the charge branch"
+    for lo_k, hi_k in _ORDER:
+        if d[lo_k] > d[hi_k]:
+            return f"{lo_k}: must not exceed {hi_k} ({d[lo_k]} > {d[hi_k]})"
+    return None
+
+
+def read(path):
+    """Read and validate the configuration file; return (dict or None, flags, error). Never raises.
+
+    The dict is the file merged over the defaults. No file: None, flag bit3.
+    Unreadable or rejected: None, flag bit4 and why.
+    """
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return None, 8, None
+    try:
+        d = json.loads(text)
+        if not isinstance(d, dict):
+            raise ValueError("not an object")
+    except (ValueError, TypeError) as e:
+        return None, 16, f"config: unreadable JSON ({e})"
+    merged = dict(DEFAULTS)
+    for k in d:
+        merged[k] = d[k]
+    err = validate(merged)
+    if err:
+        return None, 16, err
+    return merged, 0, None
