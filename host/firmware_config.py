@@ -1,94 +1,45 @@
 """The firmware configuration (bms_config.json) made from a cell design and a board.
 
-Maps a cellmodel CellDesign to the integer keys of firmware/bms/config.py
-(units in the key names; current positive on discharge). The firmware validates
-the result again on boot against its own hard limits; HARD_LIMITS below repeats
-the ones a cell file can reach, so a bad design fails here with the cell file's
-field named instead of on the board, and tests/host/test_firmware_config.py
-checks they agree with the firmware's.
+Maps a cellmodel CellDesign to the integer keys of the firmware's configuration
+(units in the key names; current positive on discharge). The defaults, the hard
+limits and the validation are the firmware's own (firmware/bms/config_rules.py,
+pure Python that runs under CPython too), loaded here so there is one source of
+truth: a design outside the limits fails on the host with the cell file's
+field named, before anything is written to a board, and the firmware checks
+the file again on boot.
 """
 
 from __future__ import annotations
 
+import importlib.util
+from functools import cache
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from cellmodel.errors import InputError
+from host.resources import firmware_dir
 
 if TYPE_CHECKING:
     from cellmodel import CellDesign
     from host.boards import Board
 
-# Limits the firmware refuses to exceed (firmware/bms/config.py LIMITS), in host units.
-WINDOW_TOP_MAX_MAH_G = 2200.0  # never above 2,200 mAh/g (claims 1 and 5)
-CAPACITY_MAX_MAH = 20000  # keeps the firmware's mAs counts in small-int range
-CAPACITY_MIN_MAH = 100
-ANODE_MASS_MIN_MG = 10
-ANODE_MASS_MAX_MG = 1_000_000
-MAX_CELLS = 16
-MAX_TEMPS = 8
-CURRENT_MAX_MA = 100_000
-CE_MIN_PPM = 900_000
 
-HARD_LIMITS: dict[str, tuple[int, int]] = {
-    "n_cells": (1, MAX_CELLS),
-    "n_temps": (0, MAX_TEMPS),
-    "capacity_mAh": (CAPACITY_MIN_MAH, CAPACITY_MAX_MAH),
-    "anode_mass_mg": (ANODE_MASS_MIN_MG, ANODE_MASS_MAX_MG),
-    "ce_ppm": (CE_MIN_PPM, 1_000_000),
-    "window_top_dmAhg": (1, round(WINDOW_TOP_MAX_MAH_G * 10)),
-    "i_range_mA": (100, CURRENT_MAX_MA),
-}
+@cache
+def firmware_rules() -> ModuleType:
+    """firmware/bms/config_rules.py: DEFAULTS, LIMITS and validate() as the firmware has them."""
+    path = firmware_dir() / "bms" / "config_rules.py"
+    spec = importlib.util.spec_from_file_location("sisnbms_firmware_config_rules", path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"cannot load the firmware's configuration rules from {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-# Settings that do not come from the cell (the firmware's defaults, repeated so the
-# generated file is complete and self-describing).
-_FIXED: dict[str, Any] = {
-    "deadband_mA": 5,
-    "max_dt_ms": 5000,
-    "rest_current_mA": 20,
-    "rest_time_ms": 600000,
-    "rest_window_ms": 60000,
-    "rest_dvdt_uV_s": 100,
-    "ocv_unc_cpct": 50,
-    "ocv_unc_mV": 8,
-    "unc_gain_ppm": 5000,
-    "full_band_mV": 15,
-    "full_time_ms": 10000,
-    "full_unc_cpct": 50,
-    "empty_band_mV": 20,
-    "empty_unc_cpct": 50,
-    "learn_min_pct": 50,
-    "learn_max_pct": 110,
-    "learn_step_cpct": 500,
-    "learn_min_dsoc_cpct": 6000,
-    "learn_unc_max_cpct": 150,
-    "window_bottom_dmAhg": 0,
-    "window_hyst_dmAhg": 100,
-    "ov_delay_ms": 1000,
-    "uv_delay_ms": 2000,
-    "uv_ir_mohm": 0,
-    "abuse_delay_ms": 0,
-    "oc_chg_delay_ms": 2000,
-    "oc_dsg_delay_ms": 1000,
-    "oc_release_ms": 10000,
-    "t_hyst_ddegC": 50,
-    "t_delay_ms": 2000,
-    "cell_valid_min_mV": 1000,
-    "cell_valid_max_mV": 5000,
-    "temp_valid_min_ddegC": -400,
-    "temp_valid_max_ddegC": 1250,
-    "sensor_delay_ms": 0,
-    "frozen_ms": 300000,
-    "release_delay_ms": 2000,
-    "link_timeout_ms": 3000,
-    "bal_enable": 1,
-    "bal_threshold_mV": 15,
-    "bal_hyst_mV": 5,
-    "bal_start_mV": 3900,
-    "persist_interval_ms": 600000,
-    "persist_min_ms": 60000,
-    "persist_dsoc_cpct": 500,
-    "fault_log_len": 16,
-}
+
+# The claims' top of the anode capacity window; the firmware's limit on window_top_dmAhg.
+WINDOW_TOP_MAX_MAH_G = firmware_rules().LIMITS["window_top_dmAhg"][1] / 10.0
+MAX_TEMPS = firmware_rules().LIMITS["n_temps"][1]
+CURRENT_MAX_MA = firmware_rules().LIMITS["i_range_mA"][1]
 
 
 def _mV(v: float) -> int:
@@ -100,7 +51,7 @@ def _ddegC(t: float) -> int:
 
 
 def _check(source: str, key: str, field: str, value: int) -> int:
-    lo, hi = HARD_LIMITS[key]
+    lo, hi = firmware_rules().LIMITS[key]
     if not lo <= value <= hi:
         raise InputError(source, field, f"gives {key}={value}, outside the firmware's {lo}..{hi}")
     return value
@@ -156,7 +107,8 @@ def build_config(design: CellDesign, board: Board | None = None) -> dict[str, An
     # whole IR term as uncertainty at the empty calibration and keeps that to low current.
     r_dc_ohm = design.circuit.r0_ohm + design.circuit.r1_ohm + design.circuit.r2_ohm
 
-    cfg: dict[str, Any] = dict(_FIXED)
+    # Settings that do not come from the cell keep the firmware's defaults.
+    cfg: dict[str, Any] = dict(firmware_rules().DEFAULTS)
     cfg.update(
         {
             "n_cells": n_cells,
@@ -200,4 +152,7 @@ def build_config(design: CellDesign, board: Board | None = None) -> dict[str, An
         period = int(board.sample_period_ms)
         cfg["max_dt_ms"] = max(100, min(10000, 5 * period))
         cfg["link_timeout_ms"] = max(100, min(600000, 3 * period))
+    error = firmware_rules().validate(cfg)
+    if error:
+        raise InputError(src, "derived firmware configuration", error)
     return cfg

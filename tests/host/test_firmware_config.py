@@ -10,7 +10,7 @@ import pytest
 
 from cellmodel import load_cell
 from cellmodel.errors import InputError
-from host.firmware_config import HARD_LIMITS, build_config
+from host.firmware_config import build_config, firmware_rules
 from tests.firmware.bms_harness import firmware_module
 from tests.firmware.mpy import run_mpy
 
@@ -42,10 +42,18 @@ def test_generated_config_covers_every_firmware_key() -> None:
     assert set(build_config(load_cell("sisn-lco-2ah"))) == set(defaults)
 
 
-def test_host_limits_agree_with_the_firmware() -> None:
-    limits = firmware_module("bms.config").LIMITS
-    for key, (lo, hi) in HARD_LIMITS.items():
-        assert limits[key] == (lo, hi), key
+def test_host_uses_the_limits_the_firmware_runs_with(tmp_path: Path) -> None:
+    # The host loads the firmware's own rules file; check it against what MicroPython
+    # reports from the firmware itself.
+    out = run_mpy(
+        "from bms import config_rules as r\nimport json\n"
+        "print(json.dumps({'limits': r.LIMITS, 'defaults': r.DEFAULTS}))",
+        cwd=tmp_path,
+    )
+    on_chip = json.loads(out)
+    rules = firmware_rules()
+    assert {k: list(v) for k, v in rules.LIMITS.items()} == on_chip["limits"]
+    assert on_chip["defaults"] == rules.DEFAULTS
 
 
 def test_window_top_above_2200_is_refused_by_host_and_firmware(tmp_path: Path) -> None:
