@@ -70,6 +70,7 @@ _PIN_KEYS = {
     "i2c_id",
     "i2c_sda",
     "i2c_scl",
+    "bleed",
 }
 _MAX_GPIO = 48
 _MAX_CELLS = 16
@@ -89,6 +90,8 @@ class BoardPins:
     i2c_id: int | None = None
     i2c_sda: int | None = None
     i2c_scl: int | None = None
+    bleed: tuple[int, ...] = ()
+    """Balancing bleed switches, one GPIO per cell (cell 1 first); empty: no bleed hardware."""
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,7 @@ def parse_board(data: dict[str, Any], path: Path) -> Board:
         i2c_id=pins_r.optional_int("i2c_id", 0, 1),
         i2c_sda=pins_r.optional_int("i2c_sda", 0, _MAX_GPIO),
         i2c_scl=pins_r.optional_int("i2c_scl", 0, _MAX_GPIO),
+        bleed=pins_r.int_list("bleed", 0, _MAX_GPIO, _MAX_CELLS),
     )
     _check_pin_clashes(pins_r, pins)
 
@@ -286,6 +290,7 @@ def _check_pin_clashes(reader: _Reader, pins: BoardPins) -> None:
     ]
     named += [("adc_cells", p) for p in pins.adc_cells]
     named += [("adc_temps", p) for p in pins.adc_temps]
+    named += [("bleed", p) for p in pins.bleed]
     for key, pin in named:
         if pin is None:
             continue
@@ -340,6 +345,7 @@ def board_json(board: Board) -> dict[str, Any]:
             "i2c_id": pins.i2c_id,
             "i2c_sda": pins.i2c_sda,
             "i2c_scl": pins.i2c_scl,
+            "bleed": list(pins.bleed),
         },
         "adc_vref_mV": board.adc_vref_mV,
         "adc_bits": board.adc_bits,

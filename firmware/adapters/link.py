@@ -1,7 +1,8 @@
 """Link adapter: sensor readings come from the host's SAMPLE frames.
 
 The switches are driven on GPIO when the board has `chg`/`dsg` pins (a real
-board in hardware-in-the-loop); the virtual board has none. Also the status
+board in hardware-in-the-loop), and the balancing bleed on the `bleed` pins
+(one per cell) when it has them; the virtual board has none. Also the status
 LED and the watchdog, which every adapter offers.
 """
 
@@ -12,6 +13,7 @@ class LinkBoard:
         self.chg = None
         self.dsg = None
         self.led_pin = None
+        self.bleed = []
         self.wdt = None
         try:
             import machine
@@ -26,6 +28,10 @@ class LinkBoard:
                 self.dsg = pin_cls(pins["dsg"], pin_cls.OUT, value=0)
             if pins.get("led") is not None:
                 self.led_pin = pin_cls(pins["led"], pin_cls.OUT, value=0)
+            # one bleed switch per cell, cell 1 first; absent on boards whose host
+            # applies the bleed to a model (the virtual board, HIL rigs)
+            for p in pins.get("bleed") or ():
+                self.bleed.append(pin_cls(p, pin_cls.OUT, value=0))
         wdt_ms = board.get("wdt_timeout_ms", 0)
         wdt_cls = getattr(machine, "WDT", None)
         if wdt_ms and wdt_cls is not None:
@@ -38,6 +44,10 @@ class LinkBoard:
             self.dsg.value(1 if dsg_on else 0)
         if self.led_pin is not None:
             self.led_pin.value(1 if (chg_on or dsg_on) else 0)
+        bit = 1
+        for pin in self.bleed:
+            pin.value(1 if balance & bit else 0)
+            bit <<= 1
 
     def open_all(self):
         self.apply(False, False, 0)

@@ -27,6 +27,7 @@ PIN_KEYS = {
     "i2c_id",
     "i2c_sda",
     "i2c_scl",
+    "bleed",
 }
 
 
@@ -43,6 +44,7 @@ def test_shipped_boards_load_and_convert() -> None:
         assert json.loads(json.dumps(data)) == data
     assert board_json(boards["virtual"])["pins"]["chg"] is None
     assert board_json(boards["pico_w"])["pins"]["led"] == "LED"
+    assert board_json(boards["pico"])["pins"]["bleed"] == [6, 7]
 
 
 def _variant(tmp_path: Path, old: str, new: str, name: str = "pico") -> Path:
