@@ -109,6 +109,8 @@ class Board:
     cell_divider_ppm: int
     current_sensor: str
     shunt_uohm: int
+    amp_gain: int
+    """Gain (V/V) of the shunt amplifier in front of the ADC when current.sensor = "adc"."""
     ina226_addr: int | None
     serial: str
     baudrate: int
@@ -244,7 +246,7 @@ def parse_board(data: dict[str, Any], path: Path) -> Board:
     adc = top.sub("adc")
     adc.check_keys({"vref_mV", "bits", "cell_divider_ppm"})
     current = top.sub("current")
-    current.check_keys({"sensor", "shunt_uohm", "ina226_addr"})
+    current.check_keys({"sensor", "shunt_uohm", "ina226_addr", "amp_gain"})
     sensor = current.string("sensor", CURRENT_SENSORS)
     link = top.sub("link")
     link.check_keys({"serial", "baudrate"})
@@ -265,6 +267,7 @@ def parse_board(data: dict[str, Any], path: Path) -> Board:
         cell_divider_ppm=adc.integer("cell_divider_ppm", 1, 1_000_000),
         current_sensor=sensor,
         shunt_uohm=current.integer("shunt_uohm", 0, 1_000_000, default=0),
+        amp_gain=current.integer("amp_gain", 1, 1000, default=1),
         ina226_addr=current.optional_int("ina226_addr", 0x40, 0x4F),
         serial=link.string("serial"),
         baudrate=link.integer("baudrate", 300, 4_000_000, default=115200),
@@ -351,6 +354,7 @@ def board_json(board: Board) -> dict[str, Any]:
         "adc_bits": board.adc_bits,
         "cell_divider_ppm": board.cell_divider_ppm,
         "shunt_uohm": board.shunt_uohm,
+        "amp_gain": board.amp_gain,
         "current_sensor": board.current_sensor,
         "ina226_addr": board.ina226_addr,
         "wdt_timeout_ms": board.wdt_timeout_ms,

@@ -13,5 +13,5 @@ class Esp32Board(Rp2040Board):
     def make_adc(self, pin):
         return ADC(Pin(pin), atten=ADC.ATTN_11DB)
 
-    def read_mV(self, adc):
-        return adc.read_uv() // 1000
+    def read_uV(self, adc):
+        return adc.read_uv()

@@ -15,7 +15,7 @@ from host.resources import boards_dir
 # docs/internals.md fixes these keys.
 BOARD_JSON_KEYS = {
     "name", "mcu", "mode", "pins", "adc_vref_mV", "adc_bits", "cell_divider_ppm",
-    "shunt_uohm", "current_sensor", "ina226_addr", "wdt_timeout_ms", "sample_period_ms",
+    "shunt_uohm", "amp_gain", "current_sensor", "ina226_addr", "wdt_timeout_ms", "sample_period_ms",
 }  # fmt: skip
 PIN_KEYS = {
     "chg",
