@@ -70,6 +70,28 @@ def is_soft_reset(exc):
     return not exc.args or exc.args[0] == EXIT_SOFT
 
 
+class _BoardOs:
+    """The unix port's os with a board's ilistdir: (name, type, inode, size).
+
+    VfsPosix leaves the size out, so mpremote's `fs ls` would show 0 for every
+    file; a board's FAT or littlefs gives it. Everything else is the real os.
+    """
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+    def ilistdir(self, path=""):
+        prefix = path.rstrip("/") + "/" if path not in ("", ".") else ""
+        for entry in os.ilistdir(path):
+            size = 0
+            if entry[1] == 0x8000:  # a regular file
+                try:
+                    size = os.stat(prefix + entry[0])[6]
+                except OSError:
+                    pass
+            yield (entry[0], entry[1], entry[2], size)
+
+
 def mount_flash():
     # The flash folder becomes "/", so paths mpremote sends (":/main.py",
     # ":bms/core.py") land in it exactly as on a board.
@@ -80,6 +102,7 @@ def mount_flash():
         pass
     os.mount(os.VfsPosix(root), "/")
     os.chdir("/")
+    sys.modules["os"] = _BoardOs()
     del sys.path[:]
     sys.path.append("")
     sys.path.append("/lib")
