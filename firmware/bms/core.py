@@ -79,8 +79,9 @@ _BOOT_CONFIG_REJECTED = const(1 << 4)
 def anode_dmAhg(q_mAs, mass_mg):
     """Anode utilization in 0.1 mAh/g: q mAs / 3600 * 10 / (mass mg / 1000) = 25 q / (9 m).
 
-    Exact floor without a product beyond 2**30: q = a m + r, so
-    25 q / m = 25 a + 25 r / m (25 a <= 25 * 2**29 / 10 / ... with m >= 10 and |q| < 2**28).
+    Exact floor without a product beyond 2**30: with q = a m + r (0 <= r < m),
+    25 q / m = 25 a + 25 r / m. Bounds from the config limits: m >= 10 mg and
+    q < 2**28 mAs give 25 a < 25 * 2**28 / 10 < 2**30; m <= 1e6 mg gives 25 r < 2.5e7.
     """
     if q_mAs <= 0:
         return 0
