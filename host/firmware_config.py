@@ -127,6 +127,8 @@ def build_config(design: CellDesign, board: Board | None = None) -> dict[str, An
             # the host's CV step ends at cv_cutoff_C: detect the taper a little above it
             "taper_mA": max(1, round(1.5 * lim.cv_cutoff_C * cap_mAh)),
             "empty_current_mA": max(1, round(0.2 * cap_mAh)),
+            # C/50: above a current sensor's plausible offset, so an offset cannot hide a rest
+            "rest_current_mA": max(1, round(cap_mAh / 50)),
             "window_top_dmAhg": window_top,
             "v_max_mV": v_max,
             "v_min_mV": v_min,

@@ -26,7 +26,7 @@ DEFAULTS = {
     "ocv_soc_cpct": [0, 500, 1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 9500, 10000],
     "ocv_chg_mV": [3222, 3425, 3523, 3601, 3631, 3662, 3710, 3771, 3847, 3941, 4059, 4124, 4200],
     "ocv_dsg_mV": [2914, 3072, 3161, 3269, 3337, 3393, 3455, 3530, 3622, 3733, 3864, 3931, 4007],
-    "rest_current_mA": 20,
+    "rest_current_mA": 40,  # C/50: above a plausible current-sensor offset
     "rest_time_ms": 600000,
     "rest_window_ms": 60000,
     "rest_dvdt_uV_s": 100,
