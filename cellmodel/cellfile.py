@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from cellmodel.design import (
+    Aging,
     Anode,
     AnodePotentialTables,
     Cathode,
@@ -194,8 +195,12 @@ _SCHEMA: dict[str, dict[str, tuple[_Check, Any]]] = {
         "soc_spread": (_num(0, 0.5), 0.0),
         "seed": (_int(0, 2**32 - 1), 0),
     },
+    "aging": {
+        "capacity_retention": (_num(0.3, 1.0), 1.0),
+        "resistance_growth": (_num(1.0, 10.0), 1.0),
+    },
 }
-_OPTIONAL_SECTIONS = {"pack"}
+_OPTIONAL_SECTIONS = {"pack", "aging"}
 
 
 def list_cells() -> list[str]:
@@ -335,7 +340,7 @@ def design_from_dict(data: dict[str, Any], source: str) -> CellDesign:
     """Validate a parsed cell file (sections as dicts) and build the design."""
     v = _validated(source, data)
     _cross_checks(source, v)
-    c, a, k, o, ap, lim, cir, p = (
+    c, a, k, o, ap, lim, cir, p, ag = (
         v["cell"],
         v["anode"],
         v["cathode"],
@@ -344,6 +349,7 @@ def design_from_dict(data: dict[str, Any], source: str) -> CellDesign:
         v["limits"],
         v["circuit"],
         v["pack"],
+        v["aging"],
     )
     limits = dict(lim)
     if limits["window_top_mAh_g"] is None:
@@ -395,6 +401,10 @@ def design_from_dict(data: dict[str, Any], source: str) -> CellDesign:
             resistance_spread=float(p["resistance_spread"]),
             soc_spread=float(p["soc_spread"]),
             seed=int(p["seed"]),
+        ),
+        aging=Aging(
+            capacity_retention=float(ag["capacity_retention"]),
+            resistance_growth=float(ag["resistance_growth"]),
         ),
         raw=v,
     )

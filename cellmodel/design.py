@@ -127,6 +127,21 @@ class Pack:
 
 
 @dataclass(frozen=True)
+class Aging:
+    """State of health of the cell the model simulates (the design stays the fresh cell).
+
+    capacity_retention: fraction of the design capacity still cyclable, lost as
+    lithium inventory (SEI repair), the dominant fade of silicon anodes; the anode
+    mass stays, so a faded cell reaches only retention x C_N at full charge. The OCV
+    branches keep their shape over the remaining SOC window (an assumption).
+    resistance_growth: factor on R0, R1 and R2.
+    """
+
+    capacity_retention: float = 1.0
+    resistance_growth: float = 1.0
+
+
+@dataclass(frozen=True)
 class CellDesign:
     name: str
     source: str
@@ -140,6 +155,7 @@ class CellDesign:
     limits: Limits
     circuit: Circuit
     pack: Pack
+    aging: Aging = field(default_factory=Aging)
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property

@@ -142,13 +142,17 @@ class PackModel:
         if n == 1:
             z_q = z_r = z_s = np.zeros(1)
         nominal = design.capacity_Ah
-        self.capacity_Ah = nominal * np.clip(1.0 + p.capacity_spread * z_q, 0.2, None)
-        self.resistance_factor = np.clip(1.0 + p.resistance_spread * z_r, 0.2, None)
-        self._inv_q_As = 1.0 / (3600.0 * self.capacity_Ah)
+        loading = np.clip(1.0 + p.capacity_spread * z_q, 0.2, None)
         # Capacity spread is coating-loading/area spread of the whole cell: the anode
-        # mass scales with the capacity (N/P held), so every cell spans the same anode
-        # window, 0 to C_N mAh/g, over its own SOC 0..1.
-        self.anode_mass_g = design.anode_mass_g * self.capacity_Ah / nominal
+        # mass scales with it (N/P held), so a fresh cell spans the anode window,
+        # 0 to C_N mAh/g, over its own SOC 0..1. Fade (lithium-inventory loss) takes
+        # capacity but not anode mass: a faded cell tops out below C_N.
+        self.anode_mass_g = design.anode_mass_g * loading
+        self.capacity_Ah = nominal * loading * design.aging.capacity_retention
+        self.resistance_factor = (
+            np.clip(1.0 + p.resistance_spread * z_r, 0.2, None) * design.aging.resistance_growth
+        )
+        self._inv_q_As = 1.0 / (3600.0 * self.capacity_Ah)
         self._util_per_soc = self.capacity_Ah * 1000.0 / self.anode_mass_g
 
         self._r0 = c.r0_ohm * self.resistance_factor

@@ -46,7 +46,7 @@ DEFAULTS = {
     "learn_max_pct": 110,
     "learn_step_cpct": 500,  # max change per learning event, 0.01 % of the current value
     "learn_min_dsoc_cpct": 6000,  # SOC span between two calibration points to learn from
-    "learn_unc_max_cpct": 150,  # a calibration point less certain is none
+    "learn_unc_max_cpct": 300,  # a calibration point less certain is none
     # capacity window (anode utilization)
     "window_top_dmAhg": 16670,
     "window_bottom_dmAhg": 0,  # DSG opens when the counted utilization falls to this (SOC 0)

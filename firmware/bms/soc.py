@@ -283,9 +283,11 @@ class SocEstimator:
                 d = sv - est
                 d = (d if d >= 0 else -d) // 10  # |d| <= 2e4 cpct
                 if d * d > 9 * (a2 + b2):
-                    # more than 3 sigma apart: the count is wrong (a wrong state file,
-                    # a sensor fault), not the rested voltage on a known branch
-                    lrn.invalidate()
+                    # more than 3 sigma apart: the estimate is wrong, not the rested
+                    # voltage on a known branch. Either the count started wrong (a wrong
+                    # state file: no anchor then) or the capacity it is divided by is (a
+                    # faded cell: the charge counted since the anchor is right). So the
+                    # anchor stays, and the point below learns the capacity from it.
                     est = sv
                     unc = of_1e4(cap, uv)
                     kpm = 1000

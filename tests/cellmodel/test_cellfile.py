@@ -77,6 +77,12 @@ def test_window_top_defaults_to_c_n(tmp_path: Path) -> None:
         (r"^r0_ohm = .*$", "r0_ohm = 0.025\nr3_ohm = 0.1", "circuit.r3_ohm", "unknown key"),
         (r"^\[pack\]", "[packing]", "packing", "unknown section"),
         (
+            r"^\[pack\]",
+            "[aging]\ncapacity_retention = 1.1\n[pack]",
+            "aging.capacity_retention",
+            "out of range",
+        ),
+        (
             r"^composition = .*$",
             "composition = { Si = 0.8, Sn = 0.3 }",
             "anode.composition",

@@ -344,3 +344,23 @@ def test_set_soc_and_ambient(default_design: CellDesign) -> None:
     model.step(1.0, 100.0)
     model.restore(snap)
     assert model.soc[0] == 0.3 and model.t_s == 0.0
+
+
+def test_faded_cell_loses_capacity_not_anode_mass() -> None:
+    """Lithium-inventory loss: less charge between the same OCV limits, less lithium in
+    the anode at full charge (retention x C_N), more resistance."""
+    fresh = load_cell("sisn-lco-2ah")
+    aged = load_cell("sisn-lco-2ah-aged")
+    assert aged.aging.capacity_retention == 0.85 and fresh.aging.capacity_retention == 1.0
+    m_fresh = PackModel(fresh, initial_soc=1.0, isothermal=True)
+    m_aged = PackModel(aged, initial_soc=1.0, isothermal=True)
+    assert m_aged.capacity_Ah[0] == pytest.approx(0.85 * m_fresh.capacity_Ah[0])
+    assert m_aged.anode_mass_g[0] == pytest.approx(m_fresh.anode_mass_g[0])
+    assert m_aged.anode_util_mAh_g[0] == pytest.approx(0.85 * fresh.c_n_mAh_g, rel=1e-9)
+    # the same 1 A draw from full moves the faded cell's SOC 1/0.85 times as far
+    for _ in range(600):
+        r_fresh = m_fresh.step(1.0, 1.0)
+        r_aged = m_aged.step(1.0, 1.0)
+    assert (1 - r_aged.soc[0]) == pytest.approx((1 - r_fresh.soc[0]) / 0.85, rel=1e-6)
+    # and its larger resistance drops the terminal voltage further under the same current
+    assert r_aged.v_V[0] < r_fresh.v_V[0]
