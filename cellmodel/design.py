@@ -214,6 +214,19 @@ def energy_Wh(d: CellDesign) -> float:
     return cell_capacity_Ah(d) * mean_discharge_V(d)
 
 
+def dc_resistance_ohm(d: CellDesign, soc: float) -> float:
+    """Steady-state resistance R0 + R1 + R2 of the fresh design at 25 degC and `soc`.
+
+    The SOC shapes of sisn-cell.md section 4, as PackModel applies them: every R
+    times 1 + curvature (2 SOC - 1)^2, and R1, R2 also + rise exp(-SOC / width).
+    It is what a BMS uses to take the IR drop off a voltage read under current.
+    """
+    c = d.circuit
+    shape = 1.0 + c.soc_curvature * (2.0 * soc - 1.0) ** 2
+    rise = c.low_soc_rise * float(np.exp(-soc / c.low_soc_width))
+    return c.r0_ohm * shape + (c.r1_ohm + c.r2_ohm) * (shape + rise)
+
+
 def derived(d: CellDesign) -> dict[str, float]:
     """All derived design quantities, keyed with units in the names."""
     cap = cell_capacity_Ah(d)

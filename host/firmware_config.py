@@ -16,6 +16,7 @@ from functools import cache
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from cellmodel.design import dc_resistance_ohm
 from cellmodel.errors import InputError
 from host.resources import firmware_dir
 
@@ -101,11 +102,10 @@ def build_config(design: CellDesign, board: Board | None = None) -> dict[str, An
     i_range_mA = _check(src, "i_range_mA", "limits.max_discharge_C", min(CURRENT_MAX_MA, sc_mA * 2))
     v_max = _mV(lim.v_max_V)
     v_min = _mV(lim.v_min_V)
-    # DC resistance incl. both RC pairs at 25 degC and 50 % SOC (the circuit's reference
-    # point): the firmware's OCV = V + I R for the boot estimate and the full/empty
-    # calibrations. It is higher near empty and in the cold; the firmware counts the
-    # whole IR term as uncertainty at the empty calibration and keeps that to low current.
-    r_dc_ohm = design.circuit.r0_ohm + design.circuit.r1_ohm + design.circuit.r2_ohm
+    # DC resistances (R0 + both RC pairs, 25 degC) where the firmware takes the IR drop
+    # off a reading: mid SOC for the boot estimate, SOC 1 at the end of the CV taper,
+    # SOC 0 at the discharge cut-off (R1, R2 rise steeply there). Colder cells have more;
+    # the firmware counts the IR term as uncertainty and keeps it to low currents.
 
     # Settings that do not come from the cell keep the firmware's defaults.
     cfg: dict[str, Any] = dict(firmware_rules().DEFAULTS)
@@ -123,7 +123,9 @@ def build_config(design: CellDesign, board: Board | None = None) -> dict[str, An
             "branch_switch_cpct": max(
                 10, min(5000, round(3.0 / design.circuit.hysteresis_gamma * 1e4))
             ),
-            "r_cell_mohm": round(r_dc_ohm * 1000),
+            "r_cell_mohm": round(dc_resistance_ohm(design, 0.5) * 1000),
+            "r_full_mohm": round(dc_resistance_ohm(design, 1.0) * 1000),
+            "r_empty_mohm": round(dc_resistance_ohm(design, 0.0) * 1000),
             # the host's CV step ends at cv_cutoff_C: detect the taper a little above it
             "taper_mA": max(1, round(1.5 * lim.cv_cutoff_C * cap_mAh)),
             "empty_current_mA": max(1, round(0.2 * cap_mAh)),

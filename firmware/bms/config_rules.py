@@ -34,7 +34,9 @@ DEFAULTS = {
     "ocv_unc_cpct": 50,  # SOC uncertainty of any OCV table reading (table, ageing)
     "ocv_unc_mV": 8,  # voltage uncertainty of a rest reading (relaxation, sensor, temperature)
     "unc_gain_ppm": 5000,  # counting uncertainty per counted charge (current gain error)
-    "r_cell_mohm": 55,  # DC resistance incl. both RC pairs: OCV = V + I R (boot, calibrations)
+    "r_cell_mohm": 55,  # DC resistance incl. both RC pairs at mid SOC: OCV = V + I R at boot
+    "r_full_mohm": 66,  # the same at SOC 1: the full reset at the end of the CV taper
+    "r_empty_mohm": 96,  # the same at SOC 0 (R1, R2 rise there): the empty calibration
     "full_band_mV": 15,
     "taper_mA": 100,  # end of CV: |charge current| at or below this
     "full_time_ms": 10000,
@@ -117,6 +119,8 @@ LIMITS = {
     "ocv_unc_mV": (0, 500),
     "unc_gain_ppm": (0, 100000),
     "r_cell_mohm": (0, 1000),
+    "r_full_mohm": (0, 1000),
+    "r_empty_mohm": (0, 1000),
     "full_band_mV": (0, 500),
     "taper_mA": (1, 20000),
     "full_time_ms": (0, 3600000),

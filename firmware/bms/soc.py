@@ -21,12 +21,14 @@ The SOC scale is the OCV tables': SOC 0 is the discharge-branch OCV at the
 anode window bottom, SOC 1 the charge-branch OCV at the window top. The voltage
 limits do not sit on it: the cut-off lies below SOC 0 at low rates and the CV end
 a little below SOC 1. So both calibrations set the SOC read from their branch at
-the IR-free voltage (V + I r_cell_mohm; I < 0 on charge), clamped to 0..10000, with
-an uncertainty that includes the IR term's error; the rest correction reads the
-same IR-free OCV. A reading past a table's end is extended by the end slope and the
-distance past the end counts as uncertainty. A rest reading more than 3 sigma from
-the count replaces it (a wrong state file, a sensor fault) and drops the learning
-anchor. Every calibration point is offered to capacity learning (capacity.py).
+the IR-free voltage (V + I R, R at SOC 1 (r_full_mohm) or at SOC 0 (r_empty_mohm);
+I < 0 on charge), clamped to 0..10000, with an uncertainty that includes the IR
+term's error; the rest correction reads the same IR-free OCV. A reading past a
+table's end is extended by the end slope and the distance past the end counts as
+uncertainty. A rest reading more than 3 sigma from the count replaces it (a wrong
+state file, a sensor fault, or a faded capacity: the learning anchor stays, so the
+point can teach the capacity). Every calibration point is offered to capacity
+learning (capacity.py).
 
 Boot without a persisted state: SOC from the first sample's mean cell voltage
 (IR-compensated with r_cell_mohm) with the branch unknown. The truth lies
@@ -214,13 +216,12 @@ class SocEstimator:
         # full-charge reset at the end of the CV taper: the charge-branch SOC of the
         # IR-free voltage (SOC 1 is the charge-branch OCV at v_max; the taper current still
         # lifts the terminal voltage above the OCV, so the cell is a little below 1 here)
-        r = cfg.r_cell_mohm
         ocv = self.ocv
         if cur < 0 and -cur <= cfg.taper_mA and max_mV >= cfg.v_max_mV - cfg.full_band_mV:
             f = self.full_ms + dt
             self.full_ms = f if f < _CAP_MS else _CAP_MS
             if f >= cfg.full_time_ms and not self.full_done:
-                ir = -cur * r // 1000  # <= 1e5 mA x 1e3 mohm / 1e3
+                ir = -cur * cfg.r_full_mohm // 1000  # <= 1e5 mA x 1e3 mohm / 1e3
                 # the IR term is known to about half (RC lag, R's SOC and temperature laws)
                 u = cfg.full_unc_cpct + self.read(CHARGE, max_mV - ir, ir >> 1)
                 s = self.rd_cpct
@@ -250,7 +251,7 @@ class SocEstimator:
             and min_mV <= cfg.v_min_mV + cfg.empty_band_mV
             and not self.empty_done
         ):
-            ir = cur * r // 1000
+            ir = cur * cfg.r_empty_mohm // 1000
             # R rises steeply near empty and in the cold: the whole IR term is uncertain
             u = cfg.empty_unc_cpct + self.read(DISCHARGE, min_mV + ir, ir)
             s = self.rd_cpct
@@ -270,7 +271,7 @@ class SocEstimator:
         if resting and not self.rest_done:
             self.rest_done = True
             est = soc_of(c.q_mAs, cap)
-            v = mean_mV + cur * r // 1000
+            v = mean_mV + cur * cfg.r_cell_mohm // 1000
             if self.known:
                 uv = cfg.ocv_unc_cpct + self.read(self.branch, v, cfg.ocv_unc_mV)
                 sv = self.rd_cpct

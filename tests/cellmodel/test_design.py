@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cellmodel import CellDesign
-from cellmodel.design import derived
+from cellmodel import CellDesign, PackModel
+from cellmodel.design import dc_resistance_ohm, derived
 
 
 def test_default_cell_matches_worked_example(default_design: CellDesign) -> None:
@@ -44,3 +44,17 @@ def test_design_fields_other_parts_rely_on(default_design: CellDesign) -> None:
     assert d.ocv.soc[0] == 0 and d.ocv.soc[-1] == 1
     assert d.ocv.charge_V[-1] == 4.2
     assert d.ocv.discharge_V[0] == 2.914
+
+
+@pytest.mark.parametrize("soc", [0.05, 0.5, 0.95])
+def test_dc_resistance_is_the_models_steady_state_resistance(
+    default_design: CellDesign, soc: float
+) -> None:
+    """A small constant current held until the RC pairs settle: (OCV - V) / I."""
+    design = default_design
+    current_A = 0.002  # SOC moves by 0.03 % over the run: R is taken at the start SOC
+    model = PackModel(design, initial_soc=soc, isothermal=True, hysteresis=False)
+    for _ in range(200):
+        res = model.step(current_A, 10.0)
+    r_model = (float(res.ocv_V[0]) - float(res.v_V[0])) / current_A
+    assert r_model == pytest.approx(dc_resistance_ohm(design, soc), rel=0.01)

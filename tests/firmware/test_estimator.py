@@ -170,7 +170,7 @@ def test_full_reset_lands_on_the_ir_free_charge_branch_not_100(tmp_path: Path) -
     run_rig(
         _HEAD
         + """
-r = Rig({"full_time_ms": 10000, "taper_mA": 150})
+r = Rig({"full_time_ms": 10000, "taper_mA": 150, "r_full_mohm": 55})
 b = r.bms
 r.step(0, 0, mV=3900)
 assert b.soc_cpct < 9000
@@ -201,7 +201,7 @@ def test_empty_calibration_lands_on_the_ir_free_discharge_branch(tmp_path: Path)
         _HEAD
         + """
 # cut-off inside the table (2.90 V) so the reading is not clamped
-r = Rig({"v_min_mV": 2900, "empty_current_mA": 400})
+r = Rig({"v_min_mV": 2900, "empty_current_mA": 400, "r_empty_mohm": 55})
 b = r.bms
 r.step(0, 0, mV=3500)
 r.run(10, 2000, mV=3500)
@@ -280,7 +280,7 @@ def cycle(r, dsg_mAh, step_mA=2000):
     r.step(1000, 100, mV=2914)  # empty (adds 100 mAs)
     return b
 
-BASE = {"r_cell_mohm": 0, "v_min_mV": 2900, "ce_ppm": 1000000}
+BASE = {"r_cell_mohm": 0, "r_full_mohm": 0, "r_empty_mohm": 0, "v_min_mV": 2900, "ce_ppm": 1000000}
 
 def rig(changes, path="bms_state.json"):
     d = dict(BASE)

@@ -85,7 +85,7 @@ class _BoardOs:
         for entry in os.ilistdir(path):
             size = 0
             if entry[1] == 0x8000:  # a regular file
-                try:
+                try:  # noqa: SIM105 -- MicroPython has no contextlib
                     size = os.stat(prefix + entry[0])[6]
                 except OSError:
                     pass
