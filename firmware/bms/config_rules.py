@@ -30,6 +30,7 @@ DEFAULTS = {
     "rest_time_ms": 600000,
     "rest_window_ms": 60000,
     "rest_dvdt_uV_s": 100,
+    "boot_check_cpct": 1000,  # a restored SOC this far from the boot voltage is replaced
     "branch_switch_cpct": 750,  # charge moved one way that switches the hysteresis branch
     "ocv_unc_cpct": 50,  # SOC uncertainty of any OCV table reading (table, ageing)
     "ocv_unc_mV": 8,  # voltage uncertainty of a rest reading (relaxation, sensor, temperature)
@@ -119,6 +120,7 @@ LIMITS = {
     "ocv_unc_mV": (0, 500),
     "unc_gain_ppm": (0, 100000),
     "r_cell_mohm": (0, 1000),
+    "boot_check_cpct": (0, 10000),
     "r_full_mohm": (0, 1000),
     "r_empty_mohm": (0, 1000),
     "full_band_mV": (0, 500),

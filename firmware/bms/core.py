@@ -261,6 +261,8 @@ class Bms:
         # estimation
         if est.need_init:
             est.init_from_voltage(counted, vmean)
+        elif est.need_check:
+            est.check_restored(counted, vmean)
         if gap:
             est.gap()
         est.update(dt_ms, counted, vmean, vmin, vmax)

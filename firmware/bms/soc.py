@@ -30,6 +30,10 @@ state file, a sensor fault, or a faded capacity: the learning anchor stays, so t
 point can teach the capacity). Every calibration point is offered to capacity
 learning (capacity.py).
 
+Boot with a persisted state: check_restored() compares it with the first sample's
+voltage on the restored branch when the cell is near rest, and takes the voltage if
+they are more than boot_check_cpct apart.
+
 Boot without a persisted state: SOC from the first sample's mean cell voltage
 (IR-compensated with r_cell_mohm) with the branch unknown. The truth lies
 between the charge-branch reading (lower SOC) and the discharge-branch reading;
@@ -97,6 +101,7 @@ class SocEstimator:
         self.empty_done = False
         self.rd_cpct = 0  # the last read()
         self.need_init = True  # no persisted state: initialise from the first sample's voltage
+        self.need_check = False  # a restored state: check it against the first sample
         self.flags = 0  # sticky this boot: _F_FULL_CAL, _F_EMPTY_CAL
         self.sample_flags = 0  # resting, branch, correction: this sample
 
@@ -117,6 +122,39 @@ class SocEstimator:
         self.need_init = False
         self.flags |= _F_SOC_FROM_VOLTAGE
         self.learner.invalidate()
+
+    def check_restored(self, current_mA, mean_mV):
+        """First sample after a restored state: the file may be stale (the cell was charged,
+        discharged or swapped while the BMS was off). A cell near rest whose voltage, on
+        the restored branch (both branches when it is unknown), puts it further than
+        boot_check_cpct from the restored SOC is taken at its voltage. The margin is wide
+        because a cell just powered up may not be relaxed yet."""
+        self.need_check = False
+        cfg = self.cfg
+        if current_mA > cfg.rest_current_mA or current_mA < -cfg.rest_current_mA:
+            return
+        ocv = self.ocv
+        cap = self.learner.cap_mAs
+        v = mean_mV + current_mA * cfg.r_cell_mohm // 1000
+        if self.known:
+            lo = ocv.soc_at(self.branch, v)
+            hi = lo
+        else:
+            lo = ocv.soc_at(CHARGE, v)
+            hi = ocv.soc_at(DISCHARGE, v)
+        est = soc_of(self.counter.q_mAs, cap)
+        m = cfg.boot_check_cpct
+        if est < lo - m:
+            new = lo
+        elif est > hi + m:
+            new = hi
+        else:
+            return
+        self.counter.set_mAs(mAs_of(new, cap))
+        u = (hi - lo) // 2 + m // 2 + cfg.ocv_unc_cpct
+        self.unc_mAs = of_1e4(cap, u if u < 10000 else 10000)
+        self.learner.invalidate()
+        self.flags |= _F_SOC_FROM_VOLTAGE
 
     def read(self, branch, mV, dv_mV):
         """SOC reading of an IR-free voltage on a known branch: sets self.rd_cpct (extended past

@@ -114,6 +114,7 @@ def restore(bms, d):
     est.known = bool(d["known"]) and est.branch >= 0
     est.rev_dir = est.branch
     est.need_init = False
+    est.need_check = True
     est.flags |= _F_SOC_RESTORED
     bms.clock_s = d["clock_s"]
     bms.log.load(d.get("fault_log", []))
