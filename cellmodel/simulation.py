@@ -47,6 +47,37 @@ class SimulationResult:
     def pack_v_V(self) -> np.ndarray:
         return self.v_V.sum(axis=1)
 
+    @classmethod
+    def from_columns(
+        cls,
+        cell_name: str,
+        t_s: np.ndarray,
+        step_index: np.ndarray,
+        current_A: np.ndarray,
+        cells: dict[str, np.ndarray],
+        interval_charge_Ah: np.ndarray,
+        step_reasons: list[str],
+    ) -> SimulationResult:
+        """Rows from per-cell columns (keys v, ocv, soc, h, temp, util, pot) and the
+        charge that flowed into each row's interval (positive on discharge)."""
+        q = interval_charge_Ah
+        return cls(
+            cell_name=cell_name,
+            t_s=t_s,
+            step_index=step_index,
+            current_A=current_A,
+            v_V=cells["v"],
+            ocv_V=cells["ocv"],
+            soc=cells["soc"],
+            h=cells["h"],
+            temp_degC=cells["temp"],
+            anode_util_mAh_g=cells["util"],
+            anode_potential_V=cells["pot"],
+            discharged_Ah=np.cumsum(np.clip(q, 0, None)),
+            charged_Ah=np.cumsum(np.clip(-q, 0, None)),
+            step_reasons=step_reasons,
+        )
+
     @property
     def n_cells(self) -> int:
         return int(self.v_V.shape[1])
@@ -150,21 +181,8 @@ class _Rows:
         dt = np.diff(t, prepend=t[:1])
         q = interval_current * dt / 3600.0
         stack = {k: np.vstack(v) for k, v in self.cells.items()}
-        return SimulationResult(
-            cell_name=name,
-            t_s=t,
-            step_index=np.asarray(self.step, dtype=float),
-            current_A=np.asarray(self.current),
-            v_V=stack["v"],
-            ocv_V=stack["ocv"],
-            soc=stack["soc"],
-            h=stack["h"],
-            temp_degC=stack["temp"],
-            anode_util_mAh_g=stack["util"],
-            anode_potential_V=stack["pot"],
-            discharged_Ah=np.cumsum(np.clip(q, 0, None)),
-            charged_Ah=np.cumsum(np.clip(-q, 0, None)),
-            step_reasons=reasons,
+        return SimulationResult.from_columns(
+            name, t, np.asarray(self.step, dtype=float), np.asarray(self.current), stack, q, reasons
         )
 
 
@@ -223,19 +241,12 @@ def simulate_profile(model: PackModel, profile: Profile) -> SimulationResult:
     }
     # Interval k-1 -> k carried current I_(k-1).
     q = np.concatenate(([0.0], currents[:-1] * np.diff(t) / 3600.0))
-    return SimulationResult(
-        cell_name=model.design.name,
-        t_s=t.copy(),
-        step_index=np.zeros(n + 1),
-        current_A=currents.copy(),
-        v_V=stack["v"],
-        ocv_V=stack["ocv"],
-        soc=stack["soc"],
-        h=stack["h"],
-        temp_degC=stack["temp"],
-        anode_util_mAh_g=stack["util"],
-        anode_potential_V=stack["pot"],
-        discharged_Ah=np.cumsum(np.clip(q, 0, None)),
-        charged_Ah=np.cumsum(np.clip(-q, 0, None)),
-        step_reasons=[f"profile {profile.source}: {n} intervals"],
+    return SimulationResult.from_columns(
+        model.design.name,
+        t.copy(),
+        np.zeros(n + 1),
+        currents.copy(),
+        stack,
+        q,
+        [f"profile {profile.source}: {n} intervals"],
     )
