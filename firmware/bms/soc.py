@@ -171,6 +171,19 @@ class SocEstimator:
             u += x - 10000
         return u
 
+    def _calibrate(self, branch, u):
+        """A full or empty calibration: the last read() (clamped to 0..10000) +- u cpct on
+        `branch` becomes the count and a learning point; returns the new uncertainty in mAs."""
+        s = self.rd_cpct
+        s = 0 if s < 0 else (10000 if s > 10000 else s)
+        lrn = self.learner
+        lrn.point(self.cfg, s, u)
+        cap = lrn.cap_mAs
+        self.counter.set_mAs(of_1e4(cap, s))
+        self.branch = branch
+        self.known = True
+        return of_1e4(cap, u if u < 10000 else 10000)
+
     def gap(self):
         """The sample interval was clamped: charge went uncounted."""
         self.learner.invalidate()
@@ -262,14 +275,8 @@ class SocEstimator:
                 ir = -cur * cfg.r_full_mohm // 1000  # <= 1e5 mA x 1e3 mohm / 1e3
                 # the IR term is known to about half (RC lag, R's SOC and temperature laws)
                 u = cfg.full_unc_cpct + self.read(CHARGE, max_mV - ir, ir >> 1)
-                s = self.rd_cpct
-                s = 0 if s < 0 else (10000 if s > 10000 else s)
-                lrn.point(cfg, s, u)
+                unc = self._calibrate(CHARGE, u)
                 cap = lrn.cap_mAs
-                c.set_mAs(of_1e4(cap, s))
-                unc = of_1e4(cap, u if u < 10000 else 10000)
-                self.branch = CHARGE
-                self.known = True
                 self.full_done = True
                 self.flags |= _F_FULL_CAL
         else:
@@ -292,14 +299,8 @@ class SocEstimator:
             ir = cur * cfg.r_empty_mohm // 1000
             # R rises steeply near empty and in the cold: the whole IR term is uncertain
             u = cfg.empty_unc_cpct + self.read(DISCHARGE, min_mV + ir, ir)
-            s = self.rd_cpct
-            s = 0 if s < 0 else (10000 if s > 10000 else s)
-            lrn.point(cfg, s, u)
+            unc = self._calibrate(DISCHARGE, u)
             cap = lrn.cap_mAs
-            c.set_mAs(of_1e4(cap, s))
-            unc = of_1e4(cap, u if u < 10000 else 10000)
-            self.branch = DISCHARGE
-            self.known = True
             self.empty_done = True
             self.flags |= _F_EMPTY_CAL
         if self.empty_done and cur < 0 and c.q_mAs > cap // 20:
