@@ -29,12 +29,8 @@ SUBCOMMANDS = (
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse exits 2 on bad flags already; keep its message but name the flag source."""
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = argparse.ArgumentParser(
         prog="sisnbms",
         description="Battery-management firmware-in-the-loop emulator for Si-Sn anode cells.",
     )
@@ -44,13 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"host.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"host.cli.{name}":
-                continue  # subcommand not built yet
-            raise
-        module.register(sub)
+        importlib.import_module(f"host.cli.{name}").register(sub)
     return parser
 
 
