@@ -51,6 +51,10 @@ def report(design: CellDesign) -> dict[str, Any]:
         "source": design.source,
         "n_series": design.n_series,
         "derived": derived(design),
+        "aging": {
+            "capacity_retention": design.aging.capacity_retention,
+            "resistance_growth": design.aging.resistance_growth,
+        },
         "claims": {str(n): r.as_dict() for n, r in check_claims(design).items()},
     }
 
@@ -68,6 +72,13 @@ def run(args: argparse.Namespace) -> int:
     d = rep["derived"]
     for key, label, unit, fmt in _DERIVED_LABELS:
         print(f"  {label:<28} {fmt.format(d[key]):>10} {unit}")
+    aging = design.aging
+    if aging.capacity_retention < 1.0 or aging.resistance_growth > 1.0:
+        print(
+            f"\n  simulated cell aged: {aging.capacity_retention:.0%} of the design capacity, "
+            f"resistance x{aging.resistance_growth:g}\n  (the design above and the BMS "
+            "configuration made from it are the fresh cell's)"
+        )
     print("\n  claim  status          detail")
     for n, r in rep["claims"].items():
         print(f"  {n:>5}  {r['status']:<15} {r['detail']}")
