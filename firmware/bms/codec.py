@@ -31,8 +31,8 @@ SYNC = const(0xA5)
 VERSION = const(1)
 HEADER = const(7)  # sync, version, type, seq(2), len(2)
 # The format allows payloads up to 4096 bytes; this firmware's frame buffer holds 2560,
-# enough for the largest CONFIG (2161 bytes with 32-point tables and the widest values)
-# and a whole configuration written with spaces (2407); longer frames get E_LENGTH.
+# enough for the largest CONFIG or CONFIG_WRITE (2476 bytes: every key at its widest
+# limit, 32-point tables; tests/host/test_firmware_config.py); longer frames get E_LENGTH.
 MAX_PAYLOAD = const(2560)
 FRAME_MAX = const(2569)  # HEADER + MAX_PAYLOAD + 2 (CRC)
 CTRL_C = const(3)

@@ -353,7 +353,7 @@ def test_frame_buffer_limit_and_one_buffer_both_ways(tmp_path: Path) -> None:
         """
         app, bms, cfg, io = make()
         assert codec.MAX_PAYLOAD == 2560 and app.out is app.parser.buf
-        # the largest configuration there can be: 32-point tables, widest values (2161 B)
+        # 32-point tables padded with spaces to exactly MAX_PAYLOAD bytes
         big = {"ocv_soc_cpct": [0] + [300 * k + 700 for k in range(30)] + [10000],
                "ocv_chg_mV": [3000 + 10 * k for k in range(32)],
                "ocv_dsg_mV": [2900 + 10 * k for k in range(32)]}

@@ -77,3 +77,21 @@ def test_board_sets_timing_and_sensor_count() -> None:
     cfg = build_config(load_cell("sisn-lco-2ah-4s"), board)
     assert cfg["max_dt_ms"] == max(100, min(10000, 5 * board.sample_period_ms))
     assert cfg["n_temps"] == 4
+
+
+def test_the_largest_configuration_fits_the_firmware_frame_buffer() -> None:
+    """CONFIG replies and CONFIG_WRITE requests carry the whole configuration as JSON.
+
+    Worst case: every key at the limit with the most characters and 32-point OCV tables
+    of the widest values, in MicroPython's json.dumps layout (", " and ": ", as CPython's).
+    A new configuration key must keep this within the firmware's buffer (docs/protocol.md).
+    """
+    rules = firmware_rules()
+    worst: dict[str, object] = {
+        k: lo if len(str(lo)) > len(str(hi)) else hi for k, (lo, hi) in rules.LIMITS.items()
+    }
+    worst.update(ocv_soc_cpct=[10000] * 32, ocv_chg_mV=[5000] * 32, ocv_dsg_mV=[5000] * 32)
+    size = len(json.dumps(worst))
+    max_payload = firmware_module("bms.codec").MAX_PAYLOAD
+    print(f"largest CONFIG payload {size} B of {max_payload} B")
+    assert size <= max_payload
