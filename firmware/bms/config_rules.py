@@ -95,6 +95,7 @@ DEFAULTS = {
     "bal_hyst_mV": 5,
     "bal_start_mV": 3900,
     "bal_max_dsg_mA": 200,
+    "bal_min_on_ms": 60000,  # a started bleed holds this long: no chatter from its own IR drop
     # persistence
     "persist_interval_ms": 600000,
     "persist_min_ms": 60000,
@@ -177,6 +178,7 @@ LIMITS = {
     "bal_hyst_mV": (0, 1000),
     "bal_start_mV": (2000, 4500),
     "bal_max_dsg_mA": (0, 100000),
+    "bal_min_on_ms": (0, 3600000),
     "persist_interval_ms": (1000, 86400000),
     "persist_min_ms": (0, 86400000),
     "persist_dsoc_cpct": (10, 10000),

@@ -295,7 +295,7 @@ class Bms:
         self._decide()
 
         # balancing
-        bits = self.bal.update(cfg, cells, n, vmin, vmax, counted, self.faults)
+        bits = self.bal.update(cfg, cells, n, vmin, vmax, counted, self.faults, dt_ms)
         self.balance = bits
 
         # warnings and flags

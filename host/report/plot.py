@@ -102,6 +102,14 @@ def write_plot(
         on = (faults >> bit) & 1
         ax.fill_between(t, 3 + k, 3 + k + 0.8 * on, step="post", color="C3", alpha=0.7, lw=0)
         labels.append(fault_names[bit])
+    # one row per cell the firmware bled, so balancing is visible at a glance too
+    balance = np.array([r.balance for r in log.rows], dtype=np.int64)
+    bled = [c for c in range(log.n_cells) if t.size and np.any(balance & (1 << c))]
+    for c in bled:
+        row = len(labels)
+        on = (balance >> c) & 1
+        ax.fill_between(t, row, row + 0.8 * on, step="post", color="C2", alpha=0.7, lw=0)
+        labels.append(f"bleed {c + 1}")
     ax.set_yticks(np.arange(len(labels)) + 0.4)
     ax.set_yticklabels(labels, fontsize=7)
     ax.set_ylim(-0.2, len(labels))

@@ -13,7 +13,7 @@ def test_balancing_decisions(tmp_path: Path) -> None:
 from bmsrig import Rig
 from bms import faults as F
 r = Rig({"n_cells": 4, "bal_threshold_mV": 15, "bal_hyst_mV": 5, "bal_start_mV": 3900,
-         "bal_max_dsg_mA": 200})
+         "bal_max_dsg_mA": 200, "bal_min_on_ms": 0})
 b = r.bms
 c = r.cells
 def cells(a, b_, c_, d):
@@ -43,6 +43,34 @@ assert b.balance == 0b0010 and b.faults == 0
 r.bms.cfg.update({"bal_enable": 0})
 r.step(1000, 0)
 assert b.balance == 0 and not b.warnings & F.W_BALANCING
+""",
+        tmp_path,
+    )
+
+
+def test_a_started_bleed_holds_for_its_minimum_on_time(tmp_path: Path) -> None:
+    """The bleed's own IR drop must not switch it off on the next sample (chatter)."""
+    run_rig(
+        """
+from bmsrig import Rig
+r = Rig({"n_cells": 2, "bal_threshold_mV": 15, "bal_hyst_mV": 5, "bal_start_mV": 3900,
+         "bal_min_on_ms": 60000})
+b = r.bms
+c = r.cells
+c[0] = 4000
+c[1] = 4020
+r.step(0, 0)
+assert b.balance == 0b10
+c[1] = 4008  # bleeding pulls cell 2 down by its IR drop: below threshold - hysteresis
+for k in range(59):
+    r.step(1000, 0)
+    assert b.balance == 0b10, k  # held for the minimum on-time
+r.step(1000, 0)
+r.step(1000, 0)
+assert b.balance == 0  # then the reading decides again
+c[1] = 4020
+r.step(1000, 300)  # discharging harder than bal_max_dsg_mA: off at once, hold or not
+assert b.balance == 0
 """,
         tmp_path,
     )
