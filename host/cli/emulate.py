@@ -25,7 +25,10 @@ def register(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "emulate",
         help="run a scenario against the firmware on a virtual board",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description=(
+            "Run a scenario in closed loop: the real MicroPython firmware on a virtual board "
+            "against the cell model, scored; writes a log, a summary and a plot."
+        ),
     )
     p.add_argument("--cell", help="cell preset name or TOML file (default: the scenario's cell)")
     p.add_argument(

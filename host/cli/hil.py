@@ -25,7 +25,10 @@ def register(subparsers: Any) -> None:
     p: argparse.ArgumentParser = subparsers.add_parser(
         "hil",
         help="run a scenario against a flashed board at a serial port",
-        description=__doc__.split("\n\n")[0] if __doc__ else None,
+        description=(
+            "Run a scenario against a flashed board at a serial port (real or virtual), with the "
+            "same scoring, outputs and exit codes as emulate."
+        ),
     )
     p.add_argument("--port", required=True, help="serial port of the board, e.g. /dev/ttyACM0")
     p.add_argument(
