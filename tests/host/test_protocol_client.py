@@ -138,8 +138,11 @@ async def test_reset_and_repl_on_the_virtual_board(tmp_path: Path) -> None:
 
     flash = tmp_path / "flash"
     provision(flash, {"n_cells": 4, "n_temps": 1})
-    async with VirtualBoard(flash) as vb:
+    vb = VirtualBoard(flash)
+    await vb.start(powered=False)  # open the port first: pyserial flushes input on open
+    try:
         link = await SerialLink.open(vb.port)
+        await vb.power_on()
         try:
             client = BmsClient(link, timeout_s=2.0)
             first = await client.wait_boot(10.0)
@@ -156,3 +159,5 @@ async def test_reset_and_repl_on_the_virtual_board(tmp_path: Path) -> None:
             assert seen.endswith(b">>> ")
         finally:
             await link.close()
+    finally:
+        await vb.stop()

@@ -17,14 +17,22 @@ PROMPT = b"\r\n>>> "
 
 @pytest.fixture
 async def board(tmp_path: Path) -> AsyncIterator[VirtualBoard]:
+    """A virtual board with its port made but not yet powered: `link` powers it up."""
     write_tiny_firmware(tmp_path / "flash")
-    async with VirtualBoard(tmp_path / "flash") as vb:
+    vb = VirtualBoard(tmp_path / "flash")
+    await vb.start(powered=False)
+    try:
         yield vb
+    finally:
+        await vb.stop()
 
 
 @pytest.fixture
 async def link(board: VirtualBoard) -> AsyncIterator[SerialLink]:
+    # Open first, then power up: pyserial flushes the input on open, as a host opening a
+    # real board's port after it booted misses what it printed.
     async with await SerialLink.open(board.port) as lk:
+        await board.power_on()
         yield lk
 
 
@@ -117,11 +125,17 @@ async def test_main_py_soft_reset_restarts_without_losing_the_port(tmp_path: Pat
     flash = tmp_path / "flash"
     write_tiny_firmware(flash)
     (flash / "reset_once").write_text("")
-    async with VirtualBoard(flash) as vb, await SerialLink.open(vb.port) as link:
-        out = await expect(link, b">>> ")
-        assert out.count(b"main ran") == 2 and b"MPY: soft reboot" in out
-        assert vb.boots == 2 and vb.last_exit == 94
-        assert not (flash / "reset_once").exists()
+    vb = VirtualBoard(flash)
+    await vb.start(powered=False)
+    try:
+        async with await SerialLink.open(vb.port) as link:
+            await vb.power_on()
+            out = await expect(link, b">>> ")
+            assert out.count(b"main ran") == 2 and b"MPY: soft reboot" in out
+            assert vb.boots == 2 and vb.last_exit == 94
+            assert not (flash / "reset_once").exists()
+    finally:
+        await vb.stop()
 
 
 async def test_power_cut_loses_ram_keeps_flash_and_port(board: VirtualBoard, link):
