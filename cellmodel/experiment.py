@@ -27,37 +27,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cellmodel.errors import InputError
+from cellmodel.quantities import DURATION, NUMBER, TIME_UNIT, seconds
 
 if TYPE_CHECKING:
     from cellmodel.pack import PackModel
     from cellmodel.profile import Profile
 
-_NUM = r"(\d+(?:\.\d*)?|\.\d+)"
-_TIME_UNITS = {
-    "ms": 1e-3,
-    "millisecond": 1e-3,
-    "milliseconds": 1e-3,
-    "s": 1.0,
-    "sec": 1.0,
-    "secs": 1.0,
-    "second": 1.0,
-    "seconds": 1.0,
-    "min": 60.0,
-    "mins": 60.0,
-    "minute": 60.0,
-    "minutes": 60.0,
-    "h": 3600.0,
-    "hr": 3600.0,
-    "hrs": 3600.0,
-    "hour": 3600.0,
-    "hours": 3600.0,
-}
-_TIME_RE = "|".join(sorted(_TIME_UNITS, key=len, reverse=True))
-_DURATION = re.compile(rf"{_NUM}\s*({_TIME_RE})(?![A-Za-z])", re.IGNORECASE)
+_NUM = NUMBER
+_DURATION = re.compile(DURATION, re.IGNORECASE)
 _DRIVE = re.compile(rf"C\s*/\s*{_NUM}(?![A-Za-z0-9.])|{_NUM}\s*(mA|A|C|mW|W)(?![A-Za-z])")
 _VOLTAGE = re.compile(rf"{_NUM}\s*(mV|V)(?![A-Za-z])")
 _LIMIT = re.compile(rf"C\s*/\s*{_NUM}(?![A-Za-z0-9.])|{_NUM}\s*(mV|V|mA|A|C)(?![A-Za-z])")
-_PERIOD = re.compile(rf"\(\s*{_NUM}\s*({_TIME_RE})\s+period\s*\)\s*$", re.IGNORECASE)
+_PERIOD = re.compile(rf"\(\s*{_NUM}\s*{TIME_UNIT}\s+period\s*\)\s*$", re.IGNORECASE)
 _KIND = re.compile(r"\s*(discharge|charge|hold|rest|run)\b", re.IGNORECASE)
 
 # Until-only steps stop here at the latest, so a cutoff the cell never reaches
@@ -155,7 +136,7 @@ def _nonzero(cur: _Cursor, value: float, at: int) -> float:
 
 def _parse_duration(cur: _Cursor) -> float:
     m = cur.expect(_DURATION, "a duration like '10 minutes', '30 s' or '1 hour'")
-    return _number(m, 1) * _TIME_UNITS[m.group(2).lower()]
+    return seconds(m.group(1), m.group(2))
 
 
 def parse_step(text: str, *, source: str = "experiment", field: str = "step") -> Step:
@@ -166,7 +147,7 @@ def parse_step(text: str, *, source: str = "experiment", field: str = "step") ->
     period_s: float | None = None
     pm = _PERIOD.search(body)
     if pm:
-        period_s = _number(pm, 1) * _TIME_UNITS[pm.group(2).lower()]
+        period_s = seconds(pm.group(1), pm.group(2))
         if period_s <= 0:
             raise _Cursor(text, source, field).fail("period must be positive", pm.start(1))
         body = body[: pm.start()].rstrip()

@@ -19,22 +19,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from cellmodel.errors import InputError
+from cellmodel.quantities import SIGNED_DURATION, SIGNED_NUMBER, seconds
 
-_NUM = r"([-+]?\d+(?:\.\d+)?)"
-_TIME_UNITS = {
-    "ms": 0.001,
-    "s": 1.0,
-    "sec": 1.0,
-    "second": 1.0,
-    "seconds": 1.0,
-    "min": 60.0,
-    "minute": 60.0,
-    "minutes": 60.0,
-    "h": 3600.0,
-    "hour": 3600.0,
-    "hours": 3600.0,
-}
-_TIME = _NUM + r"\s*(ms|s|sec|seconds?|min|minutes?|h|hours?)"
+_NUM = SIGNED_NUMBER
+_TIME = SIGNED_DURATION
 
 FaultKind = Literal[
     "current_offset",
@@ -81,10 +69,6 @@ class DriveStep:
 ScenarioStep = FaultStep | ExpectStep | DriveStep
 
 
-def _seconds(value: str, unit: str) -> float:
-    return float(value) * _TIME_UNITS[unit.lower()]
-
-
 def fault_bits() -> dict[str, int]:
     """Fault name -> bit number, as the protocol defines them (host.protocol.faults)."""
     from host.protocol import faults
@@ -127,7 +111,7 @@ def parse_fault(text: str) -> FaultStep | None:
     stripped = text.strip().rstrip(".")
     m = _DROP.fullmatch(stripped)
     if m:
-        return FaultStep(text, "drop_link", _seconds(m.group(1), m.group(2)))
+        return FaultStep(text, "drop_link", seconds(m.group(1), m.group(2)))
     for pattern, kind in _FAULT_PATTERNS:
         m = pattern.fullmatch(stripped)
         if not m:
@@ -153,7 +137,7 @@ def parse_expectation(text: str, source: str = "", field: str = "") -> ExpectSte
     within_s: float | None = None
     m = _WITHIN.search(stripped)
     if m:
-        within_s = _seconds(m.group(1), m.group(2))
+        within_s = seconds(m.group(1), m.group(2))
         stripped = stripped[: m.start()]
     body = stripped[len("expect ") :].strip()
     m = re.fullmatch(r"(chg|dsg) (on|off)", body, re.I)
