@@ -10,9 +10,10 @@ that installs sisnbms. Options:
 - `--bms-cell NAME_OR_FILE`: the cell (default: the default cell).
 
 Fixtures: `bms_cell` (the CellDesign), `cell_model` (a factory of PackModel
-for that cell), `bms_port` (a serial port with the firmware running: the real
-board's or a fresh virtual board's), `bms` (an async BmsClient connected to
-it, session opened with HELLO) and `run_bms_scenario` (run a scenario
+for that cell), `bms_board` (a started host.board_session.BoardSession: the
+real board's or a fresh virtual board's), `bms_port` (its serial port, with the
+firmware running), `bms` (an async BmsClient connected to it, session opened
+with HELLO) and `run_bms_scenario` (run a scenario
 against the board and return its RunResult with the score).
 
 Marker: `@pytest.mark.hardware` for tests that need a real board; they are
@@ -91,36 +92,33 @@ def _async_fixture(func: Any) -> Any:
 
 
 @_async_fixture
-async def bms_port(
+async def bms_board(
     request: pytest.FixtureRequest, tmp_path: Path, bms_cell: CellDesign
-) -> AsyncIterator[str]:
-    """A serial port with the firmware running: --bms-port, or a fresh virtual board."""
-    port = request.config.getoption("--bms-port")
-    if port:
-        yield port
-        return
-    from host.vboard import VirtualBoard
-    from host.vboard.provision import provision_flash
+) -> AsyncIterator[Any]:
+    """A started BoardSession (host.board_session): --bms-port's board, or a fresh virtual
+    board provisioned for the session's cell. Its port is free until `bms` connects."""
+    from host.board_session import BoardSetup, open_board
 
-    flash = tmp_path / "flash"
-    provision_flash(flash, bms_cell, board=str(request.config.getoption("--bms-board")))
-    async with VirtualBoard(flash) as board:
-        yield board.port
+    board = open_board(
+        port=request.config.getoption("--bms-port"),
+        flash_dir=tmp_path / "flash",
+        board=str(request.config.getoption("--bms-board")),
+    )
+    async with board:
+        await board.start(BoardSetup(bms_cell), connect=False)
+        yield board
 
 
 @_async_fixture
-async def bms(bms_port: str) -> AsyncIterator[Any]:
-    """A BmsClient connected to the board, with a session opened (HELLO answered)."""
-    from host.link.serial_link import SerialLink
-    from host.protocol.client import BmsClient
+async def bms_port(bms_board: Any) -> AsyncIterator[str]:
+    """A serial port with the firmware running: --bms-port, or a fresh virtual board's."""
+    yield bms_board.port
 
-    link = await SerialLink.open(bms_port)
-    try:
-        client = BmsClient(link)
-        await client.hello()
-        yield client
-    finally:
-        await link.close()
+
+@_async_fixture
+async def bms(bms_board: Any) -> AsyncIterator[Any]:
+    """A BmsClient connected to the board, with a session opened (HELLO answered)."""
+    yield await bms_board.connect()
 
 
 @pytest.fixture

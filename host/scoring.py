@@ -29,6 +29,12 @@ FLOW_A = 0.01
 LATENCY_V_MARGIN_V = 0.010
 
 
+def soc_error_pct(soc_est_pct: float, soc_true: float) -> float:
+    """The firmware's SOC error in percent of capacity: its estimate (%) against the truth
+    (0..1). The one formula: scoring and expectations both use it."""
+    return abs(soc_est_pct - soc_true * 100.0)
+
+
 @dataclass(frozen=True)
 class Tolerances:
     """How far past a limit the true state may go before a run counts as unsafe."""
@@ -122,7 +128,7 @@ class Scorer:
         current_A: float,
         cell_v_V: NDArray[np.float64],
         soc_true: float,
-        soc_est: float,
+        soc_est_pct: float,
         cell_temp_degC: NDArray[np.float64],
         anode_util_mAh_g: NDArray[np.float64],
         anode_potential_V: NDArray[np.float64],
@@ -130,7 +136,7 @@ class Scorer:
         dsg_on: bool,
     ) -> None:
         """One sample: true state after the step (current that flowed in it) and the reply to it."""
-        err = abs(soc_est - soc_true) * 100.0
+        err = soc_error_pct(soc_est_pct, soc_true)
         self.last_soc_error_pct = err
         self._sq += err * err
         self._n += 1

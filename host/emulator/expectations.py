@@ -1,4 +1,7 @@
-"""Check a scenario's expectation steps against the firmware's replies (pure, no I/O).
+"""Track a run's expectation steps against the firmware's replies (pure, no I/O).
+
+Each expectation judges an observation itself (host.scenarios.steps.expectations);
+this module only keeps which are pending and when they were settled.
 
 An expectation without "within" is judged on the latest reply when the scenario
 reaches it. One with "within T" passes at the first reply inside T seconds of
@@ -10,20 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from host.scenarios.steps import ExpectStep, fault_bits
-
-
-@dataclass(frozen=True)
-class Observation:
-    """What the expectations look at: the firmware's latest reply and the score so far."""
-
-    t_s: float
-    chg_on: bool
-    dsg_on: bool
-    faults: int
-    soc_error_pct: float
-    soc_rmse_pct: float
-    capacity_error_pct: float | None
+from host.scenarios.steps import Expectation, Observation
 
 
 @dataclass
@@ -45,32 +35,12 @@ class ExpectationResult:
         }
 
 
-def _judge(step: ExpectStep, obs: Observation) -> tuple[bool, str]:
-    if step.kind == "switch":
-        state = obs.chg_on if step.switch == "CHG" else obs.dsg_on
-        return state == step.on, f"{step.switch} {'on' if state else 'off'}"
-    if step.kind in ("fault", "no_fault"):
-        active = bool(obs.faults & (1 << fault_bits()[step.fault]))
-        want = step.kind == "fault"
-        return active == want, f"faults 0x{obs.faults:x}"
-    if step.kind == "no_faults":
-        return obs.faults == 0, f"faults 0x{obs.faults:x}"
-    if step.kind == "soc_error":
-        return obs.soc_error_pct < step.limit_pct, f"SOC error {obs.soc_error_pct:.2f} %"
-    if step.kind == "soc_rmse":
-        return obs.soc_rmse_pct < step.limit_pct, f"SOC RMS error {obs.soc_rmse_pct:.2f} %"
-    err = obs.capacity_error_pct
-    if err is None:
-        return False, "no capacity estimate"
-    return abs(err) < step.limit_pct, f"capacity error {err:+.2f} %"
-
-
 class ExpectationChecker:
     def __init__(self) -> None:
         self.results: list[ExpectationResult] = []
-        self._pending: list[tuple[ExpectStep, ExpectationResult]] = []
+        self._pending: list[tuple[Expectation, ExpectationResult]] = []
 
-    def add(self, index: int, step: ExpectStep, latest: Observation | None) -> ExpectationResult:
+    def add(self, index: int, step: Expectation, latest: Observation | None) -> ExpectationResult:
         """Register an expectation when the scenario reaches it; judge it now if possible."""
         t0 = latest.t_s if latest else 0.0
         result = ExpectationResult(index, step.text, None, t0)
@@ -81,7 +51,7 @@ class ExpectationChecker:
             else:
                 self._pending.append((step, result))
             return result
-        ok, detail = _judge(step, latest)
+        ok, detail = step.judge(latest)
         if ok or step.within_s is None:
             result.passed, result.t_judged_s, result.detail = ok, latest.t_s, detail
         else:
@@ -92,9 +62,9 @@ class ExpectationChecker:
         """A new reply: settle pending 'within' expectations."""
         if not self._pending:
             return
-        still: list[tuple[ExpectStep, ExpectationResult]] = []
+        still: list[tuple[Expectation, ExpectationResult]] = []
         for step, result in self._pending:
-            ok, detail = _judge(step, obs)
+            ok, detail = step.judge(obs)
             deadline = result.t_start_s + (step.within_s or 0.0)
             if ok and obs.t_s <= deadline + 1e-9:
                 result.passed, result.t_judged_s = True, obs.t_s

@@ -1,58 +1,129 @@
 """The physical side of the loop without I/O: cells, switches, balancing resistors and sensors.
 
-`Plant.step(demand_A, dt_s)` gates the demanded current by the switch states of the
-firmware's latest reply, applies its balancing bleed, advances the cell model and
-measures the result. Current is positive on discharge.
+The plant is the one owner of the cell model and of the switch gates on the host
+side. `Plant.step(demand_A, dt_s)` gates the demanded current by the switches the
+firmware last commanded, applies its balancing bleed, advances the cells and
+measures them; the PlantStep it returns carries everything scoring and logging
+need (the truth after the step and the reading the firmware gets). Current is
+positive on discharge.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from cellmodel.pack import PackModel, StepResult
-from host.emulator.drive import bleed_currents, gate_current
 from host.sensors import Reading, Sensors
+
+if TYPE_CHECKING:
+    from cellmodel.design import CellDesign
+    from cellmodel.experiment import StepController
+    from host.scenarios import Scenario
+
+
+def gate_current(demand_A: float, chg_on: bool, dsg_on: bool) -> float:
+    """The current through the BMS's switches: DSG off blocks discharge, CHG off blocks charge."""
+    if demand_A > 0.0 and not dsg_on:
+        return 0.0
+    if demand_A < 0.0 and not chg_on:
+        return 0.0
+    return demand_A
+
+
+def bleed_currents(
+    cell_v_V: NDArray[np.float64], balance_bits: int, resistance_ohm: float
+) -> NDArray[np.float64] | None:
+    """Per-cell balancing bleed (discharge current through the resistor) for the firmware's bits."""
+    if not balance_bits:
+        return None
+    n = cell_v_V.size
+    mask = np.array([(balance_bits >> i) & 1 for i in range(n)], dtype=float)
+    return mask * cell_v_V / resistance_ohm
+
+
+@dataclass(frozen=True)
+class Gates:
+    """The switches as they are: what the firmware commanded in its latest reply."""
+
+    chg_on: bool = False
+    dsg_on: bool = False
+    balance_bits: int = 0
 
 
 @dataclass(frozen=True)
 class PlantStep:
+    """One sample of the plant: the demand, what flowed, the truth after it and its reading."""
+
     demand_A: float
     applied_A: float
-    result: StepResult
+    truth: StepResult
     reading: Reading
+
+    @property
+    def cell_v_V(self) -> NDArray[np.float64]:
+        return self.truth.v_V
 
 
 class Plant:
     def __init__(self, model: PackModel, sensors: Sensors, bleed_resistance_ohm: float) -> None:
-        self.model = model
+        self._model = model
         self.sensors = sensors
         self.bleed_resistance_ohm = bleed_resistance_ohm
         # Until the firmware has answered, its switches are open (as after power-up).
-        self.chg_on = False
-        self.dsg_on = False
-        self.balance_bits = 0
+        self.gates = Gates()
 
-    def set_switches(self, chg_on: bool, dsg_on: bool, balance_bits: int) -> None:
+    @classmethod
+    def for_scenario(cls, scenario: Scenario, design: CellDesign, n_temps: int) -> Plant:
+        """The scenario's cells at its initial state, with a sensor chain of n_temps probes."""
+        init = scenario.initial
+        model = PackModel(
+            design,
+            isothermal=scenario.isothermal,
+            hysteresis=scenario.hysteresis,
+            ambient_degC=scenario.ambient_degC,
+            initial_soc=init.soc,
+            initial_h=1.0 if init.branch == "discharge" else -1.0,
+        )
+        if init.temp_degC is not None:
+            model.temp_degC = np.full(model.n_cells, init.temp_degC)
+        sensors = Sensors(scenario.sensors, model.n_cells, n_temps, scenario.seed)
+        return cls(model, sensors, scenario.bleed_resistance_ohm)
+
+    @property
+    def n_cells(self) -> int:
+        return self._model.n_cells
+
+    def set_gates(self, chg_on: bool, dsg_on: bool, balance_bits: int) -> None:
         """The firmware's latest decision: it gates the next step."""
-        self.chg_on, self.dsg_on, self.balance_bits = chg_on, dsg_on, balance_bits
+        self.gates = Gates(chg_on, dsg_on, balance_bits)
 
-    def measure(self) -> Reading:
-        """Sensor readings of the present state (no time passes)."""
-        m = self.model
-        return self.sensors.read(m.v_V, m.current_A, m.temp_degC)
+    def set_ambient(self, degC: float) -> None:
+        self._model.set_ambient(degC)
+
+    def demand_A(self, ctrl: StepController, dt_s: float) -> float:
+        """What a cycler step asks for over the next dt_s; it may read the cells (CV, power)."""
+        return float(ctrl.demand_current_A(self._model, dt_s))
+
+    def measure(self) -> PlantStep:
+        """The present state and its reading, without letting time pass."""
+        truth = self._model.result()
+        reading = self.sensors.read(truth.v_V, self._model.current_A, truth.temp_degC)
+        return PlantStep(0.0, 0.0, truth, reading)
 
     def step(self, demand_A: float, dt_s: float) -> PlantStep:
-        applied = gate_current(demand_A, self.chg_on, self.dsg_on)
-        bleed = bleed_currents(self.model.v_V, self.balance_bits, self.bleed_resistance_ohm)
-        result = self.model.step(applied, dt_s, bleed)
+        g = self.gates
+        applied = gate_current(demand_A, g.chg_on, g.dsg_on)
+        bleed = bleed_currents(self._model.v_V, g.balance_bits, self.bleed_resistance_ohm)
+        truth = self._model.step(applied, dt_s, bleed)
         # The current sensor sits in series: it sees the series current, not the bleed.
-        reading = self.sensors.read(result.v_V, applied, result.temp_degC)
-        return PlantStep(demand_A, applied, result, reading)
+        reading = self.sensors.read(truth.v_V, applied, truth.temp_degC)
+        return PlantStep(demand_A, applied, truth, reading)
 
     def true_capacity_Ah(self) -> float:
         """Usable capacity of the series pack: its smallest cell."""
-        cap: Any = self.model.capacity_Ah
+        cap: Any = self._model.capacity_Ah
         return float(np.min(cap))

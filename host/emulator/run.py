@@ -1,35 +1,27 @@
-"""Run a scenario end to end: set up the board and link, run the loop, score, write the outputs.
+"""Run a scenario end to end: check it, start a board session, run the loop, write the outputs.
 
-`run_scenario(scenario, port=None, ...)` starts a fresh virtual board (the real
-MicroPython firmware on a pty) when no port is given; with a port it drives a
-real board running the firmware in link mode (`sisnbms hil`).
+`run_scenario(scenario, ...)` is the entry point of `sisnbms emulate` and `sisnbms hil`
+(and of the pytest plugin and campaigns). It never asks which kind of board it has:
+host.board_session chooses once (`open_board`) and everything after talks to the
+BoardSession interface.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cellmodel import load_cell
 from cellmodel.design import CellDesign
-from host.emulator.board_state import prepare_board_state
-from host.emulator.loop import BOOT_TIMEOUT_S, ClosedLoop, LoopOutcome, check_scenario
-from host.emulator.state_file import write_initial_state
-from host.link.serial_link import SerialLink
+from host.board_session import BoardSession, BoardSetup, open_board
+from host.emulator.loop import ClosedLoop, LoopOutcome, check_scenario
 from host.progress import Progress
-from host.protocol.client import BmsClient, BmsError
 from host.protocol.faults import FAULT_BITS
 from host.report.bdf_log import SIGN_NOTE, write_bdf_log
 from host.report.plot import write_plot
 from host.scenarios import Scenario
-from host.vboard import VirtualBoard
-
-# A reply slower than this (after the client's retries) counts the sample as lost.
-REPLY_TIMEOUT_S = 1.0
 
 
 @dataclass
@@ -51,23 +43,22 @@ def resolve_design(scenario: Scenario, cell: str | None = None) -> CellDesign:
     return load_cell(name) if name else load_cell()
 
 
-def _summary(
+def build_summary(
     scenario: Scenario,
     design: CellDesign,
     outcome: LoopOutcome,
-    client: BmsClient,
+    board: BoardSession,
     *,
-    port: str,
     realtime: bool,
 ) -> dict[str, Any]:
+    """The run's summary JSON: the score, the expectations, the link and the firmware's view."""
     cap_est = outcome.final_state.get("capacity_mAh")
     score = outcome.scorer.summary(
         capacity_est_Ah=(cap_est / 1000.0) if cap_est else None,
         capacity_true_Ah=outcome.capacity_true_Ah,
     )
-    expectations = [r.as_dict() for r in outcome.checker.results]
     passed = outcome.completed and outcome.scorer.safe and outcome.checker.all_passed
-    link = client.stats.as_dict()
+    link = board.client.stats.as_dict()
     link["lost_samples"] = outcome.lost_samples
     return {
         "scenario": scenario.name,
@@ -78,12 +69,12 @@ def _summary(
         "seed": scenario.seed,
         "sample_period_s": scenario.sample_period_s,
         "mode": "realtime" if realtime else "lockstep",
-        "port": port,
+        "port": board.port,
         "passed": passed,
         "completed": outcome.completed,
         **score,
         "capacity_learned_count": outcome.final_state.get("cap_learn_count"),
-        "expectations": expectations,
+        "expectations": [r.as_dict() for r in outcome.checker.results],
         "steps": outcome.steps,
         "sim_time_s": round(outcome.t_end_s, 3),
         "wall_s": round(outcome.wall_s, 3),
@@ -96,81 +87,11 @@ def _summary(
     }
 
 
-async def _await_firmware(client: BmsClient) -> None:
-    """A board just rebooted into its firmware: wait until it answers HELLO."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + BOOT_TIMEOUT_S
-    while True:
-        try:
-            await client.hello()
-            return
-        except BmsError:
-            if loop.time() > deadline:
-                raise
-
-
-async def run_scenario(
-    scenario: Scenario,
-    *,
-    port: str | None = None,
-    board: VirtualBoard | None = None,
-    out_dir: str | Path,
-    realtime: bool = False,
-    micropython: str | None = None,
-    cell: str | None = None,
-    progress: bool = False,
-) -> RunResult:
-    """Run `scenario` in closed loop and write <name>.bdf.csv, <name>.summary.json, <name>.png.
-
-    port=None and board=None: start a fresh virtual board (flash folder out_dir/flash,
-    provisioned for the cell, with the scenario's initial state file). board: use this
-    already started virtual board as is. port: a real board in link mode (no power cuts).
-    """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    design = resolve_design(scenario, cell)
-    check_scenario(scenario, design, can_cut_power=port is None)
-    own_board: VirtualBoard | None = None
-    if port is None and board is None:
-        from host.vboard.provision import provision_flash
-
-        flash = out / "flash"
-        if flash.exists():
-            shutil.rmtree(flash)
-        provision_flash(flash, design, board="virtual")
-        write_initial_state(flash, scenario, design)
-        own_board = VirtualBoard(flash, micropython)
-        board = own_board
-    link: SerialLink | None = None
-    try:
-        if own_board is not None:
-            # Open the port before power-up: pyserial empties the input buffer on open,
-            # which would otherwise race with (and may swallow) the BOOT frame.
-            await own_board.start(powered=False)
-        elif port is not None:
-            await prepare_board_state(port, scenario, design)
-        the_port = port if port is not None else board.port  # type: ignore[union-attr]
-        link = await SerialLink.open(the_port)
-        if own_board is not None:
-            await own_board.power_on()
-        client = BmsClient(link, timeout_s=REPLY_TIMEOUT_S)
-        if own_board is not None:
-            await client.wait_boot(BOOT_TIMEOUT_S)
-        elif port is not None:
-            await _await_firmware(client)
-        bar = Progress(
-            len(scenario.steps), label=scenario.name, enabled=None if progress else False
-        )
-        loop = ClosedLoop(scenario, design, client, power=board, realtime=realtime, progress=bar)
-        outcome = await loop.run()
-    finally:
-        if link is not None:
-            await link.close()
-        if own_board is not None:
-            await own_board.stop()
-
-    summary = _summary(scenario, design, outcome, client, port=the_port, realtime=realtime)
-    stem = scenario.name
+def write_outputs(
+    summary: dict[str, Any], outcome: LoopOutcome, design: CellDesign, out: Path
+) -> dict[str, str]:
+    """<name>.bdf.csv, <name>.png and <name>.summary.json in `out`; their paths."""
+    stem = summary["scenario"]
     outputs = {
         "log": str(out / f"{stem}.bdf.csv"),
         "summary": str(out / f"{stem}.summary.json"),
@@ -179,7 +100,7 @@ async def run_scenario(
     summary["outputs"] = outputs
     write_bdf_log(outcome.log, Path(outputs["log"]))
     subtitle = (
-        f"{design.name}, {design.n_series}S, period {scenario.sample_period_s} s | SOC RMS "
+        f"{design.name}, {design.n_series}S, period {summary['sample_period_s']} s | SOC RMS "
         f"{summary['soc_rmse_pct']:.2f} %, max {summary['soc_max_error_pct']:.2f} % | "
         f"violations {len(summary['violations'])} | "
         f"expectations {sum(e['passed'] for e in summary['expectations'])}/"
@@ -188,10 +109,42 @@ async def run_scenario(
     write_plot(
         outcome.log,
         Path(outputs["plot"]),
-        title=f"sisnbms emulate: {scenario.name}",
+        title=f"sisnbms emulate: {stem}",
         subtitle=subtitle,
         limits=design.limits,
         fault_names={bit: name for name, bit in FAULT_BITS.items()},
     )
     Path(outputs["summary"]).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return outputs
+
+
+async def run_scenario(
+    scenario: Scenario,
+    *,
+    port: str | None = None,
+    out_dir: str | Path,
+    realtime: bool = False,
+    micropython: str | None = None,
+    cell: str | None = None,
+    progress: bool = False,
+) -> RunResult:
+    """Run `scenario` in closed loop and write <name>.bdf.csv, <name>.summary.json, <name>.png.
+
+    port=None: a fresh virtual board whose flash folder is out_dir/flash, provisioned for
+    the cell, with the scenario's initial state file. port: a flashed board in link mode.
+    """
+    out = Path(out_dir)
+    design = resolve_design(scenario, cell)
+    board = open_board(port=port, flash_dir=out / "flash", micropython=micropython)
+    check_scenario(scenario, design, can_cut_power=board.can_cut_power)
+    out.mkdir(parents=True, exist_ok=True)
+    async with board:
+        await board.start(BoardSetup(design, scenario.initial))
+        bar = Progress(
+            len(scenario.steps), label=scenario.name, enabled=None if progress else False
+        )
+        loop = ClosedLoop(scenario, design, board, realtime=realtime, progress=bar)
+        outcome = await loop.run()
+        summary = build_summary(scenario, design, outcome, board, realtime=realtime)
+    outputs = write_outputs(summary, outcome, design, out)
     return RunResult(summary, outputs, bool(summary["passed"]), outcome)

@@ -20,19 +20,15 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from host.boards import Board
-from host.flash.board_files import BoardFiles
-from host.flash.stage import StagedFile, counterpart, stage_firmware
+from host.image import StagedFile, counterpart, stage_firmware
 from host.link import SerialLink
+from host.link.board_files import BoardFiles, request_repl
 
 if TYPE_CHECKING:
     from cellmodel import CellDesign
 
 # Boot flag bit 4 of HELLO_REPLY: the firmware rejected bms_config.json.
 _CONFIG_REJECTED = 1 << 4
-
-
-class FlashFailed(Exception):
-    """The files did not verify or the firmware did not come up as written (exit code 1)."""
 
 
 @dataclass
@@ -76,27 +72,6 @@ async def flash_board(
     result.ok = result.verified and not result.problems
     result.seconds = round(time.monotonic() - t0, 2)
     return result
-
-
-async def request_repl(port: str, timeout_s: float = 0.5) -> bool:
-    """Send HELLO then ENTER_REPL so a running firmware hands the port back; True if it did.
-
-    HELLO first: it opens a session whatever sequence number the previous
-    session ended on. No answer is normal: the board may sit at its REPL
-    already, and mpremote's Ctrl-C then does the rest.
-    """
-    from host.protocol.client import BmsClient, BmsError
-
-    async with await SerialLink.open(port) as link:
-        client = BmsClient(link, timeout_s=timeout_s, retries=0)
-        try:
-            await client.hello()
-            await client.enter_repl()
-        except BmsError:
-            return False
-        # Let the firmware save its state and print the REPL banner.
-        await link.drain_input(0.2)
-        return True
 
 
 def _transfer(port: str, staged: list[StagedFile], result: FlashResult) -> None:

@@ -9,14 +9,13 @@ from host.scenarios.scenario import (
     load_scenario,
     parse_scenario,
 )
-from host.scenarios.steps import DriveStep, ExpectStep, FaultStep, ScenarioStep
+from host.scenarios.steps import DriveStep, Expectation, ScenarioStep
 
 __all__ = [
     "DEFAULT_SCENARIO",
     "LIBRARY_DIR",
     "DriveStep",
-    "ExpectStep",
-    "FaultStep",
+    "Expectation",
     "InitialState",
     "Scenario",
     "ScenarioStep",

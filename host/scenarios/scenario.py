@@ -29,6 +29,7 @@ Bad files raise InputError naming the file, the field (or step index) and the re
 from __future__ import annotations
 
 import math
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib  # pyright: ignore[reportMissingImports]
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 LIBRARY_DIR = Path(__file__).resolve().parent / "library"
 DEFAULT_SCENARIO = "full-cycle"
 
@@ -90,10 +92,6 @@ class Scenario:
     sensors: SensorSpec = field(default_factory=SensorSpec)
     steps: tuple[ScenarioStep, ...] = ()
     base_dir: Path = field(default_factory=Path.cwd)
-
-    @property
-    def step_texts(self) -> list[str]:
-        return [s.text for s in self.steps]
 
 
 def _number(
@@ -147,9 +145,16 @@ def parse_scenario(data: dict[str, Any], source: str, base_dir: Path | None = No
     for key in data:
         if key not in _TOP_KEYS:
             raise InputError(source, key, f"unknown key; known: {', '.join(sorted(_TOP_KEYS))}")
-    name = data.get("name", Path(source).stem.removesuffix(".toml"))
-    if not isinstance(name, str) or not name:
-        raise InputError(source, "name", "must be non-empty text")
+    stem = re.sub(r"[^A-Za-z0-9._-]", "-", Path(source).stem.removesuffix(".toml")).lstrip("._-")
+    name = data.get("name", stem[:64] or "scenario")
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        # The name becomes the output files' stem: no path separators, no "..".
+        raise InputError(
+            source,
+            "name",
+            f"must be 1-64 letters, digits, '.', '_' or '-' starting with a letter or digit, "
+            f"got {name!r}",
+        )
     description = data.get("description", "")
     if not isinstance(description, str):
         raise InputError(source, "description", "must be text")

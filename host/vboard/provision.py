@@ -1,5 +1,7 @@
 """Fill a virtual board's flash folder as `sisnbms flash --source` fills a real board's.
 
+The files come from host.image, the one maker of a board's flash image.
+
 Layout (docs/internals.md): boot.py, main.py, bms/*.py, adapters/*.py,
 board.json, bms_config.json. The firmware's own bms_state.json is left alone,
 so provisioning again keeps the persisted state as reflashing a board does.
@@ -7,44 +9,20 @@ so provisioning again keeps the persisted state as reflashing a board does.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from host.boards import Board, board_json, load_board
-from host.resources import firmware_dir
+from host.boards import Board
+from host.image import config_files, firmware_sources
 
 if TYPE_CHECKING:
     from cellmodel import CellDesign
 
 
-def firmware_sources() -> list[tuple[str, Path]]:
-    """(path on the board, local file) for every firmware .py: root, bms/, adapters/."""
-    root = firmware_dir()
-    files = sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
-    return [(p.relative_to(root).as_posix(), p) for p in files]
-
-
 def has_firmware(flash_dir: str | os.PathLike[str]) -> bool:
     return (Path(flash_dir) / "main.py").is_file()
-
-
-def config_files(design: CellDesign | str | None, board: Board | str) -> dict[str, bytes]:
-    """board.json and bms_config.json for a cell design on a board."""
-    board_obj = board if isinstance(board, Board) else load_board(board)
-    # Imported here: host.firmware_config is built alongside and pulls in the cell model.
-    from cellmodel import load_cell
-    from host.firmware_config import build_config
-
-    if design is None or isinstance(design, str):
-        design = load_cell(design) if design else load_cell("sisn-lco-2ah")
-    cfg: dict[str, Any] = build_config(design, board_obj)
-    return {
-        "board.json": _json_bytes(board_json(board_obj)),
-        "bms_config.json": _json_bytes(cfg),
-    }
 
 
 def provision_flash(
@@ -67,9 +45,3 @@ def provision_flash(
         os.replace(tmp, flash / rel)
         written.append(rel)
     return written
-
-
-def _json_bytes(obj: Any) -> bytes:
-    # Compact and key-sorted: stable bytes, so reflashing an unchanged
-    # configuration is recognised by its hash.
-    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()

@@ -13,7 +13,7 @@ import pytest
 from cellmodel import load_cell
 from cellmodel.errors import InputError
 from host.emulator import RunResult, run_scenario
-from host.emulator.loop import ClosedLoop
+from host.emulator.loop import check_scenario
 from host.scenarios import load_scenario
 
 
@@ -192,7 +192,7 @@ async def test_reset_and_power_cut_restart_from_state(tmp_path: Path) -> None:
 def test_power_cut_needs_a_virtual_board(tmp_path: Path) -> None:
     path = scenario_file(tmp_path, "cut", ["Rest for 1 s", "Cut board power"])
     with pytest.raises(InputError) as info:
-        ClosedLoop(load_scenario(path), load_cell(), client=None, power=None)
+        check_scenario(load_scenario(path), load_cell(), can_cut_power=False)
     assert info.value.field == "steps[1]"
     assert "virtual board" in info.value.reason
 
@@ -200,13 +200,13 @@ def test_power_cut_needs_a_virtual_board(tmp_path: Path) -> None:
 def test_freeze_of_missing_cell_is_bad_input(tmp_path: Path) -> None:
     path = scenario_file(tmp_path, "frz", ["Freeze cell 3 voltage", "Rest for 1 s"])
     with pytest.raises(InputError, match="steps\\[0\\]"):
-        ClosedLoop(load_scenario(path), load_cell(), client=None, power=None)
+        check_scenario(load_scenario(path), load_cell(), can_cut_power=True)
 
 
 def test_missing_profile_is_bad_input(tmp_path: Path) -> None:
     path = scenario_file(tmp_path, "prof", ["Run nowhere.csv"])
     with pytest.raises(InputError) as info:
-        ClosedLoop(load_scenario(path), load_cell(), client=None, power=None)
+        check_scenario(load_scenario(path), load_cell(), can_cut_power=True)
     assert info.value.source == str(path) and info.value.field == "steps[0]"
 
 

@@ -7,10 +7,9 @@ import numpy as np
 from cellmodel import load_cell
 from cellmodel.experiment import parse_step
 from cellmodel.pack import PackModel
-from host.emulator.drive import CHARGER_GIVE_UP_S, DriveRun, bleed_currents, gate_current
-from host.emulator.expectations import ExpectationChecker, Observation
-from host.emulator.plant import Plant
-from host.scenarios.steps import parse_expectation
+from host.emulator.expectations import ExpectationChecker
+from host.emulator.plant import Plant, bleed_currents, gate_current
+from host.scenarios.steps import CHARGER_GIVE_UP_S, DriveRun, Observation, parse_expectation
 from host.sensors import Sensors, SensorSpec
 
 
@@ -35,12 +34,12 @@ def test_plant_gates_with_latest_decision_and_bleeds() -> None:
     plant = Plant(model, Sensors(SensorSpec.ideal(), model.n_cells, 1, seed=1), 33.0)
     step = plant.step(1.0, 1.0)  # switches open until the firmware answers
     assert step.applied_A == 0.0 and step.reading.current_mA == 0
-    plant.set_switches(chg_on=True, dsg_on=True, balance_bits=0b0001)
-    soc0 = model.soc.copy()
+    plant.set_gates(chg_on=True, dsg_on=True, balance_bits=0b0001)
+    soc0 = step.truth.soc.copy()
     step = plant.step(1.0, 10.0)
     assert step.applied_A == 1.0
     assert step.reading.current_mA == 1000  # the shunt does not see the bleed
-    drop = soc0 - model.soc
+    drop = soc0 - step.truth.soc
     assert drop[0] > drop[1]  # cell 1 also bleeds
 
 
@@ -50,7 +49,7 @@ def test_charge_step_ends_at_voltage_and_hold_at_current() -> None:
     run = DriveRun(parse_step("Charge at 1C until 4.2 V"), design.capacity_Ah, 5.0)
     while not run.done:
         dt = run.next_dt_s()
-        d = run.demand(model, dt)
+        d = run.limit_demand(run.ctrl.demand_current_A(model, dt))
         r = model.step(d, dt)
         run.after_sample(dt, d, d, r.v_V)
     assert "voltage" in run.end_reason
@@ -58,7 +57,7 @@ def test_charge_step_ends_at_voltage_and_hold_at_current() -> None:
     hold = DriveRun(parse_step("Hold at 4.2 V until C/20"), design.capacity_Ah, 5.0)
     while not hold.done:
         dt = hold.next_dt_s()
-        d = hold.demand(model, dt)
+        d = hold.limit_demand(hold.ctrl.demand_current_A(model, dt))
         r = model.step(d, dt)
         hold.after_sample(dt, d, d, r.v_V)
         assert r.v_V.max() < 4.2 + 1e-4
@@ -71,7 +70,7 @@ def test_blocked_step_gives_up() -> None:
     run = DriveRun(parse_step("Charge at 0.5C for 1 hour"), design.capacity_Ah, 1.0)
     t = 0.0
     while not run.done:
-        d = run.demand(model, 1.0)
+        d = run.limit_demand(run.ctrl.demand_current_A(model, 1.0))
         r = model.step(0.0, 1.0)  # CHG off: nothing flows
         run.after_sample(1.0, d, 0.0, r.v_V)
         t += 1.0
@@ -94,7 +93,7 @@ def obs(t: float, **kw: object) -> Observation:
 
 
 def exp(text: str):  # noqa: ANN201
-    step = parse_expectation(text, "s", "f")
+    step = parse_expectation(text)
     assert step is not None
     return step
 

@@ -11,7 +11,7 @@ import pytest
 
 from host.boards import load_board
 from host.cli.main import main
-from host.flash.stage import counterpart, stage_firmware
+from host.image import counterpart, stage_firmware
 from host.link import SerialLink
 from host.protocol.client import BmsClient
 from host.vboard import VirtualBoard

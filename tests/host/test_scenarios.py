@@ -3,19 +3,34 @@ the file, the step and the reason."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from cellmodel.errors import InputError
-from host.scenarios import (
-    DriveStep,
-    ExpectStep,
-    FaultStep,
-    library_names,
-    load_scenario,
-)
+from host.scenarios import DriveStep, Expectation, ScenarioStep, library_names, load_scenario
 from host.scenarios.steps import parse_scenario_step
+from host.scenarios.steps.expectations import (
+    ExpectCapacityError,
+    ExpectFault,
+    ExpectNoFault,
+    ExpectNoFaults,
+    ExpectSocError,
+    ExpectSocRmse,
+    ExpectSwitch,
+)
+from host.scenarios.steps.faults import (
+    CorruptFrames,
+    CutPower,
+    DropLink,
+    FreezeCell,
+    InjectCurrentOffset,
+    ResetBoard,
+    SetAmbient,
+    SetSensorNoise,
+    UnfreezeCells,
+)
 
 REQUIRED = {
     "full-cycle",
@@ -45,46 +60,50 @@ def test_default_is_full_cycle() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "kind", "value"),
+    ("text", "expected"),
     [
-        ("Inject current offset 20 mA", "current_offset", 20.0),
-        ("Set sensor noise 5 mV", "sensor_noise", 5.0),
-        ("Freeze cell 2 voltage", "freeze_cell", 2.0),
-        ("Unfreeze cells", "unfreeze", 0.0),
-        ("Drop link for 5 s", "drop_link", 5.0),
-        ("Drop link for 2 minutes", "drop_link", 120.0),
-        ("Corrupt 1% of frames", "corrupt", 0.01),
-        ("Set ambient 50 degC", "ambient", 50.0),
-        ("Set ambient -10 degC", "ambient", -10.0),
-        ("Reset board", "reset", 0.0),
-        ("Cut board power", "power_cut", 0.0),
+        ("Inject current offset 20 mA", InjectCurrentOffset("", 20.0)),
+        ("Inject current offset -15 mA", InjectCurrentOffset("", -15.0)),
+        ("Set sensor noise 5 mV", SetSensorNoise("", 5.0)),
+        ("Freeze cell 2 voltage", FreezeCell("", 2)),
+        ("Unfreeze cells", UnfreezeCells("")),
+        ("Drop link for 5 s", DropLink("", 5.0)),
+        ("Drop link for 2 minutes", DropLink("", 120.0)),
+        ("Drop link for 5 mins", DropLink("", 300.0)),
+        ("Drop link for 1 day", DropLink("", 86400.0)),
+        ("Corrupt 1% of frames", CorruptFrames("", 0.01)),
+        ("Set ambient 50 degC", SetAmbient("", 50.0)),
+        ("Set ambient -10 degC", SetAmbient("", -10.0)),
+        ("Reset board", ResetBoard("")),
+        ("Cut board power", CutPower("")),
     ],
 )
-def test_fault_steps(text: str, kind: str, value: float) -> None:
-    step = parse_scenario_step(text, "s.toml", "steps[0]")
-    assert isinstance(step, FaultStep)
-    assert step.kind == kind
-    assert step.value == pytest.approx(value)
+def test_fault_steps(text: str, expected: ScenarioStep) -> None:
+    assert parse_scenario_step(text, "s.toml", "steps[0]") == dataclasses.replace(
+        expected,  # type: ignore[type-var]
+        text=text,
+    )
 
 
 def test_expectation_steps() -> None:
-    def parse(text: str) -> ExpectStep:
+    def parse(text: str) -> Expectation:
         step = parse_scenario_step(text, "s.toml", "steps[3]")
-        assert isinstance(step, ExpectStep)
+        assert isinstance(step, Expectation)
         return step
 
-    e = parse("Expect DSG off within 2 s")
-    assert (e.kind, e.switch, e.on, e.within_s) == ("switch", "DSG", False, 2.0)
-    e = parse("Expect CHG on")
-    assert (e.kind, e.switch, e.on, e.within_s) == ("switch", "CHG", True, None)
+    assert parse("Expect DSG off within 2 s") == ExpectSwitch(
+        "Expect DSG off within 2 s", "DSG", False, 2.0
+    )
+    assert parse("Expect CHG on") == ExpectSwitch("Expect CHG on", "CHG", True, None)
     e = parse("Expect fault UT_CHG within 1 minute")
-    assert (e.kind, e.fault, e.within_s) == ("fault", "UT_CHG", 60.0)
-    assert parse("Expect no faults").kind == "no_faults"
-    assert parse("Expect no fault link_lost").fault == "LINK_LOST"
-    e = parse("Expect SOC error below 2%")
-    assert (e.kind, e.limit_pct) == ("soc_error", 2.0)
-    assert parse("Expect SOC RMS error below 1%").kind == "soc_rmse"
-    assert parse("Expect capacity error below 3%").kind == "capacity_error"
+    assert e == ExpectFault(e.text, "UT_CHG", 60.0)
+    assert isinstance(parse("Expect no faults"), ExpectNoFaults)
+    assert parse("Expect no fault link_lost") == ExpectNoFault(
+        "Expect no fault link_lost", "LINK_LOST"
+    )
+    assert parse("Expect SOC error below 2%") == ExpectSocError("Expect SOC error below 2%", 2.0)
+    assert isinstance(parse("Expect SOC RMS error below 1%"), ExpectSocRmse)
+    assert isinstance(parse("Expect capacity error below 3%"), ExpectCapacityError)
 
 
 def test_drive_steps_come_from_cellmodel() -> None:
@@ -101,6 +120,11 @@ def test_drive_steps_come_from_cellmodel() -> None:
         ("Dance at 1C", "Discharge, Charge"),
         ("Corrupt 150% of frames", "outside"),
         ("Freeze cell 0 voltage", "numbered from 1"),
+        ("Drop link for -5 s", "> 0 s"),
+        ("Drop link for 0 s", "> 0 s"),
+        ("Expect SOC error below -5%", "> 0 %"),
+        ("Expect DSG off within -5 s", ">= 0 s"),
+        ("Set sensor noise -1 mV", ">= 0 mV"),
     ],
 )
 def test_bad_steps_name_file_step_and_text(text: str, needle: str) -> None:

@@ -24,7 +24,7 @@ def add(s: Scorer, t: float, **kw: object) -> None:
         current_A=1.0,
         cell_v_V=np.array([3.7]),
         soc_true=0.5,
-        soc_est=0.5,
+        soc_est_pct=50.0,
         cell_temp_degC=np.array([25.0]),
         anode_util_mAh_g=np.array([800.0]),
         anode_potential_V=np.array([0.2]),
@@ -37,9 +37,9 @@ def add(s: Scorer, t: float, **kw: object) -> None:
 
 def test_soc_error_statistics() -> None:
     s = Scorer(LIMITS)
-    add(s, 1, soc_true=0.50, soc_est=0.51)
-    add(s, 2, soc_true=0.50, soc_est=0.47)
-    add(s, 3, soc_true=0.10, soc_est=0.12)
+    add(s, 1, soc_true=0.50, soc_est_pct=51.0)
+    add(s, 2, soc_true=0.50, soc_est_pct=47.0)
+    add(s, 3, soc_true=0.10, soc_est_pct=12.0)
     assert s.soc_rmse_pct == pytest.approx(np.sqrt((1 + 9 + 4) / 3))
     assert s.soc_max_error_pct == pytest.approx(3.0)
     out = s.summary(capacity_est_Ah=2.04, capacity_true_Ah=2.0)

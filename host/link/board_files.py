@@ -1,6 +1,7 @@
 """The board's filesystem through mpremote's serial transport (the real mpremote, as a library).
 
-Synchronous, like mpremote itself: host.flash.flasher runs it in a thread.
+Synchronous, like mpremote itself: callers run it in a thread. `request_repl` asks a
+running firmware to hand the port to the REPL first (protocol ENTER_REPL).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from mpremote.transport import TransportError, TransportExecError
 from mpremote.transport_serial import SerialTransport
 
 from cellmodel.errors import InputError
+from host.link.serial_link import SerialLink
 
 # Runs on the board: sha256 of each path, None when missing. hashlib is in
 # the rp2 and esp32 builds; without it the caller reads the files back.
@@ -110,3 +112,24 @@ class BoardFiles:
 
     def close(self) -> None:
         self._t.close()
+
+
+async def request_repl(port: str, timeout_s: float = 0.5) -> bool:
+    """Send HELLO then ENTER_REPL so a running firmware hands the port back; True if it did.
+
+    HELLO first: it opens a session whatever sequence number the previous
+    session ended on. No answer is normal: the board may sit at its REPL
+    already, and mpremote's Ctrl-C then does the rest.
+    """
+    from host.protocol.client import BmsClient, BmsError
+
+    async with await SerialLink.open(port) as link:
+        client = BmsClient(link, timeout_s=timeout_s, retries=0)
+        try:
+            await client.hello()
+            await client.enter_repl()
+        except BmsError:
+            return False
+        # Let the firmware save its state and print the REPL banner.
+        await link.drain_input(0.2)
+        return True

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from cellmodel.design import CellDesign
-from host.scenarios import Scenario
+from host.scenarios import InitialState
 
 STATE_FILE = "bms_state.json"
 
@@ -26,13 +26,12 @@ _CHARGE, _DISCHARGE = 0, 1
 _UNCERTAINTY = 0.005
 
 
-def initial_state_dict(scenario: Scenario, capacity_mAh: int) -> dict[str, Any]:
+def initial_state_dict(init: InitialState, capacity_mAh: int) -> dict[str, Any]:
     """The state the firmware would have persisted at the scenario's start (bms.storage keys).
 
     q_mAs is the charge held by the cell against the learned capacity cap_mAs (the
     configured capacity: nothing learned yet); the branch is the scenario's, known.
     """
-    init = scenario.initial
     soc = init.firmware_soc if init.firmware_soc is not None else init.soc
     cap_mAs = int(capacity_mAh) * 3600
     return {
@@ -50,15 +49,15 @@ def initial_state_dict(scenario: Scenario, capacity_mAh: int) -> dict[str, Any]:
     }
 
 
-def write_initial_state(flash_dir: Path, scenario: Scenario, design: CellDesign) -> Path | None:
+def write_initial_state(flash_dir: Path, init: InitialState, design: CellDesign) -> Path | None:
     """Write (or remove) bms_state.json in a virtual board's flash folder."""
     path = Path(flash_dir) / STATE_FILE
-    if not scenario.initial.state_file:
+    if not init.state_file:
         path.unlink(missing_ok=True)
         return None
     config = json.loads((Path(flash_dir) / "bms_config.json").read_text(encoding="utf-8"))
     capacity_mAh = int(config.get("capacity_mAh") or round(design.capacity_Ah * 1000.0))
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(initial_state_dict(scenario, capacity_mAh)), encoding="utf-8")
+    tmp.write_text(json.dumps(initial_state_dict(init, capacity_mAh)), encoding="utf-8")
     os.replace(tmp, path)
     return path

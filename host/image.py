@@ -1,4 +1,7 @@
-"""What `sisnbms flash` writes: the firmware (compiled or as source) and the two JSON files.
+"""A board's flash image: the firmware (compiled or as source), board.json and bms_config.json.
+
+The one maker of what goes on a board: `sisnbms flash` writes it with mpremote, the
+virtual board's provisioning copies it into a folder.
 
 mpy-cross compiles every module except boot.py and main.py, which a board
 only runs as source. Bytecode .mpy files from mpy-cross 1.23+ are version 6.3
@@ -9,16 +12,17 @@ and carry no architecture unless they hold native code, so the board's
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cellmodel.errors import InputError
-from host.boards import Board
-from host.vboard.provision import config_files, firmware_sources
+from host.boards import Board, board_json, load_board
+from host.resources import firmware_dir
 
 if TYPE_CHECKING:
     from cellmodel import CellDesign
@@ -35,6 +39,29 @@ class StagedFile:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.data).hexdigest()
+
+
+def firmware_sources() -> list[tuple[str, Path]]:
+    """(path on the board, local file) for every firmware .py: root, bms/, adapters/."""
+    root = firmware_dir()
+    files = sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
+    return [(p.relative_to(root).as_posix(), p) for p in files]
+
+
+def config_files(design: CellDesign | str | None, board: Board | str) -> dict[str, bytes]:
+    """board.json and bms_config.json for a cell design on a board."""
+    board_obj = board if isinstance(board, Board) else load_board(board)
+    # Imported here: host.firmware_config is built alongside and pulls in the cell model.
+    from cellmodel import load_cell
+    from host.firmware_config import build_config
+
+    if design is None or isinstance(design, str):
+        design = load_cell(design) if design else load_cell("sisn-lco-2ah")
+    cfg: dict[str, Any] = build_config(design, board_obj)
+    return {
+        "board.json": _json_bytes(board_json(board_obj)),
+        "bms_config.json": _json_bytes(cfg),
+    }
 
 
 def mpy_cross_path() -> Path:
@@ -95,3 +122,9 @@ def counterpart(path: str) -> str | None:
     if path.endswith(".py"):
         return path[:-3] + ".mpy"
     return None
+
+
+def _json_bytes(obj: Any) -> bytes:
+    # Compact and key-sorted: stable bytes, so reflashing an unchanged
+    # configuration is recognised by its hash.
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()

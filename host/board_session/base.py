@@ -1,0 +1,118 @@
+"""One board for one run, whatever kind it is: the interface the emulator, `hil`, the pytest
+plugin and campaigns use, so none of them asks which kind of board it has.
+
+Like python-can's buses, every kind behaves the same to its user: start it with
+what the run needs on its flash (`BoardSetup`), talk to the firmware through
+`client`, cut and restore power where the kind can, tear it down. The virtual
+board (the MicroPython unix port on a pty) and a flashed board at a serial port
+implement it; so can any new target (docs/internals.md, "How to change it").
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from host.link.serial_link import SerialLink
+from host.protocol.client import BmsClient, BmsError
+
+if TYPE_CHECKING:
+    from cellmodel.design import CellDesign
+    from host.scenarios import InitialState
+
+# A reply slower than this (after the client's retries) counts the sample as lost.
+REPLY_TIMEOUT_S = 1.0
+# A virtual board boots in well under a second; a real one after a reset in a few.
+BOOT_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class BoardSetup:
+    """What a run puts on the board before the firmware starts.
+
+    `design` is the cell the BMS is configured for (its belief, never the simulated
+    cell's truth); `initial` says which persisted state the firmware boots from (None:
+    leave the board's own: a fresh virtual board has none, a flashed board keeps its).
+    """
+
+    design: CellDesign
+    initial: InitialState | None = None
+
+
+class PowerNotControllable(RuntimeError):
+    """The host cannot switch this board's power."""
+
+
+class BoardSession(ABC):
+    """A board with the firmware running, reachable through `client` once started."""
+
+    kind: ClassVar[str]
+    can_cut_power: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        self._link: SerialLink | None = None
+        self._client: BmsClient | None = None
+
+    @property
+    @abstractmethod
+    def port(self) -> str:
+        """The serial port the firmware talks on (a device path)."""
+
+    @property
+    def client(self) -> BmsClient:
+        if self._client is None:
+            raise RuntimeError(f"{self.kind} board not started")
+        return self._client
+
+    @abstractmethod
+    async def start(self, setup: BoardSetup, *, connect: bool = True) -> None:
+        """Put the setup on the board and leave it running the firmware; with `connect`,
+        `client` is connected too (the firmware has answered, so the next request is
+        served). Without, the port is free for another program until `connect()`."""
+
+    async def connect(self) -> BmsClient:
+        """Open the link to a started board and wait until the firmware answers HELLO."""
+        client = await self._open_link()
+        deadline = time.monotonic() + BOOT_TIMEOUT_S
+        while True:
+            try:
+                await client.hello()
+                return client
+            except BmsError:
+                if time.monotonic() > deadline:
+                    raise
+
+    async def power_cut(self) -> None:
+        raise PowerNotControllable(f"the host cannot switch a {self.kind} board's power")
+
+    async def power_on(self) -> None:
+        raise PowerNotControllable(f"the host cannot switch a {self.kind} board's power")
+
+    async def teardown(self) -> None:
+        """Close the link and release the board; safe to call twice or before start."""
+        link, self._link, self._client = self._link, None, None
+        if link is not None:
+            await link.close()
+
+    def describe(self) -> dict[str, Any]:
+        """What a run's summary says about the board."""
+        return {"kind": self.kind, "port": self.port if self._client else None}
+
+    async def _open_link(self) -> BmsClient:
+        self._link = await SerialLink.open(self.port)
+        self._client = BmsClient(self._link, timeout_s=REPLY_TIMEOUT_S)
+        return self._client
+
+    async def __aenter__(self) -> BoardSession:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.teardown()

@@ -1,0 +1,60 @@
+"""A flashed board at a serial port (a real Pico or ESP32, or a virtual board started apart).
+
+The board runs the firmware in link mode. Before the run, the scenario's persisted
+state is put on it the way `sisnbms flash` reaches a board: ENTER_REPL over the
+protocol, then mpremote writes (or removes) bms_state.json and the board reboots
+into the firmware, which restores that state at boot. So `hil` starts from the
+same firmware state as `emulate`. The host cannot switch its power.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from cellmodel.design import CellDesign
+from cellmodel.errors import InputError
+from host.board_session.base import BoardSession, BoardSetup
+from host.board_session.state_file import STATE_FILE, initial_state_dict
+from host.link.board_files import BoardFiles, request_repl
+from host.scenarios import InitialState
+
+
+class SerialBoardSession(BoardSession):
+    kind = "serial"
+
+    def __init__(self, port: str) -> None:
+        super().__init__()
+        self._port = port
+
+    @property
+    def port(self) -> str:
+        return self._port
+
+    async def start(self, setup: BoardSetup, *, connect: bool = True) -> None:
+        if setup.initial is not None:
+            await request_repl(self._port)
+            await asyncio.to_thread(_put_state, self._port, setup.initial, setup.design)
+        if connect:
+            await self.connect()
+
+
+def _put_state(port: str, init: InitialState, design: CellDesign) -> None:
+    files = BoardFiles(port)
+    try:
+        files.enter_raw_repl()
+        if init.state_file:
+            try:
+                config = json.loads(bytes(files.read("bms_config.json")).decode())
+            except (OSError, ValueError) as exc:
+                raise InputError(
+                    "--port", port, f"no readable bms_config.json on the board ({exc}); flash it"
+                ) from exc
+            capacity_mAh = int(config.get("capacity_mAh") or round(design.capacity_Ah * 1000))
+            state = initial_state_dict(init, capacity_mAh)
+            files.write(STATE_FILE, json.dumps(state).encode())
+        elif files.hashes([STATE_FILE])[STATE_FILE] is not None:
+            files.remove(STATE_FILE)
+        files.reboot_into_firmware()
+    finally:
+        files.close()

@@ -1,0 +1,77 @@
+"""A fresh virtual board for one run: the real firmware under the MicroPython unix port.
+
+Its flash is a folder the user can look at afterwards (the run's `flash/`):
+provisioned from host.image for the cell the BMS is configured for, plus the
+persisted state the run starts from.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from host.board_session.base import BOOT_TIMEOUT_S, BoardSession, BoardSetup
+from host.board_session.state_file import write_initial_state
+from host.vboard import VirtualBoard
+from host.vboard.provision import provision_flash
+
+
+class VirtualBoardSession(BoardSession):
+    kind = "virtual"
+    can_cut_power = True
+
+    def __init__(
+        self,
+        flash_dir: str | os.PathLike[str],
+        *,
+        micropython: str | os.PathLike[str] | None = None,
+        board: str = "virtual",
+    ) -> None:
+        super().__init__()
+        self.flash_dir = Path(flash_dir)
+        self.micropython = micropython
+        self.board_name = board
+        self.board: VirtualBoard | None = None
+
+    @property
+    def port(self) -> str:
+        if self.board is None:
+            raise RuntimeError("virtual board not started")
+        return self.board.port
+
+    async def start(self, setup: BoardSetup, *, connect: bool = True) -> None:
+        flash = self.flash_dir
+        if flash.exists():
+            shutil.rmtree(flash)
+        provision_flash(flash, setup.design, board=self.board_name)
+        if setup.initial is not None:
+            write_initial_state(flash, setup.initial, setup.design)
+        self.board = VirtualBoard(flash, self.micropython)
+        if not connect:
+            await self.board.start()
+            return
+        # Open the port before power-up: pyserial empties the input buffer on open,
+        # which would otherwise race with (and may swallow) the BOOT frame.
+        await self.board.start(powered=False)
+        client = await self._open_link()
+        await self.board.power_on()
+        await client.wait_boot(BOOT_TIMEOUT_S)
+
+    async def power_cut(self) -> None:
+        assert self.board is not None
+        await self.board.power_cut()
+
+    async def power_on(self) -> None:
+        assert self.board is not None
+        await self.board.power_on()
+
+    async def teardown(self) -> None:
+        await super().teardown()
+        board, self.board = self.board, None
+        if board is not None:
+            await board.stop()
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "flash_dir": str(self.flash_dir)}

@@ -1,0 +1,121 @@
+"""What a run records per sample: the score, the expectations and the log, from one place.
+
+The loop hands each sample's PlantStep (the truth after the step and the reading
+the firmware got), the gates the plant now applies and the firmware's reply.
+The recorder keeps the firmware's latest reply (its beliefs), so a sample
+without a reply (link down, lost frame) is logged and scored against the last
+estimate the host has. Current is positive on discharge.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from host.emulator.expectations import ExpectationChecker
+from host.emulator.plant import Gates, PlantStep
+from host.protocol.codec import State
+from host.report.log import LogRow, RunLog
+from host.scenarios.steps import Expectation, Observation
+from host.scoring import CellLimits, Scorer, soc_error_pct
+
+
+class Recorder:
+    def __init__(self, limits: CellLimits, n_cells: int) -> None:
+        self.scorer = Scorer(limits)
+        self.checker = ExpectationChecker()
+        self.log = RunLog(n_cells)
+        self.last_reply: State | None = None
+        self.last_obs: Observation | None = None
+
+    def expect(self, index: int, step: Expectation) -> None:
+        """An expectation reached in the scenario: judged now or pending (see its `within_s`)."""
+        self.checker.add(index, step, self.last_obs)
+
+    def reply(self, t_s: float, reply: State, ps: PlantStep, capacity_true_Ah: float) -> None:
+        """A reply that is not a sample's (the state read when the link comes back)."""
+        self.last_reply = reply
+        self._observe(t_s, reply, ps, capacity_true_Ah)
+
+    def sample(
+        self,
+        t_s: float,
+        step_index: int,
+        ps: PlantStep,
+        gates: Gates,
+        reply: State | None,
+        *,
+        link_up: bool,
+        capacity_true_Ah: float,
+    ) -> None:
+        """One sample: ps the plant's, gates after the reply, reply None when none came."""
+        if reply is not None:
+            self.last_reply = reply
+        last = self.last_reply
+        truth = ps.truth
+        soc_true = float(np.mean(truth.soc))
+        if last is not None:
+            self.scorer.add(
+                t_s,
+                current_A=ps.applied_A,
+                cell_v_V=truth.v_V,
+                soc_true=soc_true,
+                soc_est_pct=last.soc_pct,
+                cell_temp_degC=truth.temp_degC,
+                anode_util_mAh_g=truth.anode_util_mAh_g,
+                anode_potential_V=truth.anode_potential_V,
+                chg_on=gates.chg_on,
+                dsg_on=gates.dsg_on,
+            )
+            if reply is not None:
+                self._observe(t_s, reply, ps, capacity_true_Ah)
+        self.log.add(self._row(t_s, step_index, ps, gates, last, link_up and reply is not None))
+
+    def _observe(self, t_s: float, reply: State, ps: PlantStep, capacity_true_Ah: float) -> None:
+        cap_err = None
+        if reply.capacity_mAh:
+            true_mAh = capacity_true_Ah * 1000.0
+            cap_err = (reply.capacity_mAh - true_mAh) / true_mAh * 100.0
+        obs = Observation(
+            t_s=t_s,
+            chg_on=reply.chg_on,
+            dsg_on=reply.dsg_on,
+            faults=reply.fault_bits,
+            soc_error_pct=soc_error_pct(reply.soc_pct, float(np.mean(ps.truth.soc))),
+            soc_rmse_pct=self.scorer.soc_rmse_pct,
+            capacity_error_pct=cap_err,
+        )
+        self.last_obs = obs
+        self.checker.observe(obs)
+
+    @staticmethod
+    def _row(
+        t_s: float, step: int, ps: PlantStep, gates: Gates, st: State | None, link_ok: bool
+    ) -> LogRow:
+        truth = ps.truth
+        return LogRow(
+            t_s=t_s,
+            step=step,
+            demand_A=ps.demand_A,
+            current_A=ps.applied_A,
+            pack_v_V=truth.pack_v_V,
+            cell_v_V=truth.v_V.copy(),
+            soc_true=float(np.mean(truth.soc)),
+            soc_min_true=float(np.min(truth.soc)),
+            temp_max_degC=float(np.max(truth.temp_degC)),
+            anode_util_max_mAh_g=float(np.max(truth.anode_util_mAh_g)),
+            anode_potential_min_V=float(np.min(truth.anode_potential_V)),
+            h_mean=float(np.mean(truth.h)),
+            meas_current_mA=ps.reading.current_mA,
+            fw_soc_pct=st.soc_pct if st else float("nan"),
+            fw_soc_unc_pct=st.soc_unc_pct if st else float("nan"),
+            fw_capacity_mAh=st.capacity_mAh if st else 0,
+            fw_anode_util_mAh_g=st.anode_util_mAh_g if st else float("nan"),
+            fw_current_mA=st.current_mA if st else 0,
+            chg_on=gates.chg_on,
+            dsg_on=gates.dsg_on,
+            faults=st.fault_bits if st else 0,
+            latched=st.latched_bits if st else 0,
+            warnings=st.warning_bits if st else 0,
+            balance=gates.balance_bits,
+            link_ok=link_ok,
+        )

@@ -1,0 +1,174 @@
+"""Expectation steps: what the firmware's replies must show.
+
+    Expect DSG off within 2 s          Expect CHG on
+    Expect fault UT_CHG within 10 s    Expect no fault OV
+    Expect no faults                   Expect SOC error below 2%
+    Expect SOC RMS error below 1%      Expect capacity error below 3%
+
+Each class parses the body after "Expect" (and before an optional "within T").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from cellmodel.quantities import SIGNED_DURATION, SIGNED_NUMBER, seconds
+from host.protocol.faults import FAULT_BITS
+from host.scenarios.steps.base import Expectation, Observation
+
+_WITHIN = re.compile(rf"\s+within\s+{SIGNED_DURATION}\s*$", re.IGNORECASE)
+_LIMIT = rf"(?:below|under|<) {SIGNED_NUMBER}\s*%"
+EXAMPLES = (
+    "'Expect DSG off within 2 s', 'Expect fault UT_CHG', 'Expect no faults', "
+    "'Expect SOC error below 2%', 'Expect SOC RMS error below 1%', "
+    "'Expect capacity error below 3%'"
+)
+
+
+def _rx(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+def split_expectation(text: str) -> tuple[str, float | None] | None:
+    """(body after "Expect", within_s) or None when the text is not an expectation."""
+    stripped = text.strip().rstrip(".")
+    if not stripped.lower().startswith("expect "):
+        return None
+    within_s: float | None = None
+    m = _WITHIN.search(stripped)
+    if m:
+        within_s = seconds(m.group(1), m.group(2))
+        if within_s < 0:
+            raise ValueError("'within' needs a duration >= 0 s")
+        stripped = stripped[: m.start()]
+    return stripped[len("expect ") :].strip(), within_s
+
+
+def _fault_name(name: str) -> str:
+    upper = name.upper()
+    if upper not in FAULT_BITS:
+        raise ValueError(f"unknown fault {name!r}; known: {', '.join(sorted(FAULT_BITS))}")
+    return upper
+
+
+def _limit_pct(m: re.Match[str], group: int) -> float:
+    value = float(m.group(group))
+    if value <= 0:
+        raise ValueError(f"the limit must be > 0 %, got {value:g} %")
+    return value
+
+
+@dataclass(frozen=True)
+class ExpectSwitch(Expectation):
+    text: str
+    switch: str  # "CHG" | "DSG"
+    on: bool
+    within_s: float | None = None
+    PATTERN = _rx(r"(chg|dsg) (on|off)")
+
+    @classmethod
+    def from_match(cls, text: str, m: re.Match[str]) -> ExpectSwitch:
+        return cls(text, m.group(1).upper(), m.group(2).lower() == "on")
+
+    def judge(self, obs: Observation) -> tuple[bool, str]:
+        state = obs.chg_on if self.switch == "CHG" else obs.dsg_on
+        return state == self.on, f"{self.switch} {'on' if state else 'off'}"
+
+
+@dataclass(frozen=True)
+class ExpectFault(Expectation):
+    text: str
+    fault: str
+    within_s: float | None = None
+    PATTERN = _rx(r"fault (\w+)")
+
+    @classmethod
+    def from_match(cls, text: str, m: re.Match[str]) -> ExpectFault:
+        return cls(text, _fault_name(m.group(1)))
+
+    def judge(self, obs: Observation) -> tuple[bool, str]:
+        return bool(obs.faults & (1 << FAULT_BITS[self.fault])), f"faults 0x{obs.faults:x}"
+
+
+@dataclass(frozen=True)
+class ExpectNoFault(Expectation):
+    text: str
+    fault: str
+    within_s: float | None = None
+    PATTERN = _rx(r"no fault (\w+)")
+
+    @classmethod
+    def from_match(cls, text: str, m: re.Match[str]) -> ExpectNoFault:
+        return cls(text, _fault_name(m.group(1)))
+
+    def judge(self, obs: Observation) -> tuple[bool, str]:
+        return not obs.faults & (1 << FAULT_BITS[self.fault]), f"faults 0x{obs.faults:x}"
+
+
+@dataclass(frozen=True)
+class ExpectNoFaults(Expectation):
+    text: str
+    within_s: float | None = None
+    PATTERN = _rx(r"no faults")
+
+    @classmethod
+    def from_match(cls, text: str, m: re.Match[str]) -> ExpectNoFaults:
+        return cls(text)
+
+    def judge(self, obs: Observation) -> tuple[bool, str]:
+        return obs.faults == 0, f"faults 0x{obs.faults:x}"
+
+
+@dataclass(frozen=True)
+class ExpectSocError(Expectation):
+    """The SOC error of the latest reply (percent of capacity)."""
+
+    text: str
+    limit_pct: float
+    within_s: float | None = None
+    PATTERN = _rx(rf"soc error {_LIMIT}")
+
+    @classmethod
+    def from_match(cls, text: str, m: re.Match[str]) -> ExpectSocError:
+        return cls(text, _limit_pct(m, 1))
+
+    def judge(self, obs: Observation) -> tuple[bool, str]:
+        return obs.soc_error_pct < self.limit_pct, f"SOC error {obs.soc_error_pct:.2f} %"
+
+
+@dataclass(frozen=True)
+class ExpectSocRmse(Expectation):
+    """The RMS SOC error over the run so far."""
+
+    text: str
+    limit_pct: float
+    within_s: float | None = None
+    PATTERN = _rx(rf"soc rms error {_LIMIT}")
+
+    @classmethod
+    def from_match(cls, text: str, m: re.Match[str]) -> ExpectSocRmse:
+        return cls(text, _limit_pct(m, 1))
+
+    def judge(self, obs: Observation) -> tuple[bool, str]:
+        return obs.soc_rmse_pct < self.limit_pct, f"SOC RMS error {obs.soc_rmse_pct:.2f} %"
+
+
+@dataclass(frozen=True)
+class ExpectCapacityError(Expectation):
+    """The firmware's capacity estimate against the pack's true (smallest cell) capacity."""
+
+    text: str
+    limit_pct: float
+    within_s: float | None = None
+    PATTERN = _rx(rf"capacity error {_LIMIT}")
+
+    @classmethod
+    def from_match(cls, text: str, m: re.Match[str]) -> ExpectCapacityError:
+        return cls(text, _limit_pct(m, 1))
+
+    def judge(self, obs: Observation) -> tuple[bool, str]:
+        err = obs.capacity_error_pct
+        if err is None:
+            return False, "no capacity estimate"
+        return abs(err) < self.limit_pct, f"capacity error {err:+.2f} %"

@@ -1,0 +1,182 @@
+"""Fault steps: they act at once on the sensors, the link, the ambient or the board.
+
+Inject current offset 20 mA        Set sensor noise 5 mV
+Freeze cell 2 voltage              Unfreeze cells
+Corrupt 1% of frames               Set ambient 50 degC
+Drop link for 5 s                  Reset board
+Cut board power
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from cellmodel.quantities import SIGNED_DURATION, SIGNED_NUMBER, seconds
+from host.scenarios.steps.base import CheckEnv, ScenarioStep, StepLoop
+
+_NUM = SIGNED_NUMBER
+
+
+def _rx(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class InjectCurrentOffset(ScenarioStep):
+    """A fixed offset on the current channel, on top of its calibration residue."""
+
+    text: str
+    offset_mA: float
+    PATTERN = _rx(rf"inject current offset (?:of )?{_NUM}\s*ma")
+
+    @classmethod
+    def from_match(cls, text: str, m: re.Match[str]) -> InjectCurrentOffset:
+        return cls(text, float(m.group(1)))
+
+    async def run(self, loop: StepLoop, index: int) -> None:
+        loop.sensors.inject_current_offset(self.offset_mA)
+
+
+@dataclass(frozen=True)
+class SetSensorNoise(ScenarioStep):
+    """White noise (1 sigma) on every cell-voltage channel from now on."""
+
+    text: str
+    noise_mV: float
+    PATTERN = _rx(rf"set (?:cell |sensor )?(?:voltage )?noise (?:to )?{_NUM}\s*mv")
+
+    @classmethod
+    def from_match(cls, text: str, m: re.Match[str]) -> SetSensorNoise:
+        value = float(m.group(1))
+        if value < 0:
+            raise ValueError("noise must be >= 0 mV")
+        return cls(text, value)
+
+    async def run(self, loop: StepLoop, index: int) -> None:
+        loop.sensors.set_cell_noise(self.noise_mV)
+
+
+@dataclass(frozen=True)
+class FreezeCell(ScenarioStep):
+    """Cell channel `cell` (1-based) repeats its last reading from now on."""
+
+    text: str
+    cell: int
+    PATTERN = _rx(r"freeze cell (\d+)(?: voltage)?")
+
+    @classmethod
+    def from_match(cls, text: str, m: re.Match[str]) -> FreezeCell:
+        cell = int(m.group(1))
+        if cell < 1:
+            raise ValueError("cells are numbered from 1")
+        return cls(text, cell)
+
+    def check(self, env: CheckEnv) -> None:
+        if self.cell > env.n_cells:
+            raise ValueError(f"the pack has {env.n_cells} cell(s)")
+
+    async def run(self, loop: StepLoop, index: int) -> None:
+        loop.sensors.freeze_cell(self.cell - 1)
+
+
+@dataclass(frozen=True)
+class UnfreezeCells(ScenarioStep):
+    text: str
+    PATTERN = _rx(r"unfreeze (?:all )?cells?(?: voltages?)?")
+
+    @classmethod
+    def from_match(cls, text: str, m: re.Match[str]) -> UnfreezeCells:
+        return cls(text)
+
+    async def run(self, loop: StepLoop, index: int) -> None:
+        loop.sensors.unfreeze_all()
+
+
+@dataclass(frozen=True)
+class CorruptFrames(ScenarioStep):
+    """One random bit flipped in this fraction of the host's frames (0 stops it)."""
+
+    text: str
+    fraction: float
+    PATTERN = _rx(rf"corrupt {_NUM}\s*% of (?:the )?frames")
+
+    @classmethod
+    def from_match(cls, text: str, m: re.Match[str]) -> CorruptFrames:
+        pct = float(m.group(1))
+        if not 0.0 <= pct <= 100.0:
+            raise ValueError(f"fraction {pct:g}% outside 0..100%")
+        return cls(text, pct / 100.0)
+
+    async def run(self, loop: StepLoop, index: int) -> None:
+        loop.corrupt_frames(self.fraction)
+
+
+@dataclass(frozen=True)
+class SetAmbient(ScenarioStep):
+    text: str
+    ambient_degC: float
+    PATTERN = _rx(rf"set ambient (?:temperature )?(?:to )?{_NUM}\s*(?:deg ?c|°c|c)")
+
+    @classmethod
+    def from_match(cls, text: str, m: re.Match[str]) -> SetAmbient:
+        return cls(text, float(m.group(1)))
+
+    async def run(self, loop: StepLoop, index: int) -> None:
+        loop.set_ambient(self.ambient_degC)
+
+
+@dataclass(frozen=True)
+class DropLink(ScenarioStep):
+    """No frames for a while: the firmware's link watchdog runs on its own clock."""
+
+    text: str
+    duration_s: float
+    PATTERN = _rx(rf"drop (?:the )?link for {SIGNED_DURATION}")
+
+    @classmethod
+    def from_match(cls, text: str, m: re.Match[str]) -> DropLink:
+        duration = seconds(m.group(1), m.group(2))
+        if duration <= 0:
+            raise ValueError("the duration must be > 0 s")
+        return cls(text, duration)
+
+    async def run(self, loop: StepLoop, index: int) -> None:
+        await loop.drop_link(self.duration_s)
+
+
+@dataclass(frozen=True)
+class ResetBoard(ScenarioStep):
+    """The firmware's RESET command: it persists, reboots and is sampled again."""
+
+    text: str
+    PATTERN = _rx(r"reset (?:the )?board")
+
+    @classmethod
+    def from_match(cls, text: str, m: re.Match[str]) -> ResetBoard:
+        return cls(text)
+
+    async def run(self, loop: StepLoop, index: int) -> None:
+        await loop.reset_board()
+
+
+@dataclass(frozen=True)
+class CutPower(ScenarioStep):
+    """Power off and on: RAM is lost, only what the firmware persisted survives."""
+
+    text: str
+    PATTERN = _rx(r"cut (?:the )?board(?:'s)? power|cut power")
+
+    @classmethod
+    def from_match(cls, text: str, m: re.Match[str]) -> CutPower:
+        return cls(text)
+
+    def check(self, env: CheckEnv) -> None:
+        if not env.can_cut_power:
+            raise ValueError(
+                "cutting power needs a virtual board; "
+                "the host cannot power-cycle a board on a real port"
+            )
+
+    async def run(self, loop: StepLoop, index: int) -> None:
+        await loop.cut_power()
