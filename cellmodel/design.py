@@ -12,6 +12,7 @@ Current is positive on discharge throughout cellmodel.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -246,3 +247,9 @@ def derived(d: CellDesign) -> dict[str, float]:
         "pack_energy_Wh": energy_Wh(d) * d.n_series,
         "n_series": float(d.n_series),
     }
+
+
+def nominal(d: CellDesign) -> CellDesign:
+    """The design as its datasheet states it: the same file without its state of health
+    ([aging]). What a BMS is configured for when nothing else is known about the cell."""
+    return dataclasses.replace(d, aging=Aging())

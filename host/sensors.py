@@ -20,6 +20,23 @@ from numpy.typing import NDArray
 
 from cellmodel.errors import InputError
 
+# Plausible range of each SensorSpec field: outside it a scenario is a typo, not a test.
+PLAUSIBLE: dict[str, tuple[float, float]] = {
+    "cell_lsb_mV": (0.001, 100.0),
+    "cell_gain_ppm": (0.0, 1e5),
+    "cell_offset_mV": (0.0, 500.0),
+    "cell_noise_mV": (0.0, 500.0),
+    "current_lsb_mA": (0.001, 1000.0),
+    "current_gain_ppm": (0.0, 1e5),
+    "current_offset_mA": (0.0, 5000.0),
+    "current_noise_mA": (0.0, 5000.0),
+    "temp_lsb_degC": (0.001, 10.0),
+    "temp_offset_degC": (0.0, 20.0),
+    "temp_noise_degC": (0.0, 20.0),
+    "current_bias_mA": (-5000.0, 5000.0),
+    "current_gain_bias_ppm": (-1e5, 1e5),
+}
+
 
 @dataclass(frozen=True)
 class SensorSpec:
@@ -41,6 +58,10 @@ class SensorSpec:
     temp_lsb_degC: float = 0.1
     temp_offset_degC: float = 0.3
     temp_noise_degC: float = 0.1
+    # Fixed systematic errors on top of the drawn ones (a robustness test's worst cases:
+    # "offset +20 mA", "gain -2 %"); signed, unlike the 1-sigma spreads above.
+    current_bias_mA: float = 0.0
+    current_gain_bias_ppm: float = 0.0
 
     @classmethod
     def ideal(cls) -> SensorSpec:
@@ -75,10 +96,11 @@ class SensorSpec:
                 )
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise InputError(source, f"sensors.{key}", f"must be a number, got {value!r}")
-            if value < 0 or not np.isfinite(value):
-                raise InputError(source, f"sensors.{key}", f"must be finite and >= 0, got {value}")
-            if "_lsb_" in key and value == 0:
-                raise InputError(source, f"sensors.{key}", "resolution must be > 0")
+            lo, hi = PLAUSIBLE[key]
+            if not np.isfinite(value) or not lo <= value <= hi:
+                raise InputError(
+                    source, f"sensors.{key}", f"{value} outside the plausible {lo:g}..{hi:g}"
+                )
             changes[key] = float(value)
         return replace(base, **changes)
 
@@ -115,12 +137,20 @@ class Sensors:
         self._cell_gain = 1.0 + calib.normal(0.0, spec.cell_gain_ppm * 1e-6, n_cells)
         self._cell_offset_mV = calib.normal(0.0, spec.cell_offset_mV, n_cells)
         self._current_gain = 1.0 + float(calib.normal(0.0, spec.current_gain_ppm * 1e-6))
+        self._current_gain += spec.current_gain_bias_ppm * 1e-6
         self._current_offset_mA = float(calib.normal(0.0, spec.current_offset_mA))
+        self._current_offset_mA += spec.current_bias_mA
         self._temp_offset_degC = calib.normal(0.0, spec.temp_offset_degC, max(n_temps, 1))
         self.cell_noise_mV = spec.cell_noise_mV
         self.extra_current_offset_mA = 0.0
+        self.extra_current_gain = 1.0
         self._frozen: dict[int, int] = {}
         self._last_cell_mV: list[int] | None = None
+        # Broken channels: what each reads now, whatever the truth (protocol units).
+        self._tap_mV: dict[int, int] = {}
+        self._temp_ddegC: dict[int, int] = {}
+        self._stuck_current_mA: int | None = None
+        self._last_current_mA = 0
 
     # Faults -----------------------------------------------------------------
     def inject_current_offset(self, offset_mA: float) -> None:
@@ -132,13 +162,44 @@ class Sensors:
 
     def freeze_cell(self, cell_index: int) -> None:
         """Cell channel `cell_index` (0-based) repeats its last reading from now on."""
-        if not 0 <= cell_index < self.n_cells:
-            raise ValueError(f"cell {cell_index + 1} out of range 1..{self.n_cells}")
+        self._check_cell(cell_index)
         last = self._last_cell_mV
         self._frozen[cell_index] = -1 if last is None else last[cell_index]
 
     def unfreeze_all(self) -> None:
         self._frozen.clear()
+
+    def open_cell_tap(self, cell_index: int, reads_mV: int) -> None:
+        """Cell channel `cell_index` (0-based) lost its tap: it reads 0 or full scale."""
+        self._check_cell(cell_index)
+        self._tap_mV[cell_index] = int(reads_mV)
+
+    def stick_current(self, reads_mA: int | None = None) -> None:
+        """The current channel reads a constant: `reads_mA`, or its last reading."""
+        self._stuck_current_mA = self._last_current_mA if reads_mA is None else int(reads_mA)
+
+    def break_thermistor(self, probe_index: int, reads_degC: float) -> None:
+        """Temperature probe `probe_index` (0-based) is open or shorted: it reads a rail."""
+        if not 0 <= probe_index < self.n_temps:
+            raise ValueError(f"probe {probe_index + 1} out of range 1..{self.n_temps}")
+        self._temp_ddegC[probe_index] = int(round(reads_degC * 10.0))
+
+    def step_current_gain(self, error_ppm: float) -> None:
+        """The current channel's gain changes by error_ppm from now on (a shunt that drifted)."""
+        self.extra_current_gain = 1.0 + error_ppm * 1e-6
+
+    def repair_all(self) -> None:
+        """Every injected sensor fault cleared (calibration residues and noise stay)."""
+        self._frozen.clear()
+        self._tap_mV.clear()
+        self._temp_ddegC.clear()
+        self._stuck_current_mA = None
+        self.extra_current_offset_mA = 0.0
+        self.extra_current_gain = 1.0
+
+    def _check_cell(self, cell_index: int) -> None:
+        if not 0 <= cell_index < self.n_cells:
+            raise ValueError(f"cell {cell_index + 1} out of range 1..{self.n_cells}")
 
     @property
     def current_offset_mA(self) -> float:
@@ -173,15 +234,23 @@ class Sensors:
             if held < 0:
                 self._frozen[idx] = held = cell_mV[idx]
             cell_mV[idx] = held
-        self._last_cell_mV = cell_mV
+        self._last_cell_mV = list(cell_mV)  # a frozen channel holds a reading, not a broken tap
+        for idx, reads in self._tap_mV.items():
+            cell_mV[idx] = reads
 
-        i_mA = current_A * 1000.0 * self._current_gain + self.current_offset_mA
+        gain = self._current_gain * self.extra_current_gain
+        i_mA = current_A * 1000.0 * gain + self.current_offset_mA
         i_mA += float(self._rng.normal(0.0, 1.0)) * spec.current_noise_mA
         current_mA = int(round(float(_quantize(np.array([i_mA]), spec.current_lsb_mA)[0])))
+        if self._stuck_current_mA is not None:
+            current_mA = self._stuck_current_mA
+        self._last_current_mA = current_mA
 
         temps = self.temperatures_for(cell_temp_degC)
         t_meas = temps + self._temp_offset_degC[: self.n_temps]
         t_meas = t_meas + self._rng.normal(0.0, 1.0, self.n_temps) * spec.temp_noise_degC
         t_meas = _quantize(t_meas, spec.temp_lsb_degC)
-        temp_ddegC = [int(np.clip(round(x * 10.0), -32768, 32767)) for x in t_meas]
+        temp_ddegC = [int(np.clip(round(x * 10.0), -32767, 32767)) for x in t_meas]
+        for idx, reads in self._temp_ddegC.items():
+            temp_ddegC[idx] = reads
         return Reading(cell_mV=cell_mV, current_mA=current_mA, temp_ddegC=temp_ddegC)

@@ -30,9 +30,11 @@ def initial_state_dict(init: InitialState, capacity_mAh: int) -> dict[str, Any]:
     """The state the firmware would have persisted at the scenario's start (bms.storage keys).
 
     q_mAs is the charge held by the cell against the learned capacity cap_mAs (the
-    configured capacity: nothing learned yet); the branch is the scenario's, known.
+    configured capacity: nothing learned yet); the branch is the file's (firmware_branch, else
+    the cells' own), known.
     """
     soc = init.firmware_soc if init.firmware_soc is not None else init.soc
+    branch = init.firmware_branch or init.branch
     cap_mAs = int(capacity_mAh) * 3600
     return {
         "v": 1,
@@ -42,7 +44,7 @@ def initial_state_dict(init: InitialState, capacity_mAh: int) -> dict[str, Any]:
         "cycle_count": 0,
         "thr_mAs": 0,
         "learn_count": 0,
-        "branch": _DISCHARGE if init.branch == "discharge" else _CHARGE,
+        "branch": _DISCHARGE if branch == "discharge" else _CHARGE,
         "known": 1,
         "clock_s": 0,
         "fault_log": [],

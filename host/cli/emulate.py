@@ -1,6 +1,7 @@
 """`sisnbms emulate`: run a scenario in closed loop against the real firmware on a virtual board.
 
-    sisnbms emulate [--cell X] [--scenario NAME_OR_FILE] [--out DIR] [--realtime] [--json]
+    sisnbms emulate [--cell X] [--bms-cell X] [--scenario NAME_OR_FILE] [--out DIR] [--realtime]
+                    [--json]
                     [--micropython PATH] [--list]
 
 Writes <out>/<scenario>.bdf.csv (true and firmware values side by side, current
@@ -30,7 +31,16 @@ def register(subparsers: Any) -> None:
             "against the cell model, scored; writes a log, a summary and a plot."
         ),
     )
-    p.add_argument("--cell", help="cell preset name or TOML file (default: the scenario's cell)")
+    p.add_argument(
+        "--cell",
+        help="the simulated cell: preset name or TOML file (default: the scenario's cell)",
+    )
+    p.add_argument(
+        "--bms-cell",
+        metavar="NAME_OR_FILE",
+        help="the design the BMS is configured for (default: the scenario's bms_cell, else the "
+        "simulated cell's nominal design: its file without [aging])",
+    )
     p.add_argument(
         "--scenario",
         default=DEFAULT_SCENARIO,
@@ -47,7 +57,10 @@ def register(subparsers: Any) -> None:
 
 
 def print_summary(summary: dict[str, Any]) -> None:
-    print(f"scenario {summary['scenario']} on {summary['cell']} ({summary['n_cells']} cell(s))")
+    print(
+        f"scenario {summary['scenario']} on {summary['cell']} ({summary['n_cells']} cell(s)), "
+        f"BMS configured for {summary['bms_cell']}"
+    )
     print(
         f"  {summary['steps']} steps, {summary['sim_time_s'] / 3600:.2f} h simulated in "
         f"{summary['wall_s']:.1f} s ({summary['steps_per_s']} steps/s, {summary['mode']})"
@@ -114,6 +127,7 @@ def run_and_report(args: argparse.Namespace, **where: Any) -> int:
             out_dir=args.out,
             realtime=args.realtime,
             cell=args.cell,
+            bms_cell=args.bms_cell,
             progress=not args.json,
             **where,
         )

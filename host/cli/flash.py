@@ -28,7 +28,13 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--board", required=True, metavar="NAME", help="board name or file")
     parser.add_argument("--port", required=True, help="serial port (/dev/ttyACM0, /dev/pts/N)")
-    parser.add_argument("--cell", metavar="X", help="cell preset or file (default: the default)")
+    parser.add_argument(
+        "--bms-cell",
+        "--cell",
+        dest="cell",
+        metavar="X",
+        help="the design the BMS is configured for: cell preset or file (default: the default)",
+    )
     form = parser.add_mutually_exclusive_group()
     form.add_argument(
         "--mpy", dest="mpy", action="store_true", default=True, help="compile to .mpy (default)"

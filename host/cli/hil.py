@@ -36,7 +36,16 @@ def register(subparsers: Any) -> None:
         default=DEFAULT_SCENARIO,
         help=f"built-in scenario name or TOML file (default: {DEFAULT_SCENARIO})",
     )
-    p.add_argument("--cell", help="cell preset name or TOML file (default: the scenario's cell)")
+    p.add_argument(
+        "--cell",
+        help="the simulated cell: preset name or TOML file (default: the scenario's cell)",
+    )
+    p.add_argument(
+        "--bms-cell",
+        metavar="NAME_OR_FILE",
+        help="the design the board was flashed for (default: the scenario's bms_cell, else the "
+        "simulated cell's nominal design)",
+    )
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     p.add_argument(
         "--realtime",

@@ -11,6 +11,7 @@ simulated time that meets it and fails at the first reply after T without it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from host.scenarios.steps import Expectation, Observation
@@ -35,13 +36,33 @@ class ExpectationResult:
         }
 
 
+@dataclass
+class _WholeRun:
+    """A 'throughout' or 'after the first rest' expectation: it fails at the first reply in
+    its window that does not meet it and passes at the end if none did."""
+
+    step: Expectation
+    result: ExpectationResult
+    replies: int = 0
+    first_t_s: float | None = None
+
+
 class ExpectationChecker:
-    def __init__(self) -> None:
+    def __init__(self, whole_run: Sequence[tuple[int, Expectation]] = ()) -> None:
+        """`whole_run`: the scenario's (index, expectation) judged over a window of the whole
+        run; they watch every reply from the start, wherever they stand in the steps."""
         self.results: list[ExpectationResult] = []
         self._pending: list[tuple[Expectation, ExpectationResult]] = []
+        self._whole: dict[int, _WholeRun] = {}
+        for index, step in whole_run:
+            result = ExpectationResult(index, step.text, None, 0.0)
+            self.results.append(result)
+            self._whole[index] = _WholeRun(step, result)
 
     def add(self, index: int, step: Expectation, latest: Observation | None) -> ExpectationResult:
         """Register an expectation when the scenario reaches it; judge it now if possible."""
+        if index in self._whole:
+            return self._whole[index].result  # watching since the start
         t0 = latest.t_s if latest else 0.0
         result = ExpectationResult(index, step.text, None, t0)
         self.results.append(result)
@@ -59,7 +80,9 @@ class ExpectationChecker:
         return result
 
     def observe(self, obs: Observation) -> None:
-        """A new reply: settle pending 'within' expectations."""
+        """A new reply: settle pending 'within' expectations, check the whole-run ones."""
+        for watch in self._whole.values():
+            _check_whole_run(watch, obs)
         if not self._pending:
             return
         still: list[tuple[Expectation, ExpectationResult]] = []
@@ -82,7 +105,34 @@ class ExpectationChecker:
             result.passed, result.t_judged_s = False, t_s
             result.detail = "run ended before it was met"
         self._pending = []
+        for watch in self._whole.values():
+            result = watch.result
+            if result.passed is not None:
+                continue
+            result.t_judged_s = t_s
+            if watch.replies == 0:
+                result.passed = False
+                result.detail = "its window never opened (no reply in it)"
+            else:
+                result.passed = True
+                result.detail = f"held over {watch.replies} replies from t={watch.first_t_s:.0f} s"
+        self.results.sort(key=lambda r: r.index)
 
     @property
     def all_passed(self) -> bool:
         return all(r.passed for r in self.results)
+
+
+def _check_whole_run(watch: _WholeRun, obs: Observation) -> None:
+    result = watch.result
+    if result.passed is not None:
+        return  # already failed
+    if watch.step.window == "after_first_rest" and not obs.rested:
+        return
+    ok, detail = watch.step.judge(obs)
+    if watch.first_t_s is None:
+        watch.first_t_s = obs.t_s
+    watch.replies += 1
+    if not ok:
+        result.passed, result.t_judged_s = False, obs.t_s
+        result.detail = f"{detail} at t={obs.t_s:.0f} s"

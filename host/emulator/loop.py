@@ -35,7 +35,7 @@ from host.protocol.codec import HelloReply, State
 from host.report.log import RunLog
 from host.scenarios import Expectation, Scenario
 from host.scenarios.steps import CheckEnv, check_steps
-from host.scoring import CellLimits, Scorer
+from host.scoring import Scorer
 from host.sensors import Reading, Sensors
 
 # The first sample is stamped 1 s so no real firmware mistakes it for "no sample yet".
@@ -57,6 +57,7 @@ class LoopOutcome:
     log: RunLog
     scorer: Scorer
     checker: ExpectationChecker
+    beliefs: dict[str, Any] = field(default_factory=dict)  # estimate quality and availability
     events: list[str] = field(default_factory=list)
     t_end_s: float = 0.0
     wall_s: float = 0.0
@@ -104,15 +105,24 @@ class ClosedLoop:
         design: CellDesign,
         board: BoardSession,
         *,
+        nameplate_Ah: float | None = None,
         realtime: bool = False,
         progress: Progress | None = None,
     ) -> None:
+        """`design` is the simulated cell (the truth); `nameplate_Ah` the capacity a cycler's
+        C-rates refer to (the datasheet the BMS is configured from; default: the design's)."""
         self.scenario = scenario
         self.design = design
+        self.nameplate_Ah = design.capacity_Ah if nameplate_Ah is None else nameplate_Ah
         self.board = board
         self.realtime = realtime
         self._progress = progress
-        self.recorder = Recorder(CellLimits.from_design(design), design.n_series)
+        whole_run = [
+            (i, s)
+            for i, s in enumerate(scenario.steps)
+            if isinstance(s, Expectation) and s.whole_run
+        ]
+        self.recorder = Recorder(design, nameplate_Ah=self.nameplate_Ah, whole_run=whole_run)
         self.events: list[str] = []
         self._t_s = 0.0
         self.steps = 0
@@ -132,7 +142,7 @@ class ClosedLoop:
 
     @property
     def capacity_Ah(self) -> float:
-        return self.design.capacity_Ah
+        return self.nameplate_Ah
 
     @property
     def sample_period_s(self) -> float:
@@ -292,7 +302,14 @@ class ClosedLoop:
             self._step_index = index
             if step.LOGGED_AT_START:
                 self.event(f"step {index}: {step.text}")
-            await step.run(self, index)
+            try:
+                await step.run(self, index)
+            except InputError:
+                raise
+            except ValueError as exc:  # a step that cannot act on this board (a missing probe)
+                raise InputError(
+                    self.scenario.source, f"steps[{index}]", f"{step.text!r}: {exc}"
+                ) from None
             self.progress(index + 1)
         if self._link_down_until is not None and self._last_ps is not None:
             await self._link_back(self._last_ps)
@@ -318,6 +335,7 @@ class ClosedLoop:
             log=rec.log,
             scorer=rec.scorer,
             checker=rec.checker,
+            beliefs={**rec.quality.summary(), **rec.availability.summary()},
             events=self.events,
             t_end_s=self._t_s,
             wall_s=time.monotonic() - wall_start,

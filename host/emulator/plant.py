@@ -56,12 +56,15 @@ class Gates:
 
 @dataclass(frozen=True)
 class PlantStep:
-    """One sample of the plant: the demand, what flowed, the truth after it and its reading."""
+    """One sample of the plant: the demand, the switches that gated it, what flowed, the truth
+    after it and its reading."""
 
     demand_A: float
     applied_A: float
     truth: StepResult
     reading: Reading
+    gates: Gates
+    dt_s: float
 
     @property
     def cell_v_V(self) -> NDArray[np.float64]:
@@ -112,7 +115,7 @@ class Plant:
         """The present state and its reading, without letting time pass."""
         truth = self._model.result()
         reading = self.sensors.read(truth.v_V, self._model.current_A, truth.temp_degC)
-        return PlantStep(0.0, 0.0, truth, reading)
+        return PlantStep(0.0, 0.0, truth, reading, self.gates, 0.0)
 
     def step(self, demand_A: float, dt_s: float) -> PlantStep:
         g = self.gates
@@ -121,7 +124,7 @@ class Plant:
         truth = self._model.step(applied, dt_s, bleed)
         # The current sensor sits in series: it sees the series current, not the bleed.
         reading = self.sensors.read(truth.v_V, applied, truth.temp_degC)
-        return PlantStep(demand_A, applied, truth, reading)
+        return PlantStep(demand_A, applied, truth, reading, g, dt_s)
 
     def true_capacity_Ah(self) -> float:
         """Usable capacity of the series pack: its smallest cell."""

@@ -9,10 +9,14 @@ estimate the host has. Current is positive on discharge.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
+from cellmodel.design import CellDesign
 from host.emulator.expectations import ExpectationChecker
 from host.emulator.plant import Gates, PlantStep
+from host.estimate_scoring import Availability, EstimateQuality, SampleTruth
 from host.protocol.codec import State
 from host.report.log import LogRow, RunLog
 from host.scenarios.steps import Expectation, Observation
@@ -20,10 +24,23 @@ from host.scoring import CellLimits, Scorer, soc_error_pct
 
 
 class Recorder:
-    def __init__(self, limits: CellLimits, n_cells: int) -> None:
+    def __init__(
+        self,
+        design: CellDesign,
+        *,
+        nameplate_Ah: float,
+        whole_run: Sequence[tuple[int, Expectation]] = (),
+    ) -> None:
+        """`design`: the simulated cell (its limits are the safety limits); `nameplate_Ah`: the
+        capacity C-rates refer to; `whole_run`: expectations judged over the whole run."""
+        limits = CellLimits.from_design(design)
         self.scorer = Scorer(limits)
-        self.checker = ExpectationChecker()
-        self.log = RunLog(n_cells)
+        self.quality = EstimateQuality(nameplate_Ah, limits.v_max_V, design.limits.cv_cutoff_C)
+        self.availability = Availability(
+            limits.v_min_V, limits.discharge_temp_min_degC, limits.discharge_temp_max_degC
+        )
+        self.checker = ExpectationChecker(whole_run)
+        self.log = RunLog(design.n_series)
         self.last_reply: State | None = None
         self.last_obs: Observation | None = None
 
@@ -53,7 +70,12 @@ class Recorder:
         last = self.last_reply
         truth = ps.truth
         soc_true = float(np.mean(truth.soc))
+        sample = SampleTruth(
+            t_s, ps.dt_s, ps.demand_A, ps.applied_A, truth.soc, truth.v_V, truth.temp_degC
+        )
+        self.availability.add(sample, ps.gates.dsg_on)
         if last is not None:
+            self.quality.add(sample, soc_error_pct(last.soc_pct, soc_true), last.soc_unc_pct)
             self.scorer.add(
                 t_s,
                 current_A=ps.applied_A,
@@ -83,6 +105,7 @@ class Recorder:
             soc_error_pct=soc_error_pct(reply.soc_pct, float(np.mean(ps.truth.soc))),
             soc_rmse_pct=self.scorer.soc_rmse_pct,
             capacity_error_pct=cap_err,
+            rested=self.quality.rested,
         )
         self.last_obs = obs
         self.checker.observe(obs)

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from cellmodel import load_cell
-from cellmodel.design import CellDesign
+from cellmodel.design import CellDesign, nominal
+from cellmodel.errors import InputError
 from host.board_session import BoardSession, BoardSetup, open_board
 from host.emulator.loop import ClosedLoop, LoopOutcome, check_scenario
 from host.progress import Progress
@@ -37,15 +38,42 @@ class RunResult:
         return 0 if self.passed else 1
 
 
+@dataclass(frozen=True)
+class Designs:
+    """The simulated cell (truth) and the design the BMS is configured for (belief)."""
+
+    truth: CellDesign
+    belief: CellDesign
+
+
 def resolve_design(scenario: Scenario, cell: str | None = None) -> CellDesign:
     """The cell named on the command line, else the scenario's, else the default cell."""
     name = cell or scenario.cell
     return load_cell(name) if name else load_cell()
 
 
+def resolve_designs(
+    scenario: Scenario, cell: str | None = None, bms_cell: str | None = None
+) -> Designs:
+    """Truth: the cell (`--cell`, the scenario's, the default) perturbed by [mismatch].
+    Belief: `--bms-cell`, else the scenario's bms_cell, else the cell's nominal design (its
+    file without [aging]): an aged or perturbed cell is never handed to the firmware."""
+    base = resolve_design(scenario, cell)
+    belief_name = bms_cell or scenario.bms_cell
+    belief = load_cell(belief_name) if belief_name else nominal(base)
+    if belief.n_series != base.n_series:
+        raise InputError(
+            scenario.source if not bms_cell else "--bms-cell",
+            "bms_cell",
+            f"{belief.name} has {belief.n_series} cell(s) in series, the simulated pack "
+            f"{base.n_series}",
+        )
+    return Designs(scenario.mismatch.apply(base), belief)
+
+
 def build_summary(
     scenario: Scenario,
-    design: CellDesign,
+    designs: Designs,
     outcome: LoopOutcome,
     board: BoardSession,
     *,
@@ -64,8 +92,12 @@ def build_summary(
         "scenario": scenario.name,
         "description": scenario.description,
         "scenario_source": scenario.source,
-        "cell": design.name,
-        "n_cells": design.n_series,
+        "cell": designs.truth.name,
+        "cell_source": designs.truth.source,
+        "bms_cell": designs.belief.name,
+        "bms_cell_source": designs.belief.source,
+        "mismatch": scenario.mismatch.as_dict(),
+        "n_cells": designs.truth.n_series,
         "seed": scenario.seed,
         "sample_period_s": scenario.sample_period_s,
         "mode": "realtime" if realtime else "lockstep",
@@ -73,6 +105,7 @@ def build_summary(
         "passed": passed,
         "completed": outcome.completed,
         **score,
+        **outcome.beliefs,
         "capacity_learned_count": outcome.final_state.get("cap_learn_count"),
         "expectations": [r.as_dict() for r in outcome.checker.results],
         "steps": outcome.steps,
@@ -126,6 +159,7 @@ async def run_scenario(
     realtime: bool = False,
     micropython: str | None = None,
     cell: str | None = None,
+    bms_cell: str | None = None,
     progress: bool = False,
 ) -> RunResult:
     """Run `scenario` in closed loop and write <name>.bdf.csv, <name>.summary.json, <name>.png.
@@ -134,17 +168,24 @@ async def run_scenario(
     the cell, with the scenario's initial state file. port: a flashed board in link mode.
     """
     out = Path(out_dir)
-    design = resolve_design(scenario, cell)
+    designs = resolve_designs(scenario, cell, bms_cell)
     board = open_board(port=port, flash_dir=out / "flash", micropython=micropython)
-    check_scenario(scenario, design, can_cut_power=board.can_cut_power)
+    check_scenario(scenario, designs.truth, can_cut_power=board.can_cut_power)
     out.mkdir(parents=True, exist_ok=True)
     async with board:
-        await board.start(BoardSetup(design, scenario.initial))
+        await board.start(BoardSetup(designs.belief, scenario.initial))
         bar = Progress(
             len(scenario.steps), label=scenario.name, enabled=None if progress else False
         )
-        loop = ClosedLoop(scenario, design, board, realtime=realtime, progress=bar)
+        loop = ClosedLoop(
+            scenario,
+            designs.truth,
+            board,
+            nameplate_Ah=designs.belief.capacity_Ah,
+            realtime=realtime,
+            progress=bar,
+        )
         outcome = await loop.run()
-        summary = build_summary(scenario, design, outcome, board, realtime=realtime)
-    outputs = write_outputs(summary, outcome, design, out)
+        summary = build_summary(scenario, designs, outcome, board, realtime=realtime)
+    outputs = write_outputs(summary, outcome, designs.truth, out)
     return RunResult(summary, outputs, bool(summary["passed"]), outcome)

@@ -2,7 +2,9 @@
 
     name = "cold-charge"
     description = "Charging below 0 degC must be refused."
-    cell = "sisn-lco-2ah"          # optional; `--cell` overrides
+    cell = "sisn-lco-2ah"          # optional; `--cell` overrides: the simulated cell (truth)
+    bms_cell = "sisn-lco-2ah"      # optional; `--bms-cell` overrides: the design the BMS is
+                                   # configured for (belief); default: the cell's nominal design
     seed = 7
     sample_period_s = 1.0
     ambient_degC = 25.0
@@ -17,6 +19,10 @@
     temp_degC = 25.0               # default: ambient
     state_file = true              # firmware starts with a state file holding the true SOC
     firmware_soc = 0.8             # optional: the state file claims this SOC instead (wrong SOC)
+    firmware_branch = "charge"     # optional: and this branch (a stale file: what the BMS last saw)
+
+    [mismatch]                     # the simulated cell against the BMS's design (see mismatch.py)
+    hysteresis_rate_factor = 0.5
 
     [sensors]                      # host.sensors.SensorSpec fields; `ideal = true` zeroes errors
     current_offset_mA = 3.0
@@ -36,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from cellmodel.errors import InputError
+from host.scenarios.mismatch import Mismatch, parse_mismatch
 from host.scenarios.steps import DriveStep, ScenarioStep, parse_scenario_step
 from host.sensors import SensorSpec
 
@@ -62,8 +69,10 @@ _TOP_KEYS = {
     "initial",
     "sensors",
     "steps",
+    "bms_cell",
+    "mismatch",
 }
-_INITIAL_KEYS = {"soc", "branch", "temp_degC", "state_file", "firmware_soc"}
+_INITIAL_KEYS = {"soc", "branch", "temp_degC", "state_file", "firmware_soc", "firmware_branch"}
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,9 @@ class InitialState:
     temp_degC: float | None = None  # None: ambient
     state_file: bool = True
     firmware_soc: float | None = None  # the state file's (possibly wrong) SOC; None: the true one
+    # The branch the state file says the cells were last on; None: the true one. With
+    # firmware_soc it makes a stale file: what the BMS last saw, not what is true now.
+    firmware_branch: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,8 @@ class Scenario:
     max_duration_s: float = 48 * 3600.0
     isothermal: bool = False
     hysteresis: bool = True
+    bms_cell: str | None = None  # the design the BMS is configured for; None: the cell's nominal
+    mismatch: Mismatch = field(default_factory=Mismatch)
     initial: InitialState = field(default_factory=InitialState)
     sensors: SensorSpec = field(default_factory=SensorSpec)
     steps: tuple[ScenarioStep, ...] = ()
@@ -135,9 +149,17 @@ def _initial(data: Any, source: str) -> InitialState:
     if "firmware_soc" in data:
         fw_soc = _number(data, "firmware_soc", source, 0.5, lo=0, hi=1, name="initial.firmware_soc")
     state_file = _bool(data, "state_file", source, True, "initial.state_file")
-    if fw_soc is not None and not state_file:
-        raise InputError(source, "initial.firmware_soc", "needs state_file = true")
-    return InitialState(soc, branch, temp, state_file, fw_soc)
+    fw_branch = data.get("firmware_branch")
+    if fw_branch is not None and fw_branch not in ("charge", "discharge"):
+        raise InputError(
+            source,
+            "initial.firmware_branch",
+            f"must be 'charge' or 'discharge', got {fw_branch!r}",
+        )
+    for key, value in (("firmware_soc", fw_soc), ("firmware_branch", fw_branch)):
+        if value is not None and not state_file:
+            raise InputError(source, f"initial.{key}", "needs state_file = true")
+    return InitialState(soc, branch, temp, state_file, fw_soc, fw_branch)
 
 
 def parse_scenario(data: dict[str, Any], source: str, base_dir: Path | None = None) -> Scenario:
@@ -161,6 +183,9 @@ def parse_scenario(data: dict[str, Any], source: str, base_dir: Path | None = No
     cell = data.get("cell")
     if cell is not None and (not isinstance(cell, str) or not cell):
         raise InputError(source, "cell", "must be a cell preset name or file path")
+    bms_cell = data.get("bms_cell")
+    if bms_cell is not None and (not isinstance(bms_cell, str) or not bms_cell):
+        raise InputError(source, "bms_cell", "must be a cell preset name or file path")
     seed = data.get("seed", 1)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InputError(source, "seed", f"must be an integer >= 0, got {seed!r}")
@@ -200,6 +225,8 @@ def parse_scenario(data: dict[str, Any], source: str, base_dir: Path | None = No
         max_duration_s=max_dur,
         isothermal=_bool(data, "isothermal", source, False, "isothermal"),
         hysteresis=_bool(data, "hysteresis", source, True, "hysteresis"),
+        bms_cell=bms_cell,
+        mismatch=parse_mismatch(data.get("mismatch"), source, seed),
         initial=_initial(data.get("initial"), source),
         sensors=sensors,
         steps=steps,

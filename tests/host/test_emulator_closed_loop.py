@@ -6,6 +6,7 @@ Short scenarios keep the suite fast; each starts a fresh virtual board.
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -256,3 +257,60 @@ async def test_realtime_mode_paces_samples_to_the_wall_clock(tmp_path: Path) -> 
     assert s["mode"] == "realtime" and s["passed"]
     # Cannot run ahead of the wall clock (a lower bound: robust on a loaded machine).
     assert s["wall_s"] >= 0.9 * s["sim_time_s"] >= 3.5
+
+
+async def test_broken_sensors_are_flagged_and_open_the_switches(tmp_path: Path) -> None:
+    """An open cell tap and an open thermistor read rails: the firmware sees a sensor fault,
+    opens both switches, and the cycler's load stops; repaired, the pack comes back."""
+    path = scenario_file(
+        tmp_path,
+        "broken",
+        [
+            "Discharge at 0.2C for 1 minute",
+            "Open cell 1 tap",
+            "Discharge at 0.2C for 30 seconds",
+            "Expect fault SENSOR_RANGE within 5 s",
+            "Expect DSG off",
+            "Repair sensors",
+            "Open thermistor 1",
+            "Rest for 30 seconds",
+            "Expect fault SENSOR_RANGE within 5 s",
+            "Expect CHG off",
+            "Repair sensors",
+            "Rest for 30 seconds",
+            "Expect no fault SENSOR_RANGE within 10 s",
+        ],
+        sample_period_s=1.0,
+    )
+    result = await run(tmp_path, path)
+    s = result.summary
+    assert all(e["passed"] for e in s["expectations"]), s["expectations"]
+    assert s["violations"] == [], s["violations"]
+
+
+async def test_truth_and_belief_reach_the_summary_and_the_board(tmp_path: Path) -> None:
+    """The firmware's configuration comes from the nominal design while the cell is perturbed;
+    the summary says which is which and scores the whole run."""
+    path = scenario_file(
+        tmp_path,
+        "mismatch",
+        ["Discharge at 0.5C for 10 minutes", "Expect SOC error below 5% throughout"],
+        sample_period_s=2.0,
+        cell="sisn-lco-2ah-aged",
+        initial={"soc": 0.7, "branch": "discharge", "state_file": False},
+    )
+    path.write_text(path.read_text() + "[mismatch]\nhysteresis_rate_factor = 0.5\n")
+    result = await run(tmp_path, path)
+    s = result.summary
+    assert s["cell"] == "sisn-lco-2ah-aged+mismatch" and s["bms_cell"] == "sisn-lco-2ah-aged"
+    assert s["mismatch"]["hysteresis_rate_factor"] == 0.5
+    flashed = (tmp_path / "out" / "flash" / "bms_config.json").read_text()
+    from cellmodel.design import nominal
+    from host.boards import load_board
+    from host.firmware_config import build_config
+
+    expected = build_config(nominal(load_cell("sisn-lco-2ah-aged")), load_board("virtual"))
+    assert json.loads(flashed) == expected
+    assert not (tmp_path / "out" / "flash" / "bms_state.json.tmp").exists()
+    for key in ("uncertainty_coverage_pct", "soc_max_error_pct", "soc_max_error_t_s"):
+        assert s[key] is not None, key

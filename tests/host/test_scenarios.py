@@ -21,14 +21,19 @@ from host.scenarios.steps.expectations import (
     ExpectSwitch,
 )
 from host.scenarios.steps.faults import (
+    BreakThermistor,
     CorruptFrames,
     CutPower,
     DropLink,
     FreezeCell,
     InjectCurrentOffset,
+    OpenCellTap,
+    RepairSensors,
     ResetBoard,
     SetAmbient,
     SetSensorNoise,
+    StepCurrentGain,
+    StickCurrentSensor,
     UnfreezeCells,
 )
 
@@ -76,6 +81,14 @@ def test_default_is_full_cycle() -> None:
         ("Set ambient -10 degC", SetAmbient("", -10.0)),
         ("Reset board", ResetBoard("")),
         ("Cut board power", CutPower("")),
+        ("Open cell 2 tap", OpenCellTap("", 2, 0)),
+        ("Open cell 1 voltage tap reading full scale", OpenCellTap("", 1, 65535)),
+        ("Stick current sensor", StickCurrentSensor("")),
+        ("Stick current sensor at -500 mA", StickCurrentSensor("", -500)),
+        ("Open thermistor 1", BreakThermistor("", 1, -60.0)),
+        ("Short thermistor 2", BreakThermistor("", 2, 150.0)),
+        ("Step current sensor gain by -2%", StepCurrentGain("", -20000.0)),
+        ("Repair sensors", RepairSensors("")),
     ],
 )
 def test_fault_steps(text: str, expected: ScenarioStep) -> None:
@@ -92,11 +105,15 @@ def test_expectation_steps() -> None:
         return step
 
     assert parse("Expect DSG off within 2 s") == ExpectSwitch(
-        "Expect DSG off within 2 s", "DSG", False, 2.0
+        "Expect DSG off within 2 s", "DSG", False, within_s=2.0
     )
-    assert parse("Expect CHG on") == ExpectSwitch("Expect CHG on", "CHG", True, None)
+    assert parse("Expect CHG on") == ExpectSwitch("Expect CHG on", "CHG", True)
     e = parse("Expect fault UT_CHG within 1 minute")
-    assert e == ExpectFault(e.text, "UT_CHG", 60.0)
+    assert e == ExpectFault(e.text, "UT_CHG", within_s=60.0)
+    e = parse("Expect SOC error below 3% throughout")
+    assert e == ExpectSocError(e.text, 3.0, window="throughout") and e.whole_run
+    e = parse("Expect no faults after the first rest")
+    assert e == ExpectNoFaults(e.text, window="after_first_rest")
     assert isinstance(parse("Expect no faults"), ExpectNoFaults)
     assert parse("Expect no fault link_lost") == ExpectNoFault(
         "Expect no fault link_lost", "LINK_LOST"
@@ -125,6 +142,10 @@ def test_drive_steps_come_from_cellmodel() -> None:
         ("Expect SOC error below -5%", "> 0 %"),
         ("Expect DSG off within -5 s", ">= 0 s"),
         ("Set sensor noise -1 mV", ">= 0 mV"),
+        ("Expect no faults within 2 s throughout", "cannot be combined"),
+        ("Open cell 0 tap", "numbered from 1"),
+        ("Step current sensor gain by 80%", "plausible"),
+        ("Stick current sensor at 3000000 mA", "plausible"),
     ],
 )
 def test_bad_steps_name_file_step_and_text(text: str, needle: str) -> None:

@@ -68,5 +68,10 @@ def test_spec_from_mapping_validates() -> None:
         SensorSpec.from_mapping({"bogus": 1}, "x.toml")
     with pytest.raises(InputError, match="sensors.cell_noise_mV"):
         SensorSpec.from_mapping({"cell_noise_mV": -1}, "x.toml")
-    with pytest.raises(InputError, match="resolution"):
+    with pytest.raises(InputError, match="sensors.cell_lsb_mV: 0 outside"):
         SensorSpec.from_mapping({"cell_lsb_mV": 0}, "x.toml")
+    # Every quantity has a plausible range: 100,000 mV of noise is a typo, not a test.
+    with pytest.raises(InputError, match="sensors.cell_noise_mV: 100000 outside"):
+        SensorSpec.from_mapping({"cell_noise_mV": 100000}, "x.toml")
+    with pytest.raises(InputError, match="sensors.current_offset_mA"):
+        SensorSpec.from_mapping({"current_offset_mA": float("nan")}, "x.toml")

@@ -37,14 +37,19 @@ from host.scenarios.steps.expectations import (
     split_expectation,
 )
 from host.scenarios.steps.faults import (
+    BreakThermistor,
     CorruptFrames,
     CutPower,
     DropLink,
     FreezeCell,
     InjectCurrentOffset,
+    OpenCellTap,
+    RepairSensors,
     ResetBoard,
     SetAmbient,
     SetSensorNoise,
+    StepCurrentGain,
+    StickCurrentSensor,
     UnfreezeCells,
 )
 
@@ -54,6 +59,11 @@ FAULT_STEPS: tuple[type[ScenarioStep], ...] = (
     SetSensorNoise,
     FreezeCell,
     UnfreezeCells,
+    OpenCellTap,
+    StickCurrentSensor,
+    BreakThermistor,
+    StepCurrentGain,
+    RepairSensors,
     CorruptFrames,
     SetAmbient,
     DropLink,
@@ -77,13 +87,13 @@ def parse_expectation(text: str) -> Expectation | None:
     split = split_expectation(text)
     if split is None:
         return None
-    body, within_s = split
+    body, within_s, window = split
     for kind in EXPECTATIONS:
         m = kind.PATTERN.fullmatch(body) if kind.PATTERN else None
         if m:
             step = kind.from_match(text, m)
             assert isinstance(step, Expectation)
-            return dataclasses.replace(step, within_s=within_s)  # type: ignore[type-var]
+            return dataclasses.replace(step, within_s=within_s, window=window)
     raise ValueError(f"cannot read expectation {text!r}; expected e.g. {EXAMPLES}")
 
 

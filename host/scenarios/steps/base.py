@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
@@ -38,7 +38,8 @@ class CheckEnv:
 @dataclass(frozen=True)
 class Observation:
     """What expectations look at: the firmware's latest reply against the truth, and the score
-    so far. Percent values are of capacity; current positive on discharge."""
+    so far. Percent values are of capacity; current positive on discharge. `rested`: the
+    run's first rest (host.estimate_scoring.CALIBRATION_REST_S, 30 min) has happened."""
 
     t_s: float
     chg_on: bool
@@ -47,6 +48,7 @@ class Observation:
     soc_error_pct: float
     soc_rmse_pct: float
     capacity_error_pct: float | None
+    rested: bool = False
 
 
 class Applied(Protocol):
@@ -130,16 +132,27 @@ class ScenarioStep(ABC):
         """The step's effect on the running loop; `index` is its place in the scenario."""
 
 
+@dataclass(frozen=True)
 class Expectation(ScenarioStep):
-    """A step that judges the firmware's replies.
+    """A step that judges the firmware's replies, over the window its text states.
 
-    Without `within_s` it is judged on the latest reply when the scenario reaches it;
-    with it, it passes at the first reply within that many seconds of simulated time
-    that meets it and fails at the first reply after that without it.
+    - latest (no suffix): judged on the latest reply when the scenario reaches it;
+      with `within_s` ("within 2 s"), it passes at the first reply within that many
+      seconds of simulated time that meets it and fails at the first reply after.
+    - throughout: every reply of the whole run must meet it, wherever the step stands.
+    - after_first_rest: every reply after the run's first rest (30 minutes of true current
+      at most C/50, host.estimate_scoring.CALIBRATION_REST_S) must meet it.
     """
 
     LOGGED_AT_START: ClassVar[bool] = False
-    within_s: float | None
+    text: str
+    within_s: float | None = field(default=None, kw_only=True)
+    window: str = field(default="latest", kw_only=True)
+
+    @property
+    def whole_run(self) -> bool:
+        """Judged over a window of the whole run, not where the step stands."""
+        return self.window != "latest"
 
     @abstractmethod
     def judge(self, obs: Observation) -> tuple[bool, str]:

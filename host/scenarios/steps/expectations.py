@@ -18,11 +18,13 @@ from host.protocol.faults import FAULT_BITS
 from host.scenarios.steps.base import Expectation, Observation
 
 _WITHIN = re.compile(rf"\s+within\s+{SIGNED_DURATION}\s*$", re.IGNORECASE)
+_WHOLE_RUN = re.compile(r"\s+(throughout|after the first rest)\s*$", re.IGNORECASE)
 _LIMIT = rf"(?:below|under|<) {SIGNED_NUMBER}\s*%"
 EXAMPLES = (
     "'Expect DSG off within 2 s', 'Expect fault UT_CHG', 'Expect no faults', "
     "'Expect SOC error below 2%', 'Expect SOC RMS error below 1%', "
-    "'Expect capacity error below 3%'"
+    "'Expect capacity error below 3%', 'Expect SOC error below 3% throughout', "
+    "'Expect SOC error below 3% after the first rest'"
 )
 
 
@@ -30,19 +32,31 @@ def _rx(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.IGNORECASE)
 
 
-def split_expectation(text: str) -> tuple[str, float | None] | None:
-    """(body after "Expect", within_s) or None when the text is not an expectation."""
+def split_expectation(text: str) -> tuple[str, float | None, str] | None:
+    """(body after "Expect", within_s, window) or None when the text is not an expectation.
+
+    window: "latest" (judged on the latest reply; with within_s, on the replies up to that
+    long after), "throughout" (every reply of the run) or "after_first_rest" (every reply
+    after the run's first 30-minute rest).
+    """
     stripped = text.strip().rstrip(".")
     if not stripped.lower().startswith("expect "):
         return None
     within_s: float | None = None
+    window = "latest"
+    m = _WHOLE_RUN.search(stripped)
+    if m:
+        window = "throughout" if m.group(1).lower() == "throughout" else "after_first_rest"
+        stripped = stripped[: m.start()]
     m = _WITHIN.search(stripped)
     if m:
+        if window != "latest":
+            raise ValueError(f"'within' and '{window.replace('_', ' ')}' cannot be combined")
         within_s = seconds(m.group(1), m.group(2))
         if within_s < 0:
             raise ValueError("'within' needs a duration >= 0 s")
         stripped = stripped[: m.start()]
-    return stripped[len("expect ") :].strip(), within_s
+    return stripped[len("expect ") :].strip(), within_s, window
 
 
 def _fault_name(name: str) -> str:
@@ -64,7 +78,6 @@ class ExpectSwitch(Expectation):
     text: str
     switch: str  # "CHG" | "DSG"
     on: bool
-    within_s: float | None = None
     PATTERN = _rx(r"(chg|dsg) (on|off)")
 
     @classmethod
@@ -80,7 +93,6 @@ class ExpectSwitch(Expectation):
 class ExpectFault(Expectation):
     text: str
     fault: str
-    within_s: float | None = None
     PATTERN = _rx(r"fault (\w+)")
 
     @classmethod
@@ -95,7 +107,6 @@ class ExpectFault(Expectation):
 class ExpectNoFault(Expectation):
     text: str
     fault: str
-    within_s: float | None = None
     PATTERN = _rx(r"no fault (\w+)")
 
     @classmethod
@@ -109,7 +120,6 @@ class ExpectNoFault(Expectation):
 @dataclass(frozen=True)
 class ExpectNoFaults(Expectation):
     text: str
-    within_s: float | None = None
     PATTERN = _rx(r"no faults")
 
     @classmethod
@@ -126,7 +136,6 @@ class ExpectSocError(Expectation):
 
     text: str
     limit_pct: float
-    within_s: float | None = None
     PATTERN = _rx(rf"soc error {_LIMIT}")
 
     @classmethod
@@ -143,7 +152,6 @@ class ExpectSocRmse(Expectation):
 
     text: str
     limit_pct: float
-    within_s: float | None = None
     PATTERN = _rx(rf"soc rms error {_LIMIT}")
 
     @classmethod
@@ -160,7 +168,6 @@ class ExpectCapacityError(Expectation):
 
     text: str
     limit_pct: float
-    within_s: float | None = None
     PATTERN = _rx(rf"capacity error {_LIMIT}")
 
     @classmethod

@@ -180,3 +180,113 @@ class CutPower(ScenarioStep):
 
     async def run(self, loop: StepLoop, index: int) -> None:
         await loop.cut_power()
+
+
+# -- broken sensors ------------------------------------------------------------------------
+# What a broken channel reads. An open cell tap reads 0 or the protocol's full scale; an open
+# NTC reads its coldest rail and a shorted one its hottest, both outside every plausible cell
+# temperature (the firmware's valid range defaults to -40..125 degC).
+TAP_FULL_SCALE_mV = 65535
+THERMISTOR_OPEN_degC = -60.0
+THERMISTOR_SHORT_degC = 150.0
+
+
+@dataclass(frozen=True)
+class OpenCellTap(ScenarioStep):
+    """Cell channel `cell` (1-based) lost its sense wire: it reads 0 mV or full scale."""
+
+    text: str
+    cell: int
+    reads_mV: int = 0
+    PATTERN = _rx(r"open cell (\d+) (?:voltage )?tap(?: reading (0 mv|full scale))?")
+
+    @classmethod
+    def from_match(cls, text: str, m: re.Match[str]) -> OpenCellTap:
+        cell = int(m.group(1))
+        if cell < 1:
+            raise ValueError("cells are numbered from 1")
+        high = (m.group(2) or "").lower() == "full scale"
+        return cls(text, cell, TAP_FULL_SCALE_mV if high else 0)
+
+    def check(self, env: CheckEnv) -> None:
+        if self.cell > env.n_cells:
+            raise ValueError(f"the pack has {env.n_cells} cell(s)")
+
+    async def run(self, loop: StepLoop, index: int) -> None:
+        loop.sensors.open_cell_tap(self.cell - 1, self.reads_mV)
+
+
+@dataclass(frozen=True)
+class StickCurrentSensor(ScenarioStep):
+    """The current channel reads a constant: the given current, or its last reading."""
+
+    text: str
+    reads_mA: int | None = None
+    PATTERN = _rx(rf"stick (?:the )?current sensor(?: at {_NUM}\s*ma)?")
+
+    @classmethod
+    def from_match(cls, text: str, m: re.Match[str]) -> StickCurrentSensor:
+        if m.group(1) is None:
+            return cls(text)
+        value = float(m.group(1))
+        if abs(value) > 100_000:
+            raise ValueError(f"{value:g} mA outside the plausible -100000..100000 mA")
+        return cls(text, int(round(value)))
+
+    async def run(self, loop: StepLoop, index: int) -> None:
+        loop.sensors.stick_current(self.reads_mA)
+
+
+@dataclass(frozen=True)
+class BreakThermistor(ScenarioStep):
+    """Temperature probe `probe` (1-based) open (reads its cold rail) or shorted (hot rail)."""
+
+    text: str
+    probe: int
+    reads_degC: float
+    PATTERN = _rx(r"(open|short) thermistor (\d+)")
+
+    @classmethod
+    def from_match(cls, text: str, m: re.Match[str]) -> BreakThermistor:
+        probe = int(m.group(2))
+        if probe < 1:
+            raise ValueError("thermistors are numbered from 1")
+        opened = m.group(1).lower() == "open"
+        return cls(text, probe, THERMISTOR_OPEN_degC if opened else THERMISTOR_SHORT_degC)
+
+    async def run(self, loop: StepLoop, index: int) -> None:
+        loop.sensors.break_thermistor(self.probe - 1, self.reads_degC)
+
+
+@dataclass(frozen=True)
+class StepCurrentGain(ScenarioStep):
+    """The current channel's gain error changes at once (a shunt or amplifier that drifted)."""
+
+    text: str
+    error_ppm: float
+    PATTERN = _rx(rf"step (?:the )?current (?:sensor )?gain (?:error )?by {_NUM}\s*%")
+
+    @classmethod
+    def from_match(cls, text: str, m: re.Match[str]) -> StepCurrentGain:
+        pct = float(m.group(1))
+        if not -50.0 <= pct <= 50.0:
+            raise ValueError(f"{pct:g}% outside the plausible -50..50%")
+        return cls(text, pct * 1e4)
+
+    async def run(self, loop: StepLoop, index: int) -> None:
+        loop.sensors.step_current_gain(self.error_ppm)
+
+
+@dataclass(frozen=True)
+class RepairSensors(ScenarioStep):
+    """Every injected sensor fault cleared (taps, probes, stuck or drifted current, offsets)."""
+
+    text: str
+    PATTERN = _rx(r"repair (?:all )?sensors")
+
+    @classmethod
+    def from_match(cls, text: str, m: re.Match[str]) -> RepairSensors:
+        return cls(text)
+
+    async def run(self, loop: StepLoop, index: int) -> None:
+        loop.sensors.repair_all()
