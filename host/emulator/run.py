@@ -47,9 +47,20 @@ class Designs:
 
 
 def resolve_design(scenario: Scenario, cell: str | None = None) -> CellDesign:
-    """The cell named on the command line, else the scenario's, else the default cell."""
-    name = cell or scenario.cell
-    return load_cell(name) if name else load_cell()
+    """The cell named on the command line, else the scenario's, else the default cell. A
+    relative file path in the scenario is read from the scenario file's folder."""
+    if cell:
+        return load_cell(cell)
+    return _scenario_cell(scenario, scenario.cell)
+
+
+def _scenario_cell(scenario: Scenario, name: str | None) -> CellDesign:
+    if not name:
+        return load_cell()
+    path = Path(name)
+    if path.suffix == ".toml" and not path.is_absolute():
+        return load_cell(scenario.base_dir / path)
+    return load_cell(name)
 
 
 def resolve_designs(
@@ -59,8 +70,12 @@ def resolve_designs(
     Belief: `--bms-cell`, else the scenario's bms_cell, else the cell's nominal design (its
     file without [aging]): an aged or perturbed cell is never handed to the firmware."""
     base = resolve_design(scenario, cell)
-    belief_name = bms_cell or scenario.bms_cell
-    belief = load_cell(belief_name) if belief_name else nominal(base)
+    if bms_cell:
+        belief = load_cell(bms_cell)
+    elif scenario.bms_cell:
+        belief = _scenario_cell(scenario, scenario.bms_cell)
+    else:
+        belief = nominal(base)
     if belief.n_series != base.n_series:
         raise InputError(
             scenario.source if not bms_cell else "--bms-cell",
