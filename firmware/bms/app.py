@@ -108,7 +108,6 @@ class App:
         self.bad_frames = 0
         # rejections per reason code (index = E_*), saturating at 65535
         self.rejects = array("H", bytes(2 * 10))
-        self.frames = 0
         self.have_seq = False
         self.last_seq = 0
         self.have_time = False
@@ -120,6 +119,21 @@ class App:
         self.boot_flags = (getattr(bms, "boot_flags", 0) | config_flags) & 0xFF
         self.ident = (FW_VERSION + " " + board_name).encode()
         self._config_changed()
+        # The handler of each request type, indexed by type; None: no such request (0x00 is
+        # reserved). Bound methods made once here: calling one from the tuple allocates
+        # nothing (tests/firmware/test_app.py measures the SAMPLE path).
+        handlers = [None] * (codec.T_SAVE + 1)
+        handlers[codec.T_HELLO] = self._on_hello
+        handlers[codec.T_SAMPLE] = self._on_sample
+        handlers[codec.T_GET_STATE] = self._on_get_state
+        handlers[codec.T_CONFIG_READ] = self._on_config_read
+        handlers[codec.T_CONFIG_WRITE] = self._on_config_write
+        handlers[codec.T_CLEAR_FAULTS] = self._on_clear_faults
+        handlers[codec.T_ENTER_REPL] = self._on_enter_repl
+        handlers[codec.T_RESET] = self._on_reset
+        handlers[codec.T_FAULT_LOG] = self._on_fault_log
+        handlers[codec.T_SAVE] = self._on_save
+        self._handlers = tuple(handlers)
 
     def config_payload(self):
         """The CONFIG reply's payload, made on demand (kept, it would hold ~2 KB of heap)."""
@@ -215,61 +229,73 @@ class App:
         )
 
     def _frame(self, now_ms):
+        """A frame with a good CRC and version: type, then seq (HELLO accepts any), then the
+        handler checks the payload (and a SAMPLE the time) and replies."""
         p = self.parser
         ftype = p.ftype
-        if ftype == codec.T_HELLO:
-            if p.length:
-                self._reject(codec.E_PAYLOAD)
-                return
-            self._accept()
-            self.have_time = False
-            self._reply(ftype, self.hello_payload(self.out, codec.HEADER))
-            return
-        if ftype > codec.T_SAVE:
+        handlers = self._handlers
+        handler = handlers[ftype] if ftype < len(handlers) else None
+        if handler is None:
             self._reject(codec.E_TYPE)
             return
-        if self.have_seq and ((self.last_seq - p.seq) & 0xFFFF) < 0x8000:
+        if ftype != codec.T_HELLO and self.have_seq and ((self.last_seq - p.seq) & 0xFFFF) < 0x8000:
             self._reject(codec.E_SEQ)
             return
-        if ftype == codec.T_SAMPLE:
-            self._sample(now_ms)
-            return
-        if ftype == codec.T_CONFIG_WRITE:
-            self._config_write()
-            return
-        if p.length:
+        handler(ftype, now_ms)
+
+    def _accept(self):
+        self.have_seq = True
+        self.last_seq = self.parser.seq
+
+    def _accept_empty(self):
+        """A request that carries no payload: accept it, or reject one that does."""
+        if self.parser.length:
             self._reject(codec.E_PAYLOAD)
-            return
+            return False
         self._accept()
-        bms = self.bms
-        if ftype == codec.T_GET_STATE:
+        return True
+
+    def _on_hello(self, ftype, now_ms):
+        if self._accept_empty():
+            self.have_time = False
+            self._reply(ftype, self.hello_payload(self.out, codec.HEADER))
+
+    def _on_get_state(self, ftype, now_ms):
+        if self._accept_empty():
             self._state(ftype)
-        elif ftype == codec.T_CONFIG_READ:
+
+    def _on_config_read(self, ftype, now_ms):
+        if self._accept_empty():
             self._reply_bytes(ftype, -1, self.config_payload())
-        elif ftype == codec.T_CLEAR_FAULTS:
-            codec.put_u32(self.out, codec.HEADER, bms.clear_faults())
+
+    def _on_clear_faults(self, ftype, now_ms):
+        if self._accept_empty():
+            codec.put_u32(self.out, codec.HEADER, self.bms.clear_faults())
             self._reply(ftype, 4)
-        elif ftype == codec.T_ENTER_REPL:
+
+    def _on_enter_repl(self, ftype, now_ms):
+        if self._accept_empty():
             self._reply(ftype, 0)
             self.action = ACT_REPL
-        elif ftype == codec.T_RESET:
+
+    def _on_reset(self, ftype, now_ms):
+        if self._accept_empty():
             self._reply(ftype, 0)
             self.action = ACT_RESET
-        elif ftype == codec.T_FAULT_LOG:
+
+    def _on_fault_log(self, ftype, now_ms):
+        if self._accept_empty():
             self._reply_bytes(ftype, -1, self._fault_log_json())
-        else:  # T_SAVE
+
+    def _on_save(self, ftype, now_ms):
+        if self._accept_empty():
             try:
-                bms.save()
+                self.bms.save()
                 status = 0
             except OSError:
                 status = 1
             self.out[codec.HEADER] = status
             self._reply(ftype, 1)
-
-    def _accept(self):
-        self.frames += 1
-        self.have_seq = True
-        self.last_seq = self.parser.seq
 
     def _fault_log_json(self):
         log = self.bms.fault_log
@@ -280,7 +306,7 @@ class App:
             text = json.dumps(log[start:]).encode()
         return text
 
-    def _config_write(self):
+    def _on_config_write(self, ftype, now_ms):
         p = self.parser
         try:
             changes = json.loads(bytes(p.buf[codec.HEADER : codec.HEADER + p.length]))
@@ -304,7 +330,7 @@ class App:
             text = ("save: " + str(e)).encode()
         self._reply_bytes(codec.T_CONFIG_WRITE, status, text)
 
-    def _sample(self, now_ms):
+    def _on_sample(self, ftype, now_ms):
         if not self.link_mode:
             self._reject(codec.E_BUSY)
             return
@@ -334,7 +360,7 @@ class App:
             bms.set_link_lost(False)
         bms.step(dt_ms, smp.cell_mV, smp.n_cells, smp.current_mA, smp.temp_ddegC, smp.n_temps)
         self.io.apply(bms.chg_on, bms.dsg_on, bms.balance)
-        self._state(codec.T_SAMPLE)
+        self._state(ftype)
 
     def local_sample(self, dt_ms, current_mA, n, nt, now_ms):
         """Standalone mode: the board measured cell_mV/temp_ddegC itself; step the Bms."""

@@ -148,6 +148,36 @@ def test_sequence_and_time_rules(tmp_path: Path) -> None:
     )
 
 
+def test_every_type_without_a_handler_is_rejected(tmp_path: Path) -> None:
+    """Type 0x00 (reserved) and every request type above SAVE get E_TYPE, change nothing and
+    consume no seq; the firmware's own types coming back (echo) are only counted."""
+    mpy(
+        """
+        import os
+        app, bms, cfg, io = make()
+        send(app, frame(0x01, 1))
+        bad = 0
+        for ftype in [0x00] + list(range(0x0B, 0x40)) + list(range(0x41, 0x80)):
+            (t, s, p), = send(app, frame(ftype, 2))
+            assert (t, s, p[0]) == (0xFF, 2, codec.E_TYPE), (ftype, t, s, p)
+            bad += 1
+        for ftype in [0x40] + list(range(0x80, 0x100)):
+            assert send(app, frame(ftype, 2)) == [], ftype
+            bad += 1
+        try:
+            os.stat("bms_state.json")
+            saved = True
+        except OSError:
+            saved = False
+        assert not saved  # 0x00 once ran as SAVE
+        assert app.bad_frames == bad and app.rejects[codec.E_TYPE] == bad
+        (t, s, p), = send(app, frame(0x03, 2))  # seq 2 is still new
+        assert t == 0x83 and state_of(p)["bad_frames"] == bad
+        """,
+        tmp_path,
+    )
+
+
 def test_bad_frames_never_change_switches_or_config(tmp_path: Path) -> None:
     mpy(
         """
@@ -176,6 +206,7 @@ def test_bad_frames_never_change_switches_or_config(tmp_path: Path) -> None:
         bad.append(frame(0x05, seq, b'{"ov_mV": 30'))                       # broken JSON
         bad.append(frame(0x05, seq, b'[1, 2]'))                             # not an object
         bad.append(frame(0x06, seq, b"x"))                                  # payload on empty
+        bad.append(frame(0x00, seq))                                        # reserved type
         bad.append(frame(0x0B, seq))                                        # unknown type
         bad.append(frame(0x3F, seq))                                        # unknown type
         bad.append(bytes([0xA5, 1, 2, 1, 0, 0xFF, 0xFF]))                   # length 65535
@@ -184,7 +215,7 @@ def test_bad_frames_never_change_switches_or_config(tmp_path: Path) -> None:
             r = send(app, b, now=0)
             codes.append(r[0][2][0] if r else None)
             app.parser.tick(1000)  # the over-long header's rest is discarded until idle
-        assert codes == [1, 2, 5, 6, 7, 7, 7, 7, 5, 7, 7, 7, 4, 4, 3], codes
+        assert codes == [1, 2, 5, 6, 7, 7, 7, 7, 5, 7, 7, 7, 4, 4, 4, 3], codes
         assert io.calls == calls and bms.chg_on and bms.dsg_on
         assert app.config_payload() == conf and cfg.ov_mV != 3000
         (t, s, p), = send(app, frame(0x03, seq))
