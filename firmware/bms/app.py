@@ -342,11 +342,10 @@ class App:
         t_hi = smp.t_hi
         t_lo = smp.t_lo
         if self.have_time:
-            d_hi = t_hi - self.t_hi
-            if d_hi < 0 or (d_hi == 0 and t_lo <= self.t_lo):
+            dt_ms = self._interval_ms(t_hi, t_lo)
+            if dt_ms < 0:
                 self._reject(codec.E_TIME)
                 return
-            dt_ms = _MAX_DT_MS if d_hi >= 0x4000 else (d_hi << 16) + t_lo - self.t_lo
         else:
             dt_ms = 0  # first sample of a session: nothing to integrate yet
         self._accept()
@@ -361,6 +360,24 @@ class App:
         bms.step(dt_ms, smp.cell_mV, smp.n_cells, smp.current_mA, smp.temp_ddegC, smp.n_temps)
         self.io.apply(bms.chg_on, bms.dsg_on, bms.balance)
         self._state(ftype)
+
+    def _interval_ms(self, t_hi, t_lo):
+        """Milliseconds from the last accepted sample's t_ms to t_hi:t_lo, or -1 if that is not
+        after it. t_ms is a u32 that wraps: the difference modulo 2**32 is forward when it is
+        1..2**31 - 1 and a repeat or time going back otherwise (as seq is modulo 2**16).
+        Worked on 16-bit halves so every value stays a small int on 32-bit ports; an interval
+        of 2**30 ms or more (12.4 days) comes back as _MAX_DT_MS (the Bms clamps it anyway)."""
+        d_lo = t_lo - self.t_lo
+        d_hi = t_hi - self.t_hi
+        if d_lo < 0:
+            d_lo += 0x10000
+            d_hi -= 1
+        d_hi &= 0xFFFF
+        if d_hi >= 0x8000 or (d_hi == 0 and d_lo == 0):
+            return -1
+        if d_hi >= 0x4000:
+            return _MAX_DT_MS
+        return (d_hi << 16) + d_lo
 
     def local_sample(self, dt_ms, current_mA, n, nt, now_ms):
         """Standalone mode: the board measured cell_mV/temp_ddegC itself; step the Bms."""

@@ -229,3 +229,45 @@ def test_step_allocates_nothing_and_heap_fits(tmp_path: Path) -> None:
         assert seen & _ALL == _ALL, f"{part}: the drive missed flag bits {_ALL & ~seen:#x}"
     # fault transitions (set and clear) were recorded under the lock too
     assert int(values["seen_faults_locked"]) != 0
+
+
+_LONG_RUN = """
+from bmsrig import Rig
+CAP = 0x3FFFFFFF  # the largest small int on a 32-bit port
+# a state file the filesystem refuses: the time since the last save only grows
+r = Rig({"full_time_ms": 10000, "taper_mA": 150}, state_path="no-such-dir/bms_state.json")
+b = r.bms
+r.step(0, 0, mV=3700)
+# timers and counters at their caps: they saturate (or wrap) without a larger sum
+b.est.rest_ms = CAP - 5
+b.since_save_ms = CAP - 5
+b.clock_s = CAP - 1
+b.samples = CAP
+r.step(1000, 0, mV=3700)
+assert (b.est.rest_ms, b.since_save_ms, b.clock_s, b.samples) == (CAP, CAP, CAP, 0)
+assert b.save_errors > 0 and b.saves == 0
+b.est.full_ms = CAP - 5
+r.step(1000, -100, mV=4195)
+assert b.est.full_ms == CAP, b.est.full_ms
+# a restored clock at the state file's bound (2**30: a big int on 32-bit) saturates too
+b.clock_s = 1 << 30
+r.step(1000, 0, mV=3700)
+assert b.clock_s == CAP
+# the longest interval the app passes on (2**30 - 1 ms, 12.4 days): the clock takes it
+# whole, the integration only max_dt_ms, flagged as a gap
+b.clock_s = 0
+b.clock_ms = 999
+gaps = b.gaps
+q = b.counter.q_mAs
+r.step(CAP, 1000, mV=3700)
+assert (b.clock_s, b.clock_ms) == ((999 + CAP) // 1000, (999 + CAP) % 1000)
+assert b.gaps == gaps + 1 and b.flags & (1 << 10)
+assert q - b.counter.q_mAs == b.cfg.max_dt_ms  # 1 A for max_dt_ms
+print("ok")
+"""
+
+
+def test_long_run_counters_stay_small_ints(tmp_path: Path) -> None:
+    """Issue 11: every timer and counter of the sample path stays within +-2**30 on a
+    32-bit port (Bms.step runs under heap_lock: a big int there is a MemoryError)."""
+    assert run_rig(_LONG_RUN, tmp_path).split() == ["ok"]
