@@ -122,18 +122,19 @@ class App:
         # The handler of each request type, indexed by type; None: no such request (0x00 is
         # reserved). Bound methods made once here: calling one from the tuple allocates
         # nothing (tests/firmware/test_app.py measures the SAMPLE path).
-        handlers = [None] * (codec.T_SAVE + 1)
-        handlers[codec.T_HELLO] = self._on_hello
-        handlers[codec.T_SAMPLE] = self._on_sample
-        handlers[codec.T_GET_STATE] = self._on_get_state
-        handlers[codec.T_CONFIG_READ] = self._on_config_read
-        handlers[codec.T_CONFIG_WRITE] = self._on_config_write
-        handlers[codec.T_CLEAR_FAULTS] = self._on_clear_faults
-        handlers[codec.T_ENTER_REPL] = self._on_enter_repl
-        handlers[codec.T_RESET] = self._on_reset
-        handlers[codec.T_FAULT_LOG] = self._on_fault_log
-        handlers[codec.T_SAVE] = self._on_save
-        self._handlers = tuple(handlers)
+        handlers = {
+            codec.T_HELLO: self._on_hello,
+            codec.T_SAMPLE: self._on_sample,
+            codec.T_GET_STATE: self._on_get_state,
+            codec.T_CONFIG_READ: self._on_config_read,
+            codec.T_CONFIG_WRITE: self._on_config_write,
+            codec.T_CLEAR_FAULTS: self._on_clear_faults,
+            codec.T_ENTER_REPL: self._on_enter_repl,
+            codec.T_RESET: self._on_reset,
+            codec.T_FAULT_LOG: self._on_fault_log,
+            codec.T_SAVE: self._on_save,
+        }
+        self._handlers = tuple(handlers.get(t) for t in range(max(handlers) + 1))
 
     def config_payload(self):
         """The CONFIG reply's payload, made on demand (kept, it would hold ~2 KB of heap)."""
