@@ -94,7 +94,6 @@ class SocEstimator:
         self.window_ms = 0  # time into the dV/dt window
         self.window_mV = 0  # mean cell voltage at the window's start
         self.dvdt_ok = False  # the last full window was flat enough
-        self.resting = False
         self.rest_done = False  # this rest's voltage correction was applied
         self.full_ms = 0  # time in the CV taper's end conditions
         self.full_done = False
@@ -298,9 +297,7 @@ class SocEstimator:
             self.window_mV = mean_mV
             self.dvdt_ok = False
             self.rest_done = False
-        resting = self.rest_ms >= cfg.rest_time_ms and self.dvdt_ok
-        self.resting = resting
-        return resting
+        return self.rest_ms >= cfg.rest_time_ms and self.dvdt_ok
 
     def _full_calibration(self, dt_ms, current_mA, max_mV):
         """Full-charge reset at the end of the CV taper: the charge-branch SOC of the IR-free
