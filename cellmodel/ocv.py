@@ -123,17 +123,3 @@ class BranchTable:
         s_mid = (self.mid[i + 1] - self.mid[i]) / dx
         s_half = (self.half[i + 1] - self.half[i]) / dx
         return np.where(inside, s_mid + h * s_half, 0.0)
-
-
-def hysteresis_update(
-    h: np.ndarray, current_A: np.ndarray | float, dt_s: float, inv_q_As: np.ndarray, gamma: float
-) -> np.ndarray:
-    """Exact solution of dh/dt = gamma |I| / (3600 Q) (s - h) for constant I over dt.
-
-    s = sign(I) (+1 discharge, -1 charge); h is unchanged at zero current.
-    inv_q_As is 1 / (3600 Q).
-    """
-    s = np.sign(current_A)
-    # At zero current decay is 1 and h stays put whatever s is.
-    decay = np.exp(-gamma * np.abs(current_A) * dt_s * inv_q_As)
-    return s + (h - s) * decay

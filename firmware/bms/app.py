@@ -108,7 +108,6 @@ class App:
         self.bad_frames = 0
         # rejections per reason code (index = E_*), saturating at 65535
         self.rejects = array("H", bytes(2 * 10))
-        self.frames = 0
         self.have_seq = False
         self.last_seq = 0
         self.have_time = False
@@ -120,6 +119,22 @@ class App:
         self.boot_flags = (getattr(bms, "boot_flags", 0) | config_flags) & 0xFF
         self.ident = (FW_VERSION + " " + board_name).encode()
         self._config_changed()
+        # The handler of each request type, indexed by type; None: no such request (0x00 is
+        # reserved). Bound methods made once here: calling one from the tuple allocates
+        # nothing (tests/firmware/test_app.py measures the SAMPLE path).
+        handlers = {
+            codec.T_HELLO: self._on_hello,
+            codec.T_SAMPLE: self._on_sample,
+            codec.T_GET_STATE: self._on_get_state,
+            codec.T_CONFIG_READ: self._on_config_read,
+            codec.T_CONFIG_WRITE: self._on_config_write,
+            codec.T_CLEAR_FAULTS: self._on_clear_faults,
+            codec.T_ENTER_REPL: self._on_enter_repl,
+            codec.T_RESET: self._on_reset,
+            codec.T_FAULT_LOG: self._on_fault_log,
+            codec.T_SAVE: self._on_save,
+        }
+        self._handlers = tuple(handlers.get(t) for t in range(max(handlers) + 1))
 
     def config_payload(self):
         """The CONFIG reply's payload, made on demand (kept, it would hold ~2 KB of heap)."""
@@ -215,61 +230,73 @@ class App:
         )
 
     def _frame(self, now_ms):
+        """A frame with a good CRC and version: type, then seq (HELLO accepts any), then the
+        handler checks the payload (and a SAMPLE the time) and replies."""
         p = self.parser
         ftype = p.ftype
-        if ftype == codec.T_HELLO:
-            if p.length:
-                self._reject(codec.E_PAYLOAD)
-                return
-            self._accept()
-            self.have_time = False
-            self._reply(ftype, self.hello_payload(self.out, codec.HEADER))
-            return
-        if ftype > codec.T_SAVE:
+        handlers = self._handlers
+        handler = handlers[ftype] if ftype < len(handlers) else None
+        if handler is None:
             self._reject(codec.E_TYPE)
             return
-        if self.have_seq and ((self.last_seq - p.seq) & 0xFFFF) < 0x8000:
+        if ftype != codec.T_HELLO and self.have_seq and ((self.last_seq - p.seq) & 0xFFFF) < 0x8000:
             self._reject(codec.E_SEQ)
             return
-        if ftype == codec.T_SAMPLE:
-            self._sample(now_ms)
-            return
-        if ftype == codec.T_CONFIG_WRITE:
-            self._config_write()
-            return
-        if p.length:
+        handler(ftype, now_ms)
+
+    def _accept(self):
+        self.have_seq = True
+        self.last_seq = self.parser.seq
+
+    def _accept_empty(self):
+        """A request that carries no payload: accept it, or reject one that does."""
+        if self.parser.length:
             self._reject(codec.E_PAYLOAD)
-            return
+            return False
         self._accept()
-        bms = self.bms
-        if ftype == codec.T_GET_STATE:
+        return True
+
+    def _on_hello(self, ftype, now_ms):
+        if self._accept_empty():
+            self.have_time = False
+            self._reply(ftype, self.hello_payload(self.out, codec.HEADER))
+
+    def _on_get_state(self, ftype, now_ms):
+        if self._accept_empty():
             self._state(ftype)
-        elif ftype == codec.T_CONFIG_READ:
+
+    def _on_config_read(self, ftype, now_ms):
+        if self._accept_empty():
             self._reply_bytes(ftype, -1, self.config_payload())
-        elif ftype == codec.T_CLEAR_FAULTS:
-            codec.put_u32(self.out, codec.HEADER, bms.clear_faults())
+
+    def _on_clear_faults(self, ftype, now_ms):
+        if self._accept_empty():
+            codec.put_u32(self.out, codec.HEADER, self.bms.clear_faults())
             self._reply(ftype, 4)
-        elif ftype == codec.T_ENTER_REPL:
+
+    def _on_enter_repl(self, ftype, now_ms):
+        if self._accept_empty():
             self._reply(ftype, 0)
             self.action = ACT_REPL
-        elif ftype == codec.T_RESET:
+
+    def _on_reset(self, ftype, now_ms):
+        if self._accept_empty():
             self._reply(ftype, 0)
             self.action = ACT_RESET
-        elif ftype == codec.T_FAULT_LOG:
+
+    def _on_fault_log(self, ftype, now_ms):
+        if self._accept_empty():
             self._reply_bytes(ftype, -1, self._fault_log_json())
-        else:  # T_SAVE
+
+    def _on_save(self, ftype, now_ms):
+        if self._accept_empty():
             try:
-                bms.save()
+                self.bms.save()
                 status = 0
             except OSError:
                 status = 1
             self.out[codec.HEADER] = status
             self._reply(ftype, 1)
-
-    def _accept(self):
-        self.frames += 1
-        self.have_seq = True
-        self.last_seq = self.parser.seq
 
     def _fault_log_json(self):
         log = self.bms.fault_log
@@ -280,7 +307,7 @@ class App:
             text = json.dumps(log[start:]).encode()
         return text
 
-    def _config_write(self):
+    def _on_config_write(self, ftype, now_ms):
         p = self.parser
         try:
             changes = json.loads(bytes(p.buf[codec.HEADER : codec.HEADER + p.length]))
@@ -304,7 +331,7 @@ class App:
             text = ("save: " + str(e)).encode()
         self._reply_bytes(codec.T_CONFIG_WRITE, status, text)
 
-    def _sample(self, now_ms):
+    def _on_sample(self, ftype, now_ms):
         if not self.link_mode:
             self._reject(codec.E_BUSY)
             return
@@ -316,11 +343,10 @@ class App:
         t_hi = smp.t_hi
         t_lo = smp.t_lo
         if self.have_time:
-            d_hi = t_hi - self.t_hi
-            if d_hi < 0 or (d_hi == 0 and t_lo <= self.t_lo):
+            dt_ms = self._interval_ms(t_hi, t_lo)
+            if dt_ms < 0:
                 self._reject(codec.E_TIME)
                 return
-            dt_ms = _MAX_DT_MS if d_hi >= 0x4000 else (d_hi << 16) + t_lo - self.t_lo
         else:
             dt_ms = 0  # first sample of a session: nothing to integrate yet
         self._accept()
@@ -334,7 +360,25 @@ class App:
             bms.set_link_lost(False)
         bms.step(dt_ms, smp.cell_mV, smp.n_cells, smp.current_mA, smp.temp_ddegC, smp.n_temps)
         self.io.apply(bms.chg_on, bms.dsg_on, bms.balance)
-        self._state(codec.T_SAMPLE)
+        self._state(ftype)
+
+    def _interval_ms(self, t_hi, t_lo):
+        """Milliseconds from the last accepted sample's t_ms to t_hi:t_lo, or -1 if that is not
+        after it. t_ms is a u32 that wraps: the difference modulo 2**32 is forward when it is
+        1..2**31 - 1 and a repeat or time going back otherwise (as seq is modulo 2**16).
+        Worked on 16-bit halves so every value stays a small int on 32-bit ports; an interval
+        of 2**30 ms or more (12.4 days) comes back as _MAX_DT_MS (the Bms clamps it anyway)."""
+        d_lo = t_lo - self.t_lo
+        d_hi = t_hi - self.t_hi
+        if d_lo < 0:
+            d_lo += 0x10000
+            d_hi -= 1
+        d_hi &= 0xFFFF
+        if d_hi >= 0x8000 or (d_hi == 0 and d_lo == 0):
+            return -1
+        if d_hi >= 0x4000:
+            return _MAX_DT_MS
+        return (d_hi << 16) + d_lo
 
     def local_sample(self, dt_ms, current_mA, n, nt, now_ms):
         """Standalone mode: the board measured cell_mV/temp_ddegC itself; step the Bms."""

@@ -195,138 +195,199 @@ class Bms:
             except OSError:
                 self.save_errors += 1
 
-    def _step(self, dt_ms, cells, n, current_mA, temps, nt):
+    def _step(self, dt_ms, cell_mV, n_cells, current_mA, temp_ddegC, n_temps):
+        """The sample's work, in named steps (a method call costs no heap under heap_lock:
+        tests/firmware/test_alloc.py). dt_ms: raw interval, up to 2**30 - 1."""
         cfg = self.cfg
-        est = self.est
-
-        # sample clock (raw dt, up to 2**30) and the interval used for integration
         if dt_ms < 0:
             dt_ms = 0
-        ms = self.clock_ms + dt_ms
-        s = ms // 1000
-        self.clock_ms = ms - s * 1000
-        self.clock_s += s
+        self._advance_clock(dt_ms)
         gap = dt_ms > cfg.max_dt_ms
-        if gap:
+        if gap:  # integrate no more than max_dt_ms, and say so
             dt_ms = cfg.max_dt_ms
             if self.gaps < 65535:
                 self.gaps += 1
-        s = self.samples + 1
-        self.samples = s if s <= _CAP_MS else 0
-
-        # readings
-        if n < 1:
+        if n_cells < 1:
             return
-        range_bad = False
-        lo_ok = cfg.cell_valid_min_mV
-        hi_ok = cfg.cell_valid_max_mV
-        vmin = 65535
-        vmax = 0
-        vsum = 0
-        for k in range(n):
-            v = cells[k]
-            if v < vmin:
-                vmin = v
-            if v > vmax:
-                vmax = v
-            vsum += v
-            if v < lo_ok or v > hi_ok:
-                range_bad = True
-        vmean = vsum // n
-        tmin = _NO_TEMP
-        tmax = _NO_TEMP
-        if nt > 0:
-            tmin = 32767
-            lo_ok = cfg.temp_valid_min_ddegC
-            hi_ok = cfg.temp_valid_max_ddegC
-            for k in range(nt):
-                t = temps[k]
-                if t < tmin:
-                    tmin = t
-                if t > tmax:
-                    tmax = t
-                if t < lo_ok or t > hi_ok:
-                    range_bad = True
-        lim = cfg.i_range_mA
-        cur = current_mA
-        if cur > lim:
-            cur = lim
-            range_bad = True
-        elif cur < -lim:
-            cur = -lim
-            range_bad = True
-        db = cfg.deadband_mA
-        counted = cur if cur >= db or cur <= -db else 0
 
-        # estimation
+        # readings: extremes, validity, the current clamped to the sensor's range
+        range_bad = self._read_cells(cell_mV, n_cells)
+        if self._read_temps(temp_ddegC, n_temps):
+            range_bad = True
+        limit_mA = cfg.i_range_mA
+        measured_mA = current_mA
+        if measured_mA > limit_mA:
+            measured_mA = limit_mA
+        elif measured_mA < -limit_mA:
+            measured_mA = -limit_mA
+        if measured_mA != current_mA:
+            range_bad = True
+        deadband_mA = cfg.deadband_mA
+        counted_mA = measured_mA if measured_mA >= deadband_mA or measured_mA <= -deadband_mA else 0
+        self.current_mA = counted_mA
+
+        self._estimate(dt_ms, counted_mA, gap)
+        self.prot.step(
+            cfg,
+            dt_ms,
+            cell_mV,
+            n_cells,
+            measured_mA,
+            range_bad,
+            self.min_cell_mV,
+            self.max_cell_mV,
+            n_temps,
+            self.min_temp_ddegC,
+            self.max_temp_ddegC,
+            self.anode_util_dmAhg,
+        )
+        self._decide()
+        self.balance = self.bal.update(
+            cfg,
+            cell_mV,
+            n_cells,
+            self.min_cell_mV,
+            self.max_cell_mV,
+            counted_mA,
+            self.faults,
+            dt_ms,
+        )
+        self._set_warnings()
+        self._set_flags(gap)
+        self._schedule_save(dt_ms)
+
+    def _advance_clock(self, dt_ms):
+        """The sample clock (seconds + milliseconds, persisted) and the sample count.
+        dt_ms is 0..2**30 - 1; no sum leaves the small-int range (the clock saturates
+        after 34 years, the count wraps to 0 after 2**30 - 1)."""
+        whole_s = dt_ms // 1000
+        ms = self.clock_ms + (dt_ms - whole_s * 1000)
+        if ms >= 1000:
+            ms -= 1000
+            whole_s += 1
+        self.clock_ms = ms
+        clock_s = self.clock_s
+        self.clock_s = clock_s + whole_s if clock_s < _CAP_MS - whole_s else _CAP_MS
+        samples = self.samples
+        self.samples = samples + 1 if samples < _CAP_MS else 0
+
+    def _read_cells(self, cell_mV, n_cells):
+        """Minimum, maximum and mean cell voltage into the outputs; True if a reading lies
+        outside the valid range."""
+        cfg = self.cfg
+        valid_min_mV = cfg.cell_valid_min_mV
+        valid_max_mV = cfg.cell_valid_max_mV
+        out_of_range = False
+        min_mV = 65535
+        max_mV = 0
+        sum_mV = 0  # <= 16 x 65535
+        for k in range(n_cells):
+            mV = cell_mV[k]
+            if mV < min_mV:
+                min_mV = mV
+            if mV > max_mV:
+                max_mV = mV
+            sum_mV += mV
+            if mV < valid_min_mV or mV > valid_max_mV:
+                out_of_range = True
+        self.min_cell_mV = min_mV
+        self.max_cell_mV = max_mV
+        self.mean_cell_mV = sum_mV // n_cells
+        return out_of_range
+
+    def _read_temps(self, temp_ddegC, n_temps):
+        """Minimum and maximum temperature into the outputs (_NO_TEMP without sensors); True
+        if a reading lies outside the valid range."""
+        min_ddegC = _NO_TEMP
+        max_ddegC = _NO_TEMP
+        out_of_range = False
+        if n_temps > 0:
+            cfg = self.cfg
+            valid_min = cfg.temp_valid_min_ddegC
+            valid_max = cfg.temp_valid_max_ddegC
+            min_ddegC = 32767
+            for k in range(n_temps):
+                t_ddegC = temp_ddegC[k]
+                if t_ddegC < min_ddegC:
+                    min_ddegC = t_ddegC
+                if t_ddegC > max_ddegC:
+                    max_ddegC = t_ddegC
+                if t_ddegC < valid_min or t_ddegC > valid_max:
+                    out_of_range = True
+        self.min_temp_ddegC = min_ddegC
+        self.max_temp_ddegC = max_ddegC
+        return out_of_range
+
+    def _estimate(self, dt_ms, counted_mA, gap):
+        """The SOC estimator's sample (after the boot-time initialisation or check)."""
+        est = self.est
+        mean_mV = self.mean_cell_mV
         if est.need_init:
-            est.init_from_voltage(counted, vmean)
+            est.init_from_voltage(counted_mA, mean_mV)
         elif est.need_check:
-            est.check_restored(counted, vmean)
+            est.check_restored(counted_mA, mean_mV)
         if gap:
             est.gap()
-        est.update(dt_ms, counted, vmean, vmin, vmax)
+        est.update(dt_ms, counted_mA, mean_mV, self.min_cell_mV, self.max_cell_mV)
+        self._publish_estimate()
         lrn = self.learner
-        cap = lrn.cap_mAs
-        q = self.counter.q_mAs
-        soc = soc_of(q, cap)
-        self.soc_cpct = 0 if soc < 0 else (10000 if soc > 10000 else soc)
-        unc = soc_of(est.unc_mAs, cap)
-        self.soc_unc_cpct = unc if unc < 10000 else 10000
-        self.remaining_mAh = q // 3600 if q > 0 else 0
-        self.capacity_mAh = cap // 3600
-        util = anode_dmAhg(q, cfg.anode_mass_mg)
-        self.anode_util_dmAhg = util
-        self.cycle_count = lrn.cycle_count
-        self.cap_learn_count = lrn.learn_count
         if lrn.learned:
             lrn.learned = False
             self.save_due = True
 
-        # protections, switches, fault log
-        prot = self.prot
-        prot.step(cfg, dt_ms, cells, n, cur, range_bad, vmin, vmax, nt, tmin, tmax, util)
-        self.current_mA = counted
-        self.min_cell_mV = vmin
-        self.max_cell_mV = vmax
-        self.mean_cell_mV = vmean
-        self.max_temp_ddegC = tmax
-        self.min_temp_ddegC = tmin
-        self._decide()
+    def _publish_estimate(self):
+        """SOC, its uncertainty, remaining charge, capacity, anode utilization and the
+        counters into the outputs."""
+        lrn = self.learner
+        cap_mAs = lrn.cap_mAs
+        q_mAs = self.counter.q_mAs
+        soc_cpct = soc_of(q_mAs, cap_mAs)
+        self.soc_cpct = 0 if soc_cpct < 0 else (10000 if soc_cpct > 10000 else soc_cpct)
+        unc_cpct = soc_of(self.est.unc_mAs, cap_mAs)
+        self.soc_unc_cpct = unc_cpct if unc_cpct < 10000 else 10000
+        self.remaining_mAh = q_mAs // 3600 if q_mAs > 0 else 0
+        self.capacity_mAh = cap_mAs // 3600
+        self.anode_util_dmAhg = anode_dmAhg(q_mAs, self.cfg.anode_mass_mg)
+        self.cycle_count = lrn.cycle_count
+        self.cap_learn_count = lrn.learn_count
 
-        # balancing
-        bits = self.bal.update(cfg, cells, n, vmin, vmax, counted, self.faults, dt_ms)
-        self.balance = bits
-
-        # warnings and flags
-        w = self.state_flags
+    def _set_warnings(self):
+        warnings = self.state_flags
         if self.soc_unc_cpct > 500:
-            w |= _W_SOC_UNCERTAIN
-        if not est.known:
-            w |= _W_BRANCH_UNKNOWN
-        if bits:
-            w |= _W_BALANCING
-        top = cfg.window_top_dmAhg
-        if util >= top - top // 50:
-            w |= _W_NEAR_WINDOW_TOP
-        self.warnings = w
-        fl = est.sample_flags
-        if gap:
-            fl |= _F_TIME_GAP
-        if self.chg_on:
-            fl |= _F_CHG_ON
-        if self.dsg_on:
-            fl |= _F_DSG_ON
-        self.flags = fl
+            warnings |= _W_SOC_UNCERTAIN
+        if not self.est.known:
+            warnings |= _W_BRANCH_UNKNOWN
+        if self.balance:
+            warnings |= _W_BALANCING
+        top_dmAhg = self.cfg.window_top_dmAhg
+        if self.anode_util_dmAhg >= top_dmAhg - top_dmAhg // 50:
+            warnings |= _W_NEAR_WINDOW_TOP
+        self.warnings = warnings
 
-        # persistence, rate-limited on sample time
-        t = self.since_save_ms + dt_ms
-        self.since_save_ms = t if t < _CAP_MS else _CAP_MS
-        if t >= cfg.persist_min_ms:
-            ds = self.soc_cpct - self.soc_at_save
-            if ds < 0:
-                ds = -ds
-            if ds >= cfg.persist_dsoc_cpct or t >= cfg.persist_interval_ms:
+    def _set_flags(self, gap):
+        flags = self.est.sample_flags
+        if gap:
+            flags |= _F_TIME_GAP
+        if self.chg_on:
+            flags |= _F_CHG_ON
+        if self.dsg_on:
+            flags |= _F_DSG_ON
+        self.flags = flags
+
+    def _schedule_save(self, dt_ms):
+        """Persistence, rate-limited on sample time: after persist_min_ms, once the SOC moved
+        persist_dsoc_cpct or persist_interval_ms passed. The write itself runs in step(),
+        outside heap_lock."""
+        cfg = self.cfg
+        since_ms = self.since_save_ms
+        # saturates below 2**30 without forming a larger sum (dt_ms <= max_dt_ms <= 1e4)
+        since_ms = since_ms + dt_ms if since_ms < _CAP_MS - dt_ms else _CAP_MS
+        self.since_save_ms = since_ms
+        if since_ms >= cfg.persist_min_ms:
+            moved_cpct = self.soc_cpct - self.soc_at_save
+            if moved_cpct < 0:
+                moved_cpct = -moved_cpct
+            if moved_cpct >= cfg.persist_dsoc_cpct or since_ms >= cfg.persist_interval_ms:
                 self.save_due = True
 
     def _decide(self):
@@ -355,19 +416,9 @@ class Bms:
 
     def _outputs(self):
         """Results before the first sample (from the restored or default state)."""
-        lrn = self.learner
-        cap = lrn.cap_mAs
-        q = self.counter.q_mAs
-        soc = soc_of(q, cap)
-        self.soc_cpct = 0 if soc < 0 else (10000 if soc > 10000 else soc)
-        self.soc_unc_cpct = min(soc_of(self.est.unc_mAs, cap), 10000)
+        self._publish_estimate()
         if self.est.need_init:
             self.soc_unc_cpct = 10000
-        self.remaining_mAh = q // 3600 if q > 0 else 0
-        self.capacity_mAh = cap // 3600
-        self.anode_util_dmAhg = anode_dmAhg(q, self.cfg.anode_mass_mg)
-        self.cycle_count = lrn.cycle_count
-        self.cap_learn_count = lrn.learn_count
         self.soc_at_save = self.soc_cpct
         self.flags = self.est.flags
         self._decide()

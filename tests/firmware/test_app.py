@@ -140,9 +140,86 @@ def test_sequence_and_time_rules(tmp_path: Path) -> None:
         send(app, frame(0x01, 9))
         (t, s, p), = send(app, frame(0x02, 10, sample(5, GOOD, 100)))
         assert t == 0x82 and state_of(p)["t_ms"] == 5
-        # t_ms above 2**31 (halves above 0x8000) works
-        (t, s, p), = send(app, frame(0x02, 11, sample(0xFFFFFF00, GOOD, 100)))
-        assert t == 0x82 and state_of(p)["t_ms"] == 0xFFFFFF00
+        """,
+        tmp_path,
+    )
+
+
+def test_t_ms_is_any_u32_and_wraps(tmp_path: Path) -> None:
+    """Issue 11's contract: any u32 t_ms, and the interval across the wrap 2**32 -> 0.
+
+    t_ms is modulo 2**32 like seq is modulo 2**16: a sample 1..2**31 - 1 ms after the last
+    one is forward (integrated, clamped to max_dt_ms as a gap beyond it); 0 or 2**31 and
+    more is a repeat or time going back (E_TIME). The count integrates exactly the interval:
+    1 A of discharge for 1000 ms takes 1000 mAs.
+    """
+    mpy(
+        """
+        app, bms, cfg, io = make()
+        seq = 1
+        def ask(ftype, payload=b""):
+            global seq
+            seq += 1
+            (t, s, p), = send(app, frame(ftype, seq, payload))
+            return t, p
+        def at(t_ms, current_mA=1000):
+            return ask(0x02, sample(t_ms % 2**32, GOOD, current_mA))
+        for start in (0, 2**30 - 1, 2**30, 2**31 - 1, 2**31, 2**32 - 256, 2**32 - 1):
+            ask(0x01)
+            t, p = at(start)  # the session's first sample: integrates nothing
+            assert t == 0x82 and state_of(p)["t_ms"] == start, (start, t, p)
+            for dt in (1000, 512, 1):  # forward, across 2**30, 2**31 and 2**32 -> 0
+                q0 = bms.counter.q_mAs
+                s0 = bms.clock_s * 1000 + bms.clock_ms
+                start += dt
+                t, p = at(start)
+                st = state_of(p)
+                assert t == 0x82 and st["t_ms"] == start % 2**32, (start, t, st)
+                assert bms.clock_s * 1000 + bms.clock_ms - s0 == dt, (start, dt)
+                assert q0 - bms.counter.q_mAs == dt, (start, dt, q0, bms.counter.q_mAs)
+                assert not st["flags"] & (1 << 10)  # no gap
+            for back in (0, 1, 1000, 2**31 - 1, 2**31):  # repeat, behind: rejected
+                t, p = at(start - back)
+                assert (t, p[0]) == (0xFF, codec.E_TIME), (start, back, t, p)
+            assert bms.gaps == 0
+        # forward by the most that is still forward, 2**31 - 1 ms, from 2**32 - 256: taken,
+        # clamped to max_dt_ms and flagged as a gap; the STATE echoes the wrapped t_ms
+        ask(0x01)
+        at(2**32 - 256, 0)
+        t, p = at(2**32 - 256 + 2**31 - 1, 0)
+        st = state_of(p)
+        assert t == 0x82 and st["t_ms"] == 2**31 - 257 and st["flags"] & (1 << 10), st
+        assert bms.gaps == 1
+        """,
+        tmp_path,
+    )
+
+
+def test_every_type_without_a_handler_is_rejected(tmp_path: Path) -> None:
+    """Type 0x00 (reserved) and every request type above SAVE get E_TYPE, change nothing and
+    consume no seq; the firmware's own types coming back (echo) are only counted."""
+    mpy(
+        """
+        import os
+        app, bms, cfg, io = make()
+        send(app, frame(0x01, 1))
+        bad = 0
+        for ftype in [0x00] + list(range(0x0B, 0x40)) + list(range(0x41, 0x80)):
+            (t, s, p), = send(app, frame(ftype, 2))
+            assert (t, s, p[0]) == (0xFF, 2, codec.E_TYPE), (ftype, t, s, p)
+            bad += 1
+        for ftype in [0x40] + list(range(0x80, 0x100)):
+            assert send(app, frame(ftype, 2)) == [], ftype
+            bad += 1
+        try:
+            os.stat("bms_state.json")
+            saved = True
+        except OSError:
+            saved = False
+        assert not saved  # 0x00 once ran as SAVE
+        assert app.bad_frames == bad and app.rejects[codec.E_TYPE] == bad
+        (t, s, p), = send(app, frame(0x03, 2))  # seq 2 is still new
+        assert t == 0x83 and state_of(p)["bad_frames"] == bad
         """,
         tmp_path,
     )
@@ -176,6 +253,7 @@ def test_bad_frames_never_change_switches_or_config(tmp_path: Path) -> None:
         bad.append(frame(0x05, seq, b'{"ov_mV": 30'))                       # broken JSON
         bad.append(frame(0x05, seq, b'[1, 2]'))                             # not an object
         bad.append(frame(0x06, seq, b"x"))                                  # payload on empty
+        bad.append(frame(0x00, seq))                                        # reserved type
         bad.append(frame(0x0B, seq))                                        # unknown type
         bad.append(frame(0x3F, seq))                                        # unknown type
         bad.append(bytes([0xA5, 1, 2, 1, 0, 0xFF, 0xFF]))                   # length 65535
@@ -184,7 +262,7 @@ def test_bad_frames_never_change_switches_or_config(tmp_path: Path) -> None:
             r = send(app, b, now=0)
             codes.append(r[0][2][0] if r else None)
             app.parser.tick(1000)  # the over-long header's rest is discarded until idle
-        assert codes == [1, 2, 5, 6, 7, 7, 7, 7, 5, 7, 7, 7, 4, 4, 3], codes
+        assert codes == [1, 2, 5, 6, 7, 7, 7, 7, 5, 7, 7, 7, 4, 4, 4, 3], codes
         assert io.calls == calls and bms.chg_on and bms.dsg_on
         assert app.config_payload() == conf and cfg.ov_mV != 3000
         (t, s, p), = send(app, frame(0x03, seq))
@@ -303,42 +381,62 @@ def test_echoed_reply_frames_get_no_answer(tmp_path: Path) -> None:
 
 
 def test_sample_to_state_path_allocates_nothing(tmp_path: Path) -> None:
+    """HELLO, then SAMPLE frames whose t_ms crosses 2**30, 2**31 and the wrap 2**32 -> 0:
+    0 bytes held after 3,000 frames. The driver keeps every value a small int (t_ms as two
+    16-bit halves), so on a 32-bit port nothing it does is charged to the firmware."""
+    starts = [((t - 700_000) % 2**32) for t in (2**30, 2**31, 2**32)]
+    halves = ", ".join(f"({t >> 16:#x}, {t & 0xFFFF:#x})" for t in [1000, *starts])
     out = mpy(
         """
         app, bms, cfg, io = make(n_cells=16, n_temps=8)
         cfg.update({"persist_interval_ms": 86400000, "persist_min_ms": 86400000})
-        send(app, frame(0x01, 1))
+        STARTS = (HALVES)  # (t_hi, t_lo) of each session's first sample
         N = 3000
         tx = bytearray(frame(0x02, 2, sample(1000, [3600] * 16, 0, [250] * 8)))
         size = len(tx)
+        hello = bytearray(9)
 
-        def run(lo, hi):  # local names only: module globals would grow their dict
+        def exchange(a, buf, n, now, reply):
+            i = 0
+            while i < n:
+                i = a.receive(buf, i, n, now)
+                if a.out_len:
+                    assert a.out[2] == reply
+                    a.out_len = 0
+
+        def run(lo, hi, t_hi, t_lo):  # local names only: module globals would grow their dict
             a = app
+            codec.finish(hello, 0x01, 1 + lo, 0)
+            exchange(a, hello, 9, lo, 0x81)
             for k in range(lo, hi):
                 # the host's next frame, built in place: new seq, time, current, cells
-                codec.put_u32(tx, 7, 1000 * (k + 1))
+                codec.put_u16(tx, 7, t_lo)
+                codec.put_u16(tx, 9, t_hi)
+                t_lo += 1000
+                if t_lo >= 0x10000:
+                    t_lo -= 0x10000
+                    t_hi = (t_hi + 1) & 0xFFFF
                 codec.put_u32(tx, 11, (k % 200) * 10 - 1000)  # charge and discharge
                 for j in range(16):
                     codec.put_u16(tx, 16 + 2 * j, 3600 + (k * 7 + j) % 50)
                 codec.finish(tx, 0x02, 2 + k, size - 9)
-                i = 0
-                while i < size:
-                    i = a.receive(tx, i, size, k)
-                    if a.out_len:
-                        assert a.out[2] == 0x82
-                        a.out_len = 0
+                exchange(a, tx, size, k, 0x82)
                 a.tick(k)
 
-        run(0, 50)  # warm up: first-sample paths, lazy attributes
+        run(0, 50, STARTS[0][0], STARTS[0][1])  # warm up: first-sample paths, lazy attributes
         gc.collect()
         gc.disable()  # a collection inside the loop would hide allocations
         before = gc.mem_alloc()
-        run(50, N)
+        run(50, 1000, STARTS[1][0], STARTS[1][1])
+        run(1000, 2000, STARTS[2][0], STARTS[2][1])
+        run(2000, N, STARTS[3][0], STARTS[3][1])
         after = gc.mem_alloc()
         gc.enable()
-        assert bms.samples == N, bms.samples
+        assert bms.samples == N and bms.gaps == 0, (bms.samples, bms.gaps)
+        assert app.bad_frames == 0, app.rejects
+        assert (app.t_hi << 16) + app.t_lo == 299000, (app.t_hi, app.t_lo)  # wrapped
         print(after - before, N - 50)
-        """,
+        """.replace("HALVES", halves),
         tmp_path,
     )
     delta, n = (int(x) for x in out.split())

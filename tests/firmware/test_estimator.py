@@ -5,9 +5,13 @@ Current is positive on discharge. Default cell: 2000 mAh = 7,200,000 mAs.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
-from tests.firmware.bms_harness import run_rig
+import numpy as np
+
+from tests.firmware.bms_harness import firmware_module, run_rig
 
 _HEAD = """
 from bmsrig import Rig
@@ -111,17 +115,100 @@ while t < 700:
 assert seen == 1, seen
 assert 600 <= at <= 661, at
 assert b.flags & (1 << 2)  # resting
-uc = unc_before // 10
-# the reading's uncertainty: ocv_unc_cpct plus ocv_unc_mV (8) as SOC on the branch
-uv = (50 + (b.ocv.soc_ext(DISCHARGE, v + 8) - b.ocv.soc_ext(DISCHARGE, v - 8)) // 2) // 10
-k = uc * uc * 1000 // (uc * uc + uv * uv)
-lo, hi = min(before, 3000), max(before, 3000)
-assert lo <= soc <= hi
-assert abs(soc - (before + (3000 - before) * k // 1000)) <= 30, (soc, before, k)
+# a blend: between the two estimates, and more certain than the count was
+# (the weights themselves: test_rest_correction_is_the_posterior_of_two_gaussians)
+assert min(before, 3000) < soc < max(before, 3000), (soc, before)
 assert b.soc_unc_cpct < unc_before and b.soc_unc_cpct <= 200
 """,
         tmp_path,
     )
+
+
+# Rest corrections from a set count and uncertainty: (count's SOC, its sigma) in cpct,
+# against a rested reading of 35 % on the discharge branch.
+_BLEND_CASES = [(3800, 0), (3800, 50), (3800, 190), (3300, 600), (3200, 2000), (5500, 50)]
+_READING_CPCT = 3500
+
+
+def _default_ocv() -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    defaults = firmware_module("bms.config_rules").DEFAULTS
+    soc = np.array(defaults["ocv_soc_cpct"], dtype=float)
+    dsg = np.array(defaults["ocv_dsg_mV"], dtype=float)
+    return soc, dsg, defaults
+
+
+def test_rest_correction_is_the_posterior_of_two_gaussians(tmp_path: Path) -> None:
+    """The count (mean c, sigma sc) and a rested OCV reading on a known branch (r, sr) are
+    two Gaussian estimates of the SOC; the correction must land on their posterior, computed
+    here in floating point: mean (sr^2 c + sc^2 r) / (sc^2 + sr^2), sigma
+    sc sr / sqrt(sc^2 + sr^2). Limits: a count without doubt stays, one far beyond 3 sigma
+    of both is replaced by the reading (sigma sr). The firmware works in integers (sigmas
+    in 0.1 % steps, the gain in 1/1000): the bound allowed is what those steps can move
+    the float result, worked out below, not a fitted margin.
+    """
+    soc, dsg, defaults = _default_ocv()
+    mV = round(float(np.interp(_READING_CPCT, soc, dsg)))
+    # the reading and its sigma from the configuration's meaning (bms/config_rules.py):
+    # the discharge-branch SOC at the rested voltage; ocv_unc_mV is the voltage's
+    # uncertainty (half the SOC span it covers) and ocv_unc_cpct the table's own
+    r = float(np.interp(mV, dsg, soc))
+    du = defaults["ocv_unc_mV"]
+    span = float(np.interp(mV + du, dsg, soc) - np.interp(mV - du, dsg, soc))
+    sr = defaults["ocv_unc_cpct"] + span / 2
+    cases = ", ".join(f"({c}, {u})" for c, u in _BLEND_CASES)
+    out = run_rig(
+        _HEAD
+        + f"""
+for c_cpct, u_cpct in ({cases},):
+    r = Rig({{"rest_time_ms": 60000, "rest_window_ms": 10000}}, state_path="none.json")
+    b = r.bms
+    r.step(0, 0, mV=3700)
+    r.run(300, 2000, mV=3600)  # the branch becomes DISCHARGE
+    assert b.est.known and b.est.branch == DISCHARGE
+    cap = b.learner.cap_mAs
+    b.counter.set_mAs(cap // 10000 * c_cpct)
+    b.est.unc_mAs = cap // 10000 * u_cpct
+    for t in range(200):
+        q0 = b.counter.q_mAs
+        u0 = b.est.unc_mAs
+        r.step(1000, 0, mV={mV})
+        if b.flags & (1 << 9):
+            break
+    assert b.flags & (1 << 9) and b.learner.cap_mAs == cap, t
+    print(cap, q0, u0, b.counter.q_mAs, b.est.unc_mAs)
+""",
+        tmp_path,
+    )
+    rows = [[int(x) for x in line.split()] for line in out.splitlines()]
+    assert len(rows) == len(_BLEND_CASES)
+
+    def posterior(c: float, sc: float, sr_: float) -> tuple[float, float]:
+        if sc == 0:
+            return c, 0.0
+        if (r - c) ** 2 > 9 * (sc**2 + sr_**2):
+            return r, sr_  # the reading replaces the count
+        w = sc**2 / (sc**2 + sr_**2)
+        return c + w * (r - c), sc * sr_ / math.hypot(sc, sr_)
+
+    for (c_set, u_set), (cap, q0, u0, q1, u1) in zip(_BLEND_CASES, rows, strict=True):
+        c, sc = 1e4 * q0 / cap, 1e4 * u0 / cap  # the count's state just before the rest
+        got_mean, got_sigma = 1e4 * q1 / cap, 1e4 * u1 / cap
+        want_mean, want_sigma = posterior(c, sc, sr)
+        # the firmware's steps: each sigma down to a 0.1 % (10 cpct) step, the gain down
+        # to 1/1000 of the distance, SOC readings and results down to 1 cpct; the sigma
+        # through an integer square root in 10 cpct steps, never below 10 cpct
+        corners = [
+            posterior(c, max(sc - a, 0.0), max(sr - b, 0.0)) for a in (0, 10) for b in (0, 10)
+        ]
+        mean_tol = max(abs(m - want_mean) for m, _ in corners) + abs(r - c) / 1000 + 3
+        sigma_tol = max(abs(s - want_sigma) for _, s in corners) + 10 + 2
+        assert abs(got_mean - want_mean) <= mean_tol, (c_set, u_set, got_mean, want_mean)
+        assert abs(got_sigma - want_sigma) <= sigma_tol, (c_set, u_set, got_sigma, want_sigma)
+        print(
+            f"count {c:7.1f} +- {sc:6.1f}, reading {r:7.1f} +- {sr:5.1f}: firmware "
+            f"{got_mean:7.1f} +- {got_sigma:5.1f}, posterior {want_mean:7.1f} +- "
+            f"{want_sigma:5.1f} (bounds {mean_tol:.1f}, {sigma_tol:.1f})"
+        )
 
 
 def test_rest_reading_far_outside_the_count_replaces_it(tmp_path: Path) -> None:
