@@ -198,7 +198,11 @@ class Session:
         if ftype == FrameType.RESET:
             self.boot_pending = False  # the BOOT a wait returns must come after this reset
         self._request = _Request(ftype, payload, retry_on_timeout, sample_t_ms)
-        return self._transmit(self._request, now_s).data
+        try:
+            return self._transmit(self._request, now_s).data
+        except Exception:  # a tx_filter that raised: nothing is in flight
+            self.abandon()
+            raise
 
     def start_boot_wait(self, now_s: float, timeout_s: float) -> None:
         """Wait for the firmware's BOOT frame until now_s + timeout_s (nothing to write)."""

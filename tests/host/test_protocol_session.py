@@ -359,3 +359,17 @@ def test_raw_requests_return_the_frame(tmp_path: Path) -> None:
     frame = commands.raw(FrameType.CONFIG_READ).decode(reply.frame)
     assert isinstance(frame, Frame) and frame.payload.startswith(b"{")
     assert commands.config_read().decode(reply.frame)["n_cells"] == 4
+
+
+def test_a_failing_tx_filter_leaves_nothing_in_flight() -> None:
+    session = Session()
+
+    def broken(frame: bytes) -> bytes:
+        raise OSError("injector failed")
+
+    session.tx_filter = broken
+    with pytest.raises(OSError):
+        session.start(commands.hello(), 0.0)
+    assert not session.busy
+    session.tx_filter = None
+    assert session.start(commands.hello(), 0.0)
