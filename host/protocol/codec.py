@@ -3,7 +3,8 @@
 Encodes host frames, decodes firmware frames incrementally, and turns
 payloads into dataclasses with units in their names. Current is positive on
 discharge. Mirrors firmware/bms/codec.py; both are checked against
-tests/vectors/protocol_vectors.json.
+tests/vectors/protocol_vectors.json, which are made from docs/protocol.md's
+tables by an encoder of their own (tests/vectors/spec.py).
 """
 
 from __future__ import annotations

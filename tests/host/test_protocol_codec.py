@@ -31,6 +31,7 @@ from host.protocol.codec import (
     seq_after,
 )
 from host.protocol.session import Session
+from tests.vectors import spec
 from tests.vectors.generate_protocol_vectors import build
 
 VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "protocol_vectors.json").read_text())
@@ -54,6 +55,13 @@ def test_crc(case: dict) -> None:
 
 def test_crc_check_value() -> None:
     assert crc16(b"123456789") == 0x29B1  # CRC-16/CCITT-FALSE's published check value
+
+
+@given(data=st.binary(max_size=300), split=st.integers(0, 300))
+def test_crc_is_the_one_the_document_names(data: bytes, split: int) -> None:
+    # binascii.crc_hqx against the document's parameters computed bit by bit
+    assert crc16(data) == spec.crc(data)
+    assert crc16(data[split:], crc16(data[:split])) == crc16(data)  # it can be carried on
 
 
 def _state_fields(payload: bytes) -> dict[str, int]:
