@@ -23,12 +23,13 @@ from host.boards import Board
 from host.image import StagedFile, counterpart, stage_firmware
 from host.link import SerialLink
 from host.link.board_files import BoardFiles, request_repl
+from host.protocol.faults import BOOT_FLAG_BITS
 
 if TYPE_CHECKING:
     from cellmodel import CellDesign
 
-# Boot flag bit 4 of HELLO_REPLY: the firmware rejected bms_config.json.
-_CONFIG_REJECTED = 1 << 4
+# The HELLO_REPLY boot flag: the firmware rejected bms_config.json.
+_CONFIG_REJECTED = 1 << BOOT_FLAG_BITS["CONFIG_REJECTED"]
 
 
 @dataclass

@@ -1,6 +1,6 @@
-"""The sisnbms serial protocol on the host: sans-I/O codec and the BmsClient session."""
+"""The sisnbms serial protocol on the host: sans-I/O codec and session, asyncio BmsClient."""
 
-from host.protocol.client import BmsClient, BmsError, BmsRejected, BmsTimeout, ClientStats
+from host.protocol.client import BmsClient, Link
 from host.protocol.codec import (
     DecodeError,
     Decoder,
@@ -17,9 +17,38 @@ from host.protocol.codec import (
     encode_frame,
     encode_sample,
 )
+from host.protocol.commands import Command
+from host.protocol.errors import BmsError, BmsRejected, BmsTimeout
+from host.protocol.session import (
+    IDLE,
+    NEED_DATA,
+    Booted,
+    ClientStats,
+    NoBoot,
+    NoReply,
+    Rejected,
+    Reply,
+    Session,
+    Transmit,
+    boot_hello,
+    reply_frame,
+)
 
 __all__ = [
+    "IDLE",
+    "NEED_DATA",
     "BmsClient",
+    "reply_frame",
+    "boot_hello",
+    "Transmit",
+    "Session",
+    "Reply",
+    "Rejected",
+    "NoReply",
+    "NoBoot",
+    "Link",
+    "Command",
+    "Booted",
     "BmsError",
     "BmsRejected",
     "BmsTimeout",

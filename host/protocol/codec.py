@@ -3,11 +3,13 @@
 Encodes host frames, decodes firmware frames incrementally, and turns
 payloads into dataclasses with units in their names. Current is positive on
 discharge. Mirrors firmware/bms/codec.py; both are checked against
-tests/vectors/protocol_vectors.json.
+tests/vectors/protocol_vectors.json, which are made from docs/protocol.md's
+tables by an encoder of their own (tests/vectors/spec.py).
 """
 
 from __future__ import annotations
 
+import binascii
 import enum
 import json
 import struct
@@ -67,25 +69,13 @@ class ErrorCode(enum.IntEnum):
     E_BUSY = 9
 
 
-def _make_table() -> tuple[int, ...]:
-    table = []
-    for i in range(256):
-        c = i << 8
-        for _ in range(8):
-            c = ((c << 1) ^ 0x1021) if c & 0x8000 else (c << 1)
-            c &= 0xFFFF
-        table.append(c)
-    return tuple(table)
-
-
-_CRC_TABLE = _make_table()
-
-
 def crc16(data: bytes | bytearray | memoryview, crc: int = 0xFFFF) -> int:
-    """CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no final XOR."""
-    for b in bytes(data):
-        crc = ((crc << 8) & 0xFF00) ^ _CRC_TABLE[((crc >> 8) ^ b) & 0xFF]
-    return crc
+    """CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no final XOR.
+
+    binascii.crc_hqx is that CRC with the initial value passed in (the firmware keeps
+    its own table CRC, which stays in small ints on 32-bit ports).
+    """
+    return binascii.crc_hqx(data, crc)
 
 
 @dataclass(frozen=True)
@@ -115,56 +105,68 @@ def encode_frame(ftype: int, seq: int, payload: bytes = b"", *, version: int = V
 
 
 class Decoder:
-    """Incremental frame decoder; feed bytes, get frames and rejections in order.
+    """Incremental frame decoder: bytes in, frames and rejections out, in order.
 
-    Bytes between frames are skipped (counted in `skipped`). A header with a
-    length over MAX_PAYLOAD is reported and resynchronised on the next sync.
+    `receive()` only buffers; `next()` parses one item at a time, so bytes after a
+    frame stay unparsed until asked for (after ENTER_REPL_REPLY they are the REPL's
+    text, see `unparsed()`). `feed()` does both and returns every complete item.
+    Bytes between frames are skipped (counted in `skipped`). A header with a length
+    over MAX_PAYLOAD is reported and resynchronised on the next sync.
     """
 
     def __init__(self) -> None:
         self._buf = bytearray()
         self.skipped = 0
 
-    def feed(self, data: bytes) -> list[Frame | DecodeError]:
+    def receive(self, data: bytes | bytearray | memoryview) -> None:
         self._buf += data
-        out: list[Frame | DecodeError] = []
+
+    def next(self) -> Frame | DecodeError | None:
+        """The next complete frame or rejection in the buffer; None until more bytes come."""
         buf = self._buf
-        while True:
-            start = buf.find(SYNC)
-            if start < 0:
-                self.skipped += len(buf)
-                buf.clear()
-                break
-            if start:
-                self.skipped += start
-                del buf[:start]
-            if len(buf) < HEADER_LEN:
-                break
-            version, ftype, seq, length = struct.unpack_from("<BBHH", buf, 1)
-            if length > MAX_PAYLOAD:
-                out.append(DecodeError(ErrorCode.E_LENGTH, ftype, seq))
-                del buf[:1]
-                continue
-            end = HEADER_LEN + length + CRC_LEN
-            if len(buf) < end:
-                break
-            (rx_crc,) = struct.unpack_from("<H", buf, end - CRC_LEN)
-            if crc16(buf[1 : end - CRC_LEN]) != rx_crc:
-                # A false sync inside noise: skip only that byte so a real frame behind it is found.
-                out.append(DecodeError(ErrorCode.E_CRC, ftype, seq))
-                del buf[:1]
-                continue
-            payload = bytes(buf[HEADER_LEN : end - CRC_LEN])
-            del buf[:end]
-            if version != VERSION:
-                out.append(DecodeError(ErrorCode.E_VERSION, ftype, seq))
-            else:
-                out.append(Frame(ftype, seq, payload, version))
+        start = buf.find(SYNC)
+        if start < 0:
+            self.skipped += len(buf)
+            buf.clear()
+            return None
+        if start:
+            self.skipped += start
+            del buf[:start]
+        if len(buf) < HEADER_LEN:
+            return None
+        version, ftype, seq, length = struct.unpack_from("<BBHH", buf, 1)
+        if length > MAX_PAYLOAD:
+            del buf[:1]
+            return DecodeError(ErrorCode.E_LENGTH, ftype, seq)
+        end = HEADER_LEN + length + CRC_LEN
+        if len(buf) < end:
+            return None
+        (rx_crc,) = struct.unpack_from("<H", buf, end - CRC_LEN)
+        if crc16(buf[1 : end - CRC_LEN]) != rx_crc:
+            # A false sync inside noise: skip only that byte so a real frame behind it is found.
+            del buf[:1]
+            return DecodeError(ErrorCode.E_CRC, ftype, seq)
+        payload = bytes(buf[HEADER_LEN : end - CRC_LEN])
+        del buf[:end]
+        if version != VERSION:
+            return DecodeError(ErrorCode.E_VERSION, ftype, seq)
+        return Frame(ftype, seq, payload, version)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Frame | DecodeError]:
+        """Buffer `data` and return every item complete so far."""
+        self.receive(data)
+        out: list[Frame | DecodeError] = []
+        while (item := self.next()) is not None:
+            out.append(item)
         return out
 
     def pending(self) -> int:
-        """Bytes held waiting for the rest of a frame."""
+        """Bytes held waiting for the rest of a frame (or not parsed yet)."""
         return len(self._buf)
+
+    def unparsed(self) -> bytes:
+        """The bytes received and not parsed yet, as they came."""
+        return bytes(self._buf)
 
 
 # ---- payloads ------------------------------------------------------------------

@@ -1,73 +1,63 @@
-"""Fault, warning and STATE-flag bit names of the firmware (docs/protocol.md).
+"""Fault, warning, STATE-flag and boot-flag bit names of the firmware (docs/protocol.md).
 
-Mirrors firmware/bms/faults.py; tests/host/test_protocol_faults.py checks that
-the two agree bit for bit.
+One source: the firmware's own firmware/bms/faults.py (pure Python that runs
+under CPython too), loaded here the way host.firmware_config loads its
+configuration rules, so the host cannot drift from the bits the board sends.
 """
 
 from __future__ import annotations
 
-FAULT_BITS: dict[str, int] = {
-    "OV": 0,
-    "UV": 1,
-    "OC_CHG": 2,
-    "OC_DSG": 3,
-    "SC": 4,
-    "OT_CHG": 5,
-    "UT_CHG": 6,
-    "OT_DSG": 7,
-    "UT_DSG": 8,
-    "OV_ABUSE": 9,
-    "UV_ABUSE": 10,
-    "WIN_TOP": 11,
-    "WIN_BOTTOM": 12,
-    "SENSOR_RANGE": 13,
-    "SENSOR_FROZEN": 14,
-    "LINK_LOST": 15,
-    "CONFIG": 16,
-}
+import importlib.util
+from functools import cache
+from types import ModuleType
 
-WARNING_BITS: dict[str, int] = {
-    "SOC_UNCERTAIN": 0,
-    "BRANCH_UNKNOWN": 1,
-    "STATE_DEFAULTS": 2,
-    "BALANCING": 3,
-    "NEAR_WINDOW_TOP": 4,
-}
+from host.resources import firmware_dir
 
-# STATE `flags` bits.
-FLAG_BITS: dict[str, int] = {
-    "CHG_ON": 0,
-    "DSG_ON": 1,
-    "RESTING": 2,
-    "BRANCH_KNOWN": 3,
-    "BRANCH_DISCHARGE": 4,
-    "SOC_RESTORED": 5,
-    "SOC_FROM_VOLTAGE": 6,
-    "FULL_CAL": 7,
-    "EMPTY_CAL": 8,
-    "V_CORRECTION": 9,
-    "TIME_GAP": 10,  # the interval since the last sample exceeded max_dt_ms and was clamped
-}
+# Host names of two STATE flags whose firmware constants are abbreviated (F_BRANCH_DSG,
+# F_VOLTAGE_CORRECTION); logs and summaries have always used these.
+_FLAG_RENAMES = {"BRANCH_DSG": "BRANCH_DISCHARGE", "VOLTAGE_CORRECTION": "V_CORRECTION"}
 
-# HELLO_REPLY / BOOT boot-flag bits.
-BOOT_FLAG_BITS: dict[str, int] = {
-    "STATE_RESTORED": 0,
-    "STATE_MISSING": 1,
-    "STATE_CORRUPT": 2,
-    "CONFIG_DEFAULTS": 3,
-    "CONFIG_REJECTED": 4,
-}
+
+@cache
+def firmware_faults() -> ModuleType:
+    """firmware/bms/faults.py as the firmware has it."""
+    path = firmware_dir() / "bms" / "faults.py"
+    spec = importlib.util.spec_from_file_location("sisnbms_firmware_faults", path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"cannot load the firmware's fault bits from {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _bit(value: int, name: str) -> int:
+    if value <= 0 or value & (value - 1):
+        raise ValueError(f"firmware/bms/faults.py: {name} = {value:#x} is not a single bit")
+    return value.bit_length() - 1
+
+
+def _prefixed(module: ModuleType, prefix: str) -> dict[str, int]:
+    """{name without prefix: bit number} of the module's PREFIX_NAME constants, in order."""
+    return {
+        name[len(prefix) :]: _bit(value, name)
+        for name, value in vars(module).items()
+        if name.startswith(prefix) and isinstance(value, int)
+    }
+
+
+def _tables() -> tuple[dict[str, int], dict[str, int], dict[str, int], dict[str, int]]:
+    fw = firmware_faults()
+    faults = {name: _bit(getattr(fw, name), name) for name in fw.NAMES}
+    warnings = {name: _bit(getattr(fw, "W_" + name), "W_" + name) for name in fw.WARNING_NAMES}
+    flags = {_FLAG_RENAMES.get(k, k): v for k, v in _prefixed(fw, "F_").items()}
+    return faults, warnings, flags, _prefixed(fw, "BOOT_")
+
+
+FAULT_BITS, WARNING_BITS, FLAG_BITS, BOOT_FLAG_BITS = _tables()
+"""Name -> bit number: faults (STATE faults/latched), warnings, STATE flags, boot flags."""
 
 
 def names(bits: int, table: dict[str, int]) -> tuple[str, ...]:
     """Names of the set bits in `bits`, lowest bit first; unknown bits as "BIT<n>"."""
     known = {bit: name for name, bit in table.items()}
     return tuple(known.get(b, f"BIT{b}") for b in range(bits.bit_length()) if bits >> b & 1)
-
-
-def bits_of(names_: tuple[str, ...] | list[str], table: dict[str, int]) -> int:
-    """The inverse of `names`; raises KeyError on an unknown name."""
-    value = 0
-    for name in names_:
-        value |= 1 << table[name]
-    return value

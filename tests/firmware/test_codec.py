@@ -1,4 +1,5 @@
-"""The firmware codec (firmware/bms/codec.py) under real MicroPython, against the shared vectors."""
+"""The firmware codec (firmware/bms/codec.py) under real MicroPython, against the shared vectors
+(made from docs/protocol.md by tests/vectors/spec.py, not by either codec)."""
 
 from __future__ import annotations
 
@@ -18,14 +19,49 @@ V = json.loads(VECTORS)
 def unhex(h):
     return bytes(int(h[i:i + 2], 16) for i in range(0, len(h), 2))
 
-n_checked = 0
 for c in V["crc"]:
     b = unhex(c["hex"])
     assert crc16(b, 0, len(b), INIT) == c["crc"], c
 
+# the type and reason-code tables: requests, BOOT and ERROR by name, replies as request | REPLY
+by_code = {code: name for name, code in V["types"].items()}
+for name, code in V["types"].items():
+    if hasattr(codec, "T_" + name):
+        assert getattr(codec, "T_" + name) == code, name
+    else:
+        request = by_code[code & ~codec.REPLY]
+        assert getattr(codec, "T_" + request) | codec.REPLY == code, name
+for name, code in V["errors"].items():
+    assert getattr(codec, name) == code, name
+
 class Rec:
     pass
 
+def check_sample(c, p):
+    v = c["value"]
+    s = codec.Sample()
+    assert s.decode(p.buf, 7, p.length) == 0, c["name"]
+    assert s.t_hi * 65536 + s.t_lo == v["t_ms"], c["name"]
+    assert s.current_mA == v["current_mA"], c["name"]
+    assert s.n_cells == v["n_cells"] and s.n_temps == v["n_temps"], c["name"]
+    assert list(s.cell_mV[:s.n_cells]) == v["cell_mV"], c["name"]
+    assert list(s.temp_ddegC[:s.n_temps]) == v["temp_ddegC"], c["name"]
+
+def check_state(c, raw):
+    v = c["value"]
+    r = Rec()
+    for k in v:
+        setattr(r, k, v[k])
+    r.chg_on = bool(v["flags"] & 1)
+    r.dsg_on = bool(v["flags"] & 2)
+    r.cap_learn_count = v["capacity_learned_count"]
+    t = v["t_ms"]
+    out = bytearray(codec.FRAME_MAX)
+    ln = codec.put_state(out, 7, t >> 16, t & 0xFFFF, r, v["bad_frames"])
+    n = codec.finish(out, c["type"], c["seq"], ln)
+    assert bytes(out[:n]) == raw, c["name"]
+
+n_checked = 0
 for c in V["frames"]:
     raw = unhex(c["hex"])
     p = codec.Parser()
@@ -38,26 +74,10 @@ for c in V["frames"]:
     codec.put_bytes(out, 7, payload)
     n = codec.finish(out, c["type"], c["seq"], len(payload))
     assert bytes(out[:n]) == raw, c["name"]
-    d = c["decoded"]
-    if d["kind"] == "sample":
-        s = codec.Sample()
-        assert s.decode(p.buf, 7, p.length) == 0, c["name"]
-        assert s.t_hi * 65536 + s.t_lo == d["t_ms"], c["name"]
-        assert s.current_mA == d["current_mA"], c["name"]
-        assert list(s.cell_mV[:s.n_cells]) == d["cell_mV"], c["name"]
-        assert list(s.temp_ddegC[:s.n_temps]) == d["temp_ddegC"], c["name"]
-    elif d["kind"] == "state":
-        r = Rec()
-        for k in d:
-            setattr(r, k, d[k])
-        r.chg_on = bool(d["flags"] & 1)
-        r.dsg_on = bool(d["flags"] & 2)
-        r.cap_learn_count = d["cap_learn_count"]
-        t = d["t_ms"]
-        out2 = bytearray(codec.FRAME_MAX)
-        ln = codec.put_state(out2, 7, t >> 16, t & 0xFFFF, r, d["bad_frames"])
-        n = codec.finish(out2, c["type"], c["seq"], ln)
-        assert bytes(out2[:n]) == raw, c["name"]
+    if c["kind"] == "SAMPLE":
+        check_sample(c, p)
+    elif c["kind"] == "STATE":
+        check_state(c, raw)
     n_checked += 1
 
 EV = {codec.EV_FRAME: "frame", codec.EV_ERROR: "error", codec.EV_CTRL_C: "ctrl_c"}

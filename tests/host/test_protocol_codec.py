@@ -9,30 +9,43 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from host.protocol import commands
 from host.protocol.codec import (
     MAX_PAYLOAD,
     DecodeError,
     Decoder,
     ErrorCode,
     Frame,
+    FrameType,
     crc16,
     decode_error,
     decode_hello,
     decode_json,
     decode_sample,
     decode_state,
+    decode_status,
     decode_u32,
     encode_frame,
+    encode_json,
     encode_sample,
     seq_after,
 )
+from host.protocol.session import Session
+from tests.vectors import spec
 from tests.vectors.generate_protocol_vectors import build
 
 VECTORS = json.loads((Path(__file__).parents[1] / "vectors" / "protocol_vectors.json").read_text())
+FRAMES = {c["name"]: c for c in VECTORS["frames"]}
 
 
-def test_vectors_file_is_what_the_generator_makes() -> None:
+def test_vectors_file_is_what_the_spec_makes() -> None:
     assert build() == VECTORS, "run python -m tests.vectors.generate_protocol_vectors"
+
+
+def test_frame_types_and_reason_codes_are_the_spec_tables() -> None:
+    assert {t.name: t.value for t in FrameType} == VECTORS["types"]
+    assert {e.name: e.value for e in ErrorCode} == VECTORS["errors"]
+    assert len(VECTORS["types"]) == 22 and len(VECTORS["errors"]) == 9
 
 
 @pytest.mark.parametrize("case", VECTORS["crc"])
@@ -41,54 +54,120 @@ def test_crc(case: dict) -> None:
 
 
 def test_crc_check_value() -> None:
-    assert crc16(b"123456789") == 0x29B1
+    assert crc16(b"123456789") == 0x29B1  # CRC-16/CCITT-FALSE's published check value
+
+
+@given(data=st.binary(max_size=300), split=st.integers(0, 300))
+def test_crc_is_the_one_the_document_names(data: bytes, split: int) -> None:
+    # binascii.crc_hqx against the document's parameters computed bit by bit
+    assert crc16(data) == spec.crc(data)
+    assert crc16(data[split:], crc16(data[:split])) == crc16(data)  # it can be carried on
+
+
+def _state_fields(payload: bytes) -> dict[str, int]:
+    """A decoded STATE back in the document's raw units and names."""
+    s = decode_state(payload)
+    return {
+        "t_ms": s.t_ms,
+        "soc_cpct": round(s.soc_pct * 100),
+        "soc_unc_cpct": round(s.soc_unc_pct * 100),
+        "remaining_mAh": s.remaining_mAh,
+        "capacity_mAh": s.capacity_mAh,
+        "anode_util_dmAhg": round(s.anode_util_mAh_g * 10),
+        "flags": s.flags,
+        "faults": s.fault_bits,
+        "latched": s.latched_bits,
+        "warnings": s.warning_bits,
+        "balance": s.balance_bits,
+        "cycle_count": s.cycle_count,
+        "bad_frames": s.bad_frames,
+        "samples": s.samples,
+        "current_mA": s.current_mA,
+        "min_cell_mV": s.min_cell_mV,
+        "max_cell_mV": s.max_cell_mV,
+        "max_temp_ddegC": -32768 if s.max_temp_degC is None else round(s.max_temp_degC * 10),
+        "capacity_learned_count": s.cap_learn_count,
+    }
+
+
+def _decoded(kind: str, payload: bytes) -> object:
+    """The host codec's reading of a payload, in the vectors' form."""
+    if kind == "HELLO_REPLY":
+        h = decode_hello(payload)
+        return {
+            "protocol_version": h.protocol_version,
+            "n_cells": h.n_cells,
+            "n_temps": h.n_temps,
+            "boot_flags": h.boot_flag_bits,
+            "config_crc": h.config_crc,
+            "ident": f"{h.firmware_version} {h.board_name}",
+        }
+    if kind == "SAMPLE":
+        s = decode_sample(payload)
+        return {
+            "t_ms": s.t_ms,
+            "current_mA": s.current_mA,
+            "n_cells": len(s.cell_mV),
+            "cell_mV": list(s.cell_mV),
+            "n_temps": len(s.temp_ddegC),
+            "temp_ddegC": list(s.temp_ddegC),
+        }
+    if kind == "STATE":
+        return _state_fields(payload)
+    if kind == "json":
+        return decode_json(payload)
+    if kind == "status":
+        status = decode_status(payload)
+        return [status.status, status.text]
+    if kind == "error":
+        err = decode_error(payload)
+        return [err.code, err.text]
+    if kind == "u32":
+        return decode_u32(payload)
+    assert kind == "empty" and payload == b""
+    return None
 
 
 @pytest.mark.parametrize("case", VECTORS["frames"], ids=lambda c: c["name"])
-def test_frame_vectors(case: dict) -> None:
+def test_host_codec_reads_every_vector(case: dict) -> None:
     raw = bytes.fromhex(case["hex"])
     payload = bytes.fromhex(case["payload_hex"])
+    assert FrameType[case["type_name"]] == case["type"]
     assert encode_frame(case["type"], case["seq"], payload) == raw
     (item,) = Decoder().feed(raw)
     assert item == Frame(case["type"], case["seq"], payload)
-    d = case["decoded"]
-    kind = d["kind"]
-    if kind == "sample":
-        s = decode_sample(payload)
-        assert (s.t_ms, s.current_mA, list(s.cell_mV), list(s.temp_ddegC)) == (
-            d["t_ms"],
-            d["current_mA"],
-            d["cell_mV"],
-            d["temp_ddegC"],
+    assert _decoded(case["kind"], payload) == case["value"]
+
+
+def _command(case: dict) -> commands.Command[object]:
+    value = case["value"]
+    if case["type_name"] == "SAMPLE":
+        return commands.sample(
+            value["t_ms"], value["cell_mV"], value["current_mA"], value["temp_ddegC"]
         )
-        assert encode_sample(d["t_ms"], d["cell_mV"], d["current_mA"], d["temp_ddegC"]) == payload
-    elif kind == "state":
-        s = decode_state(payload)
-        assert s.t_ms == d["t_ms"]
-        assert s.soc_pct == pytest.approx(d["soc_cpct"] / 100)
-        assert s.anode_util_mAh_g == pytest.approx(d["anode_util_dmAhg"] / 10)
-        assert s.fault_bits == d["faults"] and s.latched_bits == d["latched"]
-        assert s.current_mA == d["current_mA"] and s.samples == d["samples"]
-        assert s.max_temp_degC == pytest.approx(d["max_temp_ddegC"] / 10)
-        assert s.chg_on == bool(d["flags"] & 1) and s.dsg_on == bool(d["flags"] & 2)
-    elif kind == "hello":
-        h = decode_hello(payload)
-        assert (h.n_cells, h.n_temps, h.boot_flag_bits, h.config_crc) == (
-            d["n_cells"],
-            d["n_temps"],
-            d["boot_flags"],
-            d["config_crc"],
-        )
-        assert f"{h.firmware_version} {h.board_name}" == d["ident"]
-    elif kind == "error":
-        e = decode_error(payload)
-        assert (e.code, e.text) == (d["code"], d["text"])
-    elif kind == "json":
-        assert decode_json(payload) == d["value"]
-    elif kind == "u32":
-        assert decode_u32(payload) == d["value"]
-    else:
-        assert kind == "empty" and payload == b""
+    if case["type_name"] == "CONFIG_WRITE":
+        return commands.config_write(value)
+    return commands.raw(FrameType[case["type_name"]])
+
+
+REQUESTS = [c for c in VECTORS["frames"] if not c["type"] & 0x80 and c["type_name"] != "BOOT"]
+
+
+@pytest.mark.parametrize("case", REQUESTS, ids=lambda c: c["name"])
+def test_the_session_sends_every_request_vector(case: dict) -> None:
+    session = Session()
+    session.seq = case["seq"] - 1  # the session numbers from the one after
+    assert session.start(_command(case), 0.0).hex() == case["hex"]
+
+
+def test_host_encoders_make_the_request_payloads() -> None:
+    write = FRAMES["CONFIG_WRITE"]
+    assert encode_json(write["value"]).hex() == write["payload_hex"]
+    for case in VECTORS["frames"]:
+        if case["kind"] == "SAMPLE":
+            v = case["value"]
+            payload = encode_sample(v["t_ms"], v["cell_mV"], v["current_mA"], v["temp_ddegC"])
+            assert payload.hex() == case["payload_hex"], case["name"]
 
 
 @pytest.mark.parametrize("case", VECTORS["streams"], ids=lambda c: c["name"])
@@ -105,15 +184,16 @@ def test_stream_vectors(case: dict) -> None:
 
 
 def test_state_faults_as_names() -> None:
-    frames = {c["name"]: c for c in VECTORS["frames"]}
-    s = decode_state(bytes.fromhex(frames["STATE reply to a SAMPLE"]["payload_hex"]))
+    s = decode_state(bytes.fromhex(FRAMES["STATE reply to a SAMPLE"]["payload_hex"]))
     assert s.faults == ("WIN_TOP",) and s.latched == () and s.warnings == ("NEAR_WINDOW_TOP",)
     assert not s.chg_on and s.dsg_on
     assert s.flag_names == ("DSG_ON", "BRANCH_KNOWN", "BRANCH_DISCHARGE")
     assert s.balancing(4) == (False, True, False, True)
-    s = decode_state(bytes.fromhex(frames["GET_STATE reply (type 0x83)"]["payload_hex"]))
+    s = decode_state(bytes.fromhex(FRAMES["GET_STATE reply (type 0x83)"]["payload_hex"]))
     assert s.faults == ("SC", "CONFIG") and s.latched == ("SC",)
     assert s.warnings == ("SOC_UNCERTAIN", "STATE_DEFAULTS") and s.current_mA == -(2**30) + 1
+    s = decode_state(bytes.fromhex(FRAMES["STATE without a temperature sensor"]["payload_hex"]))
+    assert s.max_temp_degC is None and s.chg_on and s.dsg_on
 
 
 def test_seq_wraps_past_zero() -> None:

@@ -1,9 +1,12 @@
 """Regenerate protocol_vectors.json: `python -m tests.vectors.generate_protocol_vectors`.
 
-The vectors are made by the host codec; the firmware codec is checked against
-them under MicroPython, so a change to either codec that breaks the wire
-format fails a test. CRC values are also checked against the published
-CRC-16/CCITT-FALSE check value.
+The vectors are made from docs/protocol.md alone (tests/vectors/spec.py reads
+its tables and encodes with them and the CRC it names), never by either codec.
+The host codec (tests/host/test_protocol_codec.py) and the firmware codec under
+MicroPython (tests/firmware/test_codec.py) are both checked against them, so a
+codec that drifts from the document fails, whichever side it is on.
+
+Every frame type (22) and every reason code (9) has at least one frame.
 """
 
 from __future__ import annotations
@@ -12,192 +15,188 @@ import json
 from pathlib import Path
 from typing import Any
 
-from host.protocol.codec import (
-    ErrorCode,
-    FrameType,
-    crc16,
-    encode_frame,
-    encode_hello_reply,
-    encode_json,
-    encode_sample,
-    encode_state_raw,
-)
+from tests.vectors import spec
 
 OUT = Path(__file__).with_name("protocol_vectors.json")
 
-STATE_FIELDS = [
-    "t_ms",
-    "soc_cpct",
-    "soc_unc_cpct",
-    "remaining_mAh",
-    "capacity_mAh",
-    "anode_util_dmAhg",
-    "flags",
-    "faults",
-    "latched",
-    "warnings",
-    "balance",
-    "cycle_count",
-    "bad_frames",
-    "samples",
-    "current_mA",
-    "min_cell_mV",
-    "max_cell_mV",
-    "max_temp_ddegC",
-    "cap_learn_count",
-]
+STATE_EXAMPLE = {
+    "t_ms": 1000,
+    "soc_cpct": 5012,
+    "soc_unc_cpct": 150,
+    "remaining_mAh": 1002,
+    "capacity_mAh": 2000,
+    "anode_util_dmAhg": 11034,
+    "flags": 0b11010,  # DSG on, branch known, discharge branch
+    "faults": 1 << 11,  # WIN_TOP: charge off at the window top
+    "latched": 0,
+    "warnings": 0b10000,
+    "balance": 0b1010,
+    "cycle_count": 7,
+    "bad_frames": 3,
+    "samples": 1_000_000,
+    "current_mA": 1500,
+    "min_cell_mV": 3699,
+    "max_cell_mV": 3702,
+    "max_temp_ddegC": -105,
+    "capacity_learned_count": 2,
+}
+STATE_ZERO = {f.name: 0 for f in spec.payload_layouts()["STATE"]}
 
 
-def frame(name: str, ftype: int, seq: int, payload: bytes, decoded: dict[str, Any]) -> dict:
+def hello_value(n_cells: int, n_temps: int, flags: int, crc: int, ident: str) -> dict[str, Any]:
     return {
-        "name": name,
-        "hex": encode_frame(ftype, seq, payload).hex(),
-        "type": ftype,
-        "seq": seq,
-        "payload_hex": payload.hex(),
-        "decoded": decoded,
+        "protocol_version": 1,
+        "n_cells": n_cells,
+        "n_temps": n_temps,
+        "boot_flags": flags,
+        "config_crc": crc,
+        "ident": ident,
     }
 
 
-def sample(name: str, seq: int, t_ms: int, cells: list[int], cur: int, temps: list[int]) -> dict:
-    decoded = {
-        "kind": "sample",
+def sample_value(t_ms: int, cells: list[int], current_mA: int, temps: list[int]) -> dict:
+    return {
         "t_ms": t_ms,
-        "current_mA": cur,
+        "current_mA": current_mA,
+        "n_cells": len(cells),
         "cell_mV": cells,
+        "n_temps": len(temps),
         "temp_ddegC": temps,
     }
-    return frame(name, FrameType.SAMPLE, seq, encode_sample(t_ms, cells, cur, temps), decoded)
 
 
-def state(name: str, ftype: int, seq: int, values: dict[str, int]) -> dict:
-    raw = [values[f] for f in STATE_FIELDS]
-    return frame(name, ftype, seq, encode_state_raw(raw), {"kind": "state", **values})
+ERROR_TEXTS = {
+    "E_CRC": "crc",
+    "E_VERSION": "version",
+    "E_LENGTH": "length",
+    "E_TYPE": "type",
+    "E_SEQ": "seq",
+    "E_TIME": "time",
+    "E_PAYLOAD": "payload",
+    "E_TIMEOUT": "timeout",  # counted only, never sent; still a code a decoder must know
+    "E_BUSY": "busy",
+}
 
-
-def build() -> dict:
-    frames = [
-        frame("HELLO seq 1", FrameType.HELLO, 1, b"", {"kind": "empty"}),
-        frame(
-            "HELLO_REPLY 4 cells 2 temps",
-            FrameType.HELLO_REPLY,
-            1,
-            encode_hello_reply(4, 2, 0x0A, 0x1D0F, "0.1.0 virtual"),
-            {
-                "kind": "hello",
-                "protocol_version": 1,
-                "n_cells": 4,
-                "n_temps": 2,
-                "boot_flags": 0x0A,
-                "config_crc": 0x1D0F,
-                "ident": "0.1.0 virtual",
-            },
-        ),
-        frame(
-            "BOOT seq 0",
-            FrameType.BOOT,
-            0,
-            encode_hello_reply(1, 0, 0x02, 0xFFFF, "0.1.0 pico"),
-            {
-                "kind": "hello",
-                "protocol_version": 1,
-                "n_cells": 1,
-                "n_temps": 0,
-                "boot_flags": 0x02,
-                "config_crc": 0xFFFF,
-                "ident": "0.1.0 pico",
-            },
-        ),
-        sample("SAMPLE 4 cells discharge", 2, 1000, [3700, 3701, 3699, 3702], 1500, [250, 251]),
-        sample("SAMPLE 1 cell charge, t_ms high half >= 0x8000", 3, 0xFFFFFFF0, [4190], -2000, []),
-        sample(
-            "SAMPLE payload bytes 0x03 and 0xA5",
-            0x03A5,
-            0x03A503A5,
-            [0x03A5, 0xA503],
-            0x03A5,
-            [-0x5AFD],
-        ),
-        sample(
-            "SAMPLE 16 cells 8 temps",
-            65535,
+# (name, type, seq, value): value as spec.encode_payload takes it for the type's payload.
+CASES: list[tuple[str, str, int, Any]] = [
+    ("HELLO seq 1", "HELLO", 1, None),
+    (
+        "HELLO_REPLY 4 cells 2 temps",
+        "HELLO_REPLY",
+        1,
+        hello_value(4, 2, 0x0A, 0x1D0F, "0.1.0 virtual"),
+    ),
+    ("BOOT seq 0", "BOOT", 0, hello_value(1, 0, 0x02, 0xFFFF, "0.1.0 pico")),
+    (
+        "SAMPLE 4 cells discharge",
+        "SAMPLE",
+        2,
+        sample_value(1000, [3700, 3701, 3699, 3702], 1500, [250, 251]),
+    ),
+    (
+        "SAMPLE 1 cell charge, t_ms high half >= 0x8000",
+        "SAMPLE",
+        3,
+        sample_value(0xFFFFFFF0, [4190], -2000, []),
+    ),
+    (
+        "SAMPLE payload bytes 0x03 and 0xA5",
+        "SAMPLE",
+        0x03A5,
+        sample_value(0x03A503A5, [0x03A5, 0xA503], 0x03A5, [-0x5AFD]),
+    ),
+    (
+        "SAMPLE 16 cells 8 temps",
+        "SAMPLE",
+        65535,
+        sample_value(
             123456789,
             [3000 + 17 * k for k in range(16)],
             -(2**30) + 1,
             [-400 + 100 * k for k in range(8)],
         ),
-        state(
-            "STATE reply to a SAMPLE",
-            FrameType.STATE,
-            2,
-            {
-                "t_ms": 1000,
-                "soc_cpct": 5012,
-                "soc_unc_cpct": 150,
-                "remaining_mAh": 1002,
-                "capacity_mAh": 2000,
-                "anode_util_dmAhg": 11034,
-                "flags": 0b11010,  # DSG on, branch known, discharge branch
-                "faults": 1 << 11,  # WIN_TOP: charge off at the window top
-                "latched": 0,
-                "warnings": 0b10000,
-                "balance": 0b1010,
-                "cycle_count": 7,
-                "bad_frames": 3,
-                "samples": 1_000_000,
-                "current_mA": 1500,
-                "min_cell_mV": 3699,
-                "max_cell_mV": 3702,
-                "max_temp_ddegC": -105,
-                "cap_learn_count": 2,
-            },
-        ),
-        state(
-            "GET_STATE reply (type 0x83)",
-            FrameType.GET_STATE_REPLY,
-            9,
-            {f: 0 for f in STATE_FIELDS}
-            | {
-                "t_ms": 0xFFFFFFF0,
-                "current_mA": -(2**30) + 1,
-                "faults": (1 << 4) | (1 << 16),  # SC and CONFIG: both switches open
-                "latched": 1 << 4,
-                "warnings": 0b101,
-                "flags": 1 << 9,
-            },
-        ),
-        frame(
-            "ERROR E_CRC",
-            FrameType.ERROR,
-            7,
-            bytes([ErrorCode.E_CRC]) + b"crc",
-            {"kind": "error", "code": 1, "text": "crc"},
-        ),
-        frame(
-            "CONFIG_WRITE",
-            FrameType.CONFIG_WRITE,
-            4,
-            encode_json({"ov_mV": 4200, "n_cells": 4}),
-            {"kind": "json", "value": {"ov_mV": 4200, "n_cells": 4}},
-        ),
-        frame(
-            "CLEAR_FAULTS_REPLY",
-            FrameType.CLEAR_FAULTS_REPLY,
-            5,
-            (1 << 4 | 1 << 9).to_bytes(4, "little"),
-            {"kind": "u32", "value": 1 << 4 | 1 << 9},
-        ),
-    ]
-    good = bytes.fromhex(frames[0]["hex"])
-    sample_frame = bytes.fromhex(frames[3]["hex"])
+    ),
+    ("STATE reply to a SAMPLE", "STATE", 2, STATE_EXAMPLE),
+    (
+        "STATE without a temperature sensor",
+        "STATE",
+        0x8000,
+        STATE_EXAMPLE | {"max_temp_ddegC": -32768, "flags": 0b11, "faults": 0, "warnings": 0},
+    ),
+    ("GET_STATE", "GET_STATE", 8, None),
+    (
+        "GET_STATE reply (type 0x83)",
+        "GET_STATE_REPLY",
+        9,
+        STATE_ZERO
+        | {
+            "t_ms": 0xFFFFFFF0,
+            "current_mA": -(2**30) + 1,
+            "faults": (1 << 4) | (1 << 16),  # SC and CONFIG: both switches open
+            "latched": 1 << 4,
+            "warnings": 0b101,
+            "flags": 1 << 9,
+        },
+    ),
+    ("CONFIG_READ", "CONFIG_READ", 10, None),
+    (
+        "CONFIG",
+        "CONFIG",
+        10,
+        {"n_cells": 4, "n_temps": 2, "ocv_soc_cpct": [0, 5000, 10000], "ov_mV": 4220},
+    ),
+    ("CONFIG_WRITE", "CONFIG_WRITE", 4, {"ov_mV": 4200, "n_cells": 4}),
+    ("CONFIG_WRITE_REPLY ok", "CONFIG_WRITE_REPLY", 4, [0, ""]),
+    (
+        "CONFIG_WRITE_REPLY rejected",
+        "CONFIG_WRITE_REPLY",
+        11,
+        [1, "window_top_dmAhg: 22001 above 22000"],
+    ),
+    ("CONFIG_WRITE_REPLY not saved", "CONFIG_WRITE_REPLY", 12, [2, "not saved: ENOSPC"]),
+    ("CLEAR_FAULTS", "CLEAR_FAULTS", 5, None),
+    ("CLEAR_FAULTS_REPLY", "CLEAR_FAULTS_REPLY", 5, 1 << 4 | 1 << 9),
+    ("ENTER_REPL", "ENTER_REPL", 13, None),
+    ("ENTER_REPL_REPLY", "ENTER_REPL_REPLY", 13, None),
+    ("RESET", "RESET", 14, None),
+    ("RESET_REPLY", "RESET_REPLY", 14, None),
+    ("FAULT_LOG", "FAULT_LOG", 15, None),
+    ("FAULT_LOG_REPLY", "FAULT_LOG_REPLY", 15, [[2000, 1, 1], [7500, 1, 0], [9000, 16, 1]]),
+    ("FAULT_LOG_REPLY empty", "FAULT_LOG_REPLY", 16, []),
+    ("SAVE", "SAVE", 17, None),
+    ("SAVE_REPLY ok", "SAVE_REPLY", 17, [0, ""]),
+    ("SAVE_REPLY refused", "SAVE_REPLY", 18, [1, ""]),
+    *[
+        (f"ERROR {name}", "ERROR", 7 if name == "E_CRC" else 20 + code, [code, ERROR_TEXTS[name]])
+        for name, code in spec.error_codes().items()
+    ],
+]
+
+
+def frame(name: str, type_name: str, seq: int, value: Any) -> dict[str, Any]:
+    code = spec.frame_types()[type_name]
+    payload = spec.encode_payload(type_name, value)
+    return {
+        "name": name,
+        "type_name": type_name,
+        "type": code,
+        "seq": seq,
+        "hex": spec.encode_frame(code, seq, payload).hex(),
+        "payload_hex": payload.hex(),
+        "kind": spec.payload_kind(type_name),
+        "value": value,
+    }
+
+
+def streams(frames: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    good = bytes.fromhex(frames["HELLO seq 1"]["hex"])
+    sample_frame = bytes.fromhex(frames["SAMPLE 4 cells discharge"]["hex"])
     bad_crc = bytearray(sample_frame)
     bad_crc[12] ^= 0x10
-    bad_version = bytearray(good)
-    bad_version[1] = 2
-    body = bytes(bad_version[1:7])
-    bad_version[7:9] = crc16(body).to_bytes(2, "little")
+    bad_version = spec.encode_frame(1, 1, b"", version=2)
     too_long = bytes([0xA5, 1, 2, 0x34, 0x12, 0x01, 0x10])  # len 4097
-    streams = [
+    ctrl_c_frame = bytes.fromhex(frames["SAMPLE payload bytes 0x03 and 0xA5"]["hex"])
+    return [
         {
             "name": "two frames back to back",
             "hex": (good + sample_frame).hex(),
@@ -218,7 +217,7 @@ def build() -> dict:
         },
         {
             "name": "bad version with a good CRC",
-            "hex": bytes(bad_version).hex(),
+            "hex": bad_version.hex(),
             "events": [{"event": "error", "reason": "E_VERSION", "type": 1, "seq": 1}],
         },
         {
@@ -233,19 +232,34 @@ def build() -> dict:
         },
         {
             "name": "0x03 between frames is Ctrl-C (firmware only); inside a frame it is data",
-            "hex": (bytes([0x03]) + bytes.fromhex(frames[5]["hex"])).hex(),
+            "hex": (bytes([0x03]) + ctrl_c_frame).hex(),
             "events": [{"event": "ctrl_c"}, {"event": "frame", "type": 2, "seq": 0x03A5}],
         },
     ]
+
+
+def build() -> dict[str, Any]:
+    frames = [frame(*case) for case in CASES]
+    by_name = {f["name"]: f for f in frames}
+    assert len(by_name) == len(frames), "frame names are unique"
+    missing = set(spec.frame_types()) - {f["type_name"] for f in frames}
+    assert not missing, f"no vector for the frame types {sorted(missing)}"
+    errors = {f["value"][0] for f in frames if f["type_name"] == "ERROR"}
+    assert errors == set(spec.error_codes().values()), "a vector for every reason code"
+    _, _, check = spec.crc_parameters()
+    assert spec.crc(b"123456789") == check, "the CRC as docs/protocol.md defines it"
+    header = bytes.fromhex(by_name["HELLO seq 1"]["hex"])[1:7]
     return {
-        "comment": "Generated by tests/vectors/generate_protocol_vectors.py; see docs/protocol.md.",
+        "comment": "Generated from docs/protocol.md by tests/vectors/generate_protocol_vectors.py.",
+        "types": spec.frame_types(),
+        "errors": spec.error_codes(),
         "crc": [
-            {"hex": b"123456789".hex(), "crc": 0x29B1},
-            {"hex": "", "crc": 0xFFFF},
-            {"hex": good[1:7].hex(), "crc": crc16(good[1:7])},
+            {"hex": b"123456789".hex(), "crc": check},
+            {"hex": "", "crc": spec.crc(b"")},
+            {"hex": header.hex(), "crc": spec.crc(header)},
         ],
         "frames": frames,
-        "streams": streams,
+        "streams": streams(by_name),
     }
 
 

@@ -1,0 +1,100 @@
+"""Tables the host keeps of the firmware's, checked against the firmware under MicroPython.
+
+host/board_session/state_file.py writes the bms_state.json a board would have
+persisted: its layout (keys, version, value ranges) and its branch codes must be
+the ones firmware/bms/storage.py, core.py and ocv.py read and write. The
+flasher's config-rejected bit comes from host.protocol.faults, which loads
+firmware/bms/faults.py (tests/host/test_protocol_faults.py).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cellmodel import load_cell
+from host.board_session.state_file import STATE_FILE, initial_state_dict, write_initial_state
+from host.protocol.faults import BOOT_FLAG_BITS
+from host.scenarios.scenario import InitialState
+from host.vboard.provision import provision_flash
+from tests.firmware.mpy import run_mpy
+
+FIRMWARE_TABLES = """
+import json
+from bms import ocv, storage
+from bms import config
+from bms.core import Bms
+cfg, _ = config.load("bms_config.json")
+bms = Bms(cfg, "no_such_state.json")
+print(json.dumps({
+    "CHARGE": ocv.CHARGE,
+    "DISCHARGE": ocv.DISCHARGE,
+    "VERSION": storage.VERSION,
+    "FIELDS": sorted(storage.FIELDS),
+    "OPTIONAL": sorted(storage.OPTIONAL),
+    "state_dict": sorted(bms.state_dict()),
+}))
+"""
+
+RESTORE = """
+import json
+from bms import config, storage
+from bms.core import Bms
+d, flags = storage.load_state("bms_state.json")
+cfg, _ = config.load("bms_config.json")
+bms = Bms(cfg)
+est = bms.est
+print(json.dumps({
+    "load_flags": flags,
+    "boot_flags": bms.boot_flags,
+    "q_mAs": bms.counter.q_mAs,
+    "cap_mAs": bms.learner.cap_mAs,
+    "branch": est.branch,
+    "known": est.known,
+}))
+"""
+
+
+def scenario(branch: str, soc: float) -> InitialState:
+    return InitialState(soc=soc, branch=branch)
+
+
+@pytest.fixture(scope="module")
+def flash(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    flash = tmp_path_factory.mktemp("tables") / "flash"
+    provision_flash(flash, load_cell(), board="virtual")
+    return flash
+
+
+@pytest.fixture(scope="module")
+def firmware(flash: Path) -> dict:
+    return json.loads(run_mpy(FIRMWARE_TABLES, cwd=flash).splitlines()[-1])
+
+
+def test_state_file_layout_is_the_firmware_one(firmware: dict) -> None:
+    host = initial_state_dict(scenario("charge", 0.5), 2000)
+    required = set(firmware["FIELDS"]) | {"v", "fault_log"}
+    assert set(host) == required  # the calibration anchor is optional: absent, none is known
+    assert host["v"] == firmware["VERSION"]
+    # and what the firmware itself writes is what it reads back
+    assert set(firmware["state_dict"]) == required | set(firmware["OPTIONAL"])
+
+
+@pytest.mark.parametrize(("branch", "code"), [("charge", "CHARGE"), ("discharge", "DISCHARGE")])
+def test_branch_codes_are_the_firmware_ones(firmware: dict, branch: str, code: str) -> None:
+    assert initial_state_dict(scenario(branch, 0.5), 2000)["branch"] == firmware[code]
+
+
+@pytest.mark.parametrize(("branch", "soc"), [("charge", 0.3), ("discharge", 0.8)])
+def test_the_firmware_restores_the_host_state_file(flash: Path, branch: str, soc: float) -> None:
+    design = load_cell()
+    path = write_initial_state(flash, scenario(branch, soc), design)
+    assert path is not None and path == flash / STATE_FILE
+    written = json.loads(path.read_text())
+    got = json.loads(run_mpy(RESTORE, cwd=flash).splitlines()[-1])
+    assert got["load_flags"] == 0 and got["boot_flags"] & 1 << BOOT_FLAG_BITS["STATE_RESTORED"]
+    assert got["q_mAs"] == written["q_mAs"] and got["cap_mAs"] == written["cap_mAs"]
+    assert got["q_mAs"] == pytest.approx(soc * written["cap_mAs"], rel=1e-6)
+    assert got["branch"] == written["branch"] and got["known"]
