@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ class LoopOutcome:
     capacity_true_Ah: float = 0.0
 
 
-def frame_corrupter(fraction: float, seed: int) -> Any:
+def frame_corrupter(fraction: float, seed: int) -> Callable[[bytes], bytes]:
     """A tx_filter that flips one random bit in `fraction` of the frames (seeded)."""
     rng = np.random.default_rng([seed, 3])
 

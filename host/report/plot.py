@@ -36,12 +36,24 @@ def write_plot(
 ) -> Path:
     """Draw the run; `limits` is the cell's Limits (v_max_V, v_min_V, window_top_mAh_g, ...)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    t_raw = log.column("t_s")
-    t, t_label = _time_axis(t_raw)
+    t, t_label = _time_axis(log.column("t_s"))
     fig, axes = plt.subplots(6, 1, figsize=(11, 13), sharex=True, constrained_layout=True)
     fig.suptitle(title + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
+    _voltages(axes[0], t, log, limits)
+    _current(axes[1], t, log)
+    _soc(axes[2], t, log)
+    _anode(axes[3], t, log, limits)
+    _temperature(axes[4], t, log, limits)
+    _states(axes[5], t, log, fault_names)
+    axes[5].set_xlabel(t_label)
+    for a in axes:
+        a.grid(True, alpha=0.3)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
 
-    ax = axes[0]
+
+def _voltages(ax: Any, t: np.ndarray, log: RunLog, limits: Any) -> None:
     volts = log.cell_voltages()
     for i in range(volts.shape[1] if volts.size else 0):
         ax.plot(t, volts[:, i], lw=1, label=f"cell {i + 1}" if volts.shape[1] > 1 else "cell")
@@ -50,14 +62,16 @@ def write_plot(
     ax.set_ylabel("cell voltage / V")
     ax.legend(loc="lower left", fontsize=7, ncol=4)
 
-    ax = axes[1]
+
+def _current(ax: Any, t: np.ndarray, log: RunLog) -> None:
     ax.plot(t, log.column("demand_A"), color="0.6", ls="--", lw=1, label="demanded")
     ax.plot(t, log.column("current_A"), color="C0", lw=1, label="through switches")
     ax.axhline(0, color="k", lw=0.5)
     ax.set_ylabel("current / A\n(+ discharge)")
     ax.legend(loc="lower left", fontsize=7)
 
-    ax = axes[2]
+
+def _soc(ax: Any, t: np.ndarray, log: RunLog) -> None:
     soc_true = log.column("soc_true") * 100
     soc_fw = log.column("fw_soc_pct")
     unc = log.column("fw_soc_unc_pct")
@@ -74,27 +88,28 @@ def write_plot(
     err_ax.set_ylim(-lim, lim)
     ax.legend(loc="lower left", fontsize=7)
 
-    ax = axes[3]
+
+def _anode(ax: Any, t: np.ndarray, log: RunLog, limits: Any) -> None:
     ax.plot(t, log.column("anode_util_max_mAh_g"), color="k", lw=1.2, label="true (max cell)")
     ax.plot(t, log.column("fw_anode_util_mAh_g"), color="C2", lw=1, label="BMS count")
     ax.axhline(limits.window_top_mAh_g, color="r", ls="--", lw=0.8, label="window top")
     ax.set_ylabel("anode util. / mAh/g")
     ax.legend(loc="lower left", fontsize=7)
 
-    ax = axes[4]
+
+def _temperature(ax: Any, t: np.ndarray, log: RunLog, limits: Any) -> None:
     ax.plot(t, log.column("temp_max_degC"), color="C3", lw=1, label="true (max cell)")
     ax.axhline(limits.charge_temp_min_degC, color="b", ls=":", lw=0.8, label="charge min")
     ax.axhline(limits.charge_temp_max_degC, color="r", ls=":", lw=0.8, label="charge max")
     ax.set_ylabel("temperature / degC")
     ax.legend(loc="lower left", fontsize=7, ncol=3)
 
-    ax = axes[5]
-    chg = log.column("chg_on")
-    dsg = log.column("dsg_on")
-    ax.step(t, chg * 0.8 + 2, where="post", color="C0", lw=1.2)
-    ax.step(t, dsg * 0.8 + 1, where="post", color="C1", lw=1.2)
-    link = log.column("link_ok")
-    ax.step(t, link * 0.8, where="post", color="0.4", lw=1.2)
+
+def _states(ax: Any, t: np.ndarray, log: RunLog, fault_names: dict[int, str]) -> None:
+    """Switches, link, each fault that occurred and each cell the firmware bled, one row each."""
+    ax.step(t, log.column("chg_on") * 0.8 + 2, where="post", color="C0", lw=1.2)
+    ax.step(t, log.column("dsg_on") * 0.8 + 1, where="post", color="C1", lw=1.2)
+    ax.step(t, log.column("link_ok") * 0.8, where="post", color="0.4", lw=1.2)
     labels = ["link", "DSG", "CHG"]
     faults = np.array([r.faults for r in log.rows], dtype=np.int64)
     seen = [b for b in sorted(fault_names) if t.size and np.any(faults & (1 << b))]
@@ -114,9 +129,3 @@ def write_plot(
     ax.set_yticklabels(labels, fontsize=7)
     ax.set_ylim(-0.2, len(labels))
     ax.set_ylabel("on / active")
-    ax.set_xlabel(t_label)
-    for a in axes:
-        a.grid(True, alpha=0.3)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
