@@ -125,3 +125,25 @@ def _unpacked(tarball: Path, sha: str, cache_root: Path) -> Path:
     raise InputError(
         "--source", str(tarball), "the tarball holds no MicroPython source tree (no py/mpconfig.h)"
     )
+
+
+SOURCE_ENV = "SISNBMS_MICROPYTHON_SOURCE"
+VENDOR_TARBALL = Path("shared") / "vendor" / "micropython-src.tar.gz"
+
+
+def vendor_source() -> Path | None:
+    """The vendored MicroPython tarball: $SISNBMS_MICROPYTHON_SOURCE, else
+    ../shared/vendor/micropython-src.tar.gz beside this checkout (or beside the main checkout
+    of a git worktree); None when there is none."""
+    env = os.environ.get(SOURCE_ENV)
+    if env:
+        return Path(env)
+    repo = Path(__file__).resolve().parents[2]
+    candidates = [repo.parent / VENDOR_TARBALL]
+    git = repo / ".git"
+    if git.is_file():  # a worktree: "gitdir: <main>/.git/worktrees/<name>"
+        text = git.read_text().strip()
+        if text.startswith("gitdir:"):
+            main_git = Path(text.split(":", 1)[1].strip()).resolve().parents[1]
+            candidates.append(main_git.parent.parent / VENDOR_TARBALL)
+    return next((c for c in candidates if c.is_file()), None)
