@@ -255,7 +255,7 @@ def step_time_qemu(quick: bool = False) -> dict[str, Any]:
             return await _exec_on_board(
                 qb.port,
                 _STEP_SCRIPT.replace("CELLS", repr(cells)).replace("STEPS", str(steps)),
-                600.0,
+                600,
             )
 
     out: dict[str, Any] = {
