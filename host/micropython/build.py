@@ -134,7 +134,11 @@ def cache_key(target: Target, src: Source) -> str:
         "recipe": RECIPE_VERSION,
         "target": target.name,
         "source": src.sha256,
-        "make": target.make_args(placeholder, placeholder, placeholder),
+        # where the checkout is does not change the binary: builds are shared between clones
+        "make": [
+            a.replace(str(boards_dir()), "@boards")
+            for a in target.make_args(placeholder, placeholder, placeholder)
+        ],
         "manifest": UNIX32_MANIFEST if target.name == UNIX32_TARGET else "",
         "board_files": board_files_sha256(target),
     }
