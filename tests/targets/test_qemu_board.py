@@ -54,7 +54,12 @@ async def test_firmware_boots_and_answers_hello_and_sample(
             assert [s.samples for s in states] == [1, 2, 3, 4, 5] and last.t_ms == 5000
             assert last.min_cell_mV == 3704 and last.max_cell_mV == 3704 + n - 1
             assert last.current_mA == 1000 and last.fault_bits == 0
-        assert qb.crashes == 0
+            # RESET frame: the firmware saves and soft-resets (machine.soft_reset); the board's
+            # boot sequence runs main.py again, in the same QEMU
+            await client.reset()
+            assert (await client.wait_boot(BOOT_TIMEOUT_S)).boot_flag_bits & 1  # state restored
+            assert (await client.get_state()).samples == 0
+        assert qb.crashes == 0 and qb.boots == 1
     finally:
         await qb.stop()
 
