@@ -36,6 +36,7 @@ RP2040_CLOCK_HZ = 125_000_000
 ASSUMED_CPI = 1.0
 # The unix-32 interpreter runs with the QEMU board's (the RP2040's) GC heap.
 RP2040_HEAP = "224256"
+UNIX64 = "unix-64"
 
 # Runs on the board (or unix-32) in the flash folder: heap after main.setup(), the highest
 # heap in use while serving 500 SAMPLE frames and the configuration commands with the GC off
@@ -211,26 +212,46 @@ async def _exec_on_board(port: str, script: str, timeout_s: int) -> str:
 
 
 def heap_usage(target: str = UNIX32_TARGET, quick: bool = False) -> dict[str, Any]:
-    """Heap (bytes) after boot, at its peak while serving frames, and after, on a target."""
+    """Heap (bytes) after boot, at its peak while serving frames, and after, on a target.
+
+    `target`: unix-32, qemu-cortex-m0, or unix-64 (the PyPI interpreter, for comparison; run
+    with a 1 MB heap: its objects are twice the size).
+    """
+    if target == QEMU_TARGET:
+        return _heap_on_qemu()
+    if target == UNIX64:
+        from host.flash.stage import mpy_cross_path
+        from host.interpreter import find_micropython
+
+        return _heap_on_unix(find_micropython(), mpy_cross_path(), "1M", target)
     reason = _skip_reason(target)
     if reason:
         return {"skipped": reason}
     build = _build(target)
-    if target == QEMU_TARGET:
+    return _heap_on_unix(build.path, build.mpy_cross, RP2040_HEAP, target)
 
-        async def on_board() -> str:
-            async with _qemu_board(build) as qb:
-                return await _exec_on_board(qb.port, _HEAP_SCRIPT, 120)
 
-        return _heap_dict(_parse(asyncio.run(on_board()), "HEAP")[0], "qemu board, .mpy")
+def _heap_on_qemu() -> dict[str, Any]:
+    reason = _skip_reason(QEMU_TARGET)
+    if reason:
+        return {"skipped": reason}
+
+    async def on_board() -> str:
+        async with _qemu_board(_build(QEMU_TARGET)) as qb:
+            return await _exec_on_board(qb.port, _HEAP_SCRIPT, 120)
+
+    return _heap_dict(_parse(asyncio.run(on_board()), "HEAP")[0], "qemu board, .mpy")
+
+
+def _heap_on_unix(interpreter: Path, mpy_cross: Path, heap: str, target: str) -> dict[str, Any]:
     from host.vboard.provision import provision_flash
 
     with tempfile.TemporaryDirectory(prefix="sisnbms-heap-") as tmp:
         flash = Path(tmp)
         provision_flash(flash, None, "qemu_cortex_m0")
-        _compile_flash(flash, build.mpy_cross)
+        _compile_flash(flash, mpy_cross)
         proc = subprocess.run(
-            [str(build.path), "-X", f"heapsize={RP2040_HEAP}", "-c", _HEAP_SCRIPT],
+            [str(interpreter), "-X", f"heapsize={heap}", "-c", _HEAP_SCRIPT],
             cwd=flash,
             capture_output=True,
             text=True,
@@ -239,7 +260,7 @@ def heap_usage(target: str = UNIX32_TARGET, quick: bool = False) -> dict[str, An
         )
     if proc.returncode != 0:
         raise RuntimeError(f"heap script failed on {target}:\n{proc.stdout}{proc.stderr}")
-    return _heap_dict(_parse(proc.stdout, "HEAP")[0], f"{target}, .mpy, heap {RP2040_HEAP} B")
+    return _heap_dict(_parse(proc.stdout, "HEAP")[0], f"{target}, .mpy, heap {heap} B")
 
 
 def step_time_qemu(quick: bool = False) -> dict[str, Any]:
@@ -317,8 +338,13 @@ def heap_unix32(quick: bool = False) -> dict[str, Any]:
     return heap_usage(UNIX32_TARGET, quick)
 
 
+def heap_unix64(quick: bool = False) -> dict[str, Any]:
+    return heap_usage(UNIX64, quick)
+
+
 # For host.bench.BENCHMARKS (name -> function(quick) -> dict).
 BENCHMARKS = {
+    "heap_unix64": heap_unix64,
     "heap_unix32": heap_unix32,
     "heap_qemu": heap_qemu,
     "step_time_qemu": step_time_qemu,
