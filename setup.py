@@ -17,7 +17,8 @@ setup(
     package_data={
         "cellmodel": ["cells/*.toml"],
         "host._bundled.firmware": ["*.py", "*.json", "**/*.py", "**/*.json"],
-        "host._bundled.boards": ["*.toml"],
+        # boards/qemu/: the QEMU board's build files (sisnbms micropython build)
+        "host._bundled.boards": ["*.toml", "qemu/*", "qemu/cmodule/*"],
         "host": ["**/*.py", "**/*.toml", "**/*.csv"],
     },
     include_package_data=True,

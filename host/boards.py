@@ -26,7 +26,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib  # pyright: ignore[reportMissingImports]
 
-MCUS = ("rp2040", "esp32", "unix")
+# "unix" and "qemu" are virtual boards (a MicroPython process, an emulated chip): no pins.
+MCUS = ("rp2040", "esp32", "unix", "qemu")
 MODES = ("link", "standalone")
 CURRENT_SENSORS = ("adc", "ina226", "none")
 # The architectures mpy-cross accepts for -march.
@@ -304,9 +305,9 @@ def _check_pin_clashes(reader: _Reader, pins: BoardPins) -> None:
 
 def _check_consistency(top: _Reader, board: Board) -> None:
     pins = board.pins
-    if board.mcu == "unix":
+    if board.mcu in ("unix", "qemu"):
         if board.mode != "link":
-            raise top.error("mode", "the virtual board has no sensors: only 'link' works")
+            raise top.error("mode", "a virtual board has no sensors: only 'link' works")
         return
     for key in ("chg", "dsg"):
         if getattr(pins, key) is None:

@@ -26,6 +26,7 @@ SUBCOMMANDS = (
     "flash",
     "hil",
     "bench",
+    "micropython",
 )
 
 

@@ -33,7 +33,7 @@ PIN_KEYS = {
 
 def test_shipped_boards_load_and_convert() -> None:
     boards = {b.name: b for b in list_boards()}
-    assert set(boards) == {"pico", "pico_w", "esp32_devkitc", "virtual"}
+    assert set(boards) == {"pico", "pico_w", "esp32_devkitc", "qemu_cortex_m0", "virtual"}
     assert boards["pico"].mpy_arch == "armv6m" and boards["pico_w"].mpy_arch == "armv6m"
     assert boards["esp32_devkitc"].mpy_arch == "xtensawin"
     assert boards["virtual"].mpy_arch == "x64" and boards["virtual"].is_virtual
@@ -95,14 +95,22 @@ def test_name_must_match_file_and_toml_must_parse(tmp_path: Path) -> None:
 
 
 def test_unknown_board_name_lists_the_known_ones() -> None:
-    with pytest.raises(InputError, match="known: esp32_devkitc, pico, pico_w, virtual"):
+    with pytest.raises(
+        InputError, match="known: esp32_devkitc, pico, pico_w, qemu_cortex_m0, virtual"
+    ):
         load_board("arduino")
 
 
 def test_cli_boards_json_and_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["boards", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    assert [b["name"] for b in listed] == ["esp32_devkitc", "pico", "pico_w", "virtual"]
+    assert [b["name"] for b in listed] == [
+        "esp32_devkitc",
+        "pico",
+        "pico_w",
+        "qemu_cortex_m0",
+        "virtual",
+    ]
     assert listed[1]["board_json"]["pins"]["chg"] == 14
     assert main(["boards"]) == 0
     assert "xtensawin" in capsys.readouterr().out
