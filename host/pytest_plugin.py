@@ -8,6 +8,7 @@ that installs sisnbms. Options:
   firmware under the MicroPython unix port on a pseudo-terminal).
 - `--bms-board NAME`: the board definition (default: `virtual`).
 - `--bms-cell NAME_OR_FILE`: the cell (default: the default cell).
+- `--bms-target TARGET`: the virtual board's MicroPython (unix-64, unix-32, qemu-cortex-m0).
 
 Fixtures: `bms_cell` (the CellDesign), `cell_model` (a factory of PackModel
 for that cell), `bms_board` (a started host.board_session.BoardSession: the
@@ -47,6 +48,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--bms-board", default="virtual", help="board definition name")
     group.addoption("--bms-cell", default=None, help="cell preset name or TOML file")
+    group.addoption(
+        "--bms-target",
+        default="unix-64",
+        help="the virtual board's MicroPython when no --bms-port: unix-64 (default), unix-32 "
+        "or qemu-cortex-m0 (the chip targets need `sisnbms micropython build` first)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -103,6 +110,7 @@ async def bms_board(
         port=request.config.getoption("--bms-port"),
         flash_dir=tmp_path / "flash",
         board=str(request.config.getoption("--bms-board")),
+        target=str(request.config.getoption("--bms-target")),
     )
     async with board:
         await board.start(BoardSetup(bms_cell), connect=False)
@@ -135,6 +143,7 @@ def run_bms_scenario(
 
     port = request.config.getoption("--bms-port")
     cell = request.config.getoption("--bms-cell")
+    target = request.config.getoption("--bms-target")
 
     def run(name_or_file: str | Path, **kwargs: Any) -> Any:
         scenario = load_scenario(str(name_or_file))
@@ -142,6 +151,8 @@ def run_bms_scenario(
         kwargs.setdefault("cell", cell)
         if port:
             kwargs.setdefault("port", port)
+        else:
+            kwargs.setdefault("target", target)
         return asyncio.run(run_scenario(scenario, **kwargs))
 
     yield run

@@ -11,8 +11,10 @@ from host.board_session.base import (
     BoardSetup,
     PowerNotControllable,
 )
+from host.board_session.qemu import QemuBoardSession
 from host.board_session.serial import SerialBoardSession
 from host.board_session.virtual import VirtualBoardSession
+from host.micropython.resolve import UNIX64_TARGET, UNIX_HEAP, is_qemu, target_binary
 
 
 def open_board(
@@ -21,15 +23,19 @@ def open_board(
     flash_dir: str | os.PathLike[str] | None = None,
     micropython: str | os.PathLike[str] | None = None,
     board: str = "virtual",
+    target: str = UNIX64_TARGET,
 ) -> BoardSession:
-    """The board a run asked for: the one at `port`, else a fresh virtual board whose flash
-    folder is `flash_dir`, provisioned as board definition `board`. The one place that
-    chooses a kind."""
+    """The board a run asked for: the one at `port`, else a fresh virtual board of `target`
+    (host.micropython.resolve) whose flash folder is `flash_dir`, provisioned as board
+    definition `board`. The one place that chooses a kind."""
     if port is not None:
         return SerialBoardSession(port)
     if flash_dir is None:
         raise ValueError("a virtual board needs a flash folder")
-    return VirtualBoardSession(flash_dir, micropython=micropython, board=board)
+    binary = target_binary(target, micropython)
+    if is_qemu(target):
+        return QemuBoardSession(flash_dir, binary)
+    return VirtualBoardSession(flash_dir, micropython=binary, board=board, heap=UNIX_HEAP[target])
 
 
 __all__ = [
@@ -38,6 +44,7 @@ __all__ = [
     "BoardSession",
     "BoardSetup",
     "PowerNotControllable",
+    "QemuBoardSession",
     "SerialBoardSession",
     "VirtualBoardSession",
     "open_board",

@@ -34,12 +34,12 @@ class SerialBoardSession(BoardSession):
     async def start(self, setup: BoardSetup, *, connect: bool = True) -> None:
         if setup.initial is not None:
             await request_repl(self._port)
-            await asyncio.to_thread(_put_state, self._port, setup.initial, setup.design)
+            await asyncio.to_thread(put_state, self._port, setup.initial, setup.design)
         if connect:
             await self.connect()
 
 
-def _put_state(port: str, init: InitialState, design: CellDesign) -> None:
+def put_state(port: str, init: InitialState, design: CellDesign) -> None:
     files = BoardFiles(port)
     try:
         files.enter_raw_repl()

@@ -28,11 +28,15 @@ class VirtualBoardSession(BoardSession):
         *,
         micropython: str | os.PathLike[str] | None = None,
         board: str = "virtual",
+        heap: str = "1M",
     ) -> None:
+        """`micropython`: the unix-port interpreter (default: host.interpreter's choice);
+        `heap`: its -X heapsize."""
         super().__init__()
         self.flash_dir = Path(flash_dir)
         self.micropython = micropython
         self.board_name = board
+        self.heap = heap
         self.board: VirtualBoard | None = None
 
     @property
@@ -48,7 +52,7 @@ class VirtualBoardSession(BoardSession):
         provision_flash(flash, setup.design, board=self.board_name)
         if setup.initial is not None:
             write_initial_state(flash, setup.initial, setup.design)
-        self.board = VirtualBoard(flash, self.micropython)
+        self.board = VirtualBoard(flash, self.micropython, heap=self.heap)
         if not connect:
             await self.board.start()
             return

@@ -1,7 +1,7 @@
 """`sisnbms emulate`: run a scenario in closed loop against the real firmware on a virtual board.
 
     sisnbms emulate [--cell X] [--bms-cell X] [--scenario NAME_OR_FILE] [--out DIR] [--realtime]
-                    [--json]
+                    [--target unix-64|unix-32|qemu-cortex-m0] [--json]
                     [--micropython PATH] [--list]
 
 Writes <out>/<scenario>.bdf.csv (true and firmware values side by side, current
@@ -17,6 +17,7 @@ import json
 import sys
 from typing import Any
 
+from host.micropython.resolve import RUN_TARGETS, UNIX64_TARGET
 from host.scenarios import DEFAULT_SCENARIO, library_names, load_scenario
 
 DEFAULT_OUT = "sisnbms-out"
@@ -49,6 +50,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
     p.add_argument(
         "--realtime", action="store_true", help="pace samples to the wall clock (default lockstep)"
+    )
+    p.add_argument(
+        "--target",
+        default=UNIX64_TARGET,
+        choices=RUN_TARGETS,
+        help="the virtual board's MicroPython: unix-64 (default, the PyPI interpreter), "
+        "unix-32 (32-bit, single-precision: the chips' object model) or qemu-cortex-m0 "
+        "(bare metal on an emulated Cortex-M0); the chip targets need `sisnbms micropython "
+        "build` first",
     )
     p.add_argument("--micropython", help="MicroPython unix-port binary for the virtual board")
     p.add_argument("--list", action="store_true", help="list the built-in scenarios and exit")
@@ -110,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
                 scenario = load_scenario(name)
                 print(f"{name:24s} {scenario.description}")
         return 0
-    return run_and_report(args, micropython=args.micropython)
+    return run_and_report(args, micropython=args.micropython, target=args.target)
 
 
 def run_and_report(args: argparse.Namespace, **where: Any) -> int:

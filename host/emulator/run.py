@@ -18,6 +18,7 @@ from cellmodel.design import CellDesign, nominal
 from cellmodel.errors import InputError
 from host.board_session import BoardSession, BoardSetup, open_board
 from host.emulator.loop import ClosedLoop, LoopOutcome, check_scenario
+from host.micropython.resolve import UNIX64_TARGET
 from host.progress import Progress
 from host.protocol.faults import FAULT_BITS
 from host.report.bdf_log import SIGN_NOTE, write_bdf_log
@@ -175,16 +176,18 @@ async def run_scenario(
     micropython: str | None = None,
     cell: str | None = None,
     bms_cell: str | None = None,
+    target: str = UNIX64_TARGET,
     progress: bool = False,
 ) -> RunResult:
     """Run `scenario` in closed loop and write <name>.bdf.csv, <name>.summary.json, <name>.png.
 
-    port=None: a fresh virtual board whose flash folder is out_dir/flash, provisioned for
-    the cell, with the scenario's initial state file. port: a flashed board in link mode.
+    port=None: a fresh virtual board of `target` (unix-64, unix-32, qemu-cortex-m0) whose
+    flash folder is out_dir/flash, provisioned for the BMS's design, with the scenario's
+    initial state file. port: a flashed board in link mode.
     """
     out = Path(out_dir)
     designs = resolve_designs(scenario, cell, bms_cell)
-    board = open_board(port=port, flash_dir=out / "flash", micropython=micropython)
+    board = open_board(port=port, flash_dir=out / "flash", micropython=micropython, target=target)
     check_scenario(scenario, designs.truth, can_cut_power=board.can_cut_power)
     out.mkdir(parents=True, exist_ok=True)
     async with board:

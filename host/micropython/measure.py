@@ -225,7 +225,7 @@ def heap_usage(target: str = UNIX32_TARGET, quick: bool = False) -> dict[str, An
     if target == QEMU_TARGET:
         return _heap_on_qemu()
     if target == UNIX64:
-        from host.flash.stage import mpy_cross_path
+        from host.image import mpy_cross_path
         from host.interpreter import find_micropython
 
         return _heap_on_unix(find_micropython(), mpy_cross_path(), "1M", target)

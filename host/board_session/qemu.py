@@ -1,0 +1,77 @@
+"""A fresh QEMU board for one run: bare-metal MicroPython on an emulated Cortex-M0.
+
+Flashed the way a real board is: `sisnbms flash`'s own flasher (mpremote over the board's
+UART, the firmware as armv6m .mpy), then the run's persisted state with mpremote, as for a
+board at a serial port. Its flash is an image file (`flash.img` in the board folder) that
+survives power cuts; the host switches its power by ending and restarting QEMU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from host.board_session.base import BoardSession, BoardSetup
+from host.board_session.serial import put_state
+from host.boards import load_board
+from host.flash.flasher import flash_board
+from host.link.board_files import request_repl
+from host.vboard.qemu_board import QemuBoard
+
+QEMU_BOARD = "qemu_cortex_m0"
+
+
+class FlashError(RuntimeError):
+    """The QEMU board could not be flashed (a broken build or toolchain, not bad input)."""
+
+
+class QemuBoardSession(BoardSession):
+    kind = "qemu"
+    can_cut_power = True
+
+    def __init__(self, board_dir: str | os.PathLike[str], firmware: Path) -> None:
+        super().__init__()
+        self.board_dir = Path(board_dir)
+        self.firmware = firmware
+        self.board: QemuBoard | None = None
+
+    @property
+    def port(self) -> str:
+        if self.board is None:
+            raise RuntimeError("QEMU board not started")
+        return self.board.port
+
+    async def start(self, setup: BoardSetup, *, connect: bool = True) -> None:
+        if self.board_dir.exists():
+            shutil.rmtree(self.board_dir)
+        self.board_dir.mkdir(parents=True)
+        self.board = QemuBoard(self.board_dir, self.firmware)
+        await self.board.start()
+        result = await flash_board(self.port, load_board(QEMU_BOARD), setup.design, mpy=True)
+        if not result.ok:
+            raise FlashError(f"flashing the QEMU board failed: {'; '.join(result.problems)}")
+        if setup.initial is not None:
+            await request_repl(self.port)
+            await asyncio.to_thread(put_state, self.port, setup.initial, setup.design)
+        if connect:
+            await self.connect()
+
+    async def power_cut(self) -> None:
+        assert self.board is not None
+        await self.board.power_cut()
+
+    async def power_on(self) -> None:
+        assert self.board is not None
+        await self.board.power_on()
+
+    async def teardown(self) -> None:
+        await super().teardown()
+        board, self.board = self.board, None
+        if board is not None:
+            await board.stop()
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "board_dir": str(self.board_dir)}
