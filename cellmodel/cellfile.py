@@ -406,7 +406,6 @@ def design_from_dict(data: dict[str, Any], source: str) -> CellDesign:
             capacity_retention=float(ag["capacity_retention"]),
             resistance_growth=float(ag["resistance_growth"]),
         ),
-        raw=v,
     )
 
 

@@ -13,7 +13,6 @@ Current is positive on discharge throughout cellmodel.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -156,7 +155,6 @@ class CellDesign:
     circuit: Circuit
     pack: Pack
     aging: Aging = field(default_factory=Aging)
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def capacity_Ah(self) -> float:

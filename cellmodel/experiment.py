@@ -108,9 +108,6 @@ class _Cursor:
             raise self.fail(f"expected {what}" + (f", found {found!r}" if found else ""))
         return m
 
-    def at_end(self) -> bool:
-        return not self.text[self.pos :].strip()
-
 
 def _number(m: re.Match[str], group: int) -> float:
     return float(m.group(group))

@@ -82,9 +82,16 @@ class BranchTable:
         if self.grid is None:
             object.__setattr__(self, "grid", UniformGrid.fit(self.x, self.mid, self.half))
 
-    def lookup(self, x: np.ndarray, h: np.ndarray | float | None) -> np.ndarray:
-        """mid(x) + h half(x) (h None: mid only), holding the end values beyond the table."""
-        if self.grid is not None and isinstance(x, np.ndarray) and x.size > 64:
+    def lookup(
+        self, x: np.ndarray, h: np.ndarray | float | None, *, grid: bool = True
+    ) -> np.ndarray:
+        """mid(x) + h half(x) (h None: mid only), holding the end values beyond the table.
+
+        Large arrays use the uniform grid (faster, equal to np.interp to rounding);
+        grid=False keeps np.interp, so a long series of one cell's states is looked
+        up exactly as that cell's state step by step.
+        """
+        if grid and self.grid is not None and isinstance(x, np.ndarray) and x.size > 64:
             return self.grid.value(x, h)
         out = np.interp(x, self.x, self.mid)
         if h is not None:
@@ -123,17 +130,3 @@ class BranchTable:
         s_mid = (self.mid[i + 1] - self.mid[i]) / dx
         s_half = (self.half[i + 1] - self.half[i]) / dx
         return np.where(inside, s_mid + h * s_half, 0.0)
-
-
-def hysteresis_update(
-    h: np.ndarray, current_A: np.ndarray | float, dt_s: float, inv_q_As: np.ndarray, gamma: float
-) -> np.ndarray:
-    """Exact solution of dh/dt = gamma |I| / (3600 Q) (s - h) for constant I over dt.
-
-    s = sign(I) (+1 discharge, -1 charge); h is unchanged at zero current.
-    inv_q_As is 1 / (3600 Q).
-    """
-    s = np.sign(current_A)
-    # At zero current decay is 1 and h stays put whatever s is.
-    decay = np.exp(-gamma * np.abs(current_A) * dt_s * inv_q_As)
-    return s + (h - s) * decay

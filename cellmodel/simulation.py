@@ -171,7 +171,7 @@ class _Rows:
         c["pot"].append(
             model.anode_potential_V
             if v is None
-            else model._anode_potential(model.soc, model.h, v, model.ocv_V)
+            else model.params.anode_potential_V(model.soc, model.h, v, model.ocv_V)
         )
 
     def result(
@@ -228,7 +228,7 @@ def simulate_profile(model: PackModel, profile: Profile) -> SimulationResult:
     t = profile.t_s
     n = len(currents) - 1
     temp = run.temp_degC
-    pot = model._anode_potential(run.soc, run.h, v_switched, run.ocv_V)
+    pot = model.params.anode_potential_V(run.soc, run.h, v_switched, run.ocv_V)
     first = {k: v[0] for k, v in rows.cells.items()}
     stack = {
         "v": np.vstack([first["v"][None, :], v_switched]),
