@@ -41,6 +41,7 @@ from cellmodel.circuit import (
 from cellmodel.design import CellDesign
 from cellmodel.errors import InputError
 from cellmodel.fastpath import run_single
+from cellmodel.guards import GuardEvent, GuardRails
 
 __all__ = [
     "CENTRE_CORRECTION_MIN_DT_S",
@@ -166,6 +167,7 @@ class PackModel:
         self.anode_mass_g = self.params.anode_mass_g
         self.capacity_Ah = self.params.capacity_Ah
         self.resistance_factor = self.params.resistance_factor
+        self.guards = GuardRails.for_design(design)
         self._a_th_cache: dict[float, float] = {}
         self._arr_cache: tuple[float, float, float, float] | None = None
         self._decay_key = -1.0
@@ -240,6 +242,18 @@ class PackModel:
 
     def set_soc(self, soc: float | np.ndarray) -> None:
         self.soc = self._cell_array(soc, "soc")
+
+    # ----- guard rails (cellmodel.guards) ----------------------------------
+    def current_event(
+        self, current_A: float, bleed_A: np.ndarray | None = None
+    ) -> GuardEvent | None:
+        """The guard event a series current (plus bleed) would cause, before it flows."""
+        i: Any = current_A if bleed_A is None else current_A + np.asarray(bleed_A, dtype=float)
+        return self.guards.check_current(i, self.t_s)
+
+    def state_event(self) -> GuardEvent | None:
+        """The guard event of the present state (SOC, cell voltage, temperature), or None."""
+        return self.guards.check_state(self.soc, self.v_V, self.temp_degC, self.t_s)
 
     def snapshot(self) -> PackState:
         """A copy of the full dynamic state, for restore()."""
