@@ -13,8 +13,9 @@
 
 Currents are positive on discharge. Voltages in steps are cell voltages: a
 charge or hold step watches the highest cell, a discharge the lowest. A power
-(W) or resistive load (Ohm) is the pack's, converted with the pack voltage at
-the start of each period. "at 25oC" sets the ambient temperature for that step
+(W) or resistive load (Ohm) is the pack's, held at the start of each period:
+the current is solved with the pack voltage right after switching to it (the
+R0 step), then held over the period. "at 25oC" sets the ambient temperature for that step
 only (PyBaMM's rule: a step without one runs at the experiment's ambient).
 "Run NAME" reads a profile (cellmodel.profile): (A) current, the default, (V)
 cell voltage, (W) power; a bare name means NAME.csv beside the experiment;
@@ -486,6 +487,26 @@ def parse_experiment(
 # ----- running a step -------------------------------------------------------------------
 
 
+def _pack_line(model: PackModel) -> tuple[float, float]:
+    """The pack voltage right after switching to a current I is a - b I (b: the pack's R0)."""
+    a = float(model.terminal_voltage_V(0.0).sum())
+    return a, a - float(model.terminal_voltage_V(1.0).sum())
+
+
+def _power_current_A(model: PackModel, power_W: float) -> float:
+    """The series current that moves power_W (positive discharge) right after switching.
+
+    P = I (a - b I): the smaller root on discharge, written so it stays exact for small
+    b; beyond the pack's maximum power (a^2 / 4b) the current of that maximum (which the
+    guard rails will refuse).
+    """
+    a, b = _pack_line(model)
+    if power_W >= 0.0:
+        disc = a * a - 4.0 * b * power_W
+        return 2.0 * power_W / (a + disc**0.5) if disc >= 0.0 else a / (2.0 * b)
+    return 2.0 * power_W / (a + (a * a - 4.0 * b * power_W) ** 0.5)
+
+
 class StepController:
     """Progress of one step: the series current it demands and when it is done.
 
@@ -565,11 +586,13 @@ class StepController:
         if s.kind == "hold":
             assert s.drive is not None
             return model.cv_current_A(s.drive, dt_s)
-        if s.drive_unit in ("W", "Ohm"):
+        if s.drive_unit == "W":
             assert s.drive is not None
-            v_pack = max(model.pack_v_V, 1e-3)
-            amps = s.drive / v_pack if s.drive_unit == "W" else v_pack / s.drive
-            return -amps if s.kind == "charge" else amps
+            return _power_current_A(model, -s.drive if s.kind == "charge" else s.drive)
+        if s.drive_unit == "Ohm":
+            assert s.drive is not None
+            a, b = _pack_line(model)
+            return a / (s.drive + b)
         return s.current_A(self.capacity_Ah)
 
     def _profile_current(self, model: PackModel, value: float, dt_s: float) -> float:
@@ -577,7 +600,7 @@ class StepController:
         if kind == "V":
             return model.cv_current_A(value, dt_s)
         if kind == "W":
-            return value / max(model.pack_v_V, 1e-3)
+            return _power_current_A(model, value)
         return value
 
     def advance(self, dt_s: float) -> None:

@@ -97,6 +97,12 @@ def register(subparsers: Any) -> None:
         help=f"sample period, {PERIOD_S.describe()} (default 1); profiles are sampled at "
         "their rows and at this period within them",
     )
+    p.add_argument(
+        "--compare-pybamm",
+        action="store_true",
+        help="also run PyBaMM's Thevenin model (isothermal, hysteresis off) on the steps and "
+        "report the voltage difference (needs sisnbms[pybamm])",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=run)
 
@@ -115,6 +121,8 @@ def _checked(args: argparse.Namespace) -> Path | None:
             raise InputError(cli, "--cycles", f"{args.cycles} is not in 1..{MAX_CYCLES:,}")
     if args.termination and args.profile:
         raise InputError(cli, "--termination", "applies to --experiment steps only")
+    if args.compare_pybamm and args.profile:
+        raise InputError(cli, "--compare-pybamm", "applies to --experiment steps only")
     return check_output_path(args.out, cli, "--out") if args.out else None
 
 
@@ -136,6 +144,20 @@ def _simulate(args: argparse.Namespace) -> SimulationResult:
     return run_experiment(model, exp, period_s=args.period, base_dir=Path.cwd())
 
 
+def _compare(args: argparse.Namespace) -> dict[str, Any]:
+    from cellmodel.pybamm_compare import compare_with_pybamm
+
+    exp = parse_experiment(args.experiment, source="--experiment")
+    comparison = compare_with_pybamm(
+        load_cell(args.cell),
+        exp,
+        initial_soc=1.0 if args.initial_soc is None else args.initial_soc,
+        ambient_degC=args.ambient,
+        period_s=args.period,
+    )
+    return comparison.as_dict()
+
+
 def run(args: argparse.Namespace) -> int:
     out = _checked(args)
     start_unix_s = time.time()
@@ -143,6 +165,8 @@ def run(args: argparse.Namespace) -> int:
     outputs = [str(p) for p in result.write(out, start_unix_s=start_unix_s)] if out else []
     summary = result.summary()
     summary["outputs"] = outputs
+    if args.compare_pybamm:
+        summary["pybamm"] = _compare(args)
     if result.event is not None:
         print(f"sisnbms simulate: stopped: {result.event.message}", file=sys.stderr)
     emit(json.dumps(summary, indent=2) if args.json else _text(summary))
@@ -163,4 +187,12 @@ def _text(summary: dict[str, Any]) -> str:
     if summary["event"] is not None:
         lines.append(f"  STOPPED by the model's guard rails: {summary['event']['message']}")
     lines += [f"  wrote {path}" for path in summary["outputs"]]
+    if "pybamm" in summary:
+        pb = summary["pybamm"]
+        lines.append(f"  {pb['model']} (PyBaMM {pb['pybamm_version']}): terminal voltage vs ours")
+        lines += [
+            f"    {s['text']}: max |dV| {s['max_dv_mV']:.3f} mV, RMS {s['rms_dv_mV']:.3f} mV, "
+            f"{s['end_s']:g} s here, {s['pybamm_end_s']:.6g} s in PyBaMM"
+            for s in pb["steps"]
+        ]
     return "\n".join(lines)
