@@ -78,11 +78,11 @@ def run_single(
     if currents.size == 0:
         return _empty_run(), start.copy()
     sched = _schedule(params, float(start.soc[0]), currents, dts)
-    h = _hysteresis(float(start.h[0]), currents, sched.h_decay, bool(params.gamma))
     if isothermal_arrhenius is not None:
+        h = _hysteresis(float(start.h[0]), currents, sched.h_decay, bool(params.gamma))
         traj = _rc_isothermal(params, start, currents, sched, h, isothermal_arrhenius)
     else:
-        traj = _rc_thermal(params, start, currents, dts, sched, h, ambient_degC)
+        traj = _rc_thermal(params, start, currents, dts, sched, ambient_degC)
     return _outputs(params, start, currents, dts, sched, traj)
 
 
@@ -172,10 +172,10 @@ def _rc_thermal(
     currents: np.ndarray,
     dts: np.ndarray,
     sched: _Schedule,
-    h: np.ndarray,
     ambient_degC: float,
 ) -> _Trajectory:
-    """RC voltages and temperature in one loop: each step's resistances follow the temperature."""
+    """RC voltages, hysteresis and temperature in one loop: each step's resistances follow
+    the temperature."""
     c = params.circuit
     n = currents.size
     exp = math.exp
@@ -189,10 +189,15 @@ def _rc_thermal(
     a_th_by_dt: dict[float, float] = {}
     r0s, sh12, slope = sched.r0_shaped.tolist(), sched.shape12.tolist(), sched.slope.tolist()
     t1, t2, centre = sched.dt_tau1.tolist(), sched.dt_tau2.tolist(), sched.centre.tolist()
-    out1, out2, out_t, out_e0 = [0.0] * n, [0.0] * n, [0.0] * n, [0.0] * n
-    v1, v2 = float(start.v1[0]), float(start.v2[0])
+    h_decay = sched.h_decay.tolist()
+    out1, out2, out_t, out_e0, out_h = [0.0] * n, [0.0] * n, [0.0] * n, [0.0] * n, [0.0] * n
+    v1, v2, h = float(start.v1[0]), float(start.v2[0]), float(start.h[0])
+    gamma = bool(params.gamma)
     temp, amb = float(start.temp_degC[0]), ambient_degC
     for k, (i, dt) in enumerate(zip(currents.tolist(), dts.tolist(), strict=True)):
+        if gamma and i != 0.0:
+            s = 1.0 if i > 0 else -1.0
+            h = s + (h - s) * h_decay[k]
         u = (1.0 / (temp + ZERO_C_K) - inv_tref) * inv_rg
         e0, e1, e2 = exp(ea0 * u), exp(ea1 * u), exp(ea2 * u)
         r0 = r0s[k] * e0
@@ -213,8 +218,10 @@ def _rc_thermal(
             a_th = a_th_by_dt[dt] = params.thermal_decay(dt)
         temp = amb + (temp - amb) * a_th + heat * inv_hw * (1.0 - a_th)
         v1, v2 = v1n, v2n
-        out1[k], out2[k], out_t[k], out_e0[k] = v1, v2, temp, e0
-    return _Trajectory(np.asarray(out1), np.asarray(out2), h, np.asarray(out_t), np.asarray(out_e0))
+        out1[k], out2[k], out_t[k], out_e0[k], out_h[k] = v1, v2, temp, e0, h
+    return _Trajectory(
+        np.asarray(out1), np.asarray(out2), np.asarray(out_h), np.asarray(out_t), np.asarray(out_e0)
+    )
 
 
 def _outputs(
