@@ -88,10 +88,12 @@ class Range:
     hi: float
     unit: str
     lo_open: bool = False
+    note: str = ""  # the bounds in words, e.g. "366 days"
 
     def describe(self) -> str:
         left = "(" if self.lo_open else "["
-        return f"{left}{self.lo:g}, {self.hi:g}] {self.unit}"
+        note = f" ({self.note})" if self.note else ""
+        return f"{left}{self.lo:g}, {self.hi:g}] {self.unit}{note}"
 
     def contains(self, value: float) -> bool:
         if not math.isfinite(value):
@@ -111,7 +113,7 @@ class Range:
 
 YEAR_S = 366 * 86400.0
 # Plausible ranges of what users give (steps, profiles, command-line options).
-DURATION_S = Range(0.0, YEAR_S, "s", lo_open=True)  # a step, a profile, a rest
+DURATION_S = Range(0.0, YEAR_S, "s", lo_open=True, note="up to 366 days")  # a step, a profile
 PERIOD_S = Range(1e-3, 3600.0, "s")  # the sample period of a simulation or a step
 CURRENT_A = Range(0.0, 1000.0, "A", lo_open=True)  # a step's series current
 PROFILE_CURRENT_A = Range(-1000.0, 1000.0, "A")  # one row of a current profile
