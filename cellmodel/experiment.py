@@ -335,18 +335,28 @@ def parse_step(text: str, *, source: str = "experiment", field: str = "step") ->
 # ----- experiments: cycles and termination -----------------------------------------------
 
 
-def expand_cycles(entries: Any, *, source: str, field: str = "steps") -> list[tuple[int, str, Any]]:
-    """Flatten an experiment's entries into (cycle number from 1, field name, step text).
+@dataclass(frozen=True)
+class CycleStep:
+    """One entry of an expanded experiment: its cycle (from 1), position (from 0), text."""
+
+    cycle: int
+    index: int
+    text: Any
+
+
+def expand_cycles(entries: Any, *, source: str, field: str = "steps") -> list[CycleStep]:
+    """Flatten an experiment's entries into steps with their cycle numbers.
 
     An entry is a step (a cycle of one, as in PyBaMM), a tuple or list of steps (one
     cycle), or a table {steps = [...], repeat = N} (N cycles; the scenario TOML form).
     The texts are returned unparsed, so scenario files can mix in their own steps.
+    Errors name `field[i]` (the entry) and, for a table's repeat, `field[i].repeat`.
     """
     if isinstance(entries, (str, Mapping)) or not isinstance(entries, Sequence):
         entries = [entries]
     if not entries:
         raise InputError(source, field, "an experiment needs at least one step")
-    out: list[tuple[int, str, Any]] = []
+    out: list[CycleStep] = []
     cycle = 0
     for i, entry in enumerate(entries):
         where = f"{field}[{i}]"
@@ -356,7 +366,7 @@ def expand_cycles(entries: Any, *, source: str, field: str = "steps") -> list[tu
         for _ in range(repeat):
             cycle += 1
             for text in steps:
-                out.append((cycle, f"step {len(out) + 1}", text))
+                out.append(CycleStep(cycle, len(out), text))
     return out
 
 
@@ -476,10 +486,10 @@ def parse_experiment(
 ) -> Experiment:
     """Parse steps and cycles (see expand_cycles); errors name the step by its 1-based number."""
     flat = expand_cycles(entries, source=source)
-    steps = tuple(parse_step(text, source=source, field=where) for _, where, text in flat)
+    steps = tuple(parse_step(e.text, source=source, field=f"step {e.index + 1}") for e in flat)
     return Experiment(
         steps=steps,
-        cycles=tuple(c for c, _, _ in flat),
+        cycles=tuple(e.cycle for e in flat),
         termination=parse_termination(termination, source=source),
     )
 

@@ -9,6 +9,7 @@ import pytest
 
 from cellmodel import CellDesign, InputError, PackModel, load_cell
 from cellmodel.experiment import (
+    CycleStep,
     StepController,
     Termination,
     expand_cycles,
@@ -246,7 +247,7 @@ def test_cycles_repeat_as_in_pybamm() -> None:
     toml_like = [{"steps": list(cycle), "repeat": 3}, ["Rest for 1 s"]]
     assert parse_experiment(toml_like).cycles == (1, 1, 2, 2, 3, 3, 4)
     flat = expand_cycles(toml_like, source="s.toml")
-    assert flat[2] == (2, "step 3", cycle[0])
+    assert flat[2] == CycleStep(cycle=2, index=2, text=cycle[0])
     with pytest.raises(InputError) as info:
         expand_cycles([{"steps": ["Rest for 1 s"], "repeat": 0}], source="s.toml")
     assert info.value.field == "steps[0].repeat"
