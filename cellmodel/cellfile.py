@@ -169,6 +169,8 @@ _SCHEMA: dict[str, dict[str, tuple[_Check, Any]]] = {
         "cv_cutoff_C": (_num(0, 10, lo_open=True), _REQ),
         "max_charge_C": (_num(0, 100, lo_open=True), _REQ),
         "max_discharge_C": (_num(0, 100, lo_open=True), _REQ),
+        "temp_abuse_max_degC": (_num(0, 150), 80.0),
+        "current_abuse_max_C": (_num(0, 1000, lo_open=True), 20.0),
     },
     "circuit": {
         "r0_ohm": (_num(0, 100, lo_open=True), _REQ),
@@ -231,6 +233,10 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(str(path), "toml", f"not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            str(path), "file", f"not UTF-8 text (invalid byte at offset {exc.start})"
+        ) from None
     except OSError as exc:
         raise InputError(str(path), "file", f"cannot read: {exc.strerror}") from exc
 
@@ -325,6 +331,10 @@ def _cross_checks(src: str, v: dict[str, dict[str, Any]]) -> None:
         ("v_max_V", "v_abuse_max_V"),
         ("charge_temp_min_degC", "charge_temp_max_degC"),
         ("discharge_temp_min_degC", "discharge_temp_max_degC"),
+        ("charge_temp_max_degC", "temp_abuse_max_degC"),
+        ("discharge_temp_max_degC", "temp_abuse_max_degC"),
+        ("max_charge_C", "current_abuse_max_C"),
+        ("max_discharge_C", "current_abuse_max_C"),
     ]
     for lo, hi in order:
         if not lim[lo] < lim[hi]:
@@ -406,7 +416,6 @@ def design_from_dict(data: dict[str, Any], source: str) -> CellDesign:
             capacity_retention=float(ag["capacity_retention"]),
             resistance_growth=float(ag["resistance_growth"]),
         ),
-        raw=v,
     )
 
 

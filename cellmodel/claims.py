@@ -137,7 +137,3 @@ def check_claims(design: CellDesign) -> dict[int, ClaimResult]:
         prefix = f"with claim {parent}; " if parent is not None else ""
         results[number] = ClaimResult(number, status, prefix + detail)
     return results
-
-
-def claims_json(design: CellDesign) -> dict[str, dict[str, str]]:
-    return {str(n): r.as_dict() for n, r in check_claims(design).items()}

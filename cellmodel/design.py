@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -86,6 +85,11 @@ class Limits:
     cv_cutoff_C: float
     max_charge_C: float
     max_discharge_C: float
+    # The simulated cell's guard rails (cellmodel.guards) beyond the abuse voltages:
+    # above this temperature (thermal abuse: SEI breakdown starts near 80-90 degC) or
+    # this current the model stops rather than run on into states it does not describe.
+    temp_abuse_max_degC: float = 80.0
+    current_abuse_max_C: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -157,7 +161,6 @@ class CellDesign:
     circuit: Circuit
     pack: Pack
     aging: Aging = field(default_factory=Aging)
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def capacity_Ah(self) -> float:

@@ -82,9 +82,16 @@ class BranchTable:
         if self.grid is None:
             object.__setattr__(self, "grid", UniformGrid.fit(self.x, self.mid, self.half))
 
-    def lookup(self, x: np.ndarray, h: np.ndarray | float | None) -> np.ndarray:
-        """mid(x) + h half(x) (h None: mid only), holding the end values beyond the table."""
-        if self.grid is not None and isinstance(x, np.ndarray) and x.size > 64:
+    def lookup(
+        self, x: np.ndarray, h: np.ndarray | float | None, *, grid: bool = True
+    ) -> np.ndarray:
+        """mid(x) + h half(x) (h None: mid only), holding the end values beyond the table.
+
+        Large arrays use the uniform grid (faster, equal to np.interp to rounding);
+        grid=False keeps np.interp, so a long series of one cell's states is looked
+        up exactly as that cell's state step by step.
+        """
+        if grid and self.grid is not None and isinstance(x, np.ndarray) and x.size > 64:
             return self.grid.value(x, h)
         out = np.interp(x, self.x, self.mid)
         if h is not None:

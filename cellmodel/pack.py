@@ -21,22 +21,42 @@ second order in dt and far below 1 mV at the shipped parameters.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
+from cellmodel.circuit import (
+    CENTRE_CORRECTION_MIN_DT_S,
+    R_GAS_J_MOL_K,
+    T_REF_K,
+    ZERO_C_K,
+    CellParams,
+    PackState,
+    ProfileRun,
+    end_shape0,
+    mid_step_shapes,
+    shape_slope,
+)
 from cellmodel.design import CellDesign
 from cellmodel.errors import InputError
-from cellmodel.ocv import BranchTable
+from cellmodel.fastpath import run_single
+from cellmodel.guards import GuardEvent, GuardRails
 
-T_REF_K = 298.15
-ZERO_C_K = 273.15
-R_GAS_J_MOL_K = 8.314462618
-# Below this step length the RC forcing centre is within f = z/12 of mid-step and
-# moving R_j there changes the voltage by under 0.2 mV even at SOC 0 and 60 degC,
-# so short steps skip the correction and its cost.
-CENTRE_CORRECTION_MIN_DT_S = 2.0
+__all__ = [
+    "CENTRE_CORRECTION_MIN_DT_S",
+    "R_GAS_J_MOL_K",
+    "T_REF_K",
+    "ZERO_C_K",
+    "PackModel",
+    "PackState",
+    "ProfileRun",
+    "StepResult",
+    "with_cells",
+]
+
+# The state arrays and scalars that snapshot() copies and restore() sets.
+_STATE_FIELDS = tuple(PackState.__dataclass_fields__)
 
 
 class StepResult:
@@ -89,12 +109,12 @@ class StepResult:
 
     @property
     def anode_util_mAh_g(self) -> np.ndarray:
-        return self.soc * self._model._util_per_soc
+        return self.soc * self._model.params.util_per_soc
 
     @property
     def anode_potential_V(self) -> np.ndarray:
         if self._anode_potential_V is None:
-            self._anode_potential_V = self._model._anode_potential(
+            self._anode_potential_V = self._model.params.anode_potential_V(
                 self.soc, self.h, self.v_V, self.ocv_V
             )
         return self._anode_potential_V
@@ -115,6 +135,10 @@ class PackModel:
     fixes h at 0, the branch mean. Cell temperatures start at ambient. seed
     overrides design.pack.seed for the capacity, resistance and SOC draws (packs
     only; a single cell is the nominal design).
+
+    The model is the one owner of the cells' state (the attributes soc, h, v1,
+    v2, temp_degC, ocv_V, v_V, t_s, current_A, cell_current_A, r0_ohm); the
+    per-cell parameters are in `params` (CellParams).
     """
 
     def __init__(
@@ -133,68 +157,25 @@ class PackModel:
         self.hysteresis = hysteresis
         n = design.n_series
         self.n_cells = n
-        c = design.circuit
-        p = design.pack
 
         # Always draw all three so one spread's value never shifts another's draws.
-        rng = np.random.default_rng(p.seed if seed is None else seed)
+        rng = np.random.default_rng(design.pack.seed if seed is None else seed)
         z_q, z_r, z_s = rng.standard_normal((3, n))
         if n == 1:
             z_q = z_r = z_s = np.zeros(1)
-        nominal = design.capacity_Ah
-        loading = np.clip(1.0 + p.capacity_spread * z_q, 0.2, None)
-        # Capacity spread is coating-loading/area spread of the whole cell: the anode
-        # mass scales with it (N/P held), so a fresh cell spans the anode window,
-        # 0 to C_N mAh/g, over its own SOC 0..1. Fade (lithium-inventory loss) takes
-        # capacity but not anode mass: a faded cell tops out below C_N.
-        self.anode_mass_g = design.anode_mass_g * loading
-        self.capacity_Ah = nominal * loading * design.aging.capacity_retention
-        self.resistance_factor = (
-            np.clip(1.0 + p.resistance_spread * z_r, 0.2, None) * design.aging.resistance_growth
-        )
-        self._inv_q_As = 1.0 / (3600.0 * self.capacity_Ah)
-        self._util_per_soc = self.capacity_Ah * 1000.0 / self.anode_mass_g
-
-        self._r0 = c.r0_ohm * self.resistance_factor
-        self._r1 = c.r1_ohm * self.resistance_factor
-        self._r2 = c.r2_ohm * self.resistance_factor
-        self._ocv = BranchTable.from_branches(
-            design.ocv.soc, design.ocv.charge_V, design.ocv.discharge_V
-        )
-        ap = design.anode_potential
-        self._anode = BranchTable.from_branches(ap.li_fraction, ap.lithiation_V, ap.delithiation_V)
-        self._x_per_util = (ap.li_fraction_full - ap.li_fraction_empty) / design.c_n_mAh_g
-        self._x_empty = ap.li_fraction_empty
-        self._gamma = c.hysteresis_gamma if hysteresis else 0.0
-        self._ce = c.coulombic_efficiency
+        self.params = CellParams.draw(design, z_q, z_r, hysteresis)
+        self.anode_mass_g = self.params.anode_mass_g
+        self.capacity_Ah = self.params.capacity_Ah
+        self.resistance_factor = self.params.resistance_factor
+        self.guards = GuardRails.for_design(design)
         self._a_th_cache: dict[float, float] = {}
-        self._arr_cache: tuple[float, Any, Any, Any] | None = None
+        self._arr_cache: tuple[float, float, float, float] | None = None
         self._decay_key = -1.0
         self._decay_val = np.ones(n)
 
-        if initial_soc is None:
-            initial_soc = 1.0
-        if np.ndim(initial_soc) == 0:
-            soc0 = float(initial_soc) + p.soc_spread * z_s
-            # Keep the drawn pattern: shift rather than clip, as after a charge that
-            # stopped when the highest cell was full (or a discharge at the lowest).
-            if soc0.max() > 1.0:
-                soc0 -= soc0.max() - 1.0
-            if soc0.min() < 0.0:
-                soc0 -= soc0.min()
-            soc0 = np.clip(soc0, 0.0, 1.0)
-        else:
-            soc0 = self._cell_array(initial_soc, "initial_soc")
+        soc0 = self._initial_soc(initial_soc, z_s)
         self.soc: np.ndarray = soc0
-        if not hysteresis:
-            h0: Any = 0.0
-        elif initial_h is None:
-            # A cell above half charge was most likely last charged, so it sits on
-            # the charge branch; below half, on the discharge branch.
-            h0 = np.where(soc0 >= 0.5, -1.0, 1.0)
-        else:
-            h0 = initial_h
-        self.h: np.ndarray = np.clip(np.broadcast_to(np.asarray(h0, float), (n,)).copy(), -1, 1)
+        self.h: np.ndarray = self._initial_h(soc0, initial_h)
         self.v1: np.ndarray = np.zeros(n)
         self.v2: np.ndarray = np.zeros(n)
         self.ambient_degC = float(ambient_degC)
@@ -202,10 +183,35 @@ class PackModel:
         self.t_s = 0.0
         self.current_A = 0.0
         self.cell_current_A: np.ndarray = np.zeros(n)
-        self.r0_ohm: Any = self._r0
-        ocv = self._ocv_of(self.soc, self.h, self.temp_degC)
+        self.r0_ohm: Any = self.params.r0_ohm
+        ocv = self.params.ocv_V(self.soc, self.h, self.temp_degC)
         self.ocv_V: np.ndarray = ocv
         self.v_V: np.ndarray = ocv.copy()
+
+    def _initial_soc(self, initial_soc: float | np.ndarray | None, z_s: np.ndarray) -> np.ndarray:
+        if initial_soc is None:
+            initial_soc = 1.0
+        if np.ndim(initial_soc) != 0:
+            return self._cell_array(initial_soc, "initial_soc")
+        soc0 = float(initial_soc) + self.design.pack.soc_spread * z_s
+        # Keep the drawn pattern: shift rather than clip, as after a charge that
+        # stopped when the highest cell was full (or a discharge at the lowest).
+        if soc0.max() > 1.0:
+            soc0 -= soc0.max() - 1.0
+        if soc0.min() < 0.0:
+            soc0 -= soc0.min()
+        return np.clip(soc0, 0.0, 1.0)
+
+    def _initial_h(self, soc0: np.ndarray, initial_h: float | np.ndarray | None) -> np.ndarray:
+        if not self.hysteresis:
+            h0: Any = 0.0
+        elif initial_h is None:
+            # A cell above half charge was most likely last charged, so it sits on
+            # the charge branch; below half, on the discharge branch.
+            h0 = np.where(soc0 >= 0.5, -1.0, 1.0)
+        else:
+            h0 = initial_h
+        return np.clip(np.broadcast_to(np.asarray(h0, float), (self.n_cells,)).copy(), -1, 1)
 
     # ----- state access -------------------------------------------------
     def _cell_array(self, values: Any, what: str) -> np.ndarray:
@@ -223,11 +229,11 @@ class PackModel:
     @property
     def anode_util_mAh_g(self) -> np.ndarray:
         """Lithium in the anode over its active-layer mass; C_N at SOC 1 for the design cell."""
-        return self.soc * self._util_per_soc
+        return self.soc * self.params.util_per_soc
 
     @property
     def anode_potential_V(self) -> np.ndarray:
-        return self._anode_potential(self.soc, self.h, self.v_V, self.ocv_V)
+        return self.params.anode_potential_V(self.soc, self.h, self.v_V, self.ocv_V)
 
     def set_ambient(self, degC: float) -> None:
         self.ambient_degC = float(degC)
@@ -237,29 +243,25 @@ class PackModel:
     def set_soc(self, soc: float | np.ndarray) -> None:
         self.soc = self._cell_array(soc, "soc")
 
-    def snapshot(self) -> dict[str, Any]:
-        """A copy of the full state, for restore()."""
-        return {
-            k: (v.copy() if isinstance(v, np.ndarray) else v)
-            for k, v in vars(self).items()
-            if k
-            in (
-                "soc",
-                "h",
-                "v1",
-                "v2",
-                "temp_degC",
-                "t_s",
-                "current_A",
-                "cell_current_A",
-                "ocv_V",
-                "v_V",
-                "ambient_degC",
-            )
-        }
+    # ----- guard rails (cellmodel.guards) ----------------------------------
+    def current_event(
+        self, current_A: float, bleed_A: np.ndarray | None = None
+    ) -> GuardEvent | None:
+        """The guard event a series current (plus bleed) would cause, before it flows."""
+        i: Any = current_A if bleed_A is None else current_A + np.asarray(bleed_A, dtype=float)
+        return self.guards.check_current(i, self.t_s)
 
-    def restore(self, state: dict[str, Any]) -> None:
-        for k, v in state.items():
+    def state_event(self) -> GuardEvent | None:
+        """The guard event of the present state (SOC, cell voltage, temperature), or None."""
+        return self.guards.check_state(self.soc, self.v_V, self.temp_degC, self.t_s)
+
+    def snapshot(self) -> PackState:
+        """A copy of the full dynamic state, for restore()."""
+        return PackState(**{k: getattr(self, k) for k in _STATE_FIELDS}).copy()
+
+    def restore(self, state: PackState) -> None:
+        """Set the dynamic state (copied) from snapshot() or an engine's end state."""
+        for k, v in vars(state).items():
             setattr(self, k, v.copy() if isinstance(v, np.ndarray) else v)
 
     def result(self) -> StepResult:
@@ -277,43 +279,21 @@ class PackModel:
         )
 
     # ----- model pieces ---------------------------------------------------
-    def _ocv_of(self, soc: np.ndarray, h: np.ndarray, temp_degC: np.ndarray) -> np.ndarray:
-        ocv = self._ocv.lookup(soc, h if self.hysteresis else None)
-        dudt = self.design.circuit.dUdT_V_K
-        if dudt:
-            ocv += dudt * (temp_degC - (T_REF_K - ZERO_C_K))
-        return ocv
-
-    def _anode_potential(
-        self, soc: np.ndarray, h: np.ndarray, v: np.ndarray, ocv: np.ndarray
-    ) -> np.ndarray:
-        x = self._x_empty + soc * self._util_per_soc * self._x_per_util
-        pot = self._anode.lookup(x, h if self.hysteresis else None)
-        # Charging (v > ocv) pulls the lithiating anode below its equilibrium.
-        return pot - self.design.circuit.anode_polarization_share * (v - ocv)
-
-    def _arrhenius(self, temp_degC: np.ndarray) -> tuple[Any, Any, Any]:
-        c = self.design.circuit
-        if self.isothermal:
-            cached = self._arr_cache
-            if cached is not None and cached[0] == self.ambient_degC:
-                return cached[1], cached[2], cached[3]
-            u = (1.0 / (self.ambient_degC + ZERO_C_K) - 1.0 / T_REF_K) / R_GAS_J_MOL_K
-            arr = (
-                float(np.exp(c.ea_r0_J_mol * u)),
-                float(np.exp(c.ea_r1_J_mol * u)),
-                float(np.exp(c.ea_r2_J_mol * u)),
-            )
-            self._arr_cache = (self.ambient_degC, *arr)
-            return arr
-        u = (1.0 / (temp_degC + ZERO_C_K) - 1.0 / T_REF_K) * (1.0 / R_GAS_J_MOL_K)
-        return np.exp(c.ea_r0_J_mol * u), np.exp(c.ea_r1_J_mol * u), np.exp(c.ea_r2_J_mol * u)
+    def arrhenius(self, temp_degC: np.ndarray) -> tuple[Any, Any, Any]:
+        """Resistance factors of R0, R1, R2: floats at ambient when isothermal (cached)."""
+        if not self.isothermal:
+            return self.params.arrhenius(temp_degC)
+        cached = self._arr_cache
+        if cached is not None and cached[0] == self.ambient_degC:
+            return cached[1], cached[2], cached[3]
+        arr = self.params.arrhenius_at(self.ambient_degC)
+        self._arr_cache = (self.ambient_degC, *arr)
+        return arr
 
     def _thermal_decay(self, dt_s: float) -> float:
         a = self._a_th_cache.get(dt_s)
         if a is None:
-            c = self.design.circuit
-            a = float(np.exp(-dt_s * c.h_W_K / c.thermal_mass_J_K))
+            a = self.params.thermal_decay(dt_s)
             if len(self._a_th_cache) < 64:
                 self._a_th_cache[dt_s] = a
         return a
@@ -321,29 +301,51 @@ class PackModel:
     def _decay(self, charge_As: float) -> np.ndarray:
         """Hysteresis decay exp(-gamma |I| dt / (3600 Q)) per cell; cached for constant steps."""
         if self._decay_key != charge_As:
-            self._decay_val = np.exp((-self._gamma * charge_As) * self._inv_q_As)
+            self._decay_val = self.params.hysteresis_decay(charge_As)
             self._decay_key = charge_As
         return self._decay_val
+
+    def _hysteresis_after(self, i_cell: Any, dt_s: float, per_cell: bool) -> np.ndarray:
+        p = self.params
+        if not p.gamma:
+            return self.h
+        if not per_cell:
+            if i_cell == 0.0:
+                return self.h
+            s = 1.0 if i_cell > 0 else -1.0
+            return s + (self.h - s) * self._decay(abs(i_cell) * dt_s)
+        s = np.sign(i_cell)
+        decay = np.exp((-p.gamma * dt_s) * np.abs(i_cell) * p.inv_q_As)
+        return s + (self.h - s) * decay
+
+    def _temperature_after(
+        self, i_cell: Any, r0: Any, v1n: np.ndarray, v2n: np.ndarray, dt_s: float
+    ) -> np.ndarray:
+        if self.isothermal:
+            return self.temp_degC
+        c = self.design.circuit
+        v_rc = 0.5 * (self.v1 + v1n + self.v2 + v2n)
+        heat_W = i_cell * (i_cell * r0 - v_rc - (self.temp_degC + ZERO_C_K) * c.dUdT_V_K)
+        a_th = self._thermal_decay(dt_s)
+        rise = heat_W * (1.0 / c.h_W_K)
+        return self.ambient_degC + (self.temp_degC - self.ambient_degC) * a_th + rise * (1.0 - a_th)
 
     def _advance(self, current_A: float, dt_s: float, bleed_A: np.ndarray | None) -> tuple:
         """The state after dt at constant current, without committing it."""
         c = self.design.circuit
+        p = self.params
         if bleed_A is None:
             i_cell: Any = float(current_A)
-            eta: Any = self._ce if i_cell < 0 else 1.0
+            eta: Any = c.coulombic_efficiency if i_cell < 0 else 1.0
         else:
             i_cell = current_A + np.asarray(bleed_A, dtype=float)
-            eta = np.where(i_cell < 0, self._ce, 1.0)
-        d_soc = (eta * dt_s) * i_cell * self._inv_q_As
+            eta = np.where(i_cell < 0, c.coulombic_efficiency, 1.0)
+        d_soc = (eta * dt_s) * i_cell * p.inv_q_As
         soc_n = self.soc - d_soc
         soc_mid = self.soc - 0.5 * d_soc
-        x = np.clip(soc_mid, 0.0, 1.0)
-        y = 2.0 * x - 1.0
-        shape0 = 1.0 + c.soc_curvature * y * y
-        rise = c.low_soc_rise * np.exp(x * (-1.0 / c.low_soc_width))
-        shape12 = shape0 + rise
-        arr0, arr1, arr2 = self._arrhenius(self.temp_degC)
-        r0 = self._r0 * shape0 * arr0
+        x, y, shape0, rise, shape12 = mid_step_shapes(c, soc_mid)
+        arr0, arr1, arr2 = self.arrhenius(self.temp_degC)
+        r0 = p.r0_ohm * shape0 * arr0
         k1 = shape12 * arr1
         k2 = shape12 * arr2
         z1 = (dt_s / c.tau1_s) / k1
@@ -354,44 +356,16 @@ class PackModel:
             # An RC voltage at the step's end weighs its forcing by exp(-(dt - t)/tau),
             # centred at dt/2 + f dt, f = 1/2 - 1/z + 1/(e^z - 1): take R_j there
             # (linearized in SOC) so steps much longer than tau stay exact to 2nd order.
-            slope = (
-                (4.0 * c.soc_curvature * y - rise * (1.0 / c.low_soc_width))
-                * (x == soc_mid)
-                * d_soc
-            )
+            slope = shape_slope(c, x, y, rise, soc_mid, d_soc)
             k1 = k1 - slope * (0.5 - 1.0 / z1 + a1 / (1.0 - a1)) * arr1
             k2 = k2 - slope * (0.5 - 1.0 / z2 + a2 / (1.0 - a2)) * arr2
-        v1n = a1 * self.v1 - (1.0 - a1) * (self._r1 * k1) * i_cell
-        v2n = a2 * self.v2 - (1.0 - a2) * (self._r2 * k2) * i_cell
-        if not self._gamma:
-            h_n = self.h
-        elif bleed_A is None:
-            if i_cell == 0.0:
-                h_n = self.h
-            else:
-                s = 1.0 if i_cell > 0 else -1.0
-                h_n = s + (self.h - s) * self._decay(abs(i_cell) * dt_s)
-        else:
-            s = np.sign(i_cell)
-            decay = np.exp((-self._gamma * dt_s) * np.abs(i_cell) * self._inv_q_As)
-            h_n = s + (self.h - s) * decay
-        if self.isothermal:
-            temp_n = self.temp_degC
-        else:
-            v_rc = 0.5 * (self.v1 + v1n + self.v2 + v2n)
-            heat_W = i_cell * (i_cell * r0 - v_rc - (self.temp_degC + ZERO_C_K) * c.dUdT_V_K)
-            a_th = self._thermal_decay(dt_s)
-            rise = heat_W * (1.0 / c.h_W_K)
-            temp_n = (
-                self.ambient_degC
-                + (self.temp_degC - self.ambient_degC) * a_th
-                + rise * (1.0 - a_th)
-            )
+        v1n = a1 * self.v1 - (1.0 - a1) * (p.r1_ohm * k1) * i_cell
+        v2n = a2 * self.v2 - (1.0 - a2) * (p.r2_ohm * k2) * i_cell
+        h_n = self._hysteresis_after(i_cell, dt_s, bleed_A is not None)
+        temp_n = self._temperature_after(i_cell, r0, v1n, v2n, dt_s)
         # The terminal voltage is read at the end of the step, so its R0 is the end-SOC one.
-        x_end = np.clip(soc_n, 0.0, 1.0)
-        y_end = 2.0 * x_end - 1.0
-        r0_end = self._r0 * (1.0 + c.soc_curvature * y_end * y_end) * arr0
-        ocv_n = self._ocv_of(soc_n, h_n, temp_n)
+        r0_end = p.r0_ohm * end_shape0(c, soc_n) * arr0
+        ocv_n = p.ocv_V(soc_n, h_n, temp_n)
         v_n = ocv_n - i_cell * r0_end + v1n + v2n
         return soc_n, v1n, v2n, h_n, temp_n, ocv_n, v_n, i_cell, r0_end
 
@@ -432,35 +406,11 @@ class PackModel:
         update and the mid-step resistances are then absorbed by two corrections
         evaluated with the true step, leaving residuals far below 1 uV.
         """
-        c = self.design.circuit
         bleed = np.zeros(self.n_cells) if bleed_A is None else np.asarray(bleed_A, float)
-
-        def slope_B(i_series: float) -> np.ndarray:
-            i_cell = i_series + bleed
-            eta = np.where(i_cell < 0, self._ce, 1.0)
-            d_soc = eta * dt_s * i_cell * self._inv_q_As
-            x = np.clip(self.soc - 0.5 * d_soc, 0.0, 1.0)
-            shape0 = 1.0 + c.soc_curvature * (2 * x - 1) ** 2
-            shape12 = shape0 + c.low_soc_rise * np.exp(-x / c.low_soc_width)
-            arr0, arr1, arr2 = self._arrhenius(self.temp_degC)
-            a1 = np.exp(-dt_s / (c.tau1_s * shape12 * arr1))
-            a2 = np.exp(-dt_s / (c.tau2_s * shape12 * arr2))
-            h = self.h if self.hysteresis else 0.0
-            d_ocv = self._ocv.slope(self.soc - d_soc, h)
-            return (
-                self._r0 * shape0 * arr0
-                + (1 - a1) * self._r1 * shape12 * arr1
-                + (1 - a2) * self._r2 * shape12 * arr2
-                + eta * dt_s * self._inv_q_As * d_ocv
-            )
-
-        def v_end(i_series: float) -> np.ndarray:
-            return self._advance(i_series, dt_s, bleed_A)[6]
-
         i_guess = 0.0
         for _ in range(3):
-            b = slope_B(i_guess)
-            v = v_end(i_guess)
+            b = self._cv_slope(i_guess, dt_s, bleed)
+            v = self._advance(i_guess, dt_s, bleed_A)[6]
             if pack:
                 i_guess = i_guess + (float(v.sum()) - v_target_V) / float(b.sum())
             else:
@@ -468,41 +418,75 @@ class PackModel:
                 i_guess = float(np.max(i_guess + (v - v_target_V) / b))
         return i_guess
 
+    def _cv_slope(self, i_series: float, dt_s: float, bleed: np.ndarray) -> np.ndarray:
+        """-dV_end/dI of each cell over the next dt_s at series current i_series."""
+        c = self.design.circuit
+        p = self.params
+        i_cell = i_series + bleed
+        eta = np.where(i_cell < 0, c.coulombic_efficiency, 1.0)
+        d_soc = eta * dt_s * i_cell * p.inv_q_As
+        x = np.clip(self.soc - 0.5 * d_soc, 0.0, 1.0)
+        shape0 = 1.0 + c.soc_curvature * (2 * x - 1) ** 2
+        shape12 = shape0 + c.low_soc_rise * np.exp(-x / c.low_soc_width)
+        arr0, arr1, arr2 = self.arrhenius(self.temp_degC)
+        a1 = np.exp(-dt_s / (c.tau1_s * shape12 * arr1))
+        a2 = np.exp(-dt_s / (c.tau2_s * shape12 * arr2))
+        h = self.h if self.hysteresis else 0.0
+        d_ocv = p.ocv.slope(self.soc - d_soc, h)
+        return (
+            p.r0_ohm * shape0 * arr0
+            + (1 - a1) * p.r1_ohm * shape12 * arr1
+            + (1 - a2) * p.r2_ohm * shape12 * arr2
+            + eta * dt_s * p.inv_q_As * d_ocv
+        )
+
     def run_profile(self, currents_A: np.ndarray, dt_s: float | np.ndarray) -> ProfileRun:
         """Step through a current sequence; row k is the state at the end of step k.
 
         A single cell takes a scalar fast path (same equations, plain floats);
         a pack steps the vectorized model.
         """
-        from cellmodel.fastpath import run_single, run_vectorized
-
         currents = np.asarray(currents_A, dtype=float).ravel()
         dts = np.broadcast_to(np.asarray(dt_s, dtype=float), currents.shape).copy()
         if np.any(dts < 0):
             raise InputError("run_profile", "dt_s", "time steps must not be negative")
-        if self.n_cells == 1:
-            return run_single(self, currents, dts)
-        return run_vectorized(self, currents, dts)
+        if self.n_cells > 1:
+            return self._run_steps(currents, dts)
+        arrhenius = self.arrhenius(self.temp_degC) if self.isothermal else None
+        run, end = run_single(
+            self.params, self.snapshot(), currents, dts, self.ambient_degC, arrhenius
+        )
+        self.restore(end)
+        return run
 
-
-@dataclass(frozen=True)
-class ProfileRun:
-    """Results of run_profile: arrays of shape (n_steps, n_cells) except t_s, current_A."""
-
-    t_s: np.ndarray
-    current_A: np.ndarray
-    v_V: np.ndarray
-    ocv_V: np.ndarray
-    r0_ohm: np.ndarray
-    soc: np.ndarray
-    h: np.ndarray
-    temp_degC: np.ndarray
-    anode_util_mAh_g: np.ndarray
-    anode_potential_V: np.ndarray
-
-    @property
-    def pack_v_V(self) -> np.ndarray:
-        return self.v_V.sum(axis=1)
+    def _run_steps(self, currents: np.ndarray, dts: np.ndarray) -> ProfileRun:
+        """run_profile by repeated vectorized steps (packs)."""
+        n, m = currents.shape[0], self.n_cells
+        cols = {k: np.empty((n, m)) for k in ("v", "ocv", "r0", "soc", "h", "T", "util", "pot")}
+        t_s = np.empty(n)
+        for k in range(n):
+            res = self.step(float(currents[k]), float(dts[k]))
+            t_s[k] = res.t_s
+            cols["v"][k] = res.v_V
+            cols["ocv"][k] = res.ocv_V
+            cols["r0"][k] = self.r0_ohm
+            cols["soc"][k] = res.soc
+            cols["h"][k] = res.h
+            cols["T"][k] = res.temp_degC
+            cols["util"][k] = res.anode_util_mAh_g
+            cols["pot"][k] = res.anode_potential_V
+        return ProfileRun(
+            t_s=t_s,
+            current_A=currents.copy(),
+            v_V=cols["v"],
+            ocv_V=cols["ocv"],
+            r0_ohm=cols["r0"],
+            soc=cols["soc"],
+            h=cols["h"],
+            temp_degC=cols["T"],
+            anode_util_mAh_g=cols["util"],
+            anode_potential_V=cols["pot"],
+        )
 
 
 def with_cells(design: CellDesign, n_series: int) -> CellDesign:

@@ -1,8 +1,21 @@
-"""Current profiles: CSV files with columns time_s,current_A.
+"""Profiles: CSV files of time and current (or voltage, or power) over time.
 
-Current is positive on discharge. Row k's current holds from t_k to t_(k+1);
-the last row's current has no interval of its own. Lines starting with '#'
-are comments. Times must rise strictly; errors name the line.
+A profile drives a `Run` step or `sisnbms simulate --profile`. Row k's value
+holds from t_k to t_(k+1); the last row's value has no interval of its own.
+Lines starting with '#' are comments; times must rise strictly; errors name the
+line. The header row names the columns, in any of three conventions (names are
+matched without regard to case; other columns are ignored, so a BDF file written
+by sisnbms can be replayed):
+
+    ours     time_s,        current_A | voltage_V | power_W    positive on discharge
+    PyBaMM   Time [s],      Current [A] | Voltage [V] | Power [W]    positive on discharge
+    BDF      Test Time / s, Current / A | Voltage / V | Power / W    positive on CHARGE
+
+BDF's current and power are positive on charge (Battery Data Format 1.0); they
+are negated on reading, so a Profile's values are always positive on discharge.
+PyBaMM's shipped drive cycles have no header row but name their columns in the
+last comment line ("# time [s],current [A]"); that is accepted too. Voltages
+are cell voltages.
 """
 
 from __future__ import annotations
@@ -15,57 +28,176 @@ from pathlib import Path
 import numpy as np
 
 from cellmodel.errors import InputError
+from cellmodel.quantities import (
+    CELL_VOLTAGE_V,
+    DURATION_S,
+    PROFILE_CURRENT_A,
+    PROFILE_POWER_W,
+    Range,
+)
 
-HEADER = ("time_s", "current_A")
+KINDS = {"A": "current", "V": "voltage", "W": "power"}
+_TIME_NAMES = ("time_s", "time [s]", "test time / s")
+# kind -> column name -> sign that makes it positive on discharge
+_VALUE_NAMES: dict[str, dict[str, float]] = {
+    "A": {"current_a": 1.0, "current [a]": 1.0, "current / a": -1.0},
+    "V": {"voltage_v": 1.0, "voltage [v]": 1.0, "voltage / v": 1.0},
+    "W": {"power_w": 1.0, "power [w]": 1.0, "power / w": -1.0},
+}
+_RANGES: dict[str, Range] = {"A": PROFILE_CURRENT_A, "V": CELL_VOLTAGE_V, "W": PROFILE_POWER_W}
+# A profile of a year at one-second rows is 31.6 M rows; a million is a week at 0.6 s.
+MAX_ROWS = 2_000_000
 
 
 @dataclass(frozen=True)
 class Profile:
+    """Times (s) and values: current (A) or power (W) positive on discharge, or cell voltage (V)."""
+
     source: str
     t_s: np.ndarray
-    current_A: np.ndarray
+    values: np.ndarray
+    kind: str = "A"
+
+    @property
+    def current_A(self) -> np.ndarray:
+        if self.kind != "A":
+            raise ValueError(f"{self.source} is a {KINDS[self.kind]} profile")
+        return self.values
+
+    @property
+    def span_s(self) -> float:
+        return float(self.t_s[-1] - self.t_s[0])
 
 
-def load_profile(path: str | Path) -> Profile:
-    src = str(path)
+_EXAMPLES = {
+    "A": "'time_s,current_A', 'Time [s],Current [A]' or 'Test Time / s,Current / A'",
+    "V": "'time_s,voltage_V', 'Time [s],Voltage [V]' or 'Test Time / s,Voltage / V'",
+    "W": "'time_s,power_W', 'Time [s],Power [W]' or 'Test Time / s,Power / W'",
+}
+
+
+def _columns(cells: list[str], kind: str) -> tuple[int, int, float] | None:
+    """(time column, value column, sign) if the row is a header naming both, else None."""
+    names = [c.strip().lower() for c in cells]
+    t_col = next((i for i, n in enumerate(names) if n in _TIME_NAMES), None)
+    v = next(
+        ((i, _VALUE_NAMES[kind][n]) for i, n in enumerate(names) if n in _VALUE_NAMES[kind]), None
+    )
+    if t_col is None or v is None:
+        return None
+    return t_col, v[0], v[1]
+
+
+def _is_numeric(cells: list[str]) -> bool:
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")
+        [float(c) for c in cells]
+    except ValueError:
+        return False
+    return True
+
+
+def _decode(path: Path, src: str) -> str:
+    try:
+        data = path.read_bytes()
     except OSError as exc:
         raise InputError(src, "file", f"cannot read profile: {exc.strerror}") from exc
-    times: list[float] = []
-    currents: list[float] = []
-    header_seen = False
-    for lineno, row in enumerate(csv.reader(text.splitlines()), start=1):
-        if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
-            continue
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            src, "file", f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
+
+
+class _Reader:
+    """Rows of one profile file, checked as they come."""
+
+    def __init__(self, src: str, kind: str) -> None:
+        self.src = src
+        self.kind = kind
+        self.cols: tuple[int, int, float] | None = None
+        self.width = 0
+        self.comment_cols: tuple[int, int, float] | None = None
+        self.times: list[float] = []
+        self.values: list[float] = []
+
+    def line(self, lineno: int, row: list[str]) -> None:
+        if not row or not "".join(row).strip():
+            return
+        if row[0].lstrip().startswith("#"):
+            # PyBaMM's drive cycles name their columns in a comment: "# time [s],current [A]"
+            first = row[0].lstrip()[1:]
+            self.comment_cols = _columns([first, *row[1:]], self.kind) or self.comment_cols
+            return
         cells = [c.strip() for c in row]
-        if not header_seen:
-            if tuple(cells) != HEADER:
-                raise InputError(
-                    src,
-                    f"line {lineno}",
-                    f"header must be 'time_s,current_A', got {','.join(cells)!r}",
-                )
-            header_seen = True
-            continue
-        if len(cells) != 2:
-            raise InputError(src, f"line {lineno}", f"expected 2 values, got {len(cells)}")
-        try:
-            t, i = float(cells[0]), float(cells[1])
-        except ValueError:
+        if self.cols is None:
+            self._header(lineno, cells)
+            if self.cols is not None and not _is_numeric(cells):
+                return
+        self._data(lineno, cells)
+
+    def _header(self, lineno: int, cells: list[str]) -> None:
+        if _is_numeric(cells) and self.comment_cols is not None:
+            self.cols, self.width = self.comment_cols, len(cells)
+            return
+        self.cols, self.width = _columns(cells, self.kind), len(cells)
+        if self.cols is None:
             raise InputError(
-                src, f"line {lineno}", f"not a number in {','.join(cells)!r}"
-            ) from None
-        if not (math.isfinite(t) and math.isfinite(i)):
-            raise InputError(src, f"line {lineno}", "values must be finite")
-        if times and t <= times[-1]:
-            raise InputError(
-                src, f"line {lineno}", f"time {t:g} s does not rise after {times[-1]:g} s"
+                self.src,
+                f"line {lineno}",
+                f"header must name the time and {KINDS[self.kind]} columns, e.g. "
+                f"{_EXAMPLES[self.kind]}; got {','.join(cells)!r}",
             )
-        times.append(t)
-        currents.append(i)
-    if not header_seen:
-        raise InputError(src, "line 1", "empty profile: need the header 'time_s,current_A'")
-    if len(times) < 2:
+
+    def _data(self, lineno: int, cells: list[str]) -> None:
+        assert self.cols is not None
+        where = f"line {lineno}"
+        if len(cells) != self.width:
+            raise InputError(self.src, where, f"expected {self.width} values, got {len(cells)}")
+        t_col, v_col, sign = self.cols
+        try:
+            t, value = float(cells[t_col]), sign * float(cells[v_col])
+        except ValueError:
+            raise InputError(self.src, where, f"not a number in {','.join(cells)!r}") from None
+        if not (math.isfinite(t) and math.isfinite(value)):
+            raise InputError(self.src, where, "values must be finite")
+        _RANGES[self.kind].check(value, self.src, where, KINDS[self.kind])
+        if self.times and t <= self.times[-1]:
+            raise InputError(
+                self.src, where, f"time {t:g} s does not rise after {self.times[-1]:g} s"
+            )
+        if len(self.times) >= MAX_ROWS:
+            raise InputError(self.src, where, f"more than {MAX_ROWS:,} rows")
+        self.times.append(t)
+        self.values.append(value)
+
+
+def load_profile(path: str | Path, kind: str = "A") -> Profile:
+    """Read a profile of `kind`: "A" current, "V" cell voltage or "W" power (InputError if bad)."""
+    src = str(path)
+    reader = _Reader(src, kind)
+    for lineno, row in enumerate(csv.reader(_decode(Path(path), src).splitlines()), start=1):
+        reader.line(lineno, row)
+    if reader.cols is None:
+        raise InputError(src, "line 1", f"empty profile: need a header like {_EXAMPLES[kind]}")
+    if len(reader.times) < 2:
         raise InputError(src, "rows", "a profile needs at least 2 rows")
-    return Profile(source=src, t_s=np.asarray(times), current_A=np.asarray(currents))
+    t = np.asarray(reader.times)
+    DURATION_S.check(float(t[-1] - t[0]), src, "rows", "the profile spans")
+    return Profile(source=src, t_s=t, values=np.asarray(reader.values), kind=kind)
+
+
+def resolve_profile(spec: str, base_dir: str | Path | None, source: str, field: str) -> Path:
+    """The file a Run step names: a path (relative to base_dir), or a bare name like US06
+    for NAME.csv in base_dir (PyBaMM's "Run US06 (A)"). InputError if it does not exist."""
+    path = Path(spec)
+    bare = path.suffix == "" and len(path.parts) == 1
+    if bare:
+        path = path.with_suffix(".csv")
+    if base_dir is not None and not path.is_absolute():
+        path = Path(base_dir) / path
+    if path.is_file():
+        return path
+    what = f"drive cycle {spec!r}: no file {path}" if bare else f"no profile file {path}"
+    hint = " (a name without .csv means NAME.csv beside the experiment or scenario)" if bare else ""
+    raise InputError(source, field, what + hint)

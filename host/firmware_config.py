@@ -65,98 +65,125 @@ def build_config(design: CellDesign, board: Board | None = None) -> dict[str, An
     what the firmware accepts, e.g. a window top above 2,200 mAh/g.
     """
     src = str(design.source or design.name)
-    lim = design.limits
     cap_mAh = design.capacity_Ah * 1000.0
-    capacity_mAh = _check(src, "capacity_mAh", "capacity_Ah", round(cap_mAh))
-    anode_mass_mg = _check(src, "anode_mass_mg", "anode_mass_g", round(design.anode_mass_g * 1000))
+    # Settings that do not come from the cell keep the firmware's defaults.
+    cfg: dict[str, Any] = dict(firmware_rules().DEFAULTS)
+    cfg.update(_cell_keys(design, src))
+    cfg.update(_ocv_keys(design))
+    cfg.update(_estimator_keys(design, cap_mAh))
+    cfg.update(_voltage_keys(design))
+    cfg.update(_current_and_temperature_keys(design, src, cap_mAh))
+    cfg.update(_board_keys(board, cfg["n_cells"], src))
+    error = firmware_rules().validate(cfg)
+    if error:
+        raise InputError(src, "derived firmware configuration", error)
+    return cfg
+
+
+def _cell_keys(design: CellDesign, src: str) -> dict[str, int]:
+    """The cell's size: capacity, anode mass, coulombic efficiency, anode window, count."""
+    lim = design.limits
     if lim.window_top_mAh_g > WINDOW_TOP_MAX_MAH_G:
         raise InputError(
             src,
             "limits.window_top_mAh_g",
             f"{lim.window_top_mAh_g:g} mAh/g is above the firmware's {WINDOW_TOP_MAX_MAH_G:g}",
         )
-    window_top = _check(
-        src, "window_top_dmAhg", "limits.window_top_mAh_g", round(lim.window_top_mAh_g * 10)
-    )
-    n_cells = _check(src, "n_cells", "n_series", int(design.n_series))
-    ce_ppm = _check(
-        src,
-        "ce_ppm",
-        "circuit.coulombic_efficiency",
-        round(design.circuit.coulombic_efficiency * 1e6),
-    )
-    if board is not None and board.mode == "standalone":
-        n_temps = len(board.pins.adc_temps)
-    else:
-        n_temps = min(n_cells, MAX_TEMPS)  # the emulator reports one sensor per cell
-    n_temps = _check(getattr(board, "source", src), "n_temps", "pins.adc_temps", n_temps)
+    ce = design.circuit.coulombic_efficiency
+    return {
+        "n_cells": _check(src, "n_cells", "n_series", int(design.n_series)),
+        "capacity_mAh": _check(
+            src, "capacity_mAh", "capacity_Ah", round(design.capacity_Ah * 1000)
+        ),
+        "anode_mass_mg": _check(
+            src, "anode_mass_mg", "anode_mass_g", round(design.anode_mass_g * 1000)
+        ),
+        "ce_ppm": _check(src, "ce_ppm", "circuit.coulombic_efficiency", round(ce * 1e6)),
+        "window_top_dmAhg": _check(
+            src, "window_top_dmAhg", "limits.window_top_mAh_g", round(lim.window_top_mAh_g * 10)
+        ),
+    }
 
-    soc = [round(s * 10000) for s in design.ocv.soc]
-    chg = [_mV(v) for v in design.ocv.charge_V]
-    dsg = [_mV(v) for v in design.ocv.discharge_V]
-    max_chg_mA = round(lim.max_charge_C * cap_mAh)
-    max_dsg_mA = round(lim.max_discharge_C * cap_mAh)
-    oc_chg_mA = round(max_chg_mA * 1.25)
-    oc_dsg_mA = round(max_dsg_mA * 1.25)
-    sc_mA = max(oc_dsg_mA * 2, round(5 * cap_mAh))
-    i_range_mA = _check(src, "i_range_mA", "limits.max_discharge_C", min(CURRENT_MAX_MA, sc_mA * 2))
-    v_max = _mV(lim.v_max_V)
-    v_min = _mV(lim.v_min_V)
+
+def _ocv_keys(design: CellDesign) -> dict[str, Any]:
+    """The OCV branch tables and how fast the hysteresis state changes branch."""
+    return {
+        "ocv_soc_cpct": [round(s * 10000) for s in design.ocv.soc],
+        "ocv_chg_mV": [_mV(v) for v in design.ocv.charge_V],
+        "ocv_dsg_mV": [_mV(v) for v in design.ocv.discharge_V],
+        # gamma moves the hysteresis state ~95 % of the way in 3/gamma of capacity
+        "branch_switch_cpct": max(
+            10, min(5000, round(3.0 / design.circuit.hysteresis_gamma * 1e4))
+        ),
+    }
+
+
+def _estimator_keys(design: CellDesign, cap_mAh: float) -> dict[str, int]:
+    """Resistances and current thresholds the SOC estimator reads the cell with."""
     # DC resistances (R0 + both RC pairs, 25 degC) where the firmware takes the IR drop
     # off a reading: mid SOC for the boot estimate, SOC 1 at the end of the CV taper,
     # SOC 0 at the discharge cut-off (R1, R2 rise steeply there). Colder cells have more;
     # the firmware counts the IR term as uncertainty and keeps it to low currents.
+    return {
+        "r_cell_mohm": round(dc_resistance_ohm(design, 0.5) * 1000),
+        "r_full_mohm": round(dc_resistance_ohm(design, 1.0) * 1000),
+        "r_empty_mohm": round(dc_resistance_ohm(design, 0.0) * 1000),
+        # the host's CV step ends at cv_cutoff_C: detect the taper a little above it
+        "taper_mA": max(1, round(1.5 * design.limits.cv_cutoff_C * cap_mAh)),
+        "empty_current_mA": max(1, round(0.2 * cap_mAh)),
+        # C/50: above a current sensor's plausible offset, so an offset cannot hide a rest
+        "rest_current_mA": max(1, round(cap_mAh / 50)),
+    }
 
-    # Settings that do not come from the cell keep the firmware's defaults.
-    cfg: dict[str, Any] = dict(firmware_rules().DEFAULTS)
-    cfg.update(
-        {
-            "n_cells": n_cells,
-            "n_temps": n_temps,
-            "capacity_mAh": capacity_mAh,
-            "anode_mass_mg": anode_mass_mg,
-            "ce_ppm": ce_ppm,
-            "ocv_soc_cpct": soc,
-            "ocv_chg_mV": chg,
-            "ocv_dsg_mV": dsg,
-            # gamma moves the hysteresis state ~95 % of the way in 3/gamma of capacity
-            "branch_switch_cpct": max(
-                10, min(5000, round(3.0 / design.circuit.hysteresis_gamma * 1e4))
-            ),
-            "r_cell_mohm": round(dc_resistance_ohm(design, 0.5) * 1000),
-            "r_full_mohm": round(dc_resistance_ohm(design, 1.0) * 1000),
-            "r_empty_mohm": round(dc_resistance_ohm(design, 0.0) * 1000),
-            # the host's CV step ends at cv_cutoff_C: detect the taper a little above it
-            "taper_mA": max(1, round(1.5 * lim.cv_cutoff_C * cap_mAh)),
-            "empty_current_mA": max(1, round(0.2 * cap_mAh)),
-            # C/50: above a current sensor's plausible offset, so an offset cannot hide a rest
-            "rest_current_mA": max(1, round(cap_mAh / 50)),
-            "window_top_dmAhg": window_top,
-            "v_max_mV": v_max,
-            "v_min_mV": v_min,
-            "ov_mV": min(v_max + 20, _mV(lim.v_abuse_max_V)),
-            "ov_release_mV": v_max - 50,
-            "uv_mV": v_min,
-            "uv_release_mV": max(v_min, min(dsg[0] + 100, v_max - 100)),
-            "v_abuse_max_mV": _mV(lim.v_abuse_max_V),
-            "v_abuse_min_mV": _mV(lim.v_abuse_min_V),
-            "oc_chg_mA": oc_chg_mA,
-            "oc_dsg_mA": oc_dsg_mA,
-            "sc_mA": sc_mA,
-            "i_range_mA": i_range_mA,
-            "frozen_min_mA": max(1, round(0.2 * cap_mAh)),
-            "bal_max_dsg_mA": max(1, round(0.1 * cap_mAh)),
-            "t_chg_min_ddegC": _ddegC(lim.charge_temp_min_degC),
-            "t_chg_max_ddegC": _ddegC(lim.charge_temp_max_degC),
-            "t_dsg_min_ddegC": _ddegC(lim.discharge_temp_min_degC),
-            "t_dsg_max_ddegC": _ddegC(lim.discharge_temp_max_degC),
-        }
-    )
+
+def _voltage_keys(design: CellDesign) -> dict[str, int]:
+    """Cell voltage limits, protection thresholds and their releases."""
+    lim = design.limits
+    v_max = _mV(lim.v_max_V)
+    v_min = _mV(lim.v_min_V)
+    dsg_empty_mV = _mV(design.ocv.discharge_V[0])
+    return {
+        "v_max_mV": v_max,
+        "v_min_mV": v_min,
+        "ov_mV": min(v_max + 20, _mV(lim.v_abuse_max_V)),
+        "ov_release_mV": v_max - 50,
+        "uv_mV": v_min,
+        "uv_release_mV": max(v_min, min(dsg_empty_mV + 100, v_max - 100)),
+        "v_abuse_max_mV": _mV(lim.v_abuse_max_V),
+        "v_abuse_min_mV": _mV(lim.v_abuse_min_V),
+    }
+
+
+def _current_and_temperature_keys(design: CellDesign, src: str, cap_mAh: float) -> dict[str, int]:
+    """Over-current, short-circuit and sensor range; temperature windows; balancing drain."""
+    lim = design.limits
+    oc_chg_mA = round(round(lim.max_charge_C * cap_mAh) * 1.25)
+    oc_dsg_mA = round(round(lim.max_discharge_C * cap_mAh) * 1.25)
+    sc_mA = max(oc_dsg_mA * 2, round(5 * cap_mAh))
+    i_range_mA = _check(src, "i_range_mA", "limits.max_discharge_C", min(CURRENT_MAX_MA, sc_mA * 2))
+    return {
+        "oc_chg_mA": oc_chg_mA,
+        "oc_dsg_mA": oc_dsg_mA,
+        "sc_mA": sc_mA,
+        "i_range_mA": i_range_mA,
+        "frozen_min_mA": max(1, round(0.2 * cap_mAh)),
+        "bal_max_dsg_mA": max(1, round(0.1 * cap_mAh)),
+        "t_chg_min_ddegC": _ddegC(lim.charge_temp_min_degC),
+        "t_chg_max_ddegC": _ddegC(lim.charge_temp_max_degC),
+        "t_dsg_min_ddegC": _ddegC(lim.discharge_temp_min_degC),
+        "t_dsg_max_ddegC": _ddegC(lim.discharge_temp_max_degC),
+    }
+
+
+def _board_keys(board: Board | None, n_cells: int, src: str) -> dict[str, int]:
+    """Temperature sensor count and the timing that follows the board's sample period."""
+    if board is not None and board.mode == "standalone":
+        n_temps = len(board.pins.adc_temps)
+    else:
+        n_temps = min(n_cells, MAX_TEMPS)  # the emulator reports one sensor per cell
+    keys = {"n_temps": _check(getattr(board, "source", src), "n_temps", "pins.adc_temps", n_temps)}
     if board is not None:
         period = int(board.sample_period_ms)
-        cfg["max_dt_ms"] = max(100, min(10000, 5 * period))
-        cfg["link_timeout_ms"] = max(100, min(600000, 3 * period))
-    error = firmware_rules().validate(cfg)
-    if error:
-        raise InputError(src, "derived firmware configuration", error)
-    return cfg
+        keys["max_dt_ms"] = max(100, min(10000, 5 * period))
+        keys["link_timeout_ms"] = max(100, min(600000, 3 * period))
+    return keys

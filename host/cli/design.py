@@ -12,6 +12,7 @@ from typing import Any
 from cellmodel import DEFAULT_CELL, load_cell
 from cellmodel.claims import check_claims
 from cellmodel.design import CellDesign, derived
+from host.cli.output import emit
 
 _DERIVED_LABELS = (
     ("anode_areal_mAh_cm2", "anode areal capacity", "mAh/cm2", "{:.2f}"),
@@ -62,32 +63,34 @@ def report(design: CellDesign) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     design = load_cell(args.cell)
     rep = report(design)
-    if args.json:
-        print(json.dumps(rep, indent=2))
-        return 0
-    print(f"cell {design.name} ({design.source})")
+    emit(json.dumps(rep, indent=2) if args.json else _table(design, rep))
+    return 0
+
+
+def _table(design: CellDesign, rep: dict[str, Any]) -> str:
+    lines = [f"cell {design.name} ({design.source})"]
     if design.description:
-        print(f"  {design.description}")
-    print(f"  {design.n_series} cell(s) in series\n")
+        lines.append(f"  {design.description}")
+    lines.append(f"  {design.n_series} cell(s) in series\n")
     d = rep["derived"]
     for key, label, unit, fmt in _DERIVED_LABELS:
-        print(f"  {label:<28} {fmt.format(d[key]):>10} {unit}")
+        lines.append(f"  {label:<28} {fmt.format(d[key]):>10} {unit}")
     aging = design.aging
     if aging.capacity_retention < 1.0 or aging.resistance_growth > 1.0:
-        print(
+        lines.append(
             f"\n  simulated cell aged: {aging.capacity_retention:.0%} of the design capacity, "
             f"resistance x{aging.resistance_growth:g}\n  (the design above and the BMS "
             "configuration made from it are the fresh cell's)"
         )
-    print("\n  claim  status          detail")
+    lines.append("\n  claim  status          detail")
     for n, r in rep["claims"].items():
-        print(f"  {n:>5}  {r['status']:<15} {r['detail']}")
+        lines.append(f"  {n:>5}  {r['status']:<15} {r['detail']}")
     counts = {
         s: sum(1 for r in rep["claims"].values() if r["status"] == s)
         for s in ("satisfied", "violated", "not_applicable")
     }
-    print(
+    lines.append(
         f"\n  {counts['satisfied']} satisfied, {counts['violated']} violated, "
         f"{counts['not_applicable']} not applicable"
     )
-    return 0
+    return "\n".join(lines)

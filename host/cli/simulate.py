@@ -1,22 +1,34 @@
 """`sisnbms simulate`: run the cell model alone on an experiment or a current profile.
 
-Output files are Battery-Data-Format-style CSV (current positive on
-discharge, stated in the column name): one file for a single cell; for a pack
-the --out file holds the pack and NAME.cellK.bdf.csv each cell.
+Output files follow the Battery Data Format (`.bdf.csv`, or `.bdf.parquet` with
+pyarrow): one file for a single cell; for a pack the --out file holds the pack
+and NAME.cellK.bdf.csv each cell. BDF's current is positive on charge, the
+opposite of sisnbms's: the files carry BDF's sign (cellmodel.bdf).
+
+Exit codes: 0 the run completed (or its experiment termination ended it); 1 a
+guard rail of the model stopped it (SOC out of range, abuse voltage, thermal
+abuse, current beyond the sanity bound: the message says which); 2 bad input.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from cellmodel import DEFAULT_CELL, PackModel, load_cell
+from cellmodel.bdf import check_output_path
 from cellmodel.errors import InputError
 from cellmodel.experiment import parse_experiment
 from cellmodel.profile import load_profile
-from cellmodel.simulation import run_experiment, simulate_profile
+from cellmodel.quantities import AMBIENT_DEGC, PERIOD_S, SOC
+from cellmodel.simulation import SimulationResult, run_experiment, simulate_profile
+from host.cli.output import emit
+
+MAX_CYCLES = 100_000
 
 
 def register(subparsers: Any) -> None:
@@ -28,8 +40,11 @@ def register(subparsers: Any) -> None:
             "'Discharge at 1C until 2.75 V', 'Charge at 0.5C until 4.2 V', "
             "'Hold at 4.2 V until C/20', 'Rest for 30 minutes', "
             "'Discharge at 2 A for 10 minutes or until 3.0 V (1 second period)', "
-            "'Run PROFILE.csv'. A profile CSV has columns time_s,current_A "
-            "(positive on discharge)."
+            "'Discharge at 1 Ohm until 3 V', 'Discharge at 1C for 1 hour at 25oC', "
+            "'Run PROFILE.csv', 'Run US06 (A)' (US06.csv in the working folder). "
+            "A profile CSV has the columns time_s,current_A (positive on discharge), "
+            "PyBaMM's Time [s],Current [A] or BDF's Test Time / s,Current / A "
+            "(positive on charge). Exit 1 when the model's guard rails stop the run."
         ),
     )
     p.add_argument(
@@ -40,8 +55,24 @@ def register(subparsers: Any) -> None:
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--experiment", nargs="+", metavar="STEP", help="one or more step texts")
-    src.add_argument("--profile", metavar="FILE.csv", help="current profile time_s,current_A")
-    p.add_argument("--out", metavar="FILE.bdf.csv", help="write the results here")
+    src.add_argument("--profile", metavar="FILE.csv", help="current profile (see above)")
+    p.add_argument(
+        "--cycles",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run the --experiment steps as one cycle, N times (PyBaMM's [(...)] * N)",
+    )
+    p.add_argument(
+        "--termination",
+        nargs="+",
+        metavar="COND",
+        help="end the experiment after a cycle: '80%% capacity', '2.0 Ah capacity', "
+        "'2.5 V', '2 days'",
+    )
+    p.add_argument(
+        "--out", metavar="FILE.bdf.csv", help="write the results here (.bdf.parquet: Parquet)"
+    )
     p.add_argument("--isothermal", action="store_true", help="hold the cells at ambient")
     p.add_argument("--no-hysteresis", action="store_true", help="single-valued OCV (branch mean)")
     p.add_argument(
@@ -49,7 +80,7 @@ def register(subparsers: Any) -> None:
         type=float,
         default=25.0,
         metavar="DEGC",
-        help="ambient temperature (default 25)",
+        help=f"ambient temperature, {AMBIENT_DEGC.describe()} (default 25)",
     )
     p.add_argument(
         "--initial-soc",
@@ -63,17 +94,39 @@ def register(subparsers: Any) -> None:
         type=float,
         default=1.0,
         metavar="S",
-        help="default step period in seconds (default 1)",
+        help=f"sample period, {PERIOD_S.describe()} (default 1); profiles are sampled at "
+        "their rows and at this period within them",
+    )
+    p.add_argument(
+        "--compare-pybamm",
+        action="store_true",
+        help="also run PyBaMM's Thevenin model (isothermal, hysteresis off) on the steps and "
+        "report the voltage difference (needs sisnbms[pybamm])",
     )
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.initial_soc is not None and not 0.0 <= args.initial_soc <= 1.0:
-        raise InputError("command line", "--initial-soc", f"{args.initial_soc} is not in 0..1")
-    if not args.period > 0:
-        raise InputError("command line", "--period", "must be positive")
+def _checked(args: argparse.Namespace) -> Path | None:
+    """Validate every option before anything runs or is written; the output path."""
+    cli = "command line"
+    if args.initial_soc is not None:
+        SOC.check(args.initial_soc, cli, "--initial-soc")
+    PERIOD_S.check(args.period, cli, "--period")
+    AMBIENT_DEGC.check(args.ambient, cli, "--ambient")
+    if args.cycles is not None:
+        if args.profile:
+            raise InputError(cli, "--cycles", "applies to --experiment steps only")
+        if not 1 <= args.cycles <= MAX_CYCLES:
+            raise InputError(cli, "--cycles", f"{args.cycles} is not in 1..{MAX_CYCLES:,}")
+    if args.termination and args.profile:
+        raise InputError(cli, "--termination", "applies to --experiment steps only")
+    if args.compare_pybamm and args.profile:
+        raise InputError(cli, "--compare-pybamm", "applies to --experiment steps only")
+    return check_output_path(args.out, cli, "--out") if args.out else None
+
+
+def _simulate(args: argparse.Namespace) -> SimulationResult:
     design = load_cell(args.cell)
     model = PackModel(
         design,
@@ -83,29 +136,63 @@ def run(args: argparse.Namespace) -> int:
         initial_soc=args.initial_soc,
     )
     if args.profile:
-        result = simulate_profile(model, load_profile(args.profile))
-    else:
-        steps = parse_experiment(args.experiment, source="--experiment")
-        result = run_experiment(model, steps, period_s=args.period, base_dir=Path.cwd())
-    outputs = [str(p) for p in result.write(args.out)] if args.out else []
+        return simulate_profile(model, load_profile(args.profile), period_s=args.period)
+    entries: Any = args.experiment
+    if args.cycles is not None:
+        entries = [tuple(args.experiment)] * args.cycles
+    exp = parse_experiment(entries, termination=args.termination, source="--experiment")
+    return run_experiment(model, exp, period_s=args.period, base_dir=Path.cwd())
+
+
+def _compare(args: argparse.Namespace) -> dict[str, Any]:
+    from cellmodel.pybamm_compare import compare_with_pybamm
+
+    exp = parse_experiment(args.experiment, source="--experiment")
+    comparison = compare_with_pybamm(
+        load_cell(args.cell),
+        exp,
+        initial_soc=1.0 if args.initial_soc is None else args.initial_soc,
+        ambient_degC=args.ambient,
+        period_s=args.period,
+    )
+    return comparison.as_dict()
+
+
+def run(args: argparse.Namespace) -> int:
+    out = _checked(args)
+    start_unix_s = time.time()
+    result = _simulate(args)
+    outputs = [str(p) for p in result.write(out, start_unix_s=start_unix_s)] if out else []
     summary = result.summary()
     summary["outputs"] = outputs
-    if args.json:
-        print(json.dumps(summary, indent=2))
-        return 0
-    print(
+    if args.compare_pybamm:
+        summary["pybamm"] = _compare(args)
+    if result.event is not None:
+        print(f"sisnbms simulate: stopped: {result.event.message}", file=sys.stderr)
+    emit(json.dumps(summary, indent=2) if args.json else _text(summary))
+    return 1 if result.event is not None else 0
+
+
+def _text(summary: dict[str, Any]) -> str:
+    lines = [
         f"cell {summary['cell']} x{summary['n_cells']}: {summary['rows']} rows over "
-        f"{summary['duration_s']:g} s"
-    )
-    print(f"  discharged {summary['discharged_Ah']:.4f} Ah, charged {summary['charged_Ah']:.4f} Ah")
-    print(
+        f"{summary['duration_s']:g} s",
+        f"  discharged {summary['discharged_Ah']:.4f} Ah, charged {summary['charged_Ah']:.4f} Ah",
         f"  cell voltage {summary['min_cell_voltage_V']:.4f} .. "
         f"{summary['max_cell_voltage_V']:.4f} V, max temperature "
-        f"{summary['max_temp_degC']:.2f} degC"
-    )
-    print("  final SOC " + ", ".join(f"{s:.4f}" for s in summary["final_soc"]))
-    for line in summary["steps"]:
-        print(f"  {line}")
-    for path in outputs:
-        print(f"  wrote {path}")
-    return 0
+        f"{summary['max_temp_degC']:.2f} degC",
+        "  final SOC " + ", ".join(f"{s:.4f}" for s in summary["final_soc"]),
+    ]
+    lines += [f"  {line}" for line in summary["steps"]]
+    if summary["event"] is not None:
+        lines.append(f"  STOPPED by the model's guard rails: {summary['event']['message']}")
+    lines += [f"  wrote {path}" for path in summary["outputs"]]
+    if "pybamm" in summary:
+        pb = summary["pybamm"]
+        lines.append(f"  {pb['model']} (PyBaMM {pb['pybamm_version']}): terminal voltage vs ours")
+        lines += [
+            f"    {s['text']}: max |dV| {s['max_dv_mV']:.3f} mV, RMS {s['rms_dv_mV']:.3f} mV, "
+            f"{s['end_s']:g} s here, {s['pybamm_end_s']:.6g} s in PyBaMM"
+            for s in pb["steps"]
+        ]
+    return "\n".join(lines)

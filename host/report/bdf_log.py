@@ -1,92 +1,112 @@
-"""Write a run's log as a Battery Data Format style CSV (`.bdf.csv`).
+"""Write a closed-loop run's log as a Battery Data Format file (`.bdf.csv`, `.bdf.parquet`).
 
-Headers follow BDF's "Quantity / unit" style. True quantities come from the
-cell model, `BMS ...` columns from the firmware's STATE replies. Current is
-positive on discharge (stated in the first comment-free header too).
+The test object is the pack (one cell for single-cell runs): Voltage / V is the
+pack voltage, Current / A the series current, Surface Temperature T1 / degC the
+hottest cell. The BDF columns come first (cellmodel.bdf); then the true cell
+quantities from the model and the `BMS ...` columns from the firmware's STATE
+replies, all as "Name / unit".
+
+Sign: BDF's current is positive on CHARGE. Every current column in the file
+(Current, Demanded Current, Measured Current, BMS Current) is therefore the
+negative of the emulator's (positive on discharge, as everywhere in sisnbms).
 """
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from cellmodel import bdf
 from host.report.log import RunLog
 
-SIGN_NOTE = "current positive on discharge"
+# For the run summary: its currents keep sisnbms's sign; the log file has BDF's.
+SIGN_NOTE = "current positive on discharge (in the .bdf log: positive on charge, as BDF)"
+
+_TRUE = [
+    "True SOC / %",
+    "True Min Cell SOC / %",
+    "True Anode Utilization / mAh/g",  # the highest cell's
+    "True Anode Potential / V",  # the lowest cell's
+    "True Hysteresis State / 1",  # the cells' mean
+]
+_BMS = [
+    "Measured Current / mA",
+    "BMS SOC / %",
+    "BMS SOC Uncertainty / %",
+    "BMS Capacity / mAh",
+    "BMS Anode Utilization / mAh/g",
+    "BMS Current / mA",
+    "SOC Error / %",
+    "CHG On / 1",
+    "DSG On / 1",
+    "Faults / 1",
+    "Latched Faults / 1",
+    "Warnings / 1",
+    "Balancing / 1",
+    "Link OK / 1",
+]
 
 
-def bdf_columns(n_cells: int) -> list[str]:
-    # The quantities the cell model's own output has keep its column names (cellmodel.bdf),
-    # so one reader handles both files; the current's sign is in its name.
-    cols = [
-        bdf.TIME,
-        bdf.STEP,
-        "Demanded Current (discharge positive) / A",
-        bdf.CURRENT,
-        bdf.VOLTAGE,
-    ]
+def bdf_columns(n_cells: int, *, unix_time: bool = False, ambient: bool = False) -> list[str]:
+    """The file's column names, in order."""
+    cols = [bdf.TIME]
+    cols += [bdf.UNIX_TIME] if unix_time else []
+    cols += [bdf.CYCLE, bdf.STEP, bdf.VOLTAGE, bdf.CURRENT]
+    cols += [bdf.AMBIENT] if ambient else []
+    cols += [bdf.SURFACE_T1, "Demanded Current / A"]
     cols += [f"Cell {i + 1} Voltage / V" for i in range(n_cells)]
-    cols += [
-        "True SOC / %",
-        "True Min Cell SOC / %",
-        bdf.TEMPERATURE,
-        "True Anode Utilization / mAh/g",
-        "True Anode Potential / V",
-        "True Hysteresis State",
-        "Measured Current / mA",
-        "BMS SOC / %",
-        "BMS SOC Uncertainty / %",
-        "BMS Capacity / mAh",
-        "BMS Anode Utilization / mAh/g",
-        "BMS Current / mA",
-        "SOC Error / %",
-        "CHG On",
-        "DSG On",
-        "Faults",
-        "Latched Faults",
-        "Warnings",
-        "Balancing",
-        "Link OK",
-    ]
-    return cols
+    return cols + _TRUE + _BMS
+
+
+def _column(log: RunLog, name: str, default: float | None = None) -> np.ndarray:
+    """A LogRow field over the rows; `default` where the row has no such field."""
+    return np.array([float(getattr(r, name, default)) for r in log.rows])  # type: ignore[arg-type]
 
 
 def write_bdf_log(log: RunLog, path: Path) -> Path:
-    """Write one row per sample; returns the path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(bdf_columns(log.n_cells))
-        for r in log.rows:
-            writer.writerow(
-                [
-                    f"{r.t_s:.3f}",
-                    r.step,
-                    f"{r.demand_A:.6g}",
-                    f"{r.current_A:.6g}",
-                    f"{r.pack_v_V:.6f}",
-                    *(f"{v:.6f}" for v in r.cell_v_V),
-                    f"{r.soc_true * 100:.4f}",
-                    f"{r.soc_min_true * 100:.4f}",
-                    f"{r.temp_max_degC:.3f}",
-                    f"{r.anode_util_max_mAh_g:.2f}",
-                    f"{r.anode_potential_min_V:.5f}",
-                    f"{r.h_mean:.4f}",
-                    r.meas_current_mA,
-                    f"{r.fw_soc_pct:.2f}",
-                    f"{r.fw_soc_unc_pct:.2f}",
-                    r.fw_capacity_mAh,
-                    f"{r.fw_anode_util_mAh_g:.1f}",
-                    r.fw_current_mA,
-                    f"{r.fw_soc_pct - r.soc_true * 100:.4f}",
-                    int(r.chg_on),
-                    int(r.dsg_on),
-                    r.faults,
-                    r.latched,
-                    r.warnings,
-                    r.balance,
-                    int(r.link_ok),
-                ]
-            )
-    return path
+    """Write one row per sample; returns the path.
+
+    Optional run-log fields, used when present: RunLog.start_unix_s (Unix Time of
+    t = 0), LogRow.cycle (cycle number from 1; else 1) and LogRow.ambient_degC.
+    """
+    rows = log.rows
+    start_unix: Any = getattr(log, "start_unix_s", None)
+    has_ambient = bool(rows) and all(getattr(r, "ambient_degC", None) is not None for r in rows)
+    t = log.column("t_s")
+    true_soc = log.column("soc_true") * 100.0
+    fw_soc = log.column("fw_soc_pct")
+    cols: dict[str, Any] = {bdf.TIME: t}
+    if start_unix is not None:
+        cols[bdf.UNIX_TIME] = float(start_unix) + t
+    cols[bdf.CYCLE] = _column(log, "cycle", 1)
+    cols[bdf.STEP] = log.column("step") + 1.0
+    cols[bdf.VOLTAGE] = log.column("pack_v_V")
+    cols[bdf.CURRENT] = bdf.to_bdf_current(log.column("current_A"))
+    if has_ambient:
+        cols[bdf.AMBIENT] = _column(log, "ambient_degC")
+    cols[bdf.SURFACE_T1] = log.column("temp_max_degC")
+    cols["Demanded Current / A"] = bdf.to_bdf_current(log.column("demand_A"))
+    cells = log.cell_voltages()
+    for i in range(log.n_cells):
+        cols[f"Cell {i + 1} Voltage / V"] = cells[:, i]
+    true = [true_soc, log.column("soc_min_true") * 100.0]
+    true += [log.column(n) for n in ("anode_util_max_mAh_g", "anode_potential_min_V", "h_mean")]
+    cols.update(zip(_TRUE, true, strict=True))
+    bms = [
+        bdf.to_bdf_current(log.column("meas_current_mA")),
+        fw_soc,
+        log.column("fw_soc_unc_pct"),
+        log.column("fw_capacity_mAh"),
+        log.column("fw_anode_util_mAh_g"),
+        bdf.to_bdf_current(log.column("fw_current_mA")),
+        fw_soc - true_soc,
+    ]
+    flags = ("chg_on", "dsg_on", "faults", "latched", "warnings", "balance", "link_ok")
+    bms += [log.column(n) for n in flags]
+    cols.update(zip(_BMS, bms, strict=True))
+    assert list(cols) == bdf_columns(
+        log.n_cells, unix_time=start_unix is not None, ambient=has_ambient
+    )
+    return bdf.write_bdf(path, cols)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cellmodel import InputError
@@ -22,6 +23,10 @@ def test_load_with_comments(tmp_path: Path) -> None:
     ("text", "field", "words"),
     [
         ("t,i\n0,1\n1,1\n", "line 1", "header"),
+        ("time_s,current_A\n0,1e6\n1,0\n", "line 2", "outside [-1000, 1000] A"),
+        ("time_s,current_A\n0,1\n1e12,0\n", "rows", "spans 1e+12 s"),
+        ("time_s,current_A\n0,1\ninf,0\n", "line 3", "finite"),
+        ("Time [s],Voltage [V]\n0,3.7\n1,3.7\n", "line 1", "current"),
         ("time_s,current_A\n0,1\n1,abc\n", "line 3", "not a number"),
         ("time_s,current_A\n0,1\n1,1,1\n", "line 3", "expected 2 values"),
         ("time_s,current_A\n0,1\n2,1\n2,0\n", "line 4", "does not rise"),
@@ -43,4 +48,60 @@ def test_bad_profiles(tmp_path: Path, text: str, field: str, words: str) -> None
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         load_profile(tmp_path / "none.csv")
+    assert info.value.field == "file"
+
+
+@pytest.mark.parametrize(
+    ("text", "currents"),
+    [
+        ("time_s,current_A\n0,1.5\n10,-2\n", [1.5, -2.0]),
+        ("Time [s],Current [A]\n0,1.5\n10,-2\n", [1.5, -2.0]),  # PyBaMM: discharge positive
+        ("Test Time / s,Voltage / V,Current / A\n0,3.7,-1.5\n10,3.6,2\n", [1.5, -2.0]),  # BDF
+        ("# Based on the US06 drive cycle,\n# time [s],current [A]\n0,1.5\n10,-2\n", [1.5, -2.0]),
+    ],
+)
+def test_headers_of_ours_pybamm_and_bdf(tmp_path: Path, text: str, currents: list[float]) -> None:
+    p = tmp_path / "p.csv"
+    p.write_text(text)
+    prof = load_profile(p)
+    assert list(prof.t_s) == [0.0, 10.0]
+    assert list(prof.current_A) == currents
+
+
+def test_a_written_bdf_file_replays_as_a_profile(tmp_path: Path) -> None:
+    from cellmodel import PackModel, load_cell
+    from cellmodel.experiment import parse_experiment
+    from cellmodel.simulation import run_experiment
+
+    res = run_experiment(
+        PackModel(load_cell(), initial_soc=0.5),
+        parse_experiment(["Discharge at 1 A for 5 s", "Charge at 0.5 A for 5 s"]),
+    )
+    path = res.write(tmp_path / "run.bdf.csv", start_unix_s=0.0)[0]
+    prof = load_profile(path)
+    assert np.array_equal(prof.t_s, res.t_s)
+    assert np.array_equal(prof.current_A, res.current_A)
+
+
+def test_power_and_voltage_profiles(tmp_path: Path) -> None:
+    p = tmp_path / "p.csv"
+    p.write_text("Test Time / s,Power / W\n0,-5\n1,5\n")
+    assert list(load_profile(p, "W").values) == [5.0, -5.0]  # BDF power: charge positive
+    p.write_text("time_s,voltage_V\n0,3.7\n1,4.1\n")
+    assert list(load_profile(p, "V").values) == [3.7, 4.1]
+    with pytest.raises(ValueError, match="voltage profile"):
+        _ = load_profile(p, "V").current_A
+    p.write_text("time_s,voltage_V\n0,3.7\n1,40\n")
+    with pytest.raises(InputError, match="voltage 40 V"):
+        load_profile(p, "V")
+
+
+def test_not_utf8_or_a_folder(tmp_path: Path) -> None:
+    p = tmp_path / "p.csv"
+    p.write_bytes(b"time_s,current_A\n0,1\n\xff,2\n")
+    with pytest.raises(InputError) as info:
+        load_profile(p)
+    assert info.value.field == "file" and "not UTF-8" in info.value.reason
+    with pytest.raises(InputError) as info:
+        load_profile(tmp_path)
     assert info.value.field == "file"

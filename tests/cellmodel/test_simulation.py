@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 
 from cellmodel import CellDesign, PackModel, bdf, load_cell
+from cellmodel.experiment import parse_experiment
 from cellmodel.profile import Profile
-from cellmodel.simulation import simulate_profile
+from cellmodel.simulation import run_experiment, simulate_profile
 
 
 def _profile() -> Profile:
     t = np.array([0.0, 10.0, 20.0, 50.0, 51.0])
     i = np.array([2.0, 0.0, -1.0, 4.0, 0.0])
-    return Profile(source="test", t_s=t, current_A=i)
+    return Profile(source="test", t_s=t, values=i)
 
 
 def test_one_row_per_profile_time(default_design: CellDesign) -> None:
@@ -47,3 +48,60 @@ def test_pack_writes_pack_and_cell_files(tmp_path: Path) -> None:
     assert len(rows) == 5
     cells = [bdf.read_bdf(p)[bdf.VOLTAGE] for p in paths[1:]]
     assert np.allclose(np.sum(cells, axis=0), [float(r[bdf.VOLTAGE]) for r in rows])
+
+
+def test_profile_rows_are_sampled_at_the_period(default_design: CellDesign) -> None:
+    prof = Profile(
+        source="test", t_s=np.array([0.0, 3600.0, 3605.0]), values=np.array([1.0, 0.0, 0.0])
+    )
+    res = simulate_profile(PackModel(default_design, initial_soc=0.9), prof, period_s=10.0)
+    assert np.array_equal(res.t_s, np.concatenate((np.arange(0.0, 3600.0, 10.0), [3600.0, 3605.0])))
+    assert np.all(res.current_A[:-2] == 1.0) and np.all(res.current_A[-2:] == 0.0)
+    assert res.discharged_Ah[-1] == pytest.approx(1.0, rel=1e-12)
+
+
+def test_hold_at_one_volt_is_refused_before_the_current_flows(default_design: CellDesign) -> None:
+    """Issue 12: 'Hold at 1V for 20 seconds' from half charge asked for ~100 A of a 2 Ah cell."""
+    model = PackModel(default_design, initial_soc=0.5)
+    res = run_experiment(model, parse_experiment(["Hold at 1V for 20 seconds"]))
+    assert res.event is not None and res.event.kind == "current"
+    assert res.event.value > 20 * default_design.capacity_Ah
+    assert len(res.t_s) == 1 and model.soc[0] == 0.5  # nothing flowed
+    assert "sanity bound" in res.step_reasons[-1]
+
+
+def test_a_draining_profile_stops_at_the_guard_rail(default_design: CellDesign) -> None:
+    """Issue 12: a profile that drains the cell ended at SOC -0.30 and 1.90 V."""
+    prof = Profile(source="drain", t_s=np.array([0.0, 7200.0]), values=np.array([2.0, 0.0]))
+    model = PackModel(default_design, initial_soc=0.5)
+    res = simulate_profile(model, prof, period_s=1.0)
+    assert res.event is not None and res.event.kind in ("soc_low", "voltage_low")
+    ok = res.soc[:-1, 0] >= -0.05
+    assert np.all(ok) and np.all(res.v_V[:-1, 0] >= default_design.limits.v_abuse_min_V)
+    # The model is left at the event row, not at the profile's end.
+    assert model.t_s == res.t_s[-1] and model.soc[0] == res.soc[-1, 0]
+
+
+@pytest.mark.parametrize(
+    ("steps", "kind"),
+    [
+        (["Charge at 1C for 3 hours"], "voltage_high"),
+        (["Discharge at 3C for 1 hour"], "voltage_low"),
+    ],
+)
+def test_abuse_voltages_end_the_run(
+    default_design: CellDesign, steps: list[str], kind: str
+) -> None:
+    res = run_experiment(PackModel(default_design, initial_soc=0.5), parse_experiment(steps))
+    assert res.event is not None and res.event.kind == kind
+    assert res.stopped is not None
+
+
+def test_thermal_abuse_ends_the_run(default_design: CellDesign) -> None:
+    # 15C pulses with rests: far below the current bound, but the heat adds up.
+    cycle = ("Discharge at 15C for 20 s", "Charge at 15C for 20 s")
+    model = PackModel(default_design, initial_soc=0.5, ambient_degC=60.0)
+    res = run_experiment(model, parse_experiment([cycle] * 400))
+    assert res.event is not None and res.event.kind == "temperature"
+    assert res.temp_degC[-1, 0] > default_design.limits.temp_abuse_max_degC
+    assert np.all(res.temp_degC[:-1, 0] <= default_design.limits.temp_abuse_max_degC)

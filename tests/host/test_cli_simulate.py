@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cellmodel import bdf
@@ -43,15 +44,19 @@ def test_experiment_json_and_output(tmp_path: Path, capsys: pytest.CaptureFixtur
     with out.open() as f:
         rows = list(csv.DictReader(f))
     assert rows[0][bdf.TIME] == "0"
-    assert {bdf.VOLTAGE, bdf.CURRENT, bdf.TEMPERATURE, bdf.SOC, bdf.ANODE_UTIL} <= set(rows[0])
+    assert {bdf.VOLTAGE, bdf.CURRENT, bdf.SURFACE_T1, bdf.SOC, bdf.ANODE_UTIL} <= set(rows[0])
     assert float(rows[-1][bdf.TIME]) == pytest.approx(summary["duration_s"])
+    # BDF's sign: the 1C discharge is negative in the file, the charge positive.
+    assert float(rows[10][bdf.CURRENT]) == pytest.approx(-summary["discharged_Ah"], rel=0.05)
+    assert float(rows[-1][bdf.CURRENT]) > 0
+    assert summary["event"] is None and summary["cycles"] == 4
 
 
 def test_pack_profile_isothermal_no_hysteresis(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     prof = tmp_path / "p.csv"
-    prof.write_text("time_s,current_A\n0,2\n60,0\n120,-1\n180,0\n")
+    prof.write_text("Time [s],Current [A]\n0,2\n60,0\n120,-1\n180,0\n")
     out = tmp_path / "pack.bdf.csv"
     code = main(
         [
@@ -71,9 +76,10 @@ def test_pack_profile_isothermal_no_hysteresis(
     assert "wrote" in text
     assert len(list(tmp_path.glob("pack.cell*.bdf.csv"))) == 4
     cell = bdf.read_bdf(tmp_path / "pack.cell2.bdf.csv")
-    assert list(cell[bdf.TIME]) == [0, 60, 120, 180]
-    assert list(cell[bdf.CURRENT]) == [2, 0, -1, 0]
-    assert set(cell[bdf.TEMPERATURE]) == {25.0}
+    # Sampled every second (the default --period) within the profile's rows.
+    assert list(cell[bdf.TIME]) == list(range(181))
+    assert list(cell[bdf.CURRENT][[0, 59, 60, 119, 120, 179, 180]]) == [-2, -2, 0, 0, 1, 1, 0]
+    assert set(cell[bdf.SURFACE_T1]) == {25.0}
     assert set(cell[bdf.HYSTERESIS]) == {0.0}
 
 
@@ -97,3 +103,87 @@ def test_bad_cell_and_option_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["simulate", "--cell", str(cell), "--experiment", "Rest for 1 s"]) == 2
     assert "circuit.r9_ohm" in capsys.readouterr().err
     assert main(["simulate", "--initial-soc", "1.5", "--experiment", "Rest for 1 s"]) == 2
+    cell.write_bytes(b'extends = "sisn-lco-2ah"\n# \xff\xfe\n')
+    assert main(["simulate", "--cell", str(cell), "--experiment", "Rest for 1 s"]) == 2
+    assert "not UTF-8" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["--period", "1e-9"], "--period"),
+        (["--period", "inf"], "--period"),
+        (["--period", "nan"], "--period"),
+        (["--ambient", "nan"], "--ambient"),
+        (["--ambient", "1e6"], "--ambient"),
+        (["--cycles", "0"], "--cycles"),
+        (["--termination", "80 parsecs"], "termination"),
+        (["--out", "{tmp}"], "--out"),
+        (["--out", "{tmp}/run.bdf.csv/x.bdf.csv"], "--out"),
+    ],
+)
+def test_implausible_options_exit_2_naming_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], field: str
+) -> None:
+    (tmp_path / "run.bdf.csv").write_text("keep")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    out_arg = [] if "--out" in args else ["--out", str(tmp_path / "new.bdf.csv")]
+    argv = ["simulate", "--experiment", "Rest for 1 s", "--json", *out_arg, *args]
+    assert main(argv) == 2
+    out = json.loads(capsys.readouterr().out)
+    assert out["field"] == field
+    # Nothing written, nothing overwritten.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.bdf.csv"]
+    assert (tmp_path / "run.bdf.csv").read_text() == "keep"
+
+
+def test_bounded_durations_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "--experiment", "Rest for 100000000 hours"]) == 2
+    assert "duration" in capsys.readouterr().err
+    assert main(["simulate", "--experiment", "Rest for 300 days", "--period", "0.01"]) == 2
+    assert "longer period" in capsys.readouterr().err
+
+
+def test_guard_rail_stops_with_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "hold.bdf.csv"
+    argv = ["simulate", "--initial-soc", "0.5", "--experiment", "Hold at 1V for 20 seconds"]
+    assert main([*argv, "--out", str(out), "--json"]) == 1
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["event"]["kind"] == "current"
+    assert "sanity bound" in captured.err
+    assert out.exists()  # what ran before the event is written
+
+
+def test_cycles_and_termination(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["simulate", "--initial-soc", "1", "--period", "10", "--json", "--experiment"]
+    argv += ["Discharge at 1C until 2.75 V", "Charge at 0.5C until 4.2 V", "--cycles", "5"]
+    assert main([*argv, "--termination", "98% capacity"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["cycles"] == 2 and "capacity" in summary["stopped"]
+
+
+def test_parquet_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("pyarrow")
+    out = tmp_path / "run.bdf.parquet"
+    assert main(["simulate", "--experiment", "Discharge at 1C for 60 s", "--out", str(out)]) == 0
+    cols = bdf.read_bdf(out)
+    assert len(cols[bdf.TIME]) == 61 and np.allclose(cols[bdf.CURRENT][1:], -1.998, atol=1e-3)
+
+
+def test_design_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`sisnbms design | head`: the reader goes away; no traceback, no error."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, sys\n"
+        "r, w = os.pipe()\n"
+        "os.close(r)\n"  # the reader has gone before anything is written
+        "os.dup2(w, 1)\n"
+        "from host.cli.main import main\n"
+        "sys.exit(main(['design']))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr

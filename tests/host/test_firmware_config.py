@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cellmodel import load_cell
+from cellmodel import PackModel, load_cell
 from cellmodel.errors import InputError
 from host.firmware_config import build_config, firmware_rules
 from tests.firmware.bms_harness import firmware_module
@@ -26,20 +26,115 @@ def _firmware_verdict(tmp_path: Path, cfg: dict[str, object]) -> str:
     return run_mpy(_LOAD, cwd=tmp_path).strip()
 
 
-@pytest.mark.parametrize("cell", ["sisn-lco-2ah", "sisn-lco-2ah-4s"])
-def test_firmware_accepts_the_generated_config(tmp_path: Path, cell: str) -> None:
-    design = load_cell(cell)
-    cfg = build_config(design)
-    assert cfg["n_cells"] == design.n_series
-    assert cfg["window_top_dmAhg"] == round(design.limits.window_top_mAh_g * 10)
-    assert cfg["capacity_mAh"] == round(design.capacity_Ah * 1000)
-    assert len(cfg["ocv_chg_mV"]) == len(design.ocv.soc)
+@pytest.mark.parametrize(("cell", "n_cells"), [("sisn-lco-2ah", 1), ("sisn-lco-2ah-4s", 4)])
+def test_firmware_accepts_the_generated_config(tmp_path: Path, cell: str, n_cells: int) -> None:
+    cfg = build_config(load_cell(cell))
+    # The preset's numbers (cellmodel/cells/sisn-lco-2ah.toml, `sisnbms design`): a 1.998 Ah
+    # cell, anode window top 1667.0 mAh/g, 13-point OCV tables from 3.222 / 2.914 V at SOC 0.
+    assert cfg["n_cells"] == n_cells
+    assert cfg["capacity_mAh"] == 1998
+    assert cfg["window_top_dmAhg"] == 16670
+    assert cfg["ocv_chg_mV"][0] == 3222 and cfg["ocv_dsg_mV"][0] == 2914
+    assert cfg["ocv_chg_mV"][-1] == 4200 and len(cfg["ocv_soc_cpct"]) == 13
     assert _firmware_verdict(tmp_path, cfg) == "0 None"
 
 
-def test_generated_config_covers_every_firmware_key() -> None:
-    defaults = firmware_module("bms.config").DEFAULTS
-    assert set(build_config(load_cell("sisn-lco-2ah"))) == set(defaults)
+# What the cell determines; every other key is a firmware setting that keeps its default.
+_CELL_KEYS = {
+    "n_cells",
+    "n_temps",
+    "capacity_mAh",
+    "anode_mass_mg",
+    "ce_ppm",
+    "window_top_dmAhg",
+    "ocv_soc_cpct",
+    "ocv_chg_mV",
+    "ocv_dsg_mV",
+    "branch_switch_cpct",
+    "r_cell_mohm",
+    "r_full_mohm",
+    "r_empty_mohm",
+    "taper_mA",
+    "empty_current_mA",
+    "rest_current_mA",
+    "v_max_mV",
+    "v_min_mV",
+    "ov_mV",
+    "ov_release_mV",
+    "uv_mV",
+    "uv_release_mV",
+    "v_abuse_max_mV",
+    "v_abuse_min_mV",
+    "oc_chg_mA",
+    "oc_dsg_mA",
+    "sc_mA",
+    "i_range_mA",
+    "frozen_min_mA",
+    "bal_max_dsg_mA",
+    "t_chg_min_ddegC",
+    "t_chg_max_ddegC",
+    "t_dsg_min_ddegC",
+    "t_dsg_max_ddegC",
+}
+
+# A cell unlike the preset in every property the configuration is made from.
+_OTHER_CELL = """
+extends = "sisn-lco-2ah"
+[cell]
+name = "other"
+n_series = 3
+facing_area_cm2 = 500.0
+[ocv]
+soc = [0.0, 0.25, 0.5, 0.75, 1.0]
+charge_V = [3.30, 3.65, 3.75, 3.95, 4.15]
+discharge_V = [3.00, 3.30, 3.50, 3.75, 3.95]
+[limits]
+v_max_V = 4.15
+v_min_V = 2.80
+v_abuse_max_V = 4.22
+v_abuse_min_V = 2.60
+window_top_mAh_g = 1500.0
+charge_temp_min_degC = 5.0
+charge_temp_max_degC = 40.0
+discharge_temp_min_degC = -10.0
+discharge_temp_max_degC = 55.0
+cv_cutoff_C = 0.1
+max_charge_C = 0.7
+max_discharge_C = 1.5
+[circuit]
+r0_ohm = 0.040
+hysteresis_gamma = 20.0
+coulombic_efficiency = 0.995
+"""
+
+
+def test_exactly_the_cell_keys_follow_the_cell(tmp_path: Path) -> None:
+    other = tmp_path / "other.toml"
+    other.write_text(_OTHER_CELL)
+    a = build_config(load_cell("sisn-lco-2ah"))
+    b = build_config(load_cell(other))
+    assert {k for k in a if a[k] != b[k]} == _CELL_KEYS
+    defaults = firmware_rules().DEFAULTS
+    assert {k for k in a if a[k] != defaults[k]} <= _CELL_KEYS
+    assert b["n_cells"] == 3 and b["v_max_mV"] == 4150 and b["ce_ppm"] == 995000
+
+
+def test_dc_resistances_are_what_the_simulated_cell_shows() -> None:
+    """r_*_mohm against the model's own voltage response to a small 2000 s current step at
+    25 degC, read as (OCV - V) / I: long enough for both RC pairs to settle (their time
+    constants stretch to about 220 s near empty), small enough to move the SOC by 0.14 %."""
+    design = load_cell("sisn-lco-2ah")
+    cfg = build_config(design)
+    for key, soc0, current_A in (
+        ("r_cell_mohm", 0.5007, 0.005),
+        ("r_full_mohm", 0.9985, -0.005),
+        ("r_empty_mohm", 0.0, -0.005),
+    ):
+        model = PackModel(design, isothermal=True, hysteresis=False, initial_soc=soc0)
+        for _ in range(200):
+            model.step(current_A, 10.0)
+        step_mohm = float((model.ocv_V[0] - model.v_V[0]) / current_A) * 1000
+        assert step_mohm == pytest.approx(cfg[key], abs=1.0), key
 
 
 def test_host_uses_the_limits_the_firmware_runs_with(tmp_path: Path) -> None:
@@ -73,10 +168,21 @@ def test_window_top_above_2200_is_refused_by_host_and_firmware(tmp_path: Path) -
 def test_board_sets_timing_and_sensor_count() -> None:
     from host.boards import load_board
 
-    board = load_board("virtual")
+    board = load_board("virtual")  # samples every 1000 ms
     cfg = build_config(load_cell("sisn-lco-2ah-4s"), board)
-    assert cfg["max_dt_ms"] == max(100, min(10000, 5 * board.sample_period_ms))
-    assert cfg["n_temps"] == 4
+    # docs: a sample interval over 5 s is clamped; the link watchdog opens after 3 s.
+    assert cfg["max_dt_ms"] == 5000
+    assert cfg["link_timeout_ms"] == 3000
+    assert cfg["n_temps"] == 4  # the emulator reports one sensor per cell
+    limits = firmware_rules().LIMITS
+    for period_ms in (20, 50, 250, 1000, 4000, 30000):
+        cfg = build_config(load_cell(), dataclasses.replace(board, sample_period_ms=period_ms))
+        lo, hi = limits["max_dt_ms"]
+        # One lost sample is still integrated whole, within what the firmware accepts.
+        assert lo <= cfg["max_dt_ms"] <= hi
+        assert cfg["max_dt_ms"] >= min(2 * period_ms, hi)
+        # One lost sample does not open the switches.
+        assert cfg["link_timeout_ms"] >= 2 * period_ms
 
 
 def test_the_largest_configuration_fits_the_firmware_frame_buffer() -> None:

@@ -8,8 +8,9 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from cellmodel import load_cell
+from cellmodel import bdf, load_cell
 from host.progress import Progress
 from host.protocol.faults import FAULT_BITS
 from host.report.bdf_log import bdf_columns, write_bdf_log
@@ -52,30 +53,58 @@ def make_log(n_cells: int = 2, n: int = 50) -> RunLog:
     return log
 
 
-def test_bdf_csv_has_true_and_bms_columns(tmp_path: Path) -> None:
+def test_bdf_log_has_the_spec_columns_then_true_and_bms(tmp_path: Path) -> None:
     path = write_bdf_log(make_log(), tmp_path / "run.bdf.csv")
     with path.open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 50
-    cols = set(rows[0])
-    assert cols == set(bdf_columns(2))
-    for name in (
+    cols = list(rows[0])
+    assert cols == bdf_columns(2)
+    # BDF 1.0: the required columns and the recommended ones the log has.
+    assert cols[:6] == [
         "Test Time / s",
-        "Current (discharge positive) / A",
+        "Cycle Count / 1",
+        "Step Count / 1",
+        "Voltage / V",
+        "Current / A",
+        "Surface Temperature T1 / degC",
+    ]
+    for name in (
         "Cell 2 Voltage / V",
         "True SOC / %",
         "BMS SOC / %",
         "SOC Error / %",
-        "CHG On",
-        "DSG On",
-        "Faults",
+        "CHG On / 1",
     ):
         assert name in cols
-    assert (
-        float(rows[10]["SOC Error / %"]) == 0.3 - 0.0
-        or abs(float(rows[10]["SOC Error / %"]) - 0.3) < 1e-3
-    )
-    assert rows[45]["DSG On"] == "0" and int(rows[45]["Faults"]) == 2
+    assert all(" / " in c for c in cols)
+    # Current positive on charge in the file (the log's discharge of 1 A is -1).
+    assert float(rows[10]["Current / A"]) == -1.0 and float(rows[45]["Current / A"]) == 0.0
+    assert float(rows[10]["Measured Current / mA"]) == -1003
+    assert float(rows[10]["SOC Error / %"]) == pytest.approx(0.3, abs=1e-9)
+    assert [int(rows[k]["Step Count / 1"]) for k in (0, 9, 10, 49)] == [1, 1, 2, 5]
+    assert rows[45]["DSG On / 1"] == "0" and int(rows[45]["Faults / 1"]) == 2
+
+
+def test_bdf_log_takes_unix_time_cycle_and_ambient_when_the_log_has_them(tmp_path: Path) -> None:
+    log = make_log(n_cells=1, n=4)
+    log.start_unix_s = 1.7e9  # type: ignore[attr-defined]
+    for k, row in enumerate(log.rows):
+        row.cycle = 1 + k // 2  # type: ignore[attr-defined]
+        row.ambient_degC = 40.0  # type: ignore[attr-defined]
+    path = write_bdf_log(log, tmp_path / "run.bdf.csv")
+    cols = bdf.read_bdf(path)
+    assert list(cols)[:3] == ["Test Time / s", "Unix Time / s", "Cycle Count / 1"]
+    assert list(cols["Unix Time / s"]) == [1.7e9 + 2.0 * k for k in range(4)]
+    assert list(cols["Cycle Count / 1"]) == [1, 1, 2, 2]
+    assert set(cols["Ambient Temperature / degC"]) == {40.0}
+
+
+def test_bdf_log_reads_back_with_the_bdf_package(tmp_path: Path) -> None:
+    batterydf = pytest.importorskip("bdf")
+    path = write_bdf_log(make_log(), tmp_path / "run.bdf.csv")
+    report = batterydf.validate(batterydf.read(str(path)), raise_on_error=True)
+    assert report["ok"] and report["missing"] == []
 
 
 def test_plot_is_a_png_of_sensible_size(tmp_path: Path) -> None:

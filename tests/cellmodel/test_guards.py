@@ -1,0 +1,54 @@
+"""The model's guard rails as an API the emulator can use (cellmodel.guards)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cellmodel import InputError, PackModel, load_cell
+from cellmodel.guards import SOC_MARGIN
+
+
+def test_current_is_checked_before_it_flows() -> None:
+    design = load_cell("sisn-lco-2ah-4s")
+    model = PackModel(design, initial_soc=0.5)
+    bound = design.limits.current_abuse_max_C * design.capacity_Ah
+    assert model.current_event(0.99 * bound) is None
+    ev = model.current_event(-1.01 * bound)
+    assert ev is not None and ev.kind == "current" and ev.cell is None
+    assert ev.value == pytest.approx(1.01 * bound) and ev.limit == pytest.approx(bound)
+    bleed = np.array([0.0, 0.0, 0.02 * bound, 0.0])  # one cell's bleed tips it over
+    ev = model.current_event(0.99 * bound, bleed)
+    assert ev is not None and ev.cell == 2 and ev.as_dict()["cell"] == 3
+    assert model.current_event(float("nan")) is not None
+
+
+def test_state_events_name_the_cell_and_the_limit() -> None:
+    design = load_cell("sisn-lco-2ah-4s")
+    model = PackModel(design, initial_soc=0.5)
+    assert model.state_event() is None
+    model.set_soc(np.array([0.5, 1.0 + SOC_MARGIN + 1e-6, 0.5, 0.5]))
+    ev = model.state_event()
+    assert ev is not None and ev.kind == "soc_high" and ev.cell == 1 and ev.unit == "%"
+    assert "cell 2 SOC above the usable range" in ev.message
+    model.set_soc(0.5)
+    model.temp_degC = np.array([25.0, 25.0, 25.0, design.limits.temp_abuse_max_degC + 0.1])
+    ev = model.state_event()
+    assert ev is not None and ev.kind == "temperature" and ev.cell == 3
+
+
+def test_guard_limits_come_from_the_cell_file(tmp_path: Path) -> None:
+    cell = tmp_path / "c.toml"
+    cell.write_text(
+        'extends = "sisn-lco-2ah"\n[limits]\n'
+        "temp_abuse_max_degC = 70.0\ncurrent_abuse_max_C = 5.0\n"
+    )
+    model = PackModel(load_cell(cell))
+    assert model.guards.temp_max_degC == 70.0
+    assert model.guards.current_max_A == pytest.approx(5.0 * model.design.capacity_Ah)
+    cell.write_text('extends = "sisn-lco-2ah"\n[limits]\ntemp_abuse_max_degC = 50.0\n')
+    with pytest.raises(InputError) as info:
+        load_cell(cell)
+    assert info.value.field == "limits.temp_abuse_max_degC"
