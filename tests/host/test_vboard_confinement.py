@@ -18,8 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from cellmodel.errors import InputError
 from host.link import SerialLink
 from host.vboard import VirtualBoard
+from host.vboard.launch import UNCONFINED_ENV
 from tests.host.vboard_helpers import expect, write_tiny_firmware
 
 PROMPT = b"\r\n>>> "
@@ -196,3 +198,34 @@ async def test_mpremote_fs_cp_stays_in_the_flash(tmp_path: Path, host: Host) -> 
         assert host.intact()
         landed = tmp_path / "flash" / str(host.victim).lstrip("/")
         assert landed.read_text() == "payload"
+
+
+async def test_a_board_that_cannot_be_confined_does_not_run(tmp_path: Path) -> None:
+    vb = VirtualBoard(tmp_path / "flash")
+    await vb.start(powered=False)
+    try:
+        (tmp_path / "flash").rmdir()  # nothing left to confine it to
+        with pytest.raises(InputError, match="cannot start the board.*flash") as err:
+            await vb.power_on()
+        assert UNCONFINED_ENV in str(err.value)
+        assert not vb.powered and vb.boots == 1 and vb.crashes == 0
+    finally:
+        await vb.stop()
+
+
+async def test_unconfined_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv(UNCONFINED_ENV, "1")
+    write_tiny_firmware(tmp_path / "flash")
+    vb = VirtualBoard(tmp_path / "flash")
+    await vb.start(powered=False)
+    try:
+        async with await SerialLink.open(vb.port) as link:
+            await vb.power_on()
+            await expect(link, b">>> ")
+            link.write(b"import os; os.listdir('/..'), os.getenv('HOME')\r")
+            assert b"(['boot.py', 'main.py'], None)" in await expect(link, PROMPT)
+    finally:
+        await vb.stop()
+    assert any("not confined" in r.getMessage() for r in caplog.records)
