@@ -22,6 +22,7 @@ from cellmodel.errors import InputError
 from host.link import SerialLink
 from host.vboard import VirtualBoard
 from host.vboard.launch import UNCONFINED_ENV
+from host.vboard.provision import provision_flash
 from tests.host.vboard_helpers import expect, write_tiny_firmware
 
 PROMPT = b"\r\n>>> "
@@ -229,3 +230,20 @@ async def test_unconfined_only_when_asked(
     finally:
         await vb.stop()
     assert any("not confined" in r.getMessage() for r in caplog.records)
+
+
+def test_provisioning_follows_no_link_the_board_planted(tmp_path: Path, host: Host) -> None:
+    # Code on the board can reach the symlink() system call (uctypes): inside its root a
+    # link leads nowhere, but the host must not write through it when it provisions.
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    (flash / "main.py").symlink_to(host.victim)
+    (flash / "bms").symlink_to(host.target.parent, target_is_directory=True)
+    (flash / "board.json.tmp").symlink_to(host.victim)
+    os.mkfifo(flash / "boot.py")  # would block a writer that opens it
+    written = provision_flash(flash, None)
+    assert host.intact() and not any(host.target.parent.iterdir())
+    for rel in written:
+        assert (flash / rel).is_file() and not (flash / rel).is_symlink(), rel
+    assert not (flash / "bms").is_symlink()
+    assert not list(flash.rglob(".provision-*"))
