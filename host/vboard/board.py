@@ -206,7 +206,8 @@ class VirtualBoard:
         self.boots += 1
         assert proc.stderr is not None
         errors: list[str] = []
-        while line := (await proc.stderr.readline()).decode(errors="replace").rstrip("\n"):
+        while raw := await proc.stderr.readline():
+            line = raw.decode(errors="replace").rstrip("\n")
             if line == READY:
                 log.debug("%s: interpreter running (boot %d, %s)", self._name, self.boots, mode)
                 self._notes = asyncio.create_task(self._relay_notes(proc.stderr))
@@ -216,7 +217,8 @@ class VirtualBoard:
         return "; ".join(errors) or f"the board process exited ({await proc.wait()})"
 
     async def _relay_notes(self, stream: asyncio.StreamReader) -> None:
-        while line := (await stream.readline()).decode(errors="replace").rstrip("\n"):
+        while raw := await stream.readline():
+            line = raw.decode(errors="replace").rstrip("\n")
             level, sep, text = line.partition(": ")
             log.log(
                 _NOTE_LEVELS.get(level, logging.WARNING),

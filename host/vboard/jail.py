@@ -249,10 +249,18 @@ def run_board(args: argparse.Namespace, fds: dict[str, int], diag: int) -> None:
     except BaseException as exc:  # noqa: B036 -- whatever it was, the board must not run
         os.write(diag, f"error: cannot start the board: {exc}\n".encode())
         os._exit(EXIT_JAIL)
-    if run_main is not None:
-        os.close(diag)
+    # From here stderr is the port: no Python traceback (host paths) may reach it.
+    if run_main is None:
+        try:
+            os.execve(argv[0], argv, {})
+        except OSError as exc:
+            os.write(diag, f"error: cannot run the interpreter: {exc}\n".encode())
+        os._exit(EXIT_JAIL)
+    os.close(diag)  # not left to the board's code
+    try:
         os._exit(run_main(argv) & 0xFF)
-    os.execve(argv[0], argv, {})
+    except BaseException:  # noqa: B036
+        os._exit(EXIT_JAIL)
 
 
 # ------------------------------------------------------------------- the line

@@ -226,8 +226,8 @@ async def test_flash_operations_behave_as_on_a_board(board: VirtualBoard, link: 
 
 async def test_ctrl_c_interrupts_code_at_the_friendly_repl(board: VirtualBoard, link: SerialLink):
     await expect(link, b">>> ")
-    link.write(b"n = 0\rwhile True: n += 1\r")
-    await expect(link, b"while True: n += 1\r\n")
+    link.write(b"n = 0; print('looping'); exec('while True: n += 1')\r")
+    await expect(link, b"looping\r\n")  # the code runs (and Ctrl-C is armed)
     link.write(b"\x03")
     out = await expect(link, PROMPT)
     assert b"KeyboardInterrupt" in out
@@ -257,15 +257,19 @@ async def test_ctrl_c_interrupts_code_run_by_the_raw_repl(board: VirtualBoard, l
 async def test_kbd_intr_sets_or_disables_the_interrupt_character(link: SerialLink):
     await expect(link, b">>> ")
     # Disabled: 0x03 is data for the code that reads it, as the firmware's frames need.
-    link.write(b"import micropython, sys; micropython.kbd_intr(-1); sys.stdin.buffer.read(4)\r")
-    await expect(link, b"read(4)\r\n")
+    link.write(
+        b"import micropython, sys; micropython.kbd_intr(-1); print('off'); "
+        b"sys.stdin.buffer.read(4)\r"
+    )
+    await expect(link, b"off\r\n")
     link.write(b"\x03a\x03b")
     assert b"b'\\x03a\\x03b'" in await expect(link, PROMPT)
     # Another character: it interrupts instead, and 0x03 is data.
     link.write(
-        b"micropython.kbd_intr(0x18); print(sys.stdin.buffer.read(1)); exec('while 1: pass')\r"
+        b"micropython.kbd_intr(0x18); print('set'); print(sys.stdin.buffer.read(1)); "
+        b"exec('while 1: pass')\r"
     )
-    await expect(link, b"exec('while 1: pass')\r\n")
+    await expect(link, b"set\r\n")  # sent once the character is set, not before
     link.write(b"\x03")
     await expect(link, b"b'\\x03'\r\n")
     link.write(b"\x18")
