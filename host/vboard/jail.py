@@ -46,6 +46,7 @@ import ctypes
 import errno
 import fcntl
 import os
+import resource
 import select
 import signal
 import stat
@@ -415,6 +416,8 @@ def _high(fd: int) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the board, sent by the line
+    # A board that crashes leaves no core file (in its flash folder, or where the host runs).
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     try:
         in_r, in_w = (_high(fd) for fd in os.pipe())
         ctl_r, ctl_w = (_high(fd) for fd in os.pipe())
