@@ -138,6 +138,8 @@ def _pivot_root_number() -> int:
 
 def enter_namespaces() -> None:
     """New user (this uid as root), PID, network, IPC and UTS namespaces; mounts come later."""
+    if not hasattr(_libc, "unshare"):
+        raise OSError(errno.ENOSYS, "Linux namespaces are not available on this system")
     uid, gid = os.geteuid(), os.getegid()
     flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
     _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
@@ -224,7 +226,8 @@ def _unconfined_argv(args: argparse.Namespace) -> list[str]:
 def run_board(args: argparse.Namespace, fds: dict[str, int], diag: int) -> None:
     """The board process after fork: confine, then become the interpreter. Never returns."""
     try:
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if hasattr(_libc, "prctl"):  # Linux: the board dies with its line
+            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         os.dup2(fds["in_r"], 0)  # stdout stays the port: output needs no help
         os.dup2(fds["ctl_w"], CTL_FD)
         for fd in fds.values():
@@ -275,7 +278,8 @@ class Line:
 
     def __init__(self, pid: int, to_board: int, ctl: int) -> None:
         self.pid = pid
-        self.pidfd = os.pidfd_open(pid)
+        # Linux tells when the board ends through a pidfd; elsewhere the line looks.
+        self.pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
         self.to_board_fd = to_board
         self.ctl_fd: int | None = ctl
         self.intr = -1  # the byte that interrupts running code now; -1: none
@@ -292,22 +296,27 @@ class Line:
         poller = select.poll()
         while True:
             self._watch(poller)
-            ready = dict(poller.poll())
+            ready = dict(poller.poll(None if self.pidfd is not None else 200))
             if self.ctl_fd is not None and self.ctl_fd in ready:
                 self._read_ctl()  # first: the state the board was in before it said more
             if 0 in ready:
                 self._from_port(_read(0))
             if self.to_board and ready.get(self.to_board_fd, 0) & select.POLLOUT:
                 del self.to_board[: _write_some(self.to_board_fd, self.to_board)]
-            if self.pidfd in ready:
+            if self.pidfd is not None and self.pidfd in ready:
                 return os.waitpid(self.pid, 0)[1]
+            if self.pidfd is None:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+                if pid:
+                    return status
 
     def _watch(self, poller: select.poll) -> None:
         wanted = {
-            self.pidfd: select.POLLIN,
             0: select.POLLIN if len(self.to_board) < _BUF_LIMIT else 0,
             self.to_board_fd: select.POLLOUT if self.to_board else 0,
         }
+        if self.pidfd is not None:
+            wanted[self.pidfd] = select.POLLIN
         if self.ctl_fd is not None:
             wanted[self.ctl_fd] = select.POLLIN
         for fd, mask in wanted.items():
