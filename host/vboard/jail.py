@@ -300,7 +300,13 @@ class Line:
             if self.ctl_fd is not None and self.ctl_fd in ready:
                 self._read_ctl()  # first: the state the board was in before it said more
             if 0 in ready:
-                self._from_port(_read(0))
+                data = _read(0, eof_on_eio=True)
+                if data == b"":
+                    # Nobody holds the port's other side: the host that made it has ended
+                    # without stopping the board. A USB board loses its power so.
+                    os.kill(self.pid, signal.SIGKILL)
+                    return os.waitpid(self.pid, 0)[1]
+                self._from_port(data)
             if self.to_board and ready.get(self.to_board_fd, 0) & select.POLLOUT:
                 del self.to_board[: _write_some(self.to_board_fd, self.to_board)]
             if self.pidfd is not None and self.pidfd in ready:
@@ -368,15 +374,18 @@ class Line:
         note("debug", "Ctrl-C: interrupting the running code")
 
 
-def _read(fd: int) -> bytes | None:
-    """Some bytes, b"" at end of file, None when there are none now."""
+def _read(fd: int, *, eof_on_eio: bool = False) -> bytes | None:
+    """Some bytes, b"" at end of file, None when there are none now.
+
+    A pty master reads EIO once no slave is open: the end of the port, with `eof_on_eio`.
+    """
     try:
         return os.read(fd, 4096)
     except BlockingIOError:
         return None
     except OSError as exc:
-        if exc.errno == errno.EIO:  # a pty master with no slave open: nothing to read
-            return None
+        if exc.errno == errno.EIO and eof_on_eio:
+            return b""
         raise
 
 

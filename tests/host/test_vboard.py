@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -319,3 +321,40 @@ async def test_input_that_is_not_utf8_is_a_syntax_error(board: VirtualBoard, lin
     for leak in (str(board.flash_dir), "vboard_rom", "/rom.py", "/home", "/usr", "/tmp"):
         assert leak.encode() not in out
     assert board.boots == 1 and board.crashes == 0
+
+
+async def test_a_board_whose_host_ended_stops(tmp_path: Path):
+    # The supervisor's process ends without stop(): its pty goes with it, and the board
+    # process must not live on (as a USB board loses power with its cable).
+    write_tiny_firmware(tmp_path / "flash")
+    script = (
+        "import asyncio, os, sys\n"
+        "from host.vboard import VirtualBoard\n"
+        "async def main():\n"
+        f"    vb = VirtualBoard({str(tmp_path / 'flash')!r})\n"
+        "    await vb.start()\n"
+        "    print(vb._proc.pid, flush=True)\n"
+        "    await asyncio.sleep(0.5)\n"
+        "    os._exit(0)\n"
+        "asyncio.run(main())\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    pid = int(out)
+    for _ in range(600):
+        if not _alive(pid):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"board process {pid} still runs after its host ended")
+
+
+def _alive(pid: int) -> bool:
+    """Running (not gone, not a zombie waiting to be reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
