@@ -176,6 +176,31 @@ async def test_no_network(repl: Repl) -> None:
     assert out.count("OSError") == 3
 
 
+async def test_no_unix_sockets_of_the_host(repl: Repl, tmp_path: Path) -> None:
+    # Listeners on the host, by path and in the abstract namespace (where a path hides nothing).
+    path = tmp_path / "host.sock"
+    abstract = f"\0sisnbms-test-{os.getpid()}"
+    listeners = []
+    for address in (str(path), abstract):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(address)
+        sock.listen()
+        sock.setblocking(False)
+        listeners.append(sock)
+    try:
+        out = await repl.run("import socket")
+        for address in (str(path).encode(), abstract.encode()):
+            sockaddr = bytes([socket.AF_UNIX, 0]) + address
+            out += await repl.run(f"u = socket.socket(1, 1); u.connect({sockaddr!r})")
+        for sock in listeners:
+            with pytest.raises(BlockingIOError):  # nobody connected
+                sock.accept()
+    finally:
+        for sock in listeners:
+            sock.close()
+    assert out.count("OSError") == 2, out
+
+
 async def test_mpremote_fs_cp_stays_in_the_flash(tmp_path: Path, host: Host) -> None:
     write_tiny_firmware(tmp_path / "flash")
     src = tmp_path / "payload.txt"
