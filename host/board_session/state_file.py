@@ -8,7 +8,6 @@ one holding the true SOC, or `firmware_soc` when the scenario wants it wrong.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import numpy as np
 
 from cellmodel.design import CellDesign
 from host.scenarios import InitialState
+from host.vboard.provision import write_flash_file
 
 STATE_FILE = "bms_state.json"
 
@@ -59,7 +59,6 @@ def write_initial_state(flash_dir: Path, init: InitialState, design: CellDesign)
         return None
     config = json.loads((Path(flash_dir) / "bms_config.json").read_text(encoding="utf-8"))
     capacity_mAh = int(config.get("capacity_mAh") or round(design.capacity_Ah * 1000.0))
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(initial_state_dict(init, capacity_mAh)), encoding="utf-8")
-    os.replace(tmp, path)
+    state = json.dumps(initial_state_dict(init, capacity_mAh)).encode()
+    write_flash_file(Path(flash_dir), STATE_FILE, state)  # whole, through no planted link
     return path

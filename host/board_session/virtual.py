@@ -53,15 +53,15 @@ class VirtualBoardSession(BoardSession):
         if setup.initial is not None:
             write_initial_state(flash, setup.initial, setup.design)
         self.board = VirtualBoard(flash, self.micropython, heap=self.heap)
-        if not connect:
-            await self.board.start()
-            return
-        # Open the port before power-up: pyserial empties the input buffer on open,
-        # which would otherwise race with (and may swallow) the BOOT frame.
+        # Open the port before power-up: pyserial empties the input buffer on open, which
+        # would otherwise race with (and may swallow) the BOOT frame; and until BOOT the board
+        # is still booting, where a 0x03 in a frame would interrupt it as on a real board.
         await self.board.start(powered=False)
         client = await self._open_link()
         await self.board.power_on()
         await client.wait_boot(BOOT_TIMEOUT_S)
+        if not connect:
+            await super().teardown()  # the firmware runs; the port is free for another program
 
     async def power_cut(self) -> None:
         assert self.board is not None

@@ -1,7 +1,9 @@
 """`sisnbms board --virtual`: run a virtual board until interrupted.
 
 Prints the board's serial port (a pseudo-terminal) so mpremote, a terminal,
-`sisnbms flash` or `sisnbms hil` can open it like a USB board.
+`sisnbms flash` or `sisnbms hil` can open it like a USB board. With -v the
+board's starts, resets, crashes and exits are logged on stderr (-vv: each
+Ctrl-C it delivers as well).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import shutil
 import signal
 import sys
@@ -56,12 +59,25 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--json", action="store_true", help='print {"port": ..., "fs": ...} on stdout'
     )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log the board's starts, resets, crashes and exits on stderr (-vv: more)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if not args.virtual:
         raise InputError("sisnbms board", "--virtual", "required: only virtual boards start here")
+    if args.verbose:
+        logging.basicConfig(
+            level=logging.DEBUG if args.verbose > 1 else logging.INFO,
+            format="%(asctime)s %(name)s %(levelname)s: %(message)s",
+            stream=sys.stderr,
+        )
     temp = None
     if args.fs:
         flash = Path(args.fs)

@@ -5,12 +5,18 @@ The files come from host.image, the one maker of a board's flash image.
 Layout (docs/internals.md): boot.py, main.py, bms/*.py, adapters/*.py,
 board.json, bms_config.json. The firmware's own bms_state.json is left alone,
 so provisioning again keeps the persisted state as reflashing a board does.
+
+Each file is written whole (a temporary file, then a rename) and nothing in
+the folder is followed: a board's filesystem has no links, so a symbolic
+link found there (code running on the board could make one, pointing at a
+host file) is replaced, never written through.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,15 +39,28 @@ def provision_flash(
     """Copy the firmware sources and write board.json and bms_config.json; return board paths."""
     flash = Path(flash_dir)
     flash.mkdir(parents=True, exist_ok=True)
-    written: list[str] = []
-    for rel, src in firmware_sources():
-        dest = flash / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dest)
-        written.append(rel)
-    for rel, data in config_files(design, board).items():
-        tmp = flash / (rel + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, flash / rel)
-        written.append(rel)
-    return written
+    files = [(rel, src.read_bytes()) for rel, src in firmware_sources()]
+    files += list(config_files(design, board).items())
+    for rel, data in files:
+        write_flash_file(flash, rel, data)
+    return [rel for rel, _ in files]
+
+
+def write_flash_file(flash: Path, rel: str, data: bytes) -> None:
+    """Write `data` to flash/rel whole, following no link inside the flash folder."""
+    folder = flash
+    for part in Path(rel).parent.parts:
+        folder = folder / part
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            folder.unlink()  # a board's folders are folders
+        folder.mkdir(exist_ok=True)
+    # mkstemp creates a new name (O_EXCL): a link planted at a fixed .tmp name is not used.
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".provision-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, flash / rel)  # replaces a link or special file, never writes through it
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import os
+import asyncio
+import logging
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -101,8 +103,11 @@ async def test_raw_paste_mode_flow_control(link: SerialLink):
     link.write(b"\r\x01")
     await expect(link, RAW_BANNER + b">")
     link.write(b"\x05A\x01")
-    header = await link.read_until(b"", 0.5)
-    header += await link.read(4 - len(header), 2.0)
+    header = b""
+    while len(header) < 4:  # the 4-byte answer may come in pieces
+        chunk = await link.read(4 - len(header), 10.0)
+        assert chunk, f"raw-paste header incomplete: {header!r}"
+        header += chunk
     assert header[:2] == b"R\x01"
     window = int.from_bytes(header[2:4], "little")
     code = ("x = 0\n" + "x += 1\n" * (window // 7 + 50) + "print(x)\n").encode()
@@ -157,15 +162,36 @@ async def test_power_cut_loses_ram_keeps_flash_and_port(board: VirtualBoard, lin
     assert (board.flash_dir / "kept.txt").read_text() == "flash"
 
 
-async def test_forced_soft_reset_and_crash_restart(board: VirtualBoard, link):
-    await expect(link, b">>> ")
-    await board.soft_reset()
-    assert b"MPY: soft reboot" in await expect(link, b">>> ")
-    proc = board._proc
-    assert proc is not None
-    os.kill(proc.pid, 9)  # the interpreter dies as a hard fault would: restarted
-    out = await expect(link, b">>> ")
-    assert b"main ran" in out and board.crashes == 1
+async def test_forced_soft_reset_and_crash_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    caplog.set_level(logging.INFO, logger="host.vboard")
+    write_tiny_firmware(tmp_path / "flash")
+    vb = VirtualBoard(tmp_path / "flash")
+    await vb.start(powered=False)
+    async with await SerialLink.open(vb.port) as link:
+        await vb.power_on()
+        await expect(link, b">>> ")
+        await vb.soft_reset()
+        assert b"MPY: soft reboot" in await expect(link, b">>> ")
+        # A hard fault: the interpreter dies of SIGSEGV and restarts as after a watchdog reset.
+        link.write(b"import uctypes; uctypes.bytearray_at(8, 1)[0] = 1\r")
+        out = await expect(link, b">>> ", 20.0)
+        assert b"main ran" in out and vb.crashes == 1 and vb.last_exit == -11
+        link.write(b"\x04")  # and a soft reset asked for at the REPL
+        await expect(link, b">>> ")
+    await vb.stop()
+    logged = [r.getMessage().split(": ", 1) for r in caplog.records]
+    assert {who for who, _ in logged} == {f"virtual board on {link.port}"}
+    assert [what for _, what in logged] == [
+        f"flash folder {vb.flash_dir.resolve()}",
+        "power on",
+        "soft reset (forced)",
+        "interpreter ended (killed by SIGSEGV); restarting in 0.5 s",
+        "soft reset (status 94)",
+        "power cut",
+        "stopped",
+    ]
 
 
 async def test_flash_paths_are_rooted_in_the_folder(board: VirtualBoard, link):
@@ -176,3 +202,159 @@ async def test_flash_paths_are_rooted_in_the_folder(board: VirtualBoard, link):
     out = await expect(link, PROMPT)
     assert b"(3, '/', ['boot.py', 'lib', 'main.py'])" in out
     assert (board.flash_dir / "lib" / "m.py").read_text() == "v = 3"
+
+
+async def test_flash_operations_behave_as_on_a_board(board: VirtualBoard, link: SerialLink):
+    await expect(link, b">>> ")
+    steps = [
+        "import os; os.mkdir('d'); os.chdir('d'); open('a.txt', 'w').write('12345')",
+        "os.rename('a.txt', '../b.txt'); os.getcwd(), os.listdir(), sorted(os.listdir('/'))",
+        "open('/c.txt', 'w').write('x'); os.rename('/c.txt', '/b.txt'); open('/b.txt').read()",
+        "os.chdir('..'); [e for e in os.ilistdir() if e[0] == 'b.txt']",
+        "os.remove('b.txt'); os.rmdir('d'); os.chdir('/'); sorted(os.listdir())",
+        "os.chdir('boot.py')",
+    ]
+    out = b""
+    for line in steps:
+        link.write(line.encode() + b"\r")
+        out += await expect(link, PROMPT)
+    assert b"('/d', [], ['b.txt', 'boot.py', 'd', 'main.py'])" in out
+    assert b"'x'" in out  # renamed over an existing file
+    assert b"[('b.txt', 32768, " in out and b", 1)]" in out  # ilistdir gives the size
+    assert b"['boot.py', 'main.py']" in out
+    assert b"OSError: 20" in out  # not a directory
+    assert sorted(p.name for p in board.flash_dir.iterdir()) == ["boot.py", "main.py"]
+
+
+async def test_ctrl_c_interrupts_code_at_the_friendly_repl(board: VirtualBoard, link: SerialLink):
+    await expect(link, b">>> ")
+    link.write(b"n = 0\rwhile True:\r    n += 1\r    if n == 1: print('looping')\r\r")
+    await expect(link, b"looping\r\n")  # the loop runs (and Ctrl-C is armed)
+    link.write(b"\x03")
+    out = await expect(link, PROMPT)
+    assert b"KeyboardInterrupt" in out
+    link.write(b"n > 0, answer\r")  # the same interpreter: RAM kept
+    assert b"(True, 41)" in await expect(link, PROMPT)
+    # input() waiting for a line is interrupted too
+    link.write(b"input('? ')\r")
+    await expect(link, b"? ")
+    link.write(b"\x03")
+    assert b"KeyboardInterrupt" in await expect(link, PROMPT)
+    assert board.boots == 1 and board.crashes == 0
+
+
+async def test_ctrl_c_interrupts_code_run_by_the_raw_repl(board: VirtualBoard, link: SerialLink):
+    await expect(link, b">>> ")
+    link.write(b"\r\x01")
+    await expect(link, RAW_BANNER + b">")
+    link.write(b"print('start')\nwhile True: pass\x04")
+    await expect(link, b"OKstart\r\n")
+    link.write(b"\x03")
+    out = await expect(link, b"\x04>")
+    assert out.startswith(b"\x04Traceback") and b"KeyboardInterrupt" in out
+    link.write(b"print(answer)\x04")
+    assert await expect(link, b"\x04>") == b"OK41\r\n\x04\x04>"
+
+
+async def test_kbd_intr_sets_or_disables_the_interrupt_character(link: SerialLink):
+    await expect(link, b">>> ")
+    # Disabled: 0x03 is data for the code that reads it, as the firmware's frames need.
+    link.write(
+        b"import micropython, sys; micropython.kbd_intr(-1); print('off'); "
+        b"sys.stdin.buffer.read(4)\r"
+    )
+    await expect(link, b"off\r\n")
+    link.write(b"\x03a\x03b")
+    assert b"b'\\x03a\\x03b'" in await expect(link, PROMPT)
+    # Another character: it interrupts instead, and 0x03 is data.
+    link.write(
+        b"micropython.kbd_intr(0x18); print('set'); print(sys.stdin.buffer.read(1)); "
+        b"exec('while 1: pass')\r"
+    )
+    await expect(link, b"set\r\n")  # sent once the character is set, not before
+    link.write(b"\x03")
+    await expect(link, b"b'\\x03'\r\n")
+    link.write(b"\x18")
+    assert b"KeyboardInterrupt" in await expect(link, PROMPT)
+
+
+async def test_a_busy_firmware_with_ctrl_c_disabled_is_not_stopped(tmp_path: Path):
+    # A firmware computing (not reading) with kbd_intr(-1): a 0x03 on the line must not
+    # interrupt or kill it; the byte waits for whoever reads next.
+    flash = tmp_path / "flash"
+    write_tiny_firmware(flash)
+    (flash / "main.py").write_text(
+        "import micropython, sys\n"
+        "micropython.kbd_intr(-1)\n"
+        "print('busy')\n"
+        "n = 0\n"
+        "while n < 3000000:\n"
+        "    n += 1\n"
+        "print('done', sys.stdin.buffer.read(1))\n"
+        "micropython.kbd_intr(3)\n"
+    )
+    vb = VirtualBoard(flash)
+    await vb.start(powered=False)
+    try:
+        async with await SerialLink.open(vb.port) as link:
+            await vb.power_on()
+            await expect(link, b"busy\r\n")
+            link.write(b"\x03\x03")
+            out = await expect(link, b">>> ", 60.0)
+            assert b"done b'\\x03'" in out and b"KeyboardInterrupt" not in out
+            assert vb.crashes == 0 and vb.boots == 1
+    finally:
+        await vb.stop()
+
+
+async def test_input_that_is_not_utf8_is_a_syntax_error(board: VirtualBoard, link: SerialLink):
+    await expect(link, b">>> ")
+    link.write(b"\xa5\xff\r")
+    out = await expect(link, PROMPT)
+    link.write(b"\x05\xff\xfe\x04")  # paste mode
+    out += await expect(link, PROMPT)
+    link.write(b"\r\x01\xc3\x28\x04")  # raw REPL
+    out += await expect(link, b"\x04>")
+    link.write(b"\x02answer\r")
+    out += await expect(link, b"41\r\n>>> ")
+    assert out.count(b"SyntaxError: invalid UTF-8") == 3
+    for leak in (str(board.flash_dir), "vboard_rom", "/rom.py", "/home", "/usr", "/tmp"):
+        assert leak.encode() not in out
+    assert board.boots == 1 and board.crashes == 0
+
+
+async def test_a_board_whose_host_ended_stops(tmp_path: Path):
+    # The supervisor's process ends without stop(): its pty goes with it, and the board
+    # process must not live on (as a USB board loses power with its cable).
+    write_tiny_firmware(tmp_path / "flash")
+    script = (
+        "import asyncio, os, sys\n"
+        "from host.vboard import VirtualBoard\n"
+        "async def main():\n"
+        f"    vb = VirtualBoard({str(tmp_path / 'flash')!r})\n"
+        "    await vb.start()\n"
+        "    print(vb._proc.pid, flush=True)\n"
+        "    await asyncio.sleep(0.5)\n"
+        "    os._exit(0)\n"
+        "asyncio.run(main())\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    pid = int(out)
+    for _ in range(600):
+        if not _alive(pid):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"board process {pid} still runs after its host ended")
+
+
+def _alive(pid: int) -> bool:
+    """Running (not gone, not a zombie waiting to be reaped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

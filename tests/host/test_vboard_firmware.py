@@ -57,7 +57,10 @@ async def test_cli_board_runs_until_sigterm() -> None:
         flash = Path(info["fs"])
         assert (flash / "main.py").is_file() and info["port"].startswith("/dev/pts/")
         async with await SerialLink.open(info["port"]) as link:
-            assert (await BmsClient(link, timeout_s=2.0).hello()).board_name == "virtual"
+            # One HELLO, however long the firmware takes to boot: a retry's bytes could
+            # reach main.py before it disabled Ctrl-C (HELLO seq 3 holds a 0x03).
+            client = BmsClient(link, timeout_s=20.0, retries=0)
+            assert (await client.hello()).board_name == "virtual"
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
         assert not flash.exists()
@@ -88,3 +91,38 @@ async def test_plain_mpremote_recovers_a_running_firmware(tmp_path: Path) -> Non
                 await proc.wait()
                 raise AssertionError("mpremote hung: the firmware lost its Ctrl-A") from None
             assert proc.returncode == 0 and b"at the REPL" in out
+
+
+async def test_cli_board_verbose_logs_what_the_board_does(tmp_path: Path) -> None:
+    flash = tmp_path / "flash"
+    provision_flash(flash, None)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "host.cli.main", "board", "--virtual", "--json", "-v",
+        "--fs", str(flash),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        port = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))["port"]
+        async with await SerialLink.open(port) as link:
+            client = BmsClient(link, timeout_s=20.0, retries=0)
+            await client.hello()
+            await client.reset()
+            await client.wait_boot(20.0)
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+        log = (await proc.stderr.read()).decode()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    events = [line.split(f"{port}: ", 1)[1] for line in log.splitlines() if "host.vboard" in line]
+    assert events == [
+        f"flash folder {flash.resolve()}",
+        "power on",
+        "soft reset (status 94)",
+        "power cut",
+        "stopped",
+    ], log

@@ -2,12 +2,13 @@
 #
 # It plays the part of a real board's C firmware: it runs boot.py and main.py
 # from the board's flash, then the friendly REPL and the raw REPL that mpremote
-# and pyboard.py speak. host.vboard.board starts it as
+# and pyboard.py speak. host/vboard/jail.py starts it as
 #
 #     micropython vboard_rom.py MODE
 #
-# with the flash folder as working directory and stdin/stdout on the master
-# side of a pseudo-terminal (the board's USB serial port). MODE:
+# confined to a root that holds the flash folder (the working directory) and
+# little else, with stdin/stdout pipes to the line process that serves the
+# board's USB serial port (a pseudo-terminal). MODE:
 #   power  power-up: boot.py, main.py, then the friendly REPL
 #   soft   soft reboot from the friendly REPL or the firmware: the same, after
 #          the "MPY: soft reboot" line
@@ -19,10 +20,19 @@
 # Soft reset from the firmware: machine.soft_reset() (works on every port), or
 # sys.exit(94). Both raise SystemExit; a bare or 94 SystemExit from boot.py,
 # main.py or REPL code soft-resets, any other exit code returns to the REPL.
+#
+# Ctrl-C: as a board's USB stack does, the line takes the interrupt character
+# off the wire while code runs and raises KeyboardInterrupt in it (a SIGINT,
+# which the unix port turns into one). It needs to know when code runs and
+# what micropython.kbd_intr() set: this ROM writes "<char or -1>\n" to fd 3 at
+# each change. The firmware's kbd_intr(-1) therefore makes every byte data.
 import builtins
 import io
 import os
 import sys
+
+import micropython
+import vfs
 
 EXIT_SOFT = 94
 EXIT_SOFT_RAW = 95
@@ -37,6 +47,18 @@ _raw_print = builtins.print
 _globals = {"__name__": "__main__"}
 _RAW_BANNER = "raw REPL; CTRL-B to exit\r\n"
 _PASTE_WINDOW = 2048
+# What a board's REPL reports for input it cannot read as source text.
+_NOT_UTF8 = (
+    'Traceback (most recent call last):\r\n  File "<stdin>", line 1\r\n'
+    "SyntaxError: invalid UTF-8\r\n"
+)
+try:
+    # To the line: the interrupt character while code runs. Open for the board's life.
+    _CTL = open(3, "wb")  # noqa: SIM115
+except OSError:
+    _CTL = None
+# [interrupt character set by kbd_intr (-1: none), code running]
+_intr_state = [3, False]
 
 
 def _cooked_print(*args, sep=" ", end="\n", file=None):
@@ -53,10 +75,23 @@ def put(text):
 
 
 def getc():
-    if not _IN.readinto(_B1):
-        # The supervisor closed the port: the board is being switched off.
+    try:
+        n = _IN.readinto(_B1)
+    except KeyboardInterrupt:
+        # A Ctrl-C meant for code that ended just before it arrived: a Ctrl-C here.
+        return 0x03
+    if not n:
+        # The line closed the port: the board is being switched off.
         sys.exit(0)
     return _B1[0]
+
+
+def decode(data):
+    """REPL input as text; None if it is not UTF-8 (the caller reports a SyntaxError)."""
+    try:
+        return data.decode()
+    except UnicodeError:
+        return None
 
 
 def print_exc(exc):
@@ -70,23 +105,131 @@ def is_soft_reset(exc):
     return not exc.args or exc.args[0] == EXIT_SOFT
 
 
-class _BoardOs:
-    """The unix port's os with a board's ilistdir: (name, type, inode, size).
+def tell_line():
+    if _CTL is not None:
+        _CTL.write(str(_intr_state[0] if _intr_state[1] else -1).encode() + b"\n")
 
-    VfsPosix leaves the size out, so mpremote's `fs ls` would show 0 for every
-    file; a board's FAT or littlefs gives it. Everything else is the real os.
-    """
+
+def set_interrupt(c):
+    """micropython.kbd_intr as a board has it: any character, or -1 for none."""
+    if c < 0:
+        _intr_state[0] = -1
+        tell_line()  # the line stops sending SIGINT before the handler goes
+        micropython.kbd_intr(-1)
+    else:
+        micropython.kbd_intr(3)  # the unix port's SIGINT handler serves any character
+        _intr_state[0] = c & 0xFF
+        tell_line()
+
+
+class _Micropython:
+    """The micropython module as board code imports it: kbd_intr also informs the line."""
 
     def __getattr__(self, name):
-        return getattr(os, name)
+        return getattr(micropython, name)
 
-    def ilistdir(self, path=""):
-        prefix = path.rstrip("/") + "/" if path not in ("", ".") else ""
-        for entry in os.ilistdir(path):
+    def kbd_intr(self, c):
+        set_interrupt(c)
+
+
+def run_armed(ack, src, filename, mode):
+    """Acknowledge input with `ack`, then compile and run it in the REPL's globals.
+
+    Ctrl-C interrupts from before the acknowledgement (the newline, "OK") until
+    the code ends, as pyexec arms it around execution on a board: a host that
+    sends Ctrl-C once it sees the acknowledgement finds the line armed.
+    Raises whatever the code raised.
+    """
+    set_interrupt(3)
+    _intr_state[1] = True
+    tell_line()
+    try:
+        put(ack)
+        exec(compile(src, filename, mode), _globals)
+    finally:
+        disarm()
+
+
+def disarm():
+    _intr_state[1] = False
+    tell_line()
+
+
+class BoardFlash:
+    """The flash folder as a board's root filesystem (mounted at "/").
+
+    Paths resolve inside it whatever they say ("/.." is "/", as on a board), this
+    object keeps the working directory, and ilistdir gives sizes as FAT and
+    littlefs do (VfsPosix leaves them out, and mpremote's `fs ls` shows them).
+    The VfsPosix below has no root of its own: with one, its rename() builds
+    both paths in one buffer and renames the new name onto itself.
+    """
+
+    def __init__(self, root):
+        self._fs = vfs.VfsPosix()
+        self._root = root.rstrip("/")
+        self._cwd = "/"
+
+    def _path(self, path):
+        """The normalised board path."""
+        if not path.startswith("/"):
+            path = self._cwd + "/" + path
+        parts = []
+        for part in path.split("/"):
+            if part == "..":
+                if parts:
+                    parts.pop()
+            elif part and part != ".":
+                parts.append(part)
+        return "/" + "/".join(parts)
+
+    def _real(self, path):
+        return self._root + self._path(path)
+
+    def mount(self, readonly, mkfs):
+        pass
+
+    def umount(self):
+        pass
+
+    def open(self, path, mode):
+        return self._fs.open(self._real(path), mode)
+
+    def stat(self, path):
+        return self._fs.stat(self._real(path))
+
+    def statvfs(self, path):
+        return self._fs.statvfs(self._real(path))
+
+    def mkdir(self, path):
+        self._fs.mkdir(self._real(path))
+
+    def rmdir(self, path):
+        self._fs.rmdir(self._real(path))
+
+    def remove(self, path):
+        self._fs.remove(self._real(path))
+
+    def rename(self, old, new):
+        self._fs.rename(self._real(old), self._real(new))
+
+    def chdir(self, path):
+        path = self._path(path)
+        if not self._fs.stat(self._root + path)[0] & 0x4000:
+            raise OSError(20)  # ENOTDIR
+        self._cwd = path
+
+    def getcwd(self):
+        return self._cwd
+
+    def ilistdir(self, path):
+        real = self._real(path)
+        prefix = real.rstrip("/") + "/"
+        for entry in self._fs.ilistdir(real):
             size = 0
             if entry[1] == 0x8000:  # a regular file
                 try:  # noqa: SIM105 -- MicroPython has no contextlib
-                    size = os.stat(prefix + entry[0])[6]
+                    size = self._fs.stat(prefix + entry[0])[6]
                 except OSError:
                     pass
             yield (entry[0], entry[1], entry[2], size)
@@ -97,12 +240,12 @@ def mount_flash():
     # ":bms/core.py") land in it exactly as on a board.
     root = os.getcwd()
     try:  # noqa: SIM105 -- MicroPython has no contextlib
-        os.umount("/")
+        vfs.umount("/")
     except OSError:
         pass
-    os.mount(os.VfsPosix(root), "/")
+    vfs.mount(BoardFlash(root), "/")
     os.chdir("/")
-    sys.modules["os"] = _BoardOs()
+    sys.modules["micropython"] = _Micropython()
     del sys.path[:]
     sys.path.append("")
     sys.path.append("/lib")
@@ -135,8 +278,8 @@ def run_file(path):
         return False
     try:
         with open(path) as f:
-            code = compile(f.read(), path, "exec")
-        exec(code, _globals)
+            src = f.read()
+        run_armed("", src, path, "exec")
     except SystemExit as exc:
         if is_soft_reset(exc):
             return True
@@ -148,11 +291,14 @@ def run_file(path):
 # ---------------------------------------------------------------- raw REPL
 
 
-def execute_raw(src):
-    """Run one raw-REPL command: output, 0x04, error text, 0x04. True on soft reset."""
+def execute_raw(ack, src):
+    """Run one raw-REPL command: `ack`, output, 0x04, error text, 0x04. True on soft reset."""
+    if src is None:
+        put(ack + "\x04" + _NOT_UTF8 + "\x04")
+        return False
     reset = False
     try:
-        exec(compile(src, "<stdin>", "exec"), _globals)
+        run_armed(ack, src, "<stdin>", "exec")
     except SystemExit as exc:
         reset = is_soft_reset(exc)
     except BaseException as exc:  # noqa: B036
@@ -173,21 +319,19 @@ def raw_paste():
         c = getc()
         if c == 0x04:
             break
+        if c == 0x03:  # abandoned: as a board does, end the transfer with KeyboardInterrupt
+            put("\x04\x04")
+            print_exc(KeyboardInterrupt())
+            put("\x04")
+            return False
         data.append(c)
         used += 1
         if used == _PASTE_WINDOW:
             put(b"\x01")
             used = 0
-    put("\x04")
-    try:
-        src = data.decode()
-    except UnicodeError as exc:
-        put("\x04")
-        print_exc(exc)
-        put("\x04")
-        return False
+    src = decode(data)
     del data
-    return execute_raw(src)
+    return execute_raw("\x04", src)
 
 
 def raw_repl():
@@ -218,19 +362,12 @@ def raw_repl():
                 line.append(c)
         if line is None:
             continue
-        put("OK")
         if not line:
-            put("\r\n")
+            put("OK\r\n")
             return "reset"
-        try:
-            src = line.decode()
-        except UnicodeError as exc:
-            put("\x04")
-            print_exc(exc)
-            put("\x04")
-            continue
+        src = decode(line)
         del line
-        if execute_raw(src):
+        if execute_raw("OK", src):
             return "reset"
 
 
@@ -250,8 +387,7 @@ def read_line(prompt):
         if c == 0x0A and prev == 0x0D:
             continue  # CR LF from a terminal is one Enter
         if c in (0x0D, 0x0A):
-            put("\r\n")
-            return _LINE, line.decode()
+            return _LINE, line  # echoed by the caller: "\r\n" may start running code
         if c == 0x01:
             put("\r\n")
             return _RAW, ""
@@ -344,9 +480,12 @@ def _repl_print(value):
 
 
 def execute_friendly(src, mode):
-    """Run REPL input ("single": expression values are printed). True on soft reset."""
+    """Echo the newline and run REPL input ("single" prints expression values).
+
+    True on soft reset.
+    """
     try:
-        exec(compile(src, "<stdin>", mode), _globals)
+        run_armed("\r\n", src, "<stdin>", mode)
     except SystemExit as exc:
         return is_soft_reset(exc)
     except BaseException as exc:  # noqa: B036
@@ -363,8 +502,7 @@ def paste_mode():
             put("\r\n")
             return None
         if c == 0x04:
-            put("\r\n")
-            return data.decode()
+            return data  # the newline is echoed when the code starts
         if c == 0x0D:
             data.append(0x0A)
             put("\r\n=== ")
@@ -374,9 +512,10 @@ def paste_mode():
             _OUT.write(_B1)
 
 
-def friendly_repl():
-    """The friendly REPL; returns "raw" or "reset"."""
-    banner()
+def friendly_repl(greet):
+    """The friendly REPL (with the banner if `greet`); returns "raw" or "reset"."""
+    if greet:
+        banner()
     lines = []
     while True:
         kind, text = read_line("... " if lines else ">>> ")
@@ -395,16 +534,29 @@ def friendly_repl():
             continue
         if kind == _PASTE:
             lines = []
-            src = paste_mode()
-            if src and execute_friendly(src, "exec"):
+            data = paste_mode()
+            if data is None:
+                continue
+            src = decode(data)
+            if src is None:
+                put("\r\n" + _NOT_UTF8)
+            elif execute_friendly(src, "exec"):
                 return "reset"
+            continue
+        text = decode(text)
+        if text is None:
+            put("\r\n" + _NOT_UTF8)
+            lines = []
             continue
         lines.append(text)
         if needs_more(lines):
+            put("\r\n")
             continue
         src = "\n".join(lines)
         lines = []
-        if src.strip() and execute_friendly(src, "single"):
+        if not src.strip():
+            put("\r\n")
+        elif execute_friendly(src, "single"):
             return "reset"
 
 
@@ -425,15 +577,27 @@ def main():
         if run_file("main.py"):
             sys.exit(EXIT_SOFT)
         repl = "friendly"
+    greet = True
     while True:
-        if repl == "raw":
-            repl = raw_repl()
-            if repl == "reset":
-                sys.exit(EXIT_SOFT_RAW)
-        else:
-            repl = friendly_repl()
-            if repl == "reset":
-                sys.exit(EXIT_SOFT)
+        try:
+            if repl == "raw":
+                repl = raw_repl()
+                if repl == "reset":
+                    sys.exit(EXIT_SOFT_RAW)
+            else:
+                repl = friendly_repl(greet)
+                if repl == "reset":
+                    sys.exit(EXIT_SOFT)
+            greet = True
+        except KeyboardInterrupt:
+            # A Ctrl-C that reached the ROM itself (code had just ended): a fresh prompt.
+            disarm()
+            put("\r\n")
+            greet = False
+        except Exception as exc:  # noqa: BLE001 -- a fault of the ROM must not end the board
+            put("\r\n")
+            print_exc(exc)
+            greet = False
 
 
 main()
