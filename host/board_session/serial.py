@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 from cellmodel.design import CellDesign
 from cellmodel.errors import InputError
 from host.board_session.base import BoardSession, BoardSetup
 from host.board_session.state_file import STATE_FILE, initial_state_dict
 from host.link.board_files import BoardFiles, request_repl
+from host.link.recover import recover_firmware
 from host.scenarios import InitialState
+
+log = logging.getLogger(__name__)
 
 
 class SerialBoardSession(BoardSession):
@@ -32,6 +36,12 @@ class SerialBoardSession(BoardSession):
         return self._port
 
     async def start(self, setup: BoardSetup, *, connect: bool = True) -> None:
+        # A board left at its REPL (or running code typed there) is brought back first;
+        # a firmware that answers is left alone.
+        recovery = await asyncio.to_thread(recover_firmware, self._port)
+        if recovery.found != "firmware":
+            log.info("%s: the board was at its %s; soft reset into the firmware", self._port,
+                     recovery.found)  # fmt: skip
         if setup.initial is not None:
             await request_repl(self._port)
             await asyncio.to_thread(put_state, self._port, setup.initial, setup.design)

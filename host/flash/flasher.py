@@ -23,6 +23,7 @@ from host.boards import Board
 from host.image import StagedFile, counterpart, stage_firmware
 from host.link import SerialLink
 from host.link.board_files import BoardFiles, request_repl
+from host.link.recover import recover_firmware
 from host.protocol.faults import BOOT_FLAG_BITS
 
 if TYPE_CHECKING:
@@ -109,6 +110,13 @@ async def check_firmware(
     """HELLO until the rebooted firmware answers, then compare its configuration."""
     from host.protocol.client import BmsClient, BmsError
 
+    # A board that came back at its REPL (main.py did not start) is soft-reset into the
+    # firmware once, with a probe whose bytes a booting board cannot take for Ctrl-C.
+    try:
+        await asyncio.to_thread(recover_firmware, port, boot_timeout_s=timeout_s)
+    except BmsError as exc:
+        result.problems.append(f"the firmware did not start: {exc}")
+        return
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     async with await SerialLink.open(port) as link:
