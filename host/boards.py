@@ -28,6 +28,14 @@ else:  # pragma: no cover
 
 # "unix" and "qemu" are virtual boards (a MicroPython process, an emulated chip): no pins.
 MCUS = ("rp2040", "esp32", "unix", "qemu")
+# What `sys.platform` says on MicroPython running on each MCU: how the flasher recognises the
+# board at a port before it writes a pin map that would drive the wrong pins.
+MCU_PLATFORMS: dict[str, tuple[str, ...]] = {
+    "rp2040": ("rp2",),
+    "esp32": ("esp32",),
+    "unix": ("linux", "darwin", "freebsd"),
+    "qemu": ("qemu",),
+}
 MODES = ("link", "standalone")
 CURRENT_SENSORS = ("adc", "ina226", "none")
 # The architectures mpy-cross accepts for -march.

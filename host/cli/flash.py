@@ -43,6 +43,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--boot-timeout", type=float, default=20.0, metavar="S", help="wait for HELLO (s)"
     )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="write even if the board at the port is not the kind --board names",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(func=run)
 
@@ -50,7 +55,14 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     board = load_board(args.board)
     result = asyncio.run(
-        flash_board(args.port, board, args.cell, mpy=args.mpy, boot_timeout_s=args.boot_timeout)
+        flash_board(
+            args.port,
+            board,
+            args.cell,
+            mpy=args.mpy,
+            boot_timeout_s=args.boot_timeout,
+            force=args.force,
+        )
     )
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))

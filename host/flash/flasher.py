@@ -19,7 +19,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from host.boards import Board
+from cellmodel.errors import InputError
+from host.boards import MCU_PLATFORMS, Board
 from host.image import StagedFile, counterpart, stage_firmware
 from host.link import SerialLink
 from host.link.board_files import BoardFiles, request_repl
@@ -61,13 +62,19 @@ async def flash_board(
     *,
     mpy: bool = True,
     boot_timeout_s: float = 20.0,
+    force: bool = False,
 ) -> FlashResult:
-    """Flash, verify and check; FlashResult.ok tells whether everything held."""
+    """Flash, verify and check; FlashResult.ok tells whether everything held.
+
+    Before writing, the board at `port` must be the kind `board` describes (its MicroPython's
+    sys.platform), unless `force`: another board's pin map would drive the wrong pins, the
+    MOSFET gates among them. A mismatch is bad input (InputError) and nothing is written.
+    """
     t0 = time.monotonic()
     staged = stage_firmware(board, design, mpy=mpy)
     result = FlashResult(port=port, board=board.name, form="mpy" if mpy else "source")
     await request_repl(port)
-    await asyncio.to_thread(_transfer, port, staged, result)
+    await asyncio.to_thread(_transfer, port, staged, result, None if force else board)
     if result.verified:
         config = json.loads(next(f.data for f in staged if f.path == "bms_config.json"))
         await check_firmware(port, board, config, result, boot_timeout_s)
@@ -76,10 +83,18 @@ async def flash_board(
     return result
 
 
-def _transfer(port: str, staged: list[StagedFile], result: FlashResult) -> None:
+def _transfer(
+    port: str, staged: list[StagedFile], result: FlashResult, expect: Board | None
+) -> None:
     files = BoardFiles(port)
     try:
         files.enter_raw_repl()
+        if expect is not None:
+            try:
+                _check_identity(files, port, expect)
+            except InputError:
+                files.reboot_into_firmware()  # left as found: protecting its pack
+                raise
         wanted = {f.path: f for f in staged}
         others = [c for f in staged if (c := counterpart(f.path)) and c not in wanted]
         on_board = files.hashes([f.path for f in staged] + others)
@@ -102,6 +117,21 @@ def _transfer(port: str, staged: list[StagedFile], result: FlashResult) -> None:
             files.reboot_into_firmware()
     finally:
         files.close()
+
+
+def _check_identity(files: BoardFiles, port: str, board: Board) -> None:
+    """The MicroPython at the port runs on the MCU `board` names, or InputError."""
+    found = files.exec("import sys; print(sys.platform, sys.implementation._machine)")
+    text = found.decode(errors="replace").strip()
+    platform = text.split(" ", 1)[0]
+    if platform not in MCU_PLATFORMS[board.mcu]:
+        raise InputError(
+            "--board",
+            board.name,
+            f"the board at {port} runs MicroPython for {text!r}, not a {board.mcu} board "
+            f"(sys.platform {platform!r}); nothing was written. Name the right board, or "
+            "--force to write this pin map anyway",
+        )
 
 
 async def check_firmware(

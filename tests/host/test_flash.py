@@ -89,3 +89,21 @@ def test_stage_compiles_for_the_board_arch(board: str) -> None:
     assert list(staged)[-1] == "main.py"
     assert json.loads(staged["board.json"].data)["name"] == board
     assert counterpart("bms/core.mpy") == "bms/core.py" and counterpart("main.py") is None
+
+
+async def test_flash_refuses_a_board_of_another_kind(
+    blank_board: VirtualBoard, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Pico's pin map written to something that is not an RP2040 would drive the wrong pins
+    (the MOSFET gates among them): refused, exit 2, nothing written, unless forced."""
+    port = blank_board.port
+    capsys.readouterr()
+    code = await asyncio.to_thread(main, ["flash", "--board", "pico", "--port", port])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "not a rp2040 board" in err and "'linux'" in err and "--force" in err
+    assert not (blank_board.flash_dir / "main.py").exists()
+    assert not (blank_board.flash_dir / "board.json").exists()
+    # The right board goes through.
+    code, result = await flash_cli(capsys, "--board", "virtual", "--port", port)
+    assert code == 0 and result["ok"], result
