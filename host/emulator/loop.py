@@ -43,6 +43,10 @@ from host.sensors import Reading, Sensors
 T_OFFSET_MS = 1000
 # Consecutive samples without a reply before the run is abandoned.
 MAX_LOST_SAMPLES = 5
+# A dropped link pauses lockstep runs this long past the firmware's watchdog timeout
+# (DEFAULT_WATCHDOG_MS when its configuration does not say): time for it to trip and act.
+WATCHDOG_MARGIN_S = 1.0
+DEFAULT_WATCHDOG_MS = 2000
 
 
 class LinkFailure(RuntimeError):
@@ -135,6 +139,7 @@ class ClosedLoop:
         self._plant: Plant | None = None
         self._wall0 = 0.0
         self._sim0 = 0.0
+        self._watchdog: float | None = None
 
     # -- the StepLoop services (host.scenarios.steps.base) -------------------------------
     @property
@@ -210,10 +215,12 @@ class ClosedLoop:
     async def drop_link(self, duration_s: float) -> None:
         """No frames for duration_s: the firmware's watchdog runs on its own clock, so in
         lockstep the wall-clock pause happens now; the following steps run on (the cells under
-        the last switch states, as physical switches would) without samples until then."""
+        the last switch states, as physical switches would) without samples until then. The
+        pause lasts only until the watchdog must have tripped: nothing else on the firmware's
+        own clock changes after that, so "Drop link for 1 day" does not take a day."""
         self._link_down_until = self._t_s + duration_s
         if not self.realtime:
-            await asyncio.sleep(duration_s)
+            await asyncio.sleep(min(duration_s, await self._watchdog_s() + WATCHDOG_MARGIN_S))
 
     async def reset_board(self) -> None:
         client = self.board.client
@@ -226,6 +233,13 @@ class ClosedLoop:
         await self.board.power_on()
         await self.board.client.wait_boot(BOOT_TIMEOUT_S)
         await self._after_boot()
+
+    async def _watchdog_s(self) -> float:
+        """The firmware's link watchdog timeout, from its configuration (read once)."""
+        if self._watchdog is None:
+            config = await self.board.client.config_read()
+            self._watchdog = int(config.get("link_timeout_ms", DEFAULT_WATCHDOG_MS)) / 1000.0
+        return self._watchdog
 
     # -- I/O --------------------------------------------------------------------------------
     def _t_ms(self) -> int:

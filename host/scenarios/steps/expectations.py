@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from cellmodel.quantities import SIGNED_DURATION, SIGNED_NUMBER, seconds
+from cellmodel.quantities import DURATION_S, SIGNED_DURATION, SIGNED_NUMBER, seconds
 from host.protocol.faults import FAULT_BITS
 from host.scenarios.steps.base import Expectation, Observation
 
@@ -55,6 +55,8 @@ def split_expectation(text: str) -> tuple[str, float | None, str] | None:
         within_s = seconds(m.group(1), m.group(2))
         if within_s < 0:
             raise ValueError("'within' needs a duration >= 0 s")
+        if within_s > DURATION_S.hi:
+            raise ValueError(f"'within' {within_s:g} s is outside {DURATION_S.describe()}")
         stripped = stripped[: m.start()]
     return stripped[len("expect ") :].strip(), within_s, window
 
@@ -68,8 +70,8 @@ def _fault_name(name: str) -> str:
 
 def _limit_pct(m: re.Match[str], group: int) -> float:
     value = float(m.group(group))
-    if value <= 0:
-        raise ValueError(f"the limit must be > 0 %, got {value:g} %")
+    if not 0 < value <= 100:
+        raise ValueError(f"the limit must be > 0 % and <= 100 %, got {value:g} %")
     return value
 
 

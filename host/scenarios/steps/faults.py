@@ -12,10 +12,27 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from cellmodel.quantities import SIGNED_DURATION, SIGNED_NUMBER, seconds
+from cellmodel.quantities import (
+    AMBIENT_DEGC,
+    DURATION_S,
+    SIGNED_DURATION,
+    SIGNED_NUMBER,
+    Range,
+    seconds,
+)
 from host.scenarios.steps.base import CheckEnv, ScenarioStep, StepLoop
 
 _NUM = SIGNED_NUMBER
+# Plausible ranges of the values fault steps take (beyond them a scenario is a typo).
+CURRENT_OFFSET_MA = Range(-100_000.0, 100_000.0, "mA")  # the firmware's largest i_range_mA
+CELL_NOISE_MV = Range(0.0, 500.0, "mV")
+
+
+def plausible(value: float, valid: Range, what: str) -> float:
+    """value, or ValueError naming the plausible range."""
+    if not valid.contains(value):
+        raise ValueError(f"{what} {value:g} {valid.unit} is outside {valid.describe()}")
+    return value
 
 
 def _rx(pattern: str) -> re.Pattern[str]:
@@ -32,7 +49,7 @@ class InjectCurrentOffset(ScenarioStep):
 
     @classmethod
     def from_match(cls, text: str, m: re.Match[str]) -> InjectCurrentOffset:
-        return cls(text, float(m.group(1)))
+        return cls(text, plausible(float(m.group(1)), CURRENT_OFFSET_MA, "the offset"))
 
     async def run(self, loop: StepLoop, index: int) -> None:
         loop.sensors.inject_current_offset(self.offset_mA)
@@ -51,7 +68,7 @@ class SetSensorNoise(ScenarioStep):
         value = float(m.group(1))
         if value < 0:
             raise ValueError("noise must be >= 0 mV")
-        return cls(text, value)
+        return cls(text, plausible(value, CELL_NOISE_MV, "the noise"))
 
     async def run(self, loop: StepLoop, index: int) -> None:
         loop.sensors.set_cell_noise(self.noise_mV)
@@ -120,7 +137,7 @@ class SetAmbient(ScenarioStep):
 
     @classmethod
     def from_match(cls, text: str, m: re.Match[str]) -> SetAmbient:
-        return cls(text, float(m.group(1)))
+        return cls(text, plausible(float(m.group(1)), AMBIENT_DEGC, "the ambient"))
 
     async def run(self, loop: StepLoop, index: int) -> None:
         loop.set_ambient(self.ambient_degC)
@@ -139,7 +156,7 @@ class DropLink(ScenarioStep):
         duration = seconds(m.group(1), m.group(2))
         if duration <= 0:
             raise ValueError("the duration must be > 0 s")
-        return cls(text, duration)
+        return cls(text, plausible(duration, DURATION_S, "the duration"))
 
     async def run(self, loop: StepLoop, index: int) -> None:
         await loop.drop_link(self.duration_s)
