@@ -116,3 +116,15 @@ def test_bad_campaign_exits_2_and_writes_nothing(
 def test_readme_shows_the_smoke_campaign() -> None:
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert f"```toml\n{SMOKE.read_text(encoding='utf-8')}```" in readme
+
+
+def test_bench_hook_reports_runs_per_second_by_workers() -> None:
+    """The figures `sisnbms bench` reports (numbers are not asserted: performance goals live
+    in the bench)."""
+    from host.campaign.bench import campaign_runs_per_s_by_workers
+
+    result = campaign_runs_per_s_by_workers((1,), quick=True)
+    assert result["by_workers"]["1"]["runs"] == 4
+    assert result["by_workers"]["1"]["passed"] == 4
+    assert result["runs_per_s"]["1"] > 0
+    assert "ratio_2_over_1" not in result  # only with both counts
