@@ -40,6 +40,7 @@ import json
 import math
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,10 +53,23 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib  # pyright: ignore[reportMissingImports]
 
+
+def _interpreter(value: Any, base_dir: Path) -> str:
+    """A MicroPython binary: a path from the campaign file's folder, made absolute."""
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"must be a path, got {value!r}")
+    path = Path(value).expanduser()
+    path = path if path.is_absolute() else base_dir / path
+    if not path.is_file():
+        raise ValueError(f"no such file {value!r}")
+    return str(path.resolve())
+
+
 # Keys that are not scenario keys but options of the run (run_scenario's keyword
-# arguments): the interpreter running the firmware. A `target` axis (unix-64,
-# unix-32, qemu) is one more entry here when run_scenario takes it.
-RUN_OPTIONS = ("micropython",)
+# arguments, and `sisnbms emulate` flags in the reproduce command), each with its
+# check: the interpreter running the firmware. A `target` axis (unix-64, unix-32,
+# qemu) is one more entry here once run_scenario takes `target=`.
+RUN_OPTIONS: dict[str, Callable[[Any, Path], str]] = {"micropython": _interpreter}
 DEFAULT_TIMEOUT_S = 1800.0
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _TOP_KEYS = {"name", "description", "timeout_s", "scenarios", "axes", "variants", "group"}
@@ -303,17 +317,12 @@ def _resolved(settings: dict[str, Any], source: str, field: str, base_dir: Path)
     """Run options checked and their paths made absolute; scenario keys are checked later,
     by the scenario parser, once merged into each scenario."""
     out = dict(settings)
-    for key in RUN_OPTIONS:
-        if key not in out:
-            continue
-        value = out[key]
-        if not isinstance(value, str) or not value:
-            raise InputError(source, field, f"{key} must be a path, got {value!r}")
-        path = Path(value).expanduser()
-        path = path if path.is_absolute() else base_dir / path
-        if not path.is_file():
-            raise InputError(source, field, f"{key}: no such file {value!r}")
-        out[key] = str(path.resolve())
+    for key, check in RUN_OPTIONS.items():
+        if key in out:
+            try:
+                out[key] = check(out[key], base_dir)
+            except ValueError as exc:
+                raise InputError(source, field, f"{key}: {exc}") from None
     return out
 
 

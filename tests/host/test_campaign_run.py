@@ -94,6 +94,7 @@ scenarios = ["short.toml"]
 passes = {}
 expectation = { steps = ["Rest for 2 minutes", "Expect fault OV"] }
 crash = { micropython = "short.toml" }
+interpreter = { micropython = "MICROPYTHON" }  # the run option: the same interpreter, named
 """
 SHORT = """
 name = "short"
@@ -105,24 +106,28 @@ soc = 0.6
 
 
 def test_failures_are_rows_worst_first_and_exit_1(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], micropython_bin: Path
 ) -> None:
     (tmp_path / "short.toml").write_text(SHORT)
     spec = tmp_path / "failing.toml"
-    spec.write_text(FAILING)
+    spec.write_text(FAILING.replace("MICROPYTHON", str(micropython_bin)))
     out = tmp_path / "out"
     assert main(["campaign", str(spec), "--workers", "2", "--out", str(out), "--json"]) == 1
     agg = json.loads(capsys.readouterr().out)
-    assert [e["axes"]["case"] for e in agg["worst"]] == ["crash", "expectation", "passes"]
-    crash, failed, passed = agg["worst"]
+    cases = ["crash", "expectation", "passes", "interpreter"]
+    assert [e["axes"]["case"] for e in agg["worst"]] == cases
+    crash, failed, passed, named = agg["worst"]
     assert crash["status"] == "error" and "short.toml" in crash["error"]
     assert failed["status"] == "failed" and failed["reasons"] == ["expectation"]
     assert failed["failed_expectations"] == "Expect fault OV"
-    assert passed["status"] == "passed"
+    assert passed["status"] == named["status"] == "passed"
+    assert named["soc_max_error_pct"] == passed["soc_max_error_pct"]
+    assert f"--micropython {micropython_bin}" in named["reproduce"]
+    assert "--micropython" not in passed["reproduce"]
     assert agg["not_passed"]["error"] == [crash["run_id"]]
     assert agg["not_passed"]["expectation"] == [failed["run_id"]]
     assert agg["not_passed"]["safety"] == []
-    assert len(read_table(Path(agg["table"]))) == 3
+    assert len(read_table(Path(agg["table"]))) == 4
 
 
 def test_a_run_past_its_timeout_is_a_failed_row(tmp_path: Path) -> None:
