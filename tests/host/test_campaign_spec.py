@@ -226,3 +226,11 @@ def test_bad_campaign_file_names_file_field_and_reason(
     assert str(spec) in info.value.source
     assert field in info.value.field
     assert reason in info.value.reason
+
+
+def test_builtin_campaign_is_every_builtin_x_3_seeds_x_2_mismatch() -> None:
+    plans = expand(load_spec(REPO / "examples" / "campaign-builtin.toml"))
+    assert len(plans) == len(library_names()) * 3 * 2
+    drawn = [p for p in plans if p.axes["mismatch"] == "drawn" and p.scenario == "full-cycle"]
+    # Each seed draws its own cell from the ranges.
+    assert len({p.run_id for p in drawn}) == 3
