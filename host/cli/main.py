@@ -25,6 +25,7 @@ SUBCOMMANDS = (
     "boards",
     "flash",
     "hil",
+    "campaign",
     "bench",
     "micropython",
 )

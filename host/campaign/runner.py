@@ -1,0 +1,128 @@
+"""A whole campaign: read and expand the file, run what is not done, write the results.
+
+Order matters for what a failure leaves behind: the file is read, every run's
+scenario checked and the executor connected before anything is written (a bad
+campaign file or scheduler address writes nothing); each run's folder is written
+before it runs and its result as soon as it ends, so an interrupted campaign loses
+only the runs in flight, and `resume=True` runs only those without a result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cellmodel.errors import InputError
+from host.campaign.aggregate import aggregate
+from host.campaign.cluster import DaskExecutor
+from host.campaign.execute import PASSED
+from host.campaign.expand import RunPlan, expand
+from host.campaign.local import LocalExecutor
+from host.campaign.progress import CampaignProgress
+from host.campaign.results import (
+    load_result,
+    make_row,
+    save_result,
+    write_atomic,
+    write_run_files,
+    write_table,
+)
+from host.campaign.spec import CampaignSpec, load_spec
+
+AGGREGATE_FILE = "campaign.json"
+
+
+@dataclass
+class CampaignOutcome:
+    aggregate: dict[str, Any]
+    rows: list[dict[str, Any]]
+    table: Path
+    aggregate_path: Path
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every run passed, 1 when any did not (the aggregate says which and why)."""
+        return int(self.aggregate["exit_code"])
+
+
+def default_out(spec: CampaignSpec) -> Path:
+    return Path("sisnbms-out") / f"campaign-{spec.name}"
+
+
+def run_campaign(
+    spec_path: str | Path,
+    *,
+    out: str | Path | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    resume: bool = False,
+    progress: bool = False,
+) -> CampaignOutcome:
+    """Run the campaign file `spec_path`; InputError (before anything is written) when the
+    file, a combination or the options are bad."""
+    if workers is not None and workers < 1:
+        raise InputError("--workers", str(workers), "must be 1 or more")
+    if workers is not None and scheduler:
+        raise InputError(
+            "--workers", str(workers), "the cluster's workers run a --scheduler's runs"
+        )
+    spec = load_spec(spec_path)
+    plans = expand(spec)
+    out_dir = Path(out) if out is not None else default_out(spec)
+    if scheduler:
+        executor: LocalExecutor | DaskExecutor = DaskExecutor(scheduler)
+        where = f"Dask scheduler {scheduler}"
+    else:
+        k = workers or os.cpu_count() or 1
+        executor = LocalExecutor(k)
+        where = f"{k} local worker(s)"
+    start = time.perf_counter()
+    with executor:
+        results = _resumed(out_dir, plans) if resume else {}
+        todo = [p for p in plans if p.run_id not in results]
+        for plan in todo:
+            write_run_files(out_dir, plan)
+        with CampaignProgress(spec.name, len(plans), done=len(results), enabled=progress) as bar:
+
+            def on_result(result: dict[str, Any]) -> None:
+                save_result(out_dir, result)
+                results[result["run_id"]] = result
+                bar.advance(result["status"] == PASSED)
+
+            executor.run([p.payload(spec.timeout_s) for p in todo], on_result)
+    info = {
+        "campaign": spec.name,
+        "description": spec.description,
+        "spec": spec.source,
+        "out": str(out_dir),
+        "executor": where,
+        "wall_s": round(time.perf_counter() - start, 3),
+        "executed": len(todo),
+        "resumed": len(plans) - len(todo),
+    }
+    return _write_results(spec, plans, results, out_dir, info)
+
+
+def _resumed(out: Path, plans: list[RunPlan]) -> dict[str, dict[str, Any]]:
+    found = {p.run_id: load_result(out, p.run_id) for p in plans}
+    return {run_id: r for run_id, r in found.items() if r is not None}
+
+
+def _write_results(
+    spec: CampaignSpec,
+    plans: list[RunPlan],
+    results: dict[str, dict[str, Any]],
+    out: Path,
+    info: dict[str, Any],
+) -> CampaignOutcome:
+    rows = [make_row(p, results[p.run_id], out) for p in plans]
+    table = write_table(rows, out)
+    info["table"] = str(table)
+    agg = aggregate(rows, campaign=info, axis_names=spec.axis_names)
+    path = out / AGGREGATE_FILE
+    write_atomic(path, json.dumps(agg, indent=2) + "\n")
+    return CampaignOutcome(agg, rows, table, path)

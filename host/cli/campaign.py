@@ -1,0 +1,97 @@
+"""`sisnbms campaign`: many closed-loop runs, the combinations of a campaign file's axes.
+
+    sisnbms campaign SPEC.toml [--workers K] [--scheduler tcp://HOST:PORT] [--out DIR]
+                     [--json] [--resume]
+
+Each run is an independent `sisnbms emulate` on its own virtual board, in K local
+worker processes or on a Dask cluster. Writes OUT/runs/<id>/ per run (the expanded
+scenario and its result), OUT/runs.parquet (or runs.csv) and OUT/campaign.json.
+Exit code 0 when every run passed, 1 when any violated safety, failed an
+expectation, crashed or timed out (campaign.json says which), 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+SHOWN_WORST = 5
+
+
+def register(subparsers: Any) -> None:
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "campaign",
+        help="run a campaign: scenarios crossed with seeds, mismatch, sensor errors, ...",
+        description=(
+            "Run every combination of a campaign file's scenarios and axes, each a closed-loop "
+            "run on its own virtual board, on local worker processes or a Dask cluster; write "
+            "one row per run and an aggregate, worst runs first."
+        ),
+    )
+    p.add_argument("spec", metavar="SPEC.toml", help="the campaign file")
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="K",
+        help="local worker processes (default: the number of cores)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        help="run on this Dask cluster instead (needs the extra sisnbms[cluster])",
+    )
+    p.add_argument("--out", help="output folder (default: sisnbms-out/campaign-NAME)")
+    p.add_argument(
+        "--resume", action="store_true", help="keep the runs that already have a result in --out"
+    )
+    p.add_argument("--json", action="store_true", help="print the aggregate as JSON on stdout")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from host.campaign import run_campaign
+
+    outcome = run_campaign(
+        args.spec,
+        out=args.out,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        resume=args.resume,
+        progress=not args.json,
+    )
+    if args.json:
+        json.dump(outcome.aggregate, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print_report(outcome.aggregate)
+    return outcome.exit_code
+
+
+def print_report(agg: dict[str, Any]) -> None:
+    print(
+        f"campaign {agg['campaign']}: {agg['runs']} runs ({agg['executed']} run now, "
+        f"{agg['resumed']} kept) on {agg['executor']} in {agg['wall_s']:.1f} s"
+    )
+    print(
+        f"  passed {agg['passed']}, failed {agg['failed']}, errors {agg['error']}, "
+        f"timeouts {agg['timeout']}"
+    )
+    for reason, ids in agg["not_passed"].items():
+        if ids:
+            print(f"  {reason}: {len(ids)} run(s)")
+    print("  worst runs:")
+    for entry in agg["worst"][:SHOWN_WORST]:
+        axes = " ".join(f"{k}={v}" for k, v in entry["axes"].items())
+        soc = entry.get("soc_max_error_pct")
+        figure = f", SOC max error {soc:.2f} %" if isinstance(soc, (int, float)) else ""
+        why = ",".join(entry["reasons"]) or "passed"
+        print(f"    [{why}] {entry['run_id']} {entry['scenario']} {axes}{figure}")
+        for detail in (entry["violations"], entry["failed_expectations"], entry["error"]):
+            if detail:
+                print(f"      {detail}")
+        print(f"      {entry['reproduce']}")
+    print(f"  table: {agg['table']}")
+    print(f"  aggregate: {agg['out']}/campaign.json")
+    print("PASS" if agg["exit_code"] == 0 else "FAIL")

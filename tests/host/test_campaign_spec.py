@@ -1,0 +1,236 @@
+"""Campaign files and their expansion into runs (pure: nothing runs a board here)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cellmodel.errors import InputError
+from host.campaign import expand, load_spec
+from host.campaign.expand import SCENARIO_FILE
+from host.emulator import resolve_design
+from host.scenarios import library_names, load_scenario
+
+REPO = Path(__file__).resolve().parents[2]
+SMOKE = REPO / "examples" / "campaign-smoke.toml"
+ROBUSTNESS = REPO / "examples" / "campaign-robustness.toml"
+
+SHORT = """
+name = "short"
+seed = 1
+steps = ["Rest for 1 minute"]
+[initial]
+soc = 0.5
+"""
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def bundled(tmp_path: Path, plan: Any) -> Path:
+    """The run's bundle written to a folder, as a campaign writes it; its scenario path."""
+    folder = tmp_path / "runs" / plan.run_id
+    for name, text in {**plan.files, SCENARIO_FILE: plan.scenario_toml}.items():
+        write(folder, name, text)
+    return folder / SCENARIO_FILE
+
+
+def test_smoke_campaign_is_a_dozen_runs_across_two_axes() -> None:
+    spec = load_spec(SMOKE)
+    plans = expand(spec)
+    assert len(plans) == 12
+    assert spec.axis_names == ["seed", "sensor"]
+    combos = {(p.axes["seed"], p.axes["sensor"]) for p in plans}
+    assert len(combos) == 12
+    assert len({p.run_id for p in plans}) == 12
+    assert all(len(p.run_id) == 12 and int(p.run_id, 16) >= 0 for p in plans)
+
+
+def test_run_ids_are_stable_and_follow_the_inputs(tmp_path: Path) -> None:
+    scenario = write(tmp_path, "s.toml", SHORT)
+    spec = write(tmp_path, "c.toml", 'scenarios = ["s.toml"]\n[axes]\nseed = [1, 2]\n')
+    first = [p.run_id for p in expand(load_spec(spec))]
+    assert first == [p.run_id for p in expand(load_spec(spec))]
+    # The same combinations from a copy elsewhere: the same runs.
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    shutil.copy(scenario, other / "s.toml")
+    shutil.copy(spec, other / "c.toml")
+    assert [p.run_id for p in expand(load_spec(other / "c.toml"))] == first
+    # A changed scenario is a different run.
+    scenario.write_text(SHORT.replace("soc = 0.5", "soc = 0.6"))
+    changed = [p.run_id for p in expand(load_spec(spec))]
+    assert set(changed).isdisjoint(first)
+
+
+def test_axes_cross_and_variants_set_the_scenario(tmp_path: Path) -> None:
+    write(tmp_path, "a.toml", SHORT)
+    write(tmp_path, "b.toml", SHORT.replace('"short"', '"other"'))
+    spec = write(
+        tmp_path,
+        "c.toml",
+        """
+scenarios = ["a.toml", "b.toml"]
+[axes]
+seed = [4, 5, 6]
+mismatch.capacity_factor = [0.8, 1.0]
+[variants.start]
+exact = {}
+none = { initial = { state_file = false } }
+stale = { "initial.firmware_soc" = 0.9, "initial.firmware_branch" = "charge" }
+""",
+    )
+    plans = expand(load_spec(spec))
+    assert len(plans) == 2 * 3 * 2 * 3
+    plan = next(
+        p
+        for p in plans
+        if p.scenario == "b.toml"
+        and p.axes == {"seed": "5", "mismatch.capacity_factor": "0.8", "start": "stale"}
+    )
+    scenario = load_scenario(bundled(tmp_path, plan))
+    assert scenario.name == "other" and scenario.seed == 5 == plan.seed
+    assert scenario.mismatch.capacity_factor == 0.8
+    assert scenario.initial.firmware_soc == 0.9 and scenario.initial.firmware_branch == "charge"
+    assert scenario.initial.soc == 0.5  # the scenario's own keys stay
+    none = next(p for p in plans if p.axes["start"] == "none")
+    assert load_scenario(bundled(tmp_path, none)).initial.state_file is False
+
+
+def test_groups_are_a_union_with_the_shared_axes(tmp_path: Path) -> None:
+    write(tmp_path, "a.toml", SHORT)
+    write(tmp_path, "b.toml", SHORT.replace('"short"', '"other"'))
+    spec = write(
+        tmp_path,
+        "c.toml",
+        """
+[axes]
+seed = [1, 2]
+[[group]]
+name = "plain"
+scenarios = ["a.toml", "b.toml"]
+[[group]]
+name = "hot"
+scenarios = ["a.toml"]
+axes = { ambient_degC = [35.0, 45.0] }
+""",
+    )
+    plans = expand(load_spec(spec))
+    assert [p.group for p in plans].count("plain") == 4
+    hot = [p for p in plans if p.group == "hot"]
+    assert len(hot) == 4 and {p.axes["ambient_degC"] for p in hot} == {"35.0", "45.0"}
+
+
+def test_builtin_names_and_patterns(tmp_path: Path) -> None:
+    spec = write(tmp_path, "c.toml", 'scenarios = ["*"]\n')
+    assert [p.scenario for p in expand(load_spec(spec))] == library_names()
+    spec = write(tmp_path, "c.toml", 'scenarios = ["link-loss", "hot-*"]\n')
+    assert [p.scenario for p in expand(load_spec(spec))] == ["link-loss", "hot-soak"]
+
+
+def test_a_run_carries_the_files_its_scenario_reads(tmp_path: Path) -> None:
+    """Cell files (with the file they extend) and profiles travel with the run: its folder
+    is reproducible after the campaign's own files are gone."""
+    src = tmp_path / "src"
+    write(src, "cells/base.toml", 'extends = "sisn-lco-2ah"\n[limits]\nwindow_top_mAh_g = 1500.0\n')
+    write(src, "cells/derived.toml", 'extends = "base.toml"\n[cell]\nname = "derived"\n')
+    write(src, "profiles/p.csv", "time_s,current_A\n0,1.0\n30,0.0\n60,0.0\n")
+    scenario = SHORT.replace('"Rest for 1 minute"', '"Run ../profiles/p.csv"')
+    write(src, "scenarios/s.toml", 'cell = "../cells/derived.toml"\n' + scenario)
+    spec = write(src, "c.toml", 'scenarios = ["scenarios/s.toml"]\n')
+    (plan,) = expand(load_spec(spec))
+    assert sorted(plan.files) == ["files/base.toml", "files/derived.toml", "files/p.csv"]
+    path = bundled(tmp_path, plan)
+    shutil.rmtree(src)
+    scenario_obj = load_scenario(path)
+    design = resolve_design(scenario_obj)
+    assert design.name == "derived" and design.limits.window_top_mAh_g == 1500.0
+    run_step = scenario_obj.steps[0]
+    assert run_step.text == "Run files/p.csv"  # pyright: ignore[reportAttributeAccessIssue]
+
+
+def test_robustness_campaign_regenerates_issue_9s_matrix() -> None:
+    spec = load_spec(ROBUSTNESS)
+    plans = expand(spec)
+    scenarios = {p.scenario for p in plans}
+    assert {Path(s).name for s in scenarios} >= {
+        "full-cycles.toml",
+        "partial-cycles.toml",
+        "short-rests.toml",
+        "cold-charge.toml",
+        "pulses-near-empty.toml",
+        "aged-80.toml",
+        "pack-4s.toml",
+    }
+    axes = {name: {p.axes.get(name) for p in plans} for name in spec.axis_names}
+    assert axes["start"] == {"exact", "stale-high", "stale-low", "none"}
+    perturbations = axes["perturbation"]
+    assert len(perturbations) == 12 and "nominal" in perturbations  # 7 mismatch + 4 sensor
+    # Every scenario meets every start and every perturbation.
+    for scenario in scenarios:
+        mine = [p for p in plans if p.scenario == scenario and p.group == "default cells"]
+        if mine:
+            assert len(mine) == 4 * 12
+
+
+BAD_SPECS = [
+    ("", "scenarios", "missing"),
+    ('scenarios = ["s.toml"]\nworkers = 3\n', "workers", "unknown key"),
+    ('scenarios = ["no-such-builtin"]\n', "scenarios[0]", "no built-in scenario"),
+    ('scenarios = ["nope.toml"]\n', "scenarios[0]", "no such scenario file"),
+    ('scenarios = ["x/*.toml"]\n', "scenarios[0]", "no file matches"),
+    ('scenarios = ["s.toml", "./s.toml"]\n', "scenarios[1]", "already listed"),
+    ('scenarios = ["s.toml"]\ntimeout_s = 0\n', "timeout_s", "1..604800"),
+    ('scenarios = ["s.toml"]\n[axes]\nseed = 3\n', "axes.seed", "list of values"),
+    ('scenarios = ["s.toml"]\n[axes]\nseed = []\n', "axes.seed", "at least one"),
+    ('scenarios = ["s.toml"]\n[axes]\nseed = [1, 1]\n', "axes.seed[1]", "twice"),
+    ('scenarios = ["s.toml"]\n[variants.v]\na = 3\n', "variants.v.a", "table of settings"),
+    (
+        'scenarios = ["s.toml"]\n[axes]\nseed = [1]\n[variants.v]\na = { seed = 2 }\n',
+        "axes",
+        "both set 'seed'",
+    ),
+    (
+        'scenarios = ["s.toml"]\n[variants.v]\na = {}\nb = { seed = 1 }\n',
+        "axes",
+        "the same run as",
+    ),
+    (
+        'scenarios = ["s.toml"]\n[axes]\nmismatch.capacity_factor = [1.0, 5.0]\n',
+        "mismatch.capacity_factor",
+        "outside the plausible",
+    ),
+    ('scenarios = ["s.toml"]\n[axes]\nwarp = [1]\n', "warp", "unknown key"),
+    ('scenarios = ["s.toml"]\n[axes]\nmicropython = ["nope"]\n', "axes.micropython[0]", "no such"),
+    ('scenarios = ["s.toml"]\n[axes]\ncell = ["nope.toml"]\n', "cell", "nope.toml"),
+    ('scenarios = ["s.toml"]\n[[group]]\nscenarios = ["s.toml"]\n', "scenarios", "group"),
+    ("scenarios = [", "toml", ""),
+]
+
+
+@pytest.mark.parametrize(("text", "field", "reason"), BAD_SPECS)
+def test_bad_campaign_file_names_file_field_and_reason(
+    tmp_path: Path, text: str, field: str, reason: str
+) -> None:
+    write(tmp_path, "s.toml", SHORT)
+    spec = write(tmp_path, "bad.toml", text)
+    with pytest.raises(InputError) as info:
+        expand(load_spec(spec))
+    assert str(spec) in info.value.source
+    assert field in info.value.field
+    assert reason in info.value.reason
+
+
+def test_builtin_campaign_is_every_builtin_x_3_seeds_x_2_mismatch() -> None:
+    plans = expand(load_spec(REPO / "examples" / "campaign-builtin.toml"))
+    assert len(plans) == len(library_names()) * 3 * 2
+    drawn = [p for p in plans if p.axes["mismatch"] == "drawn" and p.scenario == "full-cycle"]
+    # Each seed draws its own cell from the ranges.
+    assert len({p.run_id for p in drawn}) == 3
