@@ -73,7 +73,10 @@ async def _run(scenario_path: Path, out: Path, payload: dict[str, Any]) -> dict[
     from host.scenarios import load_scenario
 
     scenario = load_scenario(scenario_path)
-    task = asyncio.ensure_future(run_scenario(scenario, out_dir=out, **payload["options"]))
+    # The log and plot are not kept (the reproduce command writes them): not written at all.
+    task = asyncio.ensure_future(
+        run_scenario(scenario, out_dir=out, write_files=False, **payload["options"])
+    )
     done, _ = await asyncio.wait({task}, timeout=payload["timeout_s"])
     if not done:
         # Cancelling unwinds the board session: the interpreter is killed, the pty closed.

@@ -10,7 +10,7 @@
     [axes]                               # each a list of values; every axis is crossed
     seed = [1, 2, 3]                     # with every other and with the scenarios
     mismatch.hysteresis_rate_factor = [0.5, 2.0]
-    micropython = ["/opt/mp/unix-32"]    # a run option, not a scenario key (see RUN_OPTIONS)
+    target = ["unix-64", "unix-32"]      # a run option, not a scenario key (see RUN_OPTIONS)
 
     [variants.start]                     # an axis whose values are named sets of settings:
     exact = {}                           # one factor (or several) at a time
@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from cellmodel.errors import InputError
+from host.micropython.resolve import RUN_TARGETS
 from host.scenarios import LIBRARY_DIR, library_names
 
 if sys.version_info >= (3, 11):
@@ -65,11 +66,20 @@ def _interpreter(value: Any, base_dir: Path) -> str:
     return str(path.resolve())
 
 
+def _target(value: Any, base_dir: Path) -> str:
+    """A virtual board's MicroPython target (host.micropython.resolve.RUN_TARGETS)."""
+    if value not in RUN_TARGETS:
+        raise ValueError(f"unknown target {value!r}; known: {', '.join(RUN_TARGETS)}")
+    return str(value)
+
+
 # Keys that are not scenario keys but options of the run (run_scenario's keyword
 # arguments, and `sisnbms emulate` flags in the reproduce command), each with its
-# check: the interpreter running the firmware. A `target` axis (unix-64, unix-32,
-# qemu) is one more entry here once run_scenario takes `target=`.
-RUN_OPTIONS: dict[str, Callable[[Any, Path], str]] = {"micropython": _interpreter}
+# check: the interpreter running the firmware, or the target it is built for.
+RUN_OPTIONS: dict[str, Callable[[Any, Path], str]] = {
+    "micropython": _interpreter,
+    "target": _target,
+}
 DEFAULT_TIMEOUT_S = 1800.0
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _TOP_KEYS = {"name", "description", "timeout_s", "scenarios", "axes", "variants", "group"}

@@ -178,12 +178,14 @@ async def run_scenario(
     bms_cell: str | None = None,
     target: str = UNIX64_TARGET,
     progress: bool = False,
+    write_files: bool = True,
 ) -> RunResult:
     """Run `scenario` in closed loop and write <name>.bdf.csv, <name>.summary.json, <name>.png.
 
     port=None: a fresh virtual board of `target` (unix-64, unix-32, qemu-cortex-m0) whose
     flash folder is out_dir/flash, provisioned for the BMS's design, with the scenario's
-    initial state file. port: a flashed board in link mode.
+    initial state file. port: a flashed board in link mode. write_files=False keeps the
+    log, plot and summary in the result only (a campaign keeps its own table).
     """
     out = Path(out_dir)
     designs = resolve_designs(scenario, cell, bms_cell)
@@ -205,5 +207,5 @@ async def run_scenario(
         )
         outcome = await loop.run()
         summary = build_summary(scenario, designs, outcome, board, realtime=realtime)
-    outputs = write_outputs(summary, outcome, designs.truth, out)
+    outputs = write_outputs(summary, outcome, designs.truth, out) if write_files else {}
     return RunResult(summary, outputs, bool(summary["passed"]), outcome)
