@@ -28,7 +28,7 @@ from cellmodel.errors import InputError
 from cellmodel.experiment import StepController
 from host.board_session import BOOT_TIMEOUT_S, BoardSession
 from host.emulator.expectations import ExpectationChecker
-from host.emulator.plant import Plant, PlantStep
+from host.emulator.plant import GuardTripped, Plant, PlantStep
 from host.emulator.recorder import Recorder
 from host.progress import Progress
 from host.protocol.client import BmsError
@@ -72,6 +72,7 @@ class LoopOutcome:
     hello: dict[str, Any] = field(default_factory=dict)
     final_state: dict[str, Any] = field(default_factory=dict)
     capacity_true_Ah: float = 0.0
+    guard_event: dict[str, Any] | None = None  # what the cell model refused, if it ended the run
 
 
 def frame_corrupter(fraction: float, seed: int) -> Callable[[bytes], bytes]:
@@ -82,7 +83,7 @@ def frame_corrupter(fraction: float, seed: int) -> Callable[[bytes], bytes]:
         if not data or rng.random() >= fraction:
             return data
         buf = bytearray(data)
-        pos = int(rng.integers(1, len(buf))) if len(buf) > 1 else 0
+        pos = int(rng.integers(0, len(buf)))  # the sync byte too: line noise hits any byte
         buf[pos] ^= 1 << int(rng.integers(0, 8))
         return bytes(buf)
 
@@ -98,7 +99,7 @@ def check_scenario(scenario: Scenario, design: CellDesign, *, can_cut_power: boo
         base_dir=scenario.base_dir,
         can_cut_power=can_cut_power,
     )
-    check_steps(scenario.steps, env, scenario.source)
+    check_steps(scenario.steps, env, scenario.source, scenario.step_fields)
 
 
 class ClosedLoop:
@@ -168,6 +169,10 @@ class ClosedLoop:
     def sensors(self) -> Sensors:
         return self.plant.sensors
 
+    @property
+    def ambient_degC(self) -> float:
+        return self.plant.ambient_degC
+
     def demand_A(self, ctrl: StepController, dt_s: float) -> float:
         return self.plant.demand_A(ctrl, dt_s)
 
@@ -210,6 +215,8 @@ class ClosedLoop:
             reply = None
             await self._pace()
         self._record(ps, reply, link_up)
+        if self.plant.guard_event is not None:  # after the firmware saw it, as a board would
+            raise GuardTripped(self.plant.guard_event)
         return ps
 
     async def drop_link(self, duration_s: float) -> None:
@@ -301,9 +308,10 @@ class ClosedLoop:
         if reply is not None:
             plant.set_gates(reply.chg_on, reply.dsg_on, reply.balance_bits)
         self._last_ps = ps
+        index = self._step_index
         self.recorder.sample(
             self._t_s,
-            self._step_index,
+            (index, self.scenario.cycle_of(index), plant.ambient_degC),
             ps,
             plant.gates,
             reply,
@@ -323,7 +331,7 @@ class ClosedLoop:
                 raise
             except ValueError as exc:  # a step that cannot act on this board (a missing probe)
                 raise InputError(
-                    self.scenario.source, f"steps[{index}]", f"{step.text!r}: {exc}"
+                    self.scenario.source, self.scenario.field_of(index), f"{step.text!r}: {exc}"
                 ) from None
             self.progress(index + 1)
         if self._link_down_until is not None and self._last_ps is not None:
@@ -332,6 +340,7 @@ class ClosedLoop:
     async def run(self) -> LoopOutcome:
         wall_start = time.monotonic()
         hello = await self._hello()
+        self.recorder.log.start_unix_s = time.time()
         self._plant = Plant.for_scenario(self.scenario, self.design, hello.n_temps)
         self._wall0, self._sim0 = time.monotonic(), self._t_s
         completed = True
@@ -341,11 +350,15 @@ class ClosedLoop:
             await self._run_steps()
         except _Stop:
             completed = False
+        except GuardTripped as exc:
+            completed = False
+            self.event(f"the cell model stopped the run: {exc.event.message}")
         rec = self.recorder
         rec.checker.finish(self._t_s)
         if self._progress is not None:
             self._progress.close()
         final = rec.last_reply
+        guard = self.plant.guard_event
         return LoopOutcome(
             log=rec.log,
             scorer=rec.scorer,
@@ -360,4 +373,5 @@ class ClosedLoop:
             hello=dataclasses.asdict(hello),
             final_state=final.as_dict() if final is not None else {},
             capacity_true_Ah=self.plant.true_capacity_Ah(),
+            guard_event=None if guard is None else guard.as_dict(),
         )

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from cellmodel.guards import GuardEvent
 from cellmodel.pack import PackModel, StepResult
 from host.sensors import Reading, Sensors
 
@@ -43,6 +44,14 @@ def bleed_currents(
     n = cell_v_V.size
     mask = np.array([(balance_bits >> i) & 1 for i in range(n)], dtype=float)
     return mask * cell_v_V / resistance_ohm
+
+
+class GuardTripped(Exception):
+    """The cells were asked to do what the model refuses (host ends the run with it)."""
+
+    def __init__(self, event: GuardEvent) -> None:
+        super().__init__(event.message)
+        self.event = event
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,7 @@ class Plant:
         self.bleed_resistance_ohm = bleed_resistance_ohm
         # Until the firmware has answered, its switches are open (as after power-up).
         self.gates = Gates()
+        self.guard_event: GuardEvent | None = None
 
     @classmethod
     def for_scenario(cls, scenario: Scenario, design: CellDesign, n_temps: int) -> Plant:
@@ -104,6 +114,10 @@ class Plant:
         """The firmware's latest decision: it gates the next step."""
         self.gates = Gates(chg_on, dsg_on, balance_bits)
 
+    @property
+    def ambient_degC(self) -> float:
+        return self._model.ambient_degC
+
     def set_ambient(self, degC: float) -> None:
         self._model.set_ambient(degC)
 
@@ -118,10 +132,17 @@ class Plant:
         return PlantStep(0.0, 0.0, truth, reading, self.gates, 0.0)
 
     def step(self, demand_A: float, dt_s: float) -> PlantStep:
+        """One period. A current the cells must not take (cellmodel.guards) raises GuardTripped
+        before it flows; a state they must not be in is noted in `guard_event` after it."""
         g = self.gates
         applied = gate_current(demand_A, g.chg_on, g.dsg_on)
         bleed = bleed_currents(self._model.v_V, g.balance_bits, self.bleed_resistance_ohm)
+        event = self._model.current_event(applied, bleed)
+        if event is not None:
+            self.guard_event = event
+            raise GuardTripped(event)
         truth = self._model.step(applied, dt_s, bleed)
+        self.guard_event = self._model.state_event()
         # The current sensor sits in series: it sees the series current, not the bleed.
         reading = self.sensors.read(truth.v_V, applied, truth.temp_degC)
         return PlantStep(demand_A, applied, truth, reading, g, dt_s)

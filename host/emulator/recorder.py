@@ -18,7 +18,7 @@ from host.emulator.expectations import ExpectationChecker
 from host.emulator.plant import Gates, PlantStep
 from host.estimate_scoring import Availability, EstimateQuality, SampleTruth
 from host.protocol.codec import State
-from host.report.log import LogRow, RunLog
+from host.report.log import RunLog
 from host.scenarios.steps import Expectation, Observation
 from host.scoring import CellLimits, Scorer, soc_error_pct
 
@@ -56,7 +56,7 @@ class Recorder:
     def sample(
         self,
         t_s: float,
-        step_index: int,
+        place: tuple[int, int, float],
         ps: PlantStep,
         gates: Gates,
         reply: State | None,
@@ -64,7 +64,8 @@ class Recorder:
         link_up: bool,
         capacity_true_Ah: float,
     ) -> None:
-        """One sample: ps the plant's, gates after the reply, reply None when none came."""
+        """One sample: place (step index, cycle, ambient degC), ps the plant's, gates after
+        the reply, reply None when none came."""
         if reply is not None:
             self.last_reply = reply
         last = self.last_reply
@@ -90,7 +91,7 @@ class Recorder:
             )
             if reply is not None:
                 self._observe(t_s, reply, ps, capacity_true_Ah)
-        self.log.add(self._row(t_s, step_index, ps, gates, last, link_up and reply is not None))
+        self._log(t_s, place, ps, gates, last, link_up and reply is not None)
 
     def _observe(self, t_s: float, reply: State, ps: PlantStep, capacity_true_Ah: float) -> None:
         cap_err = None
@@ -110,35 +111,47 @@ class Recorder:
         self.last_obs = obs
         self.checker.observe(obs)
 
-    @staticmethod
-    def _row(
-        t_s: float, step: int, ps: PlantStep, gates: Gates, st: State | None, link_ok: bool
-    ) -> LogRow:
+    def _log(
+        self,
+        t_s: float,
+        place: tuple[int, int, float],
+        ps: PlantStep,
+        gates: Gates,
+        st: State | None,
+        link_ok: bool,
+    ) -> None:
+        """One row of the log, in host.report.log.COLUMNS order. place: (step, cycle, ambient)."""
         truth = ps.truth
-        return LogRow(
-            t_s=t_s,
-            step=step,
-            demand_A=ps.demand_A,
-            current_A=ps.applied_A,
-            pack_v_V=truth.pack_v_V,
-            cell_v_V=truth.v_V.copy(),
-            soc_true=float(np.mean(truth.soc)),
-            soc_min_true=float(np.min(truth.soc)),
-            temp_max_degC=float(np.max(truth.temp_degC)),
-            anode_util_max_mAh_g=float(np.max(truth.anode_util_mAh_g)),
-            anode_potential_min_V=float(np.min(truth.anode_potential_V)),
-            h_mean=float(np.mean(truth.h)),
-            meas_current_mA=ps.reading.current_mA,
-            fw_soc_pct=st.soc_pct if st else float("nan"),
-            fw_soc_unc_pct=st.soc_unc_pct if st else float("nan"),
-            fw_capacity_mAh=st.capacity_mAh if st else 0,
-            fw_anode_util_mAh_g=st.anode_util_mAh_g if st else float("nan"),
-            fw_current_mA=st.current_mA if st else 0,
-            chg_on=gates.chg_on,
-            dsg_on=gates.dsg_on,
-            faults=st.fault_bits if st else 0,
-            latched=st.latched_bits if st else 0,
-            warnings=st.warning_bits if st else 0,
-            balance=gates.balance_bits,
-            link_ok=link_ok,
+        nan = float("nan")
+        step, cycle, ambient_degC = place
+        self.log.append(
+            (
+                t_s,
+                step,
+                ps.demand_A,
+                ps.applied_A,
+                truth.pack_v_V,
+                float(np.mean(truth.soc)),
+                float(np.min(truth.soc)),
+                float(np.max(truth.temp_degC)),
+                float(np.max(truth.anode_util_mAh_g)),
+                float(np.min(truth.anode_potential_V)),
+                float(np.mean(truth.h)),
+                ps.reading.current_mA,
+                st.soc_pct if st else nan,
+                st.soc_unc_pct if st else nan,
+                st.capacity_mAh if st else 0,
+                st.anode_util_mAh_g if st else nan,
+                st.current_mA if st else 0,
+                gates.chg_on,
+                gates.dsg_on,
+                st.fault_bits if st else 0,
+                st.latched_bits if st else 0,
+                st.warning_bits if st else 0,
+                gates.balance_bits,
+                link_ok,
+                cycle,
+                ambient_degC,
+            ),
+            truth.v_V,
         )

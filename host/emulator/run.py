@@ -120,6 +120,7 @@ def build_summary(
         "port": board.port,
         "passed": passed,
         "completed": outcome.completed,
+        "guard_event": outcome.guard_event,
         **score,
         **outcome.beliefs,
         "capacity_learned_count": outcome.final_state.get("cap_learn_count"),

@@ -60,32 +60,27 @@ def bdf_columns(n_cells: int, *, unix_time: bool = False, ambient: bool = False)
     return cols + _TRUE + _BMS
 
 
-def _column(log: RunLog, name: str, default: float | None = None) -> np.ndarray:
-    """A LogRow field over the rows; `default` where the row has no such field."""
-    return np.array([float(getattr(r, name, default)) for r in log.rows])  # type: ignore[arg-type]
-
-
 def write_bdf_log(log: RunLog, path: Path) -> Path:
     """Write one row per sample; returns the path.
 
-    Optional run-log fields, used when present: RunLog.start_unix_s (Unix Time of
-    t = 0), LogRow.cycle (cycle number from 1; else 1) and LogRow.ambient_degC.
+    Unix Time comes from RunLog.start_unix_s (the wall-clock time of t = 0) when known,
+    Ambient Temperature from the log's ambient column when every sample has one.
     """
-    rows = log.rows
-    start_unix: Any = getattr(log, "start_unix_s", None)
-    has_ambient = bool(rows) and all(getattr(r, "ambient_degC", None) is not None for r in rows)
+    start_unix = log.start_unix_s
+    ambient = log.column("ambient_degC")
+    has_ambient = bool(len(log)) and bool(np.all(np.isfinite(ambient)))
     t = log.column("t_s")
     true_soc = log.column("soc_true") * 100.0
     fw_soc = log.column("fw_soc_pct")
     cols: dict[str, Any] = {bdf.TIME: t}
     if start_unix is not None:
         cols[bdf.UNIX_TIME] = float(start_unix) + t
-    cols[bdf.CYCLE] = _column(log, "cycle", 1)
+    cols[bdf.CYCLE] = log.column("cycle")
     cols[bdf.STEP] = log.column("step") + 1.0
     cols[bdf.VOLTAGE] = log.column("pack_v_V")
     cols[bdf.CURRENT] = bdf.to_bdf_current(log.column("current_A"))
     if has_ambient:
-        cols[bdf.AMBIENT] = _column(log, "ambient_degC")
+        cols[bdf.AMBIENT] = ambient
     cols[bdf.SURFACE_T1] = log.column("temp_max_degC")
     cols["Demanded Current / A"] = bdf.to_bdf_current(log.column("demand_A"))
     cells = log.cell_voltages()

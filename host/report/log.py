@@ -1,11 +1,16 @@
 """The per-sample record of a closed-loop run: true cell state and firmware state side by side.
 
-Current is positive on discharge in every column.
+Columnar and preallocated: a run appends one row of numbers per sample into arrays
+that grow by doubling, so logging costs a few array stores per sample and the report
+writers read whole columns. Every value is a float64 (the integers here, fault bits
+and counts, stay below 2**53 and are exact). Current is positive on discharge in every
+column.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 
 import numpy as np
 from numpy.typing import NDArray
@@ -13,6 +18,8 @@ from numpy.typing import NDArray
 
 @dataclass
 class LogRow:
+    """One sample as a record (for tests and readers that want one; the log stores columns)."""
+
     t_s: float
     step: int
     demand_A: float  # what the scenario asked for (positive discharge)
@@ -38,23 +45,64 @@ class LogRow:
     warnings: int
     balance: int
     link_ok: bool
+    cycle: int = 1  # cycle number from 1 (a scenario's {steps, repeat} tables)
+    ambient_degC: float = float("nan")
 
 
-@dataclass
+# The scalar columns, in LogRow's order (cell voltages are kept apart, one per cell).
+COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LogRow) if f.name != "cell_v_V")
+_INDEX = {name: k for k, name in enumerate(COLUMNS)}
+
+
 class RunLog:
-    n_cells: int
-    rows: list[LogRow] = field(default_factory=list)
+    def __init__(self, n_cells: int, capacity: int = 4096) -> None:
+        self.n_cells = n_cells
+        self.start_unix_s: float | None = None  # wall-clock time of t = 0, when known
+        self._data = np.empty((capacity, len(COLUMNS)))
+        self._cells = np.empty((capacity, n_cells))
+        self._n = 0
+
+    def append(self, values: Sequence[float], cell_v_V: NDArray[np.float64]) -> None:
+        """One sample: `values` in COLUMNS order, and the cell voltages."""
+        n = self._n
+        if n == self._data.shape[0]:
+            self._grow()
+        self._data[n] = values
+        self._cells[n] = cell_v_V
+        self._n = n + 1
 
     def add(self, row: LogRow) -> None:
-        self.rows.append(row)
+        self.append([float(getattr(row, name)) for name in COLUMNS], row.cell_v_V)
+
+    def _grow(self) -> None:
+        self._data = np.concatenate([self._data, np.empty_like(self._data)])
+        self._cells = np.concatenate([self._cells, np.empty_like(self._cells)])
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return self._n
 
     def column(self, name: str) -> NDArray[np.float64]:
-        return np.array([float(getattr(r, name)) for r in self.rows])
+        """One column over the run (a view: do not modify)."""
+        return self._data[: self._n, _INDEX[name]]
+
+    def bits(self, name: str) -> NDArray[np.int64]:
+        """A column of bit fields (faults, latched, warnings, balance) as integers."""
+        return self.column(name).astype(np.int64)
 
     def cell_voltages(self) -> NDArray[np.float64]:
-        if not self.rows:
-            return np.zeros((0, self.n_cells))
-        return np.vstack([r.cell_v_V for r in self.rows])
+        return self._cells[: self._n]
+
+    @property
+    def rows(self) -> list[LogRow]:
+        """The samples as records (built on demand)."""
+        ints = {f.name for f in fields(LogRow) if f.type in ("int", "bool")}
+        out = []
+        for k in range(self._n):
+            values = {
+                name: (int(v) if name in ints else float(v))
+                for name, v in zip(COLUMNS, self._data[k], strict=True)
+            }
+            for name in ("chg_on", "dsg_on", "link_ok"):
+                values[name] = bool(values[name])
+            out.append(LogRow(cell_v_V=self._cells[k].copy(), **values))  # type: ignore[arg-type]
+        return out

@@ -111,14 +111,14 @@ def _states(ax: Any, t: np.ndarray, log: RunLog, fault_names: dict[int, str]) ->
     ax.step(t, log.column("dsg_on") * 0.8 + 1, where="post", color="C1", lw=1.2)
     ax.step(t, log.column("link_ok") * 0.8, where="post", color="0.4", lw=1.2)
     labels = ["link", "DSG", "CHG"]
-    faults = np.array([r.faults for r in log.rows], dtype=np.int64)
+    faults = log.bits("faults")
     seen = [b for b in sorted(fault_names) if t.size and np.any(faults & (1 << b))]
     for k, bit in enumerate(seen):
         on = (faults >> bit) & 1
         ax.fill_between(t, 3 + k, 3 + k + 0.8 * on, step="post", color="C3", alpha=0.7, lw=0)
         labels.append(fault_names[bit])
     # one row per cell the firmware bled, so balancing is visible at a glance too
-    balance = np.array([r.balance for r in log.rows], dtype=np.int64)
+    balance = log.bits("balance")
     bled = [c for c in range(log.n_cells) if t.size and np.any(balance & (1 << c))]
     for c in bled:
         row = len(labels)

@@ -52,6 +52,8 @@ else:  # pragma: no cover
     import tomli as tomllib  # pyright: ignore[reportMissingImports]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# A scenario is a test, not a life's work: bounds the steps a repeated cycle expands into.
+MAX_SCENARIO_STEPS = 100_000
 LIBRARY_DIR = Path(__file__).resolve().parent / "library"
 DEFAULT_SCENARIO = "full-cycle"
 
@@ -105,7 +107,18 @@ class Scenario:
     initial: InitialState = field(default_factory=InitialState)
     sensors: SensorSpec = field(default_factory=SensorSpec)
     steps: tuple[ScenarioStep, ...] = ()
+    # Where each step came from in the file (a repeated table's steps share one), and its
+    # cycle number from 1 (a new one for each repetition of a {steps, repeat} table).
+    step_fields: tuple[str, ...] = ()
+    step_cycles: tuple[int, ...] = ()
     base_dir: Path = field(default_factory=Path.cwd)
+
+    def field_of(self, index: int) -> str:
+        """The file's field of step `index` (after repeats are expanded)."""
+        return self.step_fields[index] if index < len(self.step_fields) else f"steps[{index}]"
+
+    def cycle_of(self, index: int) -> int:
+        return self.step_cycles[index] if index < len(self.step_cycles) else 1
 
 
 def _number(
@@ -206,9 +219,8 @@ def parse_scenario(data: dict[str, Any], source: str, base_dir: Path | None = No
     raw_steps = data.get("steps")
     if not isinstance(raw_steps, list) or not raw_steps:
         raise InputError(source, "steps", "must be a non-empty list of step texts")
-    steps = tuple(
-        parse_scenario_step(text, source, f"steps[{i}]") for i, text in enumerate(raw_steps)
-    )
+    expanded = expand_steps(raw_steps, source)
+    steps = tuple(parse_scenario_step(text, source, field) for field, _, text in expanded)
     if not any(isinstance(s, DriveStep) for s in steps):
         raise InputError(
             source, "steps", "needs at least one experiment step (Charge/Discharge/Rest...)"
@@ -230,8 +242,46 @@ def parse_scenario(data: dict[str, Any], source: str, base_dir: Path | None = No
         initial=_initial(data.get("initial"), source),
         sensors=sensors,
         steps=steps,
+        step_fields=tuple(field for field, _, _ in expanded),
+        step_cycles=tuple(cycle for _, cycle, _ in expanded),
         base_dir=base_dir or Path.cwd(),
     )
+
+
+def expand_steps(raw: list[Any], source: str) -> list[tuple[str, int, Any]]:
+    """(field, cycle, text) for every step: a text is one step of the current cycle; a table
+    {steps = [...], repeat = N} is N cycles of its steps (PyBaMM's `[(...)] * N`)."""
+    out: list[tuple[str, int, Any]] = []
+    cycle, fresh = 1, True  # fresh: the current cycle has no step yet
+    for i, entry in enumerate(raw):
+        where = f"steps[{i}]"
+        if not isinstance(entry, dict):
+            out.append((where, cycle, entry))
+            fresh = False
+            continue
+        texts, repeat = _cycle_table(entry, source, where)
+        if len(out) + repeat * len(texts) > MAX_SCENARIO_STEPS:
+            raise InputError(
+                source, where, f"more than {MAX_SCENARIO_STEPS:,} steps after repeating"
+            )
+        for _ in range(repeat):
+            if not fresh:
+                cycle += 1
+            out += [(f"{where}.steps[{k}]", cycle, text) for k, text in enumerate(texts)]
+            fresh = False
+        cycle, fresh = cycle + 1, True  # what follows a repeated table is a cycle of its own
+    return out
+
+
+def _cycle_table(entry: dict[str, Any], source: str, where: str) -> tuple[list[Any], int]:
+    unknown = set(entry) - {"steps", "repeat"}
+    texts = entry.get("steps")
+    if unknown or not isinstance(texts, list) or not texts:
+        raise InputError(source, where, "a cycle is a table {steps = [...], repeat = N}")
+    repeat = entry.get("repeat", 1)
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= 10_000:
+        raise InputError(source, f"{where}.repeat", f"must be an integer 1..10000, got {repeat!r}")
+    return texts, repeat
 
 
 def library_names() -> list[str]:

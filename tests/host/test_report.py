@@ -18,9 +18,10 @@ from host.report.log import LogRow, RunLog
 from host.report.plot import write_plot
 
 
-def make_log(n_cells: int = 2, n: int = 50) -> RunLog:
+def make_log(n_cells: int = 2, n: int = 50, **extra: object) -> RunLog:
     log = RunLog(n_cells)
     for k in range(n):
+        more = {key: value(k) if callable(value) else value for key, value in extra.items()}
         log.add(
             LogRow(
                 t_s=2.0 * k,
@@ -48,6 +49,7 @@ def make_log(n_cells: int = 2, n: int = 50) -> RunLog:
                 warnings=0,
                 balance=0,
                 link_ok=True,
+                **more,  # type: ignore[arg-type]
             )
         )
     return log
@@ -87,11 +89,8 @@ def test_bdf_log_has_the_spec_columns_then_true_and_bms(tmp_path: Path) -> None:
 
 
 def test_bdf_log_takes_unix_time_cycle_and_ambient_when_the_log_has_them(tmp_path: Path) -> None:
-    log = make_log(n_cells=1, n=4)
-    log.start_unix_s = 1.7e9  # type: ignore[attr-defined]
-    for k, row in enumerate(log.rows):
-        row.cycle = 1 + k // 2  # type: ignore[attr-defined]
-        row.ambient_degC = 40.0  # type: ignore[attr-defined]
+    log = make_log(n_cells=1, n=4, cycle=lambda k: 1 + k // 2, ambient_degC=40.0)
+    log.start_unix_s = 1.7e9
     path = write_bdf_log(log, tmp_path / "run.bdf.csv")
     cols = bdf.read_bdf(path)
     assert list(cols)[:3] == ["Test Time / s", "Unix Time / s", "Cycle Count / 1"]

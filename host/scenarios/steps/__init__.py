@@ -117,13 +117,17 @@ def parse_scenario_step(text: object, source: str, field: str) -> ScenarioStep:
     return step or DriveStep.parse_text(text, source, field)
 
 
-def check_steps(steps: tuple[ScenarioStep, ...], env: CheckEnv, source: str) -> None:
-    """Every step's own check against where it will run; InputError names the step."""
+def check_steps(
+    steps: tuple[ScenarioStep, ...], env: CheckEnv, source: str, fields: tuple[str, ...] = ()
+) -> None:
+    """Every step's own check against where it will run; InputError names the step (its
+    field in the file, `fields[i]`, when given)."""
     for i, step in enumerate(steps):
         try:
             step.check(env)
         except ValueError as exc:  # InputError included: a profile names its own file
-            raise InputError(source, f"steps[{i}]", f"{step.text!r}: {exc}") from None
+            field = fields[i] if i < len(fields) else f"steps[{i}]"
+            raise InputError(source, field, f"{step.text!r}: {exc}") from None
 
 
 __all__ = [

@@ -98,6 +98,17 @@ class DriveStep(ScenarioStep):
 
     async def run(self, loop: StepLoop, index: int) -> None:
         run = self.start(loop.capacity_Ah, loop.sample_period_s, loop.base_dir)
+        ambient = run.ctrl.ambient_degC  # "... at 25oC": this step's ambient only
+        before = loop.ambient_degC
+        if ambient is not None:
+            loop.set_ambient(ambient)
+        try:
+            await self._drive(loop, run, index)
+        finally:
+            if ambient is not None:
+                loop.set_ambient(before)
+
+    async def _drive(self, loop: StepLoop, run: DriveRun, index: int) -> None:
         while not run.done:
             loop.check_time()
             dt = run.next_dt_s()
