@@ -66,7 +66,7 @@ DEFAULTS = {
     "uv_ir_mohm": 0,  # UV compensated by current x this resistance (0: off)
     "v_abuse_max_mV": 4250,
     "v_abuse_min_mV": 2500,
-    "abuse_delay_ms": 0,
+    "abuse_delay_ms": 0,  # abuse latches on a 2nd plausible sample in a row, >= this after the 1st
     "oc_chg_mA": 2500,
     "oc_chg_delay_ms": 2000,
     "oc_dsg_mA": 5000,
