@@ -32,6 +32,7 @@ except ImportError:
 
 
 _CAP_MS = const(0x3FFFFFFF)
+_CONFIRMED_MS = const(1 << 24)  # a trip timer past every delay limit (600,000 ms); + dt < 2**30
 _MAX_CELLS = const(16)
 # Fault bits as in faults.py, folded at compile time (tests/firmware/test_fault_consts.py
 # checks the copies): a module attribute per bit would cost heap on the chip.
@@ -76,7 +77,7 @@ class Protection:
         self.pending |= cleared
         for i in range(_N_FAULTS):
             if cleared & (1 << i):
-                self.t_trip[i] = _CAP_MS
+                self.t_trip[i] = _CONFIRMED_MS
         return cleared
 
     def _deb(self, i, bit, trip, release, delay, rel_delay, dt):
