@@ -1,0 +1,102 @@
+"""Scripts of bytes on the serial line, replayed into the firmware's own loop under MicroPython.
+
+A `LineScript` is a list of bursts (the silence before each, its bytes, and the
+reply it must draw, if any), written to a file that tests/firmware/mpylib/
+linerig.py replays through main.serve() on a virtual clock. `run_script`
+returns what the firmware did: whether it was still serving when the script
+ended, the replies met and missed, switch decisions against the fault rules,
+whether the configuration changed. Frames are built with the host's codec
+(host/protocol/codec.py), which the shared vectors keep equal to the firmware's.
+
+Current is positive on discharge.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from host.protocol.codec import FrameType, encode_frame, encode_sample
+from tests.firmware.bms_harness import run_rig
+from tests.firmware.pty_board import UNIX_BOARD
+
+CELLS = [3700, 3701, 3699, 3702]
+CONFIG = {"n_cells": 4, "n_temps": 1}
+PAUSE_MS = 150  # past the 100 ms that drops a stalled partial frame and arms a break
+
+
+@dataclass
+class LineScript:
+    data: bytearray = field(default_factory=bytearray)
+    bursts: int = 0
+    expected: int = 0
+    seq: int = 0  # the last seq handed out by next_seq()
+
+    def burst(self, data: bytes, gap_ms: int = 0, expect: tuple[int, int] | None = None) -> None:
+        """`data` arrives gap_ms after the previous burst; `expect` = (reply type, seq)."""
+        rtype, rseq = expect if expect else (0, 0)
+        self.data += struct.pack("<IBBHH", gap_ms, 1 if expect else 0, rtype, rseq, len(data))
+        self.data += data
+        self.bursts += 1
+        self.expected += 1 if expect else 0
+
+    def next_seq(self) -> int:
+        """Sequence numbers for frames that must be accepted: 1, 2, ... 65535, 1, ..."""
+        self.seq = self.seq % 65535 + 1
+        return self.seq
+
+    def probe(self, t_ms: int | None = None) -> None:
+        """After a pause: HELLO (any seq is taken) and, with t_ms, a good SAMPLE; both
+        must be answered, so the firmware is alive and back in step."""
+        s = self.next_seq()
+        self.burst(encode_frame(FrameType.HELLO, s), PAUSE_MS, (FrameType.HELLO_REPLY, s))
+        if t_ms is not None:
+            s = self.next_seq()
+            frame = encode_frame(FrameType.SAMPLE, s, encode_sample(t_ms, CELLS, 500, [250]))
+            self.burst(frame, 0, (FrameType.STATE, s))
+
+
+DRIVER = """
+import json
+from linerig import boot, run, replay
+app, sw, board = boot()
+conf = app.config_payload()
+action, line = run(app, sw, board, lambda line: replay("line_script.bin", line))
+b = app.bms
+print(json.dumps({
+    "action": action, "done": line.done, "bytes": line.total, "replies": line.replies,
+    "met": line.met, "missed": line.missed[:5], "n_missed": len(line.missed),
+    "violations": sw.violations, "applies": sw.applies, "closed": sw.closed,
+    "chg": sw.chg, "dsg": sw.dsg, "samples": b.samples, "faults": b.faults,
+    "latched": b.latched, "saves": b.saves, "config_same": app.config_payload() == conf,
+    "errors": line.types[0xFF], "virtual_ms": line.now,
+}))
+"""
+
+
+def provision_line_board(folder: Path, config: dict[str, Any] | None = None) -> None:
+    """board.json and bms_config.json in `folder`, as main.setup() reads them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "board.json").write_text(json.dumps(UNIX_BOARD))
+    (folder / "bms_config.json").write_text(json.dumps(config or CONFIG))
+
+
+def run_script(
+    folder: Path, script: LineScript, timeout_s: float = 600.0, config: dict | None = None
+) -> dict[str, Any]:
+    """Replay `script` into main.serve() under MicroPython in `folder`; the firmware's record."""
+    provision_line_board(folder, config)
+    (folder / "line_script.bin").write_bytes(script.data)
+    out = run_rig(DRIVER, folder, timeout_s=timeout_s)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def assert_served_throughout(rec: dict[str, Any], script: LineScript) -> None:
+    """The firmware served to the end, answered every reply it owed, broke no switch rule."""
+    assert rec["done"], f"main.serve() returned {rec['action']} before the script ended: {rec}"
+    assert rec["n_missed"] == 0 and rec["met"] == script.expected, rec
+    assert rec["violations"] == 0, rec
+    assert rec["config_same"], rec
