@@ -255,13 +255,14 @@ def validate(d):
 def read(path):
     """Read and validate the configuration file; return (dict or None, flags, error). Never raises.
 
-    The dict is the file merged over the defaults. No file: None, flag bit3.
+    The dict is the file merged over the defaults. No file (nor a .tmp left by a save cut
+    between remove and rename, see config.write_json_atomic): None, flag bit3.
     Unreadable or rejected: None, flag bit4 and why.
     """
-    try:
-        with open(path) as f:
-            text = f.read()
-    except OSError:
+    from bms.config import read_text
+
+    text = read_text(path)
+    if text is None:
         return None, 8, None
     try:
         d = json.loads(text)
