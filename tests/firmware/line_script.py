@@ -14,6 +14,7 @@ Current is positive on discharge.
 from __future__ import annotations
 
 import json
+import random
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,16 @@ from tests.firmware.pty_board import UNIX_BOARD
 CELLS = [3700, 3701, 3699, 3702]
 CONFIG = {"n_cells": 4, "n_temps": 1}
 PAUSE_MS = 150  # past the 100 ms that drops a stalled partial frame and arms a break
+HOST_TYPES = (
+    FrameType.HELLO,
+    FrameType.GET_STATE,
+    FrameType.CONFIG_READ,
+    FrameType.CLEAR_FAULTS,
+    FrameType.ENTER_REPL,
+    FrameType.RESET,
+    FrameType.FAULT_LOG,
+    FrameType.SAVE,
+)
 
 
 @dataclass
@@ -48,11 +59,15 @@ class LineScript:
         self.seq = self.seq % 65535 + 1
         return self.seq
 
-    def probe(self, t_ms: int | None = None) -> None:
-        """After a pause: HELLO (any seq is taken) and, with t_ms, a good SAMPLE; both
-        must be answered, so the firmware is alive and back in step."""
+    def probe(self, t_ms: int | None = None, clear: bool = False) -> None:
+        """After a pause: HELLO (any seq is taken), CLEAR_FAULTS if `clear` and, with t_ms,
+        a good SAMPLE; each must be answered, so the firmware is alive and back in step."""
         s = self.next_seq()
         self.burst(encode_frame(FrameType.HELLO, s), PAUSE_MS, (FrameType.HELLO_REPLY, s))
+        if clear:
+            s = self.next_seq()
+            frame = encode_frame(FrameType.CLEAR_FAULTS, s)
+            self.burst(frame, 0, (FrameType.CLEAR_FAULTS_REPLY, s))
         if t_ms is not None:
             s = self.next_seq()
             frame = encode_frame(FrameType.SAMPLE, s, encode_sample(t_ms, CELLS, 500, [250]))
@@ -100,3 +115,30 @@ def assert_served_throughout(rec: dict[str, Any], script: LineScript) -> None:
     assert rec["n_missed"] == 0 and rec["met"] == script.expected, rec
     assert rec["violations"] == 0, rec
     assert rec["config_same"], rec
+
+
+def noise_burst(rng: random.Random, gap_ms: int) -> bytes:
+    """Random bytes, with the break's bytes and frame pieces salted in.
+
+    A burst after a pause long enough to arm a break (over 100 ms) never begins with CR
+    then 0x03, nor is a lone CR: with what follows, that may be mpremote's break itself
+    (CR, 0x03, then CR or 0x03 as the first bytes after the pause), which random bursts
+    form once in 2**23."""
+    kind = rng.randrange(4)
+    n = rng.randrange(1, 200)
+    data = bytearray(rng.randbytes(n))
+    if kind == 1:  # the break's bytes somewhere inside
+        pos = rng.randrange(len(data) + 1)
+        data[pos:pos] = rng.choice([b"\r\x03\r\x01", b"\r\x03\x03", b"\x03", b"\r\x03"])
+    elif kind == 2:  # a frame with its sync byte damaged and 0x03 in it
+        p = bytearray(encode_sample(rng.randrange(1 << 32), CELLS, 1000, [250]))
+        p[rng.randrange(len(p))] = 0x03
+        f = bytearray(encode_frame(FrameType.SAMPLE, rng.randrange(65536), bytes(p)))
+        f[0] ^= 1 << rng.randrange(8)
+        data = f + data if rng.randrange(2) else data + f
+    elif kind == 3:  # a piece of a frame, sync byte and all
+        f = encode_frame(rng.choice(HOST_TYPES), rng.randrange(65536), bytes(data[:20]))
+        data = bytearray(f[: rng.randrange(1, len(f) + 1)])
+    if gap_ms > 100 and data[0] == 0x0D and (len(data) == 1 or data[1] == 0x03):
+        data[0] ^= 0x40  # a break could begin here, finished by the next burst or not
+    return bytes(data)

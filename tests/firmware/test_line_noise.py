@@ -31,25 +31,17 @@ from host.protocol.codec import (
 )
 from tests.firmware.line_script import (
     CELLS,
+    HOST_TYPES,
     PAUSE_MS,
     LineScript,
     assert_served_throughout,
+    noise_burst,
     run_script,
 )
 from tests.firmware.pty_board import FirmwareOnPty, provision
 
 LONG = os.environ.get("SISNBMS_LONG") == "1"
 OVER = [4300, 4300, 4300, 4300]  # abuse level: a damaged SAMPLE taken for good would latch
-HOST_TYPES = (
-    FrameType.HELLO,
-    FrameType.GET_STATE,
-    FrameType.CONFIG_READ,
-    FrameType.CLEAR_FAULTS,
-    FrameType.ENTER_REPL,
-    FrameType.RESET,
-    FrameType.FAULT_LOG,
-    FrameType.SAVE,
-)
 
 
 def _seq_with_crc_byte(ftype: int, payload: bytes, index: int) -> int:
@@ -165,30 +157,6 @@ def test_every_single_bit_error_in_host_frames_leaves_the_firmware_serving(
     assert cases >= 10000 and sync_cases >= 2 * 8 * len(frames)
 
 
-def _noise_burst(rng: random.Random, gap_ms: int) -> bytes:
-    """Random bytes, with the break's bytes and frame pieces salted in. A burst after a
-    pause long enough to arm a break never begins with a whole break (CR, ETX, then CR or
-    ETX): that would be mpremote's sequence itself, 1 in 2**23 random bursts."""
-    kind = rng.randrange(4)
-    n = rng.randrange(1, 200)
-    data = bytearray(rng.randbytes(n))
-    if kind == 1:  # the break's bytes somewhere inside
-        pos = rng.randrange(len(data) + 1)
-        data[pos:pos] = rng.choice([b"\r\x03\r\x01", b"\r\x03\x03", b"\x03", b"\r\x03"])
-    elif kind == 2:  # a frame with its sync byte damaged and 0x03 in it
-        p = bytearray(encode_sample(rng.randrange(1 << 32), CELLS, 1000, [250]))
-        p[rng.randrange(len(p))] = 0x03
-        f = bytearray(encode_frame(FrameType.SAMPLE, rng.randrange(65536), bytes(p)))
-        f[0] ^= 1 << rng.randrange(8)
-        data = f + data if rng.randrange(2) else data + f
-    elif kind == 3:  # a piece of a frame, sync byte and all
-        f = encode_frame(rng.choice(HOST_TYPES), rng.randrange(65536), bytes(data[:20]))
-        data = bytearray(f[: rng.randrange(1, len(f) + 1)])
-    if gap_ms > 100 and len(data) >= 3 and data[:2] == b"\r\x03" and data[2] in (0x0D, 0x03):
-        data[0] ^= 0x40
-    return bytes(data)
-
-
 def test_a_long_random_noise_stream_never_ends_the_firmware(tmp_path: Path) -> None:
     """Seeded noise in bursts after every kind of silence (none, short, long enough to arm a
     break), a good HELLO and SAMPLE after a pause every few bursts: all answered."""
@@ -201,7 +169,7 @@ def test_a_long_random_noise_stream_never_ends_the_firmware(tmp_path: Path) -> N
     while noise < target:
         for _ in range(rng.randrange(1, 12)):
             gap = rng.choice([0, 0, 0, 1, 5, 20, 60, 99, 101, 150, 300, 900])
-            data = _noise_burst(rng, gap)
+            data = noise_burst(rng, gap)
             script.burst(data, gap)
             noise += len(data)
             bursts += 1
@@ -276,7 +244,7 @@ def test_sync_bit_errors_and_noise_on_a_real_port(tmp_path: Path) -> None:
         for _ in range(40):
             gap = rng.choice([0.0, 0.01, 0.12, 0.25])
             time.sleep(gap)
-            data = _noise_burst(rng, int(gap * 1000))
+            data = noise_burst(rng, int(gap * 1000))
             port.ser.write(data)
             sent += len(data)
         time.sleep(0.15)
@@ -310,7 +278,7 @@ async def test_mpremote_takes_back_a_running_firmware_after_noise(tmp_path: Path
             for _ in range(30):
                 gap = rng.choice([0.0, 0.02, 0.2])
                 await asyncio.sleep(gap)
-                link.write(_noise_burst(rng, int(gap * 1000)))
+                link.write(noise_burst(rng, int(gap * 1000)))
                 await link.drain()
             await asyncio.sleep(0.2)
             assert (await client.hello()).board_name == "virtual"

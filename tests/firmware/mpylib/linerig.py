@@ -26,10 +26,10 @@ class ScriptedLine:
     ready(timeout) waits on the virtual clock; one second after the script's last burst
     the port reads as closed (ready, then -1), and `done` tells the test that this is
     why serve() returned. Replies are decoded as they are written: `types[t]` counts
-    them by type, `seen[seq]` holds the type of the last HELLO_REPLY or STATE with that
-    seq. `expect(seq, ftype)` registers a reply the bytes read so far must produce;
-    settle() (called by Switches.feed_wdt at the top of each loop, when everything read
-    has been processed) counts each as met or missed.
+    them by type, `seen[seq]` holds the type of the last HELLO_REPLY, STATE or
+    CLEAR_FAULTS_REPLY with that seq. `expect(seq, ftype)` registers a reply the bytes
+    read so far must produce; settle() (called by Switches.feed_wdt at the top of each
+    loop, when everything read has been processed) counts each as met or missed.
     """
 
     def __init__(self, make_source):
@@ -110,7 +110,7 @@ class ScriptedLine:
                 t = p.ftype
                 self.types[t] += 1
                 self.replies += 1
-                if t == 0x81 or t == 0x82 or t == 0x83:
+                if t == 0x81 or t == 0x82 or t == 0x83 or t == 0x86:
                     self.seen[p.seq] = t
                 if t == 0x82 or t == 0x83:
                     self.last_state = bytes(p.buf[7:55])
@@ -132,6 +132,7 @@ class Switches:
         self.violations = 0
         self.feeds = 0
         self.line = None
+        self.changes = []  # (line time, chg, dsg) at each change of the switches
 
     def apply(self, chg_on, dsg_on, balance):
         f = self.bms.faults
@@ -140,6 +141,8 @@ class Switches:
         self.applies += 1
         if chg_on or dsg_on:
             self.closed += 1
+        if (chg_on, dsg_on) != (self.chg, self.dsg) and self.line is not None:
+            self.changes.append((self.line.now, chg_on, dsg_on))
         self.chg = chg_on
         self.dsg = dsg_on
 
