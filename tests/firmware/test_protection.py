@@ -399,3 +399,25 @@ assert r2.until(F.OV_ABUSE, 0, mV=4300) == 1000 + 2500 + 500
 """,
         tmp_path,
     )
+
+
+def test_alternating_hot_and_missing_temperatures_over_the_link(tmp_path: Path) -> None:
+    """The issue's attack end to end, through the firmware's own loop: after a good sample,
+    20 SAMPLE frames alternating 70 degC and no temperature reading (1 s apart). Before
+    the fix, 17 of the 20 closed both switches."""
+    from host.protocol.codec import FrameType, encode_frame, encode_sample
+    from tests.firmware.line_script import CELLS, LineScript, run_script
+
+    script = LineScript()
+    script.probe(1000)  # 25 degC: both switches close
+    t_ms = 1000
+    for k in range(20):
+        t_ms += 1000
+        s = script.next_seq()
+        temps = [] if k % 2 == 0 else [700]
+        frame = encode_frame(FrameType.SAMPLE, s, encode_sample(t_ms, CELLS, 500, temps))
+        script.burst(frame, 1000, (FrameType.STATE, s))
+    rec = run_script(tmp_path, script)
+    assert rec["done"] and rec["met"] == script.expected and rec["violations"] == 0, rec
+    # one switch decision with a switch closed: the good sample's; none of the 20
+    assert rec["applies"] == 21 and rec["closed"] == 1, rec
