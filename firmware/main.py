@@ -145,7 +145,18 @@ def serve(app, io, board, line=None, ticks_ms=time.ticks_ms):
         now = ticks_ms()
         i = 0
         while i < n:
-            i = app.receive(rx, i, n, now)
+            try:
+                i = app.receive(rx, i, n, now)
+            except MemoryError:
+                if app.parser.ftype == codec.T_SAMPLE:
+                    raise  # the sample path allocates nothing: this is a bug, fail safe
+                # A rare request too big for the heap left (a deeply nested
+                # CONFIG_WRITE): dropped with the rest of this read, as if lost on the
+                # line, and the host's retry is refused the same way. Never the end.
+                _dropped_for_memory()
+                app.out_len = 0
+                gc.collect()
+                break
             if app.out_len:
                 line.write(app.out, app.out_len)
                 app.out_len = 0
@@ -157,6 +168,14 @@ def serve(app, io, board, line=None, ticks_ms=time.ticks_ms):
             last_sample = now
             current_mA = io.measure(app.cell_mV, n_cells, app.temp_ddegC, n_temps)
             app.local_sample(dt_ms, current_mA, n_cells, n_temps, now)
+
+
+memory_drops = 0  # requests dropped for want of heap (serve)
+
+
+def _dropped_for_memory():
+    global memory_drops
+    memory_drops += 1
 
 
 def soft_reset(board):

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from host.protocol.codec import FrameType, encode_frame, encode_sample
-from tests.firmware.bms_harness import run_rig
+from tests.firmware.bms_harness import MPYLIB
+from tests.firmware.mpy import run_mpy
 from tests.firmware.pty_board import UNIX_BOARD
 
 CELLS = [3700, 3701, 3699, 3702]
@@ -75,11 +76,30 @@ class LineScript:
 
 
 DRIVER = """
+import gc
 import json
+import main
 from linerig import boot, run, replay
 app, sw, board = boot()
 conf = app.config_payload()
-action, line = run(app, sw, board, lambda line: replay("line_script.bin", line))
+ballast = None
+
+def source(line):
+    global ballast
+    if FREE_HEAP:  # leave the firmware only about this much heap, as on a crowded board
+        ballast = []
+        gc.collect()
+        size = 1024
+        while size >= 16 and gc.mem_free() > FREE_HEAP + 2 * size:
+            try:
+                ballast.append(bytearray(size))
+            except MemoryError:
+                size //= 2
+    return replay("line_script.bin", line)
+
+action, line = run(app, sw, board, source)
+ballast = None
+gc.collect()
 b = app.bms
 print(json.dumps({
     "action": action, "done": line.done, "bytes": line.total, "replies": line.replies,
@@ -87,7 +107,7 @@ print(json.dumps({
     "violations": sw.violations, "applies": sw.applies, "closed": sw.closed,
     "chg": sw.chg, "dsg": sw.dsg, "samples": b.samples, "faults": b.faults,
     "latched": b.latched, "saves": b.saves, "config_same": app.config_payload() == conf,
-    "errors": line.types[0xFF], "virtual_ms": line.now,
+    "errors": line.types[0xFF], "virtual_ms": line.now, "memory_drops": main.memory_drops,
 }))
 """
 
@@ -100,12 +120,20 @@ def provision_line_board(folder: Path, config: dict[str, Any] | None = None) -> 
 
 
 def run_script(
-    folder: Path, script: LineScript, timeout_s: float = 600.0, config: dict | None = None
+    folder: Path,
+    script: LineScript,
+    timeout_s: float = 600.0,
+    config: dict | None = None,
+    free_heap: int = 0,
 ) -> dict[str, Any]:
-    """Replay `script` into main.serve() under MicroPython in `folder`; the firmware's record."""
+    """Replay `script` into main.serve() under MicroPython in `folder`; the firmware's record.
+
+    free_heap: leave the firmware only this many bytes of heap (0: the interpreter's 2 MB).
+    """
     provision_line_board(folder, config)
     (folder / "line_script.bin").write_bytes(script.data)
-    out = run_rig(DRIVER, folder, timeout_s=timeout_s)
+    driver = f"FREE_HEAP = {free_heap}\n" + DRIVER
+    out = run_mpy(driver, cwd=folder, timeout_s=timeout_s, extra_path=[MPYLIB])
     return json.loads(out.strip().splitlines()[-1])
 
 

@@ -241,7 +241,25 @@ def test_hostile_frames_never_crash_restart_or_break_a_switch_rule(tmp_path: Pat
         f"{sum(r['bytes'] for r in records)} bytes, {sum(r['met'] for r in records)} probe "
         f"replies met, {sum(r['errors'] for r in records)} ERROR replies, "
         f"{sum(r['applies'] for r in records)} switch decisions "
-        f"({sum(r['closed'] for r in records)} with a switch closed), 0 against a fault"
+        f"({sum(r['closed'] for r in records)} with a switch closed), 0 against a fault; "
+        f"{sum(r['memory_drops'] for r in records)} requests dropped for want of heap"
     )
     assert total >= TOTAL
     assert kinds["sync_error_with_etx"] > 29 * 3  # every position of the frame, several times
+
+
+def test_a_request_too_big_for_the_heap_left_is_dropped_and_the_loop_serves_on(
+    tmp_path: Path,
+) -> None:
+    """A CONFIG_WRITE of 1,279 nested lists (2,558 bytes) makes json.loads ask for more
+    heap than a crowded board has (here about 24 KB left): app.py lets the MemoryError
+    out, and main.serve() drops the request instead of ending; the pack stays served."""
+    script = LineScript()
+    script.probe(1000)
+    depth = 1279
+    s = script.next_seq()
+    script.burst(encode_frame(FrameType.CONFIG_WRITE, s, b"[" * depth + b"]" * depth), 150)
+    script.probe(2000)
+    rec = run_script(tmp_path, script, free_heap=24_000)
+    assert_served_throughout(rec, script)
+    assert rec["memory_drops"] == 1 and rec["samples"] == 2, rec

@@ -17,6 +17,7 @@ DRIVER = """
 import json
 from linerig import boot, run, replay
 app, sw, board = boot()
+sw.changes = []
 action, line = run(app, sw, board, lambda line: replay("line_script.bin", line))
 print(json.dumps({"done": line.done, "met": line.met, "missed": len(line.missed),
                   "changes": sw.changes, "timeout": app.link_timeout_ms}))

@@ -33,7 +33,6 @@ class ScriptedLine:
     """
 
     def __init__(self, make_source):
-        self.src = make_source(self)
         self.now = 1000
         self.at = 1000
         self.data = b""
@@ -49,6 +48,7 @@ class ScriptedLine:
         self.missed = []
         self.rx = codec.Parser()
         self.rx.intr = -1
+        self.src = make_source(self)  # last: the source may take what heap is left
 
     def ticks(self):
         return self.now & 0x3FFFFFFF
@@ -132,7 +132,7 @@ class Switches:
         self.violations = 0
         self.feeds = 0
         self.line = None
-        self.changes = []  # (line time, chg, dsg) at each change of the switches
+        self.changes = None  # a list to get (line time, chg, dsg) at each change
 
     def apply(self, chg_on, dsg_on, balance):
         f = self.bms.faults
@@ -141,8 +141,8 @@ class Switches:
         self.applies += 1
         if chg_on or dsg_on:
             self.closed += 1
-        if (chg_on, dsg_on) != (self.chg, self.dsg) and self.line is not None:
-            self.changes.append((self.line.now, chg_on, dsg_on))
+        if self.changes is not None and (chg_on, dsg_on) != (self.chg, self.dsg):
+            self.changes.append((self.line.now if self.line else 0, chg_on, dsg_on))
         self.chg = chg_on
         self.dsg = dsg_on
 
