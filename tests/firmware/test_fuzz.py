@@ -263,3 +263,20 @@ def test_a_request_too_big_for_the_heap_left_is_dropped_and_the_loop_serves_on(
     rec = run_script(tmp_path, script, free_heap=24_000)
     assert_served_throughout(rec, script)
     assert rec["memory_drops"] == 1 and rec["samples"] == 2, rec
+
+
+def test_a_sample_time_jump_of_twelve_days_keeps_the_step_in_small_ints(tmp_path: Path) -> None:
+    """Found by the fuzz on the 32-bit build: after a sample at t = 1,500 ms, one at
+    t = 2**32 - 1 gives the step dt = 2**30 - 1 (app.py's clamp) and core.py adds the
+    carried 500 ms to it: beyond a small int, an allocation under the heap lock, and the
+    firmware ends (MemoryError). A 64-bit interpreter cannot show it: run this with
+    SISNBMS_MICROPYTHON=/work/mp/bin/micropython-unix32 (or on a board)."""
+    script = LineScript()
+    script.probe(1000)
+    for t_ms in (1500, (1 << 32) - 1):
+        s = script.next_seq()
+        frame = encode_frame(FrameType.SAMPLE, s, encode_sample(t_ms, CELLS, 500, [250]))
+        script.burst(frame, 100, (FrameType.STATE, s))
+    script.probe(2000)
+    rec = run_script(tmp_path, script)
+    assert_served_throughout(rec, script)
