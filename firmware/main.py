@@ -129,7 +129,7 @@ def serve(app, io, board, line=None, ticks_ms=time.ticks_ms):
         n = 0
         t = ticks_ms()
         if not line.ready(0):
-            brk.quiet(t)  # t was read before the check: the line was empty then
+            brk.quiet(t, app.parser.hunting())  # t was read before the check: empty then
         if line.ready(IDLE_POLL_MS):
             while n < len(rx):
                 b = line.read_byte()

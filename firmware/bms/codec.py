@@ -37,7 +37,7 @@ MAX_PAYLOAD = const(2560)
 FRAME_MAX = const(2569)  # HEADER + MAX_PAYLOAD + 2 (CRC)
 CTRL_C = const(3)
 STALL_MS = const(100)  # a partial frame idle this long on the firmware clock is dropped
-BREAK_IDLE_MS = const(100)  # silence on the line before a break sequence (BreakDetector)
+BREAK_IDLE_MS = const(30)  # silence on the line before a break sequence (BreakDetector)
 BREAK_CONFIRM_MS = const(1000)  # its confirming byte comes within this of its 0x03
 MAX_CELLS = const(16)
 MAX_TEMPS = const(8)
@@ -81,8 +81,8 @@ _HEADER = const(1)
 _BODY = const(2)
 _DISCARD = const(3)  # after an over-long header: drop bytes until the line is idle
 
-_B_MID = const(0)  # within a burst of bytes (or quiet for less than BREAK_IDLE_MS)
-_B_ARMED = const(1)  # the line has been quiet for BREAK_IDLE_MS: a burst may start a break
+_B_MID = const(0)  # within a burst of bytes or a frame (or quiet for less than BREAK_IDLE_MS)
+_B_ARMED = const(1)  # quiet for BREAK_IDLE_MS between frames: a burst may start a break
 _B_CR = const(2)  # the burst began with "\r"
 _B_ETX = const(3)  # ... then 0x03: waiting for the confirming "\r" or 0x03
 
@@ -108,6 +108,10 @@ class Parser:
         self.event = EV_NONE
         self.error = 0
         self.last_ms = 0
+
+    def hunting(self):
+        """True between frames (no partial frame held, none being discarded)."""
+        return self.state == _HUNT
 
     def tick(self, now_ms):
         """Drop a partial frame idle for more than STALL_MS; True if a frame was dropped."""
@@ -183,28 +187,38 @@ class Parser:
 class BreakDetector:
     r"""The deliberate return to the REPL, told apart from line noise by shape and timing.
 
-    A break is: the line quiet for at least BREAK_IDLE_MS, then "\r", 0x03 as the first
-    two bytes of the next burst, then "\r" or 0x03 within BREAK_CONFIRM_MS. mpremote
-    sends "\r\x03", reads what is waiting, then "\r\x01" (pyboard.py and older mpremote:
-    "\r\x03\x03", then "\r\x01"), so it gets the REPL back with no extra step: the
-    firmware reads up to the confirming byte and leaves the Ctrl-A to the REPL. A host
-    frame starts with the sync byte 0xA5 and the version 0x01, three and one bit errors
-    away from "\r\x03": no frame with fewer than four bit errors, and no noise inside a
-    burst, can look like a break.
+        A break is: the line quiet for at least BREAK_IDLE_MS between frames (the parser
+        hunting for sync), then "
+    ", 0x03 as the first two bytes of the next burst, then
+        "
+    " or 0x03 within BREAK_CONFIRM_MS. Boot counts as such a pause. mpremote sends
+        "
+    ", reads what is waiting, then "
+    " (pyboard.py and older mpremote:
+        "
+    ", then "
+    "), so it gets the REPL back with no extra step: the
+        firmware reads up to the confirming byte and leaves the Ctrl-A to the REPL. A host
+        frame starts with the sync byte 0xA5 and the version 0x01, three and one bit errors
+        away from "
+    ": no frame with fewer than four bit errors, no byte inside a frame
+        and no noise inside a burst can look like a break.
 
-    Time is the firmware clock (ticks_ms). The caller reports each byte with the time it
-    was read, and quiet(t) when it has seen the line empty at t (t taken before the
-    check): silence is only counted when seen, so a firmware busy elsewhere never takes
-    bytes queued meanwhile for a pause.
+        Time is the firmware clock (ticks_ms). The caller reports each byte with the time it
+        was read, and quiet(t, hunting) when it has seen the line empty at t (t taken before
+        the check): silence is only counted when seen, so a firmware busy elsewhere never
+        takes bytes queued meanwhile for a pause. 30 ms is far above the spacing of bytes in
+        one write (microseconds over USB, 1 ms a byte at 9600 baud) and far below the time
+        mpremote takes to start after whatever was on the line before it.
     """
 
     def __init__(self, now_ms):
-        self.state = _B_MID
-        self.last_ms = now_ms  # when the last byte was read (boot counts as one)
+        self.state = _B_ARMED  # boot is a pause: bytes queued during it may be a break
+        self.last_ms = now_ms  # when the last byte was read
         self.etx_ms = 0
 
-    def quiet(self, now_ms):
-        """The line was seen empty at now_ms."""
+    def quiet(self, now_ms, hunting):
+        """The line was seen empty at now_ms; `hunting`: the parser is between frames."""
         s = self.state
         if s == _B_ARMED:
             return  # armed stays armed however long the silence (no ticks wrap-around)
@@ -212,7 +226,7 @@ class BreakDetector:
             if ticks_diff(now_ms, self.etx_ms) <= BREAK_CONFIRM_MS:
                 return  # the confirming byte may still come
             s = _B_MID
-        if ticks_diff(now_ms, self.last_ms) >= BREAK_IDLE_MS:
+        if hunting and ticks_diff(now_ms, self.last_ms) >= BREAK_IDLE_MS:
             s = _B_ARMED
         self.state = s
 

@@ -27,7 +27,8 @@ from tests.firmware.pty_board import UNIX_BOARD
 
 CELLS = [3700, 3701, 3699, 3702]
 CONFIG = {"n_cells": 4, "n_temps": 1}
-PAUSE_MS = 150  # past the 100 ms that drops a stalled partial frame and arms a break
+PAUSE_MS = 150  # past the 100 ms that drops a stalled partial frame: a break may follow
+BREAK_IDLE_MS = 30  # firmware/bms/codec.py: the pause before a break
 HOST_TYPES = (
     FrameType.HELLO,
     FrameType.GET_STATE,
@@ -148,8 +149,8 @@ def assert_served_throughout(rec: dict[str, Any], script: LineScript) -> None:
 def noise_burst(rng: random.Random, gap_ms: int) -> bytes:
     """Random bytes, with the break's bytes and frame pieces salted in.
 
-    A burst after a pause long enough to arm a break (over 100 ms) never begins with CR
-    then 0x03, nor is a lone CR: with what follows, that may be mpremote's break itself
+    A burst after a pause long enough to arm a break (BREAK_IDLE_MS, 30 ms) never begins
+    with CR then 0x03, nor is a lone CR: with what follows, that may be mpremote's break itself
     (CR, 0x03, then CR or 0x03 as the first bytes after the pause), which random bursts
     form once in 2**23."""
     kind = rng.randrange(4)
@@ -167,6 +168,6 @@ def noise_burst(rng: random.Random, gap_ms: int) -> bytes:
     elif kind == 3:  # a piece of a frame, sync byte and all
         f = encode_frame(rng.choice(HOST_TYPES), rng.randrange(65536), bytes(data[:20]))
         data = bytearray(f[: rng.randrange(1, len(f) + 1)])
-    if gap_ms > 100 and data[0] == 0x0D and (len(data) == 1 or data[1] == 0x03):
+    if gap_ms >= BREAK_IDLE_MS and data[0] == 0x0D and (len(data) == 1 or data[1] == 0x03):
         data[0] ^= 0x40  # a break could begin here, finished by the next burst or not
     return bytes(data)

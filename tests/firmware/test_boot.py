@@ -144,7 +144,7 @@ def test_ctrl_c_between_frames_returns_to_the_repl(flash: Path) -> None:
         assert reply.ftype == FrameType.STATE
         # mpremote's break: after a pause, CR 0x03, then CR (its CR Ctrl-A, without the
         # Ctrl-A: this unix REPL has no raw mode)
-        time.sleep(0.3)
+        time.sleep(0.5)
         port.ser.write(b"\r\x03")
         port.ser.write(b"\r")
         assert b">>> " in port.read_until(b">>> "), fw.stderr()
