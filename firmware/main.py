@@ -3,7 +3,9 @@
 Runs on the board after boot.py, and as `micropython main.py` in a virtual
 board. The serial link is the REPL's own stdin/stdout, so Ctrl-C is disabled
 while it runs (payload bytes may be 0x03) and given back before it returns
-to the REPL: on ENTER_REPL, or on a 0x03 received between frames.
+to the REPL: on ENTER_REPL, or on the deliberate break mpremote sends
+(codec.BreakDetector: CR, 0x03 after a pause, then CR or 0x03). No other byte
+sequence ends the loop, whatever noise the line carries.
 """
 
 import gc
@@ -13,8 +15,9 @@ import sys
 import time
 
 import micropython
+from bms import codec
 from bms import config as bms_config
-from bms.app import ACT_NONE, ACT_RESET, App
+from bms.app import ACT_NONE, ACT_REPL, ACT_RESET, App
 from bms.core import Bms
 
 # Exit status of the unix port asking its supervisor (the virtual board) for a soft reset.
@@ -74,48 +77,88 @@ def setup(board_path="board.json", config_path="bms_config.json"):
     return app, io, board
 
 
-def _ready(poller, timeout_ms):
-    for _ in poller.ipoll(timeout_ms):  # ipoll reuses its tuple: no allocation
-        return True
-    return False
+class Console:
+    """The board's USB serial port: the REPL's own stdin and stdout, in binary."""
+
+    def __init__(self):
+        self.stdin = sys.stdin.buffer
+        self.stdout = sys.stdout.buffer
+        self.poller = select.poll()
+        self.poller.register(sys.stdin, select.POLLIN)
+        self.one = bytearray(1)
+
+    def ready(self, timeout_ms):
+        """True when a byte is waiting (within timeout_ms)."""
+        for _ in self.poller.ipoll(timeout_ms):  # ipoll reuses its tuple: no allocation
+            return True
+        return False
+
+    def read_byte(self):
+        """The next byte (call when ready()), or -1 at the end of input."""
+        # readinto on a blocking stream waits to fill the buffer: one byte at a time
+        if not self.stdin.readinto(self.one, 1):
+            return -1
+        return self.one[0]
+
+    def write(self, buf, n):
+        self.stdout.write(buf, n)
 
 
-def serve(app, io, board):
-    """The loop; returns the action that ended it (ACT_REPL or ACT_RESET)."""
-    stdin = sys.stdin.buffer
-    stdout = sys.stdout.buffer
-    poller = select.poll()
-    poller.register(sys.stdin, select.POLLIN)
+def serve(app, io, board, line=None, ticks_ms=time.ticks_ms):
+    """The loop; returns the action that ended it (ACT_REPL or ACT_RESET).
+
+    `line` is the serial port (a Console unless given: anything with its three
+    methods) and `ticks_ms` the firmware clock.
+    """
+    if line is None:
+        line = Console()
     rx = bytearray(64)
-    one = bytearray(1)
     period_ms = board.get("sample_period_ms", 1000)
     standalone = not app.link_mode
     n_cells = app.cfg.n_cells
     n_temps = app.cfg.n_temps
-    last_sample = time.ticks_ms()
+    last_sample = ticks_ms()
+    # 0x03 is data: only a deliberate break returns to the REPL
+    app.parser.intr = -1
+    brk = codec.BreakDetector(last_sample)
     app.boot_frame()
-    stdout.write(app.out, app.out_len)
+    line.write(app.out, app.out_len)
     app.out_len = 0
     while True:
         io.feed_wdt()
         n = 0
-        if _ready(poller, IDLE_POLL_MS):
-            # readinto on a blocking stream waits to fill the buffer: take only what is there
+        t = ticks_ms()
+        if not line.ready(0):
+            brk.quiet(t, app.parser.hunting())  # t was read before the check: empty then
+        if line.ready(IDLE_POLL_MS):
             while n < len(rx):
-                if not stdin.readinto(one, 1):
-                    return app.action or 1  # end of input: nobody is listening
-                rx[n] = one[0]
+                b = line.read_byte()
+                if b < 0:
+                    return app.action or ACT_REPL  # end of input: nobody is listening
+                rx[n] = b
                 n += 1
-                # A 0x03 may end the firmware (Ctrl-C between frames): stop reading so
-                # what follows it (mpremote's "\r\x01") stays for the REPL.
-                if one[0] == 3 or not _ready(poller, 0):
+                if brk.byte(b, ticks_ms()):
+                    # what follows (mpremote's Ctrl-A) stays unread, for the REPL
+                    return ACT_REPL
+                if not line.ready(0):
                     break
-        now = time.ticks_ms()
+        now = ticks_ms()
         i = 0
         while i < n:
-            i = app.receive(rx, i, n, now)
+            try:
+                i = app.receive(rx, i, n, now)
+            except MemoryError:
+                if app.parser.ftype == codec.T_SAMPLE:
+                    raise  # the sample path allocates nothing: this is a bug, fail safe
+                # A rare request too big for the heap left (a deeply nested
+                # CONFIG_WRITE): dropped with the rest of this read, as if lost on the
+                # line, and the host's retry is refused the same way. Never the end.
+                _dropped_for_memory()
+                app.out_len = 0
+                gc.collect()
+                break
             if app.out_len:
-                stdout.write(app.out, app.out_len)
+                line.write(app.out, app.out_len)
                 app.out_len = 0
             if app.action != ACT_NONE:
                 return app.action
@@ -125,6 +168,14 @@ def serve(app, io, board):
             last_sample = now
             current_mA = io.measure(app.cell_mV, n_cells, app.temp_ddegC, n_temps)
             app.local_sample(dt_ms, current_mA, n_cells, n_temps, now)
+
+
+memory_drops = 0  # requests dropped for want of heap (serve)
+
+
+def _dropped_for_memory():
+    global memory_drops
+    memory_drops += 1
 
 
 def soft_reset(board):

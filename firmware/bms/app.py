@@ -311,7 +311,9 @@ class App:
         p = self.parser
         try:
             changes = json.loads(bytes(p.buf[codec.HEADER : codec.HEADER + p.length]))
-        except ValueError:
+        except (ValueError, MemoryError):
+            # A document too deep or too big for the heap left is refused like a malformed
+            # one: the host learns why, and nothing of it is applied.
             changes = None
         if not isinstance(changes, dict):
             self._reject(codec.E_PAYLOAD)

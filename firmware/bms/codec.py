@@ -37,6 +37,8 @@ MAX_PAYLOAD = const(2560)
 FRAME_MAX = const(2569)  # HEADER + MAX_PAYLOAD + 2 (CRC)
 CTRL_C = const(3)
 STALL_MS = const(100)  # a partial frame idle this long on the firmware clock is dropped
+BREAK_IDLE_MS = const(30)  # silence on the line before a break sequence (BreakDetector)
+BREAK_CONFIRM_MS = const(1000)  # its confirming byte comes within this of its 0x03
 MAX_CELLS = const(16)
 MAX_TEMPS = const(8)
 STATE_LEN = const(48)
@@ -71,7 +73,7 @@ E_BUSY = const(9)
 EV_NONE = const(0)
 EV_FRAME = const(1)  # a complete frame with a good CRC and version is in buf
 EV_ERROR = const(2)  # header readable, frame rejected: reason in .error, seq/ftype valid
-EV_CTRL_C = const(3)  # 0x03 while hunting for sync
+EV_CTRL_C = const(3)  # Parser.intr (0x03 unless disabled) while hunting for sync
 EV_TIMEOUT = const(4)  # a partial frame stalled and was dropped (no reply)
 
 _HUNT = const(0)
@@ -79,9 +81,23 @@ _HEADER = const(1)
 _BODY = const(2)
 _DISCARD = const(3)  # after an over-long header: drop bytes until the line is idle
 
+_B_MID = const(0)  # within a burst of bytes or a frame (or quiet for less than BREAK_IDLE_MS)
+_B_ARMED = const(1)  # quiet for BREAK_IDLE_MS between frames: a burst may start a break
+_B_CR = const(2)  # the burst began with "\r"
+_B_ETX = const(3)  # ... then 0x03: waiting for the confirming "\r" or 0x03
+
 
 class Parser:
+    """Frames out of a byte stream.
+
+    `intr` is the byte taken for Ctrl-C while hunting for sync (EV_CTRL_C), as
+    micropython.kbd_intr() sets it for the REPL: 0x03, or -1 for none. The firmware's
+    main loop sets -1, since one corrupted sync byte would turn a 0x03 inside a frame
+    into Ctrl-C, and recognises only the deliberate sequence (BreakDetector).
+    """
+
     def __init__(self):
+        self.intr = CTRL_C
         self.buf = bytearray(FRAME_MAX)
         self.state = _HUNT
         self.pos = 0
@@ -92,6 +108,10 @@ class Parser:
         self.event = EV_NONE
         self.error = 0
         self.last_ms = 0
+
+    def hunting(self):
+        """True between frames (no partial frame held, none being discarded)."""
+        return self.state == _HUNT
 
     def tick(self, now_ms):
         """Drop a partial frame idle for more than STALL_MS; True if a frame was dropped."""
@@ -123,7 +143,7 @@ class Parser:
                     buf[0] = b
                     self.pos = 1
                     self.state = _HEADER
-                elif b == CTRL_C:
+                elif b == self.intr:
                     self.event = EV_CTRL_C
                     return i
                 continue
@@ -162,6 +182,67 @@ class Parser:
                     self.event = EV_FRAME
                 return i
         return i
+
+
+class BreakDetector:
+    r"""The deliberate return to the REPL, told apart from line noise by shape and timing.
+
+        A break is: the line quiet for at least BREAK_IDLE_MS between frames (the parser
+        hunting for sync), then "
+    ", 0x03 as the first two bytes of the next burst, then
+        "
+    " or 0x03 within BREAK_CONFIRM_MS. Boot counts as such a pause. mpremote sends
+        "
+    ", reads what is waiting, then "
+    " (pyboard.py and older mpremote:
+        "
+    ", then "
+    "), so it gets the REPL back with no extra step: the
+        firmware reads up to the confirming byte and leaves the Ctrl-A to the REPL. A host
+        frame starts with the sync byte 0xA5 and the version 0x01, three and one bit errors
+        away from "
+    ": no frame with fewer than four bit errors, no byte inside a frame
+        and no noise inside a burst can look like a break.
+
+        Time is the firmware clock (ticks_ms). The caller reports each byte with the time it
+        was read, and quiet(t, hunting) when it has seen the line empty at t (t taken before
+        the check): silence is only counted when seen, so a firmware busy elsewhere never
+        takes bytes queued meanwhile for a pause. 30 ms is far above the spacing of bytes in
+        one write (microseconds over USB, 1 ms a byte at 9600 baud) and far below the time
+        mpremote takes to start after whatever was on the line before it.
+    """
+
+    def __init__(self, now_ms):
+        self.state = _B_ARMED  # boot is a pause: bytes queued during it may be a break
+        self.last_ms = now_ms  # when the last byte was read
+        self.etx_ms = 0
+
+    def quiet(self, now_ms, hunting):
+        """The line was seen empty at now_ms; `hunting`: the parser is between frames."""
+        s = self.state
+        if s == _B_ARMED:
+            return  # armed stays armed however long the silence (no ticks wrap-around)
+        if s == _B_ETX:
+            if ticks_diff(now_ms, self.etx_ms) <= BREAK_CONFIRM_MS:
+                return  # the confirming byte may still come
+            s = _B_MID
+        if hunting and ticks_diff(now_ms, self.last_ms) >= BREAK_IDLE_MS:
+            s = _B_ARMED
+        self.state = s
+
+    def byte(self, b, now_ms):
+        """Byte `b` was read at now_ms; True when it completes a break."""
+        s = self.state
+        self.last_ms = now_ms
+        if s == _B_ARMED:
+            self.state = _B_CR if b == 13 else _B_MID
+        elif s == _B_CR:
+            self.state = _B_ETX if b == CTRL_C else _B_MID
+            self.etx_ms = now_ms
+        elif s == _B_ETX:
+            self.state = _B_MID
+            return (b == 13 or b == CTRL_C) and ticks_diff(now_ms, self.etx_ms) <= BREAK_CONFIRM_MS
+        return False
 
 
 def finish(out, ftype, seq, length):

@@ -102,16 +102,45 @@ class Config:
 
 
 def write_json_atomic(path, obj):
-    """Write JSON to path + ".tmp", then rename it over `path`; raises OSError."""
+    """Write JSON to path + ".tmp", then rename it over `path`; raises OSError.
+
+    A power cut at any point leaves a file that loads (load_json_text) with the old or
+    the new content. littlefs renames over a file atomically. FAT cannot: MicroPython's
+    VfsFat removes `path`, then renames, and a cut in between leaves only the complete
+    .tmp, which the loaders take. Before the .tmp is written again, such a leftover is
+    renamed into place, so the only copy is never the file being overwritten.
+    """
     tmp = path + ".tmp"
+    if not _exists(path) and _exists(tmp):
+        os.rename(tmp, path)  # finish a save cut between remove and rename
     with open(tmp, "w") as f:
         json.dump(obj, f)
     try:
         os.rename(tmp, path)
     except OSError:
-        # Some filesystems (FAT) refuse to rename over an existing file.
+        # A filesystem that refuses to rename over an existing file (FAT elsewhere)
         _remove(path)
         os.rename(tmp, path)
+
+
+def read_text(path):
+    """The text of `path`, or of path + ".tmp" when `path` is missing (a save cut between
+    remove and rename, see write_json_atomic); None when neither can be read."""
+    for p in (path, path + ".tmp"):
+        try:
+            with open(p) as f:
+                return f.read()
+        except OSError:
+            continue
+    return None
+
+
+def _exists(path):
+    try:
+        os.stat(path)
+    except OSError:
+        return False
+    return True
 
 
 def _remove(path):

@@ -66,7 +66,7 @@ DEFAULTS = {
     "uv_ir_mohm": 0,  # UV compensated by current x this resistance (0: off)
     "v_abuse_max_mV": 4250,
     "v_abuse_min_mV": 2500,
-    "abuse_delay_ms": 0,
+    "abuse_delay_ms": 0,  # abuse latches on a 2nd plausible sample in a row, >= this after the 1st
     "oc_chg_mA": 2500,
     "oc_chg_delay_ms": 2000,
     "oc_dsg_mA": 5000,
@@ -255,13 +255,14 @@ def validate(d):
 def read(path):
     """Read and validate the configuration file; return (dict or None, flags, error). Never raises.
 
-    The dict is the file merged over the defaults. No file: None, flag bit3.
+    The dict is the file merged over the defaults. No file (nor a .tmp left by a save cut
+    between remove and rename, see config.write_json_atomic): None, flag bit3.
     Unreadable or rejected: None, flag bit4 and why.
     """
-    try:
-        with open(path) as f:
-            text = f.read()
-    except OSError:
+    from bms.config import read_text
+
+    text = read_text(path)
+    if text is None:
         return None, 8, None
     try:
         d = json.loads(text)

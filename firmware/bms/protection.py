@@ -4,6 +4,19 @@ Current is positive on discharge. A fault trips when its condition has held
 for its delay, measured on sample time from the first sample that showed it
 (delay 0: at once), and releases when its release condition has held for its
 release delay. Faults in faults.LATCHING never release here; only clear().
+
+Readings that say nothing are never taken for good news:
+- A cell reading out of its plausible range (cell_valid_min_mV..cell_valid_max_mV)
+  feeds no voltage protection: for OV and UV a trip already under way keeps
+  running, none starts and none releases (SENSOR_RANGE opens both switches).
+- Abuse faults latch only when confirmed: the condition on two plausible samples
+  in a row, at least abuse_delay_ms (and 1 ms) of sample time apart, so one
+  glitch (a 0 or 65,535 mV reading, a bit error the host's CRC missed) never latches.
+- A sample with fewer temperature readings than configured (n_temps) is a sensor
+  fault (SENSOR_RANGE). The readings it has still trip; no temperature fault
+  releases, and one already under way keeps running. The first complete set of
+  readings after one that was missing (or after boot) gets no debounce: a sensor
+  that drops out every other sample never earns the benefit of the doubt.
 Bounds: |current| <= i_range_mA <= 1e5 (clamped by the caller), so the UV IR
 compensation current x uv_ir_mohm stays <= 1e8; timers saturate at 2**30 - 1.
 """
@@ -19,6 +32,7 @@ except ImportError:
 
 
 _CAP_MS = const(0x3FFFFFFF)
+_CONFIRMED_MS = const(1 << 24)  # a trip timer past every delay limit (600,000 ms); + dt < 2**30
 _MAX_CELLS = const(16)
 # Fault bits as in faults.py, folded at compile time (tests/firmware/test_fault_consts.py
 # checks the copies): a module attribute per bit would cost heap on the chip.
@@ -51,13 +65,19 @@ class Protection:
         self.t_rel = array("i", bytes(4 * _N_FAULTS))
         self.last_mV = array("H", bytes(2 * _MAX_CELLS))
         self.frozen_ms = array("i", bytes(4 * _MAX_CELLS))
+        self.t_known = False  # the last sample had every configured temperature reading
 
     def clear(self):
-        """Drop the latched faults (they re-trip if their condition persists); return them."""
+        """Drop the latched faults; return them. A fault whose condition persists trips again
+        on the next sample that shows it: its confirmation stands (an abuse condition seen on
+        two samples needs no new pair)."""
         cleared = self.latched
         self.faults &= ~cleared
         self.latched = 0
-        self.pending &= ~cleared
+        self.pending |= cleared
+        for i in range(_N_FAULTS):
+            if cleared & (1 << i):
+                self.t_trip[i] = _CONFIRMED_MS
         return cleared
 
     def _deb(self, i, bit, trip, release, delay, rel_delay, dt):
@@ -131,31 +151,15 @@ class Protection:
         chg = -cur if cur < 0 else 0
         dsg = cur if cur > 0 else 0
         a = chg + dsg
-        self._deb(0, _OV, max_mV > cfg.ov_mV, max_mV <= cfg.ov_release_mV, cfg.ov_delay_ms, rel, dt)
-        uv_mV = min_mV + dsg * cfg.uv_ir_mohm // 1000
-        self._deb(1, _UV, uv_mV < cfg.uv_mV, min_mV >= cfg.uv_release_mV, cfg.uv_delay_ms, rel, dt)
+        self._voltages(cfg, dt, dsg, min_mV, max_mV, rel)
         orel = cfg.oc_release_ms
         lim = cfg.oc_chg_mA
         self._deb(2, _OC_CHG, chg > lim, chg <= lim, cfg.oc_chg_delay_ms, orel, dt)
         lim = cfg.oc_dsg_mA
         self._deb(3, _OC_DSG, dsg > lim, dsg <= lim, cfg.oc_dsg_delay_ms, orel, dt)
         self._deb(4, _SC, dsg > cfg.sc_mA, False, 0, 0, dt)
-        if nt > 0:
-            h = cfg.t_hyst_ddegC
-            td = cfg.t_delay_ms
-            lim = cfg.t_chg_max_ddegC
-            self._deb(5, _OT_CHG, max_t > lim, max_t <= lim - h, td, rel, dt)
-            lim = cfg.t_chg_min_ddegC
-            self._deb(6, _UT_CHG, min_t < lim, min_t >= lim + h, td, rel, dt)
-            lim = cfg.t_dsg_max_ddegC
-            self._deb(7, _OT_DSG, max_t > lim, max_t <= lim - h, td, rel, dt)
-            lim = cfg.t_dsg_min_ddegC
-            self._deb(8, _UT_DSG, min_t < lim, min_t >= lim + h, td, rel, dt)
-        else:
-            self.faults &= ~(_OT_CHG | _UT_CHG | _OT_DSG | _UT_DSG)
-        ad = cfg.abuse_delay_ms
-        self._deb(9, _OV_ABUSE, max_mV > cfg.v_abuse_max_mV, False, ad, 0, dt)
-        self._deb(10, _UV_ABUSE, min_mV < cfg.v_abuse_min_mV, False, ad, 0, dt)
+        missing = nt < cfg.n_temps
+        self._temperatures(cfg, dt, nt, missing, min_t, max_t, rel)
         lim = cfg.window_top_dmAhg
         self._deb(11, _WIN_TOP, util >= lim, util <= lim - cfg.window_hyst_dmAhg, 0, 0, dt)
         # The window bottom (0 = SOC 0) and the UV cut-off each open DSG on their own;
@@ -164,7 +168,59 @@ class Protection:
         lim = cfg.window_bottom_dmAhg
         up = lim + cfg.window_hyst_dmAhg
         self._deb(12, _WIN_BOTTOM, util <= lim, util >= up, 0, 0, dt)
-        sd = cfg.sensor_delay_ms
-        self._deb(13, _SENSOR_RANGE, range_bad, not range_bad, sd, rel, dt)
+        bad = range_bad or missing
+        self._deb(13, _SENSOR_RANGE, bad, not bad, cfg.sensor_delay_ms, rel, dt)
         frozen = self._frozen(cfg, dt, cells, n, a)
         self._deb(14, _SENSOR_FROZEN, frozen, not frozen, 0, rel, dt)
+
+    def _voltages(self, cfg, dt, dsg, min_mV, max_mV, rel):
+        """OV, UV and the abuse limits, fed only by a sample whose cell readings are plausible."""
+        if min_mV < cfg.cell_valid_min_mV or max_mV > cfg.cell_valid_max_mV:
+            p = self.pending
+            self._deb(0, _OV, (p & _OV) != 0, False, cfg.ov_delay_ms, rel, dt)
+            self._deb(1, _UV, (p & _UV) != 0, False, cfg.uv_delay_ms, rel, dt)
+            self.pending &= ~(_OV_ABUSE | _UV_ABUSE)  # the run of plausible samples is broken
+            return
+        self._deb(0, _OV, max_mV > cfg.ov_mV, max_mV <= cfg.ov_release_mV, cfg.ov_delay_ms, rel, dt)
+        uv_mV = min_mV + dsg * cfg.uv_ir_mohm // 1000
+        self._deb(1, _UV, uv_mV < cfg.uv_mV, min_mV >= cfg.uv_release_mV, cfg.uv_delay_ms, rel, dt)
+        # at least 1 ms: the first sample showing abuse only starts the count, the next trips
+        ad = cfg.abuse_delay_ms or 1
+        self._deb(9, _OV_ABUSE, max_mV > cfg.v_abuse_max_mV, False, ad, 0, dt)
+        self._deb(10, _UV_ABUSE, min_mV < cfg.v_abuse_min_mV, False, ad, 0, dt)
+
+    def _temperatures(self, cfg, dt, nt, missing, min_t, max_t, rel):
+        """OT/UT for charge and discharge; `missing`: fewer readings than configured."""
+        if nt == 0 and not missing:
+            # no sensor configured and none sent: no temperature protection to run
+            self.faults &= ~(_OT_CHG | _UT_CHG | _OT_DSG | _UT_DSG)
+            self.pending &= ~(_OT_CHG | _UT_CHG | _OT_DSG | _UT_DSG)
+            return
+        if missing:
+            # unknown is not cool: what the readings present show may trip, a trip under
+            # way keeps running, nothing releases
+            self.t_known = False
+            p = self.pending
+            have = nt > 0
+            lim = cfg.t_chg_max_ddegC
+            td = cfg.t_delay_ms
+            self._deb(5, _OT_CHG, (have and max_t > lim) or (p & _OT_CHG) != 0, False, td, rel, dt)
+            lim = cfg.t_chg_min_ddegC
+            self._deb(6, _UT_CHG, (have and min_t < lim) or (p & _UT_CHG) != 0, False, td, rel, dt)
+            lim = cfg.t_dsg_max_ddegC
+            self._deb(7, _OT_DSG, (have and max_t > lim) or (p & _OT_DSG) != 0, False, td, rel, dt)
+            lim = cfg.t_dsg_min_ddegC
+            self._deb(8, _UT_DSG, (have and min_t < lim) or (p & _UT_DSG) != 0, False, td, rel, dt)
+            return
+        # the first complete readings after a gap in them (or after boot) trip at once
+        td = cfg.t_delay_ms if self.t_known else 0
+        self.t_known = True
+        h = cfg.t_hyst_ddegC
+        lim = cfg.t_chg_max_ddegC
+        self._deb(5, _OT_CHG, max_t > lim, max_t <= lim - h, td, rel, dt)
+        lim = cfg.t_chg_min_ddegC
+        self._deb(6, _UT_CHG, min_t < lim, min_t >= lim + h, td, rel, dt)
+        lim = cfg.t_dsg_max_ddegC
+        self._deb(7, _OT_DSG, max_t > lim, max_t <= lim - h, td, rel, dt)
+        lim = cfg.t_dsg_min_ddegC
+        self._deb(8, _UT_DSG, min_t < lim, min_t >= lim + h, td, rel, dt)

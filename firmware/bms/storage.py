@@ -7,12 +7,13 @@ written by older firmware or the host's emulator, load with no anchor). Charge
 counts are in mAs of charge held by the cell (current is positive on discharge).
 A missing, unreadable, truncated or out-of-range file gives None and a flag; it
 never raises. Bms imports this module only while it boots and then drops it (see
-bms.forget); the state file is written by Bms.save() with config.write_json_atomic.
+bms.forget); the state file is written by Bms.save() with config.write_json_atomic, which
+keeps it loadable through a power cut at any point.
 """
 
 import json
 
-from bms.config import write_json_atomic
+from bms.config import read_text
 
 VERSION = 1
 _F_SOC_RESTORED = 1 << 5  # STATE flag bit, as in faults.py
@@ -62,16 +63,11 @@ def _check(d):
 
 
 def load_state(path):
-    """Return (dict or None, flags): flags STATE_MISSING or STATE_CORRUPT when None."""
-    text = None
-    for p in (path, path + ".tmp"):
-        # a crash between remove and rename leaves only the .tmp (see write_json_atomic)
-        try:
-            with open(p) as f:
-                text = f.read()
-            break
-        except OSError:
-            continue
+    """Return (dict or None, flags): flags STATE_MISSING or STATE_CORRUPT when None.
+
+    Falls back to path + ".tmp" when `path` is missing (config.read_text).
+    """
+    text = read_text(path)
     if text is None:
         return None, STATE_MISSING
     try:
@@ -81,12 +77,6 @@ def load_state(path):
     if not _check(d):
         return None, STATE_CORRUPT
     return d, 0
-
-
-def save_state(path, d):
-    """Write atomically; raises OSError when the filesystem refuses."""
-    d["v"] = VERSION
-    write_json_atomic(path, d)
 
 
 def restore(bms, d):

@@ -268,8 +268,10 @@ def test_bad_frames_never_change_switches_or_config(tmp_path: Path) -> None:
         (t, s, p), = send(app, frame(0x03, seq))
         st = state_of(p)
         assert st["bad_frames"] == len(bad) and st["flags"] & 3 == 3 and st["faults"] == 0, st
-        # and a good over-voltage sample does act
+        # and good over-voltage samples do act: abuse latches on two plausible ones in a row
         (t, s, p), = send(app, frame(0x02, seq + 1, sample(9000, OVER, 500)))
+        assert t == 0x82 and not state_of(p)["latched"], state_of(p)
+        (t, s, p), = send(app, frame(0x02, seq + 2, sample(10000, OVER, 500)))
         assert t == 0x82 and io.chg is False and state_of(p)["latched"], state_of(p)
         """,
         tmp_path,

@@ -80,3 +80,23 @@ assert f == 0 and c2.as_dict() == c.as_dict()
         tmp_path,
     )
     assert not (tmp_path / "cfg.json.tmp").exists()
+
+
+def test_a_config_left_only_as_tmp_is_loaded_and_put_back_by_the_next_save(
+    tmp_path: Path,
+) -> None:
+    # A FAT rename is remove-then-rename: a cut in between leaves only the .tmp.
+    (tmp_path / "bms_config.json.tmp").write_text(json.dumps({"n_cells": 3, "ov_mV": 4210}))
+    assert _load(tmp_path, None).startswith("0 None 3 0")
+    run_rig(
+        """
+from bms import config
+c, f = config.load("bms_config.json")
+assert f == 0 and c.ov_mV == 4210
+assert c.update({"ov_mV": 4205}) is None
+c.save("bms_config.json")
+""",
+        tmp_path,
+    )
+    assert json.loads((tmp_path / "bms_config.json").read_text())["ov_mV"] == 4205
+    assert not (tmp_path / "bms_config.json.tmp").exists()

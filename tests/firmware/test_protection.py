@@ -45,13 +45,15 @@ r.run(5, 0, mV=2990)
 assert b.faults & F.UV
 r.run(3, -100, mV=3010)
 assert not b.faults & F.UV
-# abuse: at once (abuse_delay_ms 0), latched, both switches
+# abuse (abuse_delay_ms 0): confirmed by the second plausible sample, latched, both switches
+r.step(1000, 0, mV=4260)
+assert not b.faults & F.OV_ABUSE and b.latched == 0
 r.step(1000, 0, mV=4260)
 assert b.faults & F.OV_ABUSE and b.latched & F.OV_ABUSE and not b.chg_on and not b.dsg_on
 r.run(10, 0, mV=4000)
 assert b.latched & F.OV_ABUSE and not b.dsg_on
 assert b.clear_faults() == F.OV_ABUSE and b.latched == 0 and b.dsg_on
-r.step(1000, 0, mV=2400)
+r.run(2, 0, mV=2400)
 assert b.latched == F.UV_ABUSE and not b.chg_on
 b.clear_faults()
 r.step(1000, 0, mV=2400)  # cause persists: trips again
@@ -263,3 +265,159 @@ assert b2.soc_cpct > 100 and not b2.faults & F.WIN_BOTTOM and b2.dsg_on, b2.soc_
 """,
         tmp_path,
     )
+
+
+def test_missing_temperature_never_clears_a_fault_or_allows_charging(tmp_path: Path) -> None:
+    """Issue 10 item 1: a sample with fewer temperature readings than configured is a
+    sensor fault; it never releases a temperature fault or closes a switch."""
+    out = run_rig(
+        _HEAD
+        + """
+def alternate(r, count, first_missing):
+    # 70 degC and no-temperature samples in turn; returns samples with a switch closed
+    b = r.bms
+    on = 0
+    for k in range(count):
+        missing = (k % 2 == 0) == first_missing
+        r.nt = 0 if missing else r.cfg.n_temps
+        r.step(1000, 0, mV=3700, temp=700)
+        if b.chg_on or b.dsg_on:
+            on += 1
+    r.nt = r.cfg.n_temps
+    return on
+
+# the attack on a running pack: the first missing reading opens CHG (and DSG) at once
+r = Rig()
+b = r.bms
+r.run(5, 0, mV=3700)
+assert b.chg_on and b.dsg_on
+r.nt = 0
+r.step(1000, 0, mV=3700)
+assert not b.chg_on and not b.dsg_on and b.faults & F.SENSOR_RANGE, hex(b.faults)
+r.nt = 1
+r.step(1000, 0, mV=3700, temp=250)
+assert not b.chg_on  # the sensor fault releases only after release_delay_ms
+counts = [alternate(r, 40, True)]
+
+# from a fresh boot, the first sample hot or missing; and with no release delays at all,
+# nor a sensor delay: the debounce of a sensor that keeps dropping out is not trusted
+for changes in ({}, {"release_delay_ms": 0, "sensor_delay_ms": 0, "t_delay_ms": 60000}):
+    for first_missing in (True, False):
+        counts.append(alternate(Rig(changes, state_path="s.json"), 40, first_missing))
+
+# an over-temperature fault in force is not cleared by samples without temperature
+r = Rig({"release_delay_ms": 0, "sensor_delay_ms": 0})
+b = r.bms
+r.run(3, 0, mV=3700)
+r.set(temp=700)
+r.run(5, 0)
+assert b.faults & F.OT_CHG and b.faults & F.OT_DSG and not b.chg_on and not b.dsg_on
+r.nt = 0
+r.run(10, 0)
+assert b.faults & F.OT_CHG and b.faults & F.OT_DSG and not b.chg_on and not b.dsg_on
+# two sensors configured, one reported (cool): still a sensor fault, nothing released
+r2 = Rig({"n_temps": 2, "release_delay_ms": 0}, state_path="s2.json")
+b2 = r2.bms
+r2.set(mV=3700, temp=700)
+r2.run(3, 0)
+assert b2.faults & F.OT_CHG
+r2.nt = 1
+r2.set(temp=250)
+r2.run(5, 0)
+assert b2.faults & F.OT_CHG and b2.faults & F.SENSOR_RANGE and not b2.chg_on
+r2.nt = 2
+r2.step(1000, 0, mV=3700, temp=250)  # both readings back and cool: released
+assert not b2.faults & (F.OT_CHG | F.SENSOR_RANGE) and b2.chg_on
+# a board configured without a sensor runs without temperature protection, as before
+r3 = Rig({"n_temps": 0}, state_path="s3.json")
+r3.run(3, 0, mV=3700)
+assert r3.bms.chg_on and r3.bms.dsg_on and r3.bms.faults == 0
+print(counts)
+""",
+        tmp_path,
+    )
+    assert out.strip() == "[0, 0, 0, 0, 0]", out
+
+
+def test_implausible_cell_readings_never_feed_a_voltage_protection(tmp_path: Path) -> None:
+    """Issue 9: a sample flagged SENSOR_RANGE (a cell reading out of range) feeds no
+    voltage protection, and a single glitch never latches an abuse fault."""
+    run_rig(
+        _HEAD
+        + """
+r = Rig({"release_delay_ms": 0, "ov_delay_ms": 3000})
+b = r.bms
+r.run(3, 0, mV=3700)
+# one tap reading 0 mV or full scale (65,535 mV) once, and the pattern repeated
+for glitch in (0, 65535, 0, 65535):
+    r.cells[0] = glitch
+    r.step(1000, 0)
+    assert b.faults & F.SENSOR_RANGE and not b.chg_on and not b.dsg_on
+    assert b.latched == 0 and not b.faults & (F.UV | F.OV | F.UV_ABUSE | F.OV_ABUSE), hex(b.faults)
+    r.step(1000, 0, mV=3700)
+    assert b.faults == 0 and b.chg_on and b.dsg_on, hex(b.faults)
+# a plausible abuse reading once (a bit error the CRC missed, a spike): not latched
+r.step(1000, 0, mV=4300)
+assert b.latched == 0
+r.step(1000, 0, mV=3700)
+r.step(1000, 0, mV=2400)
+assert b.latched == 0
+r.run(3, 0, mV=3700)
+# abuse, glitch, abuse: the pair must be consecutive plausible samples
+r.step(1000, 0, mV=4300)
+r.step(1000, 0, mV=65535)
+assert b.latched == 0
+r.step(1000, 0, mV=4300)
+assert b.latched == 0
+r.step(1000, 0, mV=4300)
+assert b.latched == F.OV_ABUSE and not b.chg_on and not b.dsg_on
+assert b.clear_faults() == F.OV_ABUSE
+r.run(3, 0, mV=3700)
+assert b.faults == 0
+# an OV trip under way keeps running through an implausible sample, none starts on one
+r.step(1000, 0, mV=4230)  # OV seen: 3 s from here
+r.step(1000, 0, mV=65535)
+r.step(1000, 0, mV=4230)
+assert not b.faults & F.OV
+r.step(1000, 0, mV=4230)
+assert b.faults & F.OV
+r.run(2, 0, mV=3700)
+assert not b.faults & F.OV
+r.run(5, 0, mV=5100)  # implausible only: no OV starts, no OV_ABUSE
+assert b.faults == F.SENSOR_RANGE and b.latched == 0, hex(b.faults)
+# a UV in force is not released by implausible samples
+r.run(3, 0, mV=2700)
+assert b.faults & F.UV
+r.run(3, 0, mV=900)
+assert b.faults & F.UV and b.latched == 0
+r.step(1000, 0, mV=3100)
+assert not b.faults & F.UV
+# a longer confirmation: abuse_delay_ms of sample time from the first sample showing it
+r2 = Rig({"abuse_delay_ms": 2500}, state_path="s2.json")
+r2.run(2, 0, mV=3700)
+assert r2.until(F.OV_ABUSE, 0, mV=4300) == 1000 + 2500 + 500
+""",
+        tmp_path,
+    )
+
+
+def test_alternating_hot_and_missing_temperatures_over_the_link(tmp_path: Path) -> None:
+    """The issue's attack end to end, through the firmware's own loop: after a good sample,
+    20 SAMPLE frames alternating 70 degC and no temperature reading (1 s apart). Before
+    the fix, 17 of the 20 closed both switches."""
+    from host.protocol.codec import FrameType, encode_frame, encode_sample
+    from tests.firmware.line_script import CELLS, LineScript, run_script
+
+    script = LineScript()
+    script.probe(1000)  # 25 degC: both switches close
+    t_ms = 1000
+    for k in range(20):
+        t_ms += 1000
+        s = script.next_seq()
+        temps = [] if k % 2 == 0 else [700]
+        frame = encode_frame(FrameType.SAMPLE, s, encode_sample(t_ms, CELLS, 500, temps))
+        script.burst(frame, 1000, (FrameType.STATE, s))
+    rec = run_script(tmp_path, script)
+    assert rec["done"] and rec["met"] == script.expected and rec["violations"] == 0, rec
+    # one switch decision with a switch closed: the good sample's; none of the 20
+    assert rec["applies"] == 21 and rec["closed"] == 1, rec
