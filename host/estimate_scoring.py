@@ -99,7 +99,8 @@ class EstimateQuality:
 
 
 class Availability:
-    """How long the firmware kept discharge blocked without a true reason."""
+    """How long the firmware kept discharge blocked without a true reason, and how long the
+    charger and the load were held to its current limits."""
 
     def __init__(self, v_min_V: float, temp_min_degC: float, temp_max_degC: float) -> None:
         self.v_min_V = v_min_V
@@ -107,9 +108,17 @@ class Availability:
         self.temp_max_degC = temp_max_degC
         self.blocked_s = 0.0
         self.first_blocked_t_s: float | None = None
+        self.charge_limited_s = 0.0
+        self.discharge_limited_s = 0.0
 
-    def add(self, truth: SampleTruth, dsg_on: bool) -> None:
-        """dsg_on: the switch as it gated this sample's current."""
+    def add(self, truth: SampleTruth, dsg_on: bool, limited: bool = False) -> None:
+        """dsg_on: the switch as it gated this sample's current; limited: the charger or load
+        was held to the BMS's limit in it."""
+        if limited:
+            if truth.demand_A < 0.0:
+                self.charge_limited_s += truth.dt_s
+            else:
+                self.discharge_limited_s += truth.dt_s
         if dsg_on or truth.demand_A <= 0.0:
             return
         warranted = (
@@ -129,4 +138,6 @@ class Availability:
             "discharge_blocked_s": round(self.blocked_s, 3),
             "discharge_blocked_first_t_s": self.first_blocked_t_s,
             "discharge_blocked_soc_above": BLOCK_SOC,
+            "charge_limited_s": round(self.charge_limited_s, 3),
+            "discharge_limited_s": round(self.discharge_limited_s, 3),
         }

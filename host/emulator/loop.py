@@ -90,6 +90,19 @@ def frame_corrupter(fraction: float, seed: int) -> Callable[[bytes], bytes]:
     return corrupt
 
 
+def _gates(state: State) -> tuple[bool, bool, int, float | None, float | None]:
+    """The switches and current limits a reply commands (limits in A; None: not reported)."""
+    ccl_mA: int | None = getattr(state, "ccl_mA", None)
+    dcl_mA: int | None = getattr(state, "dcl_mA", None)
+    return (
+        state.chg_on,
+        state.dsg_on,
+        state.balance_bits,
+        None if ccl_mA is None else ccl_mA / 1000.0,
+        None if dcl_mA is None else dcl_mA / 1000.0,
+    )
+
+
 def check_scenario(scenario: Scenario, design: CellDesign, *, can_cut_power: bool) -> None:
     """Reject what cannot run before any I/O: bad cell numbers, power cuts on a port, profiles."""
     env = CheckEnv(
@@ -301,12 +314,12 @@ class ClosedLoop:
         self._link_down_until = None
         state = await self.board.client.get_state()
         self.recorder.reply(self._t_s, state, ps, self.plant.true_capacity_Ah())
-        self.plant.set_gates(state.chg_on, state.dsg_on, state.balance_bits)
+        self.plant.set_gates(*_gates(state))
 
     def _record(self, ps: PlantStep, reply: State | None, link_up: bool) -> None:
         plant = self.plant
         if reply is not None:
-            plant.set_gates(reply.chg_on, reply.dsg_on, reply.balance_bits)
+            plant.set_gates(*_gates(reply))
         self._last_ps = ps
         index = self._step_index
         self.recorder.sample(

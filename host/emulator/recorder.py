@@ -74,7 +74,7 @@ class Recorder:
         sample = SampleTruth(
             t_s, ps.dt_s, ps.demand_A, ps.applied_A, truth.soc, truth.v_V, truth.temp_degC
         )
-        self.availability.add(sample, ps.gates.dsg_on)
+        self.availability.add(sample, ps.gates.dsg_on, ps.limited)
         if last is not None:
             self.quality.add(sample, soc_error_pct(last.soc_pct, soc_true), last.soc_unc_pct)
             self.scorer.add(
