@@ -29,10 +29,11 @@ class VirtualBoardSession(BoardSession):
         micropython: str | os.PathLike[str] | None = None,
         board: str = "virtual",
         heap: str = "1M",
+        lockstep: bool = False,
     ) -> None:
         """`micropython`: the unix-port interpreter (default: host.interpreter's choice);
         `heap`: its -X heapsize."""
-        super().__init__()
+        super().__init__(lockstep=lockstep)
         self.flash_dir = Path(flash_dir)
         self.micropython = micropython
         self.board_name = board
