@@ -190,7 +190,13 @@ async def run_scenario(
     """
     out = Path(out_dir)
     designs = resolve_designs(scenario, cell, bms_cell)
-    board = open_board(port=port, flash_dir=out / "flash", micropython=micropython, target=target)
+    board = open_board(
+        port=port,
+        flash_dir=out / "flash",
+        micropython=micropython,
+        target=target,
+        lockstep=not realtime,
+    )
     check_scenario(scenario, designs.truth, can_cut_power=board.can_cut_power)
     out.mkdir(parents=True, exist_ok=True)
     async with board:
