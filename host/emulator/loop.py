@@ -46,6 +46,8 @@ MAX_LOST_SAMPLES = 5
 # A dropped link pauses lockstep runs this long past the firmware's watchdog timeout
 # (DEFAULT_WATCHDOG_MS when its configuration does not say): time for it to trip and act.
 WATCHDOG_MARGIN_S = 1.0
+# How often a lockstep run hands the event loop a turn (see ClosedLoop._let_others_run).
+YIELD_EVERY_S = 0.05
 DEFAULT_WATCHDOG_MS = 2000
 
 
@@ -154,6 +156,7 @@ class ClosedLoop:
         self._wall0 = 0.0
         self._sim0 = 0.0
         self._watchdog: float | None = None
+        self._next_yield = 0.0
 
     # -- the StepLoop services (host.scenarios.steps.base) -------------------------------
     @property
@@ -214,6 +217,7 @@ class ClosedLoop:
     async def advance(self, demand_A: float, dt_s: float) -> PlantStep:
         """One sample period: the plant steps, the firmware gets the reading (unless the link
         is down) and its reply sets the gates for the next period."""
+        await self._let_others_run()
         ps = self.plant.step(demand_A, dt_s)
         self._t_s += dt_s
         self.steps += 1
@@ -253,6 +257,15 @@ class ClosedLoop:
         await self.board.power_on()
         await self.board.client.wait_boot(BOOT_TIMEOUT_S)
         await self._after_boot()
+
+    async def _let_others_run(self) -> None:
+        """In lockstep the loop never waits on the event loop (host.link.LockstepLink), so it
+        yields now and then: timeouts, cancellation (a campaign's per-run timeout, Ctrl-C)
+        and the board's supervisor get their turn every YIELD_EVERY_S of wall time."""
+        now = time.monotonic()
+        if now >= self._next_yield:
+            self._next_yield = now + YIELD_EVERY_S
+            await asyncio.sleep(0)
 
     async def _watchdog_s(self) -> float:
         """The firmware's link watchdog timeout, from its configuration (read once)."""
@@ -367,7 +380,7 @@ class ClosedLoop:
             completed = False
             self.event(f"the cell model stopped the run: {exc.event.message}")
         rec = self.recorder
-        rec.checker.finish(self._t_s)
+        rec.finish(self._t_s)
         if self._progress is not None:
             self._progress.close()
         final = rec.last_reply
@@ -376,7 +389,7 @@ class ClosedLoop:
             log=rec.log,
             scorer=rec.scorer,
             checker=rec.checker,
-            beliefs={**rec.quality.summary(), **rec.availability.summary()},
+            beliefs=rec.beliefs,
             events=self.events,
             t_end_s=self._t_s,
             wall_s=time.monotonic() - wall_start,
