@@ -224,7 +224,7 @@ class ClosedLoop:
         down_until = self._link_down_until
         link_up = down_until is None
         if down_until is not None and self._t_s >= down_until - 1e-9:
-            await self._link_back(ps)
+            await self._link_back(logged=False)
             link_up = True
         if link_up:
             reply = await self._exchange(ps.reading)
@@ -322,11 +322,12 @@ class ClosedLoop:
         ps = self.plant.measure()
         self._record(ps, await self._exchange(ps.reading), True)
 
-    async def _link_back(self, ps: PlantStep) -> None:
-        """What the firmware concluded while nobody talked to it, read before the next sample."""
+    async def _link_back(self, *, logged: bool) -> None:
+        """What the firmware concluded while nobody talked to it, read before the next sample;
+        judged against the truth of the step just taken (`logged`: already in the log)."""
         self._link_down_until = None
         state = await self.board.client.get_state()
-        self.recorder.reply(self._t_s, state, ps, self.plant.true_capacity_Ah())
+        self.recorder.reply(self._t_s, state, self.plant.true_capacity_Ah(), logged=logged)
         self.plant.set_gates(*_gates(state))
 
     def _record(self, ps: PlantStep, reply: State | None, link_up: bool) -> None:
@@ -361,7 +362,7 @@ class ClosedLoop:
                 ) from None
             self.progress(index + 1)
         if self._link_down_until is not None and self._last_ps is not None:
-            await self._link_back(self._last_ps)
+            await self._link_back(logged=True)
 
     async def run(self) -> LoopOutcome:
         wall_start = time.monotonic()

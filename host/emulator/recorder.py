@@ -30,12 +30,13 @@ from host.scoring import CellLimits, Samples, Scorer, soc_error_pct
 
 @dataclass(frozen=True)
 class _Reply:
-    """What an observation needs of a reply: its time, the reply, the truth then, and how
-    many estimated samples the run had by then (for the RMS error and the rest so far)."""
+    """What an observation needs of a reply: its time, the reply, where the truth then is
+    logged, and how many estimated samples the run had by then (for the RMS error and the
+    rest so far)."""
 
     t_s: float
     state: State
-    soc_true: float
+    row: int  # the log row holding the truth at the reply
     capacity_true_Ah: float
     scored: int
 
@@ -68,10 +69,12 @@ class Recorder:
         """An expectation reached in the scenario: judged from the replies up to here on."""
         self._events.append(("expect", index, step))
 
-    def reply(self, t_s: float, reply: State, ps: PlantStep, capacity_true_Ah: float) -> None:
-        """A reply that is not a sample's (the state read when the link comes back)."""
+    def reply(self, t_s: float, reply: State, capacity_true_Ah: float, *, logged: bool) -> None:
+        """A reply that is not a sample's (the state read when the link comes back): judged
+        against the truth of the latest step, already logged or the next row to be."""
         self.last_reply = reply
-        self._note_reply(t_s, reply, ps, capacity_true_Ah)
+        row = len(self.log) - 1 if logged else len(self.log)
+        self._note_reply(t_s, reply, row, capacity_true_Ah)
 
     def sample(
         self,
@@ -92,12 +95,11 @@ class Recorder:
         if last is not None:
             self._scored += 1
             if reply is not None:
-                self._note_reply(t_s, reply, ps, capacity_true_Ah)
+                self._note_reply(t_s, reply, len(self.log), capacity_true_Ah)
         self._log(t_s, place, ps, gates, last, link_up and reply is not None)
 
-    def _note_reply(self, t_s: float, reply: State, ps: PlantStep, cap_Ah: float) -> None:
-        soc_true = float(np.mean(ps.truth.soc))
-        self._events.append(("reply", _Reply(t_s, reply, soc_true, cap_Ah, self._scored)))
+    def _note_reply(self, t_s: float, reply: State, row: int, cap_Ah: float) -> None:
+        self._events.append(("reply", _Reply(t_s, reply, row, cap_Ah, self._scored)))
 
     def _log(
         self,
@@ -193,17 +195,18 @@ class Recorder:
     def _replay_expectations(self, rested: Any) -> None:
         """The expectations against the replies in the order they happened."""
         rmse = self.scorer.running_soc_rmse_pct()
+        soc_true = self.log.column("soc_true")
         latest: Observation | None = None
         for event in self._events:
             if event[0] == "expect":
                 self.checker.add(event[1], event[2], latest)
                 continue
             r: _Reply = event[1]
-            latest = _observation(r, rmse, rested)
+            latest = _observation(r, float(soc_true[r.row]), rmse, rested)
             self.checker.observe(latest)
 
 
-def _observation(r: _Reply, rmse: Any, rested: Any) -> Observation:
+def _observation(r: _Reply, soc_true: float, rmse: Any, rested: Any) -> Observation:
     st = r.state
     cap_err = None
     if st.capacity_mAh:
@@ -215,7 +218,7 @@ def _observation(r: _Reply, rmse: Any, rested: Any) -> Observation:
         chg_on=st.chg_on,
         dsg_on=st.dsg_on,
         faults=st.fault_bits,
-        soc_error_pct=soc_error_pct(st.soc_pct, r.soc_true),
+        soc_error_pct=soc_error_pct(st.soc_pct, soc_true),
         soc_rmse_pct=float(rmse[k]) if k >= 0 else 0.0,
         capacity_error_pct=cap_err,
         rested=bool(rested[k]) if k >= 0 else False,
