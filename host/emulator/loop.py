@@ -59,6 +59,16 @@ class _Stop(Exception):
     """The scenario hit max_duration_s."""
 
 
+class RunInterrupted(Exception):
+    """The run was cut short (Ctrl-C, a cancelled task): `outcome` holds what ran, scored;
+    `cause` is the KeyboardInterrupt or CancelledError to raise again once it is saved."""
+
+    def __init__(self, outcome: LoopOutcome, cause: BaseException) -> None:
+        super().__init__("run interrupted")
+        self.outcome = outcome
+        self.cause = cause
+
+
 @dataclass
 class LoopOutcome:
     log: RunLog
@@ -371,6 +381,7 @@ class ClosedLoop:
         self._plant = Plant.for_scenario(self.scenario, self.design, hello.n_temps)
         self._wall0, self._sim0 = time.monotonic(), self._t_s
         completed = True
+        interrupted: BaseException | None = None
         try:
             ps = self.plant.measure()
             self._record(ps, await self._exchange(ps.reading), True)
@@ -380,6 +391,16 @@ class ClosedLoop:
         except GuardTripped as exc:
             completed = False
             self.event(f"the cell model stopped the run: {exc.event.message}")
+        except (asyncio.CancelledError, KeyboardInterrupt) as exc:
+            # Ctrl-C or a caller's timeout: what ran so far is still a valid, scored record.
+            completed, interrupted = False, exc
+            self.event("interrupted")
+        outcome = self._outcome(hello, wall_start, completed)
+        if interrupted is not None:
+            raise RunInterrupted(outcome, interrupted)
+        return outcome
+
+    def _outcome(self, hello: HelloReply, wall_start: float, completed: bool) -> LoopOutcome:
         rec = self.recorder
         rec.finish(self._t_s)
         if self._progress is not None:

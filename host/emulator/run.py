@@ -9,6 +9,7 @@ BoardSession interface.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,13 +18,15 @@ from cellmodel import load_cell
 from cellmodel.design import CellDesign, nominal
 from cellmodel.errors import InputError
 from host.board_session import BoardSession, BoardSetup, open_board
-from host.emulator.loop import ClosedLoop, LoopOutcome, check_scenario
+from host.emulator.loop import ClosedLoop, LoopOutcome, RunInterrupted, check_scenario
 from host.micropython.resolve import UNIX64_TARGET
 from host.progress import Progress
 from host.protocol.faults import FAULT_BITS
 from host.report.bdf_log import SIGN_NOTE, write_bdf_log
 from host.report.plot import write_plot
 from host.scenarios import Scenario
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -212,7 +215,21 @@ async def run_scenario(
             realtime=realtime,
             progress=bar,
         )
-        outcome = await loop.run()
+        interrupted: RunInterrupted | None = None
+        try:
+            outcome = await loop.run()
+        except RunInterrupted as exc:
+            outcome, interrupted = exc.outcome, exc
         summary = build_summary(scenario, designs, outcome, board, realtime=realtime)
+        summary["interrupted"] = interrupted is not None
     outputs = write_outputs(summary, outcome, designs.truth, out) if write_files else {}
+    if interrupted is not None:
+        # The partial log and summary are written (marked incomplete); the interrupt goes on.
+        if outputs:
+            log.warning(
+                "interrupted at t=%.0f s: the partial log and summary are in %s",
+                outcome.t_end_s,
+                out,
+            )
+        raise interrupted.cause
     return RunResult(summary, outputs, bool(summary["passed"]), outcome)
