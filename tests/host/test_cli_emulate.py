@@ -67,7 +67,7 @@ def test_ctrl_c_writes_a_partial_log_and_summary_marked_incomplete(tmp_path: Pat
 
     out = tmp_path / "out"
     long_run = tmp_path / "long.toml"  # far longer than the test waits, at any speed
-    long_run.write_text('name = "long"\nsample_period_s = 1.0\nsteps = ["Rest for 30 days"]\n')
+    long_run.write_text('name = "long"\nsample_period_s = 1.0\nsteps = ["Rest for 20 days"]\n')
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -94,7 +94,7 @@ def test_ctrl_c_writes_a_partial_log_and_summary_marked_incomplete(tmp_path: Pat
     assert proc.returncode == 130, err
     summary = json.loads((out / "long.summary.json").read_text())
     assert summary["interrupted"] and not summary["completed"] and not summary["passed"]
-    assert 0 < summary["steps"] < 30 * 86400
+    assert 0 < summary["steps"] < 20 * 86400
     rows = (out / "long.bdf.csv").read_text().splitlines()
     assert len(rows) == summary["steps"] + 2  # the header, the first sample, one per step
     assert "partial log and summary" in err
