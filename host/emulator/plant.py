@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from cellmodel.circuit import PackState
 from cellmodel.guards import GuardEvent
 from cellmodel.pack import PackModel, StepResult
 from host.sensors import Reading, Sensors
@@ -44,6 +45,42 @@ def bleed_currents(
     n = cell_v_V.size
     mask = np.array([(balance_bits >> i) & 1 for i in range(n)], dtype=float)
     return mask * cell_v_V / resistance_ohm
+
+
+@dataclass(frozen=True)
+class PlantSnapshot:
+    model: PackState
+    sensors: dict[str, Any]
+    guard_event: GuardEvent | None
+
+
+def _state_of(obj: object) -> dict[str, Any]:
+    """A copy of an object's attributes that restores it exactly: arrays, lists and dicts
+    copied, a random generator by its bit generator's state."""
+    out: dict[str, Any] = {}
+    for name, value in vars(obj).items():
+        if isinstance(value, np.random.Generator):
+            out[name] = (value, value.bit_generator.state)
+        elif isinstance(value, (np.ndarray, list, dict, set)):
+            out[name] = value.copy()
+        else:
+            out[name] = value
+    return out
+
+
+def _set_state(obj: object, state: dict[str, Any]) -> None:
+    for name, value in state.items():
+        if (
+            isinstance(value, tuple)
+            and len(value) == 2
+            and isinstance(value[0], np.random.Generator)
+        ):
+            generator, bits = value
+            generator.bit_generator.state = bits
+            value = generator
+        setattr(
+            obj, name, value.copy() if isinstance(value, (np.ndarray, list, dict, set)) else value
+        )
 
 
 class GuardTripped(Exception):
@@ -183,6 +220,17 @@ class Plant:
         reading = self.sensors.read(truth.v_V, applied, truth.temp_degC)
         limited = asked != demand_A and applied == asked
         return PlantStep(demand_A, applied, truth, reading, g, dt_s, limited)
+
+    # -- speculation (the lockstep pipeline) -------------------------------------------
+    def snapshot(self) -> PlantSnapshot:
+        """Everything a step changes: the cells, the sensor chain (its random draws too) and
+        the guard's verdict; restore() puts it back exactly."""
+        return PlantSnapshot(self._model.snapshot(), _state_of(self.sensors), self.guard_event)
+
+    def restore(self, snap: PlantSnapshot) -> None:
+        self._model.restore(snap.model)
+        _set_state(self.sensors, snap.sensors)
+        self.guard_event = snap.guard_event
 
     def true_capacity_Ah(self) -> float:
         """Usable capacity of the series pack: its smallest cell."""

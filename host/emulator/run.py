@@ -133,6 +133,7 @@ def build_summary(
         "wall_s": round(outcome.wall_s, 3),
         "steps_per_s": round(outcome.steps / outcome.wall_s, 1) if outcome.wall_s > 0 else None,
         "link": link,
+        "pipeline": outcome.pipeline,
         "firmware": {"hello": outcome.hello, "final_state": outcome.final_state},
         "sensors": scenario.sensors.as_dict(),
         "events": outcome.events,
@@ -183,13 +184,16 @@ async def run_scenario(
     target: str = UNIX64_TARGET,
     progress: bool = False,
     write_files: bool = True,
+    pipeline: bool = True,
 ) -> RunResult:
     """Run `scenario` in closed loop and write <name>.bdf.csv, <name>.summary.json, <name>.png.
 
     port=None: a fresh virtual board of `target` (unix-64, unix-32, qemu-cortex-m0) whose
     flash folder is out_dir/flash, provisioned for the BMS's design, with the scenario's
     initial state file. port: a flashed board in link mode. write_files=False keeps the
-    log, plot and summary in the result only (a campaign keeps its own table).
+    log, plot and summary in the result only (a campaign keeps its own table). pipeline:
+    in lockstep, step the cells while the firmware works (same results; uses two cores,
+    so a campaign running a run per core turns it off).
     """
     out = Path(out_dir)
     designs = resolve_designs(scenario, cell, bms_cell)
@@ -213,6 +217,7 @@ async def run_scenario(
             board,
             nameplate_Ah=designs.belief.capacity_Ah,
             realtime=realtime,
+            pipelined=pipeline and board.lockstep,
             progress=bar,
         )
         interrupted: RunInterrupted | None = None

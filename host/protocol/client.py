@@ -64,6 +64,7 @@ class BmsClient:
         self._clock = clock
         # One operation at a time; taken without suspending when free (needs no loop).
         self._lock = asyncio.Lock()
+        self._in_flight: Command[Any] | None = None  # started by send(), ended by finish()
 
     # -- the session's settings and state ----------------------------------------
     @property
@@ -146,6 +147,32 @@ class BmsClient:
     async def save(self) -> None:
         await self.call(commands.save())
 
+    # -- overlapped requests (the lockstep loop's pipeline) ---------------------------
+    def send(self, command: Command[object]) -> None:
+        """Start a request and return at once; `await finish()` gives its result. Meanwhile the
+        caller may compute (the lockstep loop steps its cells while the firmware works), but
+        no other request may start. Needs a link whose write completes at once."""
+        if self._lock.locked() or self._in_flight is not None:
+            raise RuntimeError("a request is already in progress")
+        data = self.session.start(command, self._clock())
+        if data and self.link.write(data) is not None:
+            raise TypeError("send() needs a link whose write() completes at once")
+        self._in_flight = command
+
+    @property
+    def in_flight(self) -> bool:
+        return self._in_flight is not None
+
+    async def finish(self) -> Any:
+        """The result of the request send() started (or the BmsError it ended in)."""
+        command, self._in_flight = self._in_flight, None
+        if command is None:
+            raise RuntimeError("no request in progress")
+        async with self._lock:
+            event = await self._drive(b"")
+        assert not isinstance(event, (Booted, NoBoot))
+        return command.decode(reply_frame(event))
+
     async def wait_boot(self, timeout_s: float) -> HelloReply:
         """The firmware's unsolicited BOOT frame (after power-on or RESET).
 
@@ -166,6 +193,8 @@ class BmsClient:
 
     async def call(self, command: Command[T]) -> T:
         """Run any command to its end; its typed result, or a BmsError."""
+        if self._in_flight is not None:
+            raise RuntimeError("a request started with send() is still in progress: finish() it")
         async with self._lock:
             data = self.session.start(command, self._clock())
             event = await self._drive(data)
