@@ -472,6 +472,9 @@ class ClosedLoop:
             # Ctrl-C or a caller's timeout: what ran so far is still a valid, scored record.
             completed, interrupted = False, exc
             self.event("interrupted")
+            pending, self._in_flight = self._in_flight, None
+            if pending is not None:  # the cells took the step; its reply never came
+                self._record(pending.ps, None, True, at=(pending.t_s, pending.step_index))
         outcome = self._outcome(hello, wall_start, completed)
         if interrupted is not None:
             raise RunInterrupted(outcome, interrupted)
