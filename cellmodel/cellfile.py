@@ -29,6 +29,7 @@ from cellmodel.design import (
     Pack,
 )
 from cellmodel.errors import InputError
+from cellmodel.files import read_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -228,17 +229,11 @@ def _resolve(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    text = read_text(path)
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(str(path), "toml", f"not valid TOML: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            str(path), "file", f"not UTF-8 text (invalid byte at offset {exc.start})"
-        ) from None
-    except OSError as exc:
-        raise InputError(str(path), "file", f"cannot read: {exc.strerror}") from exc
 
 
 def _merged(path: Path, depth: int = 0) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cellmodel.errors import InputError
+from cellmodel.files import check_output_dir
 from host.campaign.aggregate import aggregate
 from host.campaign.cluster import DaskExecutor
 from host.campaign.execute import PASSED
@@ -72,7 +73,9 @@ def run_campaign(
         )
     spec = load_spec(spec_path)
     plans = expand(spec)
-    out_dir = Path(out) if out is not None else default_out(spec)
+    out_dir = check_output_dir(
+        out if out is not None else default_out(spec), "command line", "--out"
+    )
     if scheduler:
         executor: LocalExecutor | DaskExecutor = DaskExecutor(scheduler)
         where = f"Dask scheduler {scheduler}"
