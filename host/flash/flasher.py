@@ -49,7 +49,7 @@ class FlashResult:
     config_mismatch: list[str] = field(default_factory=list)
     ok: bool = False
     problems: list[str] = field(default_factory=list)
-    seconds: float = 0.0
+    wall_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,7 +79,7 @@ async def flash_board(
         config = json.loads(next(f.data for f in staged if f.path == "bms_config.json"))
         await check_firmware(port, board, config, result, boot_timeout_s)
     result.ok = result.verified and not result.problems
-    result.seconds = round(time.monotonic() - t0, 2)
+    result.wall_s = round(time.monotonic() - t0, 2)
     return result
 
 
