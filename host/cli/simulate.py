@@ -13,6 +13,7 @@ abuse, current beyond the sanity bound: the message says which); 2 bad input.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,8 @@ from cellmodel.simulation import SimulationResult, run_experiment, simulate_prof
 from host.cli.output import emit, emit_json
 
 MAX_CYCLES = 100_000
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers: Any) -> None:
@@ -162,8 +165,10 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     start_unix_s = time.time()
     design = load_cell(args.cell)
+    log.info("cell %s (%s), %d in series", design.name, design.source, design.n_series)
     result = _simulate(args, design)
     outputs = [str(p) for p in result.write(out, start_unix_s=start_unix_s)] if out else []
+    log.info("%d rows simulated; wrote %s", len(result.t_s), outputs or "nothing")
     summary = result.summary()
     summary["cell_source"] = design.source  # the cell file used (path), beside its name
     summary["outputs"] = outputs

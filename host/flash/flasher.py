@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
 # The HELLO_REPLY boot flag: the firmware rejected bms_config.json.
 _CONFIG_REJECTED = 1 << BOOT_FLAG_BITS["CONFIG_REJECTED"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -72,9 +75,13 @@ async def flash_board(
     """
     t0 = time.monotonic()
     staged = stage_firmware(board, design, mpy=mpy)
+    log.info("%s: %d files staged for %s (%s)", port, len(staged), board.name,
+             "mpy" if mpy else "source")  # fmt: skip
     result = FlashResult(port=port, board=board.name, form="mpy" if mpy else "source")
     await request_repl(port)
     await asyncio.to_thread(_transfer, port, staged, result, None if force else board)
+    log.info("%s: %d written, %d unchanged, %d removed, verified %s", port, len(result.written),
+             len(result.unchanged), len(result.removed), result.verified)  # fmt: skip
     if result.verified:
         config = json.loads(next(f.data for f in staged if f.path == "bms_config.json"))
         await check_firmware(port, board, config, result, boot_timeout_s)

@@ -157,6 +157,7 @@ class BmsClient:
         if self._lock.locked() or self._in_flight is not None:
             raise RuntimeError("a request is already in progress")
         data = self.session.start(command, self._clock())
+        self._trace.sent(data)
         if data and self.link.write(data) is not None:
             raise TypeError("send() needs a link whose write() completes at once")
         self._in_flight = command
