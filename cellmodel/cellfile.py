@@ -2,7 +2,8 @@
 
 A cell file is a preset name (cellmodel/cells/NAME.toml) or a path. A file may
 start from another with a top-level `extends = "NAME_OR_PATH"` and override
-any field; sections merge key by key. Every field is checked for presence,
+any field; sections merge key by key. Without a `[cell] name` of its own, such a
+file is named after its file name (my-cell.toml: "my-cell"). Every field is checked for presence,
 type and range, and unknown keys are errors: all of them raise
 InputError(file, "section.field", reason).
 """
@@ -237,10 +238,16 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _merged(path: Path, depth: int = 0) -> dict[str, Any]:
+    """The file's tables over those of the file it extends. A file that extends another
+    without a `[cell] name` of its own is named after its file, never after its base: a
+    result must not call a modified cell by the preset's name."""
     data = _read_toml(path)
     base_ref = data.pop("extends", None)
     if base_ref is None:
         return data
+    own = data.get("cell", {})
+    if isinstance(own, dict) and "name" not in own:  # (not a table: validation says so)
+        data["cell"] = {**own, "name": path.stem}
     if not isinstance(base_ref, str):
         raise InputError(str(path), "extends", f"must be a preset name or path, got {base_ref!r}")
     if depth >= _MAX_EXTENDS_DEPTH:
