@@ -97,9 +97,13 @@ def test_scenario_keys_documented_are_the_keys_read() -> None:
 
 
 def test_every_step_kind_is_documented_by_an_example_that_parses() -> None:
+    headings = (
+        "Fault steps (they act at once)",
+        "Expectations (they judge the firmware's replies)",
+    )
     examples = [
         text
-        for heading in ("Fault steps (they act at once)", "Expectations (they judge the firmware's replies)")
+        for heading in headings
         for entry in first_column(section(SCENARIOS_MD, heading))
         for text in re.split(r"`, `", entry)
     ]
