@@ -13,9 +13,10 @@ expectation, crashed or timed out (campaign.json says which), 2 on bad input.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from typing import Any
+
+from host.cli.options import CLI, WORKERS
+from host.cli.output import emit_json
 
 SHOWN_WORST = 5
 
@@ -35,7 +36,7 @@ def register(subparsers: Any) -> None:
         "--workers",
         type=int,
         metavar="K",
-        help="local worker processes (default: the number of cores)",
+        help=f"local worker processes, {WORKERS.describe()} (default: the number of cores)",
     )
     p.add_argument(
         "--scheduler",
@@ -59,6 +60,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from host.campaign import run_campaign
 
+    if args.workers is not None:
+        WORKERS.check(args.workers, CLI, "--workers")
     outcome = run_campaign(
         args.spec,
         out=args.out,
@@ -70,8 +73,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         write_report(args, outcome)
     if args.json:
-        json.dump(outcome.aggregate, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        emit_json(outcome.aggregate)
     else:
         print_report(outcome.aggregate)
     return outcome.exit_code

@@ -34,6 +34,7 @@ from host.protocol.session import (
     boot_hello,
     reply_frame,
 )
+from host.protocol.wire_trace import WireTrace
 
 __all__ = ["BmsClient", "BmsError", "BmsRejected", "BmsTimeout", "ClientStats", "Link"]
 
@@ -65,6 +66,7 @@ class BmsClient:
         # One operation at a time; taken without suspending when free (needs no loop).
         self._lock = asyncio.Lock()
         self._in_flight: Command[Any] | None = None  # started by send(), ended by finish()
+        self._trace = WireTrace()  # frames logged at DEBUG on host.protocol.wire (-vv)
 
     # -- the session's settings and state ----------------------------------------
     @property
@@ -155,6 +157,7 @@ class BmsClient:
         if self._lock.locked() or self._in_flight is not None:
             raise RuntimeError("a request is already in progress")
         data = self.session.start(command, self._clock())
+        self._trace.sent(data)
         if data and self.link.write(data) is not None:
             raise TypeError("send() needs a link whose write() completes at once")
         self._in_flight = command
@@ -207,6 +210,7 @@ class BmsClient:
         try:
             while True:
                 if data:
+                    self._trace.sent(data)
                     written = self.link.write(data)
                     if written is not None:
                         await written
@@ -228,4 +232,5 @@ class BmsClient:
         if left > 0:
             data = await self.link.read(READ_CHUNK, left)
             if data:
+                self._trace.received(data)
                 self.session.receive_data(data)

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from cellmodel.errors import InputError
+from cellmodel.files import read_text
 from host.scenarios.mismatch import Mismatch, parse_mismatch
 from host.scenarios.steps import DriveStep, ScenarioStep, parse_scenario_step
 from host.sensors import SensorSpec
@@ -308,12 +309,11 @@ def load_scenario(name_or_path: str | Path | None = None) -> Scenario:
                 f"no such scenario file or built-in; built-ins: {', '.join(library_names())}",
             )
     if not path.is_file():
-        raise InputError("--scenario", text, "no such file")
+        raise InputError("--scenario", text, "not a file" if path.exists() else "no such file")
     source = str(path)
+    text = read_text(path, source)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(source, "toml", str(exc)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(source, "file", str(exc)) from None
     return parse_scenario(data, source, base_dir=path.parent)

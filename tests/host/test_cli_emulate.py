@@ -53,7 +53,9 @@ def test_unknown_scenario_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["emulate", "--list", "--json"]) == 0
-    assert "hysteresis-trap" in json.loads(capsys.readouterr().out)["scenarios"]
+    listed = json.loads(capsys.readouterr().out)["scenarios"]
+    assert "hysteresis-trap" in [entry["name"] for entry in listed]
+    assert all(entry["description"] for entry in listed)
 
 
 def test_ctrl_c_writes_a_partial_log_and_summary_marked_incomplete(tmp_path: Path) -> None:
