@@ -20,7 +20,7 @@ Current is positive on discharge, in the readings as in the model.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -30,8 +30,9 @@ from numpy.typing import NDArray
 from cellmodel.errors import InputError
 from cellmodel.smallpack import FAST_PATH_MAX_CELLS, np_max
 
-# Reads' worth of standard normals the fast path draws at once.
-NOISE_BLOCK_READS = 256
+# Reads' worth of standard normals the fast path draws at once (small enough that copying
+# the block list for a snapshot of the sensors stays cheap).
+NOISE_BLOCK_READS = 64
 
 # Plausible range of each SensorSpec field: outside it a scenario is a typo, not a test.
 PLAUSIBLE: dict[str, tuple[float, float]] = {
@@ -195,7 +196,10 @@ class Sensors:
         self._cell_gain_list: list[float] = self._cell_gain.tolist()
         self._cell_offset_list: list[float] = self._cell_offset_mV.tolist()
         self._temp_offset_list: list[float] = self._temp_offset_degC[:n_temps].tolist()
-        self._noise_rows: Iterator[list[float]] = iter(())
+        # Pre-drawn standard normals, one row per read, and the next row's index: plain
+        # attributes, so a copy of them and of the Generator's state restores the sensors.
+        self._noise_block: list[list[float]] = []
+        self._noise_next = 0
 
     # Faults -----------------------------------------------------------------
     def inject_current_offset(self, offset_mA: float) -> None:
@@ -310,13 +314,13 @@ class Sensors:
     def _noise_row(self) -> list[float]:
         """The standard normals of one read: cells, current, then temperatures (the order
         of the vectorized read's three draws)."""
-        row = next(self._noise_rows, None)
-        if row is None:
+        k = self._noise_next
+        if k >= len(self._noise_block):
             width = self.n_cells + 1 + self.n_temps
-            block = self._rng.normal(0.0, 1.0, (NOISE_BLOCK_READS, width)).tolist()
-            self._noise_rows = iter(block)
-            row = next(self._noise_rows)
-        return row
+            self._noise_block = self._rng.normal(0.0, 1.0, (NOISE_BLOCK_READS, width)).tolist()
+            k = 0
+        self._noise_next = k + 1
+        return self._noise_block[k]
 
     def _read_fast(
         self,
