@@ -254,7 +254,7 @@ class SmallPack:
             h_n = _h_per_cell(s.h, cells, e[len(e) - n :])
         else:
             h_n = self._h_series(s.h, i_series, dt_s)
-        return self._end(s, mids, rcs, a, h_n, amb, dt_s)
+        return self._end(s, cells, mids, rcs, a, h_n, amb, dt_s)
 
     def _mid_step(self, s: CellState, cells: list[float], dt_s: float) -> tuple[list, list[float]]:
         """Pass 1: coulomb count and mid-step SOC shapes (circuit.mid_step_shapes), and the
@@ -338,6 +338,7 @@ class SmallPack:
     def _end(
         self,
         s: CellState,
+        cells: list[float],
         mids: list,
         rcs: list,
         a: list[float],
@@ -360,7 +361,7 @@ class SmallPack:
         lookup = self.ocv.value
         hs: list = (s.h if h_n is None else h_n) if self.hysteresis else [None] * self.n_cells
         rows = []
-        cells = zip(
+        per_cell = zip(
             mids,
             rcs,
             a[0::2],
@@ -374,7 +375,7 @@ class SmallPack:
             self.r2,
             strict=True,
         )
-        for m, rc, a1, a2, v1, v2, t, h, r0k, r1k, r2k in cells:
+        for m, rc, a1, a2, v1, v2, t, h, r0k, r1k, r2k in per_cell:
             i, d, soc_end, soc_mid, x, y, _ = m
             rise, arr0, arr1, arr2, r0, k1, k2, z1, z2 = rc
             if centre:
@@ -398,9 +399,8 @@ class SmallPack:
         if pack_v != pack_v:
             return None
         soc = [m[2] for m in mids]
-        i_cells = [m[0] for m in mids]
         temp_n = temps if thermal else None
-        return Advanced(soc, v1n, v2n, h_n, temp_n, ocv, v, i_cells, r0_end, pack_v)
+        return Advanced(soc, v1n, v2n, h_n, temp_n, ocv, v, cells, r0_end, pack_v)
 
     # ----- CV holds -------------------------------------------------------------
     def cv_slope(
