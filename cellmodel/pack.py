@@ -43,6 +43,7 @@ from cellmodel.errors import InputError
 from cellmodel.fastpath import run_single
 from cellmodel.guards import GuardEvent, GuardRails
 from cellmodel.smallpack import (
+    ANODE_FAST_MAX_CELLS,
     FAST_PATH_MAX_CELLS,
     Advanced,
     Ambient,
@@ -257,10 +258,9 @@ class PackModel:
         self, soc: np.ndarray, h: np.ndarray, v_V: np.ndarray, ocv_V: np.ndarray
     ) -> np.ndarray:
         """The anode potential of cells in the given state (CellParams.anode_potential_V)."""
-        if self._small is not None and soc.shape == (self.n_cells,):
-            pot = self._small.anode_potential_V(
-                soc.tolist(), h.tolist(), v_V.tolist(), ocv_V.tolist()
-            )
+        small = self._small if self.n_cells <= ANODE_FAST_MAX_CELLS else None
+        if small is not None and soc.shape == (self.n_cells,):
+            pot = small.anode_potential_V(soc.tolist(), h.tolist(), v_V.tolist(), ocv_V.tolist())
             if pot is not None:
                 return np.array(pot)
         return self.params.anode_potential_V(soc, h, v_V, ocv_V)
