@@ -19,8 +19,9 @@ replicated and checked against numpy:
 - np.interp, np.clip, np.sign, np.max and np.sum's pairwise summation: replicated
   (ScalarTable, _clip, _sign, np_max, pairwise_sum) and tested against numpy;
 - NaN: np.interp of NaN may return a table value (on a flat segment, depending on its
-  search), which cannot be replicated; the fast path answers None whenever a result is
-  NaN and the model runs the vectorized engine instead.
+  search), which cannot be replicated; the fast path answers None whenever a terminal
+  voltage (or an anode potential lookup) is NaN, and the model runs the vectorized engine
+  instead (a NaN SOC or OCV always makes the terminal voltage NaN).
 
 Current is positive on discharge.
 """
@@ -42,8 +43,9 @@ from cellmodel.circuit import (
 from cellmodel.ocv import BranchTable
 
 # Measured (thread CPU time, 2 s steps, this repository's 2-core machine): a scalar step
-# costs about 8 us plus 2 us per cell, a vectorized one 35-45 us whatever the cell count up
-# to about 100; they meet near 17 cells (cv_current_A's iterations near 24).
+# costs about 7.5 us plus 1.9 us per cell, a vectorized one 35-45 us whatever the cell count
+# up to about 100; they meet near 17 cells (cv_current_A's iterations near 24). 16 is also
+# the protocol's largest pack (docs/protocol.md), so every closed-loop pack takes the path.
 FAST_PATH_MAX_CELLS = 16
 # The anode potential alone (two table lookups per cell, no exp) stays with numpy from here:
 # 4 us whatever the count against 0.7 us plus 0.27 us per cell on floats.
