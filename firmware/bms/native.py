@@ -1,0 +1,28 @@
+"""The frame path's inner loops as machine code (MicroPython's viper emitter).
+
+Importable only on a port built with a native emitter; bms.fastpath picks these or their
+bytecode twins in bms/portable.py (same contracts, same results). Viper indexes buffers
+through raw pointers, without bounds checks: every caller passes ranges it has checked
+against the buffers' sizes.
+"""
+
+# ptr8 is a builtin of viper code only: ruff (which reads this as Python) does not know it.
+# ruff: noqa: F821
+import micropython
+
+
+@micropython.viper
+def crc16(buf, start: int, end: int, crc: int) -> int:
+    """CRC-16/CCITT-FALSE of buf[start:end] continued from `crc`.
+
+    Table-free: the byte update of the polynomial 0x1021 in shifts and XORs (the form of
+    avr-libc's _crc_xmodem_update): no 512-byte table in the heap, no loads from it.
+    """
+    b = ptr8(buf)
+    i = start
+    while i < end:
+        x = ((crc >> 8) ^ b[i]) & 0xFF
+        x ^= x >> 4
+        crc = ((crc << 8) ^ (x << 12) ^ (x << 5) ^ x) & 0xFFFF
+        i += 1
+    return crc
