@@ -26,3 +26,14 @@ def crc16(buf, start: int, end: int, crc: int) -> int:
         crc = ((crc << 8) ^ (x << 12) ^ (x << 5) ^ x) & 0xFFFF
         i += 1
     return crc
+
+
+@micropython.viper
+def copy(dst, dpos: int, src, spos: int, n: int):
+    """dst[dpos:dpos+n] = src[spos:spos+n], without the slice objects that would allocate."""
+    d = ptr8(dst)
+    s = ptr8(src)
+    i = 0
+    while i < n:
+        d[dpos + i] = s[spos + i]
+        i += 1

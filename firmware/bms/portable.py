@@ -34,3 +34,9 @@ def crc16(buf, start, end, crc):
         # crc >> 8 and a byte are both below 256: their XOR indexes the table as it is
         crc = ((crc << 8) & 0xFF00) ^ table[(crc >> 8) ^ buf[i]]
     return crc
+
+
+def copy(dst, dpos, src, spos, n):
+    """dst[dpos:dpos+n] = src[spos:spos+n], without the slice objects that would allocate."""
+    for k in range(n):
+        dst[dpos + k] = src[spos + k]

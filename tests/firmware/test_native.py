@@ -25,7 +25,7 @@ def test_the_unix_ports_run_the_machine_code() -> None:
         """
         from bms import codec, crc16, fastpath, native
         assert fastpath.NATIVE
-        assert crc16.crc16 is native.crc16 and codec.crc16 is native.crc16
+        assert crc16.crc16 is native.crc16 and codec.copy is native.copy
         print(crc16.crc16(b"123456789", 0, 9, crc16.INIT))
         """
     )
@@ -80,3 +80,27 @@ def test_crc_machine_code_bytecode_and_crc_hqx_agree(tmp_path: Path) -> None:
     )
     bad, count = out.strip().rsplit(" ", 1)
     assert json.loads(bad) == [] and int(count) == len(cases), out
+
+
+def test_copy_machine_code_and_bytecode_agree() -> None:
+    out = run_mpy(
+        """
+        import random
+        from bms import native, portable
+        random.seed(11)
+        for k in range(3000):
+            src = bytes(random.getrandbits(8) for _ in range(random.randrange(1, 80)))
+            n = random.randrange(min(len(src), 64) + 1)
+            spos = random.randrange(len(src) - n + 1)
+            dpos = random.randrange(64 - n + 1)
+            a = bytearray(random.getrandbits(8) for _ in range(64))
+            b = bytearray(a)
+            native.copy(a, dpos, src, spos, n)
+            portable.copy(b, dpos, src, spos, n)
+            expect = bytearray(b)
+            expect[dpos:dpos + n] = src[spos:spos + n]
+            assert a == b == expect, (k, dpos, spos, n)
+        print("ok")
+        """
+    )
+    assert out.strip() == "ok"
