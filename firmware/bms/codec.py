@@ -240,6 +240,18 @@ class BreakDetector:
             s = _B_ARMED
         self.state = s
 
+    def watching(self):
+        """True while the next bytes may be part of a break: give them to byte(), one by one.
+
+        Otherwise (within a burst, or after a short pause) no byte can start a break and
+        read() with the time of the read is all the detector needs of a whole chunk.
+        """
+        return self.state != _B_MID
+
+    def read(self, now_ms):
+        """Bytes were read at now_ms while not watching(): byte() for each of them, at once."""
+        self.last_ms = now_ms
+
     def byte(self, b, now_ms):
         """Byte `b` was read at now_ms; True when it completes a break."""
         s = self.state

@@ -37,3 +37,30 @@ def copy(dst, dpos: int, src, spos: int, n: int):
     while i < n:
         d[dpos + i] = s[spos + i]
         i += 1
+
+
+@micropython.viper
+def read_ready(ipoll, readinto, one, buf, off: int, n: int) -> int:
+    """Read what the line holds now, up to n bytes, into buf[off:]; the count, or -1 at its end.
+
+    For a stream whose readinto waits for the full count (sys.stdin on every port): the
+    first byte is read at once (the caller saw the line ready), each further one only
+    while ipoll(0) says one is waiting, so this never waits for a byte that is not there.
+    `one` is a 1-byte buffer for the single reads.
+    """
+    d = ptr8(buf)
+    s = ptr8(one)
+    k = 0
+    while k < n:
+        if k:
+            waiting = 0
+            for _ in ipoll(0):  # ipoll reuses its tuple: no allocation
+                waiting = 1
+                break
+            if not waiting:
+                break
+        if not readinto(one, 1):
+            return k if k else -1
+        d[off + k] = s[0]
+        k += 1
+    return k

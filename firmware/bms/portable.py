@@ -40,3 +40,25 @@ def copy(dst, dpos, src, spos, n):
     """dst[dpos:dpos+n] = src[spos:spos+n], without the slice objects that would allocate."""
     for k in range(n):
         dst[dpos + k] = src[spos + k]
+
+
+def read_ready(ipoll, readinto, one, buf, off, n):
+    """What the line holds now, up to n bytes, into buf[off:]; the count, or -1 at its end.
+
+    The first byte is read at once (the caller saw the line ready), each further one only
+    while ipoll(0) says one is waiting: never a wait for a byte that is not there.
+    """
+    k = 0
+    while k < n:
+        if k:
+            waiting = False
+            for _ in ipoll(0):  # ipoll reuses its tuple: no allocation
+                waiting = True
+                break
+            if not waiting:
+                break
+        if not readinto(one, 1):
+            return k if k else -1
+        buf[off + k] = one[0]
+        k += 1
+    return k
