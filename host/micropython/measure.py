@@ -145,14 +145,26 @@ def _build(target: str) -> BuildResult:
     return build_target(target, source)
 
 
-def _compile_flash(flash: Path, mpy_cross: Path) -> None:
-    """The firmware's modules as .mpy (as a board runs them), boot.py and main.py as source."""
+def _compile_flash(flash: Path, mpy_cross: Path, arch: str) -> None:
+    """The firmware's modules as .mpy (as a board runs them), boot.py and main.py as source.
+
+    `arch` is the interpreter's own (x64, x86): bms/native.py holds viper code, which an
+    .mpy carries as machine code for one architecture.
+    """
     for src in sorted(flash.rglob("*.py")):
         if src.parent == flash and src.name in ("main.py", "boot.py"):
             continue
         rel = src.relative_to(flash).as_posix()
         subprocess.run(
-            [str(mpy_cross), "-s", rel, "-o", str(src.with_suffix(".mpy")), str(src)],
+            [
+                str(mpy_cross),
+                f"-march={arch}",
+                "-s",
+                rel,
+                "-o",
+                str(src.with_suffix(".mpy")),
+                str(src),
+            ],
             check=True,
             capture_output=True,
         )
@@ -254,7 +266,7 @@ def _heap_on_unix(interpreter: Path, mpy_cross: Path, heap: str, target: str) ->
     with tempfile.TemporaryDirectory(prefix="sisnbms-heap-") as tmp:
         flash = Path(tmp)
         provision_flash(flash, None, "qemu_cortex_m0")
-        _compile_flash(flash, mpy_cross)
+        _compile_flash(flash, mpy_cross, "x64" if target == UNIX64 else "x86")
         proc = subprocess.run(
             [str(interpreter), "-X", f"heapsize={heap}", "-c", _HEAP_SCRIPT],
             cwd=flash,

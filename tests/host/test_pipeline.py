@@ -15,7 +15,7 @@ from host.report.log import CELLS, COLUMNS
 from host.scenarios import load_scenario
 
 # What depends on the wall clock or the machine, not on the run.
-NOT_RESULTS = {"wall_s", "steps_per_s", "outputs", "port", "pipeline", "interrupted"}
+NOT_RESULTS = {"wall_s", "steps_per_s", "outputs", "port", "board", "pipeline", "interrupted"}
 
 SCENARIO = """
 name = "pipeline-{name}"
