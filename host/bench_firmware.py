@@ -161,9 +161,11 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _board_pid() -> int | None:
-    """The board's interpreter: the child of the jail (this process's child) that has none."""
-    leaves = [p for p in _descendants(os.getpid()) if not _descendants(p)]
+def _board_pid(before: set[int]) -> int | None:
+    """The board's interpreter: the child of the jail (this process's child) that has none.
+    Processes in `before` were there before the board (a campaign's fork server, say)."""
+    found = [p for p in _descendants(os.getpid()) if p not in before]
+    leaves = [p for p in found if not _descendants(p)]
     return leaves[0] if len(leaves) == 1 else None
 
 
@@ -178,6 +180,7 @@ async def _unix_firmware(interpreter: Path, heap: str, flash: Path, quick: bool)
     from host.vboard.provision import provision_flash
 
     provision_flash(flash, None)
+    before = set(_descendants(os.getpid()))
     async with VirtualBoard(flash, interpreter, heap=heap) as board:
         port = serial.Serial(board.port, 115200, timeout=0)
         try:
@@ -188,7 +191,7 @@ async def _unix_firmware(interpreter: Path, heap: str, flash: Path, quick: bool)
             frames = sample_frames(n_cells, 100 + sum(sizes), 2)
             warm, rest = frames[:100], frames[100:]
             await asyncio.to_thread(lockstep, fd, warm)
-            pid = _board_pid()
+            pid = _board_pid(before)
             cpu0 = _cpu_s(pid) if pid else 0.0
             walls = []
             for size in sizes:
@@ -217,6 +220,7 @@ async def _unix_echo(
     flash.mkdir(parents=True, exist_ok=True)
     main = _UNIX_ECHO_MAIN.replace("REQUEST", str(request)).replace("REPLY", str(_STATE_FRAME))
     (flash / "main.py").write_text(main)
+    before = set(_descendants(os.getpid()))
     async with VirtualBoard(flash, interpreter, heap=heap) as board:
         port = serial.Serial(board.port, 115200, timeout=0)
         try:
@@ -225,7 +229,7 @@ async def _unix_echo(
             data = bytes(range(request))
             await asyncio.to_thread(echo_lockstep, fd, data, _STATE_FRAME, 100)
             sizes = _blocks(5000, quick)
-            pid = _board_pid()
+            pid = _board_pid(before)
             cpu0 = _cpu_s(pid) if pid else 0.0
             walls = []
             for size in sizes:

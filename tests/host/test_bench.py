@@ -92,6 +92,9 @@ def test_quick_json_chip_target_figures(quick: dict[str, Any]) -> None:
             assert 0 < echo["instructions_per_frame"] < fw["instructions_per_frame"]
         else:
             assert fw["frames_per_s"] > 0 and echo["frames_per_s"] > 0
+            if Path("/proc/self/task").is_dir():  # the board's CPU time, found among the
+                # processes of this one (the campaign run before left its fork server)
+                assert fw["board_cpu_us_per_frame"] is not None, r
     heap = quick["target_heap"]
     assert set(heap) == set(RUN_TARGETS) and "skipped" not in heap["unix-64"]
     for h in heap.values():
