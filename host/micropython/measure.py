@@ -10,13 +10,15 @@
   the firmware on the QEMU board (QEMU at full speed, no -icount).
 
 Each returns a dict (the `sisnbms bench` convention), or {"skipped": reason} when the
-toolchain or the vendored source is missing.
+target is not built (the reason names the `sisnbms micropython build` command: a bench never
+builds, it measures the cached build that `--target` runs) or QEMU is missing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import platform
 import subprocess
 import tempfile
 import time
@@ -24,8 +26,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from host.micropython.build import BuildResult, build_target
-from host.micropython.source import vendor_source
+from cellmodel.errors import InputError
+from host.micropython.build import BuildResult, latest_build
 from host.micropython.targets import QEMU_TARGET, UNIX32_TARGET
 
 RP2040_CLOCK_HZ = 125_000_000
@@ -127,47 +129,48 @@ for n in CELLS:
 
 
 def _skip_reason(target: str) -> str | None:
+    """Why a chip target cannot be measured here (None: it can): not built yet (builds take
+    minutes: `sisnbms micropython build` makes them, a bench does not), or QEMU absent."""
+    from host.micropython.resolve import target_binary
     from host.micropython.targets import TARGETS
-    from host.micropython.toolchain import missing_tools
+    from host.micropython.toolchain import install_hint, missing_tools
 
-    t = TARGETS[target]
-    missing = missing_tools(t.tools + t.run_tools)
+    try:
+        target_binary(target)
+    except InputError as exc:
+        return f"{target}: {exc.reason}"
+    missing = missing_tools(TARGETS[target].run_tools)
     if missing:
-        return f"toolchain absent: {', '.join(m.command for m in missing)}"
-    if vendor_source() is None:
-        return "the vendored MicroPython source (../shared/vendor) is absent"
+        return f"{', '.join(m.command for m in missing)} absent: {install_hint(missing)}"
     return None
 
 
 def _build(target: str) -> BuildResult:
-    source = vendor_source()
-    assert source is not None
-    return build_target(target, source)
+    """The cached build `--target` runs (host.micropython.resolve finds the same one)."""
+    build = latest_build(target)
+    if build is None:
+        raise RuntimeError(_skip_reason(target))
+    return build
 
 
-def _compile_flash(flash: Path, mpy_cross: Path, arch: str) -> None:
-    """The firmware's modules as .mpy (as a board runs them), boot.py and main.py as source.
+# mpy-cross's -march for the unix interpreters on this machine (the firmware's viper module,
+# bms/native.py, is machine code: an .mpy of it names the CPU), by platform.machine().
+_UNIX_MARCH = {
+    "x86_64": {UNIX64: "x64", UNIX32_TARGET: "x86"},
+    "amd64": {UNIX64: "x64", UNIX32_TARGET: "x86"},
+    "i686": {UNIX32_TARGET: "x86"},
+}
 
-    `arch` is the interpreter's own (x64, x86): bms/native.py holds viper code, which an
-    .mpy carries as machine code for one architecture.
-    """
+
+def _compile_flash(flash: Path, mpy_cross: Path, march: str) -> None:
+    """The firmware's modules as .mpy (as a board runs them), boot.py and main.py as source."""
     for src in sorted(flash.rglob("*.py")):
         if src.parent == flash and src.name in ("main.py", "boot.py"):
             continue
         rel = src.relative_to(flash).as_posix()
-        subprocess.run(
-            [
-                str(mpy_cross),
-                f"-march={arch}",
-                "-s",
-                rel,
-                "-o",
-                str(src.with_suffix(".mpy")),
-                str(src),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        out = src.with_suffix(".mpy")
+        cmd = [str(mpy_cross), f"-march={march}", "-s", rel, "-o", str(out), str(src)]
+        subprocess.run(cmd, check=True, capture_output=True)
         src.unlink()
 
 
@@ -236,16 +239,19 @@ def heap_usage(target: str = UNIX32_TARGET, quick: bool = False) -> dict[str, An
     """
     if target == QEMU_TARGET:
         return _heap_on_qemu()
+    march = _UNIX_MARCH.get(platform.machine().lower(), {}).get(target)
+    if march is None:
+        return {"skipped": f"{target}: mpy-cross has no -march for this {platform.machine()}"}
     if target == UNIX64:
         from host.image import mpy_cross_path
         from host.interpreter import find_micropython
 
-        return _heap_on_unix(find_micropython(), mpy_cross_path(), "1M", target)
+        return _heap_on_unix(find_micropython(), mpy_cross_path(), march, "1M", target)
     reason = _skip_reason(target)
     if reason:
         return {"skipped": reason}
     build = _build(target)
-    return _heap_on_unix(build.path, build.mpy_cross, RP2040_HEAP, target)
+    return _heap_on_unix(build.path, build.mpy_cross, march, RP2040_HEAP, target)
 
 
 def _heap_on_qemu() -> dict[str, Any]:
@@ -260,13 +266,15 @@ def _heap_on_qemu() -> dict[str, Any]:
     return _heap_dict(_parse(asyncio.run(on_board()), "HEAP")[0], "qemu board, .mpy")
 
 
-def _heap_on_unix(interpreter: Path, mpy_cross: Path, heap: str, target: str) -> dict[str, Any]:
+def _heap_on_unix(
+    interpreter: Path, mpy_cross: Path, march: str, heap: str, target: str
+) -> dict[str, Any]:
     from host.vboard.provision import provision_flash
 
     with tempfile.TemporaryDirectory(prefix="sisnbms-heap-") as tmp:
         flash = Path(tmp)
         provision_flash(flash, None, "qemu_cortex_m0")
-        _compile_flash(flash, mpy_cross, "x64" if target == UNIX64 else "x86")
+        _compile_flash(flash, mpy_cross, march)
         proc = subprocess.run(
             [str(interpreter), "-X", f"heapsize={heap}", "-c", _HEAP_SCRIPT],
             cwd=flash,
@@ -277,7 +285,7 @@ def _heap_on_unix(interpreter: Path, mpy_cross: Path, heap: str, target: str) ->
         )
     if proc.returncode != 0:
         raise RuntimeError(f"heap script failed on {target}:\n{proc.stdout}{proc.stderr}")
-    return _heap_dict(_parse(proc.stdout, "HEAP")[0], f"{target}, .mpy, heap {heap} B")
+    return _heap_dict(_parse(proc.stdout, "HEAP")[0], f"{target}, .mpy ({march}), heap {heap} B")
 
 
 def step_time_qemu(quick: bool = False) -> dict[str, Any]:
@@ -349,25 +357,3 @@ def sample_rate_qemu(quick: bool = False) -> dict[str, Any]:
         }
 
     return asyncio.run(run())
-
-
-def heap_qemu(quick: bool = False) -> dict[str, Any]:
-    return heap_usage(QEMU_TARGET, quick)
-
-
-def heap_unix32(quick: bool = False) -> dict[str, Any]:
-    return heap_usage(UNIX32_TARGET, quick)
-
-
-def heap_unix64(quick: bool = False) -> dict[str, Any]:
-    return heap_usage(UNIX64, quick)
-
-
-# For host.bench.BENCHMARKS (name -> function(quick) -> dict).
-BENCHMARKS = {
-    "heap_unix64": heap_unix64,
-    "heap_unix32": heap_unix32,
-    "heap_qemu": heap_qemu,
-    "step_time_qemu": step_time_qemu,
-    "sample_rate_qemu": sample_rate_qemu,
-}
