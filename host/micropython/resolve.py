@@ -17,13 +17,17 @@ from pathlib import Path
 from cellmodel.errors import InputError
 from host.interpreter import find_micropython
 from host.micropython.build import latest_build
-from host.micropython.targets import QEMU_TARGET, TARGETS, UNIX32_TARGET
+from host.micropython.targets import TARGETS
 
 UNIX64_TARGET = "unix-64"
-RUN_TARGETS = (UNIX64_TARGET, UNIX32_TARGET, QEMU_TARGET)
+# Every target a virtual board runs on: the PyPI interpreter and every buildable target.
+RUN_TARGETS = (UNIX64_TARGET, *TARGETS)
 # The interpreter's heap (-X heapsize): the 64-bit object model needs about twice a board's;
-# the 32-bit one gets an RP2040 build's usable heap (boards/qemu/README.md: 216,320 B free).
-UNIX_HEAP = {UNIX64_TARGET: "1M", UNIX32_TARGET: "224256"}
+# a 32-bit build gets an RP2040 build's usable heap (its Target.unix_heap).
+UNIX_HEAP = {
+    UNIX64_TARGET: "1M",
+    **{name: t.unix_heap for name, t in TARGETS.items() if t.port == "unix"},
+}
 
 
 def check_target(name: str, source: str = "--target") -> str:
