@@ -22,13 +22,13 @@ half a file.
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from cellmodel.errors import InputError
+from cellmodel.files import atomic_path
 
 # Required (BDF 1.0).
 TIME = "Test Time / s"
@@ -98,16 +98,11 @@ def write_bdf(
         if "," in name or "\n" in name:
             raise ValueError(f"column name {name!r} may not hold a comma or newline")
     data = np.column_stack([np.asarray(columns[n], dtype=float) for n in names])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
+    with atomic_path(path) as tmp:  # whole or not at all
         if is_parquet(path):
             _write_parquet(tmp, names, data)
         else:
             np.savetxt(tmp, data, fmt=fmt, delimiter=",", header=",".join(names), comments="")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

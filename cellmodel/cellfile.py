@@ -2,7 +2,8 @@
 
 A cell file is a preset name (cellmodel/cells/NAME.toml) or a path. A file may
 start from another with a top-level `extends = "NAME_OR_PATH"` and override
-any field; sections merge key by key. Every field is checked for presence,
+any field; sections merge key by key. Without a `[cell] name` of its own, such a
+file is named after its file name (my-cell.toml: "my-cell"). Every field is checked for presence,
 type and range, and unknown keys are errors: all of them raise
 InputError(file, "section.field", reason).
 """
@@ -29,6 +30,7 @@ from cellmodel.design import (
     Pack,
 )
 from cellmodel.errors import InputError
+from cellmodel.files import read_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -228,24 +230,24 @@ def _resolve(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    text = read_text(path)
     try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(str(path), "toml", f"not valid TOML: {exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            str(path), "file", f"not UTF-8 text (invalid byte at offset {exc.start})"
-        ) from None
-    except OSError as exc:
-        raise InputError(str(path), "file", f"cannot read: {exc.strerror}") from exc
 
 
 def _merged(path: Path, depth: int = 0) -> dict[str, Any]:
+    """The file's tables over those of the file it extends. A file that extends another
+    without a `[cell] name` of its own is named after its file, never after its base: a
+    result must not call a modified cell by the preset's name."""
     data = _read_toml(path)
     base_ref = data.pop("extends", None)
     if base_ref is None:
         return data
+    own = data.get("cell", {})
+    if isinstance(own, dict) and "name" not in own:  # (not a table: validation says so)
+        data["cell"] = {**own, "name": path.stem}
     if not isinstance(base_ref, str):
         raise InputError(str(path), "extends", f"must be a preset name or path, got {base_ref!r}")
     if depth >= _MAX_EXTENDS_DEPTH:

@@ -97,6 +97,30 @@ class GuardRails:
             return GuardEvent("current", float(i[k]), self.current_max_A, "A", t_s, cell)
         return None
 
+    def current_within(self, current_A: float, bleed_A: list[float] | None) -> bool:
+        """True when check_current would find nothing: a quick check on Python floats for
+        small packs. NaN (or +inf with -inf) answers False; check_current then decides."""
+        lim = self.current_max_A
+        if bleed_A is None:
+            return abs(current_A) <= lim
+        cells = [current_A + b for b in bleed_A]
+        total = sum(cells)
+        return -lim <= min(cells) and max(cells) <= lim and total == total
+
+    def state_within(self, soc: list[float], v_V: list[float], temp_degC: list[float]) -> bool:
+        """True when check_state would find nothing: a quick check on Python floats for small
+        packs. It never says True where check_state finds an event (soc >= soc_min implies
+        100 soc >= 100 soc_min under rounding); NaN (or +inf with -inf) answers False."""
+        total = sum(soc) + sum(v_V) + sum(temp_degC)
+        return (
+            self.soc_min <= min(soc)
+            and max(soc) <= self.soc_max
+            and self.v_min_V <= min(v_V)
+            and max(v_V) <= self.v_max_V
+            and max(temp_degC) <= self.temp_max_degC
+            and total == total
+        )
+
     def check_state(
         self, soc: np.ndarray, v_V: np.ndarray, temp_degC: np.ndarray, t_s: float
     ) -> GuardEvent | None:

@@ -42,9 +42,20 @@ from cellmodel.design import CellDesign
 from cellmodel.errors import InputError
 from cellmodel.fastpath import run_single
 from cellmodel.guards import GuardEvent, GuardRails
+from cellmodel.smallpack import (
+    ANODE_FAST_MAX_CELLS,
+    FAST_PATH_MAX_CELLS,
+    Advanced,
+    Ambient,
+    CellState,
+    SmallPack,
+    np_max,
+    pairwise_sum,
+)
 
 __all__ = [
     "CENTRE_CORRECTION_MIN_DT_S",
+    "FAST_PATH_MAX_CELLS",
     "R_GAS_J_MOL_K",
     "T_REF_K",
     "ZERO_C_K",
@@ -94,6 +105,7 @@ class StepResult:
         soc: np.ndarray,
         h: np.ndarray,
         temp_degC: np.ndarray,
+        pack_v_V: float | None = None,
     ) -> None:
         self._model = model
         self.t_s = t_s
@@ -104,7 +116,7 @@ class StepResult:
         self.soc = soc
         self.h = h
         self.temp_degC = temp_degC
-        self.pack_v_V = float(v_V.sum())
+        self.pack_v_V = float(v_V.sum()) if pack_v_V is None else pack_v_V
         self._anode_potential_V: np.ndarray | None = None
 
     @property
@@ -114,7 +126,7 @@ class StepResult:
     @property
     def anode_potential_V(self) -> np.ndarray:
         if self._anode_potential_V is None:
-            self._anode_potential_V = self._model.params.anode_potential_V(
+            self._anode_potential_V = self._model.anode_potential_of(
                 self.soc, self.h, self.v_V, self.ocv_V
             )
         return self._anode_potential_V
@@ -136,6 +148,11 @@ class PackModel:
     overrides design.pack.seed for the capacity, resistance and SOC draws (packs
     only; a single cell is the nominal design).
 
+    Packs of up to FAST_PATH_MAX_CELLS cells take the scalar fast path
+    (cellmodel.smallpack) in step, the guard checks, cv_current_A and
+    terminal_voltage_V: the same results bit for bit, several times faster.
+    fast_path=False keeps the vectorized engine, the reference the tests compare with.
+
     The model is the one owner of the cells' state (the attributes soc, h, v1,
     v2, temp_degC, ocv_V, v_V, t_s, current_A, cell_current_A, r0_ohm); the
     per-cell parameters are in `params` (CellParams).
@@ -151,6 +168,7 @@ class PackModel:
         initial_soc: float | np.ndarray | None = None,
         initial_h: float | np.ndarray | None = None,
         seed: int | None = None,
+        fast_path: bool = True,
     ) -> None:
         self.design = design
         self.isothermal = isothermal
@@ -168,6 +186,7 @@ class PackModel:
         self.capacity_Ah = self.params.capacity_Ah
         self.resistance_factor = self.params.resistance_factor
         self.guards = GuardRails.for_design(design)
+        self._small = SmallPack(self.params) if fast_path and n <= FAST_PATH_MAX_CELLS else None
         self._a_th_cache: dict[float, float] = {}
         self._arr_cache: tuple[float, float, float, float] | None = None
         self._decay_key = -1.0
@@ -233,7 +252,18 @@ class PackModel:
 
     @property
     def anode_potential_V(self) -> np.ndarray:
-        return self.params.anode_potential_V(self.soc, self.h, self.v_V, self.ocv_V)
+        return self.anode_potential_of(self.soc, self.h, self.v_V, self.ocv_V)
+
+    def anode_potential_of(
+        self, soc: np.ndarray, h: np.ndarray, v_V: np.ndarray, ocv_V: np.ndarray
+    ) -> np.ndarray:
+        """The anode potential of cells in the given state (CellParams.anode_potential_V)."""
+        small = self._small if self.n_cells <= ANODE_FAST_MAX_CELLS else None
+        if small is not None and soc.shape == (self.n_cells,):
+            pot = small.anode_potential_V(soc.tolist(), h.tolist(), v_V.tolist(), ocv_V.tolist())
+            if pot is not None:
+                return np.array(pot)
+        return self.params.anode_potential_V(soc, h, v_V, ocv_V)
 
     def set_ambient(self, degC: float) -> None:
         self.ambient_degC = float(degC)
@@ -248,11 +278,18 @@ class PackModel:
         self, current_A: float, bleed_A: np.ndarray | None = None
     ) -> GuardEvent | None:
         """The guard event a series current (plus bleed) would cause, before it flows."""
+        small, bleed = self._small_for(bleed_A)
+        if small is not None and self.guards.current_within(current_A, bleed):
+            return None
         i: Any = current_A if bleed_A is None else current_A + np.asarray(bleed_A, dtype=float)
         return self.guards.check_current(i, self.t_s)
 
     def state_event(self) -> GuardEvent | None:
         """The guard event of the present state (SOC, cell voltage, temperature), or None."""
+        if self._small is not None and self.guards.state_within(
+            self.soc.tolist(), self.v_V.tolist(), self.temp_degC.tolist()
+        ):
+            return None
         return self.guards.check_state(self.soc, self.v_V, self.temp_degC, self.t_s)
 
     def snapshot(self) -> PackState:
@@ -264,8 +301,8 @@ class PackModel:
         for k, v in vars(state).items():
             setattr(self, k, v.copy() if isinstance(v, np.ndarray) else v)
 
-    def result(self) -> StepResult:
-        """The present state as a StepResult."""
+    def result(self, pack_v_V: float | None = None) -> StepResult:
+        """The present state as a StepResult (pack_v_V: the sum of v_V when known)."""
         return StepResult(
             self,
             self.t_s,
@@ -276,7 +313,52 @@ class PackModel:
             self.soc,
             self.h,
             self.temp_degC,
+            pack_v_V,
         )
+
+    # ----- the scalar fast path (cellmodel.smallpack) -----------------------
+    def _small_for(self, bleed_A: np.ndarray | None) -> tuple[SmallPack | None, list[float] | None]:
+        """The scalar engine and the bleed as floats; no engine when this call is for the
+        vectorized one (a large pack, or a bleed that is not one value per cell)."""
+        small = self._small
+        if small is None or bleed_A is None:
+            return small, None
+        bleed = np.asarray(bleed_A, dtype=float)
+        if bleed.shape != (self.n_cells,):
+            return None, None
+        return small, bleed.tolist()
+
+    def _cell_state(self) -> CellState:
+        return CellState(
+            self.soc.tolist(),
+            self.h.tolist(),
+            self.v1.tolist(),
+            self.v2.tolist(),
+            self.temp_degC.tolist(),
+        )
+
+    def _ambient(self, dt_s: float) -> Ambient:
+        if self.isothermal:
+            return Ambient(self.ambient_degC, self.arrhenius(self.temp_degC), 1.0)
+        return Ambient(self.ambient_degC, None, self._thermal_decay(dt_s))
+
+    def _commit(self, adv: Advanced) -> None:
+        """Take the fast path's state after a step, as arrays (rows of one allocation)."""
+        rows = [adv.soc, adv.v1, adv.v2, adv.ocv_V, adv.v_V, adv.cell_current_A, adv.r0_ohm]
+        if adv.h is not None:
+            rows.append(adv.h)
+        if adv.temp_degC is not None:
+            rows.append(adv.temp_degC)
+        flat: list[float] = []
+        for r in rows:
+            flat += r
+        soc, v1, v2, ocv, v, cells, r0, *rest = np.array(flat).reshape(len(rows), self.n_cells)
+        self.soc, self.v1, self.v2, self.ocv_V, self.v_V = soc, v1, v2, ocv, v
+        self.cell_current_A, self.r0_ohm = cells, r0
+        if adv.h is not None:
+            self.h = rest[0]
+        if adv.temp_degC is not None:
+            self.temp_degC = rest[-1]
 
     # ----- model pieces ---------------------------------------------------
     def arrhenius(self, temp_degC: np.ndarray) -> tuple[Any, Any, Any]:
@@ -372,6 +454,19 @@ class PackModel:
     # ----- stepping -------------------------------------------------------
     def step(self, current_A: float, dt_s: float, bleed_A: np.ndarray | None = None) -> StepResult:
         """Hold the series current (positive discharge) for dt_s; bleed_A adds per-cell drain."""
+        small, bleed = self._small_for(bleed_A)
+        if small is not None:
+            adv = small.advance(self._cell_state(), current_A, dt_s, bleed, self._ambient(dt_s))
+            if adv is not None:
+                self._commit(adv)
+                self.t_s += dt_s
+                self.current_A = float(current_A)
+                return self.result(adv.pack_v_V)
+        return self._step_vectorized(current_A, dt_s, bleed_A)
+
+    def _step_vectorized(
+        self, current_A: float, dt_s: float, bleed_A: np.ndarray | None
+    ) -> StepResult:
         soc_n, v1n, v2n, h_n, temp_n, ocv_n, v_n, i_cell, r0 = self._advance(
             current_A, dt_s, bleed_A
         )
@@ -387,6 +482,13 @@ class PackModel:
 
     def terminal_voltage_V(self, current_A: float, bleed_A: np.ndarray | None = None) -> np.ndarray:
         """Cell voltages if the current switched to current_A now (the R0 step only)."""
+        small, bleed = self._small_for(bleed_A)
+        if small is not None:
+            adv = small.advance(self._cell_state(), current_A, 0.0, bleed, self._ambient(0.0))
+            if adv is not None:
+                now = zip(self.ocv_V.tolist(), self.v1.tolist(), self.v2.tolist(), strict=True)
+                cells = zip(now, adv.cell_current_A, adv.r0_ohm, strict=True)
+                return np.array([o + v1 + v2 - i * r0 for (o, v1, v2), i, r0 in cells])
         _, _, _, _, _, _, _, i_cell, r0 = self._advance(current_A, 0.0, bleed_A)
         return self.ocv_V + self.v1 + self.v2 - i_cell * r0
 
@@ -406,6 +508,11 @@ class PackModel:
         update and the mid-step resistances are then absorbed by two corrections
         evaluated with the true step, leaving residuals far below 1 uV.
         """
+        small, fast_bleed = self._small_for(bleed_A)
+        if small is not None:
+            i_fast = self._cv_current_fast(small, v_target_V, dt_s, fast_bleed, pack)
+            if i_fast is not None:
+                return i_fast
         bleed = np.zeros(self.n_cells) if bleed_A is None else np.asarray(bleed_A, float)
         i_guess = 0.0
         for _ in range(3):
@@ -416,6 +523,33 @@ class PackModel:
             else:
                 # V_end_i(I) ~ v_i - b_i (I - I_guess); every cell must end at or below target.
                 i_guess = float(np.max(i_guess + (v - v_target_V) / b))
+        return i_guess
+
+    def _cv_current_fast(
+        self,
+        small: SmallPack,
+        v_target_V: float,
+        dt_s: float,
+        bleed: list[float] | None,
+        pack: bool,
+    ) -> float | None:
+        """cv_current_A's iterations on the scalar engine; None when it meets a NaN."""
+        state = self._cell_state()
+        amb = self._ambient(dt_s)
+        # The state does not change between the iterations, nor its Arrhenius factors.
+        arrhenius = small.arrhenius(state.temp_degC, amb)
+        zeros = [0.0] * self.n_cells if bleed is None else bleed
+        i_guess = 0.0
+        for _ in range(3):
+            b = small.cv_slope(state, i_guess, dt_s, zeros, arrhenius)
+            adv = small.advance(state, i_guess, dt_s, bleed, amb, arrhenius)
+            if adv is None:
+                return None
+            if pack:
+                i_guess = i_guess + (adv.pack_v_V - v_target_V) / pairwise_sum(b)
+            else:
+                steps = zip(adv.v_V, b, strict=True)
+                i_guess = np_max([i_guess + (v - v_target_V) / bk for v, bk in steps])
         return i_guess
 
     def _cv_slope(self, i_series: float, dt_s: float, bleed: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from cellmodel.errors import InputError
+from cellmodel.files import read_text
 from cellmodel.quantities import (
     CELL_VOLTAGE_V,
     DURATION_S,
@@ -97,16 +98,7 @@ def _is_numeric(cells: list[str]) -> bool:
 
 
 def _decode(path: Path, src: str) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(src, "file", f"cannot read profile: {exc.strerror}") from exc
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            src, "file", f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
-        ) from None
+    return read_text(path, src)
 
 
 class _Reader:

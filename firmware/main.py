@@ -19,6 +19,7 @@ from bms import codec
 from bms import config as bms_config
 from bms.app import ACT_NONE, ACT_REPL, ACT_RESET, App
 from bms.core import Bms
+from bms.fastpath import read_ready
 
 # Exit status of the unix port asking its supervisor (the virtual board) for a soft reset.
 SOFT_RESET_EXIT = 94
@@ -86,19 +87,28 @@ class Console:
         self.poller = select.poll()
         self.poller.register(sys.stdin, select.POLLIN)
         self.one = bytearray(1)
+        # bound once: making a bound method allocates
+        self.ipoll = self.poller.ipoll
+        self.stdin_readinto = self.stdin.readinto
 
     def ready(self, timeout_ms):
         """True when a byte is waiting (within timeout_ms)."""
-        for _ in self.poller.ipoll(timeout_ms):  # ipoll reuses its tuple: no allocation
+        for _ in self.ipoll(timeout_ms):  # ipoll reuses its tuple: no allocation
             return True
         return False
 
-    def read_byte(self):
-        """The next byte (call when ready()), or -1 at the end of input."""
-        # readinto on a blocking stream waits to fill the buffer: one byte at a time
-        if not self.stdin.readinto(self.one, 1):
-            return -1
-        return self.one[0]
+    def readinto(self, buf, off, n):
+        """After ready(): what the line holds, up to n bytes, into buf[off:]; their count
+        (at least 1), or -1 at the end of input.
+
+        sys.stdin's readinto waits for the full count on every port (the unix FileIO as
+        the chips' USB/UART stdin), and none tells how many bytes are waiting: a read of
+        the header, then of the rest of the frame, would wait forever for a frame cut
+        short, and neither the stall timeout nor the link watchdog would run. So the bytes
+        are taken one by one while the poller says one is waiting, in one call (machine
+        code where the port has an emitter: bms.fastpath).
+        """
+        return read_ready(self.ipoll, self.stdin_readinto, self.one, buf, off, n)
 
     def write(self, buf, n):
         self.stdout.write(buf, n)
@@ -108,47 +118,51 @@ def serve(app, io, board, line=None, ticks_ms=time.ticks_ms):
     """The loop; returns the action that ended it (ACT_REPL or ACT_RESET).
 
     `line` is the serial port (a Console unless given: anything with its three
-    methods) and `ticks_ms` the firmware clock.
+    methods, ready, readinto and write) and `ticks_ms` the firmware clock.
     """
     if line is None:
         line = Console()
     rx = bytearray(64)
+    rx_len = len(rx)
     period_ms = board.get("sample_period_ms", 1000)
     standalone = not app.link_mode
     n_cells = app.cfg.n_cells
     n_temps = app.cfg.n_temps
     last_sample = ticks_ms()
+    parser = app.parser
     # 0x03 is data: only a deliberate break returns to the REPL
-    app.parser.intr = -1
+    parser.intr = -1
     brk = codec.BreakDetector(last_sample)
     app.boot_frame()
     line.write(app.out, app.out_len)
     app.out_len = 0
+    watching = False
     while True:
         io.feed_wdt()
         n = 0
         t = ticks_ms()
         if not line.ready(0):
-            brk.quiet(t, app.parser.hunting())  # t was read before the check: empty then
+            brk.quiet(t, parser.hunting())  # t was read before the check: empty then
         if line.ready(IDLE_POLL_MS):
-            while n < len(rx):
-                b = line.read_byte()
-                if b < 0:
-                    return app.action or ACT_REPL  # end of input: nobody is listening
-                rx[n] = b
-                n += 1
-                if brk.byte(b, ticks_ms()):
-                    # what follows (mpremote's Ctrl-A) stays unread, for the REPL
-                    return ACT_REPL
-                if not line.ready(0):
-                    break
+            # While a break may be starting, its bytes are read and timed one at a time,
+            # and what follows the one that completes it (mpremote's Ctrl-A) stays unread,
+            # for the REPL; otherwise the detector needs only the time of the read.
+            watching = brk.watching()
+            n = line.readinto(rx, 0, 1 if watching else rx_len)
+            if n < 0:
+                return app.action or ACT_REPL  # end of input: nobody is listening
         now = ticks_ms()
+        if n:
+            if not watching:
+                brk.read(now)
+            elif brk.byte(rx[0], now):
+                return ACT_REPL
         i = 0
         while i < n:
             try:
                 i = app.receive(rx, i, n, now)
             except MemoryError:
-                if app.parser.ftype == codec.T_SAMPLE:
+                if parser.ftype == codec.T_SAMPLE:
                     raise  # the sample path allocates nothing: this is a bug, fail safe
                 # A rare request too big for the heap left (a deeply nested
                 # CONFIG_WRITE): dropped with the rest of this read, as if lost on the

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cellmodel.errors import InputError
+from cellmodel.files import read_text
 from host.resources import boards_dir
 
 if sys.version_info >= (3, 11):
@@ -215,8 +216,9 @@ def board_path(name_or_path: str | Path) -> Path:
 def load_board(name_or_path: str | Path) -> Board:
     """Load and validate a board file; raises InputError(path, field, reason)."""
     path = board_path(name_or_path)
+    text = read_text(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(str(path), "toml", str(exc)) from exc
     return parse_board(data, path)

@@ -10,9 +10,12 @@ Two questions the safety score (host.scoring) does not answer:
   FULL_BAND_V of v_max while the charge current has tapered to the CV cut-off).
 - Does it keep the pack available? `discharge_blocked_s` is the time DSG was open while a
   discharge was asked for, every cell held more than BLOCK_SOC of true charge and nothing
-  true called for it (cell voltages above v_min, temperatures inside the discharge range).
+  true called for it (cell voltages above v_min, temperatures inside the discharge range);
+  `charge_limited_s` / `discharge_limited_s` how long the charger or load was held to the
+  BMS's current limits.
 
-Current is positive on discharge.
+Computed over whole arrays after the run; durations summed in sample order. Current is
+positive on discharge.
 """
 
 from __future__ import annotations
@@ -31,102 +34,106 @@ BLOCK_SOC = 0.05
 
 @dataclass(frozen=True)
 class SampleTruth:
-    """The truth of one sample that these scores need (per-cell arrays)."""
+    """The truth of the samples these scores need (arrays; per-cell ones (samples, cells))."""
 
-    t_s: float
-    dt_s: float
-    demand_A: float
-    current_A: float
+    t_s: NDArray[np.float64]
+    dt_s: NDArray[np.float64]
+    demand_A: NDArray[np.float64]
+    current_A: NDArray[np.float64]
     cell_soc: NDArray[np.float64]
     cell_v_V: NDArray[np.float64]
     cell_temp_degC: NDArray[np.float64]
 
 
+def _sum(values: NDArray[np.float64]) -> float:
+    """A sum in sample order (as a running total would give it)."""
+    return float(np.cumsum(values)[-1]) if values.size else 0.0
+
+
+def _runs(mask: NDArray[np.bool_]) -> list[tuple[int, int]]:
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    starts, stops = np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()
+    return list(zip(starts, stops, strict=True))
+
+
 class EstimateQuality:
-    """Coverage of the reported uncertainty and the error after calibration opportunities."""
+    """Coverage of the reported uncertainty and the error after calibration opportunities,
+    over the samples that have a firmware estimate."""
 
     def __init__(self, nameplate_Ah: float, v_max_V: float, cv_cutoff_C: float) -> None:
         self.rest_current_A = nameplate_Ah / 50.0
         self.taper_current_A = nameplate_Ah * cv_cutoff_C
         self.v_max_V = v_max_V
-        self._rest_s = 0.0
-        self.rested = False  # the run's first calibration rest has happened
-        self._last_cal_s: float | None = None
-        self._replies = 0
-        self._covered = 0
-        self._judged = 0
-        self._max_err = 0.0
-        self._max_err_t: float | None = None
 
-    def add(self, truth: SampleTruth, err_pct: float, unc_pct: float | None) -> None:
-        """One sample that has a firmware estimate: its error and its reported uncertainty."""
-        self._track_calibration(truth)
-        if unc_pct is not None and np.isfinite(unc_pct):
-            self._replies += 1
-            # A reported uncertainty is only worth its coverage: equality counts as covered
-            # (both are rounded to the protocol's 0.01 %).
-            self._covered += err_pct <= unc_pct + 1e-9
-        if self._last_cal_s is not None and truth.t_s - self._last_cal_s <= CALIBRATION_HORIZON_S:
-            self._judged += 1
-            if err_pct > self._max_err:
-                self._max_err, self._max_err_t = err_pct, truth.t_s
+    def rested(self, truth: SampleTruth) -> NDArray[np.bool_]:
+        """Per sample: the run's first calibration rest has happened (at or before it)."""
+        return np.logical_or.accumulate(self._rest_done(truth)) if truth.t_s.size else truth.t_s > 0
 
-    def _track_calibration(self, truth: SampleTruth) -> None:
-        if abs(truth.current_A) <= self.rest_current_A:
-            self._rest_s += truth.dt_s
-            if self._rest_s >= CALIBRATION_REST_S:
-                self._last_cal_s = truth.t_s
-                self.rested = True
-        else:
-            self._rest_s = 0.0
-        full = float(np.max(truth.cell_v_V)) >= self.v_max_V - FULL_BAND_V
-        if full and -self.taper_current_A <= truth.current_A < 0.0:
-            self._last_cal_s = truth.t_s
+    def _rest_done(self, truth: SampleTruth) -> NDArray[np.bool_]:
+        """Samples at which a rest has lasted CALIBRATION_REST_S (rest time summed in order)."""
+        resting = np.abs(truth.current_A) <= self.rest_current_A
+        done = np.zeros(truth.t_s.size, dtype=bool)
+        for start, stop in _runs(resting):
+            done[start:stop] = np.cumsum(truth.dt_s[start:stop]) >= CALIBRATION_REST_S
+        return done
 
-    def summary(self) -> dict[str, Any]:
+    def summary(
+        self, truth: SampleTruth, err_pct: NDArray[np.float64], unc_pct: NDArray[np.float64]
+    ) -> dict[str, Any]:
+        full = np.max(truth.cell_v_V, axis=1) >= self.v_max_V - FULL_BAND_V
+        tapered = (truth.current_A >= -self.taper_current_A) & (truth.current_A < 0.0)
+        calibrated = self._rest_done(truth) | (full & tapered)
+        idx = np.arange(truth.t_s.size)
+        last_cal = np.maximum.accumulate(np.where(calibrated, idx, -1)) if idx.size else idx
+        since_s = truth.t_s - truth.t_s[np.maximum(last_cal, 0)]
+        judged = (last_cal >= 0) & (since_s <= CALIBRATION_HORIZON_S)
+        reported = np.isfinite(unc_pct)
+        # A reported uncertainty is only worth its coverage: equality counts as covered
+        # (both are rounded to the protocol's 0.01 %).
+        covered = int(np.count_nonzero(err_pct[reported] <= unc_pct[reported] + 1e-9))
+        n_reported = int(np.count_nonzero(reported))
+        max_err, max_t = 0.0, None
+        if np.any(judged):
+            k = int(np.argmax(np.where(judged, err_pct, -1.0)))
+            if err_pct[k] > 0:
+                max_err, max_t = float(err_pct[k]), float(truth.t_s[k])
+        n_judged = int(np.count_nonzero(judged))
         return {
             "uncertainty_coverage_pct": (
-                round(100.0 * self._covered / self._replies, 3) if self._replies else None
+                round(100.0 * covered / n_reported, 3) if n_reported else None
             ),
-            "soc_max_error_after_calibration_pct": (
-                round(self._max_err, 4) if self._judged else None
-            ),
-            "soc_max_error_after_calibration_t_s": (
-                None if self._max_err_t is None else round(self._max_err_t, 3)
-            ),
-            "samples_after_calibration": self._judged,
+            "soc_max_error_after_calibration_pct": round(max_err, 4) if n_judged else None,
+            "soc_max_error_after_calibration_t_s": None if max_t is None else round(max_t, 3),
+            "samples_after_calibration": n_judged,
         }
 
 
 class Availability:
-    """How long the firmware kept discharge blocked without a true reason."""
+    """How long the firmware kept discharge blocked without a true reason, and how long the
+    charger and the load were held to its current limits."""
 
     def __init__(self, v_min_V: float, temp_min_degC: float, temp_max_degC: float) -> None:
         self.v_min_V = v_min_V
         self.temp_min_degC = temp_min_degC
         self.temp_max_degC = temp_max_degC
-        self.blocked_s = 0.0
-        self.first_blocked_t_s: float | None = None
 
-    def add(self, truth: SampleTruth, dsg_on: bool) -> None:
-        """dsg_on: the switch as it gated this sample's current."""
-        if dsg_on or truth.demand_A <= 0.0:
-            return
+    def summary(
+        self, truth: SampleTruth, dsg_on: NDArray[np.bool_], limited: NDArray[np.bool_]
+    ) -> dict[str, Any]:
+        """dsg_on: the switch as it gated each sample's current; limited: the charger or
+        load was held to the BMS's limit in it."""
         warranted = (
-            float(np.min(truth.cell_soc)) <= BLOCK_SOC
-            or float(np.min(truth.cell_v_V)) <= self.v_min_V
-            or float(np.min(truth.cell_temp_degC)) < self.temp_min_degC
-            or float(np.max(truth.cell_temp_degC)) > self.temp_max_degC
+            (np.min(truth.cell_soc, axis=1) <= BLOCK_SOC)
+            | (np.min(truth.cell_v_V, axis=1) <= self.v_min_V)
+            | (np.min(truth.cell_temp_degC, axis=1) < self.temp_min_degC)
+            | (np.max(truth.cell_temp_degC, axis=1) > self.temp_max_degC)
         )
-        if warranted:
-            return
-        self.blocked_s += truth.dt_s
-        if self.first_blocked_t_s is None:
-            self.first_blocked_t_s = truth.t_s
-
-    def summary(self) -> dict[str, Any]:
+        blocked = ~dsg_on & (truth.demand_A > 0.0) & ~warranted
+        first = np.flatnonzero(blocked)
         return {
-            "discharge_blocked_s": round(self.blocked_s, 3),
-            "discharge_blocked_first_t_s": self.first_blocked_t_s,
+            "discharge_blocked_s": round(_sum(truth.dt_s[blocked]), 3),
+            "discharge_blocked_first_t_s": float(truth.t_s[first[0]]) if first.size else None,
             "discharge_blocked_soc_above": BLOCK_SOC,
+            "charge_limited_s": round(_sum(truth.dt_s[limited & (truth.demand_A < 0.0)]), 3),
+            "discharge_limited_s": round(_sum(truth.dt_s[limited & (truth.demand_A >= 0.0)]), 3),
         }

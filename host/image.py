@@ -41,11 +41,18 @@ class StagedFile:
         return hashlib.sha256(self.data).hexdigest()
 
 
+# Firmware files that never run on a board: bms/faults.py is the table of fault, warning
+# and flag bits that the host and docs read (the firmware folds its bits in as consts).
+HOST_ONLY = ("bms/faults.py",)
+
+
 def firmware_sources() -> list[tuple[str, Path]]:
-    """(path on the board, local file) for every firmware .py: root, bms/, adapters/."""
+    """(path on the board, local file) for every firmware .py a board runs: root, bms/,
+    adapters/."""
     root = firmware_dir()
     files = sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
-    return [(p.relative_to(root).as_posix(), p) for p in files]
+    rels = [(p.relative_to(root).as_posix(), p) for p in files]
+    return [(rel, p) for rel, p in rels if rel not in HOST_ONLY]
 
 
 def config_files(design: CellDesign | str | None, board: Board | str) -> dict[str, bytes]:

@@ -1,8 +1,8 @@
 """Score a closed-loop run: SOC error, capacity learning, safety and protection latency.
 
-Pure bookkeeping, no I/O: the emulator loop calls `Scorer.add` once per sample
-with the true state of the cells and the firmware's reply, and `summary()` at
-the end. Current is positive on discharge.
+Pure bookkeeping over the run's samples, no I/O, computed once over whole arrays when the
+run is scored (so the loop pays nothing per sample for it). `Scorer.extend(Samples)` takes
+the run at once; `Scorer.add` one sample (tests). Current is positive on discharge.
 
 Safety: the true state must never leave the cell's limits by more than the
 tolerances below (the firmware sees noisy, quantized sensors and debounces its
@@ -10,12 +10,16 @@ protections, so an exact limit cannot be demanded). Temperature limits apply
 only while current flows in the direction they restrict. Latency is measured
 from the first sample at which the true state crosses a limit while current
 flows towards it to the first reply with the blocking switch open.
+
+Sums run in sample order (np.cumsum, not pairwise): the figures equal a running
+per-sample accumulation to the last bit.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -29,9 +33,9 @@ FLOW_A = 0.01
 LATENCY_V_MARGIN_V = 0.010
 
 
-def soc_error_pct(soc_est_pct: float, soc_true: float) -> float:
+def soc_error_pct(soc_est_pct: Any, soc_true: Any) -> Any:
     """The firmware's SOC error in percent of capacity: its estimate (%) against the truth
-    (0..1). The one formula: scoring and expectations both use it."""
+    (0..1), for numbers or arrays. The one formula: scoring and expectations both use it."""
     return abs(soc_est_pct - soc_true * 100.0)
 
 
@@ -91,11 +95,51 @@ class Violation:
 
 
 @dataclass
-class _Latency:
+class Latency:
     kind: str
     switch: str
     t_cross_s: float
     t_open_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Samples:
+    """A run's scored samples: one row per sample, per-cell arrays of shape (samples, cells).
+
+    Each row holds the true state after a step (the current that flowed in it) and the
+    firmware's latest estimate and switch decision in reply to it."""
+
+    t_s: NDArray[np.float64]
+    current_A: NDArray[np.float64]
+    cell_v_V: NDArray[np.float64]
+    soc_true: NDArray[np.float64]
+    soc_est_pct: NDArray[np.float64]
+    cell_temp_degC: NDArray[np.float64]
+    anode_util_mAh_g: NDArray[np.float64]
+    anode_potential_V: NDArray[np.float64]
+    chg_on: NDArray[np.bool_]
+    dsg_on: NDArray[np.bool_]
+
+    @classmethod
+    def from_rows(cls, rows: list[dict[str, Any]]) -> Samples:
+        def col(name: str, dtype: Any = float) -> Any:
+            return np.array([r[name] for r in rows], dtype=dtype)
+
+        def cells(name: str) -> Any:
+            return np.array([np.atleast_1d(r[name]) for r in rows], dtype=float)
+
+        return cls(
+            t_s=col("t_s"),
+            current_A=col("current_A"),
+            cell_v_V=cells("cell_v_V"),
+            soc_true=col("soc_true"),
+            soc_est_pct=col("soc_est_pct"),
+            cell_temp_degC=cells("cell_temp_degC"),
+            anode_util_mAh_g=cells("anode_util_mAh_g"),
+            anode_potential_V=cells("anode_potential_V"),
+            chg_on=col("chg_on", bool),
+            dsg_on=col("dsg_on", bool),
+        )
 
 
 @dataclass
@@ -105,22 +149,10 @@ class Scorer:
     max_violations_kept: int = 20
 
     def __post_init__(self) -> None:
-        self._sq = 0.0
-        self._n = 0
-        self._max_err = 0.0
-        self._max_err_t = 0.0
-        self._empty_sq = 0.0
-        self._empty_n = 0
-        self._empty_max = 0.0
-        self._counts: dict[str, int] = {}
-        self.violations: list[Violation] = []
-        self._open: dict[str, _Latency] = {}
-        self.latencies: list[_Latency] = []
-        self._temp_bad_since: dict[str, float] = {}
-        self.last_soc_error_pct = 0.0
-        self._util_min = float("inf")
+        self._rows: list[dict[str, Any]] = []
+        self._samples: Samples | None = None
 
-    # Per sample ---------------------------------------------------------------
+    # -- input -------------------------------------------------------------------------
     def add(
         self,
         t_s: float,
@@ -136,170 +168,248 @@ class Scorer:
         dsg_on: bool,
     ) -> None:
         """One sample: true state after the step (current that flowed in it) and the reply to it."""
-        err = soc_error_pct(soc_est_pct, soc_true)
-        self.last_soc_error_pct = err
-        self._sq += err * err
-        self._n += 1
-        if err > self._max_err:
-            self._max_err, self._max_err_t = err, t_s
-        if soc_true < NEAR_EMPTY_SOC:
-            self._empty_sq += err * err
-            self._empty_n += 1
-            self._empty_max = max(self._empty_max, err)
+        row = dict(locals())
+        del row["self"]
+        self._rows.append(row)
+        self._samples = None
+        self.__dict__.pop("_result", None)
 
-        lim, tol = self.limits, self.tolerances
-        charging = current_A < -FLOW_A
-        discharging = current_A > FLOW_A
-        self._check_max("cell_over_voltage", cell_v_V, lim.v_max_V, tol.v_over_V, "V", t_s)
-        self._check_min("cell_under_voltage", cell_v_V, lim.v_min_V, tol.v_under_V, "V", t_s)
-        util_tol = lim.window_top_mAh_g * tol.anode_util_pct / 100.0
-        self._check_max(
-            "anode_window_top", anode_util_mAh_g, lim.window_top_mAh_g, util_tol, "mAh/g", t_s
-        )
-        # No bottom check: the design's limits end discharge by voltage (v_min), not by a
-        # window bottom; the lowest utilization is reported in the summary instead.
-        self._util_min = min(self._util_min, float(anode_util_mAh_g.min()))
-        self._check_min(
-            "anode_potential",
-            anode_potential_V,
-            lim.anode_potential_min_V,
-            tol.anode_potential_V,
-            "V",
-            t_s,
-        )
-        self._check_temp(
-            "charge_temp", charging, cell_temp_degC, lim.charge_temp_min_degC,
-            lim.charge_temp_max_degC, t_s,
-        )  # fmt: skip
-        self._check_temp(
-            "discharge_temp", discharging, cell_temp_degC, lim.discharge_temp_min_degC,
-            lim.discharge_temp_max_degC, t_s,
-        )  # fmt: skip
+    def extend(self, samples: Samples) -> None:
+        """The whole run at once (the rows added one by one before come first)."""
+        if self._rows:
+            raise ValueError("extend() takes the whole run; do not mix it with add()")
+        self._samples = samples
+        self.__dict__.pop("_result", None)
 
-        # Latency: crossings while current flows towards the limit, until the switch opens.
-        # Half a tolerance of margin so a charger holding exactly v_max is not a crossing.
-        over = float(cell_v_V.max()) > lim.v_max_V + tol.v_over_V / 2
-        under = float(cell_v_V.min()) < lim.v_min_V - LATENCY_V_MARGIN_V
-        self._latency("OV", "CHG", charging and over, chg_on, t_s)
-        self._latency("UV", "DSG", discharging and under, dsg_on, t_s)
-        self._latency(
-            "WIN_TOP",
-            "CHG",
-            charging and float(anode_util_mAh_g.max()) >= lim.window_top_mAh_g,
-            chg_on,
-            t_s,
-        )
-        t_max, t_min = float(cell_temp_degC.max()), float(cell_temp_degC.min())
-        cold_or_hot_chg = t_min < lim.charge_temp_min_degC or t_max > lim.charge_temp_max_degC
-        cold_or_hot_dsg = t_min < lim.discharge_temp_min_degC or t_max > lim.discharge_temp_max_degC
-        self._latency("TEMP_CHG", "CHG", charging and cold_or_hot_chg, chg_on, t_s)
-        self._latency("TEMP_DSG", "DSG", discharging and cold_or_hot_dsg, dsg_on, t_s)
+    @property
+    def data(self) -> Samples:
+        if self._samples is None:
+            self._samples = Samples.from_rows(self._rows)
+        return self._samples
 
-    def _record(self, v: Violation) -> None:
-        self._counts[v.kind] = self._counts.get(v.kind, 0) + 1
-        if len(self.violations) < self.max_violations_kept and not any(
-            old.kind == v.kind and old.cell == v.cell for old in self.violations
-        ):
-            self.violations.append(v)
+    # -- results -----------------------------------------------------------------------
+    @cached_property
+    def _result(self) -> _Result:
+        return _Result.compute(self.data, self.limits, self.tolerances, self.max_violations_kept)
 
-    def _check_max(
-        self, kind: str, values: NDArray[np.float64], limit: float, tol: float, unit: str, t: float
-    ) -> None:
-        idx = int(np.argmax(values))
-        if float(values[idx]) > limit + tol:
-            self._record(Violation(kind, idx + 1, t, float(values[idx]), limit, tol, unit))
-
-    def _check_min(
-        self, kind: str, values: NDArray[np.float64], limit: float, tol: float, unit: str, t: float
-    ) -> None:
-        idx = int(np.argmin(values))
-        if float(values[idx]) < limit - tol:
-            self._record(Violation(kind, idx + 1, t, float(values[idx]), limit, tol, unit))
-
-    def _check_temp(
-        self,
-        kind: str,
-        flowing: bool,
-        temps: NDArray[np.float64],
-        lo: float,
-        hi: float,
-        t: float,
-    ) -> None:
-        tol = self.tolerances.temp_degC
-        hot, cold = int(np.argmax(temps)), int(np.argmin(temps))
-        bad: tuple[int, float, float] | None = None
-        if float(temps[hot]) > hi + tol:
-            bad = (hot, float(temps[hot]), hi)
-        elif float(temps[cold]) < lo - tol:
-            bad = (cold, float(temps[cold]), lo)
-        if not (flowing and bad):
-            self._temp_bad_since.pop(kind, None)
-            return
-        since = self._temp_bad_since.setdefault(kind, t)
-        if t - since > self.tolerances.temp_grace_s:
-            idx, value, limit = bad
-            self._record(Violation(kind, idx + 1, t, value, limit, tol, "degC"))
-
-    def _latency(self, kind: str, switch: str, crossed: bool, switch_on: bool, t: float) -> None:
-        pending = self._open.get(kind)
-        if pending is None:
-            if crossed:
-                if not switch_on:  # opened in the same reply: zero latency after this sample
-                    self.latencies.append(_Latency(kind, switch, t, t))
-                else:
-                    self._open[kind] = _Latency(kind, switch, t)
-            return
-        if not switch_on:
-            pending.t_open_s = t
-            self.latencies.append(pending)
-            del self._open[kind]
-
-    # Results ------------------------------------------------------------------
     @property
     def soc_rmse_pct(self) -> float:
-        return math.sqrt(self._sq / self._n) if self._n else 0.0
+        return self._result.soc_rmse_pct
 
     @property
     def soc_max_error_pct(self) -> float:
-        return self._max_err
+        return self._result.max_err
 
     @property
     def samples(self) -> int:
-        return self._n
+        return int(self.data.t_s.size)
+
+    @property
+    def violations(self) -> list[Violation]:
+        return self._result.violations
+
+    @property
+    def latencies(self) -> list[Latency]:
+        return self._result.latencies
+
+    def running_soc_rmse_pct(self) -> NDArray[np.float64]:
+        """The RMS SOC error of the run so far, at each sample."""
+        sq = self._result.sq_cum
+        return np.sqrt(sq / np.arange(1, sq.size + 1))
 
     def summary(
         self, *, capacity_est_Ah: float | None = None, capacity_true_Ah: float | None = None
     ) -> dict[str, Any]:
+        r = self._result
         lat_by_kind: dict[str, float] = {}
-        for lat in self.latencies:
+        for lat in r.latencies:
             if lat.t_open_s is not None:
                 delay = lat.t_open_s - lat.t_cross_s
                 lat_by_kind[lat.kind] = max(lat_by_kind.get(lat.kind, 0.0), delay)
-        never_opened = sorted({lat.kind for lat in self._open.values()})
         cap_err = None
         if capacity_est_Ah is not None and capacity_true_Ah:
             cap_err = (capacity_est_Ah - capacity_true_Ah) / capacity_true_Ah * 100.0
+        n = self.samples
         return {
-            "soc_rmse_pct": round(self.soc_rmse_pct, 4),
-            "soc_max_error_pct": round(self._max_err, 4),
-            "soc_max_error_t_s": round(self._max_err_t, 3),
-            "soc_near_empty_rmse_pct": (
-                round(math.sqrt(self._empty_sq / self._empty_n), 4) if self._empty_n else None
-            ),
-            "soc_near_empty_max_error_pct": round(self._empty_max, 4) if self._empty_n else None,
+            "soc_rmse_pct": round(r.soc_rmse_pct, 4),
+            "soc_max_error_pct": round(r.max_err, 4),
+            "soc_max_error_t_s": round(r.max_err_t, 3),
+            "soc_near_empty_rmse_pct": None if r.empty_rmse is None else round(r.empty_rmse, 4),
+            "soc_near_empty_max_error_pct": None if r.empty_max is None else round(r.empty_max, 4),
             "near_empty_soc_below": NEAR_EMPTY_SOC,
             "capacity_est_Ah": None if capacity_est_Ah is None else round(capacity_est_Ah, 4),
             "capacity_true_Ah": None if capacity_true_Ah is None else round(capacity_true_Ah, 4),
             "capacity_error_pct": None if cap_err is None else round(cap_err, 3),
-            "anode_util_min_mAh_g": round(self._util_min, 2) if self._n else None,
-            "violations": [v.describe() for v in self.violations],
-            "violation_counts": dict(self._counts),
+            "anode_util_min_mAh_g": round(r.util_min, 2) if n else None,
+            "violations": [v.describe() for v in r.violations],
+            "violation_counts": dict(r.counts),
             "tolerances": asdict(self.tolerances),
             "limits": asdict(self.limits),
             "protection_latency_s": {k: round(v, 3) for k, v in sorted(lat_by_kind.items())},
-            "protection_never_opened": never_opened,
+            "protection_never_opened": r.never_opened,
         }
 
     @property
     def safe(self) -> bool:
-        return not self._counts
+        return not self._result.counts
+
+
+@dataclass
+class _Result:
+    soc_rmse_pct: float
+    sq_cum: NDArray[np.float64]
+    max_err: float
+    max_err_t: float
+    empty_rmse: float | None
+    empty_max: float | None
+    util_min: float
+    violations: list[Violation]
+    counts: dict[str, int]
+    latencies: list[Latency]
+    never_opened: list[str]
+
+    @classmethod
+    def compute(cls, s: Samples, lim: CellLimits, tol: Tolerances, keep: int) -> _Result:
+        n = s.t_s.size
+        err = soc_error_pct(s.soc_est_pct, s.soc_true)
+        sq = err * err
+        sq_cum = np.cumsum(sq)
+        rmse = math.sqrt(sq_cum[-1] / n) if n else 0.0
+        k = int(np.argmax(err)) if n else 0
+        max_err, max_t = (float(err[k]), float(s.t_s[k])) if n and err[k] > 0 else (0.0, 0.0)
+        empty = s.soc_true < NEAR_EMPTY_SOC
+        empty_rmse = empty_max = None
+        if np.any(empty):
+            e_sq = np.cumsum(sq[empty])
+            empty_rmse = math.sqrt(e_sq[-1] / e_sq.size)
+            empty_max = max(0.0, float(np.max(err[empty])))
+        candidates = _limit_candidates(s, lim, tol) + _temperature_candidates(s, lim, tol)
+        violations, counts = _record(candidates, keep)
+        latencies, never = _latencies(s, lim, tol)
+        util_min = float(np.min(s.anode_util_mAh_g)) if n else float("inf")
+        return cls(
+            rmse, sq_cum, max_err, max_t, empty_rmse, empty_max, util_min, violations, counts,
+            latencies, never,
+        )  # fmt: skip
+
+
+# A candidate violation: (sample, order of its check within the sample, Violation).
+_Candidate = tuple[int, int, Violation]
+
+
+def _limit_candidates(s: Samples, lim: CellLimits, tol: Tolerances) -> list[_Candidate]:
+    """Cell voltage, anode window and anode potential beyond their limits plus tolerance."""
+    util_tol = lim.window_top_mAh_g * tol.anode_util_pct / 100.0
+    checks = [
+        ("cell_over_voltage", s.cell_v_V, lim.v_max_V, tol.v_over_V, "V", True),
+        ("cell_under_voltage", s.cell_v_V, lim.v_min_V, tol.v_under_V, "V", False),
+        ("anode_window_top", s.anode_util_mAh_g, lim.window_top_mAh_g, util_tol, "mAh/g", True),
+        ("anode_potential", s.anode_potential_V, lim.anode_potential_min_V,
+         tol.anode_potential_V, "V", False),
+    ]  # fmt: skip
+    out: list[_Candidate] = []
+    for order, (kind, values, limit, tolerance, unit, upper) in enumerate(checks):
+        if values.size == 0:
+            continue
+        idx = np.argmax(values, axis=1) if upper else np.argmin(values, axis=1)
+        worst = values[np.arange(values.shape[0]), idx]
+        bad = worst > limit + tolerance if upper else worst < limit - tolerance
+        for i in np.flatnonzero(bad):
+            v = Violation(kind, int(idx[i]) + 1, float(s.t_s[i]), float(worst[i]), limit,
+                          tolerance, unit)  # fmt: skip
+            out.append((int(i), order, v))
+    return out
+
+
+def _temperature_candidates(s: Samples, lim: CellLimits, tol: Tolerances) -> list[_Candidate]:
+    """A temperature beyond a limit while current flows its way, for longer than the grace."""
+    out: list[_Candidate] = []
+    temps = s.cell_temp_degC
+    if temps.size == 0:
+        return out
+    hot, cold = np.argmax(temps, axis=1), np.argmin(temps, axis=1)
+    rows = np.arange(temps.shape[0])
+    t_hot, t_cold = temps[rows, hot], temps[rows, cold]
+    directions = [
+        ("charge_temp", s.current_A < -FLOW_A, lim.charge_temp_min_degC, lim.charge_temp_max_degC),
+        ("discharge_temp", s.current_A > FLOW_A, lim.discharge_temp_min_degC,
+         lim.discharge_temp_max_degC),
+    ]  # fmt: skip
+    for order, (kind, flowing, lo, hi) in enumerate(directions, start=4):
+        too_hot = t_hot > hi + tol.temp_degC
+        too_cold = ~too_hot & (t_cold < lo - tol.temp_degC)
+        bad = flowing & (too_hot | too_cold)
+        for start, stop in _runs(bad):
+            since = s.t_s[start]
+            for i in range(start, stop):
+                if s.t_s[i] - since > tol.temp_grace_s:
+                    idx, value, limit = (
+                        (hot[i], t_hot[i], hi) if too_hot[i] else (cold[i], t_cold[i], lo)
+                    )
+                    v = Violation(kind, int(idx) + 1, float(s.t_s[i]), float(value), limit,
+                                  tol.temp_degC, "degC")  # fmt: skip
+                    out.append((i, order, v))
+    return out
+
+
+def _runs(mask: NDArray[np.bool_]) -> list[tuple[int, int]]:
+    """(start, stop) of each run of True in `mask`."""
+    if not mask.size:
+        return []
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    starts, stops = np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()
+    return list(zip(starts, stops, strict=True))
+
+
+def _record(candidates: list[_Candidate], keep: int) -> tuple[list[Violation], dict[str, int]]:
+    """Counts per kind, and the first violation of each kind and cell (at most `keep`), in
+    the order they happened."""
+    counts: dict[str, int] = {}
+    kept: list[Violation] = []
+    for _, _, v in sorted(candidates, key=lambda c: (c[0], c[1])):
+        counts[v.kind] = counts.get(v.kind, 0) + 1
+        if len(kept) < keep and not any(o.kind == v.kind and o.cell == v.cell for o in kept):
+            kept.append(v)
+    return kept, counts
+
+
+def _latencies(s: Samples, lim: CellLimits, tol: Tolerances) -> tuple[list[Latency], list[str]]:
+    """From each crossing with current flowing towards a limit to the blocking switch opening.
+    Half a tolerance of margin on v_max, so a charger holding exactly v_max is no crossing."""
+    if s.t_s.size == 0:
+        return [], []
+    charging, discharging = s.current_A < -FLOW_A, s.current_A > FLOW_A
+    v_hi, v_lo = np.max(s.cell_v_V, axis=1), np.min(s.cell_v_V, axis=1)
+    t_hi, t_lo = np.max(s.cell_temp_degC, axis=1), np.min(s.cell_temp_degC, axis=1)
+    util_hi = np.max(s.anode_util_mAh_g, axis=1)
+    cold_hot_chg = (t_lo < lim.charge_temp_min_degC) | (t_hi > lim.charge_temp_max_degC)
+    cold_hot_dsg = (t_lo < lim.discharge_temp_min_degC) | (t_hi > lim.discharge_temp_max_degC)
+    checks = [
+        ("OV", "CHG", charging & (v_hi > lim.v_max_V + tol.v_over_V / 2), s.chg_on),
+        ("UV", "DSG", discharging & (v_lo < lim.v_min_V - LATENCY_V_MARGIN_V), s.dsg_on),
+        ("WIN_TOP", "CHG", charging & (util_hi >= lim.window_top_mAh_g), s.chg_on),
+        ("TEMP_CHG", "CHG", charging & cold_hot_chg, s.chg_on),
+        ("TEMP_DSG", "DSG", discharging & cold_hot_dsg, s.dsg_on),
+    ]
+    done: list[tuple[int, int, Latency]] = []
+    never: set[str] = set()
+    for order, (kind, switch, crossed, switch_on) in enumerate(checks):
+        off = np.flatnonzero(~switch_on)
+        i = 0
+        while True:
+            later = np.flatnonzero(crossed[i:])
+            if not later.size:
+                break
+            c = i + int(later[0])
+            if not switch_on[c]:  # opened in the same reply: zero latency after this sample
+                done.append((c, order, Latency(kind, switch, float(s.t_s[c]), float(s.t_s[c]))))
+                i = c + 1
+                continue
+            k = int(np.searchsorted(off, c + 1))
+            if k == off.size:
+                never.add(kind)
+                break
+            j = int(off[k])
+            done.append((j, order, Latency(kind, switch, float(s.t_s[c]), float(s.t_s[j]))))
+            i = j + 1
+    return [lat for _, _, lat in sorted(done, key=lambda d: (d[0], d[1]))], sorted(never)

@@ -6,11 +6,20 @@ and the ADC's resolution (readings are rounded to whole LSBs). Faults change
 the model during a run: an extra current offset, more voltage noise, a frozen
 cell channel that repeats its last reading.
 
+Small packs (up to FAST_PATH_MAX_CELLS cells, the closed loop's) are read on Python
+floats with the noise pre-drawn in blocks: numpy's per-call overhead is most of a
+vectorized read's time for a few channels. The readings are the vectorized read's bit for
+bit (tests/host/test_sensors_fastpath.py compares them): the same operations in the same
+order, and every channel gets the same standard normals from the same Generator in the
+same order (Generator.normal draws one value after another, whether one call asks for
+many or many calls for one).
+
 Current is positive on discharge, in the readings as in the model.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -19,6 +28,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cellmodel.errors import InputError
+from cellmodel.smallpack import FAST_PATH_MAX_CELLS, np_max
+
+# Reads' worth of standard normals the fast path draws at once (small enough that copying
+# the block list for a snapshot of the sensors stays cheap).
+NOISE_BLOCK_READS = 64
 
 # Plausible range of each SensorSpec field: outside it a scenario is a typo, not a test.
 PLAUSIBLE: dict[str, tuple[float, float]] = {
@@ -121,10 +135,37 @@ def _quantize(value: NDArray[np.float64], lsb: float) -> NDArray[np.float64]:
     return np.round(value / lsb) * lsb
 
 
+def _quantize_float(value: float, lsb: float) -> float:
+    """_quantize of one float: np.round is round-half-even, as Python's round."""
+    x = value / lsb
+    return (float(round(x)) if math.isfinite(x) else x) * lsb
+
+
+def _group_max(temps: list[float], n_groups: int) -> list[float]:
+    """Sensors.temperatures_for on a list: np.array_split's groups, np.max of each."""
+    n = len(temps)
+    if n_groups == 0:
+        return []
+    if n_groups > n:
+        return [np_max(temps)] * n_groups
+    size, extra = divmod(n, n_groups)
+    out: list[float] = []
+    start = 0
+    for j in range(n_groups):
+        stop = start + size + (1 if j < extra else 0)
+        out.append(np_max(temps[start:stop]))
+        start = stop
+    return out
+
+
 class Sensors:
     """Seeded measurement chain: n_cells voltage channels, one current, n_temps temperatures."""
 
-    def __init__(self, spec: SensorSpec, n_cells: int, n_temps: int, seed: int) -> None:
+    def __init__(
+        self, spec: SensorSpec, n_cells: int, n_temps: int, seed: int, *, fast_path: bool = True
+    ) -> None:
+        """fast_path=False reads every pack with the vectorized code and per-read draws (the
+        reference the fast path is tested against)."""
         if n_cells < 1:
             raise ValueError("n_cells must be >= 1")
         self.spec = spec
@@ -151,6 +192,14 @@ class Sensors:
         self._temp_ddegC: dict[int, int] = {}
         self._stuck_current_mA: int | None = None
         self._last_current_mA = 0
+        self._fast = fast_path and n_cells <= FAST_PATH_MAX_CELLS
+        self._cell_gain_list: list[float] = self._cell_gain.tolist()
+        self._cell_offset_list: list[float] = self._cell_offset_mV.tolist()
+        self._temp_offset_list: list[float] = self._temp_offset_degC[:n_temps].tolist()
+        # Pre-drawn standard normals, one row per read, and the next row's index: plain
+        # attributes, so a copy of them and of the Generator's state restores the sensors.
+        self._noise_block: list[list[float]] = []
+        self._noise_next = 0
 
     # Faults -----------------------------------------------------------------
     def inject_current_offset(self, offset_mA: float) -> None:
@@ -206,6 +255,16 @@ class Sensors:
         """The total systematic current offset (calibration residue plus injected)."""
         return self._current_offset_mA + self.extra_current_offset_mA
 
+    def _apply_cell_faults(self, cell_mV: list[int]) -> None:
+        """Frozen channels repeat their reading, broken taps read their rail (in place)."""
+        for idx, held in self._frozen.items():
+            if held < 0:
+                self._frozen[idx] = held = cell_mV[idx]
+            cell_mV[idx] = held
+        self._last_cell_mV = list(cell_mV)  # a frozen channel holds a reading, not a broken tap
+        for idx, reads in self._tap_mV.items():
+            cell_mV[idx] = reads
+
     # Reading ----------------------------------------------------------------
     def temperatures_for(self, cell_temp_degC: Sequence[float] | NDArray[np.float64]) -> NDArray:
         """True temperature under each sensor: sensor j sees the hottest cell of its group."""
@@ -224,19 +283,15 @@ class Sensors:
         cell_temp_degC: Sequence[float] | NDArray[np.float64],
     ) -> Reading:
         """Measure the true cell voltages, series current (positive discharge) and temperatures."""
+        if self._fast:
+            return self._read_fast(cell_V, current_A, cell_temp_degC)
         spec = self.spec
         v_mV = np.asarray(cell_V, dtype=float) * 1000.0
         noise = self._rng.normal(0.0, 1.0, self.n_cells) * self.cell_noise_mV
         meas = v_mV * self._cell_gain + self._cell_offset_mV + noise
         meas = np.clip(_quantize(meas, spec.cell_lsb_mV), 0, 65535)
         cell_mV = [int(round(x)) for x in meas]
-        for idx, held in self._frozen.items():
-            if held < 0:
-                self._frozen[idx] = held = cell_mV[idx]
-            cell_mV[idx] = held
-        self._last_cell_mV = list(cell_mV)  # a frozen channel holds a reading, not a broken tap
-        for idx, reads in self._tap_mV.items():
-            cell_mV[idx] = reads
+        self._apply_cell_faults(cell_mV)
 
         gain = self._current_gain * self.extra_current_gain
         i_mA = current_A * 1000.0 * gain + self.current_offset_mA
@@ -251,6 +306,55 @@ class Sensors:
         t_meas = t_meas + self._rng.normal(0.0, 1.0, self.n_temps) * spec.temp_noise_degC
         t_meas = _quantize(t_meas, spec.temp_lsb_degC)
         temp_ddegC = [int(np.clip(round(x * 10.0), -32767, 32767)) for x in t_meas]
+        for idx, reads in self._temp_ddegC.items():
+            temp_ddegC[idx] = reads
+        return Reading(cell_mV=cell_mV, current_mA=current_mA, temp_ddegC=temp_ddegC)
+
+    # The fast path -------------------------------------------------------------
+    def _noise_row(self) -> list[float]:
+        """The standard normals of one read: cells, current, then temperatures (the order
+        of the vectorized read's three draws)."""
+        k = self._noise_next
+        if k >= len(self._noise_block):
+            width = self.n_cells + 1 + self.n_temps
+            self._noise_block = self._rng.normal(0.0, 1.0, (NOISE_BLOCK_READS, width)).tolist()
+            k = 0
+        self._noise_next = k + 1
+        return self._noise_block[k]
+
+    def _read_fast(
+        self,
+        cell_V: Sequence[float] | NDArray[np.float64],
+        current_A: float,
+        cell_temp_degC: Sequence[float] | NDArray[np.float64],
+    ) -> Reading:
+        """read() on Python floats, channel by channel (same operations, same order)."""
+        spec = self.spec
+        n = self.n_cells
+        z = self._noise_row()
+        volts = np.asarray(cell_V, dtype=float).tolist()
+        level = self.cell_noise_mV
+        lsb = spec.cell_lsb_mV
+        cells = zip(volts, self._cell_gain_list, self._cell_offset_list, z[:n], strict=True)
+        cell_mV: list[int] = []
+        for v, g, off, zk in cells:
+            q = _quantize_float(v * 1000.0 * g + off + zk * level, lsb)
+            cell_mV.append(int(round(0.0 if q < 0.0 else (65535.0 if q > 65535.0 else q))))
+        self._apply_cell_faults(cell_mV)
+
+        gain = self._current_gain * self.extra_current_gain
+        i_mA = current_A * 1000.0 * gain + self.current_offset_mA
+        i_mA += z[n] * spec.current_noise_mA
+        current_mA = int(round(_quantize_float(i_mA, spec.current_lsb_mA)))
+        if self._stuck_current_mA is not None:
+            current_mA = self._stuck_current_mA
+        self._last_current_mA = current_mA
+
+        temps = _group_max(np.asarray(cell_temp_degC, dtype=float).tolist(), self.n_temps)
+        temp_ddegC: list[int] = []
+        for t, off, zk in zip(temps, self._temp_offset_list, z[n + 1 :], strict=True):
+            t = _quantize_float(t + off + zk * spec.temp_noise_degC, spec.temp_lsb_degC)
+            temp_ddegC.append(min(max(round(t * 10.0), -32767), 32767))
         for idx, reads in self._temp_ddegC.items():
             temp_ddegC[idx] = reads
         return Reading(cell_mV=cell_mV, current_mA=current_mA, temp_ddegC=temp_ddegC)

@@ -8,6 +8,9 @@ import pytest
 
 from host.interpreter import find_micropython
 
+# pytester: the pytest plugin's tests run pytest on test folders of their own.
+pytest_plugins = ["pytester"]
+
 REPO = Path(__file__).resolve().parent.parent
 
 

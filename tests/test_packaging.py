@@ -64,7 +64,7 @@ def test_installed_copy_runs_without_the_checkout(tmp_path: Path) -> None:
 
     design = cli("design", "--json")
     assert {c["status"] for c in design["claims"].values()} == {"satisfied"}
-    boards = cli("boards", "--json")
+    boards = cli("boards", "--json")["boards"]
     assert {b["name"] for b in boards} >= {"pico", "pico_w", "esp32_devkitc", "virtual"}
     # Provisions the bundled firmware onto a virtual board (bundled ROM) and runs it.
     scenario = tmp_path / "installed.toml"

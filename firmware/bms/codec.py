@@ -26,6 +26,7 @@ except ImportError:
 from array import array
 
 from bms.crc16 import INIT, crc16
+from bms.fastpath import copy
 
 SYNC = const(0xA5)
 VERSION = const(1)
@@ -125,7 +126,7 @@ class Parser:
     def feed(self, data, i, n, now_ms):
         """Consume data[i:n] up to the first event; return the index of the next byte.
 
-        `self.event` tells what stopped it (EV_NONE: all bytes consumed).
+        `self.event` tells what stopped it (EV_NONE: all bytes consumed). n <= len(data).
         """
         self.event = EV_NONE
         if self.tick(now_ms):
@@ -133,12 +134,14 @@ class Parser:
             self.error = E_TIMEOUT
             return i
         self.last_ms = now_ms
+        if n > len(data):
+            raise IndexError("feed past the end of data")  # copy() checks no bounds
         buf = self.buf
         while i < n:
-            b = data[i]
-            i += 1
             state = self.state
             if state == _HUNT:
+                b = data[i]
+                i += 1
                 if b == SYNC:
                     buf[0] = b
                     self.pos = 1
@@ -148,39 +151,46 @@ class Parser:
                     return i
                 continue
             if state == _DISCARD:
-                continue
+                return n
+            # header or body: take at once the bytes the data holds of it
             pos = self.pos
-            buf[pos] = b
-            pos += 1
+            stop = HEADER if state == _HEADER else self.need
+            k = stop - pos
+            if k > n - i:
+                k = n - i
+            copy(buf, pos, data, i, k)
+            i += k
+            pos += k
             self.pos = pos
+            if pos < stop:
+                return i  # all of data consumed
             if state == _HEADER:
-                if pos == HEADER:
-                    self.ftype = buf[2]
-                    self.seq = buf[3] | (buf[4] << 8)
-                    length = buf[5] | (buf[6] << 8)
-                    self.length = length
-                    if length > MAX_PAYLOAD:
-                        # The rest cannot be framed; discarding until idle keeps its
-                        # bytes from being taken as sync or Ctrl-C.
-                        self.state = _DISCARD
-                        self.event = EV_ERROR
-                        self.error = E_LENGTH
-                        return i
-                    self.need = HEADER + length + 2
-                    self.state = _BODY
-            elif pos == self.need:
-                self.state = _HUNT
-                self.pos = 0
-                end = pos - 2
-                if crc16(buf, 1, end, INIT) != (buf[end] | (buf[end + 1] << 8)):
+                self.ftype = buf[2]
+                self.seq = buf[3] | (buf[4] << 8)
+                length = buf[5] | (buf[6] << 8)
+                self.length = length
+                if length > MAX_PAYLOAD:
+                    # The rest cannot be framed; discarding until idle keeps its
+                    # bytes from being taken as sync or Ctrl-C.
+                    self.state = _DISCARD
                     self.event = EV_ERROR
-                    self.error = E_CRC
-                elif buf[1] != VERSION:
-                    self.event = EV_ERROR
-                    self.error = E_VERSION
-                else:
-                    self.event = EV_FRAME
-                return i
+                    self.error = E_LENGTH
+                    return i
+                self.need = HEADER + length + 2  # <= FRAME_MAX: copy() stays in buf
+                self.state = _BODY
+                continue
+            self.state = _HUNT
+            self.pos = 0
+            end = pos - 2
+            if crc16(buf, 1, end, INIT) != (buf[end] | (buf[end + 1] << 8)):
+                self.event = EV_ERROR
+                self.error = E_CRC
+            elif buf[1] != VERSION:
+                self.event = EV_ERROR
+                self.error = E_VERSION
+            else:
+                self.event = EV_FRAME
+            return i
         return i
 
 
@@ -229,6 +239,18 @@ class BreakDetector:
         if hunting and ticks_diff(now_ms, self.last_ms) >= BREAK_IDLE_MS:
             s = _B_ARMED
         self.state = s
+
+    def watching(self):
+        """True while the next bytes may be part of a break: give them to byte(), one by one.
+
+        Otherwise (within a burst, or after a short pause) no byte can start a break and
+        read() with the time of the read is all the detector needs of a whole chunk.
+        """
+        return self.state != _B_MID
+
+    def read(self, now_ms):
+        """Bytes were read at now_ms while not watching(): byte() for each of them, at once."""
+        self.last_ms = now_ms
 
     def byte(self, b, now_ms):
         """Byte `b` was read at now_ms; True when it completes a break."""

@@ -1,6 +1,8 @@
 """Fault, warning and flag bit numbers (docs/protocol.md), and what each fault blocks.
 
-host/protocol/faults.py mirrors these numbers; a test checks they agree.
+The host reads this file as the one source of these names (host/protocol/faults.py); it is
+not flashed (host.image.HOST_ONLY): the firmware folds the bits in as consts, and
+tests/firmware/test_fault_consts.py checks each copy against this table.
 """
 
 try:

@@ -24,6 +24,7 @@ def open_board(
     micropython: str | os.PathLike[str] | None = None,
     board: str = "virtual",
     target: str = UNIX64_TARGET,
+    lockstep: bool = False,
 ) -> BoardSession:
     """The board a run asked for: the one at `port`, else a fresh virtual board of `target`
     (host.micropython.resolve) whose flash folder is `flash_dir`, provisioned as board
@@ -34,8 +35,10 @@ def open_board(
         raise ValueError("a virtual board needs a flash folder")
     binary = target_binary(target, micropython)
     if is_qemu(target):
-        return QemuBoardSession(flash_dir, binary)
-    return VirtualBoardSession(flash_dir, micropython=binary, board=board, heap=UNIX_HEAP[target])
+        return QemuBoardSession(flash_dir, binary, lockstep=lockstep)
+    return VirtualBoardSession(
+        flash_dir, micropython=binary, board=board, heap=UNIX_HEAP[target], lockstep=lockstep
+    )
 
 
 __all__ = [

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from host.link.lockstep_link import LockstepLink
 from host.link.serial_link import SerialLink
 from host.protocol.client import BmsClient, BmsError
 
@@ -52,8 +53,12 @@ class BoardSession(ABC):
     kind: ClassVar[str]
     can_cut_power: ClassVar[bool] = False
 
-    def __init__(self) -> None:
-        self._link: SerialLink | None = None
+    def __init__(self, *, lockstep: bool = False) -> None:
+        """lockstep: the run waits for every reply and nothing else happens meanwhile, so a
+        board on this machine is reached through host.link.LockstepLink, which waits for the
+        reply without the event loop; otherwise (real time, a board at a port) SerialLink."""
+        self.lockstep = lockstep
+        self._link: SerialLink | LockstepLink | None = None
         self._client: BmsClient | None = None
 
     @property
@@ -102,7 +107,8 @@ class BoardSession(ABC):
         return {"kind": self.kind, "port": self.port if self._client else None}
 
     async def _open_link(self) -> BmsClient:
-        self._link = await SerialLink.open(self.port)
+        opener = LockstepLink.open if self.lockstep else SerialLink.open
+        self._link = await opener(self.port)
         self._client = BmsClient(self._link, timeout_s=REPLY_TIMEOUT_S)
         return self._client
 

@@ -32,8 +32,10 @@ class QemuBoardSession(BoardSession):
     kind = "qemu"
     can_cut_power = True
 
-    def __init__(self, board_dir: str | os.PathLike[str], firmware: Path) -> None:
-        super().__init__()
+    def __init__(
+        self, board_dir: str | os.PathLike[str], firmware: Path, *, lockstep: bool = False
+    ) -> None:
+        super().__init__(lockstep=lockstep)
         self.board_dir = Path(board_dir)
         self.firmware = firmware
         self.board: QemuBoard | None = None

@@ -13,12 +13,14 @@ import asyncio
 import json
 import logging
 
+import serial
+
 from cellmodel.design import CellDesign
 from cellmodel.errors import InputError
 from host.board_session.base import BoardSession, BoardSetup
 from host.board_session.state_file import STATE_FILE, initial_state_dict
 from host.link.board_files import BoardFiles, request_repl
-from host.link.recover import recover_firmware
+from host.link.recover import Recovery, RecoveryError, recover_firmware
 from host.scenarios import InitialState
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,7 @@ class SerialBoardSession(BoardSession):
     async def start(self, setup: BoardSetup, *, connect: bool = True) -> None:
         # A board left at its REPL (or running code typed there) is brought back first;
         # a firmware that answers is left alone.
-        recovery = await asyncio.to_thread(recover_firmware, self._port)
+        recovery = await asyncio.to_thread(reach_firmware, self._port)
         if recovery.found != "firmware":
             log.info("%s: the board was at its %s; soft reset into the firmware", self._port,
                      recovery.found)  # fmt: skip
@@ -47,6 +49,17 @@ class SerialBoardSession(BoardSession):
             await asyncio.to_thread(put_state, self._port, setup.initial, setup.design)
         if connect:
             await self.connect()
+
+
+def reach_firmware(port: str) -> Recovery:
+    """recover_firmware(port), with a port that cannot be opened or holds no board that
+    answers as bad input naming --port (exit 2), not a traceback."""
+    try:
+        return recover_firmware(port)
+    except RecoveryError as exc:
+        raise InputError("--port", port, f"no firmware answered: {exc}") from None
+    except (serial.SerialException, OSError) as exc:
+        raise InputError("--port", port, f"cannot open serial port: {exc}") from None
 
 
 def put_state(port: str, init: InitialState, design: CellDesign) -> None:

@@ -7,15 +7,21 @@ persisted state the run starts from.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
+from cellmodel.errors import InputError
 from host.board_session.base import BOOT_TIMEOUT_S, BoardSession, BoardSetup
 from host.board_session.state_file import write_initial_state
+from host.protocol.client import BmsClient, BmsError, BmsTimeout
 from host.vboard import VirtualBoard
 from host.vboard.provision import provision_flash
+
+_CRASH_POLL_S = 0.05
 
 
 class VirtualBoardSession(BoardSession):
@@ -29,10 +35,11 @@ class VirtualBoardSession(BoardSession):
         micropython: str | os.PathLike[str] | None = None,
         board: str = "virtual",
         heap: str = "1M",
+        lockstep: bool = False,
     ) -> None:
         """`micropython`: the unix-port interpreter (default: host.interpreter's choice);
         `heap`: its -X heapsize."""
-        super().__init__()
+        super().__init__(lockstep=lockstep)
         self.flash_dir = Path(flash_dir)
         self.micropython = micropython
         self.board_name = board
@@ -59,7 +66,7 @@ class VirtualBoardSession(BoardSession):
         await self.board.start(powered=False)
         client = await self._open_link()
         await self.board.power_on()
-        await client.wait_boot(BOOT_TIMEOUT_S)
+        await _wait_boot(self.board, client)
         if not connect:
             await super().teardown()  # the firmware runs; the port is free for another program
 
@@ -79,3 +86,32 @@ class VirtualBoardSession(BoardSession):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "flash_dir": str(self.flash_dir)}
+
+
+async def _wait_boot(board: VirtualBoard, client: BmsClient) -> None:
+    """The firmware's BOOT frame; InputError naming the interpreter at once if it ends first
+    (a fresh flash boots or the interpreter cannot run it), or after BOOT_TIMEOUT_S."""
+    boot = asyncio.ensure_future(client.wait_boot(BOOT_TIMEOUT_S))
+    try:
+        while not boot.done():
+            if board.crashes:
+                raise InputError(
+                    "virtual board",
+                    str(board.micropython),
+                    f"the interpreter ended before the firmware booted (exit status "
+                    f"{board.last_exit}); run with -vv to see what it said",
+                )
+            await asyncio.wait({boot}, timeout=_CRASH_POLL_S)
+        boot.result()
+    except BmsTimeout:
+        raise InputError(
+            "virtual board",
+            str(board.micropython),
+            f"no BOOT frame from the firmware within {BOOT_TIMEOUT_S:g} s under this "
+            "interpreter; run with -vv to see what the board said",
+        ) from None
+    finally:
+        if not boot.done():
+            boot.cancel()
+            with contextlib.suppress(asyncio.CancelledError, BmsError):
+                await boot

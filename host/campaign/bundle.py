@@ -19,6 +19,7 @@ import tomli_w
 
 from cellmodel import list_cells
 from cellmodel.errors import InputError
+from cellmodel.files import read_text
 from host.scenarios.steps import DriveStep, parse_scenario_step
 
 if sys.version_info >= (3, 11):
@@ -112,10 +113,9 @@ class Bundle:
 
     def _read(self, path: Path, field: str) -> str:
         try:
-            return path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise InputError(self.source, field, f"{path}: {reason}") from None
+            return read_text(path)
+        except InputError as exc:
+            raise InputError(self.source, field, f"{path}: {exc.reason}") from None
 
     def _add(self, path: Path, text: str) -> str:
         key = path.resolve()

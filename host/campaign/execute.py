@@ -75,7 +75,8 @@ async def _run(scenario_path: Path, out: Path, payload: dict[str, Any]) -> dict[
     scenario = load_scenario(scenario_path)
     # The log and plot are not kept (the reproduce command writes them): not written at all.
     task = asyncio.ensure_future(
-        run_scenario(scenario, out_dir=out, write_files=False, **payload["options"])
+        # One run per core: a run's host and firmware take turns on one (no pipelining).
+        run_scenario(scenario, out_dir=out, write_files=False, pipeline=False, **payload["options"])
     )
     done, _ = await asyncio.wait({task}, timeout=payload["timeout_s"])
     if not done:

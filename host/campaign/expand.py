@@ -23,6 +23,7 @@ from typing import Any
 import tomli_w
 
 from cellmodel.errors import InputError
+from cellmodel.files import read_text
 from host.campaign.bundle import Bundle, absolutize
 from host.campaign.spec import RUN_OPTIONS, AxisValue, CampaignSpec, Group, ScenarioRef
 from host.scenarios import parse_scenario
@@ -102,12 +103,11 @@ def expand(spec: CampaignSpec) -> list[RunPlan]:
 
 
 def _scenario_data(ref: ScenarioRef, source: str) -> dict[str, Any]:
+    text = read_text(ref.path, source, f"scenario {ref.label}")
     try:
-        data = tomllib.loads(ref.path.read_text(encoding="utf-8"))
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(str(ref.path), "toml", str(exc)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(source, f"scenario {ref.label}", str(exc)) from None
     # The name the scenario gets from its file name (as the scenario parser makes it), kept
     # when the copy is scenario.toml.
     stem = re.sub(r"[^A-Za-z0-9._-]", "-", ref.path.stem).lstrip("._-")

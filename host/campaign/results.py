@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from cellmodel.files import write_text_atomic
 from host.campaign.execute import PASSED
 from host.campaign.expand import SCENARIO_FILE, RunPlan
 
@@ -29,7 +30,7 @@ RESULT_FILE = "result.json"
 # pty's name, retries, and the link's counts (a reply late under load is a timeout and a
 # retry); every other column is a function of the run's inputs.
 VOLATILE_COLUMNS = ("run_wall_s", "wall_s", "steps_per_s", "port", "attempts", "retried_after")
-VOLATILE_PREFIXES = ("link.",)
+VOLATILE_PREFIXES = ("link.", "board.")  # board.port, its flash folder: per run
 
 
 def is_volatile(column: str) -> bool:
@@ -41,15 +42,7 @@ def run_dir(out: Path, run_id: str) -> Path:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, text)
 
 
 def write_run_files(out: Path, plan: RunPlan) -> None:

@@ -10,6 +10,7 @@ only the runs in flight, and `resume=True` runs only those without a result.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cellmodel.errors import InputError
+from cellmodel.files import check_output_dir
 from host.campaign.aggregate import aggregate
 from host.campaign.cluster import DaskExecutor
 from host.campaign.execute import PASSED
@@ -34,6 +36,8 @@ from host.campaign.results import (
 from host.campaign.spec import CampaignSpec, load_spec
 
 AGGREGATE_FILE = "campaign.json"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -72,7 +76,9 @@ def run_campaign(
         )
     spec = load_spec(spec_path)
     plans = expand(spec)
-    out_dir = Path(out) if out is not None else default_out(spec)
+    out_dir = check_output_dir(
+        out if out is not None else default_out(spec), "command line", "--out"
+    )
     if scheduler:
         executor: LocalExecutor | DaskExecutor = DaskExecutor(scheduler)
         where = f"Dask scheduler {scheduler}"
@@ -86,10 +92,13 @@ def run_campaign(
         todo = [p for p in plans if p.run_id not in results]
         for plan in todo:
             write_run_files(out_dir, plan)
+        log.info("campaign %s: %d runs, %d to run on %s, results in %s", spec.name, len(plans),
+                 len(todo), where, out_dir)  # fmt: skip
         with CampaignProgress(spec.name, len(plans), done=len(results), enabled=progress) as bar:
 
             def on_result(result: dict[str, Any]) -> None:
                 save_result(out_dir, result)
+                log.info("run %s: %s", result["run_id"], result["status"])
                 results[result["run_id"]] = result
                 bar.advance(result["status"] == PASSED)
 

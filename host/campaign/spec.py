@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from cellmodel.errors import InputError
+from cellmodel.files import read_text
 from host.micropython.resolve import RUN_TARGETS
 from host.scenarios import LIBRARY_DIR, library_names
 
@@ -139,13 +140,11 @@ def load_spec(path: str | Path) -> CampaignSpec:
     """Read and check a campaign file; InputError names the file, the field and the reason."""
     path = Path(path)
     source = str(path)
+    text = read_text(path, source)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(source, "toml", str(exc)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise InputError(source, "file", reason) from None
     return parse_spec(data, source, path.resolve().parent)
 
 

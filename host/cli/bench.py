@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
+import time
 from typing import Any
 
 from host import bench
+from host.cli.output import emit_json
 
 
 def register(subparsers: Any) -> None:
@@ -22,9 +23,10 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    results = bench.run_all(quick=args.quick)
+    t0 = time.monotonic()
+    results: dict[str, Any] = dict(bench.run_all(quick=args.quick))
     if args.json:
-        print(json.dumps(results, indent=2))
+        emit_json({**results, "quick": args.quick, "wall_s": round(time.monotonic() - t0, 3)})
         return 0
     steps = results["cell_steps"]
     print("cells     us/step   cell-steps/s")

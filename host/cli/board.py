@@ -1,9 +1,9 @@
 """`sisnbms board --virtual`: run a virtual board until interrupted.
 
 Prints the board's serial port (a pseudo-terminal) so mpremote, a terminal,
-`sisnbms flash` or `sisnbms hil` can open it like a USB board. With -v the
-board's starts, resets, crashes and exits are logged on stderr (-vv: each
-Ctrl-C it delivers as well).
+`sisnbms flash` or `sisnbms hil` can open it like a USB board. With -v (the
+global option) the board's starts, resets, crashes and exits are logged on
+stderr (-vv: each Ctrl-C it delivers as well).
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import shutil
 import signal
@@ -20,9 +19,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from cellmodel import load_cell
 from cellmodel.errors import InputError
+from cellmodel.files import check_output_dir
+from host.boards import load_board
+from host.cli.options import CLI
+from host.cli.output import emit_json
+from host.interpreter import find_micropython
 from host.vboard import VirtualBoard
 from host.vboard.provision import has_firmware, provision_flash
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers: Any) -> None:
@@ -59,54 +66,47 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--json", action="store_true", help='print {"port": ..., "fs": ...} on stdout'
     )
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=0,
-        help="log the board's starts, resets, crashes and exits on stderr (-vv: more)",
-    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if not args.virtual:
-        raise InputError("sisnbms board", "--virtual", "required: only virtual boards start here")
-    if args.verbose:
-        logging.basicConfig(
-            level=logging.DEBUG if args.verbose > 1 else logging.INFO,
-            format="%(asctime)s %(name)s %(levelname)s: %(message)s",
-            stream=sys.stderr,
-        )
-    temp = None
+        raise InputError(CLI, "--virtual", "required: only virtual boards start here")
+    # Everything is checked before a folder is made or a file written.
+    design = load_cell(args.cell) if args.cell else load_cell()
+    board_def = load_board(args.board)
+    micropython = find_micropython(args.micropython)
     if args.fs:
-        flash = Path(args.fs)
-        if flash.exists() and not flash.is_dir():
-            raise InputError("--fs", str(flash), "not a folder")
-    else:
-        temp = tempfile.mkdtemp(prefix="sisnbms-flash-")
-        flash = Path(temp)
+        flash = check_output_dir(args.fs, CLI, "--fs")
+    temp = None if args.fs else tempfile.mkdtemp(prefix="sisnbms-flash-")
+    flash = Path(temp) if temp else Path(args.fs)
     try:
         provisioned = False
         if not args.blank and not has_firmware(flash):
-            provision_flash(flash, args.cell, args.board)
+            provision_flash(flash, design, board_def)
             provisioned = True
-        return asyncio.run(_serve(flash, args, provisioned))
+            log.info(
+                "installed the firmware for %s on %s in %s", design.name, board_def.name, flash
+            )
+        return asyncio.run(_serve(flash, micropython, args, provisioned))
     finally:
         if temp is not None:
             shutil.rmtree(temp, ignore_errors=True)
 
 
-async def _serve(flash: Path, args: argparse.Namespace, provisioned: bool) -> int:
+async def _serve(
+    flash: Path, micropython: Path, args: argparse.Namespace, provisioned: bool
+) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    board = VirtualBoard(flash, args.micropython)
+    board = VirtualBoard(flash, micropython)
     await board.start()
     try:
         if args.json:
-            print(json.dumps({"port": board.port, "fs": str(flash.resolve())}), flush=True)
+            # One line: a program reads it with readline() while the board runs.
+            emit_json({"port": board.port, "fs": str(flash.resolve())}, indent=None)
         else:
             what = "installed the firmware, " if provisioned else ""
             print(f"virtual board on {board.port}", flush=True)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from host.boards import board_summary, list_boards
+from host.cli.output import emit_json
 
 
 def register(subparsers: Any) -> None:
@@ -15,14 +15,18 @@ def register(subparsers: Any) -> None:
         help="list the supported boards",
         description="List the board files (boards/*.toml): MCU, mpy-cross arch, MicroPython.",
     )
-    parser.add_argument("--json", action="store_true", help="print a JSON list on stdout")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help='print {"boards": [{"name", "description", ...}]} on stdout',
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     boards = list_boards()
     if args.json:
-        print(json.dumps([board_summary(b) for b in boards], indent=2))
+        emit_json({"boards": [board_summary(b) for b in boards]})
         return 0
     width = max(len(b.name) for b in boards)
     for b in boards:

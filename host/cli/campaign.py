@@ -1,7 +1,7 @@
 """`sisnbms campaign`: many closed-loop runs, the combinations of a campaign file's axes.
 
     sisnbms campaign SPEC.toml [--workers K] [--scheduler tcp://HOST:PORT] [--out DIR]
-                     [--json] [--resume]
+                     [--json] [--resume] [--report FILE.md]
 
 Each run is an independent `sisnbms emulate` on its own virtual board, in K local
 worker processes or on a Dask cluster. Writes OUT/runs/<id>/ per run (the expanded
@@ -13,9 +13,10 @@ expectation, crashed or timed out (campaign.json says which), 2 on bad input.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from typing import Any
+
+from host.cli.options import CLI, WORKERS
+from host.cli.output import emit_json
 
 SHOWN_WORST = 5
 
@@ -35,7 +36,7 @@ def register(subparsers: Any) -> None:
         "--workers",
         type=int,
         metavar="K",
-        help="local worker processes (default: the number of cores)",
+        help=f"local worker processes, {WORKERS.describe()} (default: the number of cores)",
     )
     p.add_argument(
         "--scheduler",
@@ -46,6 +47,12 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--resume", action="store_true", help="keep the runs that already have a result in --out"
     )
+    p.add_argument(
+        "--report",
+        metavar="FILE.md",
+        help="also write the runs as a robustness matrix (Markdown): issue 9's requirements "
+        "over every run, then one table per scenario",
+    )
     p.add_argument("--json", action="store_true", help="print the aggregate as JSON on stdout")
     p.set_defaults(func=run)
 
@@ -53,6 +60,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from host.campaign import run_campaign
 
+    if args.workers is not None:
+        WORKERS.check(args.workers, CLI, "--workers")
     outcome = run_campaign(
         args.spec,
         out=args.out,
@@ -61,12 +70,24 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=not args.json,
     )
+    if args.report:
+        write_report(args, outcome)
     if args.json:
-        json.dump(outcome.aggregate, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        emit_json(outcome.aggregate)
     else:
         print_report(outcome.aggregate)
     return outcome.exit_code
+
+
+def write_report(args: argparse.Namespace, outcome: Any) -> None:
+    """The robustness matrix of the runs, with the command that regenerates it."""
+    from pathlib import Path
+
+    from host.campaign.matrix import render
+    from host.campaign.results import write_atomic
+
+    command = f"sisnbms campaign {args.spec} --out {args.out or '...'} --report {args.report}"
+    write_atomic(Path(args.report), render(outcome.rows, outcome.aggregate, command))
 
 
 def print_report(agg: dict[str, Any]) -> None:

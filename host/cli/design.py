@@ -6,13 +6,12 @@ A report, so it exits 0 even when claims are violated; 2 on a bad cell file.
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from cellmodel import DEFAULT_CELL, load_cell
 from cellmodel.claims import check_claims
 from cellmodel.design import CellDesign, derived
-from host.cli.output import emit
+from host.cli.output import emit, emit_json
 
 _DERIVED_LABELS = (
     ("anode_areal_mAh_cm2", "anode areal capacity", "mAh/cm2", "{:.2f}"),
@@ -63,7 +62,10 @@ def report(design: CellDesign) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     design = load_cell(args.cell)
     rep = report(design)
-    emit(json.dumps(rep, indent=2) if args.json else _table(design, rep))
+    if args.json:
+        emit_json(rep)
+    else:
+        emit(_table(design, rep))
     return 0
 
 

@@ -4,19 +4,21 @@
                     [--target unix-64|unix-32|qemu-cortex-m0] [--json]
                     [--micropython PATH] [--list]
 
-Writes <out>/<scenario>.bdf.csv (true and firmware values side by side, current
-positive on discharge), <scenario>.summary.json and <scenario>.png. Exit code 0
-when every expectation and safety check passed, 1 when one failed, 2 on bad input.
+Writes <out>/<scenario>.bdf.csv (true and firmware values side by side; a Battery
+Data Format file, so its current is positive on charge), <scenario>.summary.json and
+<scenario>.png, and leaves the virtual board's flash in <out>/flash/ (the firmware, its
+configuration and the state it persisted). Everything is checked before anything is
+created, and each file is written whole. Exit code 0 when every expectation and safety
+check passed, 1 when one failed, 2 on bad input.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import sys
 from typing import Any
 
+from host.cli.output import emit_json
 from host.micropython.resolve import RUN_TARGETS, UNIX64_TARGET
 from host.scenarios import DEFAULT_SCENARIO, library_names, load_scenario
 
@@ -107,18 +109,24 @@ def print_summary(summary: dict[str, Any]) -> None:
         print("  scenario stopped at max_duration_s before its last step")
     for name, path in summary["outputs"].items():
         print(f"  {name}: {path}")
+    board = summary.get("board") or {}
+    if board.get("flash_dir") or board.get("board_dir"):
+        # The virtual board's flash as the run left it: firmware, configuration, saved state.
+        print(f"  board flash: {board.get('flash_dir') or board.get('board_dir')}")
     print("PASS" if summary["passed"] else "FAIL")
 
 
 def run(args: argparse.Namespace) -> int:
     if args.list:
-        names = library_names()
+        scenarios = [
+            {"name": name, "description": load_scenario(name).description}
+            for name in library_names()
+        ]
         if args.json:
-            print(json.dumps({"scenarios": names}))
+            emit_json({"scenarios": scenarios})
         else:
-            for name in names:
-                scenario = load_scenario(name)
-                print(f"{name:24s} {scenario.description}")
+            for entry in scenarios:
+                print(f"{entry['name']:24s} {entry['description']}")
         return 0
     return run_and_report(args, micropython=args.micropython, target=args.target)
 
@@ -143,8 +151,7 @@ def run_and_report(args: argparse.Namespace, **where: Any) -> int:
         )
     )
     if args.json:
-        json.dump(result.summary, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        emit_json(result.summary)
     else:
         print_summary(result.summary)
     return result.exit_code

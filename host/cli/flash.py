@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 from typing import Any
 
+from cellmodel import load_cell
 from host.boards import load_board
+from host.cli.options import BOOT_TIMEOUT_S, CLI
+from host.cli.output import emit_json
 from host.flash.flasher import FlashResult, flash_board
 
 
@@ -41,7 +43,12 @@ def register(subparsers: Any) -> None:
     )
     form.add_argument("--source", dest="mpy", action="store_false", help="copy .py sources")
     parser.add_argument(
-        "--boot-timeout", type=float, default=20.0, metavar="S", help="wait for HELLO (s)"
+        "--boot-timeout",
+        type=float,
+        default=20.0,
+        metavar="S",
+        help=f"wait this long for the firmware's answer after the reboot, "
+        f"{BOOT_TIMEOUT_S.describe()} (default 20)",
     )
     parser.add_argument(
         "--force",
@@ -53,19 +60,21 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    BOOT_TIMEOUT_S.check(args.boot_timeout, CLI, "--boot-timeout")
     board = load_board(args.board)
+    design = load_cell(args.cell) if args.cell else load_cell()
     result = asyncio.run(
         flash_board(
             args.port,
             board,
-            args.cell,
+            design,
             mpy=args.mpy,
             boot_timeout_s=args.boot_timeout,
             force=args.force,
         )
     )
     if args.json:
-        print(json.dumps(result.as_dict(), indent=2))
+        emit_json({**result.as_dict(), "cell": design.name, "cell_source": design.source})
     else:
         _print_human(result)
     return 0 if result.ok else 1
@@ -74,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 def _print_human(r: FlashResult) -> None:
     print(
         f"{r.port}: {len(r.written)} written, {len(r.unchanged)} unchanged, "
-        f"{len(r.removed)} removed ({r.form}, board {r.board}, {r.seconds} s)"
+        f"{len(r.removed)} removed ({r.form}, board {r.board}, {r.wall_s} s)"
     )
     if r.firmware_version:
         flags = ", ".join(r.boot_flags) or "-"

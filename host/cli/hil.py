@@ -8,6 +8,11 @@ takes its sensor readings from the host's sample frames and drives its real
 switch pins. Same scoring, outputs and exit codes as `sisnbms emulate`
 (0 pass, 1 expectation or safety check failed, 2 bad input). Steps that need
 power control ("Cut board power") are rejected for a port.
+
+Outputs go to --out, by default sisnbms-out/hil/ under the working folder: the same
+output root as `emulate` (sisnbms-out/) and `campaign` (sisnbms-out/campaign-NAME/).
+The summary lists every file written. A board left at its REPL (or running code typed
+there) is brought back to the firmware first.
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from host.cli.emulate import DEFAULT_OUT as OUT_ROOT
 from host.cli.emulate import run_and_report
 from host.scenarios import DEFAULT_SCENARIO
 
-DEFAULT_OUT = "sisnbms-hil"
+DEFAULT_OUT = f"{OUT_ROOT}/hil"
 
 
 def register(subparsers: Any) -> None:
@@ -46,7 +52,12 @@ def register(subparsers: Any) -> None:
         help="the design the board was flashed for (default: the scenario's bms_cell, else the "
         "simulated cell's nominal design)",
     )
-    p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default: {DEFAULT_OUT})")
+    p.add_argument(
+        "--out",
+        default=DEFAULT_OUT,
+        help=f"output folder (default: {DEFAULT_OUT}, under the output root emulate and "
+        "campaign use)",
+    )
     p.add_argument(
         "--realtime",
         action="store_true",

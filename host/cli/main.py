@@ -4,17 +4,30 @@ Each subcommand lives in its own module under host.cli with two functions:
 `register(subparsers)` adds its parser and sets `func=run`, and
 `run(args) -> int` returns the exit code (0 ok, 1 expectation or safety
 check failed, 2 bad input).
+
+Bad input never ends in a traceback: a usage error (argparse), an InputError (a file,
+field or option with the reason) and an OSError (a file or port the system refused)
+print one line on stderr and exit 2; under --json the same error is also one JSON
+object on stdout ({"error", "source", "field", "reason"}). A board that stops
+answering (BmsError) is exit 1 with its message. `-v`/`-vv` (before or after the
+command) turn on logging (host.cli.logs).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import json
+import logging
 import sys
 from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from cellmodel.errors import InputError
+from host.cli import logs
+from host.cli.output import emit_json
+from host.protocol.errors import BmsError
+
+log = logging.getLogger("host.cli")
 
 # Order is the order shown in --help.
 SUBCOMMANDS = (
@@ -29,35 +42,124 @@ SUBCOMMANDS = (
     "bench",
     "micropython",
 )
+VERBOSE_HELP = "log what the host does on stderr (-vv: also a trace of every frame on the wire)"
+
+
+class UsageError(Exception):
+    """A command line argparse rejects; carries the parser for its usage line."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser that raises UsageError instead of exiting, so main() can answer
+    in JSON too."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(self, message)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="sisnbms",
         description="Battery-management firmware-in-the-loop emulator for Si-Sn anode cells.",
     )
     from host import __version__
 
     parser.add_argument("--version", action="version", version=f"sisnbms {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in SUBCOMMANDS:
         importlib.import_module(f"host.cli.{name}").register(sub)
+    _add_verbose(sub)
     return parser
 
 
+def _add_verbose(sub: Any) -> None:
+    """-v after the command as well as before it (`sisnbms board --virtual -vv`)."""
+    for parser in sub.choices.values():
+        nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if nested:
+            for action in nested:
+                _add_verbose(action)
+        else:
+            parser.add_argument(
+                "-v", "--verbose", dest="verbose_after", action="count", default=0,
+                help=VERBOSE_HELP,
+            )  # fmt: skip
+
+
+def _no_empty_values(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """An empty option value (`--out ""`, `--cell ""`) is a usage error, not a default."""
+    for owner, action in _actions(parser, args):
+        value = getattr(args, action.dest, None)
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and not v.strip() for v in values):
+            name = "/".join(action.option_strings) or action.metavar or action.dest
+            raise UsageError(owner, f"{name}: empty value")
+
+
+def _actions(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> list[tuple[argparse.ArgumentParser, argparse.Action]]:
+    """(parser, action) of `parser` and of the subcommands args chose, nested ones too."""
+    found: list[tuple[argparse.ArgumentParser, argparse.Action]] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = getattr(args, str(action.dest), None)
+            if chosen in action.choices:
+                found += _actions(action.choices[chosen], args)
+        else:
+            found.append((parser, action))
+    return found
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in argv
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+        _no_empty_values(parser, args)
+    except UsageError as exc:
+        exc.parser.print_usage(sys.stderr)
+        return _fail(f"{exc.parser.prog}: error: {exc}", as_json, "command line", None, str(exc))
+    logs.configure(args.verbose + getattr(args, "verbose_after", 0))
+    as_json = bool(getattr(args, "json", False))
+    prefix = f"sisnbms {args.command}: error:"
     try:
         return int(args.func(args))
     except InputError as exc:
-        print(f"sisnbms {args.command}: error: {exc}", file=sys.stderr)
-        if getattr(args, "json", False):
-            print(json.dumps({"error": str(exc), "source": exc.source, "field": exc.field}))
-        return 2
+        return _fail(f"{prefix} {exc}", as_json, exc.source, exc.field, exc.reason)
+    except OSError as exc:
+        log.debug("OSError", exc_info=True)
+        where = exc.filename if exc.filename is not None else "system"
+        reason = exc.strerror or str(exc)
+        return _fail(f"{prefix} {where}: {reason}", as_json, str(where), None, reason)
     except KeyboardInterrupt:
         return 130
+    except BmsError as exc:
+        log.debug("board error", exc_info=True)
+        return _fail(f"{prefix} board: {exc}", as_json, "board", None, str(exc), code=1)
+
+
+def _fail(
+    message: str,
+    as_json: bool,
+    source: str,
+    field: str | None,
+    reason: str,
+    *,
+    code: int = 2,
+) -> int:
+    print(message, file=sys.stderr)
+    if as_json:
+        error = {"error": message.split(": error: ", 1)[-1], "source": source, "field": field}
+        emit_json({**error, "reason": reason, "exit_code": code}, indent=None)
+    return code
 
 
 if __name__ == "__main__":

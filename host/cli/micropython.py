@@ -7,10 +7,11 @@ Exit codes: 0 built (or found in the cache); 1 make failed; 2 bad input (target,
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
+from host.cli.options import CLI, MAKE_JOBS
+from host.cli.output import emit_json
 from host.micropython import TARGETS, BuildFailed, BuildResult, build_target
 
 
@@ -40,26 +41,34 @@ def register(subparsers: Any) -> None:
     build.add_argument(
         "--out", metavar="DIR", help="cache folder (default ~/.cache/sisnbms/micropython)"
     )
-    build.add_argument("--jobs", type=int, metavar="N", help="parallel make jobs (default: CPUs)")
+    build.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help=f"parallel make jobs, {MAKE_JOBS.describe()} (default: CPUs)",
+    )
     build.add_argument("--json", action="store_true", help="print the result as JSON")
     build.set_defaults(func=run_build)
 
 
 def run_build(args: argparse.Namespace) -> int:
+    if args.jobs is not None:
+        MAKE_JOBS.check(args.jobs, CLI, "--jobs")
     try:
         result = build_target(args.target, args.source, args.out, jobs=args.jobs)
     except BuildFailed as exc:
         print(f"sisnbms micropython build: {args.target}: {exc}", file=sys.stderr)
         if args.json:
-            print(json.dumps({"error": str(exc), "target": args.target}))
+            emit_json({"error": str(exc), "source": args.target, "field": None,
+                       "reason": str(exc), "exit_code": 1})  # fmt: skip
         return 1
     if args.json:
-        print(json.dumps(result.as_dict(), indent=2))
+        emit_json(result.as_dict())
     else:
         _print_human(result)
     return 0
 
 
 def _print_human(r: BuildResult) -> None:
-    how = "cached" if r.cached else f"built in {r.build_seconds:.1f} s"
+    how = "cached" if r.cached else f"built in {r.build_wall_s:.1f} s"
     print(f"{r.target}: {r.path} ({how})")

@@ -1,4 +1,4 @@
-"""Writing a command's report to stdout.
+"""Writing a command's report to stdout: text, or JSON under --json (emit_json).
 
 A reader may close the pipe early (`sisnbms design | head`): the rest of the
 report is then dropped quietly instead of ending in a BrokenPipeError traceback.
@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
+
+from host.report import json_out
 
 
 def emit(text: str) -> bool:
@@ -23,3 +26,8 @@ def emit(text: str) -> bool:
         os.close(devnull)
         return False
     return True
+
+
+def emit_json(value: dict[str, Any], *, indent: int | None = 2) -> bool:
+    """Write a command's JSON result (host.report.json_out's convention) to stdout."""
+    return emit(json_out.dumps(value, indent=indent))

@@ -13,7 +13,7 @@ abuse, current beyond the sanity bound: the message says which); 2 bad input.
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -21,14 +21,17 @@ from typing import Any
 
 from cellmodel import DEFAULT_CELL, PackModel, load_cell
 from cellmodel.bdf import check_output_path
+from cellmodel.design import CellDesign
 from cellmodel.errors import InputError
 from cellmodel.experiment import parse_experiment
 from cellmodel.profile import load_profile
 from cellmodel.quantities import AMBIENT_DEGC, PERIOD_S, SOC
 from cellmodel.simulation import SimulationResult, run_experiment, simulate_profile
-from host.cli.output import emit
+from host.cli.output import emit, emit_json
 
 MAX_CYCLES = 100_000
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers: Any) -> None:
@@ -126,8 +129,7 @@ def _checked(args: argparse.Namespace) -> Path | None:
     return check_output_path(args.out, cli, "--out") if args.out else None
 
 
-def _simulate(args: argparse.Namespace) -> SimulationResult:
-    design = load_cell(args.cell)
+def _simulate(args: argparse.Namespace, design: CellDesign) -> SimulationResult:
     model = PackModel(
         design,
         isothermal=args.isothermal,
@@ -160,16 +162,25 @@ def _compare(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     out = _checked(args)
+    t0 = time.monotonic()
     start_unix_s = time.time()
-    result = _simulate(args)
+    design = load_cell(args.cell)
+    log.info("cell %s (%s), %d in series", design.name, design.source, design.n_series)
+    result = _simulate(args, design)
     outputs = [str(p) for p in result.write(out, start_unix_s=start_unix_s)] if out else []
+    log.info("%d rows simulated; wrote %s", len(result.t_s), outputs or "nothing")
     summary = result.summary()
+    summary["cell_source"] = design.source  # the cell file used (path), beside its name
     summary["outputs"] = outputs
     if args.compare_pybamm:
         summary["pybamm"] = _compare(args)
+    summary["wall_s"] = round(time.monotonic() - t0, 3)
     if result.event is not None:
         print(f"sisnbms simulate: stopped: {result.event.message}", file=sys.stderr)
-    emit(json.dumps(summary, indent=2) if args.json else _text(summary))
+    if args.json:
+        emit_json(summary)
+    else:
+        emit(_text(summary))
     return 1 if result.event is not None else 0
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from host.emulator.expectations import ExpectationChecker
 from host.emulator.plant import GuardTripped, Plant, PlantStep
 from host.emulator.recorder import Recorder
 from host.progress import Progress
+from host.protocol import commands
 from host.protocol.client import BmsError
 from host.protocol.codec import HelloReply, State
 from host.report.log import RunLog
@@ -46,6 +47,8 @@ MAX_LOST_SAMPLES = 5
 # A dropped link pauses lockstep runs this long past the firmware's watchdog timeout
 # (DEFAULT_WATCHDOG_MS when its configuration does not say): time for it to trip and act.
 WATCHDOG_MARGIN_S = 1.0
+# How often a lockstep run hands the event loop a turn (see ClosedLoop._let_others_run).
+YIELD_EVERY_S = 0.05
 DEFAULT_WATCHDOG_MS = 2000
 
 
@@ -55,6 +58,25 @@ class LinkFailure(RuntimeError):
 
 class _Stop(Exception):
     """The scenario hit max_duration_s."""
+
+
+@dataclass(frozen=True)
+class _InFlight:
+    """A sample sent whose reply has not been read yet (pipelined runs)."""
+
+    ps: PlantStep
+    t_s: float
+    step_index: int
+
+
+class RunInterrupted(Exception):
+    """The run was cut short (Ctrl-C, a cancelled task): `outcome` holds what ran, scored;
+    `cause` is the KeyboardInterrupt or CancelledError to raise again once it is saved."""
+
+    def __init__(self, outcome: LoopOutcome, cause: BaseException) -> None:
+        super().__init__("run interrupted")
+        self.outcome = outcome
+        self.cause = cause
 
 
 @dataclass
@@ -73,6 +95,7 @@ class LoopOutcome:
     final_state: dict[str, Any] = field(default_factory=dict)
     capacity_true_Ah: float = 0.0
     guard_event: dict[str, Any] | None = None  # what the cell model refused, if it ended the run
+    pipeline: dict[str, int] = field(default_factory=dict)
 
 
 def frame_corrupter(fraction: float, seed: int) -> Callable[[bytes], bytes]:
@@ -88,6 +111,19 @@ def frame_corrupter(fraction: float, seed: int) -> Callable[[bytes], bytes]:
         return bytes(buf)
 
     return corrupt
+
+
+def _gates(state: State) -> tuple[bool, bool, int, float | None, float | None]:
+    """The switches and current limits a reply commands (limits in A; None: not reported)."""
+    ccl_mA: int | None = getattr(state, "ccl_mA", None)
+    dcl_mA: int | None = getattr(state, "dcl_mA", None)
+    return (
+        state.chg_on,
+        state.dsg_on,
+        state.balance_bits,
+        None if ccl_mA is None else ccl_mA / 1000.0,
+        None if dcl_mA is None else dcl_mA / 1000.0,
+    )
 
 
 def check_scenario(scenario: Scenario, design: CellDesign, *, can_cut_power: bool) -> None:
@@ -113,15 +149,22 @@ class ClosedLoop:
         *,
         nameplate_Ah: float | None = None,
         realtime: bool = False,
+        pipelined: bool = False,
         progress: Progress | None = None,
     ) -> None:
         """`design` is the simulated cell (the truth); `nameplate_Ah` the capacity a cycler's
-        C-rates refer to (the datasheet the BMS is configured from; default: the design's)."""
+        C-rates refer to (the datasheet the BMS is configured from; default: the design's).
+        `pipelined` (lockstep only): the host steps the cells for the next sample while the
+        firmware works on this one; the results are the same, sooner (see advance())."""
         self.scenario = scenario
         self.design = design
         self.nameplate_Ah = design.capacity_Ah if nameplate_Ah is None else nameplate_Ah
         self.board = board
         self.realtime = realtime
+        self.pipelined = pipelined and not realtime
+        self._in_flight: _InFlight | None = None
+        self.overlapped = 0  # steps taken while the firmware worked (pipelined)
+        self.restepped = 0  # ... of which the reply changed the switches: stepped again
         self._progress = progress
         whole_run = [
             (i, s)
@@ -141,6 +184,7 @@ class ClosedLoop:
         self._wall0 = 0.0
         self._sim0 = 0.0
         self._watchdog: float | None = None
+        self._next_yield = 0.0
 
     # -- the StepLoop services (host.scenarios.steps.base) -------------------------------
     @property
@@ -200,24 +244,66 @@ class ClosedLoop:
 
     async def advance(self, demand_A: float, dt_s: float) -> PlantStep:
         """One sample period: the plant steps, the firmware gets the reading (unless the link
-        is down) and its reply sets the gates for the next period."""
-        ps = self.plant.step(demand_A, dt_s)
+        is down) and its reply sets the gates for the next period. Pipelined, the reply is
+        awaited when the next period needs it (see _step_overlapped)."""
+        await self._let_others_run()
+        if self._in_flight is not None:
+            ps = await self._step_overlapped(demand_A, dt_s)
+        else:
+            ps = self.plant.step(demand_A, dt_s)
         self._t_s += dt_s
         self.steps += 1
         down_until = self._link_down_until
         link_up = down_until is None
         if down_until is not None and self._t_s >= down_until - 1e-9:
-            await self._link_back(ps)
+            await self._link_back(logged=False)
             link_up = True
         if link_up:
-            reply = await self._exchange(ps.reading)
+            await self._sample(ps)
         else:
-            reply = None
             await self._pace()
-        self._record(ps, reply, link_up)
+            self._record(ps, None, False)
         if self.plant.guard_event is not None:  # after the firmware saw it, as a board would
+            await self.flush()
             raise GuardTripped(self.plant.guard_event)
         return ps
+
+    async def _step_overlapped(self, demand_A: float, dt_s: float) -> PlantStep:
+        """Step the cells while the firmware still works on the sample in flight, under the
+        switches in force; when its reply changes them, step again from the snapshot. The
+        result is exactly the step taken after the reply (the snapshot restores the cells
+        and the sensors' random draws), only earlier: the host and the firmware overlap."""
+        plant = self.plant
+        snap = plant.snapshot()
+        gates = plant.gates
+        try:
+            ps: PlantStep | None = plant.step(demand_A, dt_s)
+        except GuardTripped:
+            ps = None  # maybe not under the reply's switches: decided after it
+        await self.flush()
+        self.overlapped += 1
+        if ps is not None and plant.gates == gates:
+            return ps
+        self.restepped += 1
+        plant.restore(snap)
+        return plant.step(demand_A, dt_s)
+
+    async def flush(self) -> None:
+        """The reply to the sample in flight, recorded with that sample: its gates in force."""
+        pending, self._in_flight = self._in_flight, None
+        if pending is not None:
+            reply = await self._settle(self.board.client.finish())
+            self._record(pending.ps, reply, True, at=(pending.t_s, pending.step_index))
+
+    async def _sample(self, ps: PlantStep) -> None:
+        """Send the sample's reading: pipelined, it stays in flight; else the reply is awaited
+        and recorded now."""
+        if not self.pipelined:
+            self._record(ps, await self._exchange(ps.reading), True)
+            return
+        r = ps.reading
+        self.board.client.send(commands.sample(self._t_ms(), r.cell_mV, r.current_mA, r.temp_ddegC))
+        self._in_flight = _InFlight(ps, self._t_s, self._step_index)
 
     async def drop_link(self, duration_s: float) -> None:
         """No frames for duration_s: the firmware's watchdog runs on its own clock, so in
@@ -241,6 +327,15 @@ class ClosedLoop:
         await self.board.client.wait_boot(BOOT_TIMEOUT_S)
         await self._after_boot()
 
+    async def _let_others_run(self) -> None:
+        """In lockstep the loop never waits on the event loop (host.link.LockstepLink), so it
+        yields now and then: timeouts, cancellation (a campaign's per-run timeout, Ctrl-C)
+        and the board's supervisor get their turn every YIELD_EVERY_S of wall time."""
+        now = time.monotonic()
+        if now >= self._next_yield:
+            self._next_yield = now + YIELD_EVERY_S
+            await asyncio.sleep(0)
+
     async def _watchdog_s(self) -> float:
         """The firmware's link watchdog timeout, from its configuration (read once)."""
         if self._watchdog is None:
@@ -262,13 +357,19 @@ class ClosedLoop:
     async def _exchange(self, reading: Reading) -> State | None:
         """Send one sample; the reply, or None when the firmware did not answer."""
         await self._pace()
-        try:
-            state = await self.board.client.sample(
+        return await self._settle(
+            self.board.client.sample(
                 self._t_ms(), reading.cell_mV, reading.current_mA, reading.temp_ddegC
             )
+        )
+
+    async def _settle(self, reply: Awaitable[State]) -> State | None:
+        """A sample's reply, or None when it was lost (timeouts after every retry, or a reply
+        damaged in a way CRC retries do not cover): the next sample carries on, up to
+        MAX_LOST_SAMPLES in a row."""
+        try:
+            state = await reply
         except BmsError as exc:
-            # Timeouts after every retry, or a reply to a frame damaged in a way CRC
-            # retries do not cover: the sample is lost, the next one carries on.
             self.lost_samples += 1
             self._consecutive_lost += 1
             if self._consecutive_lost >= MAX_LOST_SAMPLES:
@@ -296,21 +397,31 @@ class ClosedLoop:
         ps = self.plant.measure()
         self._record(ps, await self._exchange(ps.reading), True)
 
-    async def _link_back(self, ps: PlantStep) -> None:
-        """What the firmware concluded while nobody talked to it, read before the next sample."""
+    async def _link_back(self, *, logged: bool) -> None:
+        """What the firmware concluded while nobody talked to it, read before the next sample;
+        judged against the truth of the step just taken (`logged`: already in the log)."""
         self._link_down_until = None
         state = await self.board.client.get_state()
-        self.recorder.reply(self._t_s, state, ps, self.plant.true_capacity_Ah())
-        self.plant.set_gates(state.chg_on, state.dsg_on, state.balance_bits)
+        self.recorder.reply(self._t_s, state, self.plant.true_capacity_Ah(), logged=logged)
+        self.plant.set_gates(*_gates(state))
 
-    def _record(self, ps: PlantStep, reply: State | None, link_up: bool) -> None:
+    def _record(
+        self,
+        ps: PlantStep,
+        reply: State | None,
+        link_up: bool,
+        *,
+        at: tuple[float, int] | None = None,
+    ) -> None:
+        """Log and score a sample; `at`: its time and step index when not the present ones
+        (a sample recorded when its reply came back, one period later)."""
         plant = self.plant
         if reply is not None:
-            plant.set_gates(reply.chg_on, reply.dsg_on, reply.balance_bits)
+            plant.set_gates(*_gates(reply))
         self._last_ps = ps
-        index = self._step_index
+        t_s, index = at if at is not None else (self._t_s, self._step_index)
         self.recorder.sample(
-            self._t_s,
+            t_s,
             (index, self.scenario.cycle_of(index), plant.ambient_degC),
             ps,
             plant.gates,
@@ -322,6 +433,7 @@ class ClosedLoop:
     # -- the run ----------------------------------------------------------------------------
     async def _run_steps(self) -> None:
         for index, step in enumerate(self.scenario.steps):
+            await self.flush()  # every step starts from a settled loop
             self._step_index = index
             if step.LOGGED_AT_START:
                 self.event(f"step {index}: {step.text}")
@@ -334,8 +446,9 @@ class ClosedLoop:
                     self.scenario.source, self.scenario.field_of(index), f"{step.text!r}: {exc}"
                 ) from None
             self.progress(index + 1)
+        await self.flush()
         if self._link_down_until is not None and self._last_ps is not None:
-            await self._link_back(self._last_ps)
+            await self._link_back(logged=True)
 
     async def run(self) -> LoopOutcome:
         wall_start = time.monotonic()
@@ -344,17 +457,32 @@ class ClosedLoop:
         self._plant = Plant.for_scenario(self.scenario, self.design, hello.n_temps)
         self._wall0, self._sim0 = time.monotonic(), self._t_s
         completed = True
+        interrupted: BaseException | None = None
         try:
             ps = self.plant.measure()
             self._record(ps, await self._exchange(ps.reading), True)
             await self._run_steps()
         except _Stop:
             completed = False
+            await self.flush()
         except GuardTripped as exc:
             completed = False
             self.event(f"the cell model stopped the run: {exc.event.message}")
+        except (asyncio.CancelledError, KeyboardInterrupt) as exc:
+            # Ctrl-C or a caller's timeout: what ran so far is still a valid, scored record.
+            completed, interrupted = False, exc
+            self.event("interrupted")
+            pending, self._in_flight = self._in_flight, None
+            if pending is not None:  # the cells took the step; its reply never came
+                self._record(pending.ps, None, True, at=(pending.t_s, pending.step_index))
+        outcome = self._outcome(hello, wall_start, completed)
+        if interrupted is not None:
+            raise RunInterrupted(outcome, interrupted)
+        return outcome
+
+    def _outcome(self, hello: HelloReply, wall_start: float, completed: bool) -> LoopOutcome:
         rec = self.recorder
-        rec.checker.finish(self._t_s)
+        rec.finish(self._t_s)
         if self._progress is not None:
             self._progress.close()
         final = rec.last_reply
@@ -363,7 +491,7 @@ class ClosedLoop:
             log=rec.log,
             scorer=rec.scorer,
             checker=rec.checker,
-            beliefs={**rec.quality.summary(), **rec.availability.summary()},
+            beliefs=rec.beliefs,
             events=self.events,
             t_end_s=self._t_s,
             wall_s=time.monotonic() - wall_start,
@@ -374,4 +502,5 @@ class ClosedLoop:
             final_state=final.as_dict() if final is not None else {},
             capacity_true_Ah=self.plant.true_capacity_Ah(),
             guard_event=None if guard is None else guard.as_dict(),
+            pipeline={"overlapped_steps": self.overlapped, "restepped": self.restepped},
         )

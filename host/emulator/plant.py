@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from cellmodel.circuit import PackState
 from cellmodel.guards import GuardEvent
 from cellmodel.pack import PackModel, StepResult
 from host.sensors import Reading, Sensors
@@ -46,6 +47,42 @@ def bleed_currents(
     return mask * cell_v_V / resistance_ohm
 
 
+@dataclass(frozen=True)
+class PlantSnapshot:
+    model: PackState
+    sensors: dict[str, Any]
+    guard_event: GuardEvent | None
+
+
+def _state_of(obj: object) -> dict[str, Any]:
+    """A copy of an object's attributes that restores it exactly: arrays, lists and dicts
+    copied, a random generator by its bit generator's state."""
+    out: dict[str, Any] = {}
+    for name, value in vars(obj).items():
+        if isinstance(value, np.random.Generator):
+            out[name] = (value, value.bit_generator.state)
+        elif isinstance(value, (np.ndarray, list, dict, set)):
+            out[name] = value.copy()
+        else:
+            out[name] = value
+    return out
+
+
+def _set_state(obj: object, state: dict[str, Any]) -> None:
+    for name, value in state.items():
+        if (
+            isinstance(value, tuple)
+            and len(value) == 2
+            and isinstance(value[0], np.random.Generator)
+        ):
+            generator, bits = value
+            generator.bit_generator.state = bits
+            value = generator
+        setattr(
+            obj, name, value.copy() if isinstance(value, (np.ndarray, list, dict, set)) else value
+        )
+
+
 class GuardTripped(Exception):
     """The cells were asked to do what the model refuses (host ends the run with it)."""
 
@@ -56,11 +93,24 @@ class GuardTripped(Exception):
 
 @dataclass(frozen=True)
 class Gates:
-    """The switches as they are: what the firmware commanded in its latest reply."""
+    """The switches as they are: what the firmware commanded in its latest reply, and the
+    current limits it asked the charger and the load to keep (A; None: no limit given)."""
 
     chg_on: bool = False
     dsg_on: bool = False
     balance_bits: int = 0
+    ccl_A: float | None = None
+    dcl_A: float | None = None
+
+
+def limit_current(demand_A: float, gates: Gates) -> float:
+    """What a charger or load that honours the BMS's limits draws (a CAN charger or an
+    inverter does): "Charge at 1C" becomes "at most 1C", never more than CCL or DCL."""
+    if demand_A < 0.0 and gates.ccl_A is not None:
+        return max(demand_A, -gates.ccl_A)
+    if demand_A > 0.0 and gates.dcl_A is not None:
+        return min(demand_A, gates.dcl_A)
+    return demand_A
 
 
 @dataclass(frozen=True)
@@ -74,6 +124,7 @@ class PlantStep:
     reading: Reading
     gates: Gates
     dt_s: float
+    limited: bool = False  # the charger or load held back to the BMS's limit
 
     @property
     def cell_v_V(self) -> NDArray[np.float64]:
@@ -81,8 +132,17 @@ class PlantStep:
 
 
 class Plant:
-    def __init__(self, model: PackModel, sensors: Sensors, bleed_resistance_ohm: float) -> None:
+    def __init__(
+        self,
+        model: PackModel,
+        sensors: Sensors,
+        bleed_resistance_ohm: float,
+        *,
+        honour_limits: bool = True,
+    ) -> None:
+        """honour_limits: the charger and the load keep to the CCL and DCL of the latest reply."""
         self._model = model
+        self.honour_limits = honour_limits
         self.sensors = sensors
         self.bleed_resistance_ohm = bleed_resistance_ohm
         # Until the firmware has answered, its switches are open (as after power-up).
@@ -104,15 +164,27 @@ class Plant:
         if init.temp_degC is not None:
             model.temp_degC = np.full(model.n_cells, init.temp_degC)
         sensors = Sensors(scenario.sensors, model.n_cells, n_temps, scenario.seed)
-        return cls(model, sensors, scenario.bleed_resistance_ohm)
+        return cls(
+            model,
+            sensors,
+            scenario.bleed_resistance_ohm,
+            honour_limits=scenario.honour_bms_limits,
+        )
 
     @property
     def n_cells(self) -> int:
         return self._model.n_cells
 
-    def set_gates(self, chg_on: bool, dsg_on: bool, balance_bits: int) -> None:
+    def set_gates(
+        self,
+        chg_on: bool,
+        dsg_on: bool,
+        balance_bits: int,
+        ccl_A: float | None = None,
+        dcl_A: float | None = None,
+    ) -> None:
         """The firmware's latest decision: it gates the next step."""
-        self.gates = Gates(chg_on, dsg_on, balance_bits)
+        self.gates = Gates(chg_on, dsg_on, balance_bits, ccl_A, dcl_A)
 
     @property
     def ambient_degC(self) -> float:
@@ -135,7 +207,8 @@ class Plant:
         """One period. A current the cells must not take (cellmodel.guards) raises GuardTripped
         before it flows; a state they must not be in is noted in `guard_event` after it."""
         g = self.gates
-        applied = gate_current(demand_A, g.chg_on, g.dsg_on)
+        asked = limit_current(demand_A, g) if self.honour_limits else demand_A
+        applied = gate_current(asked, g.chg_on, g.dsg_on)
         bleed = bleed_currents(self._model.v_V, g.balance_bits, self.bleed_resistance_ohm)
         event = self._model.current_event(applied, bleed)
         if event is not None:
@@ -145,7 +218,19 @@ class Plant:
         self.guard_event = self._model.state_event()
         # The current sensor sits in series: it sees the series current, not the bleed.
         reading = self.sensors.read(truth.v_V, applied, truth.temp_degC)
-        return PlantStep(demand_A, applied, truth, reading, g, dt_s)
+        limited = asked != demand_A and applied == asked
+        return PlantStep(demand_A, applied, truth, reading, g, dt_s, limited)
+
+    # -- speculation (the lockstep pipeline) -------------------------------------------
+    def snapshot(self) -> PlantSnapshot:
+        """Everything a step changes: the cells, the sensor chain (its random draws too) and
+        the guard's verdict; restore() puts it back exactly."""
+        return PlantSnapshot(self._model.snapshot(), _state_of(self.sensors), self.guard_event)
+
+    def restore(self, snap: PlantSnapshot) -> None:
+        self._model.restore(snap.model)
+        _set_state(self.sensors, snap.sensors)
+        self.guard_event = snap.guard_event
 
     def true_capacity_Ah(self) -> float:
         """Usable capacity of the series pack: its smallest cell."""

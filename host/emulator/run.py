@@ -8,7 +8,7 @@ BoardSession interface.
 
 from __future__ import annotations
 
-import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,14 +16,18 @@ from typing import Any
 from cellmodel import load_cell
 from cellmodel.design import CellDesign, nominal
 from cellmodel.errors import InputError
+from cellmodel.files import atomic_path, check_output_dir, write_text_atomic
 from host.board_session import BoardSession, BoardSetup, open_board
-from host.emulator.loop import ClosedLoop, LoopOutcome, check_scenario
+from host.emulator.loop import ClosedLoop, LoopOutcome, RunInterrupted, check_scenario
 from host.micropython.resolve import UNIX64_TARGET
 from host.progress import Progress
 from host.protocol.faults import FAULT_BITS
+from host.report import json_out
 from host.report.bdf_log import SIGN_NOTE, write_bdf_log
 from host.report.plot import write_plot
 from host.scenarios import Scenario
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -118,6 +122,7 @@ def build_summary(
         "sample_period_s": scenario.sample_period_s,
         "mode": "realtime" if realtime else "lockstep",
         "port": board.port,
+        "board": board.describe(),
         "passed": passed,
         "completed": outcome.completed,
         "guard_event": outcome.guard_event,
@@ -130,6 +135,7 @@ def build_summary(
         "wall_s": round(outcome.wall_s, 3),
         "steps_per_s": round(outcome.steps / outcome.wall_s, 1) if outcome.wall_s > 0 else None,
         "link": link,
+        "pipeline": outcome.pipeline,
         "firmware": {"hello": outcome.hello, "final_state": outcome.final_state},
         "sensors": scenario.sensors.as_dict(),
         "events": outcome.events,
@@ -156,15 +162,16 @@ def write_outputs(
         f"expectations {sum(e['passed'] for e in summary['expectations'])}/"
         f"{len(summary['expectations'])} | {'PASS' if summary['passed'] else 'FAIL'}"
     )
-    write_plot(
-        outcome.log,
-        Path(outputs["plot"]),
-        title=f"sisnbms emulate: {stem}",
-        subtitle=subtitle,
-        limits=design.limits,
-        fault_names={bit: name for name, bit in FAULT_BITS.items()},
-    )
-    Path(outputs["summary"]).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    with atomic_path(outputs["plot"]) as plot_tmp:
+        write_plot(
+            outcome.log,
+            plot_tmp,
+            title=f"sisnbms emulate: {stem}",
+            subtitle=subtitle,
+            limits=design.limits,
+            fault_names={bit: name for name, bit in FAULT_BITS.items()},
+        )
+    write_text_atomic(outputs["summary"], json_out.dumps(summary) + "\n")
     return outputs
 
 
@@ -180,33 +187,63 @@ async def run_scenario(
     target: str = UNIX64_TARGET,
     progress: bool = False,
     write_files: bool = True,
+    pipeline: bool = True,
 ) -> RunResult:
     """Run `scenario` in closed loop and write <name>.bdf.csv, <name>.summary.json, <name>.png.
 
     port=None: a fresh virtual board of `target` (unix-64, unix-32, qemu-cortex-m0) whose
     flash folder is out_dir/flash, provisioned for the BMS's design, with the scenario's
     initial state file. port: a flashed board in link mode. write_files=False keeps the
-    log, plot and summary in the result only (a campaign keeps its own table).
+    log, plot and summary in the result only (a campaign keeps its own table). pipeline:
+    in lockstep, step the cells while the firmware works (same results; uses two cores,
+    so a campaign running a run per core turns it off).
     """
-    out = Path(out_dir)
+    out = check_output_dir(out_dir, "command line", "--out")  # before anything is created
     designs = resolve_designs(scenario, cell, bms_cell)
-    board = open_board(port=port, flash_dir=out / "flash", micropython=micropython, target=target)
+    log.info(
+        "scenario %s (%s): cell %s (%s), BMS configured for %s (%s)", scenario.name,
+        scenario.source, designs.truth.name, designs.truth.source, designs.belief.name,
+        designs.belief.source,
+    )  # fmt: skip
+    board = open_board(
+        port=port,
+        flash_dir=out / "flash",
+        micropython=micropython,
+        target=target,
+        lockstep=not realtime,
+    )
     check_scenario(scenario, designs.truth, can_cut_power=board.can_cut_power)
-    out.mkdir(parents=True, exist_ok=True)
     async with board:
         await board.start(BoardSetup(designs.belief, scenario.initial))
-        bar = Progress(
+        log.info("board started: %s", board.describe())
+        with Progress(
             len(scenario.steps), label=scenario.name, enabled=None if progress else False
-        )
-        loop = ClosedLoop(
-            scenario,
-            designs.truth,
-            board,
-            nameplate_Ah=designs.belief.capacity_Ah,
-            realtime=realtime,
-            progress=bar,
-        )
-        outcome = await loop.run()
+        ) as bar:
+            loop = ClosedLoop(
+                scenario,
+                designs.truth,
+                board,
+                nameplate_Ah=designs.belief.capacity_Ah,
+                realtime=realtime,
+                pipelined=pipeline and board.lockstep,
+                progress=bar,
+            )
+            interrupted: RunInterrupted | None = None
+            try:
+                outcome = await loop.run()
+            except RunInterrupted as exc:
+                outcome, interrupted = exc.outcome, exc
         summary = build_summary(scenario, designs, outcome, board, realtime=realtime)
+        summary["interrupted"] = interrupted is not None
     outputs = write_outputs(summary, outcome, designs.truth, out) if write_files else {}
+    if interrupted is not None:
+        # The partial log and summary are written (marked incomplete); the interrupt goes on.
+        if outputs:
+            log.warning(
+                "interrupted at t=%.0f s: the partial log and summary are in %s",
+                outcome.t_end_s,
+                out,
+            )
+        raise interrupted.cause
+    log.info("run ended: %s; outputs %s", "passed" if summary["passed"] else "failed", outputs)
     return RunResult(summary, outputs, bool(summary["passed"]), outcome)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
 # The HELLO_REPLY boot flag: the firmware rejected bms_config.json.
 _CONFIG_REJECTED = 1 << BOOT_FLAG_BITS["CONFIG_REJECTED"]
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class FlashResult:
@@ -49,7 +52,7 @@ class FlashResult:
     config_mismatch: list[str] = field(default_factory=list)
     ok: bool = False
     problems: list[str] = field(default_factory=list)
-    seconds: float = 0.0
+    wall_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,14 +75,18 @@ async def flash_board(
     """
     t0 = time.monotonic()
     staged = stage_firmware(board, design, mpy=mpy)
+    log.info("%s: %d files staged for %s (%s)", port, len(staged), board.name,
+             "mpy" if mpy else "source")  # fmt: skip
     result = FlashResult(port=port, board=board.name, form="mpy" if mpy else "source")
     await request_repl(port)
     await asyncio.to_thread(_transfer, port, staged, result, None if force else board)
+    log.info("%s: %d written, %d unchanged, %d removed, verified %s", port, len(result.written),
+             len(result.unchanged), len(result.removed), result.verified)  # fmt: skip
     if result.verified:
         config = json.loads(next(f.data for f in staged if f.path == "bms_config.json"))
         await check_firmware(port, board, config, result, boot_timeout_s)
     result.ok = result.verified and not result.problems
-    result.seconds = round(time.monotonic() - t0, 2)
+    result.wall_s = round(time.monotonic() - t0, 2)
     return result
 
 

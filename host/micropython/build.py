@@ -57,10 +57,10 @@ class BuildResult:
     """Its cache folder (build.json and build.log beside the binary)."""
     mpy_cross: Path
     cached: bool
-    seconds: float
-    """Time of this call (a cache hit takes well under a second)."""
-    build_seconds: float
-    """Time the build took when it was made (make only, without mpy-cross)."""
+    wall_s: float
+    """Wall time of this call (a cache hit takes well under a second)."""
+    build_wall_s: float
+    """Wall time the build took when it was made (make only, without mpy-cross)."""
     key: str
     source: str
     source_sha256: str
@@ -287,8 +287,8 @@ def _result(entry: Path, target: Target, cached: bool, seconds: float) -> BuildR
         entry=entry,
         mpy_cross=Path(info["mpy_cross"]),
         cached=cached,
-        seconds=round(seconds, 3),
-        build_seconds=info["build_seconds"],
+        wall_s=round(seconds, 3),
+        build_wall_s=info["build_seconds"],
         key=info["key"],
         source=info["source"],
         source_sha256=info["source_sha256"],

@@ -34,6 +34,7 @@ from host.protocol.session import (
     boot_hello,
     reply_frame,
 )
+from host.protocol.wire_trace import WireTrace
 
 __all__ = ["BmsClient", "BmsError", "BmsRejected", "BmsTimeout", "ClientStats", "Link"]
 
@@ -64,6 +65,8 @@ class BmsClient:
         self._clock = clock
         # One operation at a time; taken without suspending when free (needs no loop).
         self._lock = asyncio.Lock()
+        self._in_flight: Command[Any] | None = None  # started by send(), ended by finish()
+        self._trace = WireTrace()  # frames logged at DEBUG on host.protocol.wire (-vv)
 
     # -- the session's settings and state ----------------------------------------
     @property
@@ -147,6 +150,33 @@ class BmsClient:
     async def save(self) -> None:
         await self.call(commands.save())
 
+    # -- overlapped requests (the lockstep loop's pipeline) ---------------------------
+    def send(self, command: Command[object]) -> None:
+        """Start a request and return at once; `await finish()` gives its result. Meanwhile the
+        caller may compute (the lockstep loop steps its cells while the firmware works), but
+        no other request may start. Needs a link whose write completes at once."""
+        if self._lock.locked() or self._in_flight is not None:
+            raise RuntimeError("a request is already in progress")
+        data = self.session.start(command, self._clock())
+        self._trace.sent(data)
+        if data and self.link.write(data) is not None:
+            raise TypeError("send() needs a link whose write() completes at once")
+        self._in_flight = command
+
+    @property
+    def in_flight(self) -> bool:
+        return self._in_flight is not None
+
+    async def finish(self) -> Any:
+        """The result of the request send() started (or the BmsError it ended in)."""
+        command, self._in_flight = self._in_flight, None
+        if command is None:
+            raise RuntimeError("no request in progress")
+        async with self._lock:
+            event = await self._drive(b"")
+        assert not isinstance(event, (Booted, NoBoot))
+        return command.decode(reply_frame(event))
+
     async def wait_boot(self, timeout_s: float) -> HelloReply:
         """The firmware's unsolicited BOOT frame (after power-on or RESET).
 
@@ -167,6 +197,8 @@ class BmsClient:
 
     async def call(self, command: Command[T]) -> T:
         """Run any command to its end; its typed result, or a BmsError."""
+        if self._in_flight is not None:
+            raise RuntimeError("a request started with send() is still in progress: finish() it")
         async with self._lock:
             data = self.session.start(command, self._clock())
             event = await self._drive(data)
@@ -179,6 +211,7 @@ class BmsClient:
         try:
             while True:
                 if data:
+                    self._trace.sent(data)
                     written = self.link.write(data)
                     if written is not None:
                         await written
@@ -200,4 +233,5 @@ class BmsClient:
         if left > 0:
             data = await self.link.read(READ_CHUNK, left)
             if data:
+                self._trace.received(data)
                 self.session.receive_data(data)

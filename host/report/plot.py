@@ -37,7 +37,9 @@ def write_plot(
     """Draw the run; `limits` is the cell's Limits (v_max_V, v_min_V, window_top_mAh_g, ...)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     t, t_label = _time_axis(log.column("t_s"))
-    fig, axes = plt.subplots(6, 1, figsize=(11, 13), sharex=True, constrained_layout=True)
+    # Fixed margins: a layout engine measuring every tick label costs more than the drawing.
+    fig, axes = plt.subplots(6, 1, figsize=(11, 13), sharex=True)
+    fig.subplots_adjust(left=0.08, right=0.92, bottom=0.04, top=0.94, hspace=0.12)
     fig.suptitle(title + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
     _voltages(axes[0], t, log, limits)
     _current(axes[1], t, log)

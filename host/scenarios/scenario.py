@@ -10,6 +10,7 @@
     ambient_degC = 25.0
     bleed_resistance_ohm = 33.0    # per-cell balancing resistor
     max_duration_s = 36000         # optional cap on simulated time
+    honour_bms_limits = true       # the charger and load keep to the BMS's CCL and DCL
     steps = ["Set ambient -10 degC", "Rest for 2 hours", "Charge at 0.5C for 10 minutes",
              "Expect CHG off within 5 s", "Expect fault UT_CHG"]   # before any [table]
 
@@ -42,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from cellmodel.errors import InputError
+from cellmodel.files import read_text
 from host.scenarios.mismatch import Mismatch, parse_mismatch
 from host.scenarios.steps import DriveStep, ScenarioStep, parse_scenario_step
 from host.sensors import SensorSpec
@@ -73,6 +75,7 @@ _TOP_KEYS = {
     "steps",
     "bms_cell",
     "mismatch",
+    "honour_bms_limits",
 }
 _INITIAL_KEYS = {"soc", "branch", "temp_degC", "state_file", "firmware_soc", "firmware_branch"}
 
@@ -102,6 +105,9 @@ class Scenario:
     max_duration_s: float = 48 * 3600.0
     isothermal: bool = False
     hysteresis: bool = True
+    # The charger and the load keep to the BMS's current limits (CCL, DCL) as a CAN charger
+    # or an inverter does; false: they ask for what the step says and only the switches stop it.
+    honour_bms_limits: bool = True
     bms_cell: str | None = None  # the design the BMS is configured for; None: the cell's nominal
     mismatch: Mismatch = field(default_factory=Mismatch)
     initial: InitialState = field(default_factory=InitialState)
@@ -237,6 +243,7 @@ def parse_scenario(data: dict[str, Any], source: str, base_dir: Path | None = No
         max_duration_s=max_dur,
         isothermal=_bool(data, "isothermal", source, False, "isothermal"),
         hysteresis=_bool(data, "hysteresis", source, True, "hysteresis"),
+        honour_bms_limits=_bool(data, "honour_bms_limits", source, True, "honour_bms_limits"),
         bms_cell=bms_cell,
         mismatch=parse_mismatch(data.get("mismatch"), source, seed),
         initial=_initial(data.get("initial"), source),
@@ -302,12 +309,11 @@ def load_scenario(name_or_path: str | Path | None = None) -> Scenario:
                 f"no such scenario file or built-in; built-ins: {', '.join(library_names())}",
             )
     if not path.is_file():
-        raise InputError("--scenario", text, "no such file")
+        raise InputError("--scenario", text, "not a file" if path.exists() else "no such file")
     source = str(path)
+    text = read_text(path, source)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InputError(source, "toml", str(exc)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(source, "file", str(exc)) from None
     return parse_scenario(data, source, base_dir=path.parent)

@@ -137,3 +137,20 @@ def test_extends_cycle(tmp_path: Path) -> None:
     with pytest.raises(InputError) as info:
         load_cell(tmp_path / "a.toml")
     assert info.value.field == "extends"
+
+
+def test_a_file_extending_a_preset_without_a_name_is_named_after_its_file(
+    tmp_path: Path,
+) -> None:
+    """A modified cell never reports the preset's name (issue 12): results name the file."""
+    thick = _write(
+        tmp_path, 'extends = "sisn-lco-2ah"\n[anode]\nthickness_um = 40.0\n', "thick.toml"
+    )
+    design = load_cell(thick)
+    assert design.name == "thick" and design.source == str(thick)
+    assert design.anode.thickness_um == 40.0
+    # Its own [cell] table without a name keeps the rest of the table.
+    hot = _write(tmp_path, 'extends = "thick.toml"\n[cell]\ndescription = "hot"\n', "hot.toml")
+    assert (load_cell(hot).name, load_cell(hot).description) == ("hot", "hot")
+    named = _write(tmp_path, 'extends = "thick.toml"\n[cell]\nname = "mine"\n', "named.toml")
+    assert load_cell(named).name == "mine"

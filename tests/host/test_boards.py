@@ -103,7 +103,7 @@ def test_unknown_board_name_lists_the_known_ones() -> None:
 
 def test_cli_boards_json_and_text(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["boards", "--json"]) == 0
-    listed = json.loads(capsys.readouterr().out)
+    listed = json.loads(capsys.readouterr().out)["boards"]
     assert [b["name"] for b in listed] == [
         "esp32_devkitc",
         "pico",

@@ -53,4 +53,50 @@ def test_unknown_scenario_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["emulate", "--list", "--json"]) == 0
-    assert "hysteresis-trap" in json.loads(capsys.readouterr().out)["scenarios"]
+    listed = json.loads(capsys.readouterr().out)["scenarios"]
+    assert "hysteresis-trap" in [entry["name"] for entry in listed]
+    assert all(entry["description"] for entry in listed)
+
+
+def test_ctrl_c_writes_a_partial_log_and_summary_marked_incomplete(tmp_path: Path) -> None:
+    """Ctrl-C in the middle of a run: exit 130, and what ran so far is written and scored,
+    marked as interrupted (issue 10 item 12)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    long_run = tmp_path / "long.toml"  # far longer than the test waits, at any speed
+    long_run.write_text('name = "long"\nsample_period_s = 1.0\nsteps = ["Rest for 20 days"]\n')
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "host.cli.main",
+            "emulate",
+            "--scenario",
+            str(long_run),
+            "--out",
+            str(out),
+        ],  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # Wait until the loop runs (the board's flash folder exists and it has booted), then
+    # interrupt as a terminal would.
+    deadline = time.monotonic() + 60
+    while not (out / "flash" / "main.py").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.5)
+    os.kill(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    summary = json.loads((out / "long.summary.json").read_text())
+    assert summary["interrupted"] and not summary["completed"] and not summary["passed"]
+    assert 0 < summary["steps"] < 20 * 86400
+    rows = (out / "long.bdf.csv").read_text().splitlines()
+    assert len(rows) == summary["steps"] + 2  # the header, the first sample, one per step
+    assert "partial log and summary" in err

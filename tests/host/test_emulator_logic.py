@@ -125,3 +125,23 @@ def test_expectations_on_faults_and_errors() -> None:
     assert c.add(4, exp("Expect SOC RMS error below 0.3%"), obs(1)).passed is False
     assert c.add(5, exp("Expect capacity error below 3%"), obs(1)).passed is False
     assert c.add(6, exp("Expect capacity error below 3%"), obs(1, capacity_error_pct=-2.5)).passed
+
+
+def test_the_charger_and_load_keep_to_the_bms_limits() -> None:
+    """A CAN charger or inverter honours CCL/DCL: "Charge at 1C" is "at most 1C"."""
+    design = load_cell()
+    sensors = Sensors(SensorSpec.ideal(), 1, 1, seed=1)
+    plant = Plant(PackModel(design, initial_soc=0.5), sensors, 33.0)
+    plant.set_gates(True, True, 0, ccl_A=0.7, dcl_A=1.5)
+    step = plant.step(-2.0, 1.0)
+    assert step.applied_A == -0.7 and step.limited and step.reading.current_mA == -700
+    step = plant.step(3.0, 1.0)
+    assert step.applied_A == 1.5 and step.limited
+    step = plant.step(1.0, 1.0)
+    assert step.applied_A == 1.0 and not step.limited  # inside the limit: as asked
+    plant.set_gates(False, True, 0, ccl_A=0.7, dcl_A=1.5)
+    step = plant.step(-2.0, 1.0)
+    assert step.applied_A == 0.0 and not step.limited  # the switch, not the limit, stops it
+    deaf = Plant(PackModel(design, initial_soc=0.5), sensors, 33.0, honour_limits=False)
+    deaf.set_gates(True, True, 0, ccl_A=0.7, dcl_A=1.5)
+    assert deaf.step(-2.0, 1.0).applied_A == -2.0  # a charger that ignores the BMS

@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import struct
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from rich.console import Console
 
 from cellmodel import bdf, load_cell
 from host.progress import Progress
@@ -122,21 +124,32 @@ def test_plot_is_a_png_of_sensible_size(tmp_path: Path) -> None:
     assert len(data) > 20_000  # six panels of lines, not an empty canvas
 
 
-def test_progress_silent_when_disabled_or_not_a_tty() -> None:
+def test_progress_silent_when_disabled_or_not_a_terminal() -> None:
     out = io.StringIO()
-    p = Progress(10, stream=out)  # StringIO is not a tty
+    p = Progress(10, console=Console(file=out))  # a StringIO is not a terminal
     p.update(5)
     p.close()
+    forced = Progress(10, console=Console(file=out, force_terminal=True), enabled=False)
+    forced.update(5)  # --json: disabled even on a terminal
+    forced.close()
     assert out.getvalue() == ""
 
 
-def test_progress_draws_after_delay(monkeypatch) -> None:  # noqa: ANN001
+def test_progress_bar_with_eta_on_a_terminal_after_its_delay(monkeypatch) -> None:  # noqa: ANN001
     import host.progress as progress
 
-    monkeypatch.setattr(progress, "SHOW_AFTER_S", 0.0)
     out = io.StringIO()
-    p = Progress(10, stream=out, enabled=True, label="run")
-    p.update(5)
-    assert "50.0%" in out.getvalue()
+    console = Console(file=out, force_terminal=True, width=120)
+    quick = Progress(10, console=console, label="quick")
+    quick.update(5)  # within SHOW_AFTER_S: a quick run draws nothing
+    quick.close()
+    assert out.getvalue() == ""
+    monkeypatch.setattr(progress, "SHOW_AFTER_S", 0.0)
+    p = Progress(10, console=console, label="run")
+    for done in range(1, 6):
+        p.update(done, "t=1.00 h")
+        time.sleep(progress.UPDATE_EVERY_S)
     p.close()
-    assert out.getvalue().endswith("\r\x1b[K")
+    text = out.getvalue()
+    assert "run" in text and "50%" in text and "ETA" in text and "t=1.00 h" in text
+    assert text.endswith("\x1b[2K")  # transient: the bar is erased when the run ends

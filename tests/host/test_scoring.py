@@ -50,7 +50,7 @@ def test_soc_error_statistics() -> None:
 
 def test_voltage_within_tolerance_is_safe_beyond_is_not() -> None:
     s = Scorer(LIMITS)
-    add(s, 1, cell_v_V=np.array([4.2 + 0.02]), current_A=-1.0)
+    add(s, 1, cell_v_V=np.array([3.9, 4.2 + 0.02]), current_A=-1.0)
     assert s.safe
     add(s, 2, cell_v_V=np.array([3.9, 4.2 + 0.05]), current_A=-1.0)
     assert not s.safe

@@ -165,51 +165,70 @@ def test_whole_run_expectations_judge_every_reply_in_their_window() -> None:
     assert empty.results[0].passed is False and "never opened" in empty.results[0].detail
 
 
-def truth(t: float, dt: float, current_A: float, v: float = 3.7, **kw: object) -> SampleTruth:
-    base: dict[str, object] = dict(
-        t_s=t,
-        dt_s=dt,
-        demand_A=current_A,
-        current_A=current_A,
-        cell_soc=np.array([0.5]),
-        cell_v_V=np.array([v]),
-        cell_temp_degC=np.array([25.0]),
+def truths(rows: list[tuple[float, float, float, float]], **cells: list[float]) -> SampleTruth:
+    """Samples from (t, dt, current, highest cell voltage) rows; per-cell extras by name."""
+    n = len(rows)
+    col = np.array(rows, dtype=float)
+    return SampleTruth(
+        t_s=col[:, 0],
+        dt_s=col[:, 1],
+        demand_A=col[:, 2],
+        current_A=col[:, 2],
+        cell_soc=np.array(cells.get("soc", [0.5] * n), dtype=float)[:, None],
+        cell_v_V=col[:, 3:4],
+        cell_temp_degC=np.array(cells.get("temp", [25.0] * n), dtype=float)[:, None],
     )
-    base.update(kw)
-    return SampleTruth(**base)  # type: ignore[arg-type]
 
 
 def test_coverage_and_error_after_calibration() -> None:
     q = EstimateQuality(nameplate_Ah=2.0, v_max_V=4.2, cv_cutoff_C=0.05)
-    q.add(truth(0, 0, 1.0), err_pct=5.0, unc_pct=1.0)  # not covered, before any calibration
+    rows = [(0.0, 0.0, 1.0, 3.7)]  # not covered, before any calibration
+    errs, uncs = [5.0], [1.0]
     t = 0.0
     while t < CALIBRATION_REST_S:  # a rest opens the window
         t += 60.0
-        q.add(truth(t, 60.0, 0.0), err_pct=0.5, unc_pct=1.0)
-    q.add(truth(t + 60, 60.0, 1.0), err_pct=2.5, unc_pct=3.0)
-    q.add(truth(t + CALIBRATION_HORIZON_S + 120, 60.0, 1.0), err_pct=9.0, unc_pct=10.0)
-    s = q.summary()
-    n = 1 + int(CALIBRATION_REST_S / 60) + 2
+        rows.append((t, 60.0, 0.0, 3.7))
+        errs.append(0.5)
+        uncs.append(1.0)
+    rows += [(t + 60, 60.0, 1.0, 3.7), (t + CALIBRATION_HORIZON_S + 120, 60.0, 1.0, 3.7)]
+    errs += [2.5, 9.0]  # 9 % comes 8 h after the rest: outside the window
+    uncs += [3.0, 10.0]
+    sample = truths(rows)
+    s = q.summary(sample, np.array(errs), np.array(uncs))
+    n = len(rows)
     assert s["uncertainty_coverage_pct"] == pytest.approx(100.0 * (n - 1) / n, abs=1e-3)
-    assert s["soc_max_error_after_calibration_pct"] == 2.5  # 9 % came 8 h after it
-    assert q.rested
+    assert s["soc_max_error_after_calibration_pct"] == 2.5
+    rested = q.rested(sample)
+    assert not rested[:30].any() and rested[30:].all()  # from the 30th minute of rest on
 
-    full = EstimateQuality(nameplate_Ah=2.0, v_max_V=4.2, cv_cutoff_C=0.05)
-    full.add(truth(0, 1, -1.0, v=4.2), err_pct=1.0, unc_pct=None)  # CC at v_max: not yet
-    assert full.summary()["samples_after_calibration"] == 0
-    full.add(truth(1, 1, -0.09, v=4.195), err_pct=1.5, unc_pct=None)  # tapered: full
-    assert full.summary()["soc_max_error_after_calibration_pct"] == 1.5
+    # A full charge: at v_max with the current tapered to the CV cut-off, not during CC.
+    cc = truths([(0.0, 1.0, -1.0, 4.2)])
+    assert q.summary(cc, np.array([1.0]), np.array([np.nan]))["samples_after_calibration"] == 0
+    full = truths([(0.0, 1.0, -1.0, 4.2), (1.0, 1.0, -0.09, 4.195)])
+    s = q.summary(full, np.array([1.0, 1.5]), np.array([np.nan, np.nan]))
+    assert s["soc_max_error_after_calibration_pct"] == 1.5
+    assert s["uncertainty_coverage_pct"] is None  # nothing reported, nothing covered
 
 
 def test_discharge_blocked_without_a_true_reason_is_counted() -> None:
     a = Availability(v_min_V=2.75, temp_min_degC=-20.0, temp_max_degC=60.0)
-    a.add(truth(1, 10, 1.0), dsg_on=False)  # blocked at 50 %: counts
-    a.add(truth(2, 10, 1.0, cell_soc=np.array([0.04])), dsg_on=False)  # nearly empty: fine
-    a.add(truth(3, 10, 1.0, cell_temp_degC=np.array([70.0])), dsg_on=False)  # too hot: fine
-    a.add(truth(4, 10, -1.0), dsg_on=False)  # charging: DSG need not be on
-    a.add(truth(5, 10, 1.0), dsg_on=True)
-    assert a.summary()["discharge_blocked_s"] == 10.0
-    assert a.summary()["discharge_blocked_first_t_s"] == 1
+    sample = truths(
+        [
+            (1.0, 10.0, 1.0, 3.7),  # blocked at 50 %: counts
+            (2.0, 10.0, 1.0, 3.7),  # nearly empty: warranted
+            (3.0, 10.0, 1.0, 3.7),  # too hot: warranted
+            (4.0, 10.0, -1.0, 3.7),  # charging: DSG need not be on
+            (5.0, 10.0, 1.0, 3.7),  # DSG on
+            (6.0, 7.0, 1.0, 3.7),  # held to the DCL
+        ],
+        soc=[0.5, 0.04, 0.5, 0.5, 0.5, 0.5],
+        temp=[25.0, 25.0, 70.0, 25.0, 25.0, 25.0],
+    )
+    dsg_on = np.array([False, False, False, False, True, True])
+    limited = np.array([False, False, False, False, False, True])
+    s = a.summary(sample, dsg_on, limited)
+    assert s["discharge_blocked_s"] == 10.0 and s["discharge_blocked_first_t_s"] == 1.0
+    assert s["discharge_limited_s"] == 7.0 and s["charge_limited_s"] == 0.0
 
 
 def test_scenario_file_with_everything_new(tmp_path: Path) -> None:

@@ -23,13 +23,14 @@ class ScriptedLine:
     (gap_ms, data).
 
     Each burst arrives whole, gap_ms after the previous one arrived (0: back to back).
-    ready(timeout) waits on the virtual clock; one second after the script's last burst
-    the port reads as closed (ready, then -1), and `done` tells the test that this is
-    why serve() returned. Replies are decoded as they are written: `types[t]` counts
-    them by type, `seen[seq]` holds the type of the last HELLO_REPLY, STATE or
-    CLEAR_LATCHED_REPLY with that seq. `expect(seq, ftype)` registers a reply the bytes
-    read so far must produce; settle() (called by Switches.feed_wdt at the top of each
-    loop, when everything read has been processed) counts each as met or missed.
+    ready(timeout) waits on the virtual clock and readinto() takes what the current burst
+    still holds; one second after the script's last burst the port reads as closed (ready,
+    then readinto gives -1), and `done` tells the test that this is why serve() returned.
+    Replies are decoded as they are written: `types[t]` counts them by type, `seen[seq]`
+    holds the type of the last HELLO_REPLY, STATE or CLEAR_LATCHED_REPLY with that seq.
+    `expect(seq, ftype)` registers a reply the bytes read so far must produce; settle()
+    (called by Switches.feed_wdt at the top of each loop, when everything read has been
+    processed) counts each as met or missed.
     """
 
     def __init__(self, make_source):
@@ -93,13 +94,16 @@ class ScriptedLine:
         self.now += timeout_ms
         return False
 
-    def read_byte(self):
-        if self.pos >= len(self.data):
+    def readinto(self, buf, off, n):
+        """What the line holds now (the rest of the burst), up to n bytes; -1 at the end."""
+        k = min(n, len(self.data) - self.pos)
+        if k <= 0:
             return -1
-        b = self.data[self.pos]
-        self.pos += 1
-        self.total += 1
-        return b
+        for j in range(k):
+            buf[off + j] = self.data[self.pos + j]
+        self.pos += k
+        self.total += k
+        return k
 
     def write(self, buf, n):
         p = self.rx

@@ -1,0 +1,174 @@
+"""A campaign's results as a robustness matrix (Markdown): the safety requirements of issue 9
+judged over every run, then one table per scenario (and cell), perturbations by starts.
+
+`sisnbms campaign SPEC --report FILE.md` writes it after the runs (with --resume, from the
+results already there). Each requirement is a bound written before anything was measured;
+the page gives the worst run against each, with the command that reproduces it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+# Scenarios that run two full cycles: learned capacity is judged on them.
+TWO_FULL_CYCLES = ("full-cycles", "aged-80", "pack-4s")
+
+
+@dataclass(frozen=True)
+class Requirement:
+    text: str
+    figure: str  # the run's summary figure judged
+    ok: Callable[[float], bool]
+    worst: str  # "max" or "min": which end of the figure is worst
+    unit: str
+    applies: Callable[[dict[str, Any]], bool] = lambda row: True
+    # A run without the figure: not met (nothing shows it), or not judged (a run with no
+    # calibration opportunity has no error after calibration).
+    missing_fails: bool = True
+
+
+REQUIREMENTS = (
+    Requirement(
+        "no violation of the true anode window, anode potential (50 mV), cell voltage or "
+        "temperature limits beyond the scorer's tolerances",
+        "violations_count", lambda v: v == 0, "max", "",
+    ),
+    Requirement(
+        "no discharge blocked while every cell's true SOC is above 5 %",
+        "discharge_blocked_s", lambda v: v == 0, "max", "s",
+    ),
+    Requirement(
+        "SOC max error below 3 % within 8 h after a 30-minute rest or a full charge",
+        "soc_max_error_after_calibration_pct", lambda v: v < 3.0, "max", "%",
+        missing_fails=False,
+    ),
+    Requirement(
+        "the reported uncertainty covers the true error in at least 95 % of samples",
+        "uncertainty_coverage_pct", lambda v: v >= 95.0, "min", "%",
+    ),
+    Requirement(
+        "learned capacity within 3 % of the truth after two full cycles",
+        "capacity_error_pct", lambda v: abs(v) < 3.0, "max", "%",
+        applies=lambda row: row.get("scenario") in TWO_FULL_CYCLES,
+    ),
+)  # fmt: skip
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def judge(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each requirement over the runs it applies to: passed, runs judged, failing runs, the
+    worst run (and a run without the figure fails: nothing shows it met)."""
+    out = []
+    for req in REQUIREMENTS:
+        judged = [r for r in rows if req.applies(r)]
+        if not req.missing_fails:
+            judged = [r for r in judged if _number(r.get(req.figure)) is not None]
+        values = [(r, _number(r.get(req.figure))) for r in judged]
+        failing = [r for r, v in values if v is None or not req.ok(v)]
+        known = [(r, v) for r, v in values if v is not None]
+        key = (lambda rv: abs(rv[1])) if req.worst == "max" else (lambda rv: -rv[1])
+        worst = max(known, key=key) if known else None
+        out.append(
+            {
+                "requirement": req.text,
+                "figure": req.figure,
+                "passed": bool(judged) and not failing,
+                "runs": len(judged),
+                "failing": len(failing),
+                "worst_value": None if worst is None else worst[1],
+                "worst_run": None if worst is None else worst[0]["run_id"],
+                "worst_reproduce": None if worst is None else worst[0]["reproduce"],
+                "unit": req.unit,
+            }
+        )
+    return out
+
+
+def _cell(row: dict[str, Any] | None) -> str:
+    """One run in a table cell: error after calibration, coverage, violations, blocked time."""
+    if row is None:
+        return ""
+    if row.get("status") in ("error", "timeout"):
+        return f"**{row['status']}**"
+    err = _number(row.get("soc_max_error_after_calibration_pct"))
+    cov = _number(row.get("uncertainty_coverage_pct"))
+    text = f"{err:.2f} / {cov:.0f}" if err is not None and cov is not None else "-"
+    marks = []
+    if row.get("violations_count"):
+        marks.append(f"**{row['violations_count']} viol.**")
+    if _number(row.get("discharge_blocked_s")):
+        marks.append(f"**blocked {row['discharge_blocked_s']:.0f} s**")
+    if row.get("status") != "passed":
+        marks.append("FAIL")
+    return " ".join([text, *marks])
+
+
+def _tables(rows: list[dict[str, Any]], row_axis: str, col_axis: str) -> list[str]:
+    lines: list[str] = []
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((str(r.get("axis.scenario")), str(r.get("cell"))), []).append(r)
+    for (scenario, cell), members in sorted(groups.items()):
+        cols = sorted({str(r.get(f"axis.{col_axis}")) for r in members})
+        rws = sorted({str(r.get(f"axis.{row_axis}")) for r in members})
+        index = {(str(r.get(f"axis.{row_axis}")), str(r.get(f"axis.{col_axis}"))): r
+                 for r in members}  # fmt: skip
+        lines += [f"### {scenario} on {cell}", "", f"| {row_axis} \\ {col_axis} | "
+                  + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]  # fmt: skip
+        for rv in rws:
+            lines.append(
+                f"| {rv} | " + " | ".join(_cell(index.get((rv, cv))) for cv in cols) + " |"
+            )
+        lines.append("")
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} minutes"
+
+
+def render(rows: list[dict[str, Any]], aggregate: dict[str, Any], command: str) -> str:
+    """The matrix page. Rows are the campaign's rows (host.campaign.results)."""
+    axes = [a for a in aggregate.get("pass_rate", {}) if a != "scenario"]
+    row_axis = "perturbation" if "perturbation" in axes else (axes[0] if axes else "scenario")
+    col_axis = "start" if "start" in axes else (axes[1] if len(axes) > 1 else row_axis)
+    verdicts = judge(rows)
+    run_time = sum(_number(r.get("run_wall_s")) or 0.0 for r in rows)
+    lines = [
+        "# Robustness matrix",
+        "",
+        f"Regenerate with `{command}`. {len(rows)} closed-loop runs of the real firmware "
+        f"({_duration(run_time)} of run time on the machine that wrote this page): "
+        f"{aggregate.get('passed')} passed, {aggregate.get('failed')} failed, "
+        f"{aggregate.get('error')} errors, {aggregate.get('timeout')} timeouts.",
+        "",
+        "## Requirements over the whole matrix (issue 9)",
+        "",
+        "| requirement | runs | failing | worst | met |",
+        "|---|---|---|---|---|",
+    ]
+    for v in verdicts:
+        worst = "-" if v["worst_value"] is None else f"{v['worst_value']:.4g} {v['unit']}"
+        lines.append(f"| {v['requirement']} | {v['runs']} | {v['failing']} | {worst} | "
+                     f"{'yes' if v['passed'] else '**no**'} |")  # fmt: skip
+    lines += ["", "The worst run of each requirement reproduces with:", ""]
+    lines += [f"- {v['figure']}: `{v['worst_reproduce']}`" for v in verdicts if v["worst_run"]]
+    lines += [
+        "",
+        "## Runs",
+        "",
+        "Each cell: the SOC max error after calibration (%) / the uncertainty coverage (%),",
+        "then any safety violations, blocked discharge time, and FAIL when the run's own",
+        "expectations or checks failed.",
+        "",
+        *_tables(rows, row_axis, col_axis),
+    ]
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,123 @@
+"""A byte link for lockstep runs against a board on this machine (a virtual or QEMU board).
+
+In lockstep nothing else happens while the host waits for the firmware's reply, so paying
+the event loop for every frame (a future, a callback, a select round) buys nothing. This
+link writes with os.write and waits for the reply in select() on the port's descriptor:
+when the board answers within SPIN_S, read() completes without ever suspending, and a
+round trip costs a handful of system calls. A longer wait (a board booting after a reset,
+a lost frame) hands control back to the event loop every POLL_S, so the virtual board's
+supervisor and timers keep running.
+
+Same interface as host.link.SerialLink (write, read, read_until, drain_input, close); real
+time runs and boards at a serial port keep SerialLink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import time
+from types import TracebackType
+
+import serial
+
+from cellmodel.errors import InputError
+
+# A reply in lockstep takes a few hundred microseconds; waiting this long without yielding
+# costs nothing then, and bounds how long the event loop can be kept waiting.
+SPIN_S = 0.02
+POLL_S = 0.002
+
+
+class LockstepLink:
+    def __init__(self, port: str, ser: serial.Serial) -> None:
+        self.port = port
+        self._ser = ser
+        self._fd = ser.fileno()
+        self._closed = False
+
+    @classmethod
+    async def open(cls, port: str, baudrate: int = 115200) -> LockstepLink:
+        """Open `port` raw and exclusive (InputError naming the port if it cannot be)."""
+        try:
+            ser = serial.Serial(port, baudrate, timeout=0, exclusive=True)
+        except (serial.SerialException, OSError) as exc:
+            raise InputError("--port", port, f"cannot open serial port: {exc}") from exc
+        return cls(port, ser)
+
+    def write(self, data: bytes) -> None:
+        """Write all of `data` now (a pty or USB port takes a frame at once)."""
+        if self._closed:
+            raise ConnectionError(f"{self.port}: link closed")
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(self._fd, view)
+            except BlockingIOError:
+                select.select([], [self._fd], [], POLL_S)
+                continue
+            view = view[n:]
+
+    def _ready(self, timeout_s: float) -> bool:
+        return bool(select.select([self._fd], [], [], max(timeout_s, 0.0))[0])
+
+    def _take(self, max_bytes: int) -> bytes:
+        try:
+            data = os.read(self._fd, max_bytes)
+        except BlockingIOError:
+            return b""
+        except OSError as exc:  # EIO: the other side of the pty is gone
+            raise ConnectionError(f"{self.port}: serial port closed ({exc})") from exc
+        if not data:
+            raise ConnectionError(f"{self.port}: serial port closed")
+        return data
+
+    async def read(self, max_bytes: int, timeout_s: float) -> bytes:
+        """Up to `max_bytes` bytes as soon as any arrive; b"" after `timeout_s` without any."""
+        if self._closed:
+            raise ConnectionError(f"{self.port}: link closed")
+        deadline = time.monotonic() + timeout_s
+        if self._ready(min(timeout_s, SPIN_S)):
+            return self._take(max_bytes)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return b""
+            await asyncio.sleep(min(POLL_S, left))
+            if self._ready(0.0):
+                return self._take(max_bytes)
+
+    async def read_until(self, ending: bytes, timeout_s: float) -> bytes:
+        """Bytes up to and including `ending`, or what arrived before `timeout_s` ran out."""
+        deadline = time.monotonic() + timeout_s
+        data = bytearray()
+        while not data.endswith(ending):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            data += await self.read(1 if ending else 4096, left)
+        return bytes(data)
+
+    async def drain_input(self, quiet_s: float = 0.05) -> bytes:
+        """Read and return whatever arrives until the port has been quiet for `quiet_s`."""
+        data = bytearray()
+        while chunk := await self.read(4096, quiet_s):
+            data += chunk
+        return bytes(data)
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._ser.close()
+
+    async def __aenter__(self) -> LockstepLink:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

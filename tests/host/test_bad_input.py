@@ -1,0 +1,414 @@
+"""The bad-input table (issue 10, items 10-12): every command, every input kind, every way a
+file, option or port can be wrong, through the real CLI entry point.
+
+Each case must end with exit 2, one message on stderr naming the file or option (and the
+field) and the reason, no traceback, and under --json one JSON object on stdout with the
+same error; and nothing may have been created: no output folder, no provisioned flash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from host.cli.main import main
+
+BAD_UTF8 = b'name = "caf\xe9"\n'  # Latin-1, not UTF-8
+OK_SCENARIO = 'steps = ["Rest for 10 seconds"]\n'
+
+
+@dataclass(frozen=True)
+class Case:
+    argv: Callable[[Path], list[str]]
+    names: tuple[str, ...]  # what the message must name (file, option, field, reason)
+
+
+def _files(root: Path) -> None:
+    """The inputs the cases refer to, each kind broken in each way."""
+    for stem in ("cell", "scenario", "campaign", "board"):
+        (root / f"{stem}-utf8.toml").write_bytes(BAD_UTF8)
+        (root / f"{stem}-empty.toml").write_bytes(b"")
+        (root / f"{stem}-dir.toml").mkdir()
+    (root / "profile-utf8.csv").write_bytes(b"time_s,current_A\n0,1\n10,\xff\n")
+    (root / "profile-empty.csv").write_bytes(b"")
+    (root / "profile-dir.csv").mkdir()
+    (root / "extends-utf8.toml").write_text('extends = "cell-utf8.toml"\n')
+    (root / "run-utf8.toml").write_text('steps = ["Run profile-utf8.csv"]\n')
+    (root / "run-dir.toml").write_text('steps = ["Run profile-dir.csv"]\n')
+    (root / "cell-in-scenario.toml").write_text(f'cell = "cell-utf8.toml"\n{OK_SCENARIO}')
+    (root / "campaign-scenario-utf8.toml").write_text('scenarios = ["scenario-utf8.toml"]\n')
+    (root / "offset.toml").write_text(
+        'steps = ["Rest for 1 minute", "Inject current offset 3000000000 mA"]\n'
+    )
+    (root / "ok.toml").write_text(OK_SCENARIO)
+    (root / "campaign-ok.toml").write_text('scenarios = ["ok.toml"]\n')
+    (root / "a-file").write_text("not a folder\n")
+    (root / "not-executable").write_text("#!/bin/sh\n")
+
+
+def out(root: Path) -> str:
+    return str(root / "out")
+
+
+TABLE: dict[str, Case] = {
+    # -- invalid UTF-8 in every kind of input file ---------------------------------------
+    "cell TOML not UTF-8": Case(
+        lambda r: ["design", "--cell", str(r / "cell-utf8.toml")],
+        ("cell-utf8.toml", "file", "not UTF-8", "0xe9"),
+    ),
+    "extended cell TOML not UTF-8": Case(
+        lambda r: [
+            "simulate",
+            "--cell",
+            str(r / "extends-utf8.toml"),
+            "--experiment",
+            "Rest for 1 minute",
+        ],
+        ("cell-utf8.toml", "not UTF-8"),
+    ),  # fmt: skip
+    "scenario TOML not UTF-8": Case(
+        lambda r: ["emulate", "--scenario", str(r / "scenario-utf8.toml"), "--out", out(r)],
+        ("scenario-utf8.toml", "not UTF-8"),
+    ),
+    "scenario's cell not UTF-8": Case(
+        lambda r: ["emulate", "--scenario", str(r / "cell-in-scenario.toml"), "--out", out(r)],
+        ("cell-utf8.toml", "not UTF-8"),
+    ),
+    "scenario's profile not UTF-8": Case(
+        lambda r: ["emulate", "--scenario", str(r / "run-utf8.toml"), "--out", out(r)],
+        ("run-utf8.toml", "steps[0]", "profile-utf8.csv", "not UTF-8", "0xff"),
+    ),
+    "campaign TOML not UTF-8": Case(
+        lambda r: ["campaign", str(r / "campaign-utf8.toml"), "--out", out(r)],
+        ("campaign-utf8.toml", "not UTF-8"),
+    ),
+    "campaign's scenario not UTF-8": Case(
+        lambda r: ["campaign", str(r / "campaign-scenario-utf8.toml"), "--out", out(r)],
+        ("campaign-scenario-utf8.toml", "scenario-utf8.toml", "not UTF-8"),
+    ),
+    "profile CSV not UTF-8": Case(
+        lambda r: ["simulate", "--profile", str(r / "profile-utf8.csv")],
+        ("profile-utf8.csv", "file", "not UTF-8", "0xff"),
+    ),
+    "board TOML not UTF-8 (flash)": Case(
+        lambda r: ["flash", "--board", str(r / "board-utf8.toml"), "--port", "/dev/null"],
+        ("board-utf8.toml", "not UTF-8"),
+    ),
+    "board TOML not UTF-8 (board)": Case(
+        lambda r: ["board", "--virtual", "--board", str(r / "board-utf8.toml"), "--fs", out(r)],
+        ("board-utf8.toml", "not UTF-8"),
+    ),
+    # -- empty files ---------------------------------------------------------------------
+    "empty cell TOML": Case(
+        lambda r: ["design", "--cell", str(r / "cell-empty.toml")], ("cell-empty.toml", "cell")
+    ),
+    "empty scenario TOML": Case(
+        lambda r: ["emulate", "--scenario", str(r / "scenario-empty.toml"), "--out", out(r)],
+        ("scenario-empty.toml", "steps"),
+    ),
+    "empty campaign TOML": Case(
+        lambda r: ["campaign", str(r / "campaign-empty.toml"), "--out", out(r)],
+        ("campaign-empty.toml", "scenarios"),
+    ),
+    "empty profile CSV": Case(
+        lambda r: ["simulate", "--profile", str(r / "profile-empty.csv")],
+        ("profile-empty.csv", "empty profile"),
+    ),
+    "empty board TOML": Case(
+        lambda r: ["flash", "--board", str(r / "board-empty.toml"), "--port", "/dev/null"],
+        ("board-empty.toml", "name"),
+    ),
+    # -- a folder where a file belongs -----------------------------------------------------
+    "cell is a folder": Case(
+        lambda r: ["design", "--cell", str(r / "cell-dir.toml")], ("cell-dir.toml", "cell")
+    ),
+    "scenario is a folder": Case(
+        lambda r: ["emulate", "--scenario", str(r / "scenario-dir.toml"), "--out", out(r)],
+        ("--scenario", "scenario-dir.toml", "not a file"),
+    ),
+    "campaign is a folder": Case(
+        lambda r: ["campaign", str(r / "campaign-dir.toml"), "--out", out(r)],
+        ("campaign-dir.toml", "Is a directory"),
+    ),
+    "profile is a folder": Case(
+        lambda r: ["simulate", "--profile", str(r / "profile-dir.csv")],
+        ("profile-dir.csv", "Is a directory"),
+    ),
+    "scenario's profile is a folder": Case(
+        lambda r: ["emulate", "--scenario", str(r / "run-dir.toml"), "--out", out(r)],
+        ("run-dir.toml", "steps[0]", "profile-dir.csv"),
+    ),
+    "board is a folder": Case(
+        lambda r: ["flash", "--board", str(r / "board-dir.toml"), "--port", "/dev/null"],
+        ("--board", "board-dir.toml"),
+    ),
+    # -- a file the system refuses to read (EIO: works as root too) -------------------------
+    "cell unreadable": Case(
+        lambda r: ["design", "--cell", "/proc/self/mem"], ("/proc/self/mem", "cannot read")
+    ),
+    "scenario unreadable": Case(
+        lambda r: ["emulate", "--scenario", "/proc/self/mem", "--out", out(r)],
+        ("/proc/self/mem", "cannot read"),
+    ),
+    "profile unreadable": Case(
+        lambda r: ["simulate", "--profile", "/proc/self/mem"], ("/proc/self/mem", "cannot read")
+    ),
+    "campaign unreadable": Case(
+        lambda r: ["campaign", "/proc/self/mem", "--out", out(r)],
+        ("/proc/self/mem", "cannot read"),
+    ),
+    # -- values outside their plausible range ---------------------------------------------
+    "current offset 3e9 mA": Case(
+        lambda r: ["emulate", "--scenario", str(r / "offset.toml"), "--out", out(r)],
+        ("offset.toml", "steps[1]", "3e+09 mA", "outside"),
+    ),
+    "simulate --ambient nan": Case(
+        lambda r: ["simulate", "--experiment", "Rest for 1 minute", "--ambient", "nan"],
+        ("--ambient", "outside"),
+    ),
+    "simulate --period inf": Case(
+        lambda r: ["simulate", "--experiment", "Rest for 1 minute", "--period", "inf"],
+        ("--period", "outside"),
+    ),
+    "flash --boot-timeout nan": Case(
+        lambda r: ["flash", "--board", "virtual", "--port", "/dev/null", "--boot-timeout", "nan"],
+        ("--boot-timeout", "outside"),
+    ),
+    "flash --boot-timeout -1": Case(
+        lambda r: ["flash", "--board", "virtual", "--port", "/dev/null", "--boot-timeout", "-1"],
+        ("--boot-timeout", "-1 s", "outside"),
+    ),
+    "campaign --workers 0": Case(
+        lambda r: ["campaign", str(r / "campaign-ok.toml"), "--workers", "0", "--out", out(r)],
+        ("--workers", "outside"),
+    ),
+    "campaign --workers 100000": Case(
+        lambda r: ["campaign", str(r / "campaign-ok.toml"), "--workers", "100000", "--out", out(r)],
+        ("--workers", "outside"),
+    ),  # fmt: skip
+    "micropython build --jobs 0": Case(
+        lambda r: [
+            "micropython",
+            "build",
+            "--target",
+            "unix-32",
+            "--source",
+            str(r),
+            "--jobs",
+            "0",
+        ],
+        ("--jobs", "outside"),
+    ),  # fmt: skip
+    # -- outputs that cannot be what they must be -----------------------------------------
+    "simulate --out a folder": Case(
+        lambda r: ["simulate", "--experiment", "Rest for 1 minute", "--out", str(r)],
+        ("--out", "is a folder"),
+    ),
+    "emulate --out a file": Case(
+        lambda r: ["emulate", "--scenario", str(r / "ok.toml"), "--out", str(r / "a-file")],
+        ("--out", "a-file", "not a folder"),
+    ),
+    "emulate --out under a file": Case(
+        lambda r: ["emulate", "--scenario", str(r / "ok.toml"), "--out", str(r / "a-file/x")],
+        ("--out", "a-file", "not a folder"),
+    ),
+    "hil --out a file": Case(
+        lambda r: [
+            "hil",
+            "--port",
+            "/dev/null",
+            "--scenario",
+            str(r / "ok.toml"),
+            "--out",
+            str(r / "a-file"),
+        ],
+        ("--out", "a-file", "not a folder"),
+    ),  # fmt: skip
+    "campaign --out a file": Case(
+        lambda r: ["campaign", str(r / "campaign-ok.toml"), "--out", str(r / "a-file")],
+        ("--out", "a-file", "not a folder"),
+    ),
+    "board --fs a file": Case(
+        lambda r: ["board", "--virtual", "--fs", str(r / "a-file")],
+        ("--fs", "a-file", "not a folder"),
+    ),
+    "empty --out": Case(
+        lambda r: ["emulate", "--scenario", str(r / "ok.toml"), "--out", ""],
+        ("--out", "empty"),
+    ),
+    "empty --cell": Case(
+        lambda r: ["emulate", "--cell", " ", "--out", out(r)], ("--cell", "empty")
+    ),
+    # -- an interpreter that is not MicroPython --------------------------------------------
+    "--micropython /bin/false": Case(
+        lambda r: [
+            "emulate",
+            "--scenario",
+            str(r / "ok.toml"),
+            "--micropython",
+            "/bin/false",
+            "--out",
+            out(r),
+        ],
+        ("--micropython", "/bin/false", "not a MicroPython unix port", "status 1"),
+    ),  # fmt: skip
+    "--micropython CPython": Case(
+        lambda r: [
+            "emulate",
+            "--scenario",
+            str(r / "ok.toml"),
+            "--micropython",
+            sys.executable,
+            "--out",
+            out(r),
+        ],
+        ("--micropython", "not a MicroPython unix port", "cpython"),
+    ),  # fmt: skip
+    "--micropython missing": Case(
+        lambda r: [
+            "emulate",
+            "--scenario",
+            str(r / "ok.toml"),
+            "--micropython",
+            str(r / "no-such-binary"),
+            "--out",
+            out(r),
+        ],
+        ("--micropython", "no-such-binary", "not an executable file"),
+    ),  # fmt: skip
+    "--micropython not executable": Case(
+        lambda r: [
+            "emulate",
+            "--scenario",
+            str(r / "ok.toml"),
+            "--micropython",
+            str(r / "not-executable"),
+            "--out",
+            out(r),
+        ],
+        ("--micropython", "not an executable file"),
+    ),  # fmt: skip
+    "board --micropython /bin/false": Case(
+        lambda r: ["board", "--virtual", "--micropython", "/bin/false", "--fs", out(r)],
+        ("--micropython", "/bin/false", "not a MicroPython unix port"),
+    ),
+    # -- ports -----------------------------------------------------------------------------
+    "hil --port missing": Case(
+        lambda r: [
+            "hil",
+            "--port",
+            str(r / "no-such-port"),
+            "--scenario",
+            str(r / "ok.toml"),
+            "--out",
+            out(r),
+        ],
+        ("--port", "no-such-port", "cannot open serial port"),
+    ),  # fmt: skip
+    "hil --port not a tty": Case(
+        lambda r: ["hil", "--port", "/dev/null", "--scenario", str(r / "ok.toml"), "--out", out(r)],
+        ("--port", "/dev/null", "cannot open serial port"),
+    ),  # fmt: skip
+    "flash --port missing": Case(
+        lambda r: ["flash", "--board", "virtual", "--port", str(r / "no-such-port")],
+        ("--port", "no-such-port", "cannot open serial port"),
+    ),
+    # -- the command line itself -----------------------------------------------------------
+    "a number that is not one": Case(
+        lambda r: ["simulate", "--experiment", "Rest for 1 minute", "--period", "abc"],
+        ("--period", "invalid float value"),
+    ),
+    "an unknown option": Case(lambda r: ["emulate", "--bogus"], ("unrecognized", "--bogus")),
+}
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("name", list(TABLE))
+def test_bad_input_exits_2_naming_what_and_why(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _files(tmp_path)
+    case = TABLE[name]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, stdout, stderr = run_cli(capsys, [*case.argv(tmp_path), "--json"])
+    assert code == 2, (stdout, stderr)
+    assert "Traceback" not in stderr
+    message = stderr.strip().splitlines()[-1]
+    assert ": error: " in message, stderr
+    for name_part in case.names:
+        assert name_part in message, f"{name_part!r} not in {message!r}"
+    error = json.loads(stdout)  # one JSON object, the same error
+    assert isinstance(error, dict) and error["exit_code"] == 2
+    assert error["error"] in message and {"source", "field", "reason"} <= set(error)
+    # Validated before anything was created: no output folder, no provisioned flash.
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode")
+def test_unreadable_file_without_permission(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cell = tmp_path / "locked.toml"
+    cell.write_text("[cell]\n")
+    cell.chmod(0)
+    code, _, stderr = run_cli(capsys, ["design", "--cell", str(cell)])
+    assert code == 2 and "locked.toml" in stderr and "Permission denied" in stderr
+
+
+def test_the_table_covers_every_command_that_reads_input() -> None:
+    """Every command that takes a file, a port or a number is in the table."""
+    commands = {TABLE[name].argv(Path("/x"))[0] for name in TABLE}
+    assert commands >= {"design", "simulate", "emulate", "board", "flash", "hil", "campaign",
+                        "micropython"}  # fmt: skip
+
+
+def test_a_port_where_nothing_answers_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A terminal with no board behind it (neither frames nor a REPL answer): exit 2 naming
+    the port, once the recovery's probes have had their time; nothing written."""
+    master, slave = os.openpty()
+    try:
+        _files(tmp_path)
+        port = os.ttyname(slave)
+        code, _, stderr = run_cli(
+            capsys, ["hil", "--port", port, "--scenario", str(tmp_path / "ok.toml"), "--out",
+                     out(tmp_path)],
+        )  # fmt: skip
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert code == 2 and "Traceback" not in stderr
+    assert f"--port: {port}: no firmware answered" in stderr
+    assert not (tmp_path / "out").exists()
+
+
+async def test_an_interpreter_that_ends_before_boot_is_reported_at_once(tmp_path: Path) -> None:
+    """The class of `--micropython /bin/false` that passes the interpreter check: a real
+    MicroPython that cannot run the firmware (here: a heap too small for it) ends before the
+    firmware's BOOT. The session says so at its first exit, not after BOOT_TIMEOUT_S."""
+    from cellmodel import load_cell
+    from cellmodel.errors import InputError
+    from host.board_session import BOOT_TIMEOUT_S, BoardSetup, VirtualBoardSession
+
+    session = VirtualBoardSession(tmp_path / "flash", heap="8K")
+    t0 = time.monotonic()
+    with pytest.raises(InputError) as info:
+        async with session:
+            await session.start(BoardSetup(load_cell()))
+    assert time.monotonic() - t0 < BOOT_TIMEOUT_S / 2
+    assert "ended before the firmware booted" in str(info.value)
+    assert "exit status" in info.value.reason

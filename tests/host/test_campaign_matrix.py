@@ -1,0 +1,70 @@
+"""The robustness matrix page: issue 9's requirements judged over every run of a campaign."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from host.campaign.matrix import judge, render
+
+
+def run(run_id: str, **figures: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "run_id": run_id,
+        "reproduce": f"sisnbms emulate --scenario runs/{run_id}/scenario.toml",
+        "status": "passed",
+        "scenario": "short-rests",
+        "axis.scenario": "robustness/short-rests.toml",
+        "cell": "sisn-lco-2ah",
+        "axis.start": "exact",
+        "axis.perturbation": "nominal",
+        "violations_count": 0,
+        "discharge_blocked_s": 0.0,
+        "soc_max_error_after_calibration_pct": 1.0,
+        "uncertainty_coverage_pct": 99.0,
+        "capacity_error_pct": 0.5,
+        "run_wall_s": 10.0,
+    }
+    row.update(figures)
+    return row
+
+
+def by_figure(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {v["figure"]: v for v in judge(rows)}
+
+
+def test_every_requirement_is_met_by_good_runs() -> None:
+    rows = [run("a"), run("b", scenario="full-cycles", capacity_error_pct=-2.9)]
+    verdicts = by_figure(rows)
+    assert all(v["passed"] for v in verdicts.values()), verdicts
+    assert verdicts["capacity_error_pct"]["runs"] == 1  # two full cycles only
+
+
+def test_one_bad_run_fails_its_requirement_and_is_named() -> None:
+    rows = [
+        run("a"),
+        run("b", soc_max_error_after_calibration_pct=3.0),  # the bound is strict: below 3 %
+        run("c", uncertainty_coverage_pct=94.9, violations_count=2),
+        run("d", discharge_blocked_s=4.0),
+    ]
+    v = by_figure(rows)
+    assert not v["soc_max_error_after_calibration_pct"]["passed"]
+    assert v["soc_max_error_after_calibration_pct"]["worst_run"] == "b"
+    assert not v["uncertainty_coverage_pct"]["passed"]
+    assert v["uncertainty_coverage_pct"]["worst_value"] == 94.9
+    assert not v["violations_count"]["passed"] and v["violations_count"]["worst_run"] == "c"
+    assert not v["discharge_blocked_s"]["passed"] and v["discharge_blocked_s"]["failing"] == 1
+
+
+def test_missing_figures() -> None:
+    """No coverage figure (no reply) fails; no error after calibration (no rest or full
+    charge in the run) is not judged; a run that crashed shows in the table."""
+    rows = [run("a", uncertainty_coverage_pct=None, soc_max_error_after_calibration_pct=None)]
+    v = by_figure(rows)
+    assert not v["uncertainty_coverage_pct"]["passed"]
+    assert v["soc_max_error_after_calibration_pct"]["runs"] == 0
+    page = render(
+        [*rows, run("e", status="error", **{"axis.start": "none"})],
+        {"pass_rate": {"scenario": {}, "start": {}, "perturbation": {}}, "passed": 0},
+        "sisnbms campaign x.toml --report y.md",
+    )
+    assert "**error**" in page and "| nominal |" in page and "`sisnbms campaign x.toml" in page
