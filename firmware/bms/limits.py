@@ -18,9 +18,15 @@ limit (CV) the limit itself decides: the bound is the nominal reading there (the
 puts SOC 1 at v_max, so a window top at the design's full utilization is the voltage
 limit's to keep). The bound rises only while charge flows: at rest or on discharge it
 keeps the lowest value it had since (the utilization cannot grow without charge, and a
-rested cell at full is no reason to open CHG). The bottom's bound is the upper end of the
-credible interval: discharge stops at the window bottom only when even that is there (the
-estimate is sure), otherwise the voltage limits decide.
+rested cell at full is no reason to open CHG).
+
+The bottom's bound: discharge stops at the window bottom only when the estimate is
+confident, i.e. the cell's count is at the bottom and the upper end of its credible
+interval (count + half-width + the branch interval's reach up) lies within
+window_bottom_unc_cpct of capacity above it. The bound is the count plus what that upper
+end holds beyond the slack: an unsure cell (half-width above the slack, a boot without
+state with the branch unknown) keeps its bound above the bottom and the voltage limits
+decide, so no cell that may hold more than the slack of usable charge is ever cut.
 
 Anode potential (mV vs Li, the cell nearest plating): the silicon curve of the branch
 (anode_lith_mV when lithiating, anode_delith_mV when delithiating, against
@@ -41,7 +47,7 @@ DCL: v_min (less v_sense_mV) over the next interval and its derating table. Neit
 i_range_mA. The caller sets a limit to 0 while its switch is blocked.
 """
 
-from bms.intmath import interp, step_at
+from bms.intmath import interp, of_1e4, step_at
 from bms.ocv import CHARGE, DISCHARGE
 from bms.resistance import i_of, ir_of
 
@@ -151,7 +157,10 @@ class Limits:
             self.util = u
         up = est.ext_up[k]
         top = self._util(q + est.unc[k] * cfg.window_k_pct // 100 + up, cap, mass)
-        bot = self._util(q + est.unc[k] + up, cap, mass)
+        # the bottom: the count, raised by what the credible upper end holds beyond the
+        # slack (an unsure cell's bound stays above the bottom: the voltage limits decide)
+        over = est.unc[k] + up - of_1e4(cap, cfg.window_bottom_unc_cpct)
+        bot = self._util(q + over if over > 0 else q, cap, mass)
         if bot < self.bottom:
             self.bottom = bot
         self.u_anode = top

@@ -298,14 +298,17 @@ assert c.window_top_dmAhg == 16670
 
 
 def test_window_bottom_only_when_the_estimate_is_sure(tmp_path: Path) -> None:
-    """Issue 9: discharge stops at the window bottom only when even the upper end of the
-    credible interval is there; an uncertain estimate leaves it to the voltage limits."""
+    """Issue 9: discharge stops at the window bottom only when the estimate is confident:
+    the count at the bottom and the credible upper end within window_bottom_unc_cpct (5 %)
+    above it. An unsure estimate leaves it to the voltage limits, so no cell that may still
+    hold more than 5 % is cut."""
     run_rig(
         _HEAD
         + """
 BASE = {"frozen_ms": 86400000, "ce_ppm": 1000000, "window_bottom_dmAhg": 1000,
         "window_hyst_dmAhg": 100, "i_offset_mA": 0, "i_offset_learned_mA": 0,
-        "deadband_mA": 0, "cap_unc_cpct": 0, "i_gain_ppm": 0, "ce_unc_ppm": 0}
+        "deadband_mA": 0, "cap_unc_cpct": 0, "i_gain_ppm": 0, "ce_unc_ppm": 0,
+        "window_bottom_unc_cpct": 500}
 
 def rig(unc_cpct, path):
     r = Rig(BASE, state_path=path)
@@ -313,19 +316,24 @@ def rig(unc_cpct, path):
     r.step(0, 0, mV=3700)
     e = b.est
     cap = b.learner.cap[0]
-    e.set(0, cap // 10000 * 1000, cap // 10000 * unc_cpct)  # 10 % left, 6 % above the bottom
+    e.set(0, cap // 10000 * 1000, cap // 10000 * unc_cpct)  # 10 % left, 4 % above the bottom
     e.calibrated(1)
     return r, b
 
-# sure (0.5 %): trips once count + 0.5 % reaches 6 % (bottom 100 mAh/g of 1667)
+# sure (0.5 %): trips once the count reaches the bottom, 100 mAh/g of 1667 (6.0 %)
 r, b = rig(50, "a.json")
 assert r.until(F.WIN_BOTTOM, 2000, mV=3300) > 0 and not b.dsg_on and b.chg_on
-assert 500 <= b.soc_cpct <= 560, b.soc_cpct
+assert 590 <= b.soc_cpct <= 600, b.soc_cpct
 # released by a charge past the hysteresis (10 mAh/g: 0.6 %)
 r.run(10, -2000, mV=3400)
 assert b.faults & F.WIN_BOTTOM
 r.run(15, -2000, mV=3400)
 assert not b.faults & F.WIN_BOTTOM and b.dsg_on
+# a little beyond the slack (6 %): trips only when the upper end is 5 % above the bottom,
+# i.e. at a count 1 % below it
+r3, b3 = rig(600, "c.json")
+assert r3.until(F.WIN_BOTTOM, 2000, mV=3300) > 0 and not b3.dsg_on
+assert 490 <= b3.soc_cpct <= 500, b3.soc_cpct
 # unsure (20 %): the bound never reaches the bottom; discharge goes on to the voltage limit
 r2, b2 = rig(2000, "b.json")
 r2.run(300, 2000, mV=3300)
