@@ -107,8 +107,9 @@ class SocEstimator:
         self.chg_in_mAs = 0  # charge counted in since the last calibration
         self.branch = -1  # CHARGE, DISCHARGE or -1: never known
         self.known = False
-        self.rev_dir = -1  # direction of the current run (CHARGE/DISCHARGE)
-        self.rev_mAs = 0  # charge moved in that run
+        self.net_mAs = 0  # net charge moved since the branch was last confirmed (charge +)
+        self.peak_mAs = 0  # the largest net move against the branch since
+        self.run_mAs = 0  # charge moved along the known branch since it was confirmed
         self.rest_ms = 0  # time at |I| <= rest_current_mA
         self.window_ms = 0  # time into the dV/dt window
         self.window_mV = 0  # mean cell voltage at the window's start
@@ -224,7 +225,7 @@ class SocEstimator:
         dq_mAs = self._count(dt_ms, current_mA, n)
         self._grow(dt_ms, zeroed, offset_mA, dq_mAs)
         if current_mA != 0:
-            self._track_branch(current_mA, dq_mAs)
+            self._track_branch(dq_mAs)
         sample_flags = 0
         if cells is None:
             self._no_rest()
@@ -301,26 +302,52 @@ class SocEstimator:
             self.tot_cpct[k] = ratio_1e4(u + (eu if eu > ed else ed), ck)
             self.soc[k] = soc_of(self.q[k], ck)
 
-    def _track_branch(self, current_mA, dq_mAs):
-        """The hysteresis branch from the direction of the charge moved (current_mA != 0)."""
-        direction = DISCHARGE if current_mA > 0 else CHARGE
-        if direction != self.rev_dir:
-            self.rev_dir = direction
-            self.rev_mAs = 0
+    def _track_branch(self, dq_mAs):
+        """The hysteresis branch from the net charge moved (dq_mAs signed, charge positive).
+
+        Net, not per run: a current near zero (a throttled charger, sensor noise around the
+        deadband) flips sign from sample to sample, and resetting on each flip would never let
+        a slow reversal count. away = the net charge moved against the branch since it was
+        last confirmed; peak = its largest value since. The branch flips once away reaches
+        branch_switch_cpct, becomes unknown once away passes 1/32 of that, and is known again
+        after moving back the switch from the peak. While known, a move along the branch
+        restarts the count and lengthens the run (hysteresis_mV)."""
         cap_mAs = self.learner.cap[0]
-        moved_mAs = self.rev_mAs + (dq_mAs if dq_mAs >= 0 else -dq_mAs)
-        if moved_mAs > cap_mAs:
-            moved_mAs = cap_mAs
-        self.rev_mAs = moved_mAs
-        switch_mAs = of_1e4(cap_mAs, self.cfg.branch_switch_cpct)
-        if direction == self.branch:
-            if not self.known and moved_mAs >= switch_mAs:
-                self.known = True
-        elif moved_mAs >= switch_mAs:
-            self.branch = direction
-            self.known = True
-        elif moved_mAs > switch_mAs >> 5:
+        sw = of_1e4(cap_mAs, self.cfg.branch_switch_cpct)
+        net = self.net_mAs + dq_mAs
+        net = cap_mAs if net > cap_mAs else (-cap_mAs if net < -cap_mAs else net)
+        b = self.branch
+        if b < 0:  # never known: the first net move of a switch sets it
+            if net >= sw or net <= -sw:
+                self._confirm(CHARGE if net > 0 else DISCHARGE, sw)
+            else:
+                self.net_mAs = net
+            return
+        away = net if b == DISCHARGE else -net
+        if away >= sw:
+            self._confirm(CHARGE if b == DISCHARGE else DISCHARGE, sw)
+            return
+        if away > self.peak_mAs:
+            self.peak_mAs = away
+        if away > sw >> 5:
             self.known = False
+        elif not self.known and self.peak_mAs - away >= sw:
+            self.known = True
+        if self.known and away <= 0:
+            run = self.run_mAs - away
+            self.run_mAs = run if run < cap_mAs else cap_mAs
+            self.net_mAs = 0
+            self.peak_mAs = 0
+        else:
+            self.net_mAs = net
+
+    def _confirm(self, branch, sw):
+        """The cell moved the switch one way: it is on that branch."""
+        self.branch = branch
+        self.known = True
+        self.net_mAs = 0
+        self.peak_mAs = 0
+        self.run_mAs = sw
 
     def _no_rest(self):
         """A sample with an implausible reading: no rest runs through it."""
@@ -461,11 +488,13 @@ class SocEstimator:
         sw = of_1e4(self.learner.cap[0], cfg.branch_switch_cpct)
         if sw <= 0:
             return 0
-        m = self.rev_mAs  # <= capacity
-        if self.rev_dir != self.branch:
-            part = m * 3000 // sw  # 1/1000 of the gap; m < sw / 32 here
+        away = self.net_mAs if self.branch == DISCHARGE else -self.net_mAs
+        if away > 0:
+            part = ratio_1e4(away, sw) * 3 // 10  # 1/1000 of the gap; away < sw / 32 here
             return gap_mV * (part if part < 1000 else 1000) // 1000
-        halvings = (m - sw) * 13 // (sw * 3) if m > sw else 0
+        m = self.run_mAs  # <= capacity
+        # 0.23 switches per halving: (m - sw) / sw x 13 / 3 (m <= 7.2e7: ratio_1e4's range)
+        halvings = ratio_1e4(m - sw, sw) * 13 // 30000 if m > sw else 0
         part = 50 >> (halvings if halvings < 8 else 8)
         return gap_mV * part // 1000
 

@@ -39,8 +39,9 @@ def init_from_voltage(est, current_mA, cells, n):
         hint = b if hint == -2 or hint == b else -1
     est.calibrated(n)
     est.branch = hint
-    est.rev_dir = hint
-    est.rev_mAs = 0
+    est.net_mAs = 0
+    est.peak_mAs = 0
+    est.run_mAs = 0
     est.known = False
     est.need_init = False
     est.need_check = False

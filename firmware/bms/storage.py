@@ -195,7 +195,6 @@ def restore(bms, d):
     lrn.learn_count = d["learn_count"]
     est.branch = d["branch"]
     est.known = bool(d["known"]) and est.branch >= 0
-    est.rev_dir = est.branch
     est.need_init = False
     est.need_check = True
     est.flags |= _F_SOC_RESTORED

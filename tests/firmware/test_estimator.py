@@ -30,8 +30,9 @@ def put(b, soc_cpct, unc_cpct, branch=1):
     e.calibrated(b.cfg.n_cells)
     e.branch = branch
     e.known = True
-    e.rev_dir = branch
-    e.rev_mAs = c
+    e.net_mAs = 0  # a long run along it: no hysteresis left to allow for
+    e.peak_mAs = 0
+    e.run_mAs = c
 """
 
 def _tables() -> dict[str, Any]:

@@ -259,8 +259,8 @@ e.set(0, cap // 10000 * 6000, cap // 10000 * 3000)  # 60 % +- 30 %: its bound is
 e.calibrated(1)
 e.branch = 0
 e.known = True
-e.rev_dir = 0
-e.rev_mAs = cap  # a long charge already: no hysteresis left to allow for
+e.net_mAs = 0
+e.run_mAs = cap  # a long charge already: no hysteresis left to allow for
 # charging at 1 A, the voltage says 70 % (plus a 20 mV IR drop)
 r.run(3, -1000, mV=v70)
 assert b.chg_on and not b.faults & F.WIN_TOP and b.res.fac[0] == 10000, hex(b.faults)
