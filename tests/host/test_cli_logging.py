@@ -87,4 +87,4 @@ def test_trace_costs_nothing_when_off(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="host.protocol.wire")
     trace.received(state[5:] + state)
     states = [r.getMessage() for r in caplog.records if "<- STATE" in r.getMessage()]
-    assert len(states) == 1 and states[0].startswith("<- STATE seq 9 len 48: t 1 ms")
+    assert len(states) == 1 and states[0].startswith("<- STATE seq 9 len 71: t 1 ms")
