@@ -23,7 +23,7 @@ common, but a cell may keep an older anchor when its new point is the poorer one
 
 from array import array
 
-from bms.intmath import isqrt, muldiv, of_1e4, scale_1e4
+from bms.intmath import isqrt, muldiv, of_1e4, ratio_1e4, scale_1e4
 
 try:
     from micropython import const  # pyright: ignore[reportAssignmentType]
@@ -125,10 +125,17 @@ class CapacityLearner:
         var_p = d * d  # <= 1e8
         var_m = eps * eps  # <= 9e8
         total = var_p + var_m  # < 2**30
-        gain_pml = muldiv(var_p, 1000, total)
+        # the gain in 1e-4: ratio_1e4 takes a divisor below 1e8, so both variances are
+        # scaled down alike (in shifts: no product beyond 2**30 on a 32-bit port)
+        vp = var_p
+        vt = total
+        while vt >= 100000000:
+            vp >>= 4
+            vt >>= 4
+        gain = ratio_1e4(vp, vt)
         cap = self.cap[k]
         diff = est - cap
-        step = muldiv(diff if diff >= 0 else -diff, gain_pml, 1000)
+        step = muldiv(diff if diff >= 0 else -diff, gain, 10000)
         self.cap[k] = cap + step if diff >= 0 else cap - step
         post = d * eps // isqrt(total)  # d x eps <= 1e4 x 3e4
         self.dcap[k] = post if post > _DCAP_FLOOR else _DCAP_FLOOR

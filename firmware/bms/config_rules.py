@@ -72,8 +72,6 @@ DEFAULTS = {
     "window_bottom_dmAhg": 0,  # DSG opens when the counted utilization falls to this (SOC 0)
     "window_hyst_dmAhg": 100,
     "window_k_pct": 100,  # guard band: k x the credible SOC half-width, percent
-    # the bottom trips only when the credible upper end is within this of it (confident)
-    "window_bottom_unc_cpct": 500,
     # anode potential (plating above anode_min_mV + anode_margin_mV): the silicon curves
     # against utilization, and the anode's share of the cell overpotential
     "anode_util_dmAhg": [0, 1191, 3572, 8335, 13098, 17861, 21433],
@@ -186,7 +184,6 @@ LIMITS = {
     "window_bottom_dmAhg": (0, 22000),
     "window_hyst_dmAhg": (0, 5000),
     "window_k_pct": (0, 500),
-    "window_bottom_unc_cpct": (0, 5000),
     "anode_share_pct": (1, 100),
     "anode_min_mV": (0, 1000),
     "anode_margin_mV": (0, 1000),

@@ -234,6 +234,7 @@ class Bms:
         current_mA = self.offset.correct(current_mA)
         self.offset.rem_dmA = 0
         self.res.update(cfg, 250, self.est.soc, n, cfg.max_dt_ms)
+        gc.collect()  # compiling the module needs room: a crowded heap gets it back first
         try:
             from bms import startup
         except MemoryError:
@@ -249,6 +250,7 @@ class Bms:
             startup.check_restored(self.est, current_mA, cell_mV, n)
         del startup
         forget("startup")
+        gc.collect()  # the compiler's garbage back in one piece for the frames to come
 
     def _step(self, dt_ms, cell_mV, n_cells, current_mA, temp_ddegC, n_temps):
         """The sample's work, in named steps (a method call costs no heap under heap_lock:

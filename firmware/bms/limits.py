@@ -23,7 +23,7 @@ rested cell at full is no reason to open CHG).
 The bottom's bound: discharge stops at the window bottom only when the estimate is
 confident, i.e. the cell's count is at the bottom and the upper end of its credible
 interval (count + half-width + the branch interval's reach up) lies within
-window_bottom_unc_cpct of capacity above it. The bound is the count plus what that upper
+5 % of capacity above it (_BOTTOM_SLACK_CPCT). The bound is the count plus what that upper
 end holds beyond the slack: an unsure cell (half-width above the slack, a boot without
 state with the branch unknown) keeps its bound above the bottom and the voltage limits
 decide, so no cell that may hold more than the slack of usable charge is ever cut.
@@ -61,6 +61,10 @@ except ImportError:
 
 _NONE = const(0x3FFFFFFF)
 _R_LO_PCT = const(50)  # the least resistance a reading under charge assumes: half the learned
+# The window bottom trips only when the credible upper end lies within this (5 % of
+# capacity) above it: issue 9's "no discharge blocked while a cell holds more than 5 %".
+# A constant, not a configuration key: a key costs every board heap for the Config's table.
+_BOTTOM_SLACK_CPCT = const(500)
 
 
 def anode_dmAhg(q_mAs, mass_mg):
@@ -159,7 +163,7 @@ class Limits:
         top = self._util(q + est.unc[k] * cfg.window_k_pct // 100 + up, cap, mass)
         # the bottom: the count, raised by what the credible upper end holds beyond the
         # slack (an unsure cell's bound stays above the bottom: the voltage limits decide)
-        over = est.unc[k] + up - of_1e4(cap, cfg.window_bottom_unc_cpct)
+        over = est.unc[k] + up - of_1e4(cap, _BOTTOM_SLACK_CPCT)
         bot = self._util(q + over if over > 0 else q, cap, mass)
         if bot < self.bottom:
             self.bottom = bot

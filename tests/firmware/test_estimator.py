@@ -35,6 +35,7 @@ def put(b, soc_cpct, unc_cpct, branch=1):
     e.run_mAs = c
 """
 
+
 def _tables() -> dict[str, Any]:
     return dict(firmware_module("bms.config_rules").DEFAULTS)
 

@@ -299,7 +299,7 @@ assert c.window_top_dmAhg == 16670
 
 def test_window_bottom_only_when_the_estimate_is_sure(tmp_path: Path) -> None:
     """Issue 9: discharge stops at the window bottom only when the estimate is confident:
-    the count at the bottom and the credible upper end within window_bottom_unc_cpct (5 %)
+    the count at the bottom and the credible upper end within 5 % of capacity
     above it. An unsure estimate leaves it to the voltage limits, so no cell that may still
     hold more than 5 % is cut."""
     run_rig(
@@ -307,8 +307,7 @@ def test_window_bottom_only_when_the_estimate_is_sure(tmp_path: Path) -> None:
         + """
 BASE = {"frozen_ms": 86400000, "ce_ppm": 1000000, "window_bottom_dmAhg": 1000,
         "window_hyst_dmAhg": 100, "i_offset_mA": 0, "i_offset_learned_mA": 0,
-        "deadband_mA": 0, "cap_unc_cpct": 0, "i_gain_ppm": 0, "ce_unc_ppm": 0,
-        "window_bottom_unc_cpct": 500}
+        "deadband_mA": 0, "cap_unc_cpct": 0, "i_gain_ppm": 0, "ce_unc_ppm": 0}
 
 def rig(unc_cpct, path):
     r = Rig(BASE, state_path=path)
