@@ -31,9 +31,9 @@ from bms.fastpath import copy
 SYNC = const(0xA5)
 VERSION = const(1)
 HEADER = const(7)  # sync, version, type, seq(2), len(2)
-# The format allows payloads up to 4096 bytes; this firmware's frame buffer holds 2560,
-# enough for the largest CONFIG or CONFIG_WRITE (2476 bytes: every key at its widest
-# limit, 32-point tables; tests/host/test_firmware_config.py); longer frames get E_LENGTH.
+# The format allows payloads up to 4096 bytes and this firmware's frame buffer holds them
+# all: the largest CONFIG or CONFIG_WRITE is 3,729 bytes (every key at its widest limit,
+# every table at its longest; tests/host/test_firmware_config.py).
 MAX_PAYLOAD = const(4096)
 FRAME_MAX = const(4105)  # HEADER + MAX_PAYLOAD + 2 (CRC)
 CTRL_C = const(3)

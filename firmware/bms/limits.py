@@ -47,6 +47,8 @@ DCL: v_min (less v_sense_mV) over the next interval and its derating table. Neit
 i_range_mA. The caller sets a limit to 0 while its switch is blocked.
 """
 
+from array import array
+
 from bms.intmath import interp, of_1e4, step_at
 from bms.ocv import CHARGE, DISCHARGE
 from bms.resistance import i_of, ir_of
@@ -95,7 +97,7 @@ class Limits:
         self.anode_mV = 0  # the lowest cell's anode potential estimate
         self.ccl_mA = 0
         self.dcl_mA = 0
-        self.cell_util = None  # each cell's utilization, dmAhg: the Bms's array (update())
+        self.cell_util = array("H")  # each cell's utilization, dmAhg: the Bms's array
         self.u_cell = 0  # _window(): this cell's utilization
         self.u_anode = 0  # _window(): the utilization the anode potential limit reads at
 

@@ -106,7 +106,7 @@ def test_boot_without_state_is_the_interval_between_the_branches(tmp_path: Path)
         cases.append((mV, want, lo - u_lo, hi + u_hi))
     out = run_rig(
         _HEAD
-        + f"""
+        + """
 for mV in (3700, 3393, 3850):
     r = Rig(state_path="none.json")
     b = r.bms

@@ -66,7 +66,7 @@ def test_crc_is_the_one_the_document_names(data: bytes, split: int) -> None:
     assert crc16(data[split:], crc16(data[:split])) == crc16(data)  # it can be carried on
 
 
-def _state_fields(payload: bytes) -> dict[str, int]:
+def _state_fields(payload: bytes) -> dict[str, int | list[int]]:
     """A decoded STATE back in the document's raw units and names."""
     s = decode_state(payload)
     return {
