@@ -109,6 +109,8 @@ class SocEstimator:
         self.known = False
         self.net_mAs = 0  # net charge moved since the branch was last confirmed (charge +)
         self.peak_mAs = 0  # the largest net move against the branch since
+        self.low_mAs = 0  # the smallest since that peak (a rise past it is a new reversal)
+        self.pull_mAs = 0  # the reversals' charge since the branch was confirmed
         self.run_mAs = 0  # charge moved along the known branch since it was confirmed
         self.rest_ms = 0  # time at |I| <= rest_current_mA
         self.window_ms = 0  # time into the dV/dt window
@@ -310,8 +312,11 @@ class SocEstimator:
         a slow reversal count. away = the net charge moved against the branch since it was
         last confirmed; peak = its largest value since. The branch flips once away reaches
         branch_switch_cpct, becomes unknown once away passes 1/32 of that, and is known again
-        after moving back the switch from the peak. While known, a move along the branch
-        restarts the count and lengthens the run (hysteresis_mV)."""
+        after moving back the switch from the peak without a new reversal of more than 1/32
+        of it on the way (a drive cycle's regenerative pulses pull the cell off its branch
+        each time; noise does not). While known, a move along the branch
+        restarts the count and lengthens the run (hysteresis_mV); after a reversal the run
+        starts again."""
         cap_mAs = self.learner.cap[0]
         sw = of_1e4(cap_mAs, self.cfg.branch_switch_cpct)
         net = self.net_mAs + dq_mAs
@@ -329,15 +334,27 @@ class SocEstimator:
             return
         if away > self.peak_mAs:
             self.peak_mAs = away
+            self.low_mAs = away
+        elif away < self.low_mAs:
+            self.low_mAs = away
+        elif away - self.low_mAs > sw >> 5:
+            # a new reversal (a regenerative pulse): the way back starts over from here
+            self.peak_mAs = away
+            self.low_mAs = away
         if away > sw >> 5:
             self.known = False
         elif not self.known and self.peak_mAs - away >= sw:
             self.known = True
         if self.known and away <= 0:
-            run = self.run_mAs - away
+            # a reversal since pulled the cell off its branch a little: its run starts
+            # again (the hysteresis allowance is back to its widest until a switch more)
+            run = (0 if self.peak_mAs > 0 else self.run_mAs) - away
+            pull = self.pull_mAs + self.peak_mAs  # every pulse back adds to the pull
+            self.pull_mAs = pull if pull < cap_mAs else cap_mAs
             self.run_mAs = run if run < cap_mAs else cap_mAs
             self.net_mAs = 0
             self.peak_mAs = 0
+            self.low_mAs = 0
         else:
             self.net_mAs = net
 
@@ -347,6 +364,8 @@ class SocEstimator:
         self.known = True
         self.net_mAs = 0
         self.peak_mAs = 0
+        self.low_mAs = 0
+        self.pull_mAs = 0
         self.run_mAs = sw
 
     def _no_rest(self):
@@ -480,7 +499,8 @@ class SocEstimator:
         moved one way, where a cell whose hysteresis moves at the slowest rate assumed is
         95 % of the way (e**-3); each further 0.23 of it halves the rest. A reversal since
         (smaller than 1/32 of the switch, or the branch would be unknown) moves it back,
-        about 3 x its share of the switch."""
+        about 3 x its share of the switch; so did every reversal since the branch was
+        confirmed (their sum, fading with the run after the last)."""
         cfg = self.cfg
         s = self.soc[0]
         ocv = self.ocv
@@ -488,14 +508,20 @@ class SocEstimator:
         sw = of_1e4(self.learner.cap[0], cfg.branch_switch_cpct)
         if sw <= 0:
             return 0
-        away = self.net_mAs if self.branch == DISCHARGE else -self.net_mAs
-        if away > 0:
-            part = ratio_1e4(away, sw) * 3 // 10  # 1/1000 of the gap; away < sw / 32 here
-            return gap_mV * (part if part < 1000 else 1000) // 1000
         m = self.run_mAs  # <= capacity
         # 0.23 switches per halving: (m - sw) / sw x 13 / 3 (m <= 7.2e7: ratio_1e4's range)
         halvings = ratio_1e4(m - sw, sw) * 13 // 30000 if m > sw else 0
-        part = 50 >> (halvings if halvings < 8 else 8)
+        halvings = halvings if halvings < 8 else 8
+        # the reversals since the branch was confirmed (a drive cycle's regenerative pulses)
+        # pulled it back about 3 x their share of the switch, fading along the run as well;
+        # one under way (smaller than 1/32 of the switch, or the branch would be unknown)
+        # adds its own share at full
+        pull = ratio_1e4(self.pull_mAs, sw) * 3 // 10
+        part = (50 + (pull if pull < 950 else 950)) >> halvings
+        away = self.net_mAs if self.branch == DISCHARGE else -self.net_mAs
+        if away > 0:
+            part += ratio_1e4(away, sw) * 3 // 10  # 1/1000 of the gap; away < sw / 32
+        part = part if part < 1000 else 1000
         return gap_mV * part // 1000
 
     def _correct_on_branch(self, k, ocv_mV, dv_mV):

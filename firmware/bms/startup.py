@@ -41,6 +41,8 @@ def init_from_voltage(est, current_mA, cells, n):
     est.branch = hint
     est.net_mAs = 0
     est.peak_mAs = 0
+    est.low_mAs = 0
+    est.pull_mAs = 0
     est.run_mAs = 0
     est.known = False
     est.need_init = False

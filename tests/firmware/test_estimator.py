@@ -32,6 +32,7 @@ def put(b, soc_cpct, unc_cpct, branch=1):
     e.known = True
     e.net_mAs = 0  # a long run along it: no hysteresis left to allow for
     e.peak_mAs = 0
+    e.pull_mAs = 0
     e.run_mAs = c
 """
 
