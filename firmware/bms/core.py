@@ -234,7 +234,6 @@ class Bms:
         current_mA = self.offset.correct(current_mA)
         self.offset.rem_dmA = 0
         self.res.update(cfg, 250, self.est.soc, n, cfg.max_dt_ms)
-        gc.collect()  # compiling the module needs room: a crowded heap gets it back first
         try:
             from bms import startup
         except MemoryError:
