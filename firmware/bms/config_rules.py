@@ -57,7 +57,7 @@ DEFAULTS = {
     "learn_min_pct": 50,  # learned capacity bounds, % of capacity_mAh
     "learn_max_pct": 110,
     "learn_min_dsoc_cpct": 3000,  # SOC span between two calibration points to learn from
-    "learn_unc_max_cpct": 1000,  # a calibration point less certain is none (the rate is by the evidence)
+    "learn_unc_max_cpct": 1000,  # a point less certain is none (the rate is by the evidence)
     "learn_t_min_ddegC": 100,  # capacity and resistance learn only between these temperatures
     "learn_t_max_ddegC": 400,
     # resistance: R0 at 25 degC mid SOC (for learning from current steps), the DC resistance's
