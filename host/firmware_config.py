@@ -16,6 +16,8 @@ from functools import cache
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from cellmodel.design import dc_resistance_ohm
 from cellmodel.errors import InputError
 from host.resources import firmware_dir
@@ -73,6 +75,9 @@ def build_config(design: CellDesign, board: Board | None = None) -> dict[str, An
     cfg.update(_estimator_keys(design, cap_mAh))
     cfg.update(_voltage_keys(design))
     cfg.update(_current_and_temperature_keys(design, src, cap_mAh))
+    cfg.update(_anode_keys(design))
+    cfg.update(_resistance_temperature_keys(design))
+    cfg.update(_derating_keys(design, cap_mAh))
     cfg.update(_board_keys(board, cfg["n_cells"], src))
     error = firmware_rules().validate(cfg)
     if error:
@@ -105,15 +110,23 @@ def _cell_keys(design: CellDesign, src: str) -> dict[str, int]:
     }
 
 
+# The slowest hysteresis rate the firmware allows for, as a share of the design's gamma.
+HYSTERESIS_RATE_MARGIN = 0.5
+
+
 def _ocv_keys(design: CellDesign) -> dict[str, Any]:
     """The OCV branch tables and how fast the hysteresis state changes branch."""
     return {
         "ocv_soc_cpct": [round(s * 10000) for s in design.ocv.soc],
         "ocv_chg_mV": [_mV(v) for v in design.ocv.charge_V],
         "ocv_dsg_mV": [_mV(v) for v in design.ocv.discharge_V],
-        # gamma moves the hysteresis state ~95 % of the way in 3/gamma of capacity
+        # gamma moves the hysteresis state ~95 % of the way in 3/gamma of capacity; gamma is
+        # assumed (sisn-cell.md section 3), so the firmware takes a cell twice as slow
         "branch_switch_cpct": max(
-            10, min(5000, round(3.0 / design.circuit.hysteresis_gamma * 1e4))
+            10,
+            min(
+                5000, round(3.0 / (HYSTERESIS_RATE_MARGIN * design.circuit.hysteresis_gamma) * 1e4)
+            ),
         ),
     }
 
@@ -124,7 +137,13 @@ def _estimator_keys(design: CellDesign, cap_mAh: float) -> dict[str, int]:
     # off a reading: mid SOC for the boot estimate, SOC 1 at the end of the CV taper,
     # SOC 0 at the discharge cut-off (R1, R2 rise steeply there). Colder cells have more;
     # the firmware counts the IR term as uncertainty and keeps it to low currents.
+    c = design.circuit
     return {
+        # the RC pairs' capacitances (C = tau / R, constant with temperature and ageing): a
+        # step's voltage starts moving at I (1/C1 + 1/C2) per second after the R0 jump
+        "r_step_uohm_s": round((c.r1_ohm / c.tau1_s + c.r2_ohm / c.tau2_s) * 1e6),
+        # a rested reading still relaxes with the slower pair's time constant
+        "rest_tau_s": max(0, min(1000, round(max(c.tau1_s, c.tau2_s)))),
         "r_cell_mohm": round(dc_resistance_ohm(design, 0.5) * 1000),
         "r_full_mohm": round(dc_resistance_ohm(design, 1.0) * 1000),
         "r_empty_mohm": round(dc_resistance_ohm(design, 0.0) * 1000),
@@ -133,6 +152,82 @@ def _estimator_keys(design: CellDesign, cap_mAh: float) -> dict[str, int]:
         "empty_current_mA": max(1, round(0.2 * cap_mAh)),
         # C/50: above a current sensor's plausible offset, so an offset cannot hide a rest
         "rest_current_mA": max(1, round(cap_mAh / 50)),
+    }
+
+
+def _anode_keys(design: CellDesign) -> dict[str, Any]:
+    """The silicon anode's potential curves against utilization, and the plating limit.
+
+    The cell file gives them against the anode's lithium fraction x, with SOC 0..1 of the
+    design mapped to li_fraction_empty..li_fraction_full, i.e. utilization 0..C_N mAh/g:
+    utilization = (x - x_empty) / (x_full - x_empty) x C_N. Points below x_empty fall
+    below zero utilization and are dropped (the firmware's table starts at 0: the point
+    at 0 is interpolated there).
+    """
+    ap = design.anode_potential
+    span = ap.li_fraction_full - ap.li_fraction_empty
+    util = (np.asarray(ap.li_fraction) - ap.li_fraction_empty) / span * design.c_n_mAh_g
+    lith = np.asarray(ap.lithiation_V)
+    delith = np.asarray(ap.delithiation_V)
+    grid = np.concatenate(([0.0], util[util > 0.0]))
+    return {
+        "anode_util_dmAhg": [round(u * 10.0) for u in grid],
+        "anode_lith_mV": [_mV(v) for v in np.interp(grid, util, lith)],
+        "anode_delith_mV": [_mV(v) for v in np.interp(grid, util, delith)],
+        "anode_share_pct": max(1, round(design.circuit.anode_polarization_share * 100.0)),
+        "anode_min_mV": _mV(design.limits.anode_potential_min_V),
+    }
+
+
+# Temperatures of the firmware's resistance tables (degC): the design's range and beyond.
+R_TABLE_DEGC = (-20.0, -10.0, 0.0, 10.0, 25.0, 45.0, 60.0)
+
+
+def _resistance_temperature_keys(design: CellDesign) -> dict[str, Any]:
+    """R0 at 25 degC and mid SOC, and the temperature factors (Arrhenius, cell file's
+    activation energies) of R0 and of the DC resistance R0 + R1 + R2, percent of 25 degC."""
+    c = design.circuit
+    ref = 1.0 / 298.15
+    r0_pct, rdc_pct = [], []
+    for t in R_TABLE_DEGC:
+        u = (1.0 / (t + 273.15) - ref) / 8.314462618
+        f0, f1, f2 = (float(np.exp(ea * u)) for ea in (c.ea_r0_J_mol, c.ea_r1_J_mol, c.ea_r2_J_mol))
+        r0_pct.append(round(100.0 * f0))
+        rdc = (c.r0_ohm * f0 + c.r1_ohm * f1 + c.r2_ohm * f2) / (c.r0_ohm + c.r1_ohm + c.r2_ohm)
+        rdc_pct.append(round(100.0 * rdc))
+    return {
+        "r0_mohm": max(1, round(c.r0_ohm * 1000.0)),
+        "r_temp_ddegC": [_ddegC(t) for t in R_TABLE_DEGC],
+        "r_temp_pct": rdc_pct,
+        "r0_temp_pct": r0_pct,
+    }
+
+
+# Charge derating (shared reference sisn-cell.md section 6, JEITA-style, assumed): from each
+# temperature up to the next, this C-rate (never above the cell's max_charge_C); none below
+# the cell's charge_temp_min_degC or above its charge_temp_max_degC.
+CHARGE_DERATING = ((0.0, 0.2), (10.0, 0.5), (20.0, 1.0))
+
+
+def _derating_keys(design: CellDesign, cap_mAh: float) -> dict[str, Any]:
+    """CCL and DCL against temperature; current as magnitudes in mA."""
+    lim = design.limits
+    t_lo, t_hi = lim.charge_temp_min_degC, lim.charge_temp_max_degC
+    rows: dict[float, float] = {}
+    for t, rate in CHARGE_DERATING:
+        t = max(t, t_lo)  # a row below the charge range starts where the range does
+        if t < t_hi:
+            rows[t] = min(rate, lim.max_charge_C)
+    rows[t_hi] = 0.0
+    ccl_t = sorted(rows)
+    return {
+        "ccl_temp_ddegC": [_ddegC(t) for t in ccl_t],
+        "ccl_temp_mA": [round(rows[t] * cap_mAh) for t in ccl_t],
+        "dcl_temp_ddegC": [
+            _ddegC(lim.discharge_temp_min_degC),
+            _ddegC(lim.discharge_temp_max_degC),
+        ],
+        "dcl_temp_mA": [round(lim.max_discharge_C * cap_mAh), 0],
     }
 
 

@@ -31,7 +31,7 @@ Fixtures:
 - `bms` (async tests): a host.protocol.client.BmsClient connected to the board, session
   opened with HELLO. Its methods are coroutines: hello(), sample(t_ms, cell_mV,
   current_mA, temp_ddegC) -> State, get_state(), config_read(), config_write(changes),
-  clear_faults(), fault_log(), save(), reset() + wait_boot(timeout_s), enter_repl(),
+  clear_latched(reason, mask), fault_log(), save(), reset() + wait_boot(timeout_s), enter_repl(),
   request(ftype, payload), call(command); `stats` counts frames, retries and errors.
   Requested by a sync test, it is an error that says so.
 - `run_bms_scenario`: `run_bms_scenario(name_or_file, **kwargs)` runs a scenario against

@@ -59,7 +59,9 @@ def commands() -> dict[str, argparse.ArgumentParser]:
 def options(parser: argparse.ArgumentParser) -> set[str]:
     found: set[str] = set()
     for action in parser._actions:
-        found |= set(action.option_strings) if action.option_strings else {action.metavar or ""}
+        found |= (
+            set(action.option_strings) if action.option_strings else {str(action.metavar or "")}
+        )
     return found - COMMON
 
 

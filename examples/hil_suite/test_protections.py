@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from host.protocol import ClearReason
+
 REST_MV = 3700  # a mid-SOC cell voltage
 
 
@@ -67,7 +69,7 @@ async def test_short_circuit_opens_both_at_once_and_latches(bms, bms_cell):
     assert "SC" in state.latched and not state.dsg_on and not state.chg_on
     state = await feed.hold(5, REST_MV, 0)
     assert "SC" in state.faults, "a short circuit stays latched until cleared"
-    cleared = await bms.clear_faults()
+    cleared = await bms.clear_latched(ClearReason.INSPECTED)
     assert cleared
     state = await feed.hold(config["release_delay_ms"] / 1000 + 2, REST_MV, 0)
     assert "SC" not in state.faults and state.dsg_on

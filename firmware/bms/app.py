@@ -42,6 +42,11 @@ FW_VERSION = "0.1.0"
 _PROTOCOL_VERSION = const(1)
 _MAX_DT_MS = const(0x3FFFFFFF)  # a longer gap between samples is clamped (about 12 days)
 _DEFAULT_LINK_TIMEOUT_MS = const(2000)
+# CLEAR_LATCHED reason codes (docs/protocol.md): 2 inspected, 3 cell replaced, 4 sensor
+# repaired, 5 test. 0 and 1 are no reasons: the fault log's event field keeps them for
+# "released" and "set".
+_REASON_MIN = const(2)
+_REASON_MAX = const(5)
 
 ACT_NONE = const(0)
 ACT_REPL = const(1)  # ENTER_REPL or Ctrl-C: shut down, return to the REPL
@@ -128,7 +133,7 @@ class App:
             codec.T_GET_STATE: self._on_get_state,
             codec.T_CONFIG_READ: self._on_config_read,
             codec.T_CONFIG_WRITE: self._on_config_write,
-            codec.T_CLEAR_FAULTS: self._on_clear_faults,
+            codec.T_CLEAR_LATCHED: self._on_clear_latched,
             codec.T_ENTER_REPL: self._on_enter_repl,
             codec.T_RESET: self._on_reset,
             codec.T_FAULT_LOG: self._on_fault_log,
@@ -269,10 +274,18 @@ class App:
         if self._accept_empty():
             self._reply_bytes(ftype, -1, self.config_payload())
 
-    def _on_clear_faults(self, ftype, now_ms):
-        if self._accept_empty():
-            codec.put_u32(self.out, codec.HEADER, self.bms.clear_faults())
-            self._reply(ftype, 4)
+    def _on_clear_latched(self, ftype, now_ms):
+        """u8 reason (_REASON_MIN.._REASON_MAX), u32 mask of latched bits to clear."""
+        p = self.parser
+        buf = p.buf
+        reason = buf[codec.HEADER]
+        if p.length != 5 or reason < _REASON_MIN or reason > _REASON_MAX:
+            self._reject(codec.E_PAYLOAD)
+            return
+        self._accept()
+        cleared = self.bms.clear_latched(reason, codec.get_u32_small(buf, codec.HEADER + 1))
+        codec.put_u32(self.out, codec.HEADER, cleared)
+        self._reply(ftype, 4)
 
     def _on_enter_repl(self, ftype, now_ms):
         if self._accept_empty():
@@ -392,5 +405,9 @@ class App:
         self.io.apply(bms.chg_on, bms.dsg_on, bms.balance)
 
     def _state(self, ftype):
-        codec.put_state(self.out, codec.HEADER, self.t_hi, self.t_lo, self.bms, self.bad_frames)
-        self._reply(ftype, codec.STATE_LEN)
+        bms = self.bms
+        n = self.cfg.n_cells
+        length = codec.put_state(
+            self.out, codec.HEADER, self.t_hi, self.t_lo, bms, self.bad_frames, n
+        )
+        self._reply(ftype, length)

@@ -31,18 +31,18 @@ from bms.fastpath import copy
 SYNC = const(0xA5)
 VERSION = const(1)
 HEADER = const(7)  # sync, version, type, seq(2), len(2)
-# The format allows payloads up to 4096 bytes; this firmware's frame buffer holds 2560,
-# enough for the largest CONFIG or CONFIG_WRITE (2476 bytes: every key at its widest
-# limit, 32-point tables; tests/host/test_firmware_config.py); longer frames get E_LENGTH.
-MAX_PAYLOAD = const(2560)
-FRAME_MAX = const(2569)  # HEADER + MAX_PAYLOAD + 2 (CRC)
+# The format allows payloads up to 4096 bytes and this firmware's frame buffer holds them
+# all: the largest CONFIG or CONFIG_WRITE is 3,729 bytes (every key at its widest limit,
+# every table at its longest; tests/host/test_firmware_config.py).
+MAX_PAYLOAD = const(4096)
+FRAME_MAX = const(4105)  # HEADER + MAX_PAYLOAD + 2 (CRC)
 CTRL_C = const(3)
 STALL_MS = const(100)  # a partial frame idle this long on the firmware clock is dropped
 BREAK_IDLE_MS = const(30)  # silence on the line before a break sequence (BreakDetector)
 BREAK_CONFIRM_MS = const(1000)  # its confirming byte comes within this of its 0x03
 MAX_CELLS = const(16)
 MAX_TEMPS = const(8)
-STATE_LEN = const(48)
+STATE_FIXED = const(67)  # the STATE payload before its per-cell part (4 bytes a cell)
 
 # Frame types (replies are type | 0x80).
 T_HELLO = const(0x01)
@@ -50,11 +50,11 @@ T_SAMPLE = const(0x02)
 T_GET_STATE = const(0x03)
 T_CONFIG_READ = const(0x04)
 T_CONFIG_WRITE = const(0x05)
-T_CLEAR_FAULTS = const(0x06)
 T_ENTER_REPL = const(0x07)
 T_RESET = const(0x08)
 T_FAULT_LOG = const(0x09)
 T_SAVE = const(0x0A)
+T_CLEAR_LATCHED = const(0x0B)
 T_BOOT = const(0x40)
 T_ERROR = const(0xFF)
 REPLY = const(0x80)
@@ -359,8 +359,9 @@ class Sample:
         return 0
 
 
-def put_state(o, h, t_hi, t_lo, s, bad_frames):
-    """Write the 48-byte STATE payload at o[h:] from the Bms result attributes of `s`."""
+def put_state(o, h, t_hi, t_lo, s, bad_frames, n):
+    """Write the STATE payload (67 + 4 n bytes) at o[h:] from the Bms result attributes of
+    `s` for n cells; return its length."""
     put_u16(o, h, t_lo)
     put_u16(o, h + 2, t_hi)
     put_u16(o, h + 4, s.soc_cpct)
@@ -387,4 +388,28 @@ def put_state(o, h, t_hi, t_lo, s, bad_frames):
     put_u16(o, h + 42, s.max_cell_mV)
     put_u16(o, h + 44, s.max_temp_ddegC)
     put_u16(o, h + 46, s.cap_learn_count)
-    return STATE_LEN
+    put_u32(o, h + 48, s.ccl_mA)
+    put_u32(o, h + 52, s.dcl_mA)
+    put_u16(o, h + 56, _i16(s.anode_mV))
+    put_u16(o, h + 58, _i16(s.offset.off_dmA))
+    put_u32(o, h + 60, s.r_dc_uohm)
+    put_u16(o, h + 64, s.capacity_unc_cpct)
+    o[h + 66] = n
+    p = h + STATE_FIXED
+    socs = s.cell_soc_cpct
+    utils = s.cell_util_dmAhg
+    for k in range(n):
+        put_u16(o, p, socs[k])
+        put_u16(o, p + 2 * n, utils[k])
+        p += 2
+    return STATE_FIXED + 4 * n
+
+
+def _i16(v):
+    """v within an i16 (-32768 is kept for "none")."""
+    return -32768 if v < -32768 else (32767 if v > 32767 else v)
+
+
+def get_u32_small(b, off):
+    """A u32 field with bits 30 and 31 ignored (a small int on every port)."""
+    return get_u16(b, off) | ((get_u16(b, off + 2) & 0x3FFF) << 16)

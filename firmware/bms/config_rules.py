@@ -30,11 +30,20 @@ DEFAULTS = {
     "rest_time_ms": 600000,
     "rest_window_ms": 60000,
     "rest_dvdt_uV_s": 100,
+    "rest_tau_s": 100,  # the slowest relaxation: a rest reading still moves slope x this
     "boot_check_cpct": 1000,  # a restored SOC this far from the boot voltage is replaced
-    "branch_switch_cpct": 750,  # charge moved one way that switches the hysteresis branch
+    "branch_switch_cpct": 1500,  # charge moved one way that switches the hysteresis branch
     "ocv_unc_cpct": 50,  # SOC uncertainty of any OCV table reading (table, ageing)
-    "ocv_unc_mV": 8,  # voltage uncertainty of a rest reading (relaxation, sensor, temperature)
-    "unc_gain_ppm": 5000,  # counting uncertainty per counted charge (current gain error)
+    "ocv_unc_mV": 20,  # an OCV reading's voltage uncertainty: the table against the cell, sensor
+    # sensor error bounds (shared reference sisn-cell.md section 6: a shunt + 16-bit ADC
+    # front end): what the credible SOC uncertainty is built from
+    "i_offset_mA": 30,  # current-sensor offset bound (+-20 mA typical, with margin) until learned
+    "i_offset_learned_mA": 2,  # the offset's bound once learned at rest or with both switches open
+    "i_gain_ppm": 20000,  # current-sensor gain bound (until capacity learning absorbs it)
+    "t_sense_ddegC": 20,  # temperature-sensor bound: limits read the colder/hotter side
+    "v_sense_mV": 5,  # cell-voltage sensor bound: the voltage limits of CCL/DCL allow it
+    "cap_unc_cpct": 2500,  # capacity bound before it is learned: a cell down to 80 % of design
+    "ce_unc_ppm": 1000,  # coulombic-efficiency bound, on charged charge
     "r_cell_mohm": 55,  # DC resistance incl. both RC pairs at mid SOC: OCV = V + I R at boot
     "r_full_mohm": 66,  # the same at SOC 1: the full reset at the end of the CV taper
     "r_empty_mohm": 96,  # the same at SOC 0 (R1, R2 rise there): the empty calibration
@@ -47,13 +56,38 @@ DEFAULTS = {
     "empty_unc_cpct": 50,  # plus the SOC span of the whole IR term
     "learn_min_pct": 50,  # learned capacity bounds, % of capacity_mAh
     "learn_max_pct": 110,
-    "learn_step_cpct": 500,  # max change per learning event, 0.01 % of the current value
-    "learn_min_dsoc_cpct": 6000,  # SOC span between two calibration points to learn from
-    "learn_unc_max_cpct": 300,  # a calibration point less certain is none
+    "learn_min_dsoc_cpct": 3000,  # SOC span between two calibration points to learn from
+    "learn_unc_max_cpct": 1000,  # a point less certain is none (the rate is by the evidence)
+    "learn_t_min_ddegC": 100,  # capacity and resistance learn only between these temperatures
+    "learn_t_max_ddegC": 400,
+    # resistance: R0 at 25 degC mid SOC (for learning from current steps), the DC resistance's
+    # temperature factors, and the lower bound a voltage reading under charge may assume
+    "r0_mohm": 25,
+    "r_temp_ddegC": [-200, -100, 0, 100, 250, 450, 600],
+    "r_temp_pct": [724, 428, 267, 175, 100, 54, 36],  # R0 + R1 + R2, percent of 25 degC
+    "r0_temp_pct": [338, 249, 187, 144, 100, 65, 49],  # R0 alone
+    "r_step_uohm_s": 1650,  # the RC pairs' start after a step, per second (1/C1 + 1/C2)
     # capacity window (anode utilization)
     "window_top_dmAhg": 16670,
     "window_bottom_dmAhg": 0,  # DSG opens when the counted utilization falls to this (SOC 0)
     "window_hyst_dmAhg": 100,
+    "window_k_pct": 100,  # guard band: k x the credible SOC half-width, percent
+    # anode potential (plating above anode_min_mV + anode_margin_mV): the silicon curves
+    # against utilization, and the anode's share of the cell overpotential
+    "anode_util_dmAhg": [0, 1191, 3572, 8335, 13098, 17861, 21433],
+    "anode_lith_mV": [532, 376, 282, 221, 162, 83, 59],
+    "anode_delith_mV": [840, 737, 608, 475, 372, 278, 205],
+    "anode_share_pct": 50,
+    "anode_min_mV": 50,
+    "anode_margin_mV": 15,
+    # current limits (CCL/DCL, magnitudes): derating by temperature, row i from its
+    # temperature up to the next (below the first: 0), and the over-limit protection
+    "ccl_temp_ddegC": [0, 100, 200, 450],
+    "ccl_temp_mA": [400, 1000, 2000, 0],
+    "dcl_temp_ddegC": [-200, 600],
+    "dcl_temp_mA": [4000, 0],
+    "cl_margin_mA": 50,  # ... plus this ...
+    "cl_delay_ms": 2000,  # ... for this long opens the switch
     # protections
     "v_max_mV": 4200,  # charge target (CV); full-charge detection
     "v_min_mV": 2750,  # discharge cut-off; empty calibration
@@ -116,10 +150,17 @@ LIMITS = {
     "rest_time_ms": (0, 86400000),
     "rest_window_ms": (1000, 100000),  # * window * dvdt <= 1e9
     "rest_dvdt_uV_s": (1, 5000),  # * dv <= 1000 mV: dv * 1e6 <= 1e9
+    "rest_tau_s": (0, 1000),  # * dv <= 1000 mV: dv * tau * 1000 <= 1e9
     "branch_switch_cpct": (10, 5000),
     "ocv_unc_cpct": (10, 5000),
     "ocv_unc_mV": (0, 500),
-    "unc_gain_ppm": (0, 100000),
+    "i_offset_mA": (0, 5000),
+    "i_offset_learned_mA": (0, 5000),
+    "i_gain_ppm": (0, 100000),
+    "t_sense_ddegC": (0, 200),
+    "v_sense_mV": (0, 100),
+    "cap_unc_cpct": (0, 5000),
+    "ce_unc_ppm": (0, 100000),
     "r_cell_mohm": (0, 1000),
     "boot_check_cpct": (0, 10000),
     "r_full_mohm": (0, 1000),
@@ -133,12 +174,21 @@ LIMITS = {
     "empty_unc_cpct": (0, 5000),
     "learn_min_pct": (50, 100),
     "learn_max_pct": (100, 110),
-    "learn_step_cpct": (0, 2000),
     "learn_min_dsoc_cpct": (2000, 10000),
     "learn_unc_max_cpct": (0, 10000),
+    "learn_t_min_ddegC": (-400, 1000),
+    "learn_t_max_ddegC": (-400, 1000),
+    "r0_mohm": (1, 1000),  # * R in uohm x factors stays below 2**30
+    "r_step_uohm_s": (0, 100000),  # * x dt <= 1e4 ms
     "window_top_dmAhg": (1, 22000),  # never above 2,200 mAh/g
     "window_bottom_dmAhg": (0, 22000),
     "window_hyst_dmAhg": (0, 5000),
+    "window_k_pct": (0, 500),
+    "anode_share_pct": (1, 100),
+    "anode_min_mV": (0, 1000),
+    "anode_margin_mV": (0, 1000),
+    "cl_margin_mA": (0, 100000),
+    "cl_delay_ms": (0, 600000),
     "v_max_mV": (3000, 4500),
     "v_min_mV": (1500, 4000),
     "ov_mV": (3000, 4600),
@@ -185,7 +235,34 @@ LIMITS = {
     "fault_log_len": (0, 64),
 }
 
-_TABLES = ("ocv_soc_cpct", "ocv_chg_mV", "ocv_dsg_mV")
+# Tables: (sizes lo..hi, then (key, entries lo..hi, order) per column; the first column is the
+# table's axis). Order 1: strictly increasing, -1: strictly decreasing, 0: any. Every column of
+# a table has the axis's length. The bounds keep the per-sample products below 2**30.
+_TABLE_GROUPS = (
+    (
+        (2, 32),
+        ("ocv_soc_cpct", 0, 10000, 1),
+        ("ocv_chg_mV", 0, 5000, 1),
+        ("ocv_dsg_mV", 0, 5000, 1),
+    ),
+    (
+        (2, 12),
+        ("anode_util_dmAhg", 0, 30000, 1),
+        ("anode_lith_mV", 0, 3000, -1),
+        ("anode_delith_mV", 0, 3000, -1),
+    ),
+    ((1, 6), ("ccl_temp_ddegC", -400, 1000, 1), ("ccl_temp_mA", 0, 100000, 0)),
+    ((1, 6), ("dcl_temp_ddegC", -400, 1000, 1), ("dcl_temp_mA", 0, 100000, 0)),
+    (
+        (2, 8),
+        ("r_temp_ddegC", -400, 1000, 1),
+        ("r_temp_pct", 10, 2000, 0),
+        ("r0_temp_pct", 10, 2000, 0),
+    ),
+)
+_TABLES = tuple(col[0] for g in _TABLE_GROUPS for col in g[1:])
+# (lower, upper): entry by entry, the lower table's value must not exceed the upper's
+_BELOW = (("ocv_dsg_mV", "ocv_chg_mV"), ("anode_lith_mV", "anode_delith_mV"))
 
 # (key, must be <= key): orderings between limits
 _ORDER = (
@@ -203,11 +280,34 @@ _ORDER = (
     ("window_bottom_dmAhg", "window_top_dmAhg"),
     ("oc_dsg_mA", "i_range_mA"),
     ("oc_chg_mA", "i_range_mA"),
+    ("learn_t_min_ddegC", "learn_t_max_ddegC"),
+    ("i_offset_learned_mA", "i_offset_mA"),
 )
 
 
 def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_table(d, group):
+    """One table group: lists of integers of one length within their bounds and order."""
+    nmin, nmax = group[0]
+    n = -1
+    for k, lo, hi, order in group[1:]:
+        t = d.get(k)
+        if not isinstance(t, list) or not nmin <= len(t) <= nmax:
+            return f"{k}: needs a list of {nmin}..{nmax} integers"
+        if n >= 0 and len(t) != n:
+            return f"{k}: length differs from {group[1][0]}"
+        n = len(t)
+        prev = None
+        for v in t:
+            if not _is_int(v) or v < lo or v > hi:
+                return f"{k}: entries must be integers in {lo}..{hi}"
+            if prev is not None and order and (v - prev) * order <= 0:
+                return k + (": must increase strictly" if order > 0 else ": must decrease strictly")
+            prev = v
+    return None
 
 
 def validate(d):
@@ -224,28 +324,19 @@ def validate(d):
         lo, hi = LIMITS[k]
         if v < lo or v > hi:
             return f"{k}: {v} outside the hard limits {lo}..{hi}"
-    n = -1
-    for k in _TABLES:
-        t = d.get(k)
-        if not isinstance(t, list) or not 2 <= len(t) <= 32:
-            return k + ": needs a list of 2..32 integers"
-        if n >= 0 and len(t) != n:
-            return k + ": length differs from ocv_soc_cpct"
-        n = len(t)
-        top = 10000 if k == "ocv_soc_cpct" else 5000
-        prev = -1
-        for v in t:
-            if not _is_int(v) or v < 0 or v > top:
-                return f"{k}: entries must be integers in 0..{top}"
-            if v <= prev:
-                return k + ": must increase strictly"
-            prev = v
+    for group in _TABLE_GROUPS:
+        err = _check_table(d, group)
+        if err:
+            return err
     soc = d["ocv_soc_cpct"]
     if soc[0] != 0 or soc[-1] != 10000:
         return "ocv_soc_cpct: must run from 0 to 10000"
-    for i in range(n):
-        if d["ocv_dsg_mV"][i] > d["ocv_chg_mV"][i]:
-            return "ocv_dsg_mV: discharge branch above the charge branch"
+    for lo_k, hi_k in _BELOW:
+        lo_t = d[lo_k]
+        hi_t = d[hi_k]
+        for i in range(len(lo_t)):
+            if lo_t[i] > hi_t[i]:
+                return f"{lo_k}: above {hi_k}"
     for lo_k, hi_k in _ORDER:
         if d[lo_k] > d[hi_k]:
             return f"{lo_k}: must not exceed {hi_k} ({d[lo_k]} > {d[hi_k]})"

@@ -1,10 +1,25 @@
 """Bms: one sample in, every decision out, no heap allocation per sample.
 
-Composes the coulomb counter, the SOC estimator, capacity learning, the
-protections, balancing, the fault log and persistence. The decision for a
-sample (switches, faults, balancing) is computed from that same sample, so
-the STATE reply to a SAMPLE carries it. Debounce and integration use sample
-time (dt_ms from the caller). Current is positive on discharge everywhere.
+Composes the current-sensor offset, the coulomb counter, the per-cell SOC
+estimator, capacity and resistance learning, the anode potential and the
+current limits (CCL/DCL), the protections, balancing, the fault log and
+persistence. The decision for a sample (switches, faults, limits, balancing) is
+computed from that same sample, so the STATE reply to a SAMPLE carries it.
+Debounce and integration use sample time (dt_ms from the caller). Current is
+positive on discharge everywhere; CCL and DCL are magnitudes.
+
+A sample with an implausible cell reading (SENSOR_RANGE: an open tap reading 0
+mV, a glitch at full scale) feeds nothing that reads voltages: no estimator
+step, calibration, resistance learning, limit or balancing; the charge is still
+counted and both switches open.
+
+The pack: each cell has its own SOC, uncertainty, capacity and utilization
+(soc.py, capacity.py, limits.py); the fullest cell's bound stops charge, the
+emptiest cell's stops discharge. The pack SOC reported is the mean of the cells'
+SOCs (each cell's charge over its own capacity), its uncertainty the mean of
+theirs (the errors are mostly common: the current sensor); remaining_mAh is the
+emptiest cell's charge and capacity_mAh the smallest cell's capacity (what the
+series pack can deliver).
 
 The per-sample work runs under micropython.heap_lock(): any allocation there
 would raise, and the VM keeps large call frames on the C stack instead of the
@@ -12,15 +27,22 @@ heap. Rare events that allocate (a changed configuration, a state-file write)
 run outside the lock.
 """
 
+import gc
+from array import array
+
 from bms import forget
 from bms.balancing import Balancer
 from bms.capacity import CapacityLearner
 from bms.config import write_json_atomic
 from bms.coulomb import CoulombCounter
 from bms.faultlog import FaultLog
-from bms.ocv import OcvTables
+from bms.intmath import muldiv
+from bms.limits import Limits
+from bms.ocv import CHARGE, OcvTables
+from bms.offset import OffsetLearner
 from bms.protection import Protection
-from bms.soc import SocEstimator, soc_of
+from bms.resistance import Resistance
+from bms.soc import SocEstimator
 
 try:
     from micropython import const, heap_lock, heap_unlock  # pyright: ignore
@@ -58,9 +80,11 @@ _SENSOR_RANGE = const(1 << 13)
 _SENSOR_FROZEN = const(1 << 14)
 _LINK_LOST = const(1 << 15)
 _CONFIG = const(1 << 16)
+_CCL_EXCEEDED = const(1 << 17)
+_DCL_EXCEEDED = const(1 << 18)
 _BOTH = const(_SC | _OV_ABUSE | _UV_ABUSE | _SENSOR_RANGE | _SENSOR_FROZEN | _LINK_LOST | _CONFIG)
-_BLOCKS_CHG = const(_OV | _OC_CHG | _OT_CHG | _UT_CHG | _WIN_TOP | _BOTH)
-_BLOCKS_DSG = const(_UV | _OC_DSG | _OT_DSG | _UT_DSG | _WIN_BOTTOM | _BOTH)
+_BLOCKS_CHG = const(_OV | _OC_CHG | _OT_CHG | _UT_CHG | _WIN_TOP | _CCL_EXCEEDED | _BOTH)
+_BLOCKS_DSG = const(_UV | _OC_DSG | _OT_DSG | _UT_DSG | _WIN_BOTTOM | _DCL_EXCEEDED | _BOTH)
 _LATCHING = const(_SC | _OV_ABUSE | _UV_ABUSE)
 _W_SOC_UNCERTAIN = const(1 << 0)
 _W_BRANCH_UNKNOWN = const(1 << 1)
@@ -76,40 +100,31 @@ _BOOT_CONFIG_DEFAULTS = const(1 << 3)
 _BOOT_CONFIG_REJECTED = const(1 << 4)
 
 
-def anode_dmAhg(q_mAs, mass_mg):
-    """Anode utilization in 0.1 mAh/g: q mAs / 3600 * 10 / (mass mg / 1000) = 25 q / (9 m).
-
-    Exact floor without a product beyond 2**30: with q = a m + r (0 <= r < m),
-    25 q / m = 25 a + 25 r / m. Bounds from the config limits: m >= 10 mg and
-    q < 2**28 mAs give 25 a < 25 * 2**28 / 10 < 2**30; m <= 1e6 mg gives 25 r < 2.5e7.
-    """
-    if q_mAs <= 0:
-        return 0
-    a = q_mAs // mass_mg
-    r = q_mAs - a * mass_mg
-    return (a * 25 + r * 25 // mass_mg) // 9
-
-
 class Bms:
     def __init__(self, cfg, state_path="bms_state.json"):
         self.cfg = cfg
         self.state_path = state_path
         self.counter = CoulombCounter(cfg.ce_ppm)
-        self.learner = CapacityLearner(cfg)
+        self.offset = OffsetLearner()
+        self.lim = Limits()
         self.prot = Protection()
         self.bal = Balancer()
         self.log = FaultLog(cfg.fault_log_len)
-        self.ocv = OcvTables(cfg.ocv_soc_cpct, cfg.ocv_chg_mV, cfg.ocv_dsg_mV)
-        self.est = SocEstimator(cfg, self.ocv, self.counter, self.learner)
+        self._n_cells = 0
         self._cfg_version = -1
         self._configure()
 
-        # results (ints; booleans for the switches)
+        # results (ints; booleans for the switches; per-cell arrays, n_cells in use)
         self.soc_cpct = 0
         self.soc_unc_cpct = 10000
         self.remaining_mAh = 0
         self.capacity_mAh = 0
+        self.capacity_unc_cpct = 0
         self.anode_util_dmAhg = 0
+        self.anode_mV = -32768  # no estimate before the first plausible sample
+        self.ccl_mA = 0
+        self.dcl_mA = 0
+        self.r_dc_uohm = 0
         self.flags = 0
         self.faults = 0
         self.latched = 0
@@ -121,6 +136,7 @@ class Bms:
         self.min_cell_mV = 0
         self.max_cell_mV = 0
         self.mean_cell_mV = 0
+        self.cells_ok = False
         self.max_temp_ddegC = _NO_TEMP
         self.min_temp_ddegC = _NO_TEMP
         self.cap_learn_count = 0
@@ -153,6 +169,7 @@ class Bms:
             self.state_flags = _W_STATE_DEFAULTS
         del storage
         forget("storage")
+        self._logged = self.prot.latched  # restored latched faults were logged when they tripped
         self._outputs()
 
     # -- configuration ---------------------------------------------------
@@ -161,12 +178,20 @@ class Bms:
         cfg = self.cfg
         self.ocv = OcvTables(cfg.ocv_soc_cpct, cfg.ocv_chg_mV, cfg.ocv_dsg_mV)
         self.counter.set_efficiency(cfg.ce_ppm)
+        n = cfg.n_cells
+        if n != self._n_cells:
+            # other cells: per-cell state of their number, nothing known of them yet
+            self._n_cells = n
+            self.learner = CapacityLearner(cfg)
+            self.res = Resistance(n)
+            self.est = SocEstimator(cfg, self.ocv, self.counter, self.learner, self.res)
+            self.cell_soc_cpct = array("h", bytes(2 * n))
+            self.cell_util_dmAhg = array("H", bytes(2 * n))
+            self.lim.cell_util = self.cell_util_dmAhg
         lrn = self.learner
-        design = cfg.capacity_mAh * 3600
-        if design != lrn.design_mAs:
-            lrn.design_mAs = design
-            lrn.cap_mAs = design
-            lrn.invalidate()
+        if cfg.capacity_mAh * 3600 != lrn.design_mAs:
+            lrn.reset(cfg)
+            self.est.need_init = True
         self.est.ocv = self.ocv
         if self.log.size != cfg.fault_log_len:
             old = self.log.entries()
@@ -183,6 +208,9 @@ class Bms:
         current_mA positive on discharge, temp_ddegC array('h'). Results in attributes."""
         if self.cfg.version != self._cfg_version:
             self._configure()
+        est = self.est
+        if (est.need_init or est.need_check) and n_cells > 0:
+            self._start(cell_mV, n_cells, current_mA)
         heap_lock()
         try:
             self._step(dt_ms, cell_mV, n_cells, current_mA, temp_ddegC, n_temps)
@@ -194,6 +222,34 @@ class Bms:
                 self.save()
             except OSError:
                 self.save_errors += 1
+
+    def _start(self, cell_mV, n, current_mA):
+        """The estimator's start on the first plausible sample (startup.py, loaded for it and
+        dropped after; outside heap_lock). A heap too crowded to load it leaves the start to
+        a later sample; until then the SOC is unknown and CHG stays open (WIN_TOP)."""
+        cfg = self.cfg
+        for k in range(n):
+            if not cfg.cell_valid_min_mV <= cell_mV[k] <= cfg.cell_valid_max_mV:
+                return  # not this sample: nothing known from it
+        current_mA = self.offset.correct(current_mA)
+        self.offset.rem_dmA = 0
+        self.res.update(cfg, 250, self.est.soc, n, cfg.max_dt_ms)
+        try:
+            from bms import startup
+        except MemoryError:
+            gc.collect()
+            try:
+                from bms import startup
+            except MemoryError:
+                return
+
+        if self.est.need_init:
+            startup.init_from_voltage(self.est, current_mA, cell_mV, n)
+        else:
+            startup.check_restored(self.est, current_mA, cell_mV, n)
+        del startup
+        forget("startup")
+        gc.collect()  # the compiler's garbage back in one piece for the frames to come
 
     def _step(self, dt_ms, cell_mV, n_cells, current_mA, temp_ddegC, n_temps):
         """The sample's work, in named steps (a method call costs no heap under heap_lock:
@@ -211,9 +267,8 @@ class Bms:
             return
 
         # readings: extremes, validity, the current clamped to the sensor's range
-        range_bad = self._read_cells(cell_mV, n_cells)
-        if self._read_temps(temp_ddegC, n_temps):
-            range_bad = True
+        cells_bad = self._read_cells(cell_mV, n_cells)
+        range_bad = self._read_temps(temp_ddegC, n_temps) or cells_bad
         limit_mA = cfg.i_range_mA
         measured_mA = current_mA
         if measured_mA > limit_mA:
@@ -222,36 +277,47 @@ class Bms:
             measured_mA = -limit_mA
         if measured_mA != current_mA:
             range_bad = True
+        # the offset: learned where nothing flows (both switches were open, or a rest)
+        off = self.offset
+        off.observe(cfg, measured_mA, dt_ms, not self.chg_on and not self.dsg_on)
+        corrected_mA = off.correct(measured_mA)
         deadband_mA = cfg.deadband_mA
-        counted_mA = measured_mA if measured_mA >= deadband_mA or measured_mA <= -deadband_mA else 0
+        zeroed = -deadband_mA < corrected_mA < deadband_mA
+        counted_mA = 0 if zeroed else corrected_mA
         self.current_mA = counted_mA
 
-        self._estimate(dt_ms, counted_mA, gap)
+        self._estimate(dt_ms, counted_mA, zeroed and corrected_mA != 0, gap, cell_mV, n_cells)
+        if self.cells_ok and not self.est.need_init:
+            self._limits(dt_ms, counted_mA, cell_mV, n_cells)
+        else:
+            self.res.last_mA = None  # no current step spans an implausible sample
         self.prot.step(
             cfg,
             dt_ms,
             cell_mV,
             n_cells,
-            measured_mA,
+            corrected_mA,
             range_bad,
             self.min_cell_mV,
             self.max_cell_mV,
             n_temps,
             self.min_temp_ddegC,
             self.max_temp_ddegC,
-            self.anode_util_dmAhg,
+            self,
         )
         self._decide()
-        self.balance = self.bal.update(
-            cfg,
-            cell_mV,
-            n_cells,
-            self.min_cell_mV,
-            self.max_cell_mV,
-            counted_mA,
-            self.faults,
-            dt_ms,
-        )
+        self.balance = 0
+        if self.cells_ok:
+            self.balance = self.bal.update(
+                cfg,
+                cell_mV,
+                n_cells,
+                self.min_cell_mV,
+                self.max_cell_mV,
+                counted_mA,
+                self.faults,
+                dt_ms,
+            )
         self._set_warnings()
         self._set_flags(gap)
         self._schedule_save(dt_ms)
@@ -272,8 +338,8 @@ class Bms:
         self.samples = samples + 1 if samples < _CAP_MS else 0
 
     def _read_cells(self, cell_mV, n_cells):
-        """Minimum, maximum and mean cell voltage into the outputs; True if a reading lies
-        outside the valid range."""
+        """Minimum, maximum and mean cell voltage into the outputs, cells_ok; True if a reading
+        lies outside the valid range."""
         cfg = self.cfg
         valid_min_mV = cfg.cell_valid_min_mV
         valid_max_mV = cfg.cell_valid_max_mV
@@ -293,6 +359,7 @@ class Bms:
         self.min_cell_mV = min_mV
         self.max_cell_mV = max_mV
         self.mean_cell_mV = sum_mV // n_cells
+        self.cells_ok = not out_of_range
         return out_of_range
 
     def _read_temps(self, temp_ddegC, n_temps):
@@ -318,36 +385,97 @@ class Bms:
         self.max_temp_ddegC = max_ddegC
         return out_of_range
 
-    def _estimate(self, dt_ms, counted_mA, gap):
-        """The SOC estimator's sample (after the boot-time initialisation or check)."""
+    def _temp_gate(self):
+        """Learning gate: every temperature reading inside learn_t_min..max (no sensor: open)."""
+        cfg = self.cfg
+        if self.min_temp_ddegC == _NO_TEMP:
+            return True
+        return (
+            self.min_temp_ddegC >= cfg.learn_t_min_ddegC
+            and self.max_temp_ddegC <= cfg.learn_t_max_ddegC
+        )
+
+    def _estimate(self, dt_ms, counted_mA, zeroed, gap, cells, n):
+        """The resistances now, then the SOC estimator's sample (after the boot-time
+        initialisation or check, on the first plausible sample)."""
         est = self.est
-        mean_mV = self.mean_cell_mV
+        t = self.min_temp_ddegC
+        t = 250 if t == _NO_TEMP else t - self.cfg.t_sense_ddegC
+        self.res.update(self.cfg, t, est.soc, n, dt_ms)
         if est.need_init:
-            est.init_from_voltage(counted_mA, mean_mV)
-        elif est.need_check:
-            est.check_restored(counted_mA, mean_mV)
+            return  # nothing known yet: no plausible reading since boot
         if gap:
-            est.gap()
-        est.update(dt_ms, counted_mA, mean_mV, self.min_cell_mV, self.max_cell_mV)
-        self._publish_estimate()
+            est.gap(n)
+        est.temp_ok = self._temp_gate()
+        mean_mV = self.mean_cell_mV
+        bound_mA = self.offset.bound_mA(self.cfg)
+        ok_cells = cells if self.cells_ok else None
+        est.update(
+            dt_ms, counted_mA, zeroed, bound_mA, ok_cells, n, mean_mV, self.max_cell_mV,
+            self.min_cell_mV,
+        )  # fmt: skip
+        self._publish_estimate(n)
         lrn = self.learner
         if lrn.learned:
             lrn.learned = False
             self.save_due = True
 
-    def _publish_estimate(self):
-        """SOC, its uncertainty, remaining charge, capacity, anode utilization and the
-        counters into the outputs."""
+    def _limits(self, dt_ms, counted_mA, cells, n):
+        """A plausible sample: resistance learning, then utilization, window bounds, anode
+        potential and the current limits before the faults gate them."""
+        cfg = self.cfg
+        est = self.est
+        s = self.soc_cpct
+        self.res.learn(cfg, cells, n, counted_mA, dt_ms, self._temp_gate() and 2000 <= s <= 8000)
+        cv = (
+            counted_mA < 0
+            and self.max_cell_mV >= cfg.v_max_mV - cfg.full_band_mV
+            and est.known
+            and est.branch == CHARGE
+        )
+        t_cold = None
+        t_hot = None
+        if self.min_temp_ddegC != _NO_TEMP:
+            t_cold = self.min_temp_ddegC - cfg.t_sense_ddegC
+            t_hot = self.max_temp_ddegC + cfg.t_sense_ddegC
+        lim = self.lim
+        lim.update(cfg, est, self.res, self.ocv, cells, n, counted_mA, t_cold, t_hot, cv)
+        self.anode_mV = lim.anode_mV
+        self.anode_util_dmAhg = lim.util if lim.util < 65535 else 65535
+
+    def _publish_estimate(self, n):
+        """Pack SOC (the mean of the cells', signed), its uncertainty (the mean of theirs),
+        remaining charge (the emptiest cell's), capacity (the smallest) and its uncertainty
+        (the largest), per-cell SOC, the learned offset and resistance, the counters."""
+        est = self.est
         lrn = self.learner
-        cap_mAs = lrn.cap_mAs
-        q_mAs = self.counter.q_mAs
-        soc_cpct = soc_of(q_mAs, cap_mAs)
-        self.soc_cpct = 0 if soc_cpct < 0 else (10000 if soc_cpct > 10000 else soc_cpct)
-        unc_cpct = soc_of(self.est.unc_mAs, cap_mAs)
-        self.soc_unc_cpct = unc_cpct if unc_cpct < 10000 else 10000
-        self.remaining_mAh = q_mAs // 3600 if q_mAs > 0 else 0
-        self.capacity_mAh = cap_mAs // 3600
-        self.anode_util_dmAhg = anode_dmAhg(q_mAs, self.cfg.anode_mass_mg)
+        soc_sum = 0
+        unc_sum = 0
+        q_min = _CAP_MS
+        cap_min = _CAP_MS
+        dcap_max = 0
+        fac_max = 0
+        for k in range(n):
+            s = est.soc[k]  # signed: a cell may run below SOC 0 or above 100 %
+            s = -20000 if s < -20000 else (20000 if s > 20000 else s)
+            self.cell_soc_cpct[k] = s
+            soc_sum += s
+            unc_sum += est.tot_cpct[k]
+            if est.q[k] < q_min:
+                q_min = est.q[k]
+            if lrn.cap[k] < cap_min:
+                cap_min = lrn.cap[k]
+            if lrn.dcap[k] > dcap_max:
+                dcap_max = lrn.dcap[k]
+            if self.res.fac[k] > fac_max:
+                fac_max = self.res.fac[k]
+        self.soc_cpct = soc_sum // n
+        unc = unc_sum // n
+        self.soc_unc_cpct = unc if unc < 10000 else 10000
+        self.remaining_mAh = q_min // 3600 if q_min > 0 else 0
+        self.capacity_mAh = cap_min // 3600
+        self.capacity_unc_cpct = dcap_max
+        self.r_dc_uohm = muldiv(self.cfg.r_cell_mohm * 1000, fac_max, 10000)
         self.cycle_count = lrn.cycle_count
         self.cap_learn_count = lrn.learn_count
 
@@ -360,7 +488,7 @@ class Bms:
         if self.balance:
             warnings |= _W_BALANCING
         top_dmAhg = self.cfg.window_top_dmAhg
-        if self.anode_util_dmAhg >= top_dmAhg - top_dmAhg // 50:
+        if self.lim.top >= top_dmAhg - top_dmAhg // 50:
             warnings |= _W_NEAR_WINDOW_TOP
         self.warnings = warnings
 
@@ -391,7 +519,8 @@ class Bms:
                 self.save_due = True
 
     def _decide(self):
-        """Switches from the fault bits; record fault transitions. No allocation."""
+        """Switches from the fault bits, the limits they gate; record fault transitions. No
+        allocation."""
         f = self.prot.faults
         if self.link_lost:
             f |= _LINK_LOST
@@ -401,22 +530,27 @@ class Bms:
         self.latched = self.prot.latched
         self.chg_on = not self.shut and not (f & _BLOCKS_CHG)
         self.dsg_on = not self.shut and not (f & _BLOCKS_DSG)
+        ok = self.cells_ok
+        self.ccl_mA = self.lim.ccl_mA if self.chg_on and ok else 0
+        self.dcl_mA = self.lim.dcl_mA if self.dsg_on and ok else 0
         old = self._logged
         if f != old:
             log = self.log
             up = f & ~old
             down = old & ~f
             if up:
-                log.add(self.clock_s, self.clock_ms, up, True)
+                log.add(self.clock_s, self.clock_ms, up, 1)
                 if up & _LATCHING:
                     self.save_due = True
             if down:
-                log.add(self.clock_s, self.clock_ms, down, False)
+                log.add(self.clock_s, self.clock_ms, down, 0)
             self._logged = f
 
     def _outputs(self):
         """Results before the first sample (from the restored or default state)."""
-        self._publish_estimate()
+        n = self.cfg.n_cells
+        self.est.sum_unc(n)
+        self._publish_estimate(n)
         if self.est.need_init:
             self.soc_unc_cpct = 10000
         self.soc_at_save = self.soc_cpct
@@ -424,6 +558,8 @@ class Bms:
         self._decide()
         self.chg_on = False
         self.dsg_on = False
+        self.ccl_mA = 0
+        self.dcl_mA = 0
 
     # -- commands from the app -------------------------------------------
     def set_link_lost(self, lost):
@@ -433,45 +569,45 @@ class Bms:
         if self.samples == 0:
             self.chg_on = False
             self.dsg_on = False
+            self.ccl_mA = 0
+            self.dcl_mA = 0
 
-    def clear_faults(self):
-        """Clear latched faults (they re-trip if their cause persists); return the cleared bits."""
-        cleared = self.prot.clear()
+    def clear_latched(self, reason, mask):
+        """CLEAR_LATCHED: drop the latched faults in mask (they re-trip if their cause
+        persists), log them with the reason code (2..255: the fault log's third field) and
+        persist at once; return the cleared bits."""
+        cleared = self.prot.clear(mask)
         if cleared:
+            self.log.add(self.clock_s, self.clock_ms, cleared, reason)
+            self._logged &= ~cleared  # logged here, with the reason, not as a release
             self._decide()
             if self.samples == 0:
                 self.chg_on = False
                 self.dsg_on = False
+                self.ccl_mA = 0
+                self.dcl_mA = 0
+            try:
+                self.save()
+            except OSError:
+                self.save_errors += 1
         return cleared
 
     @property
     def fault_log(self):
         return self.log.entries()
 
-    def state_dict(self):
-        est = self.est
-        lrn = self.learner
-        return {
-            "v": 1,  # storage.VERSION
-            "q_mAs": self.counter.q_mAs,
-            "unc_mAs": est.unc_mAs,
-            "cap_mAs": lrn.cap_mAs,
-            "cycle_count": lrn.cycle_count,
-            "thr_mAs": lrn.thr_mAs,
-            "learn_count": lrn.learn_count,
-            "anc_ok": 1 if lrn.anchor_ok else 0,
-            "anc_cpct": lrn.anchor_cpct,
-            "anc_unc_cpct": lrn.anchor_unc_cpct,
-            "anc_net_mAs": lrn.net_mAs,
-            "branch": est.branch,
-            "known": 1 if est.known else 0,
-            "clock_s": self.clock_s,
-            "fault_log": self.log.entries(),
-        }
-
     def save(self):
-        """Write the state file now (atomic); raises OSError if the filesystem refuses."""
-        write_json_atomic(self.state_path, self.state_dict())
+        """Write the state file now (atomic); raises OSError if the filesystem refuses (or the
+        heap has no room to build it). The serialization is storage.py's, loaded for it."""
+        from bms import storage
+
+        try:
+            write_json_atomic(self.state_path, storage.state_dict(self))
+        except MemoryError:
+            raise OSError(12) from None  # ENOMEM: the caller counts it as a failed save
+        finally:
+            del storage
+            forget("storage")
         self.saves += 1
         self.since_save_ms = 0
         self.soc_at_save = self.soc_cpct

@@ -1,4 +1,7 @@
-"""Bounded fault log: a preallocated ring of [t_ms, fault_bits, set(1)/clear(0)].
+"""Bounded fault log: a preallocated ring of [t_ms, fault_bits, event].
+
+event: 1 the bits were set, 0 they released on their own, 2..255 latched bits cleared by
+CLEAR_LATCHED with that reason code (docs/protocol.md).
 
 Recording a transition allocates nothing, so it can run inside the per-sample
 step; entries() builds the list (for FAULT_LOG replies and the state file).
@@ -19,21 +22,21 @@ class FaultLog:
         self.head = 0  # next slot to write
         self.count = 0
 
-    def add(self, t_s, t_ms, bits, is_set):
+    def add(self, t_s, t_ms, bits, event):
         if self.size == 0:
             return
         h = self.head
         self.t_s[h] = t_s
         self.t_ms[h] = t_ms
         self.bits[h] = bits
-        self.set[h] = 1 if is_set else 0
+        self.set[h] = event
         h += 1
         self.head = 0 if h >= self.size else h
         if self.count < self.size:
             self.count += 1
 
     def entries(self):
-        """Oldest first, as [t_ms, bits, set] lists."""
+        """Oldest first, as [t_ms, bits, event] lists."""
         out = []
         n = self.count
         i = self.head - n
@@ -53,5 +56,6 @@ class FaultLog:
         for e in items:
             if isinstance(e, list) and len(e) == 3:
                 t, b, s = e
-                if isinstance(t, int) and isinstance(b, int) and 0 <= b < 1 << 30 and t >= 0:
+                ok = isinstance(t, int) and isinstance(b, int) and isinstance(s, int)
+                if ok and 0 <= b < 1 << 30 and t >= 0 and 0 <= s <= 255:
                     self.add(t // 1000, t % 1000, b, s)

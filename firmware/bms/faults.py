@@ -30,8 +30,10 @@ SENSOR_RANGE = const(1 << 13)
 SENSOR_FROZEN = const(1 << 14)
 LINK_LOST = const(1 << 15)
 CONFIG = const(1 << 16)
+CCL_EXCEEDED = const(1 << 17)
+DCL_EXCEEDED = const(1 << 18)
 
-N_FAULTS = const(17)
+N_FAULTS = const(19)
 
 NAMES = (
     "OV",
@@ -51,12 +53,15 @@ NAMES = (
     "SENSOR_FROZEN",
     "LINK_LOST",
     "CONFIG",
+    "CCL_EXCEEDED",
+    "DCL_EXCEEDED",
 )
 
 _BOTH = const(SC | OV_ABUSE | UV_ABUSE | SENSOR_RANGE | SENSOR_FROZEN | LINK_LOST | CONFIG)
-BLOCKS_CHG = const(OV | OC_CHG | OT_CHG | UT_CHG | WIN_TOP | _BOTH)
-BLOCKS_DSG = const(UV | OC_DSG | OT_DSG | UT_DSG | WIN_BOTTOM | _BOTH)
-# Abuse-level faults stay set until clear_faults(), whatever the readings do.
+BLOCKS_CHG = const(OV | OC_CHG | OT_CHG | UT_CHG | WIN_TOP | CCL_EXCEEDED | _BOTH)
+BLOCKS_DSG = const(UV | OC_DSG | OT_DSG | UT_DSG | WIN_BOTTOM | DCL_EXCEEDED | _BOTH)
+# Abuse-level faults stay set until cleared by CLEAR_LATCHED with a reason, whatever the
+# readings do, across resets and power cuts (they are persisted in the state file).
 LATCHING = const(SC | OV_ABUSE | UV_ABUSE)
 
 # Warning bits (STATE.warnings)

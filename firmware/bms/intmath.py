@@ -57,3 +57,40 @@ def isqrt(n):
         x = y
         y = (x + n // x) >> 1
     return x
+
+
+def muldiv(a, b, d):
+    """floor(a * b / d) for 0 <= a < 2**30, 0 <= b and 1 <= d with b * d < 2**30, when the
+    result itself is a small int (exact: a = q d + r, so a b / d = q b + r b / d)."""
+    q = a // d
+    return q * b + (a - q * d) * b // d
+
+
+def interp(xs, ys, n, x):
+    """ys at x, linear between the n points of the increasing xs, held at the ends.
+    |dy| * |dx| must stay below 2**30 (the callers' tables: mV x dmAhg, pct x ddegC)."""
+    if x <= xs[0]:
+        return ys[0]
+    if x >= xs[n - 1]:
+        return ys[n - 1]
+    i = 1
+    while xs[i] < x:
+        i += 1
+    x0 = xs[i - 1]
+    y0 = ys[i - 1]
+    return y0 + (ys[i] - y0) * (x - x0) // (xs[i] - x0)
+
+
+def step_at(xs, ys, n, x):
+    """The step table's value at x: ys[i] from xs[i] up to xs[i + 1]; 0 below xs[0]."""
+    v = 0
+    for i in range(n):
+        if x < xs[i]:
+            return v
+        v = ys[i]
+    return v
+
+
+def clamp(v, hi):
+    """v within 0..hi."""
+    return 0 if v < 0 else (hi if v > hi else v)

@@ -36,7 +36,7 @@ _CONFIRMED_MS = const(1 << 24)  # a trip timer past every delay limit (600,000 m
 _MAX_CELLS = const(16)
 # Fault bits as in faults.py, folded at compile time (tests/firmware/test_fault_consts.py
 # checks the copies): a module attribute per bit would cost heap on the chip.
-_N_FAULTS = const(17)
+_N_FAULTS = const(19)
 _OV = const(1 << 0)
 _UV = const(1 << 1)
 _OC_CHG = const(1 << 2)
@@ -52,6 +52,8 @@ _WIN_TOP = const(1 << 11)
 _WIN_BOTTOM = const(1 << 12)
 _SENSOR_RANGE = const(1 << 13)
 _SENSOR_FROZEN = const(1 << 14)
+_CCL_EXCEEDED = const(1 << 17)
+_DCL_EXCEEDED = const(1 << 18)
 _LATCHING = const(_SC | _OV_ABUSE | _UV_ABUSE)
 
 
@@ -67,13 +69,13 @@ class Protection:
         self.frozen_ms = array("i", bytes(4 * _MAX_CELLS))
         self.t_known = False  # the last sample had every configured temperature reading
 
-    def clear(self):
-        """Drop the latched faults; return them. A fault whose condition persists trips again
-        on the next sample that shows it: its confirmation stands (an abuse condition seen on
-        two samples needs no new pair)."""
-        cleared = self.latched
+    def clear(self, mask):
+        """Drop the latched faults in mask; return them. A fault whose condition persists trips
+        again on the next sample that shows it: its confirmation stands (an abuse condition
+        seen on two samples needs no new pair)."""
+        cleared = self.latched & mask
         self.faults &= ~cleared
-        self.latched = 0
+        self.latched &= ~cleared
         self.pending |= cleared
         for i in range(_N_FAULTS):
             if cleared & (1 << i):
@@ -145,33 +147,46 @@ class Protection:
                 frozen = True
         return frozen
 
-    def step(self, cfg, dt, cells, n, cur, range_bad, min_mV, max_mV, nt, min_t, max_t, util):
-        """Evaluate every protection for one sample; cur is the clamped current (mA)."""
+    def step(self, cfg, dt, cells, n, cur, range_bad, min_mV, max_mV, nt, min_t, max_t, b):
+        """Evaluate every protection for one sample; cur is the clamped current (mA), b the
+        Bms: its limits.py results of this sample (the window bounds, b.lim) and the CCL and
+        DCL it gave with the sample before (b.ccl_mA, b.dcl_mA, not yet replaced)."""
         rel = cfg.release_delay_ms
         chg = -cur if cur < 0 else 0
         dsg = cur if cur > 0 else 0
         a = chg + dsg
         self._voltages(cfg, dt, dsg, min_mV, max_mV, rel)
         orel = cfg.oc_release_ms
-        lim = cfg.oc_chg_mA
-        self._deb(2, _OC_CHG, chg > lim, chg <= lim, cfg.oc_chg_delay_ms, orel, dt)
-        lim = cfg.oc_dsg_mA
-        self._deb(3, _OC_DSG, dsg > lim, dsg <= lim, cfg.oc_dsg_delay_ms, orel, dt)
+        v = cfg.oc_chg_mA
+        self._deb(2, _OC_CHG, chg > v, chg <= v, cfg.oc_chg_delay_ms, orel, dt)
+        v = cfg.oc_dsg_mA
+        self._deb(3, _OC_DSG, dsg > v, dsg <= v, cfg.oc_dsg_delay_ms, orel, dt)
         self._deb(4, _SC, dsg > cfg.sc_mA, False, 0, 0, dt)
         missing = nt < cfg.n_temps
         self._temperatures(cfg, dt, nt, missing, min_t, max_t, rel)
-        lim = cfg.window_top_dmAhg
-        self._deb(11, _WIN_TOP, util >= lim, util <= lim - cfg.window_hyst_dmAhg, 0, 0, dt)
-        # The window bottom (0 = SOC 0) and the UV cut-off each open DSG on their own;
-        # the bottom releases once the counted utilization is back above it by the
+        # The window top: the fullest cell's bound (limits.py). The bottom (0 = SOC 0) trips
+        # only when even the emptiest cell's upper bound is there; the UV cut-off opens DSG
+        # on its own, and the bottom releases once the bound is back above it by the
         # hysteresis (charging, or a rest correction that finds the cell fuller).
-        lim = cfg.window_bottom_dmAhg
-        up = lim + cfg.window_hyst_dmAhg
-        self._deb(12, _WIN_BOTTOM, util <= lim, util >= up, 0, 0, dt)
+        lim = b.lim
+        v = cfg.window_top_dmAhg
+        h = cfg.window_hyst_dmAhg
+        self._deb(11, _WIN_TOP, lim.top >= v, lim.top <= v - h, 0, 0, dt)
+        v = cfg.window_bottom_dmAhg
+        self._deb(12, _WIN_BOTTOM, lim.bottom <= v, lim.bottom >= v + h, 0, 0, dt)
         bad = range_bad or missing
         self._deb(13, _SENSOR_RANGE, bad, not bad, cfg.sensor_delay_ms, rel, dt)
         frozen = self._frozen(cfg, dt, cells, n, a)
         self._deb(14, _SENSOR_FROZEN, frozen, not frozen, 0, rel, dt)
+        # a current above the limit the charger or load was given with the last sample, by
+        # 10 % plus cl_margin_mA, for cl_delay_ms
+        d = cfg.cl_delay_ms
+        v = b.ccl_mA
+        v += v // 10 + cfg.cl_margin_mA
+        self._deb(17, _CCL_EXCEEDED, chg > v, chg <= v, d, orel, dt)
+        v = b.dcl_mA
+        v += v // 10 + cfg.cl_margin_mA
+        self._deb(18, _DCL_EXCEEDED, dsg > v, dsg <= v, d, orel, dt)
 
     def _voltages(self, cfg, dt, dsg, min_mV, max_mV, rel):
         """OV, UV and the abuse limits, fed only by a sample whose cell readings are plausible."""

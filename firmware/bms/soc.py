@@ -1,48 +1,55 @@
-"""State-of-charge estimator for a silicon anode: counting, hysteresis branch, rest correction.
+"""State of charge per cell for a silicon anode: counting, a credible uncertainty, calibrations.
 
-Current is positive on discharge. The estimate is the counted charge q_mAs
-(CoulombCounter) against the learned capacity, with an uncertainty unc_mAs that
-grows with counted charge (gain error) and time (offset up to the deadband).
+Current is positive on discharge. Every cell k has its own count q[k] (mAs of charge it
+holds, against its own learned capacity, capacity.py) and its own credible half-width
+unc[k] (mAs): the interval soc +- unc is meant to hold the truth (the reported
+uncertainty; tests and docs/internals.md "Credible uncertainty"). The series current is
+common, so the counting, the hysteresis branch and the rest detection are too; the
+calibrations read each cell's own voltage.
 
-Silicon's OCV keeps a charge/discharge gap at rest, so a voltage reading means
-something only on a known branch:
-- the branch is the direction of the last current that moved at least
-  branch_switch_cpct of capacity (gamma = 40 moves ~95 % of the way in 7.5 % SOC);
-  a reversal of more than 1/32 of that makes the branch unknown until it completes;
-- after a rest (|I| <= rest_current_mA for rest_time_ms and |dV/dt| of the mean
-  cell voltage <= rest_dvdt_uV_s over rest_window_ms) the estimate is blended
-  with the OCV reading of the known branch, weighted by both uncertainties;
-  with the branch unknown it is only clamped between the two branch readings;
-- full-charge reset at the end of the CV taper (max cell >= v_max - full_band,
-  charge current <= taper_mA for full_time_ms); empty calibration when the
-  minimum cell reaches v_min + empty_band while discharging at <= empty_current_mA.
+The half-width is, since the last calibration of the cell (the sigma terms):
+  base[k]                       what the calibration left (its reading's uncertainty)
+  + dcap[k] x |q[k] - qc[k]|    the count's scale: capacity and current gain (capacity.py;
+                                the gain is absorbed once the capacity is learned)
+  + acc_mAs                     the current offset's bound (i_offset_mA, i_offset_learned_mA
+                                once learned, offset.py) plus the deadband while it zeroes
+                                the current, integrated over time
+  + ce_unc x charge counted in  the coulombic efficiency's bound
+It shrinks only on evidence: a full or empty calibration, or a rested reading on a known
+branch (blended with the count by both uncertainties), each setting base[k] and
+restarting the terms above.
 
-The SOC scale is the OCV tables': SOC 0 is the discharge-branch OCV at the
-anode window bottom, SOC 1 the charge-branch OCV at the window top. The voltage
-limits do not sit on it: the cut-off lies below SOC 0 at low rates and the CV end
-a little below SOC 1. So both calibrations set the SOC read from their branch at
-the IR-free voltage (V + I R, R at SOC 1 (r_full_mohm) or at SOC 0 (r_empty_mohm);
-I < 0 on charge), clamped to 0..10000, with an uncertainty that includes the IR
-term's error; the rest correction reads the same IR-free OCV. A reading past a
-table's end is extended by the end slope and the distance past the end counts as
-uncertainty. A rest reading more than 3 sigma from the count replaces it (a wrong
-state file, a sensor fault, or a faded capacity: the learning anchor stays, so the
-point can teach the capacity). Every calibration point is offered to capacity
-learning (capacity.py).
+Silicon's OCV keeps a charge/discharge gap at rest, so a voltage reading means something
+only on a known branch:
+- the branch is the direction of the last current that moved at least branch_switch_cpct
+  of capacity; a reversal of more than 1/32 of that makes it unknown until it completes;
+- after a rest (|I| <= rest_current_mA for rest_time_ms and |dV/dt| of the mean cell
+  voltage <= rest_dvdt_uV_s over rest_window_ms) each cell's estimate is blended with its
+  OCV reading of the known branch; the relaxation still to come (the last window's slope
+  times rest_tau_s) widens the reading. With the branch unknown each cell is clamped
+  between its two branch readings;
+- full calibration at the end of the CV taper (max cell >= v_max - full_band, charge
+  current <= taper_mA for full_time_ms), empty calibration when the minimum cell reaches
+  v_min + empty_band while discharging at <= empty_current_mA: each cell's IR-free voltage
+  (its DC resistance at its temperature, resistance.py) read on the branch, half (full)
+  or all (empty) of the IR term counted as uncertainty.
 
-Boot with a persisted state: check_restored() compares it with the first sample's
-voltage on the restored branch when the cell is near rest, and takes the voltage if
-they are more than boot_check_cpct apart.
+The SOC scale is the OCV tables': SOC 0 is the discharge-branch OCV at the anode window
+bottom, SOC 1 the charge-branch OCV at the window top. A reading past a table's end is
+extended by the end slope and the distance past the end counts as uncertainty. A rest
+reading more than 3 sigma from the count replaces it. Every calibration point is offered
+to capacity learning.
 
-Boot without a persisted state: SOC from the first sample's mean cell voltage
-(IR-compensated with r_cell_mohm) with the branch unknown. The truth lies
-between the charge-branch reading (lower SOC) and the discharge-branch reading;
-we take the LOWER one (conservative for remaining charge and for discharge
-decisions; on charge the v_max backstop and the full reset correct it) and
-report half the gap plus ocv_unc_cpct as the uncertainty.
+The start, from a persisted state or from the voltage, is startup.py's (run once, outside
+the per-sample lock, and dropped from the heap afterwards); it leaves each cell with its
+interval (from_interval() below) when the branch is not known.
+
+Only samples whose cell readings are all plausible (core.py) reach the voltage steps.
 """
 
-from bms.intmath import isqrt, of_1e4, ratio_1e4
+from array import array
+
+from bms.intmath import clamp, isqrt, of_1e4, ratio_1e4
 from bms.ocv import CHARGE, DISCHARGE
 
 try:
@@ -79,82 +86,90 @@ def mAs_of(soc_cpct, cap_mAs):
 
 
 class SocEstimator:
-    def __init__(self, cfg, ocv, counter, learner):
+    def __init__(self, cfg, ocv, counter, learner, res):
         self.cfg = cfg
         self.ocv = ocv
         self.counter = counter
         self.learner = learner
-        self.unc_mAs = 0
-        self.unc_rem_mAms = 0  # uncertainty not yet in unc_mAs, 0..999 mA*ms
+        self.res = res  # resistance.py: each cell's DC resistance now
+        z = bytes(4 * cfg.n_cells)  # one int per cell
+        self.q = array("i", z)  # charge held, mAs
+        self.base = array("i", z)  # uncertainty the last calibration left, mAs
+        self.qc = array("i", z)  # the count at the last calibration, mAs
+        self.unc = array("i", z)  # the credible half-width now, mAs
+        self.ext_dn = array("i", z)  # the interval reaches this much further down (branch), mAs
+        self.ext_up = array("i", z)  # ... and this much further up
+        self.soc = array("i", z)  # SOC now, cpct (signed: a count may run past 0 or 1)
+        self.unc_cpct = array("i", z)  # unc against the cell's capacity, cpct
+        self.tot_cpct = array("i", z)  # unc + the larger extension: the reported half-width
+        self.acc_mAs = 0  # offset and deadband bound integrated since the last calibration
+        self.acc_rem = 0  # the part of it not yet in acc_mAs, mA*ms
+        self.chg_in_mAs = 0  # charge counted in since the last calibration
         self.branch = -1  # CHARGE, DISCHARGE or -1: never known
         self.known = False
-        self.rev_dir = -1  # direction of the current run (CHARGE/DISCHARGE)
-        self.rev_mAs = 0  # charge moved in that run
+        self.net_mAs = 0  # net charge moved since the branch was last confirmed (charge +)
+        self.peak_mAs = 0  # the largest net move against the branch since
+        self.low_mAs = 0  # the smallest since that peak (a rise past it is a new reversal)
+        self.pull_mAs = 0  # the reversals' charge since the branch was confirmed
+        self.run_mAs = 0  # charge moved along the known branch since it was confirmed
         self.rest_ms = 0  # time at |I| <= rest_current_mA
         self.window_ms = 0  # time into the dV/dt window
         self.window_mV = 0  # mean cell voltage at the window's start
         self.dvdt_ok = False  # the last full window was flat enough
+        self.relax_mV = 0  # relaxation still to come, from the last window's slope
         self.rest_done = False  # this rest's voltage correction was applied
         self.full_ms = 0  # time in the CV taper's end conditions
         self.full_done = False
         self.empty_done = False
         self.reading_cpct = 0  # the last read()
-        self.need_init = True  # no persisted state: initialise from the first sample's voltage
-        self.need_check = False  # a restored state: check it against the first sample
-        self.flags = 0  # sticky this boot: _F_FULL_CAL, _F_EMPTY_CAL
+        self.r_lo = 0  # the last _interval(): the charge-branch reading (the lower) ...
+        self.u_lo = 0  # ... its uncertainty
+        self.r_hi = 0  # ... the discharge-branch reading (the higher)
+        self.u_hi = 0  # ... its uncertainty
+        self.need_init = True  # no persisted state: initialise from the first plausible sample
+        self.need_check = False  # a restored state: check it against the first plausible sample
+        self.flags = 0  # sticky this boot: _F_FULL_CAL, _F_EMPTY_CAL, _F_SOC_FROM_VOLTAGE
         self.sample_flags = 0  # resting, branch, correction: this sample
+        self.temp_ok = True  # the learning gate (core.py sets it each sample)
+        self.n = 1
 
-    def init_from_voltage(self, current_mA, mean_mV):
-        cfg = self.cfg
-        ocv = self.ocv
-        cap_mAs = self.learner.cap_mAs
-        ocv_mV = mean_mV + current_mA * cfg.r_cell_mohm // 1000
-        chg_cpct = ocv.soc_at(CHARGE, ocv_mV)
-        dsg_cpct = ocv.soc_at(DISCHARGE, ocv_mV)
-        self.counter.set_mAs(of_1e4(cap_mAs, chg_cpct))
-        unc_cpct = (dsg_cpct - chg_cpct) // 2 + cfg.ocv_unc_cpct
-        if unc_cpct > 10000:
-            unc_cpct = 10000
-        self.unc_mAs = of_1e4(cap_mAs, unc_cpct)
-        self.branch = -1
-        self.known = False
-        self.need_init = False
-        self.flags |= _F_SOC_FROM_VOLTAGE
-        self.learner.invalidate()
+    # -- boot ----------------------------------------------------------------
+    def interval(self, mV, dv_mV):
+        """The two branch readings of an IR-free voltage and their uncertainties: the cell
+        lies between r_lo - u_lo (charge branch) and r_hi + u_hi (discharge branch)."""
+        extra = self.cfg.ocv_unc_cpct
+        self.u_lo = self.read(CHARGE, mV, dv_mV) + extra
+        self.r_lo = self.reading_cpct
+        self.u_hi = self.read(DISCHARGE, mV, dv_mV) + extra
+        self.r_hi = self.reading_cpct
 
-    def check_restored(self, current_mA, mean_mV):
-        """First sample after a restored state: the file may be stale (the cell was charged,
-        discharged or swapped while the BMS was off). A cell near rest whose voltage, on
-        the restored branch (both branches when it is unknown), puts it further than
-        boot_check_cpct from the restored SOC is taken at its voltage. The margin is wide
-        because a cell just powered up may not be relaxed yet."""
-        self.need_check = False
-        cfg = self.cfg
-        if current_mA > cfg.rest_current_mA or current_mA < -cfg.rest_current_mA:
-            return
-        ocv = self.ocv
-        cap_mAs = self.learner.cap_mAs
-        ocv_mV = mean_mV + current_mA * cfg.r_cell_mohm // 1000
-        if self.known:
-            lo_cpct = ocv.soc_at(self.branch, ocv_mV)
-            hi_cpct = lo_cpct
-        else:
-            lo_cpct = ocv.soc_at(CHARGE, ocv_mV)
-            hi_cpct = ocv.soc_at(DISCHARGE, ocv_mV)
-        count_cpct = soc_of(self.counter.q_mAs, cap_mAs)
-        margin_cpct = cfg.boot_check_cpct
-        if count_cpct < lo_cpct - margin_cpct:
-            new_cpct = lo_cpct
-        elif count_cpct > hi_cpct + margin_cpct:
-            new_cpct = hi_cpct
-        else:
-            return
-        self.counter.set_mAs(mAs_of(new_cpct, cap_mAs))
-        unc_cpct = (hi_cpct - lo_cpct) // 2 + margin_cpct // 2 + cfg.ocv_unc_cpct
-        self.unc_mAs = of_1e4(cap_mAs, unc_cpct if unc_cpct < 10000 else 10000)
-        self.learner.invalidate()
-        self.flags |= _F_SOC_FROM_VOLTAGE
+    def from_interval(self, k):
+        """Cell k from the last _interval(), branch unknown. Its credible interval is the
+        whole span between the branch readings. Its SOC is the reading of the one branch a
+        completed move (at least branch_switch_cpct one way) can have left it on, when the
+        other is ruled out: on the charge branch the cell was charged from at least that
+        much below, on the discharge branch discharged from that much above. Otherwise the
+        middle. Returns the branch it points to (or -1)."""
+        sw = self.cfg.branch_switch_cpct
+        r_lo = self.r_lo
+        r_hi = self.r_hi
+        lo = r_lo - self.u_lo
+        hi = r_hi + self.u_hi
+        c_ok = r_lo + self.u_lo >= sw
+        d_ok = r_hi - self.u_hi <= 10000 - sw
+        cap = self.learner.cap[k]
+        if c_ok and not d_ok:
+            self.set(k, mAs_of(r_lo, cap), of_1e4(cap, clamp(self.u_lo, 10000)))
+            self.ext_up[k] = of_1e4(cap, clamp(hi - r_lo - self.u_lo, 10000))
+            return CHARGE
+        if d_ok and not c_ok:
+            self.set(k, mAs_of(r_hi, cap), of_1e4(cap, clamp(self.u_hi, 10000)))
+            self.ext_dn[k] = of_1e4(cap, clamp(r_hi - self.u_hi - lo, 10000))
+            return DISCHARGE
+        self.set(k, mAs_of((lo + hi) >> 1, cap), of_1e4(cap, clamp((hi - lo) >> 1, 10000)))
+        return -1
 
+    # -- readings and calibrations ------------------------------------------
     def read(self, branch, mV, dv_mV):
         """SOC reading of an IR-free voltage on a known branch: sets self.reading_cpct
         (extended past the table's ends) and returns its uncertainty in cpct, excluding the
@@ -170,106 +185,196 @@ class SocEstimator:
             unc_cpct += reading_cpct - 10000
         return unc_cpct
 
-    def _calibrate(self, branch, unc_cpct):
-        """A full or empty calibration: the last read() (clamped to 0..10000) +- unc_cpct on
-        `branch` becomes the count, its uncertainty and a learning point."""
+    def set(self, k, q_mAs, unc_mAs):
+        """Cell k holds q_mAs +- unc_mAs now (a calibration): the terms restart here."""
+        self.q[k] = q_mAs
+        self.base[k] = unc_mAs
+        self.qc[k] = q_mAs
+        self.ext_dn[k] = 0
+        self.ext_up[k] = 0
+
+    def calibrated(self, n):
+        """Every cell was just calibrated: the common terms restart (after set() for each)."""
+        self.acc_mAs = 0
+        self.acc_rem = 0
+        self.chg_in_mAs = 0
+        self.sum_unc(n)
+
+    def _calibrate(self, k, unc_cpct):
+        """A full or empty calibration of cell k: the last read() (clamped to 0..10000) +-
+        unc_cpct becomes its count, its uncertainty and a learning point."""
         soc_cpct = self.reading_cpct
         soc_cpct = 0 if soc_cpct < 0 else (10000 if soc_cpct > 10000 else soc_cpct)
         lrn = self.learner
-        lrn.point(self.cfg, soc_cpct, unc_cpct)
-        cap_mAs = lrn.cap_mAs
-        self.counter.set_mAs(of_1e4(cap_mAs, soc_cpct))
-        self.branch = branch
-        self.known = True
-        self.unc_mAs = of_1e4(cap_mAs, unc_cpct if unc_cpct < 10000 else 10000)
+        lrn.point(self.cfg, k, soc_cpct, unc_cpct, self.temp_ok)
+        cap = lrn.cap[k]
+        self.set(k, of_1e4(cap, soc_cpct), of_1e4(cap, clamp(unc_cpct, 10000)))
 
-    def gap(self):
-        """The sample interval was clamped: charge went uncounted."""
+    def gap(self, n):
+        """The sample interval was clamped: charge went uncounted (1 % of capacity)."""
         self.learner.invalidate()
-        self.unc_mAs += self.learner.cap_mAs // 100
+        cap = self.learner.cap
+        for k in range(n):
+            self.base[k] += cap[k] // 100
 
     # -- one sample, step by step (each a method: a call costs no heap, tests/firmware/
-    # test_alloc.py; the running uncertainty lives in self.unc_mAs throughout) ----------
-    def update(self, dt_ms, current_mA, mean_mV, min_mV, max_mV):
-        """One sample: dt_ms clamped to max_dt_ms, current_mA after the deadband (positive on
-        discharge), the cells' mean, minimum and maximum voltage."""
-        dq_mAs = self._count(dt_ms, current_mA)
-        self._grow_uncertainty(dt_ms, current_mA)
+    # test_alloc.py) ---------------------------------------------------------
+    def update(self, dt_ms, current_mA, zeroed, offset_mA, cells, n, mean_mV, max_mV, min_mV):
+        """One sample: dt_ms clamped to max_dt_ms, current_mA counted (after offset and
+        deadband; positive on discharge), zeroed: the deadband took a current, offset_mA:
+        the offset bound now. cells None: a reading was implausible, count only."""
+        self.n = n
+        dq_mAs = self._count(dt_ms, current_mA, n)
+        self._grow(dt_ms, zeroed, offset_mA, dq_mAs)
         if current_mA != 0:
-            self._track_branch(current_mA, dq_mAs)
-        resting = self._detect_rest(dt_ms, current_mA, mean_mV)
-        self._full_calibration(dt_ms, current_mA, max_mV)
-        self._empty_calibration(current_mA, min_mV)
+            self._track_branch(dq_mAs)
         sample_flags = 0
-        if resting:
-            sample_flags = _F_RESTING
-            if not self.rest_done:
-                self.rest_done = True
-                sample_flags |= self._rest_correction(current_mA, mean_mV)
+        if cells is None:
+            self._no_rest()
+        else:
+            resting = self._detect_rest(dt_ms, current_mA, mean_mV)
+            self._full_calibration(dt_ms, current_mA, cells, n, max_mV)
+            self._empty_calibration(current_mA, cells, n, min_mV)
+            if resting:
+                sample_flags = _F_RESTING
+                if not self.rest_done:
+                    self.rest_done = True
+                    sample_flags |= self._rest_correction(current_mA, cells, n)
+            self._hold_full(current_mA, n)
+        self.sum_unc(n)
         if self.known:
             sample_flags |= _F_BRANCH_KNOWN
         if self.branch == DISCHARGE:
             sample_flags |= _F_BRANCH_DSG
         self.sample_flags = sample_flags | self.flags
 
-    def _count(self, dt_ms, current_mA):
-        """Count the sample's charge into the counter and capacity learning; keep the count
-        within -1..2 capacities. Returns the change counted (before the clamp), in mAs."""
+    def _count(self, dt_ms, current_mA, n):
+        """Count the sample's charge into every cell and capacity learning; keep each count
+        within -1..2 capacities. Returns the change counted, in mAs."""
         counter = self.counter
         lrn = self.learner
-        cap_mAs = lrn.cap_mAs
         counter.add(current_mA, dt_ms)
         dq_mAs = counter.dq_mAs
-        lrn.count(dq_mAs)
-        q_mAs = counter.q_mAs
-        if q_mAs > cap_mAs * 2:
-            counter.set_mAs(cap_mAs * 2)
-            lrn.invalidate()
-        elif q_mAs < -cap_mAs:
-            counter.set_mAs(-cap_mAs)
-            lrn.invalidate()
+        lrn.count(dq_mAs, n)
+        cap = lrn.cap
+        q = self.q
+        for k in range(n):
+            v = q[k] + dq_mAs
+            c = cap[k]
+            if v > c * 2:
+                v = c * 2
+                lrn.invalidate()
+            elif v < -c:
+                v = -c
+                lrn.invalidate()
+            q[k] = v
         return dq_mAs
 
-    def _grow_uncertainty(self, dt_ms, current_mA):
-        """The count's uncertainty grows by the gain error on |I| plus the uncounted deadband,
-        per ms; it never exceeds the capacity."""
-        cfg = self.cfg
-        abs_mA = current_mA if current_mA >= 0 else -current_mA
-        whole_A = abs_mA // 1000
-        gain_ppm = cfg.unc_gain_ppm
-        # split at 1 A so each product stays small: rate <= 1e5 mA x 0.1 + 1000 = 1.1e4 mA
-        rate_mA = (
-            whole_A * gain_ppm // 1000
-            + (abs_mA - whole_A * 1000) * gain_ppm // 1000000
-            + cfg.deadband_mA
-        )
-        total_mAms = self.unc_rem_mAms + rate_mA * dt_ms  # <= 1.1e8
-        grown_mAs = total_mAms // 1000
-        self.unc_rem_mAms = total_mAms - grown_mAs * 1000
-        unc_mAs = self.unc_mAs + grown_mAs
-        cap_mAs = self.learner.cap_mAs
-        self.unc_mAs = unc_mAs if unc_mAs < cap_mAs else cap_mAs
+    def _grow(self, dt_ms, zeroed, offset_mA, dq_mAs):
+        """The common terms: the offset bound (and the deadband while it zeroed the current)
+        integrated over time, and the charge counted in (for the efficiency's bound)."""
+        rate_mA = offset_mA + (self.cfg.deadband_mA if zeroed else 0)  # <= 6000
+        total = self.acc_rem + rate_mA * dt_ms  # <= 6e7 + 999
+        whole = total // 1000
+        self.acc_rem = total - whole * 1000
+        acc = self.acc_mAs
+        self.acc_mAs = acc + whole if acc < _CAP_MS - whole else _CAP_MS
+        if dq_mAs > 0:
+            c = self.chg_in_mAs
+            self.chg_in_mAs = c + dq_mAs if c < _CAP_MS - dq_mAs else _CAP_MS
 
-    def _track_branch(self, current_mA, dq_mAs):
-        """The hysteresis branch from the direction of the charge moved (current_mA != 0)."""
-        direction = DISCHARGE if current_mA > 0 else CHARGE
-        if direction != self.rev_dir:
-            self.rev_dir = direction
-            self.rev_mAs = 0
-        cap_mAs = self.learner.cap_mAs
-        moved_mAs = self.rev_mAs + (dq_mAs if dq_mAs >= 0 else -dq_mAs)
-        if moved_mAs > cap_mAs:
-            moved_mAs = cap_mAs
-        self.rev_mAs = moved_mAs
-        switch_mAs = of_1e4(cap_mAs, self.cfg.branch_switch_cpct)
-        if direction == self.branch:
-            if not self.known and moved_mAs >= switch_mAs:
-                self.known = True
-        elif moved_mAs >= switch_mAs:
-            self.branch = direction
-            self.known = True
-        elif moved_mAs > switch_mAs >> 5:
+    def sum_unc(self, n):
+        """Each cell's half-width (see the module docstring), its SOC and both in cpct; the
+        reach up (for the window top) and the reported half-width with the extensions."""
+        lrn = self.learner
+        cap = lrn.cap
+        dcap = lrn.dcap
+        common = self.acc_mAs
+        ce = of_1e4(self.chg_in_mAs, self.cfg.ce_unc_ppm // 100)
+        common = common + ce if common < _CAP_MS - ce else _CAP_MS
+        for k in range(n):
+            ck = cap[k]
+            d = self.q[k] - self.qc[k]
+            u = self.base[k] + of_1e4(d if d >= 0 else -d, dcap[k])
+            u = u + common if u < ck - common else ck
+            self.unc[k] = u
+            self.unc_cpct[k] = ratio_1e4(u, ck)
+            eu = self.ext_up[k]
+            ed = self.ext_dn[k]
+            self.tot_cpct[k] = ratio_1e4(u + (eu if eu > ed else ed), ck)
+            self.soc[k] = soc_of(self.q[k], ck)
+
+    def _track_branch(self, dq_mAs):
+        """The hysteresis branch from the net charge moved (dq_mAs signed, charge positive).
+
+        Net, not per run: a current near zero (a throttled charger, sensor noise around the
+        deadband) flips sign from sample to sample, and resetting on each flip would never let
+        a slow reversal count. away = the net charge moved against the branch since it was
+        last confirmed; peak = its largest value since. The branch flips once away reaches
+        branch_switch_cpct, becomes unknown once away passes 1/32 of that, and is known again
+        after moving back the switch from the peak without a new reversal of more than 1/32
+        of it on the way (a drive cycle's regenerative pulses pull the cell off its branch
+        each time; noise does not). While known, a move along the branch
+        restarts the count and lengthens the run (hysteresis_mV); after a reversal the run
+        starts again."""
+        cap_mAs = self.learner.cap[0]
+        sw = of_1e4(cap_mAs, self.cfg.branch_switch_cpct)
+        net = self.net_mAs + dq_mAs
+        net = cap_mAs if net > cap_mAs else (-cap_mAs if net < -cap_mAs else net)
+        b = self.branch
+        if b < 0:  # never known: the first net move of a switch sets it
+            if net >= sw or net <= -sw:
+                self._confirm(CHARGE if net > 0 else DISCHARGE, sw)
+            else:
+                self.net_mAs = net
+            return
+        away = net if b == DISCHARGE else -net
+        if away >= sw:
+            self._confirm(CHARGE if b == DISCHARGE else DISCHARGE, sw)
+            return
+        if away > self.peak_mAs:
+            self.peak_mAs = away
+            self.low_mAs = away
+        elif away < self.low_mAs:
+            self.low_mAs = away
+        elif away - self.low_mAs > sw >> 5:
+            # a new reversal (a regenerative pulse): the way back starts over from here
+            self.peak_mAs = away
+            self.low_mAs = away
+        if away > sw >> 5:
             self.known = False
+        elif not self.known and self.peak_mAs - away >= sw:
+            self.known = True
+        if self.known and away <= 0:
+            # a reversal since pulled the cell off its branch a little: its run starts
+            # again (the hysteresis allowance is back to its widest until a switch more)
+            run = (0 if self.peak_mAs > 0 else self.run_mAs) - away
+            pull = self.pull_mAs + self.peak_mAs  # every pulse back adds to the pull
+            self.pull_mAs = pull if pull < cap_mAs else cap_mAs
+            self.run_mAs = run if run < cap_mAs else cap_mAs
+            self.net_mAs = 0
+            self.peak_mAs = 0
+            self.low_mAs = 0
+        else:
+            self.net_mAs = net
+
+    def _confirm(self, branch, sw):
+        """The cell moved the switch one way: it is on that branch."""
+        self.branch = branch
+        self.known = True
+        self.net_mAs = 0
+        self.peak_mAs = 0
+        self.low_mAs = 0
+        self.pull_mAs = 0
+        self.run_mAs = sw
+
+    def _no_rest(self):
+        """A sample with an implausible reading: no rest runs through it."""
+        self.rest_ms = 0
+        self.window_ms = 0
+        self.dvdt_ok = False
+        self.rest_done = False
+        self.full_ms = 0
 
     def _detect_rest(self, dt_ms, current_mA, mean_mV):
         """Rest on sample time: |I| <= rest_current_mA for rest_time_ms, and the mean cell
@@ -288,6 +393,9 @@ class SocEstimator:
                     dv_mV = 1000
                 # uV/s test without division: dv mV * 1e6 <= rate uV/s * window ms (both <= 1e9)
                 self.dvdt_ok = dv_mV * 1000000 <= cfg.rest_dvdt_uV_s * window_ms
+                # the exponential tail still to come: slope x tau (<= 1000 x 1000 x 1000)
+                relax_mV = dv_mV * cfg.rest_tau_s * 1000 // window_ms
+                self.relax_mV = relax_mV if relax_mV < 1000 else 1000
                 self.window_mV = mean_mV
                 window_ms = 0
             self.window_ms = window_ms
@@ -299,11 +407,10 @@ class SocEstimator:
             self.rest_done = False
         return self.rest_ms >= cfg.rest_time_ms and self.dvdt_ok
 
-    def _full_calibration(self, dt_ms, current_mA, max_mV):
-        """Full-charge reset at the end of the CV taper: the charge-branch SOC of the IR-free
-        voltage (SOC 1 is the charge-branch OCV at v_max; the taper current still lifts the
-        terminal voltage above the OCV, so the cell is a little below 1 here). Held at full
-        while on charge; released by a discharge below 95 %."""
+    def _full_calibration(self, dt_ms, current_mA, cells, n, max_mV):
+        """Full calibration at the end of the CV taper: each cell's charge-branch SOC of its
+        IR-free voltage (SOC 1 is the charge-branch OCV at v_max; the taper current still
+        lifts the terminal voltage above the OCV, so the cell is a little below 1 here)."""
         cfg = self.cfg
         if (
             current_mA < 0
@@ -314,27 +421,38 @@ class SocEstimator:
             full_ms = full_ms + dt_ms if full_ms < _CAP_MS - dt_ms else _CAP_MS
             self.full_ms = full_ms
             if full_ms >= cfg.full_time_ms and not self.full_done:
-                ir_mV = -current_mA * cfg.r_full_mohm // 1000  # <= 1e5 mA x 1e3 mohm / 1e3
-                # the IR term is known to about half (RC lag, R's SOC and temperature laws)
-                unc_cpct = cfg.full_unc_cpct + self.read(CHARGE, max_mV - ir_mV, ir_mV >> 1)
-                self._calibrate(CHARGE, unc_cpct)
+                res = self.res
+                for k in range(n):
+                    ir_mV = -res.ir_mV(k, current_mA)
+                    # the IR term is known to about half (RC lag, R's SOC and temperature laws)
+                    dv_mV = (ir_mV >> 1) + cfg.ocv_unc_mV
+                    unc_cpct = cfg.full_unc_cpct + self.read(CHARGE, cells[k] - ir_mV, dv_mV)
+                    self._calibrate(k, unc_cpct)
+                self.calibrated(n)
+                self.branch = CHARGE
+                self.known = True
                 self.full_done = True
                 self.flags |= _F_FULL_CAL
         else:
             self.full_ms = 0
-        if self.full_done:
-            counter = self.counter
-            cap_mAs = self.learner.cap_mAs
-            if counter.q_mAs > cap_mAs:
-                counter.set_mAs(cap_mAs)  # held at v_max the charge-branch OCV stays below SOC 1
-            elif current_mA > 0 and counter.q_mAs < cap_mAs - cap_mAs // 20:
-                self.full_done = False
 
-    def _empty_calibration(self, current_mA, min_mV):
-        """Empty calibration at the cut-off under low current: the discharge-branch SOC of the
-        IR-free voltage (the cut-off lies below SOC 0 at low rates; the table's end clamps the
-        reading to 0 there). The counter then follows the cell below 0. Re-armed by a charge
-        above 5 %."""
+    def _hold_full(self, current_mA, n):
+        """Held at full while on charge (the charge-branch OCV at v_max is SOC 1); released
+        by a discharge below 95 % of the first cell."""
+        if not self.full_done:
+            return
+        q = self.q
+        cap = self.learner.cap
+        for k in range(n):
+            if q[k] > cap[k]:
+                q[k] = cap[k]
+        if current_mA > 0 and q[0] < cap[0] - cap[0] // 20:
+            self.full_done = False
+
+    def _empty_calibration(self, current_mA, cells, n, min_mV):
+        """Empty calibration at the cut-off under low current: each cell's discharge-branch
+        SOC of its IR-free voltage (the cut-off lies below SOC 0 at low rates; the table's
+        end clamps the reading to 0 there). Re-armed by a charge above 5 %."""
         cfg = self.cfg
         if (
             current_mA > 0
@@ -342,79 +460,128 @@ class SocEstimator:
             and min_mV <= cfg.v_min_mV + cfg.empty_band_mV
             and not self.empty_done
         ):
-            ir_mV = current_mA * cfg.r_empty_mohm // 1000
-            # R rises steeply near empty and in the cold: the whole IR term is uncertain
-            unc_cpct = cfg.empty_unc_cpct + self.read(DISCHARGE, min_mV + ir_mV, ir_mV)
-            self._calibrate(DISCHARGE, unc_cpct)
+            res = self.res
+            for k in range(n):
+                ir_mV = res.ir_mV(k, current_mA)
+                # R rises steeply near empty and in the cold: the whole IR term is uncertain
+                dv_mV = ir_mV + cfg.ocv_unc_mV
+                unc_cpct = cfg.empty_unc_cpct + self.read(DISCHARGE, cells[k] + ir_mV, dv_mV)
+                self._calibrate(k, unc_cpct)
+            self.calibrated(n)
+            self.branch = DISCHARGE
+            self.known = True
             self.empty_done = True
             self.flags |= _F_EMPTY_CAL
-        if self.empty_done and current_mA < 0 and self.counter.q_mAs > self.learner.cap_mAs // 20:
-            self.empty_done = False
+        if self.empty_done and current_mA < 0:
+            cap = self.learner.cap
+            if self.q[0] > cap[0] // 20:
+                self.empty_done = False
 
-    def _rest_correction(self, current_mA, mean_mV):
-        """Once per rest, on the IR-free OCV scale (|I| is small here): blend with the reading
-        on a known branch, else clamp between the branches' readings. Returns the sample flag
-        it earns (_F_VOLTAGE_CORRECTION or 0)."""
-        ocv_mV = mean_mV + current_mA * self.cfg.r_cell_mohm // 1000
+    def _rest_correction(self, current_mA, cells, n):
+        """Once per rest, on each cell's IR-free OCV (|I| is small here): blend with the
+        reading on a known branch, else clamp between the branches' readings. Returns the
+        sample flag it earns (_F_VOLTAGE_CORRECTION or 0)."""
+        res = self.res
         if self.known:
-            self._correct_on_branch(ocv_mV)
+            dv_mV = self.cfg.ocv_unc_mV + self.relax_mV + self.hysteresis_mV()
+            for k in range(n):
+                self._correct_on_branch(k, cells[k] + res.ir_mV(k, current_mA), dv_mV)
+            self.calibrated(n)
             return _F_VOLTAGE_CORRECTION
-        self._clamp_between_branches(ocv_mV)
+        for k in range(n):
+            self._clamp_between_branches(k, cells[k] + res.ir_mV(k, current_mA))
+        self.calibrated(n)
         return 0
 
-    def _correct_on_branch(self, ocv_mV):
-        """Blend the count with the OCV reading of the known branch, weighted by both
-        uncertainties (two Gaussian estimates: gain = var_count / (var_count + var_reading),
-        posterior spread sqrt(var_count (1 - gain))); more than 3 sigma apart the reading
-        replaces the count. The point is offered to capacity learning."""
+    def hysteresis_mV(self):
+        """How far the cell may still be from its known branch, as a share of the branch gap
+        (at the first cell's SOC): the branch counts as known once branch_switch_cpct has
+        moved one way, where a cell whose hysteresis moves at the slowest rate assumed is
+        95 % of the way (e**-3); each further 0.23 of it halves the rest. A reversal since
+        (smaller than 1/32 of the switch, or the branch would be unknown) moves it back,
+        about 3 x its share of the switch; so did every reversal since the branch was
+        confirmed (their sum, fading with the run after the last)."""
+        cfg = self.cfg
+        s = self.soc[0]
+        ocv = self.ocv
+        gap_mV = ocv.mV_at(CHARGE, s) - ocv.mV_at(DISCHARGE, s)
+        sw = of_1e4(self.learner.cap[0], cfg.branch_switch_cpct)
+        if sw <= 0:
+            return 0
+        m = self.run_mAs  # <= capacity
+        # 0.23 switches per halving: (m - sw) / sw x 13 / 3 (m <= 7.2e7: ratio_1e4's range)
+        halvings = ratio_1e4(m - sw, sw) * 13 // 30000 if m > sw else 0
+        halvings = halvings if halvings < 8 else 8
+        # the reversals since the branch was confirmed (a drive cycle's regenerative pulses)
+        # pulled it back about 3 x their share of the switch, fading along the run as well;
+        # one under way (smaller than 1/32 of the switch, or the branch would be unknown)
+        # adds its own share at full
+        pull = ratio_1e4(self.pull_mAs, sw) * 3 // 10
+        part = (50 + (pull if pull < 950 else 950)) >> halvings
+        away = self.net_mAs if self.branch == DISCHARGE else -self.net_mAs
+        if away > 0:
+            part += ratio_1e4(away, sw) * 3 // 10  # 1/1000 of the gap; away < sw / 32
+        part = part if part < 1000 else 1000
+        return gap_mV * part // 1000
+
+    def _correct_on_branch(self, k, ocv_mV, dv_mV):
+        """Blend cell k's count with its OCV reading of the known branch, weighted by both
+        uncertainties (two estimates: gain = var_count / (var_count + var_reading),
+        posterior half-width sqrt(var_count (1 - gain))); more than 3 half-widths apart the
+        reading replaces the count. The point is offered to capacity learning."""
         cfg = self.cfg
         lrn = self.learner
-        cap_mAs = lrn.cap_mAs
-        count_cpct = soc_of(self.counter.q_mAs, cap_mAs)
-        read_unc_cpct = cfg.ocv_unc_cpct + self.read(self.branch, ocv_mV, cfg.ocv_unc_mV)
+        cap_mAs = lrn.cap[k]
+        count_cpct = soc_of(self.q[k], cap_mAs)
+        read_unc_cpct = clamp(cfg.ocv_unc_cpct + self.read(self.branch, ocv_mV, dv_mV), 10000)
         reading_cpct = self.reading_cpct
-        if read_unc_cpct > 10000:
-            read_unc_cpct = 10000
         # in 0.1 % units the squares stay <= 1e6
-        count_unc_pml = ratio_1e4(self.unc_mAs, cap_mAs) // 10
+        count_unc_pml = self.tot_cpct[k] // 10
         read_unc_pml = read_unc_cpct // 10
         count_var = count_unc_pml * count_unc_pml
         read_var = read_unc_pml * read_unc_pml
         dist_pml = reading_cpct - count_cpct
         dist_pml = (dist_pml if dist_pml >= 0 else -dist_pml) // 10  # |dist| <= 2e4 cpct
         if dist_pml * dist_pml > 9 * (count_var + read_var):
-            # more than 3 sigma apart: the estimate is wrong, not the rested voltage on a
-            # known branch. Either the count started wrong (a wrong state file: no anchor
+            # more than 3 half-widths apart: the estimate is wrong, not the rested voltage on
+            # a known branch. Either the count started wrong (a wrong state file: no anchor
             # then) or the capacity it is divided by is (a faded cell: the charge counted
             # since the anchor is right). So the anchor stays, and the point below learns
             # the capacity from it.
             new_cpct = reading_cpct
-            self.unc_mAs = of_1e4(cap_mAs, read_unc_cpct)
-            gain_pml = 1000
+            post_cpct = read_unc_cpct
         else:
             total_var = count_var + read_var
             gain_pml = count_var * 1000 // total_var if total_var > 0 else 0
             new_cpct = count_cpct + (reading_cpct - count_cpct) * gain_pml // 1000
-        lrn.point(cfg, reading_cpct, read_unc_cpct)
-        cap_mAs = lrn.cap_mAs
-        self.counter.set_mAs(mAs_of(new_cpct, cap_mAs))
-        if gain_pml < 1000:
-            # posterior spread: sqrt(count_unc^2 (1 - gain)), in cpct
             post_cpct = isqrt(count_var * (1000 - gain_pml) // 1000) * 10
-            self.unc_mAs = of_1e4(cap_mAs, post_cpct if post_cpct > 10 else 10)
+            if post_cpct < 10:
+                post_cpct = 10
+        lrn.point(cfg, k, reading_cpct, read_unc_cpct, self.temp_ok)
+        cap_mAs = lrn.cap[k]
+        self.set(k, mAs_of(new_cpct, cap_mAs), of_1e4(cap_mAs, post_cpct))
 
-    def _clamp_between_branches(self, ocv_mV):
-        """Branch unknown: the cell lies between the charge-branch reading (lower SOC) and the
-        discharge-branch one; clamp the count there, and its uncertainty to half the gap."""
-        ocv = self.ocv
-        cap_mAs = self.learner.cap_mAs
-        lo_cpct = ocv.soc_at(CHARGE, ocv_mV)
-        hi_cpct = ocv.soc_at(DISCHARGE, ocv_mV)
-        count_cpct = soc_of(self.counter.q_mAs, cap_mAs)
-        if count_cpct < lo_cpct:
-            self.counter.set_mAs(mAs_of(lo_cpct, cap_mAs))
-        elif count_cpct > hi_cpct:
-            self.counter.set_mAs(mAs_of(hi_cpct, cap_mAs))
-        half_mAs = of_1e4(cap_mAs, (hi_cpct - lo_cpct) // 2 + self.cfg.ocv_unc_cpct)
-        if self.unc_mAs > half_mAs:
-            self.unc_mAs = half_mAs
+    def _clamp_between_branches(self, k, ocv_mV):
+        """Branch unknown: cell k lies between its two branch readings, and within its own
+        interval. Both agree: their common part (the count clamped into it). They do not
+        (the count was wrong): the branch interval alone (_from_interval)."""
+        cfg = self.cfg
+        cap = self.learner.cap[k]
+        self.interval(ocv_mV, cfg.ocv_unc_mV + self.relax_mV)
+        q = self.q[k]
+        u = self.unc[k]
+        lo = mAs_of(self.r_lo - self.u_lo, cap)
+        hi = mAs_of(self.r_hi + self.u_hi, cap)
+        down = q - u - self.ext_dn[k]
+        up = q + u + self.ext_up[k]
+        if down < lo:
+            down = lo
+        if up > hi:
+            up = hi
+        if down > up:
+            self.from_interval(k)
+            return
+        q = down if q < down else (up if q > up else q)
+        self.set(k, q, 0)
+        self.ext_dn[k] = q - down
+        self.ext_up[k] = up - q

@@ -1,14 +1,19 @@
 """Persisted estimator state (bms_state.json): atomic write, tolerant read.
 
-The file holds the counted charge, its uncertainty, the learned capacity,
-cycle and learning counters, the hysteresis branch, the sample clock, the
-fault log and the capacity-learning anchor (optional: files without it, e.g.
-written by older firmware or the host's emulator, load with no anchor). Charge
-counts are in mAs of charge held by the cell (current is positive on discharge).
-A missing, unreadable, truncated or out-of-range file gives None and a flag; it
-never raises. Bms imports this module only while it boots and then drops it (see
-bms.forget); the state file is written by Bms.save() with config.write_json_atomic, which
-keeps it loadable through a power cut at any point.
+The file holds, per cell, the count, its uncertainty and the branch interval's reach
+(soc.py), the learned capacity and its uncertainty, the capacity-learning anchor and the
+resistance factor; the cycle and learning counters, the hysteresis branch, the sample
+clock, the fault log, the latched faults (they hold across resets and power cuts until
+CLEAR_LATCHED), the learned current-sensor offset and the number of resistance steps.
+Charge counts are in mAs of charge held by the cell (current is positive on discharge).
+
+Only the keys of the first format are required: a file without "cells" (written by older
+firmware, or by the host's emulator for a scenario's start) gives every cell its scalar
+q_mAs, unc_mAs and cap_mAs, and leaves the rest at their defaults. A missing, unreadable,
+truncated or out-of-range file gives None and a flag; it never raises. Bms imports this
+module only while it boots and for each save, and drops it after (see bms.forget); the
+state file is written by Bms.save() with config.write_json_atomic, which keeps it loadable
+through a power cut at any point.
 """
 
 import json
@@ -17,31 +22,49 @@ from bms.config import read_text
 
 VERSION = 1
 _F_SOC_RESTORED = 1 << 5  # STATE flag bit, as in faults.py
+_LATCHING = (1 << 4) | (1 << 9) | (1 << 10)  # SC, OV_ABUSE, UV_ABUSE: faults.LATCHING
 
 STATE_MISSING = 2
 STATE_CORRUPT = 4
 
+_Q = (-(1 << 29), 1 << 29)
+_MAS = (0, 1 << 29)
+
 # key: (lo, hi) for the int fields
 FIELDS = {
-    "q_mAs": (-(1 << 29), 1 << 29),
-    "unc_mAs": (0, 1 << 29),
+    "q_mAs": _Q,
+    "unc_mAs": _MAS,
     "cap_mAs": (1, 1 << 29),
     "cycle_count": (0, 65535),
-    "thr_mAs": (0, 1 << 29),
+    "thr_mAs": _MAS,
     "learn_count": (0, 65535),
     "branch": (-1, 1),
     "known": (0, 1),
     "clock_s": (0, 1 << 30),
 }
 
-# Optional int fields: the last calibration point (SOC, uncertainty) and the charge
-# counted since it; anc_ok 0 means none.
+# Optional int fields.
 OPTIONAL = {
-    "anc_ok": (0, 1),
-    "anc_cpct": (-10000, 20000),
-    "anc_unc_cpct": (0, 10000),
-    "anc_net_mAs": (-(1 << 29), 1 << 29),
+    "latched": (0, (1 << 24) - 1),
+    "off_dmA": (-50000, 50000),
+    "off_known": (0, 1),
+    "r_steps": (0, 65535),
 }
+
+# A cell's list, in order (Bms.state_dict).
+CELL = (
+    _Q,  # q
+    _MAS,  # unc
+    _MAS,  # ext_dn
+    _MAS,  # ext_up
+    (1, 1 << 29),  # cap
+    (0, 10000),  # dcap
+    (0, 1),  # anc_ok
+    (-10000, 20000),  # anc_cpct
+    (0, 10000),  # anc_unc
+    _Q,  # net
+    (1, 100000),  # r_fac
+)
 
 
 def _in(v, bounds):
@@ -59,6 +82,15 @@ def _check(d):
     for k in OPTIONAL:
         if k in d and not _in(d[k], OPTIONAL[k]):
             return False
+    cells = d.get("cells", [])
+    if not isinstance(cells, list) or len(cells) > 16:
+        return False
+    for c in cells:
+        if not isinstance(c, list) or len(c) != len(CELL):
+            return False
+        for i in range(len(CELL)):
+            if not _in(c[i], CELL[i]):
+                return False
     return isinstance(d.get("fault_log", []), list)
 
 
@@ -79,33 +111,99 @@ def load_state(path):
     return d, 0
 
 
-def restore(bms, d):
-    """Put a checked state dict into a freshly built Bms; False if it does not fit its config."""
-    lrn = bms.learner
-    lo, hi = lrn.bounds(bms.cfg)
-    cap = d["cap_mAs"]
-    if cap < lo or cap > hi:
-        return False  # made for another cell or limits: do not trust any of it
-    q = d["q_mAs"]
-    if q < -cap or q > 2 * cap:
-        return False
-    lrn.cap_mAs = cap
-    lrn.cycle_count = d["cycle_count"]
-    lrn.thr_mAs = d["thr_mAs"] % cap
-    lrn.learn_count = d["learn_count"]
-    lrn.anchor_ok = bool(d.get("anc_ok", 0))
-    lrn.anchor_cpct = d.get("anc_cpct", 0)
-    lrn.anchor_unc_cpct = d.get("anc_unc_cpct", 0)
-    lrn.net_mAs = d.get("anc_net_mAs", 0)
-    bms.counter.set_mAs(q)
+def state_dict(bms):
+    """What survives a reset or a power cut; per cell [q, unc, ext_dn, ext_up, cap, dcap,
+    anc_ok, anc_cpct, anc_unc, net, r_fac] (mAs, cpct; CELL). The scalar q_mAs, unc_mAs and
+    cap_mAs are cell 1's (a file without "cells", as the host writes one, gives every cell
+    those)."""
     est = bms.est
-    est.unc_mAs = min(d["unc_mAs"], cap)
+    lrn = bms.learner
+    res = bms.res
+    cells = []
+    for k in range(bms.cfg.n_cells):
+        cells.append(
+            [
+                est.q[k],
+                est.unc[k],
+                est.ext_dn[k],
+                est.ext_up[k],
+                lrn.cap[k],
+                lrn.dcap[k],
+                lrn.anc_ok[k],
+                lrn.anc_cpct[k],
+                lrn.anc_unc[k],
+                lrn.net[k],
+                res.fac[k],
+            ]  # fmt: skip
+        )
+    return {
+        "v": VERSION,
+        "q_mAs": est.q[0],
+        "unc_mAs": est.unc[0],
+        "cap_mAs": lrn.cap[0],
+        "cycle_count": lrn.cycle_count,
+        "thr_mAs": lrn.thr_mAs,
+        "learn_count": lrn.learn_count,
+        "branch": est.branch,
+        "known": 1 if est.known else 0,
+        "clock_s": bms.clock_s,
+        "fault_log": bms.log.entries(),
+        "cells": cells,
+        "latched": bms.prot.latched,
+        "off_dmA": bms.offset.off_dmA,
+        "off_known": 1 if bms.offset.known else 0,
+        "r_steps": res.n_ev,
+    }
+
+
+def restore(bms, d):
+    """Put a checked state dict into a freshly built Bms; False if it does not fit its config
+    (another cell, other limits, another cell count): then none of it is used."""
+    n = bms.cfg.n_cells
+    lo, hi = bms.learner.bounds(bms.cfg)
+    if not lo <= d["cap_mAs"] <= hi:
+        return False  # made for another cell or limits: do not trust any of it
+    cells = d.get("cells")
+    if cells is None:
+        one = [d["q_mAs"], d["unc_mAs"], 0, 0, d["cap_mAs"], -1, 0, 0, 0, 0, 10000]
+        cells = [one] * n
+    if len(cells) != n:
+        return False
+    lrn = bms.learner
+    for c in cells:
+        cap = c[4]
+        if cap < lo or cap > hi or c[0] < -cap or c[0] > 2 * cap:
+            return False  # made for another cell or limits: do not trust any of it
+    est = bms.est
+    for k in range(n):
+        c = cells[k]
+        est.q[k] = c[0]
+        est.base[k] = min(c[1], c[4])
+        est.qc[k] = c[0]
+        est.ext_dn[k] = c[2]
+        est.ext_up[k] = c[3]
+        lrn.cap[k] = c[4]
+        if c[5] >= 0:  # a file without learning data keeps the prior
+            lrn.dcap[k] = c[5]
+        lrn.anc_ok[k] = c[6]
+        lrn.anc_cpct[k] = c[7]
+        lrn.anc_unc[k] = c[8]
+        lrn.net[k] = c[9]
+        bms.res.fac[k] = c[10]
+    lrn.cycle_count = d["cycle_count"]
+    lrn.thr_mAs = d["thr_mAs"] % lrn.cap[0]
+    lrn.learn_count = d["learn_count"]
     est.branch = d["branch"]
     est.known = bool(d["known"]) and est.branch >= 0
-    est.rev_dir = est.branch
     est.need_init = False
     est.need_check = True
     est.flags |= _F_SOC_RESTORED
     bms.clock_s = d["clock_s"]
     bms.log.load(d.get("fault_log", []))
+    latched = d.get("latched", 0) & _LATCHING  # they hold until CLEAR_LATCHED
+    bms.prot.latched = latched
+    bms.prot.faults |= latched
+    bms.offset.off_dmA = d.get("off_dmA", 0)
+    bms.offset.known = bool(d.get("off_known", 0))
+    bms.res.n_ev = d.get("r_steps", 0)
     return True

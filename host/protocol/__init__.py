@@ -2,6 +2,7 @@
 
 from host.protocol.client import BmsClient, Link
 from host.protocol.codec import (
+    ClearReason,
     DecodeError,
     Decoder,
     ErrorCode,
@@ -38,6 +39,7 @@ __all__ = [
     "IDLE",
     "NEED_DATA",
     "BmsClient",
+    "ClearReason",
     "reply_frame",
     "boot_hello",
     "Transmit",

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from host.protocol import commands
-from host.protocol.codec import Frame, FrameType, HelloReply, State
+from host.protocol.codec import ClearReason, Frame, FrameType, HelloReply, State
 from host.protocol.commands import Command
 from host.protocol.errors import BmsError, BmsRejected, BmsTimeout
 from host.protocol.session import (
@@ -131,9 +131,10 @@ class BmsClient:
         """Apply all the changes or none; raises BmsRejected with the firmware's reason."""
         await self.call(commands.config_write(changes))
 
-    async def clear_faults(self) -> int:
-        """Clear latched faults; return the bits that were cleared."""
-        return await self.call(commands.clear_faults())
+    async def clear_latched(self, reason: ClearReason, mask: int = 0xFFFFFF) -> int:
+        """Clear the latched faults in mask (all by default), saying why; return the bits that
+        were cleared."""
+        return await self.call(commands.clear_latched(reason, mask))
 
     async def enter_repl(self) -> None:
         """The firmware hands the port to its REPL; see trailing_data for what it printed."""

@@ -26,7 +26,9 @@ CRC_LEN = 2
 MAX_PAYLOAD = 4096
 MAX_CELLS = 16
 MAX_TEMPS = 8
-STATE_LEN = 48
+STATE_FIXED_LEN = 67  # the STATE payload before its per-cell part
+STATE_CELL_LEN = 4  # bytes a cell: u16 SOC, u16 utilization
+NO_ANODE_MV = -32768  # anode_potential_mV before the first plausible sample
 REPLY = 0x80
 NO_TEMP_DDEGC = -32768  # max_temp_ddegC when the sample had no temperature
 SEQ_MODULUS = 0x10000
@@ -38,23 +40,33 @@ class FrameType(enum.IntEnum):
     GET_STATE = 0x03
     CONFIG_READ = 0x04
     CONFIG_WRITE = 0x05
-    CLEAR_FAULTS = 0x06
     ENTER_REPL = 0x07
     RESET = 0x08
     FAULT_LOG = 0x09
     SAVE = 0x0A
+    CLEAR_LATCHED = 0x0B
     HELLO_REPLY = 0x81
     STATE = 0x82
     GET_STATE_REPLY = 0x83
     CONFIG = 0x84
     CONFIG_WRITE_REPLY = 0x85
-    CLEAR_FAULTS_REPLY = 0x86
     ENTER_REPL_REPLY = 0x87
     RESET_REPLY = 0x88
     FAULT_LOG_REPLY = 0x89
     SAVE_REPLY = 0x8A
+    CLEAR_LATCHED_REPLY = 0x8B
     BOOT = 0x40
     ERROR = 0xFF
+
+
+class ClearReason(enum.IntEnum):
+    """Why latched faults are cleared (CLEAR_LATCHED). 0 and 1 are no reasons: the fault
+    log's event field uses them for "released" and "set"."""
+
+    INSPECTED = 2  # the pack and its wiring were inspected and found sound
+    CELL_REPLACED = 3
+    SENSOR_REPAIRED = 4  # the trip came from a faulty sensor or tap, now repaired
+    TEST = 5  # bench test or commissioning
 
 
 class ErrorCode(enum.IntEnum):
@@ -208,13 +220,25 @@ def decode_sample(payload: bytes) -> Sample:
     return Sample(t_ms, current_mA, cells, temps)
 
 
-_STATE = struct.Struct("<IHHHHHHIIHHHHIiHHhH")
-assert _STATE.size == STATE_LEN
+_STATE = struct.Struct("<IhHHHHHIIHHHHIiHHhHIIhhIHB")
+assert _STATE.size == STATE_FIXED_LEN
+
+
+def state_len(n_cells: int) -> int:
+    """STATE payload bytes for n_cells cells."""
+    return STATE_FIXED_LEN + STATE_CELL_LEN * n_cells
+
+
+def is_state_payload(payload: bytes) -> bool:
+    """A STATE payload's size agrees with the cell count it carries."""
+    n = len(payload) - STATE_FIXED_LEN
+    return n >= STATE_CELL_LEN and payload[STATE_FIXED_LEN - 1] * STATE_CELL_LEN == n
 
 
 @dataclass(frozen=True)
 class State:
-    """A STATE payload in host units. Current positive on discharge."""
+    """A STATE payload in host units. Current positive on discharge; ccl_mA and dcl_mA are
+    magnitudes (the largest charge and discharge current the BMS allows now)."""
 
     t_ms: int
     soc_pct: float
@@ -235,6 +259,14 @@ class State:
     max_cell_mV: int
     max_temp_degC: float | None  # None: no temperature sensor
     cap_learn_count: int
+    ccl_mA: int = 0
+    dcl_mA: int = 0
+    anode_potential_mV: int | None = None  # the cell nearest plating; None: no estimate yet
+    current_offset_mA: float = 0.0  # the learned current-sensor offset
+    r_dc_mohm: float = 0.0  # the learned DC resistance (25 degC, mid SOC) of the highest cell
+    capacity_unc_pct: float = 0.0  # the learned capacity's relative uncertainty
+    cell_soc_pct: tuple[float, ...] = ()
+    cell_anode_util_mAh_g: tuple[float, ...] = ()
 
     @property
     def chg_on(self) -> bool:
@@ -267,6 +299,8 @@ class State:
     def as_dict(self) -> dict[str, Any]:
         return {
             **{f: getattr(self, f) for f in self.__dataclass_fields__},
+            "cell_soc_pct": list(self.cell_soc_pct),
+            "cell_anode_util_mAh_g": list(self.cell_anode_util_mAh_g),
             "chg_on": self.chg_on,
             "dsg_on": self.dsg_on,
             "faults": list(self.faults),
@@ -277,9 +311,14 @@ class State:
 
 
 def decode_state(payload: bytes) -> State:
-    if len(payload) != STATE_LEN:
-        raise ValueError(f"STATE payload of {len(payload)} bytes, expected {STATE_LEN}")
-    v = _STATE.unpack(payload)
+    if not is_state_payload(payload):
+        raise ValueError(
+            f"STATE payload of {len(payload)} bytes: not {STATE_FIXED_LEN} + "
+            f"{STATE_CELL_LEN} x its cell count"
+        )
+    v = _STATE.unpack_from(payload)
+    n = v[25]
+    cells = struct.unpack_from(f"<{n}h{n}H", payload, STATE_FIXED_LEN)
     return State(
         t_ms=v[0],
         soc_pct=v[1] / 100.0,
@@ -300,12 +339,24 @@ def decode_state(payload: bytes) -> State:
         max_cell_mV=v[16],
         max_temp_degC=None if v[17] == NO_TEMP_DDEGC else v[17] / 10.0,
         cap_learn_count=v[18],
+        ccl_mA=v[19],
+        dcl_mA=v[20],
+        anode_potential_mV=None if v[21] == NO_ANODE_MV else v[21],
+        current_offset_mA=v[22] / 10.0,
+        r_dc_mohm=v[23] / 1000.0,
+        capacity_unc_pct=v[24] / 100.0,
+        cell_soc_pct=tuple(c / 100.0 for c in cells[:n]),
+        cell_anode_util_mAh_g=tuple(c / 10.0 for c in cells[n:]),
     )
 
 
-def encode_state_raw(values: Sequence[int]) -> bytes:
-    """STATE payload from its 19 raw integer fields in wire order (for tests and vectors)."""
-    return _STATE.pack(*values)
+def encode_state_raw(
+    values: Sequence[int], cell_soc: Sequence[int], cell_util: Sequence[int]
+) -> bytes:
+    """STATE payload from its 25 fixed raw integer fields in wire order (the cell count is
+    added) and the per-cell lists (for tests and vectors)."""
+    n = len(cell_soc)
+    return _STATE.pack(*values, n) + struct.pack(f"<{n}h{n}H", *cell_soc, *cell_util)
 
 
 @dataclass(frozen=True)
@@ -385,6 +436,11 @@ def encode_json(obj: Any) -> bytes:
 
 def decode_json(payload: bytes) -> Any:
     return json.loads(payload.decode("utf-8"))
+
+
+def encode_clear_latched(reason: int, mask: int = 0xFFFFFF) -> bytes:
+    """CLEAR_LATCHED payload: the reason code and the latched bits to clear."""
+    return struct.pack("<BI", int(ClearReason(reason)), mask)
 
 
 def decode_u32(payload: bytes) -> int:

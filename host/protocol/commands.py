@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from host.protocol.codec import (
+    ClearReason,
     Frame,
     FrameType,
     HelloReply,
@@ -22,6 +23,7 @@ from host.protocol.codec import (
     decode_state,
     decode_status,
     decode_u32,
+    encode_clear_latched,
     encode_json,
     encode_sample,
 )
@@ -102,9 +104,14 @@ def config_write(changes: dict[str, Any]) -> Command[None]:
     return Command(FrameType.CONFIG_WRITE, _status_of("CONFIG_WRITE"), encode_json(changes))
 
 
-def clear_faults() -> Command[int]:
-    """Clear latched faults; the result is the bits that were cleared."""
-    return Command(FrameType.CLEAR_FAULTS, lambda frame: decode_u32(frame.payload))
+def clear_latched(reason: ClearReason, mask: int = 0xFFFFFF) -> Command[int]:
+    """Clear the latched faults in mask, saying why; the result is the bits that were cleared
+    (the firmware logs them with the reason and persists the change)."""
+    return Command(
+        FrameType.CLEAR_LATCHED,
+        lambda frame: decode_u32(frame.payload),
+        encode_clear_latched(reason, mask),
+    )
 
 
 def enter_repl() -> Command[None]:

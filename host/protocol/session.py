@@ -29,7 +29,6 @@ from dataclasses import asdict, dataclass
 
 from host.protocol.codec import (
     REPLY,
-    STATE_LEN,
     DecodeError,
     Decoder,
     ErrorCode,
@@ -40,6 +39,7 @@ from host.protocol.codec import (
     decode_hello,
     decode_state,
     encode_frame,
+    is_state_payload,
     seq_after,
 )
 from host.protocol.commands import Command
@@ -292,7 +292,8 @@ class Session:
         if req.recovering is None:
             return Reply(req.ftype, frame, req.attempts > 1)
         # A malformed STATE is passed on: decoding the result reports it, as for any reply.
-        if len(frame.payload) != STATE_LEN or decode_state(frame.payload).t_ms == req.sample_t_ms:
+        payload = frame.payload
+        if not is_state_payload(payload) or decode_state(payload).t_ms == req.sample_t_ms:
             return Reply(req.recovering.request, frame, True)
         return req.recovering
 

@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from host.protocol.codec import FrameType, encode_frame, encode_sample
+from host.protocol.codec import (
+    ClearReason,
+    FrameType,
+    encode_clear_latched,
+    encode_frame,
+    encode_sample,
+)
 from tests.firmware.bms_harness import MPYLIB
 from tests.firmware.mpy import run_mpy
 from tests.firmware.pty_board import UNIX_BOARD
@@ -33,7 +39,7 @@ HOST_TYPES = (
     FrameType.HELLO,
     FrameType.GET_STATE,
     FrameType.CONFIG_READ,
-    FrameType.CLEAR_FAULTS,
+    FrameType.CLEAR_LATCHED,
     FrameType.ENTER_REPL,
     FrameType.RESET,
     FrameType.FAULT_LOG,
@@ -62,14 +68,14 @@ class LineScript:
         return self.seq
 
     def probe(self, t_ms: int | None = None, clear: bool = False) -> None:
-        """After a pause: HELLO (any seq is taken), CLEAR_FAULTS if `clear` and, with t_ms,
+        """After a pause: HELLO (any seq is taken), CLEAR_LATCHED if `clear` and, with t_ms,
         a good SAMPLE; each must be answered, so the firmware is alive and back in step."""
         s = self.next_seq()
         self.burst(encode_frame(FrameType.HELLO, s), PAUSE_MS, (FrameType.HELLO_REPLY, s))
         if clear:
             s = self.next_seq()
-            frame = encode_frame(FrameType.CLEAR_FAULTS, s)
-            self.burst(frame, 0, (FrameType.CLEAR_FAULTS_REPLY, s))
+            frame = encode_frame(FrameType.CLEAR_LATCHED, s, encode_clear_latched(ClearReason.TEST))
+            self.burst(frame, 0, (FrameType.CLEAR_LATCHED_REPLY, s))
         if t_ms is not None:
             s = self.next_seq()
             frame = encode_frame(FrameType.SAMPLE, s, encode_sample(t_ms, CELLS, 500, [250]))

@@ -185,23 +185,29 @@ finally:
 r2 = Rig({"rest_time_ms": 30000, "rest_window_ms": 10000, "learn_min_dsoc_cpct": 10000},
          state_path="other.json")
 b2 = r2.bms
-r2.step(0, 0, mV=3300)  # boots on the charge-branch reading, branch unknown
-wrong_mAs = b2.learner.cap_mAs * 9 // 10
-sure_mAs = b2.learner.cap_mAs // 200
+r2.step(0, 0, mV=3300)  # boots from its branch interval, branch unknown
+cap = b2.learner.cap[0]
+wrong_mAs = cap * 9 // 10
+sure_mAs = cap // 200
+e2 = b2.est
 micropython.heap_lock()
 try:
-    r2.run(60, 0, mV=3700)  # rests well above: clamped up to the charge branch at 3700
-    clamped = b2.soc_cpct
-    r2.run(300, 2000, mV=3600)  # the branch becomes DISCHARGE
-    b2.counter.set_mAs(wrong_mAs)  # a wrong count, 90 %, that claims 0.5 %
-    b2.est.unc_mAs = sure_mAs
+    r2.run(60, 0, mV=3700)  # rests well above: the interval there replaces the boot's
+    rested = b2.soc_cpct
+    r2.run(600, 2000, mV=3600)  # the branch becomes DISCHARGE
+    e2.set(0, wrong_mAs, sure_mAs)  # a wrong count, 90 %, that claims 0.5 %
+    e2.calibrated(1)
     r2.run(60, 0, mV=3600)  # rests: the reading replaces it
 finally:
     micropython.heap_unlock()
 from bms.ocv import CHARGE, DISCHARGE
-assert clamped == b2.ocv.soc_at(CHARGE, 3700), clamped
+lo = b2.ocv.soc_at(CHARGE, 3700)
+hi = b2.ocv.soc_at(DISCHARGE, 3700)
+assert lo < rested < hi, (lo, rested, hi)
 assert abs(b2.soc_cpct - b2.ocv.soc_at(DISCHARGE, 3600)) <= 1, b2.soc_cpct
-print("import_B", m_import - m_start, "bms_B", m_bms - m_import, "total_B", m_bms,
+import sys
+print("word_B", 8 if sys.maxsize > 2**32 else 4,
+      "import_B", m_import - m_start, "bms_B", m_bms - m_import, "total_B", m_bms,
       "delta_B", delta, "seen_flags", flags, "seen_faults", faults,
       "seen_flags_locked", seen[0], "seen_faults_locked", seen[1])
 assert delta == 0, delta
@@ -223,7 +229,10 @@ def test_step_allocates_nothing_and_heap_fits(tmp_path: Path) -> None:
     values = dict(zip(out[0::2], out[1::2], strict=False))
     print("heap:", values)
     assert values["delta_B"] == "0"
-    assert int(values["total_B"]) <= 64 * 1024
+    # from source, with the rig (tests/firmware/test_boot.py judges the .mpy build on a board's
+    # 32-bit object model; a 64-bit port's pointers make everything larger)
+    bound = 80 * 1024 if values["word_B"] == "4" else 120 * 1024
+    assert int(values["total_B"]) <= bound, values
     for part in ("seen_flags", "seen_flags_locked"):
         seen = int(values[part])
         assert seen & _ALL == _ALL, f"{part}: the drive missed flag bits {_ALL & ~seen:#x}"
@@ -258,11 +267,11 @@ assert b.clock_s == CAP
 b.clock_s = 0
 b.clock_ms = 999
 gaps = b.gaps
-q = b.counter.q_mAs
+q = b.est.q[0]
 r.step(CAP, 1000, mV=3700)
 assert (b.clock_s, b.clock_ms) == ((999 + CAP) // 1000, (999 + CAP) % 1000)
 assert b.gaps == gaps + 1 and b.flags & (1 << 10)
-assert q - b.counter.q_mAs == b.cfg.max_dt_ms  # 1 A for max_dt_ms
+assert q - b.est.q[0] == b.cfg.max_dt_ms  # 1 A for max_dt_ms
 print("ok")
 """
 

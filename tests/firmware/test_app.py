@@ -77,9 +77,11 @@ PRELUDE = textwrap.dedent(
         return replies
 
     def state_of(payload):
-        v = struct.unpack("<IHHHHHHIIHHHHIiHHhH", payload)
+        v = struct.unpack("<IhHHHHHIIHHHHIiHHhHIIhhIHB", payload[:67])
+        assert len(payload) == 67 + 4 * v[25]
         return {"t_ms": v[0], "soc_cpct": v[1], "flags": v[6], "faults": v[7], "latched": v[8],
-                "bad_frames": v[12], "samples": v[13], "current_mA": v[14]}
+                "bad_frames": v[12], "samples": v[13], "current_mA": v[14], "ccl_mA": v[19],
+                "dcl_mA": v[20], "anode_mV": v[21], "n_cells": v[25]}
 
     GOOD = [3700, 3701, 3699, 3702]
     """
@@ -196,15 +198,16 @@ def test_t_ms_is_any_u32_and_wraps(tmp_path: Path) -> None:
 
 
 def test_every_type_without_a_handler_is_rejected(tmp_path: Path) -> None:
-    """Type 0x00 (reserved) and every request type above SAVE get E_TYPE, change nothing and
-    consume no seq; the firmware's own types coming back (echo) are only counted."""
+    """Type 0x00 (reserved), 0x06 (retired) and every request type above CLEAR_LATCHED get
+    E_TYPE, change nothing and consume no seq; the firmware's own types coming back (echo)
+    are only counted."""
     mpy(
         """
         import os
         app, bms, cfg, io = make()
         send(app, frame(0x01, 1))
         bad = 0
-        for ftype in [0x00] + list(range(0x0B, 0x40)) + list(range(0x41, 0x80)):
+        for ftype in [0x00, 0x06] + list(range(0x0C, 0x40)) + list(range(0x41, 0x80)):
             (t, s, p), = send(app, frame(ftype, 2))
             assert (t, s, p[0]) == (0xFF, 2, codec.E_TYPE), (ftype, t, s, p)
             bad += 1
@@ -252,9 +255,10 @@ def test_bad_frames_never_change_switches_or_config(tmp_path: Path) -> None:
         bad.append(frame(0x05, seq - 1, b'{"ov_mV": 3000}'))                # stale config
         bad.append(frame(0x05, seq, b'{"ov_mV": 30'))                       # broken JSON
         bad.append(frame(0x05, seq, b'[1, 2]'))                             # not an object
-        bad.append(frame(0x06, seq, b"x"))                                  # payload on empty
+        bad.append(frame(0x0A, seq, b"x"))                                  # payload on empty
+        bad.append(frame(0x0B, seq, b"\x01\xff\xff\xff\xff"))              # no clear reason
         bad.append(frame(0x00, seq))                                        # reserved type
-        bad.append(frame(0x0B, seq))                                        # unknown type
+        bad.append(frame(0x06, seq))                                        # retired type
         bad.append(frame(0x3F, seq))                                        # unknown type
         bad.append(bytes([0xA5, 1, 2, 1, 0, 0xFF, 0xFF]))                   # length 65535
         codes = []
@@ -262,7 +266,7 @@ def test_bad_frames_never_change_switches_or_config(tmp_path: Path) -> None:
             r = send(app, b, now=0)
             codes.append(r[0][2][0] if r else None)
             app.parser.tick(1000)  # the over-long header's rest is discarded until idle
-        assert codes == [1, 2, 5, 6, 7, 7, 7, 7, 5, 7, 7, 7, 4, 4, 4, 3], codes
+        assert codes == [1, 2, 5, 6, 7, 7, 7, 7, 5, 7, 7, 7, 7, 4, 4, 4, 3], codes
         assert io.calls == calls and bms.chg_on and bms.dsg_on
         assert app.config_payload() == conf and cfg.ov_mV != 3000
         (t, s, p), = send(app, frame(0x03, seq))
@@ -333,8 +337,8 @@ def test_config_write_read_and_persist(tmp_path: Path) -> None:
         assert cfg.ov_mV == 4210
         (t, s, p), = send(app, frame(0x0A, 6))
         assert (t, p) == (0x8A, b"\\x00")
-        (t, s, p), = send(app, frame(0x06, 7))
-        assert (t, p) == (0x86, b"\\x00\\x00\\x00\\x00")
+        (t, s, p), = send(app, frame(0x0B, 7, b"\\x05\\xff\\xff\\xff\\x00"))
+        assert (t, p) == (0x8B, b"\\x00\\x00\\x00\\x00")
         (t, s, p), = send(app, frame(0x09, 8))
         assert t == 0x89 and isinstance(json.loads(p), list)
         print(json.dumps(json.load(open("bms_config.json"))))
@@ -447,12 +451,12 @@ def test_sample_to_state_path_allocates_nothing(tmp_path: Path) -> None:
 
 
 def test_frame_buffer_limit_and_one_buffer_both_ways(tmp_path: Path) -> None:
-    """The firmware takes payloads up to codec.MAX_PAYLOAD (2560, docs/protocol.md); longer
-    ones, within the format's 4096, get E_LENGTH. Replies are built in the receive buffer."""
+    """The firmware takes payloads up to codec.MAX_PAYLOAD (4096, the format's limit:
+    docs/protocol.md); longer ones get E_LENGTH. Replies are built in the receive buffer."""
     mpy(
         """
         app, bms, cfg, io = make()
-        assert codec.MAX_PAYLOAD == 2560 and app.out is app.parser.buf
+        assert codec.MAX_PAYLOAD == 4096 and app.out is app.parser.buf
         # 32-point tables padded with spaces to exactly MAX_PAYLOAD bytes
         big = {"ocv_soc_cpct": [0] + [300 * k + 700 for k in range(30)] + [10000],
                "ocv_chg_mV": [3000 + 10 * k for k in range(32)],
@@ -465,7 +469,7 @@ def test_frame_buffer_limit_and_one_buffer_both_ways(tmp_path: Path) -> None:
         (t, s, p), = send(app, frame(0x04, 2))
         assert t == 0x84 and json.loads(p)["ocv_chg_mV"] == big["ocv_chg_mV"]
         # one byte more: E_LENGTH as soon as the header is in; the rest is discarded until idle
-        over = bytes([0xA5, 1, 0x05, 3, 0, 0x01, 0x0A]) + full + b"  zz"  # len 2561
+        over = bytes([0xA5, 1, 0x05, 3, 0, 0x01, 0x10]) + full + b"  zz"  # len 4097
         (t, s, p), = send(app, over)
         assert (t, s, p[0]) == (0xFF, 3, codec.E_LENGTH), (t, s, p)
         app.parser.tick(1000)

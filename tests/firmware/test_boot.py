@@ -187,6 +187,10 @@ def test_link_watchdog_opens_switches_without_samples(flash: Path) -> None:
 
 
 HEAP_BUDGET_B = 64 * 1024  # the issue's limit for a board
+# A 64-bit port holds every pointer, object header and qstr entry at twice a board's size:
+# there the figures are only bounded (by 1.5 x), the budget is judged on a 32-bit port
+# (SISNBMS_MICROPYTHON=<the unix-32 build>, as CI runs the firmware suite).
+WORD64_FACTOR = 1.5
 
 
 def _interpreter_arch() -> str:
@@ -217,13 +221,11 @@ SOURCE_BOUND_B = 80 * 1024
 
 @pytest.mark.parametrize("form", ["mpy", "source"])
 def test_heap_after_boot_and_in_operation(flash: Path, form: str) -> None:
-    """Heap in use after boot and after serving frames: <= 64 KB, measured on this port.
-
-    The unix port is 64-bit: pointers, object headers and qstr-pool entries are twice
-    a 32-bit board's, so a figure within the board's 64 KB here bounds the board's from
-    above. Measured as a board runs the firmware (the .mpy files `sisnbms flash`
-    installs) and, for information, from source (as the virtual board runs it).
-    Run with -s to see the numbers.
+    """Heap in use after boot and after serving frames: <= 64 KB on a 32-bit port (the
+    chips' object model), measured as a board runs the firmware (the .mpy files `sisnbms
+    flash` installs) and, for information, from source (as the virtual board runs it).
+    On the 64-bit unix port pointers, object headers and qstr-pool entries are twice a
+    board's: there the figures are only bounded. Run with -s to see the numbers.
     """
     if form == "mpy":
         _compile_to_mpy(flash)
@@ -268,6 +270,8 @@ def test_heap_after_boot_and_in_operation(flash: Path, form: str) -> None:
     )
     base, imports, objects, after_boot, in_operation, word = (int(x) for x in out.split())
     budget = HEAP_BUDGET_B if form == "mpy" else SOURCE_BOUND_B
+    if word == 8:
+        budget = int(budget * WORD64_FACTOR)
     print(
         f"\nheap ({word * 8}-bit port, {form}): interpreter {base} B, firmware imports "
         f"{imports} B, firmware objects {objects} B; in use after boot {after_boot} B, after "

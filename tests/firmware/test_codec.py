@@ -55,9 +55,12 @@ def check_state(c, raw):
     r.chg_on = bool(v["flags"] & 1)
     r.dsg_on = bool(v["flags"] & 2)
     r.cap_learn_count = v["capacity_learned_count"]
+    r.anode_mV = v["anode_potential_mV"]
+    r.offset = Rec()
+    r.offset.off_dmA = v["current_offset_dmA"]
     t = v["t_ms"]
     out = bytearray(codec.FRAME_MAX)
-    ln = codec.put_state(out, 7, t >> 16, t & 0xFFFF, r, v["bad_frames"])
+    ln = codec.put_state(out, 7, t >> 16, t & 0xFFFF, r, v["bad_frames"], v["n_cells"])
     n = codec.finish(out, c["type"], c["seq"], ln)
     assert bytes(out[:n]) == raw, c["name"]
 

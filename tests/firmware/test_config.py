@@ -70,9 +70,20 @@ assert c.update({"ocv_chg_mV": [1, 2]}).startswith("ocv_chg_mV: length")
 dsg = list(c.ocv_dsg_mV)
 dsg[3] = dsg[2]
 assert c.update({"ocv_dsg_mV": dsg}) == "ocv_dsg_mV: must increase strictly"
-assert c.update({"ocv_dsg_mV": c.ocv_chg_mV[:-1] + [4300]}).startswith("ocv_dsg_mV: discharge")
+assert c.update({"ocv_dsg_mV": c.ocv_chg_mV[:-1] + [4300]}) == "ocv_dsg_mV: above ocv_chg_mV"
+lith = list(c.anode_lith_mV)
+lith[0] = c.anode_delith_mV[0] + 1
+assert c.update({"anode_lith_mV": lith}) == "anode_lith_mV: above anode_delith_mV"
+assert c.update({"ccl_temp_ddegC": [0, 0, 100, 200]}) == "ccl_temp_ddegC: must increase strictly"
+assert c.update({"ccl_temp_ddegC": [0, 100]}).startswith("ccl_temp_mA: length differs")
+assert c.update({"anode_lith_mV": c.anode_delith_mV}) is None  # equal curves: no hysteresis
+assert c.update({"anode_lith_mV": [600, 500, 500, 100, 90, 80, 70]}) == (
+    "anode_lith_mV: must decrease strictly"
+)
+assert c.update({"r_temp_pct": [100] * 7 + [5]}).startswith("r_temp_pct: length differs")
+assert c.update({"i_offset_learned_mA": 31}).startswith("i_offset_learned_mA: must not exceed")
 assert c.update({"window_top_dmAhg": 22000, "ov_mV": 4230}) is None
-assert c.window_top_dmAhg == 22000 and c.version == 1
+assert c.window_top_dmAhg == 22000 and c.version == 2
 c.save("cfg.json")
 c2, f = load("cfg.json")
 assert f == 0 and c2.as_dict() == c.as_dict()

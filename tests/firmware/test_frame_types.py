@@ -74,7 +74,8 @@ def _refused(tmp_path: Path, types: list[int]) -> str:
 
 
 def test_every_unknown_frame_type_is_refused_and_does_nothing(tmp_path: Path) -> None:
-    types = list(range(0x0B, 0x100))
+    # 0x06 is retired (CLEAR_FAULTS cleared latched faults without a reason)
+    types = [0x06, *range(0x0C, 0x100)]
     out = _refused(tmp_path, types)
     # nothing bad, no save, no state file, no switch driven, same config, no frame accepted
     assert out.startswith("0 0 False 0 True False "), out

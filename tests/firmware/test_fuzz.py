@@ -8,7 +8,7 @@ oversized lengths; frames with a valid CRC of every type 0..255 and random
 payloads; extreme samples (readings at and beyond every limit, currents up to
 and past 2**30 mA, temperature sensors missing, time going back); absurd
 configuration writes; replays of an accepted frame. Every 20 frames a HELLO,
-a CLEAR_FAULTS and a good SAMPLE after a pause must all be answered (so the
+a CLEAR_LATCHED and a good SAMPLE after a pause must all be answered (so the
 switches close again, and the hostile frames meet a working pack).
 
 The firmware must serve to the end (no exception, no return to the REPL, no
@@ -49,7 +49,7 @@ GAPS = (0, 0, 0, 2, 10, 50, 150, 300)
 MILLIVOLTS = (0, 1, 999, 1000, 2499, 2500, 2749, 3700, 4220, 4250, 4251, 5000, 5001, 65535)
 CURRENTS = (0, 1, -1, 50000, -50000, 50001, 20001, (1 << 30) - 1, -(1 << 30), 1 << 30, -(2**31))
 TEMPS = (-32768, -401, -400, -1, 0, 250, 451, 601, 1250, 1251, 32767)
-# no release delays: one good sample after CLEAR_FAULTS closes the switches again
+# no release delays: one good sample after CLEAR_LATCHED closes the switches again
 CONFIG = {"n_cells": 4, "n_temps": 1, "release_delay_ms": 0, "oc_release_ms": 0}
 SAFE_TYPES = tuple(t for t in HOST_TYPES if t not in (FrameType.ENTER_REPL, FrameType.RESET))
 

@@ -40,7 +40,7 @@ def config_content(changes):
 
 def state_content(q_mAs, log_n):
     b = Bms(config.Config(), "/nonexistent/bms_state.json")
-    b.counter.set_mAs(q_mAs)
+    b.est.q[0] = q_mAs
     b.clock_s = 1000 + log_n
     for k in range(log_n):
         b.log.add(k, k, 1 << (k %% 17), k %% 2)
@@ -66,7 +66,7 @@ else:
     objs = [state_content(1000000, 3), state_content(2000000, 16), state_content(1500000, 0)]
     def saver(o):
         return o.save
-    contents = [json.loads(json.dumps(o.state_dict())) for o in objs]
+    contents = [json.loads(json.dumps(storage.state_dict(o))) for o in objs]
     def boot():
         d, flags = storage.load_state(PATH)
         return d if flags == 0 else ("flags", flags)

@@ -21,7 +21,8 @@ def test_voltage_protections_trip_release_and_abuse_latches(tmp_path: Path) -> N
         + """
 r = Rig({"ov_delay_ms": 3000, "uv_delay_ms": 2000, "release_delay_ms": 2000})
 b = r.bms
-r.step(0, 0, mV=4000)
+r.step(0, 0, mV=3700)  # mid-range at boot: neither window bound near its end
+r.step(1000, 0, mV=4000)
 assert b.chg_on and b.dsg_on
 # debounce on sample time, from the first sample that shows the condition (1 s in)
 assert r.until(F.OV, 0, mV=4230) == 1000 + 3000
@@ -52,10 +53,12 @@ r.step(1000, 0, mV=4260)
 assert b.faults & F.OV_ABUSE and b.latched & F.OV_ABUSE and not b.chg_on and not b.dsg_on
 r.run(10, 0, mV=4000)
 assert b.latched & F.OV_ABUSE and not b.dsg_on
-assert b.clear_faults() == F.OV_ABUSE and b.latched == 0 and b.dsg_on
+assert b.clear_latched(5, F.UV_ABUSE) == 0  # not latched: nothing to clear
+assert b.clear_latched(5, 0xFFFFFF) == F.OV_ABUSE and b.latched == 0 and b.dsg_on
+assert b.fault_log[-1][1:] == [F.OV_ABUSE, 5]  # cleared by command, reason 5
 r.run(2, 0, mV=2400)
 assert b.latched == F.UV_ABUSE and not b.chg_on
-b.clear_faults()
+b.clear_latched(2, 0xFFFFFF)
 r.step(1000, 0, mV=2400)  # cause persists: trips again
 assert b.latched == F.UV_ABUSE
 log = b.fault_log
@@ -101,7 +104,7 @@ r.step(100, 25000, mV=3700)  # short circuit: the same sample, latched
 assert b.faults & F.SC and b.latched & F.SC and not b.dsg_on and not b.chg_on
 r.run(60, 0, mV=3700)
 assert b.latched & F.SC
-assert b.clear_faults() == F.SC
+assert b.clear_latched(4, F.SC) == F.SC
 assert b.dsg_on
 """,
         tmp_path,
@@ -185,29 +188,97 @@ assert b.chg_on and b.dsg_on and not b.faults
     )
 
 
-def test_capacity_window_top_and_bottom(tmp_path: Path) -> None:
+def test_window_top_guard_band_is_k_times_the_uncertainty(tmp_path: Path) -> None:
+    """Issue 9: charge stops when the count plus k x its credible half-width reaches the
+    window top (k = window_k_pct / 100). Two cells counted alike, one with a 4 %
+    uncertainty: that one stops 4 % x k of its capacity earlier. The rig's voltage stays
+    mid-range while charging, so no voltage bound applies (the branch is discharge)."""
     run_rig(
         _HEAD
         + """
-# 2000 mAh over 1200 mg: 16667 dmAh/g at full; window 1500 mAh/g
-r = Rig({"window_top_dmAhg": 15000, "window_hyst_dmAhg": 200, "window_bottom_dmAhg": 2000,
-         "frozen_ms": 86400000})
-b = r.bms
-r.step(0, 0, mV=3900)
-b.counter.set_mAs(0)
-b.est.full_done = False
-r.step(1000, 0, mV=3700)
-assert b.anode_util_dmAhg == 0 and b.faults & F.WIN_BOTTOM and not b.dsg_on and b.chg_on
-# charge at 1 A: utilization rises 1000 mA*s / 3600 / 1.2 g per second
-t = r.until(F.WIN_TOP, -1000, mV=3900, limit_ms=8000000)
-q = b.counter.q_mAs
-assert b.anode_util_dmAhg >= 15000 and (q - 1000) * 25 // (9 * 1200) < 15000
-assert not b.chg_on and b.dsg_on and not b.faults & F.WIN_BOTTOM
-assert b.warnings & F.W_NEAR_WINDOW_TOP
-r.run(10, 1000, mV=3900)  # 10 As: 23 dmAh/g down, inside the hysteresis
-assert b.faults & F.WIN_TOP
-r.run(90, 1000, mV=3900)
+BASE = {"frozen_ms": 86400000, "ce_ppm": 1000000, "window_top_dmAhg": 15000,
+        "window_hyst_dmAhg": 200, "i_offset_mA": 0, "i_offset_learned_mA": 0,
+        "deadband_mA": 0, "cap_unc_cpct": 0, "i_gain_ppm": 0, "ce_unc_ppm": 0,
+        "branch_switch_cpct": 5000}  # the charge never makes the charge branch known
+
+def top_at(k_pct, unc_cpct, path):
+    # the count (mAs) at which charging at 1 A opens CHG for WIN_TOP
+    d = dict(BASE)
+    d["window_k_pct"] = k_pct
+    r = Rig(d, state_path=path)
+    b = r.bms
+    r.step(0, 0, mV=3700)
+    e = b.est
+    cap = b.learner.cap[0]
+    e.set(0, cap // 10000 * 6000, cap // 10000 * unc_cpct)
+    e.calibrated(1)
+    e.branch = 1  # discharge; the charge makes the branch unknown: the count decides
+    e.known = True
+    while b.chg_on:
+        r.step(1000, -1000, mV=3700)
+        assert b.samples < 4000
+    assert b.faults & F.WIN_TOP and b.dsg_on and b.warnings & F.W_NEAR_WINDOW_TOP
+    return r, e.q[0], cap
+
+r0, q0, cap = top_at(100, 0, "a.json")
+# 2000 mAh over 1200 mg: 16667 dmAh/g at full, the top 15000 at 90 % (6480000 mAs)
+assert 6478000 <= q0 <= 6482000, q0
+_, q1, _ = top_at(100, 400, "b.json")
+_, q2, _ = top_at(200, 400, "c.json")
+g = cap // 10000 * 400  # the half-width, 4 % of capacity
+assert abs((q0 - q1) - g) <= 2000 and abs((q0 - q2) - 2 * g) <= 2000, (q0, q1, q2, g)
+# the top releases once the bound is back below it by the hysteresis (20 mAh/g: 86400 mAs)
+b = r0.bms
+r0.run(80, 1000, mV=3700)
+assert b.faults & F.WIN_TOP and not b.chg_on
+r0.run(10, 1000, mV=3700)
 assert not b.faults & F.WIN_TOP and b.chg_on
+""",
+        tmp_path,
+    )
+
+
+def test_window_top_bound_from_the_voltage_on_the_charge_branch(tmp_path: Path) -> None:
+    """While charging on the known charge branch the voltage bounds the SOC from above
+    whatever the count says: the charge-branch SOC of V - I x R0/2 plus the table's and the
+    hysteresis' uncertainty. The window top's bound is the lower of that and the count's:
+    a count with a wide credible interval (a capacity not learned yet) charges on until the
+    voltage's bound reaches the top, where the count's alone would have stopped at once."""
+    run_rig(
+        _HEAD
+        + """
+from bms.ocv import CHARGE
+r = Rig({"frozen_ms": 86400000, "window_top_dmAhg": 15000, "branch_switch_cpct": 500},
+        state_path="a.json")
+b = r.bms
+v70 = b.ocv.mV_at(CHARGE, 7000) + 20
+r.step(0, 0, mV=v70)  # the same voltage before the current starts: no resistance learned
+e = b.est
+cap = b.learner.cap[0]
+e.set(0, cap // 10000 * 6000, cap // 10000 * 3000)  # 60 % +- 30 %: its bound is the top
+e.calibrated(1)
+e.branch = 0
+e.known = True
+e.net_mAs = 0
+e.run_mAs = cap  # a long charge already: no hysteresis left to allow for
+# charging at 1 A, the voltage says 70 % (plus a 20 mV IR drop)
+r.run(3, -1000, mV=v70)
+assert b.chg_on and not b.faults & F.WIN_TOP and b.res.fac[0] == 10000, hex(b.faults)
+# at the top's OCV the bound (V - 12.5 mV + 20 mV on the charge branch) is past it
+r.step(1000, -1000, mV=b.ocv.mV_at(CHARGE, 9000))
+assert b.faults & F.WIN_TOP and not b.chg_on and b.soc_cpct < 6100, b.soc_cpct
+# at rest the bound cannot rise: a rested reading is no reason to open CHG
+r2 = Rig({"frozen_ms": 86400000, "window_top_dmAhg": 15000, "branch_switch_cpct": 500},
+         state_path="b.json")
+b2 = r2.bms
+r2.step(0, 0, mV=3700)
+e = b2.est
+e.set(0, cap // 10000 * 6000, cap // 10000 * 3000)
+e.calibrated(1)
+e.branch = 0
+e.known = True
+r2.run(5, 0, mV=b2.ocv.mV_at(CHARGE, 7000))
+assert b2.chg_on
 """,
         tmp_path,
     )
@@ -226,42 +297,48 @@ assert c.window_top_dmAhg == 16670
     )
 
 
-def test_window_bottom_is_on_by_default_and_releases_with_hysteresis(tmp_path: Path) -> None:
+def test_window_bottom_only_when_the_estimate_is_sure(tmp_path: Path) -> None:
+    """Issue 9: discharge stops at the window bottom only when the estimate is confident:
+    the count at the bottom and the credible upper end within 5 % of capacity
+    above it. An unsure estimate leaves it to the voltage limits, so no cell that may still
+    hold more than 5 % is cut."""
     run_rig(
         _HEAD
         + """
-from bms.ocv import DISCHARGE
-# default window: bottom 0 (SOC 0), hysteresis 10 mAh/g = 43200 mAs over 1200 mg
-r = Rig({"frozen_ms": 86400000})
-b = r.bms
-assert b.cfg.window_bottom_dmAhg == 0
-r.step(0, 0, mV=3700)
-b.counter.set_mAs(20000)  # 0.28 % left by the count
-r.run(9, 2000, mV=3300)
-assert b.dsg_on and not b.faults & F.WIN_BOTTOM
-t = r.until(F.WIN_BOTTOM, 2000, mV=3300)
-assert 0 < t <= 2000 and b.anode_util_dmAhg == 0, t
-assert not b.dsg_on and b.chg_on and not b.faults & F.UV  # the bottom came first
-# charging 30000 mAs: inside the hysteresis, DSG stays open
-r.run(30, -1000, mV=3400)
-assert b.faults & F.WIN_BOTTOM and not b.dsg_on
-r.run(15, -1000, mV=3400)
-assert not b.faults & F.WIN_BOTTOM and b.dsg_on, b.anode_util_dmAhg
-# the UV cut-off opens DSG on its own, with the count well above the bottom
-r.run(5, 1000, mV=2700)
-assert b.faults & F.UV and not b.dsg_on and not b.faults & F.WIN_BOTTOM
+BASE = {"frozen_ms": 86400000, "ce_ppm": 1000000, "window_bottom_dmAhg": 1000,
+        "window_hyst_dmAhg": 100, "i_offset_mA": 0, "i_offset_learned_mA": 0,
+        "deadband_mA": 0, "cap_unc_cpct": 0, "i_gain_ppm": 0, "ce_unc_ppm": 0}
 
-# a rest that finds the cell fuller than counted (5 % on the discharge branch) releases it
-r2 = Rig({"frozen_ms": 86400000}, state_path="other.json")
-b2 = r2.bms
-r2.step(0, 0, mV=3700)
-r2.run(300, 2000, mV=3300)  # 600 As: the discharge branch is known
-assert b2.est.known
-b2.counter.set_mAs(20000)
-r2.until(F.WIN_BOTTOM, 2000, mV=3300)
-assert not b2.dsg_on
-r2.run(700, 0, mV=b2.ocv.mV_at(DISCHARGE, 500))
-assert b2.soc_cpct > 100 and not b2.faults & F.WIN_BOTTOM and b2.dsg_on, b2.soc_cpct
+def rig(unc_cpct, path):
+    r = Rig(BASE, state_path=path)
+    b = r.bms
+    r.step(0, 0, mV=3700)
+    e = b.est
+    cap = b.learner.cap[0]
+    e.set(0, cap // 10000 * 1000, cap // 10000 * unc_cpct)  # 10 % left, 4 % above the bottom
+    e.calibrated(1)
+    return r, b
+
+# sure (0.5 %): trips once the count reaches the bottom, 100 mAh/g of 1667 (6.0 %)
+r, b = rig(50, "a.json")
+assert r.until(F.WIN_BOTTOM, 2000, mV=3300) > 0 and not b.dsg_on and b.chg_on
+assert 590 <= b.soc_cpct <= 600, b.soc_cpct
+# released by a charge past the hysteresis (10 mAh/g: 0.6 %)
+r.run(10, -2000, mV=3400)
+assert b.faults & F.WIN_BOTTOM
+r.run(15, -2000, mV=3400)
+assert not b.faults & F.WIN_BOTTOM and b.dsg_on
+# a little beyond the slack (6 %): trips only when the upper end is 5 % above the bottom,
+# i.e. at a count 1 % below it
+r3, b3 = rig(600, "c.json")
+assert r3.until(F.WIN_BOTTOM, 2000, mV=3300) > 0 and not b3.dsg_on
+assert 490 <= b3.soc_cpct <= 500, b3.soc_cpct
+# unsure (20 %): the bound never reaches the bottom; discharge goes on to the voltage limit
+r2, b2 = rig(2000, "b.json")
+r2.run(300, 2000, mV=3300)
+assert b2.dsg_on and b2.soc_cpct < 300 and not b2.faults & F.WIN_BOTTOM
+r2.run(5, 2000, mV=2700)
+assert b2.faults & F.UV and not b2.dsg_on and not b2.faults & F.WIN_BOTTOM
 """,
         tmp_path,
     )
@@ -371,7 +448,7 @@ r.step(1000, 0, mV=4300)
 assert b.latched == 0
 r.step(1000, 0, mV=4300)
 assert b.latched == F.OV_ABUSE and not b.chg_on and not b.dsg_on
-assert b.clear_faults() == F.OV_ABUSE
+assert b.clear_latched(5, 0xFFFFFF) == F.OV_ABUSE
 r.run(3, 0, mV=3700)
 assert b.faults == 0
 # an OV trip under way keeps running through an implausible sample, none starts on one

@@ -62,7 +62,9 @@ def test_trace_decodes_frames_split_across_reads(caplog: pytest.LogCaptureFixtur
     caplog.set_level(logging.DEBUG, logger="host.protocol.wire")
     trace = WireTrace()
     sample = encode_frame(FrameType.SAMPLE, 7, encode_sample(5000, [3700, 3701], 1500, [250]))
-    state = encode_frame(FrameType.STATE, 7, encode_state_raw([5000, 5012] + [0] * 17))
+    state = encode_frame(
+        FrameType.STATE, 7, encode_state_raw([5000, 5012] + [0] * 23, [5012, 5012], [0, 0])
+    )
     trace.sent(sample)
     banner = b"MicroPython v1.24 on unix\r\n>>> "
     for chunk in (state[:5], state[5:], banner):
@@ -71,7 +73,7 @@ def test_trace_decodes_frames_split_across_reads(caplog: pytest.LogCaptureFixtur
     assert messages[0] == (
         "-> SAMPLE seq 7 len 16: t 5000 ms, I 1500 mA, cells 3700,3701 mV, temps 250 ddegC"
     )
-    assert messages[1].startswith("<- STATE seq 7 len 48: t 5000 ms, SOC 50.12 %")
+    assert messages[1].startswith("<- STATE seq 7 len 75: t 5000 ms, SOC 50.12 %")
     assert messages[2] == f"<- {len(banner)} byte(s) outside frames: {banner.decode()!r}"
 
 
@@ -79,10 +81,10 @@ def test_trace_costs_nothing_when_off(caplog: pytest.LogCaptureFixture) -> None:
     """Off, nothing is decoded; turned on mid-stream, it starts afresh at the next frame."""
     caplog.set_level(logging.INFO, logger="host.protocol.wire")
     trace = WireTrace()
-    state = encode_frame(FrameType.STATE, 9, encode_state_raw([1] + [0] * 18))
+    state = encode_frame(FrameType.STATE, 9, encode_state_raw([1] + [0] * 24, [0], [0]))
     trace.received(state[:5])  # off: the half frame is not kept
     assert not caplog.records
     caplog.set_level(logging.DEBUG, logger="host.protocol.wire")
     trace.received(state[5:] + state)
     states = [r.getMessage() for r in caplog.records if "<- STATE" in r.getMessage()]
-    assert len(states) == 1 and states[0].startswith("<- STATE seq 9 len 48: t 1 ms")
+    assert len(states) == 1 and states[0].startswith("<- STATE seq 9 len 71: t 1 ms")

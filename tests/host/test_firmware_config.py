@@ -75,6 +75,13 @@ _CELL_KEYS = {
     "t_chg_max_ddegC",
     "t_dsg_min_ddegC",
     "t_dsg_max_ddegC",
+    # the resistance and current-limit tables (docs/internals.md)
+    "r0_mohm",
+    "r_temp_pct",
+    "ccl_temp_ddegC",
+    "ccl_temp_mA",
+    "dcl_temp_ddegC",
+    "dcl_temp_mA",
 }
 
 # A cell unlike the preset in every property the configuration is made from.

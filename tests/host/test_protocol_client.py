@@ -16,7 +16,7 @@ import pytest
 
 from host.link import SerialLink
 from host.protocol.client import BmsClient, BmsRejected, BmsTimeout
-from host.protocol.codec import ErrorCode
+from host.protocol.codec import ClearReason, ErrorCode
 from host.protocol.faults import FAULT_BITS
 from host.vboard import VirtualBoard
 from tests.firmware.pty_board import provision
@@ -99,7 +99,7 @@ async def test_session_commands(board: tuple[VirtualBoard, SerialLink]) -> None:
     assert "OV" in state.faults and not state.chg_on and state.dsg_on
     ov = 1 << FAULT_BITS["OV"]
     assert [(bits & ov, is_set) for _, bits, is_set in await client.fault_log()] == [(ov, 1)]
-    assert await client.clear_faults() == 0
+    assert await client.clear_latched(ClearReason.TEST) == 0
     await client.save()
     state = await client.get_state()
     assert state.t_ms == 3000 and state.samples == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from host.protocol import commands
 from host.protocol.codec import (
     MAX_PAYLOAD,
+    ClearReason,
     DecodeError,
     Decoder,
     ErrorCode,
@@ -64,7 +66,7 @@ def test_crc_is_the_one_the_document_names(data: bytes, split: int) -> None:
     assert crc16(data[split:], crc16(data[:split])) == crc16(data)  # it can be carried on
 
 
-def _state_fields(payload: bytes) -> dict[str, int]:
+def _state_fields(payload: bytes) -> dict[str, int | list[int]]:
     """A decoded STATE back in the document's raw units and names."""
     s = decode_state(payload)
     return {
@@ -87,6 +89,15 @@ def _state_fields(payload: bytes) -> dict[str, int]:
         "max_cell_mV": s.max_cell_mV,
         "max_temp_ddegC": -32768 if s.max_temp_degC is None else round(s.max_temp_degC * 10),
         "capacity_learned_count": s.cap_learn_count,
+        "ccl_mA": s.ccl_mA,
+        "dcl_mA": s.dcl_mA,
+        "anode_potential_mV": -32768 if s.anode_potential_mV is None else s.anode_potential_mV,
+        "current_offset_dmA": round(s.current_offset_mA * 10),
+        "r_dc_uohm": round(s.r_dc_mohm * 1000),
+        "capacity_unc_cpct": round(s.capacity_unc_pct * 100),
+        "n_cells": len(s.cell_soc_pct),
+        "cell_soc_cpct": [round(v * 100) for v in s.cell_soc_pct],
+        "cell_util_dmAhg": [round(v * 10) for v in s.cell_anode_util_mAh_g],
     }
 
 
@@ -114,6 +125,9 @@ def _decoded(kind: str, payload: bytes) -> object:
         }
     if kind == "STATE":
         return _state_fields(payload)
+    if kind == "CLEAR_LATCHED":
+        reason, mask = struct.unpack("<BI", payload)
+        return {"reason": reason, "mask": mask}
     if kind == "json":
         return decode_json(payload)
     if kind == "status":
@@ -147,6 +161,8 @@ def _command(case: dict) -> commands.Command[object]:
         )
     if case["type_name"] == "CONFIG_WRITE":
         return commands.config_write(value)
+    if case["type_name"] == "CLEAR_LATCHED":
+        return commands.clear_latched(ClearReason(value["reason"]), value["mask"])
     return commands.raw(FrameType[case["type_name"]])
 
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import pytest
 
 from host.protocol.client import BmsClient
-from host.protocol.codec import ErrorCode, FrameType
+from host.protocol.codec import ClearReason, ErrorCode, FrameType
 from host.protocol.errors import BmsRejected, BmsTimeout
 from tests.host.memory_board import CELLS, Clock, MemoryBoard, MemoryLink
 
@@ -62,7 +62,7 @@ def test_every_command_completes_without_suspending(
     assert at_once(client.config_read())["ov_delay_ms"] == 500
     with pytest.raises(BmsRejected, match="window_top_dmAhg"):
         at_once(client.config_write({"window_top_dmAhg": 22001}))
-    assert at_once(client.clear_faults()) == 0
+    assert at_once(client.clear_latched(ClearReason.TEST)) == 0
     assert isinstance(at_once(client.fault_log()), list)
     at_once(client.save())
     assert at_once(client.request(FrameType.GET_STATE)).ftype == FrameType.GET_STATE_REPLY

@@ -39,8 +39,21 @@ STATE_EXAMPLE = {
     "max_cell_mV": 3702,
     "max_temp_ddegC": -105,
     "capacity_learned_count": 2,
+    "ccl_mA": 0,  # charging is off: no charge current allowed
+    "dcl_mA": 3997,
+    "anode_potential_mV": 286,
+    "current_offset_dmA": -123,
+    "r_dc_uohm": 57200,
+    "capacity_unc_cpct": 150,
+    "n_cells": 4,
+    "cell_soc_cpct": [5010, 5032, 4987, 5019],
+    "cell_util_dmAhg": [11030, 11034, 10990, 11021],
 }
-STATE_ZERO = {f.name: 0 for f in spec.payload_layouts()["STATE"]}
+STATE_ZERO = {f.name: 0 for f in spec.payload_layouts()["STATE"]} | {
+    "n_cells": 1,
+    "cell_soc_cpct": [0],
+    "cell_util_dmAhg": [0],
+}
 
 
 def hello_value(n_cells: int, n_temps: int, flags: int, crc: int, ident: str) -> dict[str, Any]:
@@ -123,6 +136,22 @@ CASES: list[tuple[str, str, int, Any]] = [
         0x8000,
         STATE_EXAMPLE | {"max_temp_ddegC": -32768, "flags": 0b11, "faults": 0, "warnings": 0},
     ),
+    (
+        "STATE below SOC 0, no anode estimate yet, 16 cells",
+        "STATE",
+        0x0C0C,
+        STATE_EXAMPLE
+        | {
+            "soc_cpct": -255,
+            "anode_potential_mV": -32768,
+            "ccl_mA": 99999,
+            "dcl_mA": 0,
+            "r_dc_uohm": 2**30 - 1,
+            "n_cells": 16,
+            "cell_soc_cpct": [-300 + 10 * k for k in range(16)],
+            "cell_util_dmAhg": [0] * 15 + [65535],
+        },
+    ),
     ("GET_STATE", "GET_STATE", 8, None),
     (
         "GET_STATE reply (type 0x83)",
@@ -154,8 +183,9 @@ CASES: list[tuple[str, str, int, Any]] = [
         [1, "window_top_dmAhg: 22001 above 22000"],
     ),
     ("CONFIG_WRITE_REPLY not saved", "CONFIG_WRITE_REPLY", 12, [2, "not saved: ENOSPC"]),
-    ("CLEAR_FAULTS", "CLEAR_FAULTS", 5, None),
-    ("CLEAR_FAULTS_REPLY", "CLEAR_FAULTS_REPLY", 5, 1 << 4 | 1 << 9),
+    ("CLEAR_LATCHED inspected, all", "CLEAR_LATCHED", 5, {"reason": 2, "mask": 0xFFFFFF}),
+    ("CLEAR_LATCHED test, UV_ABUSE", "CLEAR_LATCHED", 6, {"reason": 5, "mask": 1 << 10}),
+    ("CLEAR_LATCHED_REPLY", "CLEAR_LATCHED_REPLY", 5, 1 << 4 | 1 << 9),
     ("ENTER_REPL", "ENTER_REPL", 13, None),
     ("ENTER_REPL_REPLY", "ENTER_REPL_REPLY", 13, None),
     ("RESET", "RESET", 14, None),

@@ -74,13 +74,14 @@ def _field(offset: str, size: str, text: str) -> Field:
 
 @cache
 def payload_layouts() -> dict[str, tuple[Field, ...]]:
-    """'HELLO_REPLY', 'SAMPLE', 'STATE' -> their fields in wire order."""
+    """'HELLO_REPLY', 'SAMPLE', 'STATE', 'CLEAR_LATCHED' -> their fields in wire order."""
     text = doc_text()
     layouts = {}
     for heading, name in (
         ("HELLO_REPLY / BOOT payload", "HELLO_REPLY"),
         ("SAMPLE payload", "SAMPLE"),
         ("STATE payload", "STATE"),
+        ("CLEAR_LATCHED payload", "CLEAR_LATCHED"),
     ):
         rows = _rows(_section(text, heading))
         layouts[name] = tuple(_field(offset, size, f) for offset, size, f in rows)
@@ -88,10 +89,11 @@ def payload_layouts() -> dict[str, tuple[Field, ...]]:
 
 
 @cache
-def state_len() -> int:
-    match = re.search(r"^### STATE payload .*?(\d+) bytes$", doc_text(), re.M)
+def state_len() -> tuple[int, int]:
+    """The STATE payload's size as the heading states it: (fixed bytes, bytes per cell)."""
+    match = re.search(r"^### STATE payload .*?(\d+) \+ (\d+) n_cells bytes$", doc_text(), re.M)
     assert match is not None, "docs/protocol.md: the STATE heading names its size"
-    return int(match.group(1))
+    return int(match.group(1)), int(match.group(2))
 
 
 @cache

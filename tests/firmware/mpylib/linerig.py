@@ -27,7 +27,7 @@ class ScriptedLine:
     still holds; one second after the script's last burst the port reads as closed (ready,
     then readinto gives -1), and `done` tells the test that this is why serve() returned.
     Replies are decoded as they are written: `types[t]` counts them by type, `seen[seq]`
-    holds the type of the last HELLO_REPLY, STATE or CLEAR_FAULTS_REPLY with that seq.
+    holds the type of the last HELLO_REPLY, STATE or CLEAR_LATCHED_REPLY with that seq.
     `expect(seq, ftype)` registers a reply the bytes read so far must produce; settle()
     (called by Switches.feed_wdt at the top of each loop, when everything read has been
     processed) counts each as met or missed.
@@ -114,10 +114,10 @@ class ScriptedLine:
                 t = p.ftype
                 self.types[t] += 1
                 self.replies += 1
-                if t == 0x81 or t == 0x82 or t == 0x83 or t == 0x86:
+                if t == 0x81 or t == 0x82 or t == 0x83 or t == 0x8B:
                     self.seen[p.seq] = t
                 if t == 0x82 or t == 0x83:
-                    self.last_state = bytes(p.buf[7:55])
+                    self.last_state = bytes(p.buf[7 : 7 + p.length])
 
 
 class Switches:

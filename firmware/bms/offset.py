@@ -1,0 +1,74 @@
+"""The current sensor's offset, learned where the true current is zero, as fuel gauges do.
+
+Current is positive on discharge. Two situations say the true current is zero: both
+switches open (nothing can flow), and a rest (the reading within rest_current_mA: no load
+draws that little). While one lasts, the readings are averaged; once it has lasted
+a minute (a tenth of that with both switches open, the stronger evidence) the
+average becomes the offset, if it lies within the sensor's offset bound i_offset_mA (a
+larger reading is a load, not an offset). From then on the counting subtracts it, and
+the SOC uncertainty grows by i_offset_learned_mA instead of i_offset_mA (soc.py).
+
+correct() returns whole mA and carries the tenths of a mA to the next sample, so the
+offset is subtracted exactly on average.
+"""
+
+try:
+    from micropython import const  # pyright: ignore[reportAssignmentType]
+except ImportError:
+
+    def const(x):
+        return x
+
+
+_MAX_N = const(16384)  # samples averaged before the sums are halved: 10 x sum stays small
+_LEARN_MS = const(60000)  # a rest this long (a tenth with both switches open) gives the offset
+
+
+class OffsetLearner:
+    def __init__(self):
+        self.off_dmA = 0  # the offset, 0.1 mA
+        self.known = False
+        self.rem_dmA = 0  # tenths carried by correct()
+        self.t_ms = 0  # how long the present zero-current stretch has lasted
+        self.sum_mA = 0  # its readings, summed (<= 5000 x _MAX_N)
+        self.n = 0
+
+    def correct(self, raw_mA):
+        """The reading minus the offset, whole mA (|raw_mA| <= 1e5)."""
+        v = raw_mA * 10 - self.off_dmA + self.rem_dmA
+        whole = v // 10
+        self.rem_dmA = v - whole * 10
+        return whole
+
+    def bound_mA(self, cfg):
+        """The offset's bound now: learned or not."""
+        return cfg.i_offset_learned_mA if self.known else cfg.i_offset_mA
+
+    def observe(self, cfg, raw_mA, dt_ms, both_open):
+        """One sample's reading (clamped to the sensor range); both_open: both switches were
+        open through the interval it covers."""
+        lim = cfg.i_offset_mA
+        if both_open:
+            zero = -lim <= raw_mA <= lim
+            need_ms = _LEARN_MS // 10
+        else:
+            zero = -cfg.rest_current_mA <= raw_mA <= cfg.rest_current_mA
+            need_ms = _LEARN_MS
+        if not zero:
+            self.t_ms = 0
+            self.sum_mA = 0
+            self.n = 0
+            return
+        t = self.t_ms + dt_ms
+        self.t_ms = t if t < 0x3FFFFFFF - 10000 else 0x3FFFFFFF - 10000
+        n = self.n
+        if n >= _MAX_N:
+            self.sum_mA //= 2
+            n //= 2
+        self.sum_mA += raw_mA
+        self.n = n + 1
+        if self.t_ms >= need_ms:
+            mean_dmA = self.sum_mA * 10 // self.n  # |sum| <= 5000 x 16384: x 10 < 2**30
+            if -lim * 10 <= mean_dmA <= lim * 10:
+                self.off_dmA = mean_dmA
+                self.known = True

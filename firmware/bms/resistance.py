@@ -1,0 +1,126 @@
+"""Each cell's resistance now, and a factor on the design's learned from current steps.
+
+The design gives the DC resistance (R0 + R1 + R2) at 25 degC at SOC 0, 0.5 and 1
+(r_empty_mohm, r_cell_mohm, r_full_mohm), R0 alone (r0_mohm), and their temperature
+factors (r_temp_pct, r0_temp_pct over r_temp_ddegC). A real cell differs (spread,
+ageing, a resistance the datasheet does not state) by a factor, learned per cell from
+current steps: when the current changes by at least C/4 between two samples
+at most 2 s apart, at a SOC between 20 and 80 % and a temperature inside the learning
+gate, each cell's voltage change over the current change is R0 plus the RC pairs' start
+(dt x r_step_uohm_s: the pairs' capacitances, which neither temperature nor ageing
+change); that over the design's R0 at the coldest reading is the factor's evidence. The
+factor follows the average of the first 16 steps, then moves 1/16 of the way at each,
+within 50 .. 400 % of the design's.
+
+Per sample, for each cell: r_dc (the DC resistance: what a steady current drops, for
+limits that must hold for minutes and for IR-free readings at rest and full), r0 (the
+instant part), r_int (the resistance over one control interval, R0 + the RC pairs' start:
+for the voltage limits of the next interval), all in uohm and at most 10 ohm.
+
+Current is positive on discharge.
+"""
+
+from array import array
+
+from bms.intmath import interp, muldiv
+
+try:
+    from micropython import const  # pyright: ignore[reportAssignmentType]
+except ImportError:
+
+    def const(x):
+        return x
+
+
+_R_MAX = const(10000000)  # uohm: 10 ohm (keeps I x R a small int)
+_STEP_MAX_DT = const(2000)
+_STEP_C = const(4)  # a step of at least C/4 teaches the resistance
+_WEIGHT = const(16)
+_FAC_MIN = const(5000)  # the learned factor's bounds: 50 % .. 400 % of the design, cpct
+_FAC_MAX = const(40000)
+
+
+def ir_of(mA, r_uohm):
+    """mA x r_uohm in mV, signed as mA (|mA| <= 1e5, r_uohm <= 1e7)."""
+    a = mA if mA >= 0 else -mA
+    whole = a // 1000
+    v = (whole * r_uohm + (a - whole * 1000) * r_uohm // 1000) // 1000
+    return v if mA >= 0 else -v
+
+
+def i_of(mV, r_uohm):
+    """The current in mA that drops mV (0..1000) over r_uohm (>= 1)."""
+    return mV * 1000000 // r_uohm
+
+
+class Resistance:
+    def __init__(self, n):
+        self.fac = array("i", [10000] * n)  # learned factor on the design, cpct
+        self.n_ev = 0  # steps learned from
+        self.last_mV = array("H", bytes(2 * n))
+        self.last_mA = None  # the previous plausible sample's current (None: no step spans it)
+        self.r_dc = array("i", bytes(4 * n))
+        self.r_int = array("i", bytes(4 * n))
+        self.r0 = array("i", bytes(4 * n))
+        self.f0 = 100  # R0's temperature factor now, percent
+
+    def ir_mV(self, k, mA):
+        """Cell k's DC IR drop at mA (signed as mA)."""
+        return ir_of(mA, self.r_dc[k])
+
+    def update(self, cfg, t_ddegC, soc, n, dt_ms):
+        """This sample's resistances of n cells at their SOC (cpct) and t_ddegC (the
+        coldest reading less the sensor bound; 250 without sensors)."""
+        rt = cfg.r_temp_ddegC
+        m = len(rt)
+        f_dc = interp(rt, cfg.r_temp_pct, m, t_ddegC)
+        self.f0 = f0 = interp(rt, cfg.r0_temp_pct, m, t_ddegC)
+        r_e = cfg.r_empty_mohm
+        r_c = cfg.r_cell_mohm
+        r_f = cfg.r_full_mohm
+        dt = dt_ms if dt_ms > 100 else 100
+        rc = cfg.r_step_uohm_s * dt // 1000  # <= 1e5 x 1e4
+        r0 = muldiv(cfg.r0_mohm * 1000, f0, 100)
+        for k in range(n):
+            s = soc[k]
+            s = 0 if s < 0 else (10000 if s > 10000 else s)
+            if s <= 5000:
+                base = r_e * 1000 + (r_c - r_e) * s // 5
+            else:
+                base = r_c * 1000 + (r_f - r_c) * (s - 5000) // 5
+            if base < 1:
+                base = 1
+            fac = self.fac[k]
+            r = muldiv(muldiv(base, f_dc, 100), fac, 10000)
+            self.r_dc[k] = r if r < _R_MAX else _R_MAX
+            r = muldiv(r0, fac, 10000)
+            r = r if r < _R_MAX else _R_MAX
+            self.r0[k] = r
+            r += rc
+            self.r_int[k] = r if r < _R_MAX else _R_MAX
+
+    def learn(self, cfg, cells, n, mA, dt_ms, ok):
+        """A sample of plausible cells (ok: its SOC and temperature inside the gates too):
+        learn from a current step since the previous one, then remember this one."""
+        last_mA = self.last_mA
+        d_mA = 0 if last_mA is None else mA - last_mA
+        a = d_mA if d_mA >= 0 else -d_mA
+        if ok and a >= cfg.capacity_mAh // _STEP_C and dt_ms <= _STEP_MAX_DT:
+            expected = muldiv(cfg.r0_mohm * 1000, self.f0, 100) // 100  # 0.1 mohm, >= 10
+            rc = cfg.r_step_uohm_s * dt_ms // 1000
+            w = self.n_ev + 1 if self.n_ev < _WEIGHT else _WEIGHT
+            lo = _FAC_MIN
+            hi = _FAC_MAX
+            last = self.last_mV
+            for k in range(n):
+                dv = last[k] - cells[k] if d_mA > 0 else cells[k] - last[k]
+                if 0 < dv <= 1000:
+                    r = dv * 1000000 // a - rc  # uohm
+                    f = r * 100 // expected if r > 0 else 0  # cpct of the design's R0
+                    f = lo if f < lo else (hi if f > hi else f)
+                    self.fac[k] += (f - self.fac[k]) // w
+            if self.n_ev < 65535:
+                self.n_ev += 1
+        for k in range(n):
+            self.last_mV[k] = cells[k]
+        self.last_mA = mA

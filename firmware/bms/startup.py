@@ -1,0 +1,81 @@
+"""The estimator's start: check a persisted state against the first plausible voltages, or
+estimate each cell from them. Imported for the first plausible sample after boot (or after a
+new cell count or capacity) and dropped from the heap afterwards (bms.forget).
+
+Boot with a persisted state (check_restored): each cell's first voltage is read on the
+restored branch (between both when it is unknown). A cell near rest further than
+boot_check_cpct from its restored SOC makes the whole file stale (the cells were charged,
+discharged or swapped while the BMS was off), and the boot proceeds as without one.
+Otherwise each cell's uncertainty is widened to cover the distance to its reading (the
+margin is wide because a cell just powered up may not be relaxed yet).
+
+Boot without a persisted state, or with a stale one (init_from_voltage): the branch is
+unknown, so each cell lies between its charge-branch reading (the lower SOC) and its
+discharge-branch reading (the higher); that interval is its credible interval
+(soc.SocEstimator.from_interval). Its SOC is the reading of the one branch a completed move
+can have left it on when the other is ruled out (on the charge branch a cell was charged
+by at least branch_switch_cpct, so its reading there must be at least that; on the
+discharge branch it was discharged as much, so its reading there must be at most 100 %
+less that), else the middle. The window protections use the side of the interval that is
+safe for each direction (limits.py): the top's bound reaches the fuller reading; the bottom
+trips only when even the fuller reading is at the bottom, which keeps a cell with usable
+charge from being cut. Current is positive on discharge.
+"""
+
+from bms.intmath import of_1e4
+from bms.soc import soc_of
+
+_F_SOC_FROM_VOLTAGE = 1 << 6  # STATE flag bit, as in faults.py
+
+
+def init_from_voltage(est, current_mA, cells, n):
+    """Each cell from its branch interval; the branch stays unknown, pointed to when every
+    cell points the same way."""
+    cfg = est.cfg
+    hint = -2
+    for k in range(n):
+        est.interval(cells[k] + est.res.ir_mV(k, current_mA), cfg.ocv_unc_mV)
+        b = est.from_interval(k)
+        hint = b if hint == -2 or hint == b else -1
+    est.calibrated(n)
+    est.branch = hint
+    est.net_mAs = 0
+    est.peak_mAs = 0
+    est.low_mAs = 0
+    est.pull_mAs = 0
+    est.run_mAs = 0
+    est.known = False
+    est.need_init = False
+    est.need_check = False
+    est.flags |= _F_SOC_FROM_VOLTAGE
+    est.learner.invalidate()
+
+
+def check_restored(est, current_mA, cells, n):
+    """A restored state against the first plausible sample (see the module docstring)."""
+    est.need_check = False
+    cfg = est.cfg
+    if current_mA > cfg.rest_current_mA or current_mA < -cfg.rest_current_mA:
+        return
+    cap = est.learner.cap
+    margin = cfg.boot_check_cpct
+    for k in range(n):
+        mV = cells[k] + est.res.ir_mV(k, current_mA)
+        if est.known:
+            est.read(est.branch, mV, cfg.ocv_unc_mV)
+            lo = est.reading_cpct
+            hi = lo
+        else:
+            est.interval(mV, cfg.ocv_unc_mV)
+            lo = est.r_lo - est.u_lo
+            hi = est.r_hi + est.u_hi
+        count = soc_of(est.q[k], cap[k])
+        off = lo - count if count < lo else (count - hi if count > hi else 0)
+        if off > margin:
+            init_from_voltage(est, current_mA, cells, n)
+            return
+        off = 0 if off < 0 else (10000 if off > 10000 else off)
+        d = of_1e4(cap[k], off)
+        if est.base[k] < d:
+            est.base[k] = d
+    est.sum_unc(n)
