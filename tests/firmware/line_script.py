@@ -96,12 +96,16 @@ def source(line):
     if FREE_HEAP:  # leave the firmware only about this much heap, as on a crowded board
         ballast = []
         gc.collect()
+        # a contiguous 4 KB for the rig's own reads of the script's bursts, freed once the
+        # ballast is in: the rig must not be the one that runs out
+        reserve = bytearray(4096)
         size = 1024
-        while size >= 16 and gc.mem_free() > FREE_HEAP + 2 * size:
+        while size >= 16 and gc.mem_free() > FREE_HEAP + 4096 + 2 * size:
             try:
                 ballast.append(bytearray(size))
             except MemoryError:
                 size //= 2
+        reserve = None
     return replay("line_script.bin", line)
 
 action, line = run(app, sw, board, source)
