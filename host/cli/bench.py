@@ -171,7 +171,9 @@ def _target_heap(r: dict[str, Any]) -> list[str]:
     for target, h in r.items():
         lines += _skipped(f"  {target}", h) or [
             f"  {target}: {h['after_boot_B']:,} / {h['peak_in_operation_B']:,} / "
-            f"{h['gc_heap_total_B']:,} ({h['where']})"
+            f"{h['gc_heap_total_B']:,} ({h['where']}); SAMPLE frames allocating nothing "
+            f"{h['sample_frames_allocating_nothing']} (target: all but state saves; most "
+            f"{h['most_allocated_by_one_sample_B']:,} B)"
         ]
     return lines
 

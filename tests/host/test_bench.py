@@ -100,6 +100,9 @@ def test_quick_json_chip_target_figures(quick: dict[str, Any]) -> None:
     for h in heap.values():
         if not skipped_why(h):
             assert 0 < h["after_boot_B"] <= h["peak_in_operation_B"] < h["gc_heap_total_B"]
+            # issue 11: no allocation per sample step; only a frame that saves the state
+            zero, frames = (int(v) for v in h["sample_frames_allocating_nothing"].split("/"))
+            assert frames == 200 and zero >= 195, h
     step = quick["qemu_step"]
     if not skipped_why(step):
         counts = [step[f"cells_{n}"]["instructions_per_step_median"] for n in (1, 4, 16)]
