@@ -124,7 +124,6 @@ inp = sys.stdin.buffer
 out = sys.stdout.buffer
 req = bytearray(REQUEST)
 rep = bytes(REPLY)
-out.write(b"ECHO\\n")
 while True:
     if inp.readinto(req) != REQUEST:
         raise SystemExit
@@ -225,8 +224,9 @@ async def _unix_echo(
         port = serial.Serial(board.port, 115200, timeout=0)
         try:
             fd = port.fileno()
-            await asyncio.to_thread(read_exactly, fd, 5)  # "ECHO\n": the loop runs
             data = bytes(range(request))
+            # The warm-up's first round trip waits for the board to boot. No banner: opening
+            # the port flushes its input (pyserial), so a banner written before could be lost.
             await asyncio.to_thread(echo_lockstep, fd, data, _STATE_FRAME, 100)
             sizes = _blocks(5000, quick)
             pid = _board_pid(before)

@@ -92,8 +92,8 @@ def test_ctrl_c_writes_a_partial_log_and_summary_marked_incomplete(tmp_path: Pat
         time.sleep(0.05)
     time.sleep(1.5)
     os.kill(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    printed, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, f"stderr: {err}\nstdout: {printed[-2000:]}"
     summary = json.loads((out / "long.summary.json").read_text())
     assert summary["interrupted"] and not summary["completed"] and not summary["passed"]
     assert 0 < summary["steps"] < 20 * 86400
