@@ -84,6 +84,10 @@ def test_ctrl_c_writes_a_partial_log_and_summary_marked_incomplete(tmp_path: Pat
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # SIGINT at its default in the run, as in a terminal's foreground job: a test runner
+        # started in the background by a non-interactive shell ignores SIGINT, and the
+        # child would inherit that (Python then never turns SIGINT into KeyboardInterrupt).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     # Wait until the loop runs (the board's flash folder exists and it has booted), then
     # interrupt as a terminal would.
