@@ -6,8 +6,10 @@ Boot with a persisted state (check_restored): each cell's first voltage is read 
 restored branch (between both when it is unknown). A cell near rest further than
 boot_check_cpct from its restored SOC makes the whole file stale (the cells were charged,
 discharged or swapped while the BMS was off), and the boot proceeds as without one.
-Otherwise each cell's uncertainty is widened to cover the distance to its reading (the
-margin is wide because a cell just powered up may not be relaxed yet).
+Otherwise each cell's uncertainty is widened to cover the distance to its reading, and on a
+known branch, when the two disagree by more than the reading's own uncertainty, that
+uncertainty beyond it too (the margin is wide because a cell just powered up may not be
+relaxed yet; a stale state within it must not claim to be closer than the evidence allows).
 
 Boot without a persisted state, or with a stale one (init_from_voltage): the branch is
 unknown, so each cell lies between its charge-branch reading (the lower SOC) and its
@@ -61,8 +63,9 @@ def check_restored(est, current_mA, cells, n):
     margin = cfg.boot_check_cpct
     for k in range(n):
         mV = cells[k] + est.res.ir_mV(k, current_mA)
+        u = 0
         if est.known:
-            est.read(est.branch, mV, cfg.ocv_unc_mV)
+            u = est.read(est.branch, mV, cfg.ocv_unc_mV)
             lo = est.reading_cpct
             hi = lo
         else:
@@ -74,6 +77,13 @@ def check_restored(est, current_mA, cells, n):
         if off > margin:
             init_from_voltage(est, current_mA, cells, n)
             return
+        # kept, but a reading it disagrees with by more than the reading's own uncertainty
+        # is evidence too: the truth may lie as far as that reading's far side (the table
+        # ocv_unc_mV off, away from the count)
+        if est.known and off > u:
+            dv = cfg.ocv_unc_mV if count < lo else -cfg.ocv_unc_mV
+            far = est.ocv.soc_ext(est.branch, mV + dv)
+            off = far - count if count < lo else count - far
         off = 0 if off < 0 else (10000 if off > 10000 else off)
         d = of_1e4(cap[k], off)
         if est.base[k] < d:
