@@ -14,7 +14,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from host.link.lockstep_link import LockstepLink
 from host.link.serial_link import SerialLink
@@ -122,3 +122,50 @@ class BoardSession(ABC):
         tb: TracebackType | None,
     ) -> None:
         await self.teardown()
+
+
+class EmulatedBoard(Protocol):
+    """A board process this host runs (host.vboard.VirtualBoard, QemuBoard)."""
+
+    @property
+    def port(self) -> str: ...
+
+    async def power_cut(self) -> None: ...
+
+    async def power_on(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+B = TypeVar("B", bound=EmulatedBoard)
+
+
+class EmulatedBoardSession(BoardSession, Generic[B]):
+    """A session whose board runs on this host: it owns the board, so it switches its power
+    and stops it at teardown. Subclasses create `board` in start()."""
+
+    can_cut_power = True
+
+    def __init__(self, *, lockstep: bool = False) -> None:
+        super().__init__(lockstep=lockstep)
+        self.board: B | None = None
+
+    @property
+    def port(self) -> str:
+        if self.board is None:
+            raise RuntimeError(f"{self.kind} board not started")
+        return self.board.port
+
+    async def power_cut(self) -> None:
+        assert self.board is not None
+        await self.board.power_cut()
+
+    async def power_on(self) -> None:
+        assert self.board is not None
+        await self.board.power_on()
+
+    async def teardown(self) -> None:
+        await super().teardown()
+        board, self.board = self.board, None
+        if board is not None:
+            await board.stop()

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from host.board_session.base import BoardSession, BoardSetup
+from host.board_session.base import BoardSetup, EmulatedBoardSession
 from host.board_session.serial import put_state
 from host.boards import load_board
 from host.flash.flasher import flash_board
@@ -28,9 +28,8 @@ class FlashError(RuntimeError):
     """The QEMU board could not be flashed (a broken build or toolchain, not bad input)."""
 
 
-class QemuBoardSession(BoardSession):
+class QemuBoardSession(EmulatedBoardSession[QemuBoard]):
     kind = "qemu"
-    can_cut_power = True
 
     def __init__(
         self, board_dir: str | os.PathLike[str], firmware: Path, *, lockstep: bool = False
@@ -38,13 +37,6 @@ class QemuBoardSession(BoardSession):
         super().__init__(lockstep=lockstep)
         self.board_dir = Path(board_dir)
         self.firmware = firmware
-        self.board: QemuBoard | None = None
-
-    @property
-    def port(self) -> str:
-        if self.board is None:
-            raise RuntimeError("QEMU board not started")
-        return self.board.port
 
     async def start(self, setup: BoardSetup, *, connect: bool = True) -> None:
         if self.board_dir.exists():
@@ -60,20 +52,6 @@ class QemuBoardSession(BoardSession):
             await asyncio.to_thread(put_state, self.port, setup.initial, setup.design)
         if connect:
             await self.connect()
-
-    async def power_cut(self) -> None:
-        assert self.board is not None
-        await self.board.power_cut()
-
-    async def power_on(self) -> None:
-        assert self.board is not None
-        await self.board.power_on()
-
-    async def teardown(self) -> None:
-        await super().teardown()
-        board, self.board = self.board, None
-        if board is not None:
-            await board.stop()
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "board_dir": str(self.board_dir)}

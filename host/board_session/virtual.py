@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cellmodel.errors import InputError
-from host.board_session.base import BOOT_TIMEOUT_S, BoardSession, BoardSetup
+from host.board_session.base import BOOT_TIMEOUT_S, BoardSetup, EmulatedBoardSession
 from host.board_session.state_file import write_initial_state
 from host.protocol.client import BmsClient, BmsError, BmsTimeout
 from host.vboard import VirtualBoard
@@ -24,9 +24,8 @@ from host.vboard.provision import provision_flash
 _CRASH_POLL_S = 0.05
 
 
-class VirtualBoardSession(BoardSession):
+class VirtualBoardSession(EmulatedBoardSession[VirtualBoard]):
     kind = "virtual"
-    can_cut_power = True
 
     def __init__(
         self,
@@ -44,13 +43,6 @@ class VirtualBoardSession(BoardSession):
         self.micropython = micropython
         self.board_name = board
         self.heap = heap
-        self.board: VirtualBoard | None = None
-
-    @property
-    def port(self) -> str:
-        if self.board is None:
-            raise RuntimeError("virtual board not started")
-        return self.board.port
 
     async def start(self, setup: BoardSetup, *, connect: bool = True) -> None:
         flash = self.flash_dir
@@ -69,20 +61,6 @@ class VirtualBoardSession(BoardSession):
         await _wait_boot(self.board, client)
         if not connect:
             await super().teardown()  # the firmware runs; the port is free for another program
-
-    async def power_cut(self) -> None:
-        assert self.board is not None
-        await self.board.power_cut()
-
-    async def power_on(self) -> None:
-        assert self.board is not None
-        await self.board.power_on()
-
-    async def teardown(self) -> None:
-        await super().teardown()
-        board, self.board = self.board, None
-        if board is not None:
-            await board.stop()
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "flash_dir": str(self.flash_dir)}

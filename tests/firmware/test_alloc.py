@@ -224,15 +224,13 @@ _VOLTAGE_CORRECTION = 1 << 9
 _ALL = _RESTING | _BRANCH_KNOWN | _BRANCH_DSG | _FULL_CAL | _EMPTY_CAL | _VOLTAGE_CORRECTION
 
 
-def test_step_allocates_nothing_and_heap_fits(tmp_path: Path) -> None:
+def test_step_allocates_nothing(tmp_path: Path) -> None:
     out = run_rig(_SCRIPT, tmp_path).split()
     values = dict(zip(out[0::2], out[1::2], strict=False))
     print("heap:", values)
     assert values["delta_B"] == "0"
-    # from source, with the rig (tests/firmware/test_boot.py judges the .mpy build on a board's
-    # 32-bit object model; a 64-bit port's pointers make everything larger)
-    bound = 80 * 1024 if values["word_B"] == "4" else 120 * 1024
-    assert int(values["total_B"]) <= bound, values
+    # How much heap the firmware holds is judged where a board's form of it runs: the .mpy
+    # build against the 64 KB budget in tests/firmware/test_boot.py (this rig runs source).
     for part in ("seen_flags", "seen_flags_locked"):
         seen = int(values[part])
         assert seen & _ALL == _ALL, f"{part}: the drive missed flag bits {_ALL & ~seen:#x}"

@@ -197,12 +197,18 @@ for c_cpct, u_cpct in ({cases},):
         if b.flags & (1 << 9):
             break
     assert b.flags & (1 << 9) and b.learner.cap[0] == cap, t
-    print(cap, q0, u0, b.est.q[0], b.est.unc[0])
+    print(cap, q0, u0, b.est.q[0], b.est.unc[0], t + 1, b.flags & (1 << 2))
 """,
         tmp_path,
     )
     rows = [[int(x) for x in line.split()] for line in out.splitlines()]
     assert len(rows) == len(_BLEND_CASES)
+    # the reading comes with the rest: not before rest_time_ms (60 s) of rest has passed,
+    # and no later than one dV/dt window (10 s) after, with the resting flag set
+    for row in rows:
+        at_s, resting = row[5], row[6]
+        assert 60 <= at_s <= 71 and resting, row
+    rows = [row[:5] for row in rows]
 
     def posterior(c: float, sc: float, sr_: float) -> tuple[float, float]:
         if sc == 0:
