@@ -98,6 +98,10 @@ class BoardSession(ABC):
 
     async def teardown(self) -> None:
         """Close the link and release the board; safe to call twice or before start."""
+        await self._close_link()
+
+    async def _close_link(self) -> None:
+        """Close the link only: the board runs on, its port free for another program."""
         link, self._link, self._client = self._link, None, None
         if link is not None:
             await link.close()

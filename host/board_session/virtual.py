@@ -60,7 +60,7 @@ class VirtualBoardSession(EmulatedBoardSession[VirtualBoard]):
         await self.board.power_on()
         await _wait_boot(self.board, client)
         if not connect:
-            await super().teardown()  # the firmware runs; the port is free for another program
+            await self._close_link()  # the firmware runs; the port is free for another program
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "flash_dir": str(self.flash_dir)}
