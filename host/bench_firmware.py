@@ -124,6 +124,7 @@ inp = sys.stdin.buffer
 out = sys.stdout.buffer
 req = bytearray(REQUEST)
 rep = bytes(REPLY)
+out.write(b"ECHO\\n")
 while True:
     if inp.readinto(req) != REQUEST:
         raise SystemExit
@@ -220,23 +221,26 @@ async def _unix_echo(
     main = _UNIX_ECHO_MAIN.replace("REQUEST", str(request)).replace("REPLY", str(_STATE_FRAME))
     (flash / "main.py").write_text(main)
     before = set(_descendants(os.getpid()))
-    async with VirtualBoard(flash, interpreter, heap=heap) as board:
-        port = serial.Serial(board.port, 115200, timeout=0)
-        try:
-            fd = port.fileno()
-            data = bytes(range(request))
-            # The warm-up's first round trip waits for the board to boot. No banner: opening
-            # the port flushes its input (pyserial), so a banner written before could be lost.
-            await asyncio.to_thread(echo_lockstep, fd, data, _STATE_FRAME, 100)
-            sizes = _blocks(5000, quick)
-            pid = _board_pid(before)
-            cpu0 = _cpu_s(pid) if pid else 0.0
-            walls = []
-            for size in sizes:
-                walls.append(await asyncio.to_thread(echo_lockstep, fd, data, _STATE_FRAME, size))
-            cpu = _cpu_s(pid) - cpu0 if pid else None
-        finally:
-            port.close()
+    board = VirtualBoard(flash, interpreter, heap=heap)
+    await board.start(powered=False)
+    # the port opens before power-on: pyserial's open flushes its input, banner included
+    port = serial.Serial(board.port, 115200, timeout=0)
+    try:
+        await board.power_on()
+        fd = port.fileno()
+        await asyncio.to_thread(read_exactly, fd, 5)  # "ECHO\n": the loop runs
+        data = bytes(range(request))
+        await asyncio.to_thread(echo_lockstep, fd, data, _STATE_FRAME, 100)
+        sizes = _blocks(5000, quick)
+        pid = _board_pid(before)
+        cpu0 = _cpu_s(pid) if pid else 0.0
+        walls = []
+        for size in sizes:
+            walls.append(await asyncio.to_thread(echo_lockstep, fd, data, _STATE_FRAME, size))
+        cpu = _cpu_s(pid) - cpu0 if pid else None
+    finally:
+        port.close()
+        await board.stop()
     return _block_rates(sizes, walls) | {
         "request_bytes": request,
         "reply_bytes": _STATE_FRAME,
