@@ -131,22 +131,27 @@ def _ocv_keys(design: CellDesign) -> dict[str, Any]:
     }
 
 
-def _estimator_keys(design: CellDesign, cap_mAh: float) -> dict[str, int]:
+def _estimator_keys(design: CellDesign, cap_mAh: float) -> dict[str, Any]:
     """Resistances and current thresholds the SOC estimator reads the cell with."""
-    # DC resistances (R0 + both RC pairs, 25 degC) where the firmware takes the IR drop
-    # off a reading: mid SOC for the boot estimate, SOC 1 at the end of the CV taper,
-    # SOC 0 at the discharge cut-off (R1, R2 rise steeply there). Colder cells have more;
-    # the firmware counts the IR term as uncertainty and keeps it to low currents.
+    # The DC resistance (R0 + both RC pairs, 25 degC) the firmware takes the IR drop off a
+    # reading with, at mid SOC and its shape over SOC. Colder cells have more (the
+    # temperature table); the firmware counts part of the IR term as uncertainty.
     c = design.circuit
+    r_mid_ohm = dc_resistance_ohm(design, 0.5)
     return {
         # the RC pairs' capacitances (C = tau / R, constant with temperature and ageing): a
         # step's voltage starts moving at I (1/C1 + 1/C2) per second after the R0 jump
         "r_step_uohm_s": round((c.r1_ohm / c.tau1_s + c.r2_ohm / c.tau2_s) * 1e6),
         # a rested reading still relaxes with the slower pair's time constant
         "rest_tau_s": max(0, min(1000, round(max(c.tau1_s, c.tau2_s)))),
-        "r_cell_mohm": round(dc_resistance_ohm(design, 0.5) * 1000),
-        "r_full_mohm": round(dc_resistance_ohm(design, 1.0) * 1000),
-        "r_empty_mohm": round(dc_resistance_ohm(design, 0.0) * 1000),
+        "r_cell_mohm": max(1, round(r_mid_ohm * 1000)),
+        # the shape over SOC, on the OCV tables' SOCs (dense near empty, where R1 and R2
+        # rise steeply): the IR-free readings under load (full, empty, a steady current) are
+        # only as good as it
+        "r_soc_pct": [
+            max(10, min(2000, round(100.0 * dc_resistance_ohm(design, s) / r_mid_ohm)))
+            for s in design.ocv.soc
+        ],
         # the host's CV step ends at cv_cutoff_C: detect the taper a little above it
         "taper_mA": max(1, round(1.5 * design.limits.cv_cutoff_C * cap_mAh)),
         "empty_current_mA": max(1, round(0.2 * cap_mAh)),

@@ -44,9 +44,9 @@ DEFAULTS = {
     "v_sense_mV": 5,  # cell-voltage sensor bound: the voltage limits of CCL/DCL allow it
     "cap_unc_cpct": 2500,  # capacity bound before it is learned: a cell down to 80 % of design
     "ce_unc_ppm": 1000,  # coulombic-efficiency bound, on charged charge
-    "r_cell_mohm": 55,  # DC resistance incl. both RC pairs at mid SOC: OCV = V + I R at boot
-    "r_full_mohm": 66,  # the same at SOC 1: the full reset at the end of the CV taper
-    "r_empty_mohm": 96,  # the same at SOC 0 (R1, R2 rise there): the empty calibration
+    "r_cell_mohm": 55,  # DC resistance incl. both RC pairs at 25 degC, mid SOC: OCV = V + I R
+    # its shape over SOC at ocv_soc_cpct (R1, R2 rise steeply near empty), % of r_cell_mohm
+    "r_soc_pct": [174, 145, 128, 112, 104, 101, 100, 101, 103, 107, 113, 116, 120],
     "full_band_mV": 15,
     "taper_mA": 100,  # end of CV: |charge current| at or below this
     "full_time_ms": 10000,
@@ -163,8 +163,6 @@ LIMITS = {
     "ce_unc_ppm": (0, 100000),
     "r_cell_mohm": (0, 1000),
     "boot_check_cpct": (0, 10000),
-    "r_full_mohm": (0, 1000),
-    "r_empty_mohm": (0, 1000),
     "full_band_mV": (0, 500),
     "taper_mA": (1, 20000),
     "full_time_ms": (0, 3600000),
@@ -244,6 +242,7 @@ _TABLE_GROUPS = (
         ("ocv_soc_cpct", 0, 10000, 1),
         ("ocv_chg_mV", 0, 5000, 1),
         ("ocv_dsg_mV", 0, 5000, 1),
+        ("r_soc_pct", 10, 2000, 0),
     ),
     (
         (2, 12),

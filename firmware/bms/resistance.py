@@ -1,9 +1,10 @@
 """Each cell's resistance now, and a factor on the design's learned from current steps.
 
-The design gives the DC resistance (R0 + R1 + R2) at 25 degC at SOC 0, 0.5 and 1
-(r_empty_mohm, r_cell_mohm, r_full_mohm), R0 alone (r0_mohm), and their temperature
-factors (r_temp_pct, r0_temp_pct over r_temp_ddegC). A real cell differs (spread,
-ageing, a resistance the datasheet does not state) by a factor, learned per cell from
+The design gives the DC resistance (R0 + R1 + R2) at 25 degC and mid SOC (r_cell_mohm),
+its shape over SOC (r_soc_pct on the OCV tables' ocv_soc_cpct: R1 and R2 rise steeply near
+empty), R0 alone (r0_mohm), and their temperature factors (r_temp_pct, r0_temp_pct over
+r_temp_ddegC). A real cell differs (spread, ageing, a resistance the datasheet does not
+state) by a factor, learned per cell from
 current steps: when the current changes by at least C/4 between two samples
 at most 2 s apart, at a SOC between 20 and 80 % and a temperature inside the learning
 gate, each cell's voltage change over the current change is R0 plus the RC pairs' start
@@ -75,19 +76,15 @@ class Resistance:
         m = len(rt)
         f_dc = interp(rt, cfg.r_temp_pct, m, t_ddegC)
         self.f0 = f0 = interp(rt, cfg.r0_temp_pct, m, t_ddegC)
-        r_e = cfg.r_empty_mohm
-        r_c = cfg.r_cell_mohm
-        r_f = cfg.r_full_mohm
+        r_c = cfg.r_cell_mohm * 10  # x pct: uohm
+        xs = cfg.ocv_soc_cpct
+        ys = cfg.r_soc_pct
+        m = len(xs)
         dt = dt_ms if dt_ms > 100 else 100
         rc = cfg.r_step_uohm_s * dt // 1000  # <= 1e5 x 1e4
         r0 = muldiv(cfg.r0_mohm * 1000, f0, 100)
         for k in range(n):
-            s = soc[k]
-            s = 0 if s < 0 else (10000 if s > 10000 else s)
-            if s <= 5000:
-                base = r_e * 1000 + (r_c - r_e) * s // 5
-            else:
-                base = r_c * 1000 + (r_f - r_c) * (s - 5000) // 5
+            base = r_c * interp(xs, ys, m, soc[k])  # <= 1e4 x 2000
             if base < 1:
                 base = 1
             fac = self.fac[k]

@@ -28,6 +28,11 @@ only on a known branch:
   OCV reading of the known branch; the relaxation still to come (the last window's slope
   times rest_tau_s) widens the reading. With the branch unknown each cell is clamped
   between its two branch readings;
+- under a steady current along the known branch (within C/20 for 3 x rest_tau_s, then every
+  30 s) each cell's IR-free voltage (V + I R_dc, R over SOC and temperature times the factor
+  learned from steps, resistance.py) bounds its SOC: a count outside that reading's interval
+  moves to its nearer end (_load_correction). This is what keeps a count divided by a wrong
+  capacity (an aged cell before it is learned) near the truth between calibrations;
 - full calibration at the end of the CV taper (max cell >= v_max - full_band, charge
   current <= taper_mA for full_time_ms), empty calibration when the minimum cell reaches
   v_min + empty_band while discharging at <= empty_current_mA: each cell's IR-free voltage
@@ -69,6 +74,11 @@ _F_BRANCH_DSG = const(1 << 4)
 _F_FULL_CAL = const(1 << 7)
 _F_EMPTY_CAL = const(1 << 8)
 _F_VOLTAGE_CORRECTION = const(1 << 9)
+_LOAD_MS = const(30000)  # a reading under load every 30 s of a steady run
+# the part of a steady IR drop a reading under load counts as uncertain: the design's R over
+# SOC and temperature times the factor learned from steps, which assumes R0 and the RC pairs
+# aged alike
+_LOAD_R_UNC_PCT = const(25)
 
 
 def soc_of(q_mAs, cap_mAs):
@@ -118,6 +128,8 @@ class SocEstimator:
         self.dvdt_ok = False  # the last full window was flat enough
         self.relax_mV = 0  # relaxation still to come, from the last window's slope
         self.rest_done = False  # this rest's voltage correction was applied
+        self.steady_mA = 0  # the current a steady run holds (within C/20)
+        self.steady_ms = 0  # how long it has held it (less _LOAD_MS per reading under load)
         self.full_ms = 0  # time in the CV taper's end conditions
         self.full_done = False
         self.empty_done = False
@@ -235,6 +247,25 @@ class SocEstimator:
             resting = self._detect_rest(dt_ms, current_mA, mean_mV)
             self._full_calibration(dt_ms, current_mA, cells, n, max_mV)
             self._empty_calibration(current_mA, cells, n, min_mV)
+            # a reading under load is due: the current has stayed within C/20 of one value,
+            # along the known branch and above the rest current, for 3 x rest_tau_s (the
+            # slower RC pair 95 % settled), then every _LOAD_MS
+            cfg = self.cfg
+            d = current_mA - self.steady_mA
+            band = cfg.capacity_mAh // 20
+            ms = self.steady_ms + dt_ms  # < 3e6 + _LOAD_MS + dt_ms: never saturates
+            lim = cfg.rest_current_mA
+            if d > band or d < -band:
+                self.steady_mA = current_mA
+                ms = 0
+            elif self.full_done or not (
+                self.known and (current_mA > lim if self.branch == DISCHARGE else current_mA < -lim)
+            ):
+                ms = 0
+            elif ms >= cfg.rest_tau_s * 3000:
+                ms -= _LOAD_MS
+                self._load_correction(current_mA, cells, n)
+            self.steady_ms = ms
             if resting:
                 sample_flags = _F_RESTING
                 if not self.rest_done:
@@ -476,6 +507,40 @@ class SocEstimator:
             cap = self.learner.cap
             if self.q[0] > cap[0] // 20:
                 self.empty_done = False
+
+    def _load_correction(self, current_mA, cells, n):
+        """Under a steady current along the known branch, each cell's IR-free voltage (V +
+        I R_dc, resistance.py) read on that branch bounds its SOC as a rested reading does,
+        with a part of the IR term (_LOAD_R_UNC_PCT) as uncertainty besides the table's, the
+        hysteresis' rest and the RC pairs' lag behind the current's wander (C/20). A count
+        outside the reading's interval moves to its nearer end. Its credible interval moves
+        with it and keeps its width, so it still holds the part both intervals share (where
+        the truth is). Its terms go on from where they were (qc moves with the count): a
+        reading under load does not make the capacity or the offset any better known, it
+        only bounds where the count has got to. Nor does the count move towards the
+        reading's middle: repeated readings share their errors (the table's offset, R), and
+        a blend would converge on them. A reading that does not overlap the count's interval
+        is left to the next rest (one of the two is not credible, and a rest tells which)."""
+        cfg = self.cfg
+        res = self.res
+        cap = self.learner.cap
+        dv_mV = cfg.ocv_unc_mV + self.hysteresis_mV()
+        for k in range(n):
+            ir = res.ir_mV(k, current_mA)
+            u = dv_mV + (ir if ir >= 0 else -ir) * _LOAD_R_UNC_PCT // 100
+            u += res.ir_mV(k, cfg.capacity_mAh // 20)
+            u = clamp(cfg.ocv_unc_cpct + self.read(self.branch, cells[k] + ir, u), 10000)
+            q = self.q[k]
+            end = mAs_of(self.reading_cpct - u, cap[k])
+            if q < end:
+                if q + self.unc[k] + self.ext_up[k] < end:
+                    continue
+            else:
+                end = mAs_of(self.reading_cpct + u, cap[k])
+                if q <= end or q - self.unc[k] - self.ext_dn[k] > end:
+                    continue
+            self.q[k] = end
+            self.qc[k] += end - q
 
     def _rest_correction(self, current_mA, cells, n):
         """Once per rest, on each cell's IR-free OCV (|I| is small here): blend with the

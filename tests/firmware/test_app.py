@@ -460,7 +460,8 @@ def test_frame_buffer_limit_and_one_buffer_both_ways(tmp_path: Path) -> None:
         # 32-point tables padded with spaces to exactly MAX_PAYLOAD bytes
         big = {"ocv_soc_cpct": [0] + [300 * k + 700 for k in range(30)] + [10000],
                "ocv_chg_mV": [3000 + 10 * k for k in range(32)],
-               "ocv_dsg_mV": [2900 + 10 * k for k in range(32)]}
+               "ocv_dsg_mV": [2900 + 10 * k for k in range(32)],
+               "r_soc_pct": [100 + k for k in range(32)]}
         body = json.dumps(big).encode()
         pad = codec.MAX_PAYLOAD - len(body)
         full = body[:-1] + b" " * pad + b"}"  # exactly MAX_PAYLOAD bytes of valid JSON

@@ -331,7 +331,7 @@ def test_full_calibration_reads_each_cell_on_the_charge_branch(tmp_path: Path) -
         _HEAD
         + """
 r = Rig({"n_cells": 3, "n_temps": 1, "full_time_ms": 10000, "taper_mA": 150,
-         "r_full_mohm": 55, "r_cell_mohm": 55, "r_empty_mohm": 55, "frozen_ms": 86400000,
+         "r_cell_mohm": 55, "r_soc_pct": [100] * 13, "frozen_ms": 86400000,
          "bal_enable": 0, "t_sense_ddegC": 0})
 b = r.bms
 r.step(0, 0, mV=3700)
@@ -365,8 +365,8 @@ def test_empty_calibration_reads_on_the_discharge_branch(tmp_path: Path) -> None
     run_rig(
         _HEAD
         + f"""
-r = Rig({{"v_min_mV": 2900, "empty_current_mA": 400, "r_empty_mohm": 55, "r_cell_mohm": 55,
-         "frozen_ms": 86400000, "t_sense_ddegC": 0}})
+r = Rig({{"v_min_mV": 2900, "empty_current_mA": 400, "r_cell_mohm": 55,
+         "r_soc_pct": [100] * 13, "frozen_ms": 86400000, "t_sense_ddegC": 0}})
 b = r.bms
 r.step(0, 0, mV=3300)
 put(b, 500, 100)
@@ -426,6 +426,77 @@ assert abs(b2.est.unc[0] - 199600 * 5 // 1000) <= 2, b2.est.unc[0]
 """,
         tmp_path,
     )
+
+
+def test_a_steady_current_bounds_a_count_divided_by_the_wrong_capacity(tmp_path: Path) -> None:
+    """A cell at 80 % of the capacity the BMS assumes, discharged at 1 A from a full
+    calibration: its voltage is the discharge branch at its true SOC less the IR drop. The
+    count alone runs 20 % of the charge moved ahead of the truth (17 % of SOC at the end);
+    the readings under load hold it within their own interval: the table's uncertainty, a
+    quarter of the IR drop and the RC pairs' lag over the current's C/20 band, read on the
+    table here. No reading
+    before the RC pairs settle (3 x rest_tau_s), and the credible interval holds the truth
+    at every sample."""
+    d = _tables()
+    r_mohm, cur_mA = 55, 1000
+    ir_mV = cur_mA * r_mohm / 1000
+    # in whole mV, as the firmware rounds them: 20 + 13 (a quarter of 55) + 5 (100 mA)
+    dv_mV = d["ocv_unc_mV"] + int(ir_mV / 4) + int((d["capacity_mAh"] // 20) * r_mohm / 1000)
+    soc = np.array(d["ocv_soc_cpct"], dtype=float)
+    dsg = np.array(d["ocv_dsg_mV"], dtype=float)
+    params = (
+        f"R_MOHM = {r_mohm}\nCUR = {cur_mA}\nIR = {ir_mV}\n"
+        f"SOC = {[int(x) for x in soc]}\nDSG = {[int(x) for x in dsg]}\n"
+    )
+    out = run_rig(
+        _HEAD
+        + params
+        + """
+r = Rig({"rest_current_mA": 40, "r_cell_mohm": R_MOHM, "r_soc_pct": [100] * 13,
+         "frozen_ms": 86400000, "t_sense_ddegC": 0, "i_offset_mA": 0,
+         "i_offset_learned_mA": 0, "ce_unc_ppm": 0, "ce_ppm": 1000000})
+b = r.bms
+def ocv(s):  # the discharge branch at s cpct, linear between its points
+    for i in range(1, len(SOC)):
+        if s <= SOC[i]:
+            return DSG[i - 1] + (DSG[i] - DSG[i - 1]) * (s - SOC[i - 1]) / (SOC[i] - SOC[i - 1])
+    return DSG[-1]
+r.step(0, 0, mV=4007)
+put(b, 10000, 50)
+true_cap = CAP * 8 // 10
+q_true = true_cap
+for t in range(1, 5001):  # 5000 s at 1 A: the truth from 100 % to 13.2 %
+    q_true -= CUR
+    s_true = q_true * 10000 // true_cap
+    r.step(1000, CUR, mV=int(ocv(s_true) - IR))
+    e = b.est
+    if t < 300:
+        assert e.q[0] == CAP - CUR * t, t  # no reading before the RC pairs settle
+    print(t, s_true, e.soc[0], e.unc_cpct[0], e.ext_dn[0] * 10000 // CAP,
+          e.ext_up[0] * 10000 // CAP)
+""",
+        tmp_path,
+    )
+    rows = [[int(x) for x in line.split()] for line in out.splitlines()]
+    worst_count_only = 0.0
+    for t, s_true, s_est, unc, ext_dn, ext_up in rows:
+        # the credible interval holds the truth at every sample
+        assert s_est - unc - ext_dn - 2 <= s_true <= s_est + unc + ext_up + 2, (t, s_true, s_est)
+        count_only = 10000 - t * cur_mA * 10000 / (7200000)
+        worst_count_only = max(worst_count_only, count_only - s_true)
+        if t >= 330:  # a reading 300 s in, then every 30 s: at most one interval of drift
+            ocv_mV = np.interp(s_true, soc, dsg)
+            half = (
+                np.interp(ocv_mV + dv_mV, dsg, soc) - np.interp(ocv_mV - dv_mV, dsg, soc)
+            ) / 2 + d["ocv_unc_cpct"]
+            drift = 30 * cur_mA * 10000 / 7200000 * 0.25  # the count's lead over 30 s
+            # the reading is exact here (the rig's voltage is the table less the IR drop)
+            assert abs(s_est - s_true) <= half + drift + 20, (t, s_true, s_est, half)
+            if t > 1200 and (t - 301) % 30 == 0:
+                # a reading once the count is out of its interval: it sits at the top (the
+                # rig's voltage is truncated to a whole mV: up to 0.2 % of SOC)
+                assert abs(s_est - (s_true + half)) <= 40, (t, s_true, s_est, half)
+    assert worst_count_only > 1700  # uncorrected, the count would be 17 % of SOC ahead
 
 
 def test_offset_is_learned_at_rest_and_with_both_switches_open(tmp_path: Path) -> None:
@@ -506,7 +577,7 @@ assert b.flags & (1 << 2) and b.soc_cpct != s0  # plausible again: the rest corr
 
 
 _LEARN = """
-BASE = {"r_cell_mohm": 0, "r_full_mohm": 0, "r_empty_mohm": 0, "v_min_mV": 2900,
+BASE = {"r_cell_mohm": 0, "v_min_mV": 2900,
         "ce_ppm": 1000000, "frozen_ms": 86400000, "full_time_ms": 5000, "i_offset_mA": 0,
         "i_offset_learned_mA": 0, "learn_min_dsoc_cpct": 3000}
 

@@ -51,7 +51,8 @@ if WHAT == "config":
     PATH = MOUNT + "/bms_config.json"
     big = {"ocv_soc_cpct": [0] + [300 * k + 700 for k in range(30)] + [10000],
            "ocv_chg_mV": [3000 + 10 * k for k in range(32)],
-           "ocv_dsg_mV": [2900 + 10 * k for k in range(32)]}
+           "ocv_dsg_mV": [2900 + 10 * k for k in range(32)],
+           "r_soc_pct": [100 + k for k in range(32)]}
     objs = [config_content({"n_cells": 4}), config_content(dict(big, n_cells=4, ov_mV=4210)),
             config_content({"n_cells": 4, "ov_mV": 4205})]
     def saver(o):
