@@ -514,13 +514,15 @@ class SocEstimator:
         with a part of the IR term (_LOAD_R_UNC_PCT) as uncertainty besides the table's, the
         hysteresis' rest and the RC pairs' lag behind the current's wander (C/20). A count
         outside the reading's interval moves to its nearer end. Its credible interval moves
-        with it and keeps its width, so it still holds the part both intervals share (where
-        the truth is). Its terms go on from where they were (qc moves with the count): a
-        reading under load does not make the capacity or the offset any better known, it
-        only bounds where the count has got to. Nor does the count move towards the
-        reading's middle: repeated readings share their errors (the table's offset, R), and
-        a blend would converge on them. A reading that does not overlap the count's interval
-        is left to the next rest (one of the two is not credible, and a rest tells which)."""
+        with it, keeps its width and reaches across the reading's whole interval: the
+        count's own interval missed it, so it may have been wrong too (a capacity beyond
+        cap_unc_cpct), and the reading's is the one left holding the truth. Its terms go on
+        from where they were (qc moves with the count): a reading under load does not make
+        the capacity or the offset any better known, it only bounds where the count has got
+        to. Nor does the count move towards the reading's middle: repeated readings share
+        their errors (the table's offset, R), and a blend would converge on them. A reading
+        that does not overlap the count's interval is left to the next rest (one of the two
+        is not credible, and a rest tells which)."""
         cfg = self.cfg
         res = self.res
         cap = self.learner.cap
@@ -541,6 +543,11 @@ class SocEstimator:
                     continue
             self.q[k] = end
             self.qc[k] += end - q
+            # the interval reaches the reading's far end too
+            w = mAs_of(u * 2, cap[k]) - self.unc[k]
+            e = self.ext_up if q < end else self.ext_dn
+            if e[k] < w:
+                e[k] = w
 
     def _rest_correction(self, current_mA, cells, n):
         """Once per rest, on each cell's IR-free OCV (|I| is small here): blend with the

@@ -496,6 +496,8 @@ for t in range(1, 5001):  # 5000 s at 1 A: the truth from 100 % to 13.2 %
                 # a reading once the count is out of its interval: it sits at the top (the
                 # rig's voltage is truncated to a whole mV: up to 0.2 % of SOC)
                 assert abs(s_est - (s_true + half)) <= 40, (t, s_true, s_est, half)
+                # and its credible interval reaches the reading's far end
+                assert s_est - unc - ext_dn <= s_true - half + 40, (t, s_true, s_est, half)
     assert worst_count_only > 1700  # uncorrected, the count would be 17 % of SOC ahead
 
 
