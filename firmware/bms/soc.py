@@ -29,8 +29,9 @@ only on a known branch:
   times rest_tau_s) widens the reading. With the branch unknown each cell is clamped
   between its two branch readings;
 - under a steady current along the known branch (within C/20 for 3 x rest_tau_s, then every
-  30 s) each cell's IR-free voltage (V + I R_dc, R over SOC and temperature times the factor
-  learned from steps, resistance.py) bounds its SOC: a count outside that reading's interval
+  30 s), once the resistance is learned from a current step, each cell's IR-free voltage
+  (V + I R_dc, R over SOC and temperature times the factor learned from steps,
+  resistance.py) bounds its SOC: a count outside that reading's interval
   moves to its nearer end (_load_correction). This is what keeps a count divided by a wrong
   capacity (an aged cell before it is learned) near the truth between calibrations;
 - full calibration at the end of the CV taper (max cell >= v_max - full_band, charge
@@ -242,7 +243,12 @@ class SocEstimator:
             self._track_branch(dq_mAs)
         sample_flags = 0
         if cells is None:
-            self._no_rest()
+            # an implausible reading: no rest runs through it
+            self.rest_ms = 0
+            self.window_ms = 0
+            self.dvdt_ok = False
+            self.rest_done = False
+            self.full_ms = 0
         else:
             resting = self._detect_rest(dt_ms, current_mA, mean_mV)
             self._full_calibration(dt_ms, current_mA, cells, n, max_mV)
@@ -399,14 +405,6 @@ class SocEstimator:
         self.pull_mAs = 0
         self.run_mAs = sw
 
-    def _no_rest(self):
-        """A sample with an implausible reading: no rest runs through it."""
-        self.rest_ms = 0
-        self.window_ms = 0
-        self.dvdt_ok = False
-        self.rest_done = False
-        self.full_ms = 0
-
     def _detect_rest(self, dt_ms, current_mA, mean_mV):
         """Rest on sample time: |I| <= rest_current_mA for rest_time_ms, and the mean cell
         voltage's |dV/dt| <= rest_dvdt_uV_s over the last full rest_window_ms."""
@@ -522,9 +520,13 @@ class SocEstimator:
         to. Nor does the count move towards the reading's middle: repeated readings share
         their errors (the table's offset, R), and a blend would converge on them. A reading
         that does not overlap the count's interval is left to the next rest (one of the two
-        is not credible, and a rest tells which)."""
-        cfg = self.cfg
+        is not credible, and a rest tells which). None before the resistance is learned
+        from a current step: a cell at twice the design's R, cold (so never learned), read
+        6 % of SOC low at 2 degC."""
         res = self.res
+        if not res.n_ev:
+            return  # the design's R until a current step taught it the cell's
+        cfg = self.cfg
         cap = self.learner.cap
         dv_mV = cfg.ocv_unc_mV + self.hysteresis_mV()
         for k in range(n):

@@ -434,9 +434,9 @@ def test_a_steady_current_bounds_a_count_divided_by_the_wrong_capacity(tmp_path:
     count alone runs 20 % of the charge moved ahead of the truth (17 % of SOC at the end);
     the readings under load hold it within their own interval: the table's uncertainty, a
     quarter of the IR drop and the RC pairs' lag over the current's C/20 band, read on the
-    table here. No reading
-    before the RC pairs settle (3 x rest_tau_s), and the credible interval holds the truth
-    at every sample."""
+    table here. No reading before the RC pairs settle (3 x rest_tau_s), nor before a
+    current step taught the resistance, and the credible interval holds the truth at every
+    sample."""
     d = _tables()
     r_mohm, cur_mA = 55, 1000
     ir_mV = cur_mA * r_mohm / 1000
@@ -463,6 +463,12 @@ def ocv(s):  # the discharge branch at s cpct, linear between its points
     return DSG[-1]
 r.step(0, 0, mV=4007)
 put(b, 10000, 50)
+# the design's resistance, never learned from a step: no reading under load
+r.run(400, CUR, mV=3000)
+assert b.est.q[0] == CAP - 400 * CUR and b.res.n_ev == 0
+r.run(400, -CUR, mV=3000)
+put(b, 10000, 50)
+b.res.n_ev = 1  # learned (the factor on the design's R stays 1: the rig's cell is the design)
 true_cap = CAP * 8 // 10
 q_true = true_cap
 for t in range(1, 5001):  # 5000 s at 1 A: the truth from 100 % to 13.2 %
