@@ -11,7 +11,7 @@ positive on discharge.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -119,6 +119,9 @@ class Plant:
         # Until the firmware has answered, its switches are open (as after power-up).
         self.gates = Gates()
         self.guard_event: GuardEvent | None = None
+        # The cells' capacities are drawn when the model is made (CellParams) and stay:
+        # the series pack's, asked for at every sample, is taken once.
+        self._true_capacity_Ah = float(np.min(model.capacity_Ah))
 
     @classmethod
     def for_scenario(cls, scenario: Scenario, design: CellDesign, n_temps: int) -> Plant:
@@ -205,5 +208,4 @@ class Plant:
 
     def true_capacity_Ah(self) -> float:
         """Usable capacity of the series pack: its smallest cell."""
-        cap: Any = self._model.capacity_Ah
-        return float(np.min(cap))
+        return self._true_capacity_Ah
