@@ -158,6 +158,21 @@ def _group_max(temps: list[float], n_groups: int) -> list[float]:
     return out
 
 
+@dataclass(frozen=True)
+class SensorsState:
+    """What a read changes (Sensors.snapshot): the noise stream's position (the generator's
+    bit state, the block of draws and the next row), the frozen channels' held readings and
+    the last readings. Lists here are never changed in place by the sensors (a read makes
+    new ones), so they are kept by reference."""
+
+    rng_state: Mapping[str, Any]
+    noise_block: list[list[float]]
+    noise_next: int
+    frozen: dict[int, int]
+    last_cell_mV: list[int] | None
+    last_current_mA: int
+
+
 class Sensors:
     """Seeded measurement chain: n_cells voltage channels, one current, n_temps temperatures."""
 
@@ -200,6 +215,27 @@ class Sensors:
         # attributes, so a copy of them and of the Generator's state restores the sensors.
         self._noise_block: list[list[float]] = []
         self._noise_next = 0
+
+    # Speculation (the lockstep pipeline) ------------------------------------------
+    def snapshot(self) -> SensorsState:
+        """Everything a read changes, for restore(): the reads after it then read the same
+        again (the fault settings are the scenario's to change, not a read's)."""
+        return SensorsState(
+            self._rng.bit_generator.state,
+            self._noise_block,
+            self._noise_next,
+            self._frozen.copy(),
+            self._last_cell_mV,
+            self._last_current_mA,
+        )
+
+    def restore(self, state: SensorsState) -> None:
+        self._rng.bit_generator.state = state.rng_state
+        self._noise_block = state.noise_block
+        self._noise_next = state.noise_next
+        self._frozen = state.frozen.copy()
+        self._last_cell_mV = state.last_cell_mV
+        self._last_current_mA = state.last_current_mA
 
     # Faults -----------------------------------------------------------------
     def inject_current_offset(self, offset_mA: float) -> None:

@@ -51,7 +51,7 @@ from array import array
 
 from bms.intmath import interp, of_1e4, step_at
 from bms.ocv import CHARGE, DISCHARGE
-from bms.resistance import i_of, ir_of
+from bms.resistance import ir_of
 
 try:
     from micropython import const  # pyright: ignore[reportAssignmentType]
@@ -69,28 +69,33 @@ _R_LO_PCT = const(50)  # the least resistance a reading under charge assumes: ha
 _BOTTOM_SLACK_CPCT = const(500)
 
 
-def anode_dmAhg(q_mAs, mass_mg):
-    """Anode utilization in 0.1 mAh/g: q mAs / 3600 * 10 / (mass mg / 1000) = 25 q / (9 m).
+def _util(q_mAs, cap_mAs, mass_mg, util_full):
+    """The larger of the count's and the SOC's utilization (see the module docstring), dmAhg.
 
-    Exact floor without a product beyond 2**30: with q = a m + r (0 <= r < m),
-    25 q / m = 25 a + 25 r / m. Bounds from the config limits: m >= 10 mg and
-    q < 2**28 mAs give 25 a < 25 * 2**28 / 10 < 2**30; m <= 1e6 mg gives 25 r < 2.5e7.
+    The count's: q mAs / 3600 * 10 / (mass mg / 1000) = 25 q / (9 m), its exact floor
+    without a product beyond 2**30: with q = a m + r (0 <= r < m), 25 q / m = 25 a + 25 r / m.
+    Bounds from the config limits: m >= 10 mg and q < 2**28 mAs give 25 a < 25 * 2**28 / 10
+    < 2**30; m <= 1e6 mg gives 25 r < 2.5e7.
     """
     if q_mAs <= 0:
         return 0
     a = q_mAs // mass_mg
-    r = q_mAs - a * mass_mg
-    return (a * 25 + r * 25 // mass_mg) // 9
+    u = (a * 25 + (q_mAs - a * mass_mg) * 25 // mass_mg) // 9
+    s = q_mAs * 10 // (cap_mAs // 1000 + 1)  # SOC in cpct, to 0.1 %: q <= 3 cap
+    s = s if s < 30000 else 30000
+    v = s * util_full // 10000  # <= 30000 x 30000
+    return v if v > u else u
 
 
-def _cap_mV(v):
-    """A voltage headroom within 0..1000 mV (i_of's range)."""
-    return 0 if v < 0 else (1000 if v > 1000 else v)
+def _i_of(mV, r_uohm):
+    """resistance.i_of at a headroom held to 0..1000 mV (its range)."""
+    mV = 0 if mV < 0 else (1000 if mV > 1000 else mV)
+    return mV * 1000000 // r_uohm
 
 
 class Limits:
     def __init__(self):
-        self.util_full = 0  # the design's utilization at SOC 1, dmAhg (configure())
+        self.util_full = 0  # the design's utilization at SOC 1, dmAhg (update())
         self.util = 0  # the fullest cell's utilization (its count), dmAhg
         self.top = _NONE  # the window top's bound (fullest cell), dmAhg
         self.bottom = 0  # the window bottom's bound (emptiest cell), dmAhg
@@ -98,25 +103,16 @@ class Limits:
         self.ccl_mA = 0
         self.dcl_mA = 0
         self.cell_util = array("H")  # each cell's utilization, dmAhg: the Bms's array
-        self.u_cell = 0  # _window(): this cell's utilization
-        self.u_anode = 0  # _window(): the utilization the anode potential limit reads at
-
-    def _util(self, q_mAs, cap_mAs, mass_mg):
-        """The larger of the count's and the SOC's utilization (see the module docstring)."""
-        u = anode_dmAhg(q_mAs, mass_mg)
-        if q_mAs <= 0:
-            return u
-        s = q_mAs * 10 // (cap_mAs // 1000 + 1)  # SOC in cpct, to 0.1 %: q <= 3 cap
-        s = s if s < 30000 else 30000
-        v = s * self.util_full // 10000  # <= 30000 x 30000
-        return v if v > u else u
 
     def update(self, cfg, est, res, ocv, cells, n, cur_mA, t_cold, t_hot, cv):
         """One sample of n plausible cells. cur_mA: the counted current; t_cold/t_hot: the
         coldest and hottest readings with the sensor bound (None: no sensors); cv: charging
-        at the voltage limit (max cell >= v_max - full_band_mV)."""
+        at the voltage limit (max cell >= v_max - full_band_mV). What is the same for every
+        cell (the branch, the voltage limits with the sensor's bound) is read once."""
         self.util_full = cfg.capacity_mAh * 10000 // cfg.anode_mass_mg  # <= 2e8
-        chg_known = cur_mA < 0 and est.known and est.branch == CHARGE
+        known = est.known
+        chg_known = cur_mA < 0 and known and est.branch == CHARGE
+        dsg_known = known and est.branch == DISCHARGE
         dv_mV = cfg.ocv_unc_mV + est.hysteresis_mV() if chg_known else 0
         chg = -cur_mA if cur_mA < 0 else 0
         dsg = cur_mA if cur_mA > 0 else 0
@@ -130,11 +126,23 @@ class Limits:
         self.bottom = _NONE
         self.util = 0
         self.anode_mV = _NONE
+        # the sensor's bound: never below a true v_max, never above a true v_min
+        v_hi = cfg.v_max_mV + cfg.v_sense_mV
+        v_lo = cfg.v_min_mV - cfg.v_sense_mV
+        r_int = res.r_int
         for k in range(n):
-            v = self._cell(cfg, est, res, ocv, cells[k], k, chg, chg_known and cv, chg_known, dv_mV)
+            mV = cells[k]
+            r = r_int[k]
+            v = self._cell(
+                cfg, est, res, ocv, mV, k, chg, chg_known and cv, chg_known, dsg_known, dv_mV
+            )
             if v < ccl:
                 ccl = v
-            v = dsg + i_of(_cap_mV(cells[k] - cfg.v_min_mV + cfg.v_sense_mV), res.r_int[k])
+            v = v_hi - mV
+            v = chg + _i_of(v, r) if v >= 0 else chg - _i_of(-v, r)
+            if v < ccl:
+                ccl = v
+            v = dsg + _i_of(mV - v_lo, r)
             if v < dcl:
                 dcl = v
         if cur_mA >= 0 and prev_top < self.top:
@@ -142,40 +150,34 @@ class Limits:
         self.ccl_mA = ccl if ccl > 0 else 0
         self.dcl_mA = dcl if dcl > 0 else 0
 
-    def _cell(self, cfg, est, res, ocv, mV, k, chg, cv, chg_known, dv_mV):
-        """Cell k's utilization, bounds and anode potential into the pack's; returns its CCL."""
-        self._window(cfg, est, res, ocv, mV, k, chg, cv, chg_known, dv_mV)
-        r_int = res.r_int[k]
-        ccl = self._anode(cfg, est, res, ocv, mV, k, chg)
-        v = cfg.v_max_mV + cfg.v_sense_mV - mV  # the sensor's bound: never below a true v_max
-        v = chg + i_of(_cap_mV(v), r_int) if v >= 0 else chg - i_of(_cap_mV(-v), r_int)
-        return v if v < ccl else ccl
-
-    def _window(self, cfg, est, res, ocv, mV, k, chg, cv, chg_known, dv_mV):
-        """Cell k's utilization and window bounds into the pack's; returns its top bound."""
+    def _cell(self, cfg, est, res, ocv, mV, k, chg, cv, chg_known, dsg_known, dv_mV):
+        """Cell k's utilization, window bounds and anode potential into the pack's; returns
+        the current that keeps its anode above anode_min_mV + anode_margin_mV over the next
+        interval (the window part first, then the anode's: see below)."""
+        uf = self.util_full
         cap = est.learner.cap[k]
         mass = cfg.anode_mass_mg
         q = est.q[k]
-        u = self._util(q, cap, mass)
-        self.u_cell = u
+        unc = est.unc[k]
+        u = _util(q, cap, mass, uf)
         self.cell_util[k] = u if u < 65535 else 65535
         if u > self.util:
             self.util = u
         up = est.ext_up[k]
-        top = self._util(q + est.unc[k] * cfg.window_k_pct // 100 + up, cap, mass)
+        top = _util(q + unc * cfg.window_k_pct // 100 + up, cap, mass, uf)
         # the bottom: the count, raised by what the credible upper end holds beyond the
         # slack (an unsure cell's bound stays above the bottom: the voltage limits decide)
-        over = est.unc[k] + up - of_1e4(cap, _BOTTOM_SLACK_CPCT)
-        bot = self._util(q + over if over > 0 else q, cap, mass)
+        over = unc + up - of_1e4(cap, _BOTTOM_SLACK_CPCT)
+        bot = _util(q + over if over > 0 else q, cap, mass, uf)
         if bot < self.bottom:
             self.bottom = bot
-        self.u_anode = top
+        u_anode = top
         if chg_known:
             # the utilization the anode is at, for its potential: the larger of the count's
             # and the nominal reading's (DC IR drop), never above the window top's bound
             read = ocv.soc_ext(CHARGE, mV - ir_of(chg, res.r_dc[k]))
-            v = (read if read > 0 else 0) * self.util_full // 10000
-            self.u_anode = v if v > u else u
+            v = (read if read > 0 else 0) * uf // 10000
+            u_anode = v if v > u else u
             # on the known charge branch the voltage bounds the SOC from above: the OCV is at
             # most V less the least IR drop (R0 at half: the RC pairs only add to it),
             # plus the table's and the hysteresis' uncertainty. At the voltage limit (CV) the
@@ -185,50 +187,47 @@ class Limits:
             else:
                 r_lo = res.r0[k] * _R_LO_PCT // 100  # <= 1e7 x 100
                 read = ocv.soc_ext(CHARGE, mV - ir_of(chg, r_lo) + dv_mV)
-            v = (read if read > 0 else 0) * self.util_full // 10000
+            v = (read if read > 0 else 0) * uf // 10000
             if v < top:
                 top = v
         if top > self.top:
             self.top = top
-        if self.u_anode > top:
-            self.u_anode = top
-        return top
-
-    def _anode(self, cfg, est, res, ocv, mV, k, chg):
-        """Cell k's anode potential estimate into the pack's (the lowest); returns the
-        current that keeps it above anode_min_mV + anode_margin_mV over the next interval.
-
-        The estimate: the branch's curve at the utilization, less the anode's share of the
-        overpotential (the voltage less that branch's OCV at the SOC); the lower of the two
-        with the branch unknown. For the limit, unless the cell is known to sit on the
-        discharge branch (delithiated: a charge pulse starts from the higher curve), the
-        lithiation curve at u_anode (_window: the count's utilization or the nominal voltage
-        reading's, whichever is higher; the window top's bound when the charge branch is not
-        known) and the DC IR drop of the present current as the overpotential (a SOC error
-        moves the OCV the measured overpotential is read against by 1.5 V per unit near
-        full; the IR drop does not depend on it). Over the next interval the potential falls
-        by the share of (I_new R_int - I_now R0): R0 jumps with the current, the RC pairs add
-        at most dt/C."""
+        if u_anode > top:
+            u_anode = top
+        # The anode: the branch's curve at the utilization u, less the anode's share of the
+        # overpotential (the voltage less that branch's OCV at the SOC); the lower of the
+        # two with the branch unknown. For the limit, unless the cell is known to sit on the
+        # discharge branch (delithiated: a charge pulse starts from the higher curve), the
+        # lithiation curve at u_anode (the count's utilization or the nominal voltage
+        # reading's, whichever is higher; the window top's bound when the charge branch is
+        # not known) and the DC IR drop of the present current as the overpotential (a SOC
+        # error moves the OCV the measured overpotential is read against by 1.5 V per unit
+        # near full; the IR drop does not depend on it). Over the next interval the potential
+        # falls by the share of (I_new R_int - I_now R0): R0 jumps with the current, the RC
+        # pairs add at most dt/C.
         au = cfg.anode_util_dmAhg
         na = len(au)
         share = cfg.anode_share_pct
         s = est.soc[k]
-        u = self.u_cell
-        eta_c = mV - ocv.mV_at(CHARGE, s)
-        phi = interp(au, cfg.anode_lith_mV, na, u) - share * eta_c // 100
-        dsg_known = est.known and est.branch == DISCHARGE
-        if not est.known or dsg_known:
-            eta_d = mV - ocv.mV_at(DISCHARGE, s)
-            d = interp(au, cfg.anode_delith_mV, na, u) - share * eta_d // 100
-            phi = d if dsg_known or d < phi else phi
+        if dsg_known:
+            phi = interp(au, cfg.anode_delith_mV, na, u)
+            phi -= share * (mV - ocv.mV_at(DISCHARGE, s)) // 100
+        else:
+            phi = interp(au, cfg.anode_lith_mV, na, u)
+            phi -= share * (mV - ocv.mV_at(CHARGE, s)) // 100
+            if not est.known:
+                d = interp(au, cfg.anode_delith_mV, na, u)
+                d -= share * (mV - ocv.mV_at(DISCHARGE, s)) // 100
+                if d < phi:
+                    phi = d
         if phi < self.anode_mV:
             self.anode_mV = phi
         if not dsg_known:
-            u = self.u_anode
-            phi = interp(au, cfg.anode_lith_mV, na, u) - share * ir_of(chg, res.r_dc[k]) // 100
+            phi = interp(au, cfg.anode_lith_mV, na, u_anode)
+            phi -= share * ir_of(chg, res.r_dc[k]) // 100
         budget = (phi - cfg.anode_min_mV - cfg.anode_margin_mV) * 100 // share
         budget += ir_of(chg, res.r0[k])
-        return i_of(_cap_mV(budget), res.r_int[k]) if budget > 0 else 0
+        return _i_of(budget, res.r_int[k]) if budget > 0 else 0
 
 
 def _least(limit, ts, ms, t_cold, t_hot):

@@ -58,6 +58,9 @@ class BoardSession(ABC):
         board on this machine is reached through host.link.LockstepLink, which waits for the
         reply without the event loop; otherwise (real time, a board at a port) SerialLink."""
         self.lockstep = lockstep
+        # lockstep: how long the link polls for a reply before it sleeps (LockstepLink); set
+        # before start by a run that has a core for it (a pipelined run: host.emulator.run)
+        self.busy_wait_s = 0.0
         self._link: SerialLink | LockstepLink | None = None
         self._client: BmsClient | None = None
 
@@ -111,8 +114,10 @@ class BoardSession(ABC):
         return {"kind": self.kind, "port": self.port if self._client else None}
 
     async def _open_link(self) -> BmsClient:
-        opener = LockstepLink.open if self.lockstep else SerialLink.open
-        self._link = await opener(self.port)
+        if self.lockstep:
+            self._link = await LockstepLink.open(self.port, busy_s=self.busy_wait_s)
+        else:
+            self._link = await SerialLink.open(self.port)
         self._client = BmsClient(self._link, timeout_s=REPLY_TIMEOUT_S)
         return self._client
 

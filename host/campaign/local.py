@@ -3,10 +3,11 @@
 concurrent.futures' ThreadPoolExecutor keeps K runs going; each run executes
 `execute_run` in a fresh process started by multiprocessing's fork server, which
 has imported the emulator once (a run starts in milliseconds, not after a second of
-imports). A process per run makes every failure that run's own: a worker that
-crashes or is killed is seen by its exit code, the run it was running is tried
-again (ATTEMPTS in all) and then recorded failed with the reason, and no other run
-is touched; a worker still running past the run's timeout (plus a grace for the run
+imports). With no more workers than cores, each run (its worker and the board it
+starts) keeps to a core of its own. A process per run makes every failure that run's
+own: a worker that crashes or is killed is seen by its exit code, the run it was
+running is tried again (ATTEMPTS in all) and then recorded failed with the reason, and
+no other run is touched; a worker still running past the run's timeout (plus a grace for the run
 to stop itself) is killed with its process group.
 """
 
@@ -53,10 +54,15 @@ def warm_up() -> None:
     proc.join()
 
 
-def _worker_main(payload: dict[str, Any], conn: Connection) -> None:
+def _worker_main(payload: dict[str, Any], conn: Connection, cpu: int | None = None) -> None:
     # Its own process group: the parent can kill the worker with whatever it started,
     # and a Ctrl-C in the terminal reaches the campaign, which stops the workers itself.
     os.setsid()
+    if cpu is not None:
+        # The run's host and firmware take turns (no pipelining in a campaign): on one
+        # core of their own each hand-over is a switch on that core, not a wake-up of
+        # another, and two runs never contend for a core (issue 13: 2 workers vs 1).
+        os.sched_setaffinity(0, {cpu})  # the board's interpreter, a child, inherits it
     result = execute_run(payload)
     conn.send(result)
     conn.close()
@@ -73,6 +79,7 @@ class LocalExecutor:
         self._lock = threading.Lock()
         self._live: set[BaseProcess] = set()
         self._stopping = False
+        self._free_cpus = _cpus_for(workers)
 
     def __enter__(self) -> LocalExecutor:
         return self
@@ -117,9 +124,21 @@ class LocalExecutor:
     def _once(self, payload: dict[str, Any]) -> tuple[dict[str, Any], bool]:
         """(result, whether the worker died without one)."""
         recv, send = self._ctx.Pipe(duplex=False)
+        with self._lock:
+            cpu = self._free_cpus.pop() if self._free_cpus else None
+        try:
+            return self._on_cpu(payload, recv, send, cpu)
+        finally:
+            if cpu is not None:
+                with self._lock:
+                    self._free_cpus.append(cpu)
+
+    def _on_cpu(
+        self, payload: dict[str, Any], recv: Connection, send: Connection, cpu: int | None
+    ) -> tuple[dict[str, Any], bool]:
         proc = self._ctx.Process(
             target=_worker_main,
-            args=(payload, send),
+            args=(payload, send, cpu),
             name=f"sisnbms-run-{payload['run_id']}",
             daemon=True,
         )
@@ -153,6 +172,15 @@ class LocalExecutor:
             live = list(self._live)
         for proc in live:
             _kill_group(proc)
+
+
+def _cpus_for(workers: int) -> list[int]:
+    """A core of its own for each of `workers` runs, when there are as many."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return []
+    return cpus[:workers] if workers <= len(cpus) else []
 
 
 def _lost(payload: dict[str, Any], error: str) -> dict[str, Any]:

@@ -163,6 +163,9 @@ class ClosedLoop:
         self.realtime = realtime
         self.pipelined = pipelined and not realtime
         self._in_flight: _InFlight | None = None
+        # A sample's record held back until the next sample is on its way (pipelined): the
+        # recorder's work then overlaps the firmware's (see _record).
+        self._unrecorded: tuple[Any, ...] | None = None
         self.overlapped = 0  # steps taken while the firmware worked (pipelined)
         self.restepped = 0  # ... of which the reply changed the switches: stepped again
         self._progress = progress
@@ -240,6 +243,7 @@ class ClosedLoop:
         self.board.client.tx_filter = corrupter
 
     def expect(self, index: int, step: Expectation) -> None:
+        self._record_held()
         self.recorder.expect(index, step)
 
     async def advance(self, demand_A: float, dt_s: float) -> PlantStep:
@@ -280,7 +284,7 @@ class ClosedLoop:
             ps: PlantStep | None = plant.step(demand_A, dt_s)
         except GuardTripped:
             ps = None  # maybe not under the reply's switches: decided after it
-        await self.flush()
+        await self.flush(hold=True)
         self.overlapped += 1
         if ps is not None and plant.gates == gates:
             return ps
@@ -288,12 +292,15 @@ class ClosedLoop:
         plant.restore(snap)
         return plant.step(demand_A, dt_s)
 
-    async def flush(self) -> None:
-        """The reply to the sample in flight, recorded with that sample: its gates in force."""
+    async def flush(self, *, hold: bool = False) -> None:
+        """The reply to the sample in flight, recorded with that sample: its gates in force.
+        `hold`: the record is handed to the recorder once the next sample is sent."""
         pending, self._in_flight = self._in_flight, None
         if pending is not None:
             reply = await self._settle(self.board.client.finish())
-            self._record(pending.ps, reply, True, at=(pending.t_s, pending.step_index))
+            self._record(pending.ps, reply, True, at=(pending.t_s, pending.step_index), hold=hold)
+        if not hold:
+            self._record_held()
 
     async def _sample(self, ps: PlantStep) -> None:
         """Send the sample's reading: pipelined, it stays in flight; else the reply is awaited
@@ -302,8 +309,13 @@ class ClosedLoop:
             self._record(ps, await self._exchange(ps.reading), True)
             return
         r = ps.reading
-        self.board.client.send(commands.sample(self._t_ms(), r.cell_mV, r.current_mA, r.temp_ddegC))
-        self._in_flight = _InFlight(ps, self._t_s, self._step_index)
+        try:
+            self.board.client.send(
+                commands.sample(self._t_ms(), r.cell_mV, r.current_mA, r.temp_ddegC)
+            )
+            self._in_flight = _InFlight(ps, self._t_s, self._step_index)
+        finally:
+            self._record_held()  # the previous sample's, while the firmware works on this one
 
     async def drop_link(self, duration_s: float) -> None:
         """No frames for duration_s: the firmware's watchdog runs on its own clock, so in
@@ -401,6 +413,7 @@ class ClosedLoop:
         """What the firmware concluded while nobody talked to it, read before the next sample;
         judged against the truth of the step just taken (`logged`: already in the log)."""
         self._link_down_until = None
+        self._record_held()
         state = await self.board.client.get_state()
         self.recorder.reply(self._t_s, state, self.plant.true_capacity_Ah(), logged=logged)
         self.plant.set_gates(*_gates(state))
@@ -412,23 +425,38 @@ class ClosedLoop:
         link_up: bool,
         *,
         at: tuple[float, int] | None = None,
+        hold: bool = False,
     ) -> None:
         """Log and score a sample; `at`: its time and step index when not the present ones
-        (a sample recorded when its reply came back, one period later)."""
+        (a sample recorded when its reply came back, one period later). `hold`: what is
+        recorded is taken now, the recorder gets it in _record_held() (the next sample is
+        sent first); every path to the recorder passes there first, so the order is kept."""
+        self._record_held()
         plant = self.plant
         if reply is not None:
             plant.set_gates(*_gates(reply))
         self._last_ps = ps
         t_s, index = at if at is not None else (self._t_s, self._step_index)
-        self.recorder.sample(
+        record = (
             t_s,
             (index, self.scenario.cycle_of(index), plant.ambient_degC),
             ps,
             plant.gates,
             reply,
-            link_up=link_up,
-            capacity_true_Ah=plant.true_capacity_Ah(),
+            link_up,
+            plant.true_capacity_Ah(),
         )
+        self._unrecorded = record
+        if not hold:
+            self._record_held()
+
+    def _record_held(self) -> None:
+        record, self._unrecorded = self._unrecorded, None
+        if record is not None:
+            t_s, place, ps, gates, reply, link_up, cap_Ah = record
+            self.recorder.sample(
+                t_s, place, ps, gates, reply, link_up=link_up, capacity_true_Ah=cap_Ah
+            )
 
     # -- the run ----------------------------------------------------------------------------
     async def _run_steps(self) -> None:
@@ -467,10 +495,12 @@ class ClosedLoop:
             await self.flush()
         except GuardTripped as exc:
             completed = False
+            self._record_held()
             self.event(f"the cell model stopped the run: {exc.event.message}")
         except (asyncio.CancelledError, KeyboardInterrupt) as exc:
             # Ctrl-C or a caller's timeout: what ran so far is still a valid, scored record.
             completed, interrupted = False, exc
+            self._record_held()
             self.event("interrupted")
             pending, self._in_flight = self._in_flight, None
             if pending is not None:  # the cells took the step; its reply never came
@@ -481,6 +511,7 @@ class ClosedLoop:
         return outcome
 
     def _outcome(self, hello: HelloReply, wall_start: float, completed: bool) -> LoopOutcome:
+        self._record_held()
         rec = self.recorder
         rec.finish(self._t_s)
         if self._progress is not None:

@@ -11,7 +11,7 @@ positive on discharge.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from cellmodel.circuit import PackState
 from cellmodel.guards import GuardEvent
 from cellmodel.pack import PackModel, StepResult
-from host.sensors import Reading, Sensors
+from host.sensors import Reading, Sensors, SensorsState
 
 if TYPE_CHECKING:
     from cellmodel.design import CellDesign
@@ -50,37 +50,8 @@ def bleed_currents(
 @dataclass(frozen=True)
 class PlantSnapshot:
     model: PackState
-    sensors: dict[str, Any]
+    sensors: SensorsState
     guard_event: GuardEvent | None
-
-
-def _state_of(obj: object) -> dict[str, Any]:
-    """A copy of an object's attributes that restores it exactly: arrays, lists and dicts
-    copied, a random generator by its bit generator's state."""
-    out: dict[str, Any] = {}
-    for name, value in vars(obj).items():
-        if isinstance(value, np.random.Generator):
-            out[name] = (value, value.bit_generator.state)
-        elif isinstance(value, (np.ndarray, list, dict, set)):
-            out[name] = value.copy()
-        else:
-            out[name] = value
-    return out
-
-
-def _set_state(obj: object, state: dict[str, Any]) -> None:
-    for name, value in state.items():
-        if (
-            isinstance(value, tuple)
-            and len(value) == 2
-            and isinstance(value[0], np.random.Generator)
-        ):
-            generator, bits = value
-            generator.bit_generator.state = bits
-            value = generator
-        setattr(
-            obj, name, value.copy() if isinstance(value, (np.ndarray, list, dict, set)) else value
-        )
 
 
 class GuardTripped(Exception):
@@ -148,6 +119,9 @@ class Plant:
         # Until the firmware has answered, its switches are open (as after power-up).
         self.gates = Gates()
         self.guard_event: GuardEvent | None = None
+        # The cells' capacities are drawn when the model is made (CellParams) and stay:
+        # the series pack's, asked for at every sample, is taken once.
+        self._true_capacity_Ah = float(np.min(model.capacity_Ah))
 
     @classmethod
     def for_scenario(cls, scenario: Scenario, design: CellDesign, n_temps: int) -> Plant:
@@ -225,14 +199,13 @@ class Plant:
     def snapshot(self) -> PlantSnapshot:
         """Everything a step changes: the cells, the sensor chain (its random draws too) and
         the guard's verdict; restore() puts it back exactly."""
-        return PlantSnapshot(self._model.snapshot(), _state_of(self.sensors), self.guard_event)
+        return PlantSnapshot(self._model.snapshot(), self.sensors.snapshot(), self.guard_event)
 
     def restore(self, snap: PlantSnapshot) -> None:
         self._model.restore(snap.model)
-        _set_state(self.sensors, snap.sensors)
+        self.sensors.restore(snap.sensors)
         self.guard_event = snap.guard_event
 
     def true_capacity_Ah(self) -> float:
         """Usable capacity of the series pack: its smallest cell."""
-        cap: Any = self._model.capacity_Ah
-        return float(np.min(cap))
+        return self._true_capacity_Ah

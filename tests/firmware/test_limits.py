@@ -224,3 +224,71 @@ assert b3.latched == 0 and b3.fault_log[-1][2] == 3
 """,
         tmp_path,
     )
+
+
+def test_a_packs_limits_are_its_cells_taken_one_by_one(tmp_path: Path) -> None:
+    """Limits.update reads what is common to the pack once and each cell's own state per
+    cell: over cells in every state (counts, uncertainties, capacities, resistances,
+    voltages; one SOC estimate, as the hysteresis' reach is the pack's, read at the first
+    cell's; branch known either way or not, charge, discharge, CV), the pack's result is
+    that of each cell alone taken together: CCL, DCL and the anode potential the least,
+    the window top and the utilization the greatest, the bottom the least, each cell's
+    utilization its own."""
+    out = run_rig(
+        """
+from array import array
+from bmsrig import Rig
+N = 4
+r = Rig({"n_cells": N, "n_temps": 1})
+b = r.bms
+r.step(0, 0, mV=3700)
+e, lrn, res, lim = b.est, b.learner, b.res, b.lim
+cells = array("H", [3700] * N)
+PER_CELL = (e.q, e.unc, e.ext_up, lrn.cap, res.r_dc, res.r_int, res.r0, cells)
+x = [7]
+def rnd(n):
+    x[0] = (x[0] * 1103515245 + 12345) & 0x3FFFFFFF
+    return (x[0] >> 4) % n
+def swap(k):
+    for a in PER_CELL:
+        a[0], a[k] = a[k], a[0]
+def run(n, args, top):
+    lim.top = top
+    lim.update(b.cfg, e, res, b.ocv, cells, n, *args)
+    return [lim.ccl_mA, lim.dcl_mA, lim.anode_mV, lim.top, lim.util, lim.bottom]
+cap0 = lrn.cap[0]
+checked = 0
+for trial in range(300):
+    soc = rnd(11000) - 500
+    for k in range(N):
+        cap = cap0 * (60 + rnd(60)) // 100
+        lrn.cap[k] = cap
+        e.q[k] = rnd(cap * 11 // 10)
+        e.unc[k] = rnd(cap // 5)
+        e.ext_up[k] = rnd(cap // 20)
+        e.soc[k] = soc
+        res.r_dc[k] = 20000 + rnd(100000)
+        res.r_int[k] = 20000 + rnd(100000)
+        res.r0[k] = 10000 + rnd(50000)
+        cells[k] = 3000 + rnd(1250)
+    e.known = rnd(3) > 0
+    e.branch = rnd(2)
+    args = (rnd(8000) - 4000, rnd(600) - 100, 300 + rnd(200), rnd(2) == 1)
+    top = rnd(20000) if rnd(2) else 0x3FFFFFFF
+    pack = run(N, args, top)
+    utils = list(lim.cell_util[:N])
+    alone = []
+    for k in range(N):
+        swap(k)
+        alone.append(run(1, args, top) + [lim.cell_util[0]])
+        swap(k)
+    want = [min(a[0] for a in alone), min(a[1] for a in alone), min(a[2] for a in alone),
+            max(a[3] for a in alone), max(a[4] for a in alone), min(a[5] for a in alone)]
+    assert pack == want, (trial, pack, want)
+    assert utils == [a[6] for a in alone], (trial, utils, alone)
+    checked += len(set(tuple(a) for a in alone)) > 1
+print(checked)
+""",
+        tmp_path,
+    )
+    assert int(out) > 250  # the cells differed in nearly every trial
