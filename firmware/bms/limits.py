@@ -75,13 +75,17 @@ def _util(q_mAs, cap_mAs, mass_mg, util_full):
     The count's: q mAs / 3600 * 10 / (mass mg / 1000) = 25 q / (9 m), its exact floor
     without a product beyond 2**30: with q = a m + r (0 <= r < m), 25 q / m = 25 a + 25 r / m.
     Bounds from the config limits: m >= 10 mg and q < 2**28 mAs give 25 a < 25 * 2**28 / 10
-    < 2**30; m <= 1e6 mg gives 25 r < 2.5e7.
+    < 2**30; m <= 1e6 mg gives 25 r < 2.5e7. The callers' q is at most 3 capacities (the
+    count, k x its half-width and the reach up): 2.2e8 < 2**28 at the largest capacity.
     """
     if q_mAs <= 0:
         return 0
     a = q_mAs // mass_mg
     u = (a * 25 + (q_mAs - a * mass_mg) * 25 // mass_mg) // 9
-    s = q_mAs * 10 // (cap_mAs // 1000 + 1)  # SOC in cpct, to 0.1 %: q <= 3 cap
+    # SOC in cpct, to 0.1 % (q <= 3 cap); q x 10 passes 2**30 above 1.07e8 mAs (cells of
+    # 15 Ah and more near full with their uncertainty): there the division comes first
+    d = cap_mAs // 1000 + 1
+    s = q_mAs * 10 // d if q_mAs < 107374182 else q_mAs // d * 10
     s = s if s < 30000 else 30000
     v = s * util_full // 10000  # <= 30000 x 30000
     return v if v > u else u
@@ -164,7 +168,8 @@ class Limits:
         if u > self.util:
             self.util = u
         up = est.ext_up[k]
-        top = _util(q + unc * cfg.window_k_pct // 100 + up, cap, mass, uf)
+        # k x unc as of_1e4 (unc <= cap <= 7.2e7: unc x k would pass 2**30)
+        top = _util(q + of_1e4(unc, cfg.window_k_pct * 100) + up, cap, mass, uf)
         # the bottom: the count, raised by what the credible upper end holds beyond the
         # slack (an unsure cell's bound stays above the bottom: the voltage limits decide)
         over = unc + up - of_1e4(cap, _BOTTOM_SLACK_CPCT)

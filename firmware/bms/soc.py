@@ -224,11 +224,16 @@ class SocEstimator:
         self.set(k, of_1e4(cap, soc_cpct), of_1e4(cap, clamp(unc_cpct, 10000)))
 
     def gap(self, n):
-        """The sample interval was clamped: charge went uncounted (1 % of capacity)."""
+        """The sample interval was clamped: charge went uncounted (1 % of capacity). The
+        half-width never needs more than the capacity (sum_unc holds it there), so the base
+        stops at it: a run of gaps must not grow it past a small int (a heap-locked sample
+        cannot allocate a big one)."""
         self.learner.invalidate()
         cap = self.learner.cap
+        base = self.base
         for k in range(n):
-            self.base[k] += cap[k] // 100
+            b = base[k] + cap[k] // 100
+            base[k] = b if b < cap[k] else cap[k]
 
     # -- one sample, step by step (each a method: a call costs no heap, tests/firmware/
     # test_alloc.py) ---------------------------------------------------------

@@ -547,6 +547,30 @@ assert b3.offset.known and b3.offset.off_dmA == -150, b3.offset.off_dmA
     )
 
 
+def test_a_run_of_gaps_keeps_the_uncertainty_a_small_int(tmp_path: Path) -> None:
+    """Every clamped sample interval adds 1 % of capacity to the half-width's base. 1,600
+    gaps on the largest capacity the configuration allows would take it past 2**30: a big
+    int, which a heap-locked sample cannot allocate on a 32-bit port (MemoryError), so the
+    sample would be lost. It stays within the capacity, and the reported half-width at
+    100 %. The window bounds built on it (limits.py: k x the half-width, the SOC of the
+    count plus it) stay small ints too: on unix-32 any big int here is a MemoryError."""
+    run_rig(
+        _HEAD
+        + """
+r = Rig({"capacity_mAh": 20000, "anode_mass_mg": 11990, "max_dt_ms": 100, "frozen_ms": 86400000})
+b = r.bms
+r.step(0, 0, mV=3700)
+for i in range(1600):
+    r.step(1000, 500, mV=3700)  # each interval clamped to 100 ms: a gap
+cap = b.learner.cap[0]
+assert b.samples == 1601, b.samples
+assert b.est.base[0] <= cap < 2**30, (b.est.base[0], cap)
+assert b.soc_unc_cpct == 10000, b.soc_unc_cpct
+""",
+        tmp_path,
+    )
+
+
 def test_an_implausible_reading_feeds_no_correction_calibration_or_balancing(
     tmp_path: Path,
 ) -> None:
