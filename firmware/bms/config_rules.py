@@ -263,6 +263,8 @@ _TABLES = tuple(col[0] for g in _TABLE_GROUPS for col in g[1:])
 # (lower, upper): entry by entry, the lower table's value must not exceed the upper's
 _BELOW = (("ocv_dsg_mV", "ocv_chg_mV"), ("anode_lith_mV", "anode_delith_mV"))
 
+_UTIL_FULL_MAX = 35790  # dmAhg: silicon's theoretical capacity (Li15Si4)
+
 # (key, must be <= key): orderings between limits
 _ORDER = (
     ("v_abuse_min_mV", "uv_mV"),
@@ -339,6 +341,15 @@ def validate(d):
     for lo_k, hi_k in _ORDER:
         if d[lo_k] > d[hi_k]:
             return f"{lo_k}: must not exceed {hi_k} ({d[lo_k]} > {d[hi_k]})"
+    # the design's utilization at full: no anode holds more than silicon's 3,579 mAh/g
+    # (Li15Si4), and the window bounds' products (limits.py, SOC x it) stay small ints only
+    # up to there; a capacity changed without its anode mass would run past both
+    full = d["capacity_mAh"] * 10000 // d["anode_mass_mg"]  # <= 2e4 x 1e4 / 10
+    if full > _UTIL_FULL_MAX:
+        return (
+            f"capacity_mAh: {full // 10} mAh/g at full over anode_mass_mg "
+            f"{d['anode_mass_mg']} mg, above silicon's 3,579 mAh/g"
+        )
     return None
 
 

@@ -67,6 +67,12 @@ assert c.update({"ov_mV": 4300}).startswith("ov_mV: must not exceed v_abuse_max_
 assert c.update({"ov_mV": 4.2}) == "ov_mV: not an integer"
 assert c.update({"ov_mV": True}) == "ov_mV: not an integer"
 assert c.update({"ocv_chg_mV": [1, 2]}).startswith("ocv_chg_mV: length")
+# a capacity without its anode mass: 20 Ah on the default 1.2 g anode is 16,666 mAh/g
+assert c.update({"capacity_mAh": 20000}) == (
+    "capacity_mAh: 16666 mAh/g at full over anode_mass_mg 1200 mg, above silicon's 3,579 mAh/g"
+), c.update({"capacity_mAh": 20000})
+assert c.update({"capacity_mAh": 20000, "anode_mass_mg": 12000}) is None
+assert c.update({"capacity_mAh": 2000, "anode_mass_mg": 1200}) is None
 dsg = list(c.ocv_dsg_mV)
 dsg[3] = dsg[2]
 assert c.update({"ocv_dsg_mV": dsg}) == "ocv_dsg_mV: must increase strictly"
@@ -83,7 +89,7 @@ assert c.update({"anode_lith_mV": [600, 500, 500, 100, 90, 80, 70]}) == (
 assert c.update({"r_temp_pct": [100] * 7 + [5]}).startswith("r_temp_pct: length differs")
 assert c.update({"i_offset_learned_mA": 31}).startswith("i_offset_learned_mA: must not exceed")
 assert c.update({"window_top_dmAhg": 22000, "ov_mV": 4230}) is None
-assert c.window_top_dmAhg == 22000 and c.version == 2
+assert c.window_top_dmAhg == 22000 and c.version == 4
 c.save("cfg.json")
 c2, f = load("cfg.json")
 assert f == 0 and c2.as_dict() == c.as_dict()
