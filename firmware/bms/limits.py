@@ -51,7 +51,7 @@ from array import array
 
 from bms.intmath import interp, of_1e4, step_at
 from bms.ocv import CHARGE, DISCHARGE
-from bms.resistance import ir_of
+from bms.resistance import i_of, ir_of
 
 try:
     from micropython import const  # pyright: ignore[reportAssignmentType]
@@ -89,12 +89,6 @@ def _util(q_mAs, cap_mAs, mass_mg, util_full):
     s = s if s < 30000 else 30000
     v = s * util_full // 10000  # <= 30000 x 30000
     return v if v > u else u
-
-
-def _i_of(mV, r_uohm):
-    """resistance.i_of at a headroom held to 0..1000 mV (its range)."""
-    mV = 0 if mV < 0 else (1000 if mV > 1000 else mV)
-    return mV * 1000000 // r_uohm
 
 
 class Limits:
@@ -143,10 +137,10 @@ class Limits:
             if v < ccl:
                 ccl = v
             v = v_hi - mV
-            v = chg + _i_of(v, r) if v >= 0 else chg - _i_of(-v, r)
+            v = chg + i_of(v, r) if v >= 0 else chg - i_of(-v, r)
             if v < ccl:
                 ccl = v
-            v = dsg + _i_of(mV - v_lo, r)
+            v = dsg + i_of(mV - v_lo, r)
             if v < dcl:
                 dcl = v
         if cur_mA >= 0 and prev_top < self.top:
@@ -232,7 +226,7 @@ class Limits:
             phi -= share * ir_of(chg, res.r_dc[k]) // 100
         budget = (phi - cfg.anode_min_mV - cfg.anode_margin_mV) * 100 // share
         budget += ir_of(chg, res.r0[k])
-        return _i_of(budget, res.r_int[k]) if budget > 0 else 0
+        return i_of(budget, res.r_int[k]) if budget > 0 else 0
 
 
 def _least(limit, ts, ms, t_cold, t_hot):
