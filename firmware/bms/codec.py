@@ -302,11 +302,6 @@ def get_u16(buf, off):
     return buf[off] | (buf[off + 1] << 8)
 
 
-def get_i16(buf, off):
-    v = buf[off] | (buf[off + 1] << 8)
-    return v - 0x10000 if v & 0x8000 else v
-
-
 def put_bytes(buf, off, data):
     """Copy data into buf at off without a slice object; return the end offset."""
     for k in range(len(data)):
@@ -339,12 +334,16 @@ class Sample:
         nt = b[off + 9 + 2 * n]
         if nt > MAX_TEMPS or length != 10 + 2 * n + 2 * nt:
             return E_PAYLOAD
-        cur_hi = get_i16(b, off + 6)
-        if cur_hi < -0x4000 or cur_hi >= 0x4000:
+        # the u16 and i16 fields read in place: no call per field (a SAMPLE's decode is
+        # per frame)
+        cur_hi = b[off + 6] | (b[off + 7] << 8)
+        if 0x4000 <= cur_hi < 0xC000:
             return E_PAYLOAD  # beyond +-2**30 mA: not a small int, and not a current
-        self.current_mA = (cur_hi << 16) + get_u16(b, off + 4)
-        self.t_lo = get_u16(b, off)
-        self.t_hi = get_u16(b, off + 2)
+        if cur_hi >= 0xC000:
+            cur_hi -= 0x10000
+        self.current_mA = (cur_hi << 16) + (b[off + 4] | (b[off + 5] << 8))
+        self.t_lo = b[off] | (b[off + 1] << 8)
+        self.t_hi = b[off + 2] | (b[off + 3] << 8)
         self.n_cells = n
         self.n_temps = nt
         cells = self.cell_mV
@@ -355,7 +354,8 @@ class Sample:
         temps = self.temp_ddegC
         p += 1
         for k in range(nt):
-            temps[k] = get_i16(b, p)
+            v = b[p] | (b[p + 1] << 8)
+            temps[k] = v - 0x10000 if v & 0x8000 else v
             p += 2
         return 0
 
