@@ -24,6 +24,7 @@ except ImportError:
 
 
 from array import array
+from struct import pack_into
 
 from bms.crc16 import INIT, crc16
 from bms.fastpath import copy
@@ -301,11 +302,6 @@ def get_u16(buf, off):
     return buf[off] | (buf[off + 1] << 8)
 
 
-def get_i16(buf, off):
-    v = buf[off] | (buf[off + 1] << 8)
-    return v - 0x10000 if v & 0x8000 else v
-
-
 def put_bytes(buf, off, data):
     """Copy data into buf at off without a slice object; return the end offset."""
     for k in range(len(data)):
@@ -338,12 +334,16 @@ class Sample:
         nt = b[off + 9 + 2 * n]
         if nt > MAX_TEMPS or length != 10 + 2 * n + 2 * nt:
             return E_PAYLOAD
-        cur_hi = get_i16(b, off + 6)
-        if cur_hi < -0x4000 or cur_hi >= 0x4000:
+        # the u16 and i16 fields read in place: no call per field (a SAMPLE's decode is
+        # per frame)
+        cur_hi = b[off + 6] | (b[off + 7] << 8)
+        if 0x4000 <= cur_hi < 0xC000:
             return E_PAYLOAD  # beyond +-2**30 mA: not a small int, and not a current
-        self.current_mA = (cur_hi << 16) + get_u16(b, off + 4)
-        self.t_lo = get_u16(b, off)
-        self.t_hi = get_u16(b, off + 2)
+        if cur_hi >= 0xC000:
+            cur_hi -= 0x10000
+        self.current_mA = (cur_hi << 16) + (b[off + 4] | (b[off + 5] << 8))
+        self.t_lo = b[off] | (b[off + 1] << 8)
+        self.t_hi = b[off + 2] | (b[off + 3] << 8)
         self.n_cells = n
         self.n_temps = nt
         cells = self.cell_mV
@@ -354,54 +354,46 @@ class Sample:
         temps = self.temp_ddegC
         p += 1
         for k in range(nt):
-            temps[k] = get_i16(b, p)
+            v = b[p] | (b[p + 1] << 8)
+            temps[k] = v - 0x10000 if v & 0x8000 else v
             p += 2
         return 0
+
+
+# The STATE payload's fixed part (docs/protocol.md), one struct call instead of 28 helper
+# calls. struct writes the low bytes of each int as put_u16/put_u32 do, whatever its range.
+_STATE_FMT = "<HHhHHHHHIIHHHHIiHHhHIIhhIHB"
 
 
 def put_state(o, h, t_hi, t_lo, s, bad_frames, n):
     """Write the STATE payload (67 + 4 n bytes) at o[h:] from the Bms result attributes of
     `s` for n cells; return its length."""
-    put_u16(o, h, t_lo)
-    put_u16(o, h + 2, t_hi)
-    put_u16(o, h + 4, s.soc_cpct)
-    put_u16(o, h + 6, s.soc_unc_cpct)
-    put_u16(o, h + 8, s.remaining_mAh)
-    put_u16(o, h + 10, s.capacity_mAh)
-    put_u16(o, h + 12, s.anode_util_dmAhg)
     # the switch bits come from chg_on/dsg_on, the truth the adapter applied
     flags = s.flags & 0xFFFC
     if s.chg_on:
         flags |= 1
     if s.dsg_on:
         flags |= 2
-    put_u16(o, h + 14, flags)
-    put_u32(o, h + 16, s.faults)
-    put_u32(o, h + 20, s.latched)
-    put_u16(o, h + 24, s.warnings)
-    put_u16(o, h + 26, s.balance)
-    put_u16(o, h + 28, s.cycle_count)
-    put_u16(o, h + 30, bad_frames)
-    put_u32(o, h + 32, s.samples)
-    put_u32(o, h + 36, s.current_mA)
-    put_u16(o, h + 40, s.min_cell_mV)
-    put_u16(o, h + 42, s.max_cell_mV)
-    put_u16(o, h + 44, s.max_temp_ddegC)
-    put_u16(o, h + 46, s.cap_learn_count)
-    put_u32(o, h + 48, s.ccl_mA)
-    put_u32(o, h + 52, s.dcl_mA)
-    put_u16(o, h + 56, _i16(s.anode_mV))
-    put_u16(o, h + 58, _i16(s.offset.off_dmA))
-    put_u32(o, h + 60, s.r_dc_uohm)
-    put_u16(o, h + 64, s.capacity_unc_cpct)
-    o[h + 66] = n
+    pack_into(
+        _STATE_FMT, o, h, t_lo, t_hi, s.soc_cpct, s.soc_unc_cpct, s.remaining_mAh,
+        s.capacity_mAh, s.anode_util_dmAhg, flags, s.faults, s.latched, s.warnings, s.balance,
+        s.cycle_count, bad_frames, s.samples, s.current_mA, s.min_cell_mV, s.max_cell_mV,
+        s.max_temp_ddegC, s.cap_learn_count, s.ccl_mA, s.dcl_mA, _i16(s.anode_mV),
+        _i16(s.offset.off_dmA), s.r_dc_uohm, s.capacity_unc_cpct, n,
+    )  # fmt: skip
     p = h + STATE_FIXED
+    q = p + 2 * n
     socs = s.cell_soc_cpct
     utils = s.cell_util_dmAhg
     for k in range(n):
-        put_u16(o, p, socs[k])
-        put_u16(o, p + 2 * n, utils[k])
+        v = socs[k]
+        o[p] = v & 0xFF
+        o[p + 1] = (v >> 8) & 0xFF
+        v = utils[k]
+        o[q] = v & 0xFF
+        o[q + 1] = (v >> 8) & 0xFF
         p += 2
+        q += 2
     return STATE_FIXED + 4 * n
 
 

@@ -18,10 +18,17 @@ def ratio_1e4(a, b):
     result itself is a small int (a * 10000 / b < 2**30).
 
     Long division one decimal digit at a time: the running remainder stays below b,
-    so remainder * 10 stays below 2**30.
+    so remainder * 10 stays below 2**30; two digits at a time (base 100) where b is small
+    enough for remainder * 100 (every cell's capacity up to 2.9 Ah in mAs): the same digits
+    in half the steps.
     """
     q = a // b
     r = a - q * b
+    if b <= 10737418:  # r * 100 < 2**30
+        r *= 100
+        d = r // b
+        r = (r - d * b) * 100
+        return (q * 100 + d) * 100 + r // b
     res = q
     # four decimal digits, unrolled: no loop object on any port
     r *= 10

@@ -23,7 +23,7 @@ rested cell at full is no reason to open CHG).
 The bottom's bound: discharge stops at the window bottom only when the estimate is
 confident, i.e. the cell's count is at the bottom and the upper end of its credible
 interval (count + half-width + the branch interval's reach up) lies within
-5 % of capacity above it (_BOTTOM_SLACK_CPCT). The bound is the count plus what that upper
+5 % of capacity above it. The bound is the count plus what that upper
 end holds beyond the slack: an unsure cell (half-width above the slack, a boot without
 state with the branch unknown) keeps its bound above the bottom and the voltage limits
 decide, so no cell that may hold more than the slack of usable charge is ever cut.
@@ -63,10 +63,9 @@ except ImportError:
 
 _NONE = const(0x3FFFFFFF)
 _R_LO_PCT = const(50)  # the least resistance a reading under charge assumes: half the learned
-# The window bottom trips only when the credible upper end lies within this (5 % of
-# capacity) above it: issue 9's "no discharge blocked while a cell holds more than 5 %".
+# The window bottom trips only when the credible upper end lies within 5 % of capacity above
+# it (_cell: cap // 20): issue 9's "no discharge blocked while a cell holds more than 5 %".
 # A constant, not a configuration key: a key costs every board heap for the Config's table.
-_BOTTOM_SLACK_CPCT = const(500)
 
 
 def _util(q_mAs, cap_mAs, mass_mg, util_full):
@@ -128,12 +127,11 @@ class Limits:
         v_hi = cfg.v_max_mV + cfg.v_sense_mV
         v_lo = cfg.v_min_mV - cfg.v_sense_mV
         r_int = res.r_int
+        cv = chg_known and cv
         for k in range(n):
             mV = cells[k]
             r = r_int[k]
-            v = self._cell(
-                cfg, est, res, ocv, mV, k, chg, chg_known and cv, chg_known, dsg_known, dv_mV
-            )
+            v = self._cell(cfg, est, res, ocv, mV, k, chg, cv, chg_known, dsg_known, dv_mV)
             if v < ccl:
                 ccl = v
             v = v_hi - mV
@@ -165,9 +163,10 @@ class Limits:
         # k x unc as of_1e4 (unc <= cap <= 7.2e7: unc x k would pass 2**30)
         top = _util(q + of_1e4(unc, cfg.window_k_pct * 100) + up, cap, mass, uf)
         # the bottom: the count, raised by what the credible upper end holds beyond the
-        # slack (an unsure cell's bound stays above the bottom: the voltage limits decide)
-        over = unc + up - of_1e4(cap, _BOTTOM_SLACK_CPCT)
-        bot = _util(q + over if over > 0 else q, cap, mass, uf)
+        # slack (an unsure cell's bound stays above the bottom: the voltage limits decide);
+        # the slack is 1/20 of the capacity (of_1e4(cap, 500), exactly)
+        over = unc + up - cap // 20
+        bot = _util(q + over, cap, mass, uf) if over > 0 else u
         if bot < self.bottom:
             self.bottom = bot
         u_anode = top
@@ -225,7 +224,8 @@ class Limits:
             phi = interp(au, cfg.anode_lith_mV, na, u_anode)
             phi -= share * ir_of(chg, res.r_dc[k]) // 100
         budget = (phi - cfg.anode_min_mV - cfg.anode_margin_mV) * 100 // share
-        budget += ir_of(chg, res.r0[k])
+        if chg:
+            budget += ir_of(chg, res.r0[k])
         return i_of(budget, res.r_int[k]) if budget > 0 else 0
 
 

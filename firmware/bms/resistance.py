@@ -85,18 +85,22 @@ class Resistance:
         dt = dt_ms if dt_ms > 100 else 100
         rc = cfg.r_step_uohm_s * dt // 1000  # <= 1e5 x 1e4
         r0 = muldiv(cfg.r0_mohm * 1000, f0, 100)
+        facs = self.fac
+        r_dc = self.r_dc
+        r_0 = self.r0
+        r_int = self.r_int
         for k in range(n):
             base = r_c * interp(xs, ys, m, soc[k])  # <= 1e4 x 2000
             if base < 1:
                 base = 1
-            fac = self.fac[k]
+            fac = facs[k]
             r = muldiv(muldiv(base, f_dc, 100), fac, 10000)
-            self.r_dc[k] = r if r < _R_MAX else _R_MAX
+            r_dc[k] = r if r < _R_MAX else _R_MAX
             r = muldiv(r0, fac, 10000)
             r = r if r < _R_MAX else _R_MAX
-            self.r0[k] = r
+            r_0[k] = r
             r += rc
-            self.r_int[k] = r if r < _R_MAX else _R_MAX
+            r_int[k] = r if r < _R_MAX else _R_MAX
 
     def learn(self, cfg, cells, n, mA, dt_ms, ok):
         """A sample of plausible cells (ok: its SOC and temperature inside the gates too):

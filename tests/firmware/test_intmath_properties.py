@@ -62,6 +62,22 @@ def test_ratio_1e4_is_exact_and_stays_small(b: int, data: st.DataObject) -> None
     assert intmath.ratio_1e4(SmallInt(a), SmallInt(b)) == a * 10000 // b
 
 
+# ratio_1e4 takes two digits a step while remainder x 100 stays a small int (b <= 10737418),
+# one digit a step above: both forms, and the edge between them, at the domain's ends.
+_TWO_FORMS = st.sampled_from(
+    [1, 7, 7199999, 10737417, 10737418, 10737419, 72000000, LIMIT // 10 - 1]
+)
+
+
+@given(b=st.one_of(_TWO_FORMS, st.integers(min_value=10737318, max_value=10737518)), data=st.data())
+def test_ratio_1e4_is_exact_on_both_sides_of_its_two_digit_form(
+    b: int, data: st.DataObject
+) -> None:
+    top = min(LIMIT - 1, (LIMIT * b - 1) // 10000)
+    a = data.draw(st.one_of(st.sampled_from([0, b - 1, b, top]), st.integers(0, top)))
+    assert intmath.ratio_1e4(SmallInt(a), SmallInt(b)) == a * 10000 // b
+
+
 @given(x=small, part=st.integers(min_value=0, max_value=10000))
 def test_of_1e4_is_exact_and_stays_small(x: int, part: int) -> None:
     assert intmath.of_1e4(SmallInt(x), SmallInt(part)) == x * part // 10000
