@@ -82,14 +82,17 @@ class Console:
     """The board's USB serial port: the REPL's own stdin and stdout, in binary."""
 
     def __init__(self):
-        self.stdin = sys.stdin.buffer
         self.stdout = sys.stdout.buffer
-        self.poller = select.poll()
-        self.poller.register(sys.stdin, select.POLLIN)
+        poller = select.poll()
+        poller.register(sys.stdin, select.POLLIN)
         self.one = bytearray(1)
-        # bound once: making a bound method allocates
-        self.ipoll = self.poller.ipoll
-        self.stdin_readinto = self.stdin.readinto
+        # bound once: making a bound method allocates (they keep the poller and stdin)
+        self.ipoll = poller.ipoll
+        self.stdin_readinto = sys.stdin.buffer.readinto
+        # The virtual board's stdin can return what is waiting while no interrupt
+        # character is set (after kbd_intr(-1)): one read for a whole frame. Only its ROM
+        # has nonblocking_stdin; elsewhere bool() gives False.
+        self.bulk = getattr(micropython, "nonblocking_stdin", bool)()
 
     def ready(self, timeout_ms):
         """True when a byte is waiting (within timeout_ms)."""
@@ -106,8 +109,15 @@ class Console:
         the header, then of the rest of the frame, would wait forever for a frame cut
         short, and neither the stall timeout nor the link watchdog would run. So the bytes
         are taken one by one while the poller says one is waiting, in one call (machine
-        code where the port has an emitter: bms.fastpath).
+        code where the port has an emitter: bms.fastpath). Where stdin does not wait
+        (self.bulk), one readinto takes what is there, into buf at offset 0: a slice for
+        another offset would allocate.
         """
+        if self.bulk and not off:
+            k = self.stdin_readinto(buf, n)
+            if k is None:
+                return 0  # nothing after all (EAGAIN)
+            return k if k else -1
         return read_ready(self.ipoll, self.stdin_readinto, self.one, buf, off, n)
 
     def write(self, buf, n):

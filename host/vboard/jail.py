@@ -34,6 +34,16 @@ every byte reaches the board unchanged (the firmware's frames). The board
 writes its output to the port itself: its stdout and stderr are the pty
 master (output needs no help, and a second hop would cost the emulator time).
 
+The line also sets whether the board's stdin blocks. While code runs with no
+interrupt character (the firmware's framing mode) the ROM writes "nonblock 1"
+on fd 3; the line sets O_NONBLOCK on the pipe's read end (a flag of the open
+file description, which it shares with the board's fd 0 through a copy it
+keeps) and acknowledges with one byte on the board's fd 4. The firmware then
+reads what is waiting in one read instead of a poll and a read per byte.
+"nonblock 0" makes it block again (the ROM's REPL needs that) the same way.
+The ROM waits for the acknowledgement, so kbd_intr returns only once the
+flag is as it says.
+
 Exit status: the board's own (94/95 soft reset), its fatal signal re-raised,
 or EXIT_JAIL when the board could not be started (the reason is on stderr).
 Lines on stderr: "ready" once the board runs, otherwise "LEVEL: message".
@@ -57,6 +67,7 @@ from collections.abc import Sequence
 EXIT_JAIL = 96
 READY = "ready"
 CTL_FD = 3  # the ROM writes "<interrupt char or -1>\n" here whenever that changes
+ACK_FD = 4  # the line acknowledges each "nonblock 0|1\n" on fd 3 with a byte here
 # A second SIGINT before the unix port has raised the first makes it exit(1): a
 # Ctrl-C is dropped for this long after one was delivered, unless the ROM
 # reports a new state first (it does when the interrupted code has stopped).
@@ -230,6 +241,7 @@ def run_board(args: argparse.Namespace, fds: dict[str, int], diag: int) -> None:
             _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         os.dup2(fds["in_r"], 0)  # stdout stays the port: output needs no help
         os.dup2(fds["ctl_w"], CTL_FD)
+        os.dup2(fds["ack_r"], ACK_FD)
         for fd in fds.values():
             os.close(fd)
         run_main = None
@@ -276,8 +288,10 @@ class Line:
     The board writes its output to the port itself (the pty master is its stdout).
     """
 
-    def __init__(self, pid: int, to_board: int, ctl: int) -> None:
+    def __init__(self, pid: int, to_board: int, ctl: int, stdin: int, ack: int) -> None:
         self.pid = pid
+        self.board_stdin = stdin  # the read end of to_board: its flags are the board's fd 0's
+        self.ack_fd = ack
         # Linux tells when the board ends through a pidfd; elsewhere the line looks.
         self.pidfd = os.pidfd_open(pid) if hasattr(os, "pidfd_open") else None
         self.to_board_fd = to_board
@@ -348,11 +362,22 @@ class Line:
         *lines, rest = self.ctl_text.split(b"\n")
         self.ctl_text = bytearray(rest)
         for line in lines:
+            if line.startswith(b"nonblock "):
+                self._set_nonblocking(line == b"nonblock 1")
+                continue
             try:
                 self.intr = int(line)
             except ValueError:
                 continue
             self.quiet_until = 0.0  # the board moved on: the next Ctrl-C counts
+
+    def _set_nonblocking(self, on: bool) -> None:
+        os.set_blocking(self.board_stdin, not on)
+        try:  # the board waits for this: the flag is set when its kbd_intr returns
+            os.write(self.ack_fd, b"\x06")
+        except OSError as exc:  # the board is gone: nobody waits
+            if exc.errno != errno.EPIPE:
+                raise
 
     def _from_port(self, data: bytes | None) -> None:
         if not data:
@@ -439,6 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         in_r, in_w = (_high(fd) for fd in os.pipe())
         ctl_r, ctl_w = (_high(fd) for fd in os.pipe())
+        ack_r, ack_w = (_high(fd) for fd in os.pipe())
         if not args.unconfined:
             enter_namespaces()
         pid = os.fork()
@@ -447,10 +473,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_JAIL
     if pid == 0:
         diag = fcntl.fcntl(2, fcntl.F_DUPFD_CLOEXEC, 10)
-        run_board(args, {"in_r": in_r, "in_w": in_w, "ctl_r": ctl_r, "ctl_w": ctl_w}, diag)
-    for fd in (in_r, ctl_w):
+        fds = {"in_r": in_r, "in_w": in_w, "ctl_r": ctl_r, "ctl_w": ctl_w}
+        run_board(args, {**fds, "ack_r": ack_r, "ack_w": ack_w}, diag)
+    for fd in (ctl_w, ack_r):
         os.close(fd)
-    status = Line(pid, in_w, ctl_r).run()
+    # in_r stays open here: the line sets its O_NONBLOCK flag (the board's stdin's)
+    status = Line(pid, in_w, ctl_r, in_r, ack_w).run()
     code = os.waitstatus_to_exitcode(status)
     if code < 0:  # the board died of a signal: so does this process, for the supervisor to see
         signal.signal(-code, signal.SIG_DFL)

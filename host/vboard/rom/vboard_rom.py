@@ -26,6 +26,19 @@
 # which the unix port turns into one). It needs to know when code runs and
 # what micropython.kbd_intr() set: this ROM writes "<char or -1>\n" to fd 3 at
 # each change. The firmware's kbd_intr(-1) therefore makes every byte data.
+#
+# Bulk reads: code that runs with no interrupt character (the firmware's
+# framing mode) may ask for a non-blocking stdin with
+# micropython.nonblocking_stdin() (this board's only: the firmware looks for
+# it). The line then sets O_NONBLOCK on the pipe's open file description (it
+# shares it), so sys.stdin.buffer.readinto(buf, n) returns what is waiting
+# instead of waiting for n bytes: a frame in one read. kbd_intr(c) for any
+# character, and the end of the code, make stdin block again (this ROM's REPL
+# reads it byte by byte and takes an empty read for the end of the port);
+# code that does not ask keeps a blocking stdin, as on a board. The ROM writes
+# "nonblock 0|1\n" to fd 3 at each change and waits for the line's one-byte
+# acknowledgement on fd 4: the request returns only once stdin is
+# non-blocking, kbd_intr(c) and the end of the code only once it blocks again.
 import builtins
 import io
 import os
@@ -57,8 +70,16 @@ try:
     _CTL = open(3, "wb")  # noqa: SIM115
 except OSError:
     _CTL = None
+try:
+    # From the line: the acknowledgement of each "nonblock" state. Open for the board's life.
+    _ACK = open(4, "rb") if _CTL is not None else None  # noqa: SIM115
+except OSError:
+    _ACK = None
+_ACK_BUF = bytearray(1)
 # [interrupt character set by kbd_intr (-1: none), code running]
 _intr_state = [3, False]
+# stdin: [non-blocking asked for by the running code, non-blocking now]
+_stdin_nb = [False, False]
 
 
 def _cooked_print(*args, sep=" ", end="\n", file=None):
@@ -110,26 +131,53 @@ def tell_line():
         _CTL.write(str(_intr_state[0] if _intr_state[1] else -1).encode() + b"\n")
 
 
+def sync_stdin():
+    """Make stdin non-blocking while code that asked runs with no interrupt character.
+
+    Called only where no SIGINT can come (the unix port's handler is off, or the line
+    knows of no interrupt character): the wait for the acknowledgement is not cut short.
+    """
+    want = _stdin_nb[0] and _intr_state[1] and _intr_state[0] < 0
+    if _ACK is None or want == _stdin_nb[1]:
+        return
+    _CTL.write(b"nonblock 1\n" if want else b"nonblock 0\n")
+    _ACK.readinto(_ACK_BUF)  # nothing (the line is gone): the board is being switched off
+    _stdin_nb[1] = want
+
+
 def set_interrupt(c):
     """micropython.kbd_intr as a board has it: any character, or -1 for none."""
     if c < 0:
         _intr_state[0] = -1
         tell_line()  # the line stops sending SIGINT before the handler goes
         micropython.kbd_intr(-1)
+        sync_stdin()
     else:
-        micropython.kbd_intr(3)  # the unix port's SIGINT handler serves any character
         _intr_state[0] = c & 0xFF
+        _stdin_nb[0] = False
+        sync_stdin()  # before the handler comes back: stdin blocks for the REPL
+        micropython.kbd_intr(3)  # the unix port's SIGINT handler serves any character
         tell_line()
 
 
 class _Micropython:
-    """The micropython module as board code imports it: kbd_intr also informs the line."""
+    """The micropython module as board code imports it: kbd_intr also informs the line.
+
+    nonblocking_stdin is this board's own (see the top of this file).
+    """
 
     def __getattr__(self, name):
         return getattr(micropython, name)
 
     def kbd_intr(self, c):
         set_interrupt(c)
+
+    def nonblocking_stdin(self):
+        """A non-blocking stdin until kbd_intr(c) or the end of the code; True if granted
+        (only after kbd_intr(-1): a request with an interrupt character set is forgotten)."""
+        _stdin_nb[0] = _intr_state[0] < 0
+        sync_stdin()
+        return _stdin_nb[1]
 
 
 def run_armed(ack, src, filename, mode):
@@ -152,6 +200,8 @@ def run_armed(ack, src, filename, mode):
 
 def disarm():
     _intr_state[1] = False
+    _stdin_nb[0] = False
+    sync_stdin()  # the code has ended with no interrupt character: no SIGINT comes
     tell_line()
 
 
