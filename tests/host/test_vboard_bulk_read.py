@@ -22,8 +22,11 @@ from tests.host.vboard_helpers import expect, write_tiny_firmware
 PROMPT = b"\r\n>>> "
 
 # The firmware's own main(), with its Console's stdin reads counted (main.py is the
-# firmware's, imported as fw_main). Written to the flash when the loop ends.
+# firmware's, imported as fw_main), and the heap allocated from the 10th to the 30th read
+# (the collector off): SAMPLE frames only, the host sends 40 after two other requests and
+# each frame takes at least one read. Written to the flash when the loop ends.
 PROBE_MAIN = """\
+import gc
 import micropython
 import fw_main
 
@@ -31,6 +34,7 @@ app, io, board = fw_main.setup()
 micropython.kbd_intr(-1)
 line = fw_main.Console()
 count = [0, 0]  # stdin reads, bytes read
+heap = [0, 0]  # gc.mem_alloc() at the 10th and the 30th read
 stdin_readinto = line.stdin_readinto
 
 
@@ -38,19 +42,27 @@ def counted(buf, n):
     k = stdin_readinto(buf, n)
     count[0] += 1
     count[1] += k or 0
+    if count[0] == 10:
+        heap[0] = gc.mem_alloc()
+    elif count[0] == 30:
+        heap[1] = gc.mem_alloc()
     return k
 
 
 line.stdin_readinto = counted
+gc.collect()
+gc.disable()
 try:
     action = fw_main.serve(app, io, board, line)
 finally:
     app.bms.shutdown()
     io.open_all()
     micropython.kbd_intr(3)
+    gc.enable()
 bulk = getattr(line, "bulk", 0)
 with open("probe.json", "w") as f:
-    f.write('{"bulk": %d, "reads": %d, "bytes": %d}' % (bulk, count[0], count[1]))
+    f.write('{"bulk": %d, "reads": %d, "bytes": %d, ' % (bulk, count[0], count[1]))
+    f.write('"alloc": %d}' % (heap[1] - heap[0]))
 """
 
 SAMPLES = 40
@@ -144,6 +156,7 @@ async def test_the_firmware_reads_frames_in_bulk_and_a_cut_frame_does_not_block(
             # Byte by byte this would be one read a byte; in bulk it is about one a frame.
             requests = SAMPLES + 7  # hello, config_read, get_state, enter_repl, cuts
             assert probe["reads"] <= 2 * requests, probe
+            assert probe["alloc"] == 0, probe  # nothing allocated per SAMPLE frame
             print(
                 f"\nbulk reads: {probe['bytes']} bytes of {requests} requests"
                 f" in {probe['reads']} reads"
