@@ -16,7 +16,7 @@ from typing import Any
 from cellmodel import load_cell
 from cellmodel.design import CellDesign, nominal
 from cellmodel.errors import InputError
-from cellmodel.files import atomic_path, check_output_dir, write_text_atomic
+from cellmodel.files import check_output_dir, write_text_atomic
 from host.board_session import BoardSession, BoardSetup, open_board
 from host.emulator.loop import ClosedLoop, LoopOutcome, RunInterrupted, check_scenario
 from host.micropython.resolve import UNIX64_TARGET
@@ -24,7 +24,7 @@ from host.progress import Progress
 from host.protocol.faults import FAULT_BITS
 from host.report import json_out
 from host.report.bdf_log import SIGN_NOTE, write_bdf_log
-from host.report.plot import write_plot
+from host.report.plot_worker import PlotWorker
 from host.scenarios import Scenario
 
 log = logging.getLogger(__name__)
@@ -148,9 +148,14 @@ def build_summary(
 
 
 def write_outputs(
-    summary: dict[str, Any], outcome: LoopOutcome, design: CellDesign, out: Path
+    summary: dict[str, Any],
+    outcome: LoopOutcome,
+    design: CellDesign,
+    out: Path,
+    plotter: PlotWorker,
 ) -> dict[str, str]:
-    """<name>.bdf.csv, <name>.png and <name>.summary.json in `out`; their paths."""
+    """<name>.bdf.csv, <name>.png (drawn by `plotter` meanwhile) and <name>.summary.json in
+    `out`; their paths."""
     stem = summary["scenario"]
     outputs = {
         "log": str(out / f"{stem}.bdf.csv"),
@@ -158,7 +163,6 @@ def write_outputs(
         "plot": str(out / f"{stem}.png"),
     }
     summary["outputs"] = outputs
-    write_bdf_log(outcome.log, Path(outputs["log"]))
     subtitle = (
         f"{design.name}, {design.n_series}S, period {summary['sample_period_s']} s | SOC RMS "
         f"{summary['soc_rmse_pct']:.2f} %, max {summary['soc_max_error_pct']:.2f} % | "
@@ -166,15 +170,16 @@ def write_outputs(
         f"expectations {sum(e['passed'] for e in summary['expectations'])}/"
         f"{len(summary['expectations'])} | {'PASS' if summary['passed'] else 'FAIL'}"
     )
-    with atomic_path(outputs["plot"]) as plot_tmp:
-        write_plot(
-            outcome.log,
-            plot_tmp,
-            title=f"sisnbms emulate: {stem}",
-            subtitle=subtitle,
-            limits=design.limits,
-            fault_names={bit: name for name, bit in FAULT_BITS.items()},
-        )
+    plotter.draw(
+        outcome.log,
+        Path(outputs["plot"]),
+        title=f"sisnbms emulate: {stem}",
+        subtitle=subtitle,
+        limits=design.limits,
+        fault_names={bit: name for name, bit in FAULT_BITS.items()},
+    )
+    write_bdf_log(outcome.log, Path(outputs["log"]))  # while the worker draws
+    plotter.wait()
     write_text_atomic(outputs["summary"], json_out.dumps(summary) + "\n")
     return outputs
 
@@ -210,16 +215,49 @@ async def run_scenario(
         scenario.source, designs.truth.name, designs.truth.source, designs.belief.name,
         designs.belief.source,
     )  # fmt: skip
-    board = open_board(
-        port=port,
-        flash_dir=out / "flash",
-        micropython=micropython,
-        target=target,
-        lockstep=not realtime,
-    )
-    check_scenario(scenario, designs.truth, can_cut_power=board.can_cut_power)
-    if pipeline and board.lockstep:
-        board.busy_wait_s = BUSY_WAIT_S  # the host's core is the run's: no sleep per reply
+    # Started before the board: it imports matplotlib on the core start-up leaves idle.
+    plotter = PlotWorker() if write_files else None
+    try:
+        board = open_board(
+            port=port,
+            flash_dir=out / "flash",
+            micropython=micropython,
+            target=target,
+            lockstep=not realtime,
+        )
+        check_scenario(scenario, designs.truth, can_cut_power=board.can_cut_power)
+        if pipeline and board.lockstep:
+            board.busy_wait_s = BUSY_WAIT_S  # the host's core is the run's: no sleep per reply
+        outcome, summary, interrupted = await _run_on_board(
+            scenario, designs, board, realtime=realtime, pipeline=pipeline, progress=progress
+        )
+        outputs = write_outputs(summary, outcome, designs.truth, out, plotter) if plotter else {}
+    finally:
+        if plotter is not None:
+            plotter.close()
+    if interrupted is not None:
+        # The partial log and summary are written (marked incomplete); the interrupt goes on.
+        if outputs:
+            log.warning(
+                "interrupted at t=%.0f s: the partial log and summary are in %s",
+                outcome.t_end_s,
+                out,
+            )
+        raise interrupted.cause
+    log.info("run ended: %s; outputs %s", "passed" if summary["passed"] else "failed", outputs)
+    return RunResult(summary, outputs, bool(summary["passed"]), outcome)
+
+
+async def _run_on_board(
+    scenario: Scenario,
+    designs: Designs,
+    board: BoardSession,
+    *,
+    realtime: bool,
+    pipeline: bool,
+    progress: bool,
+) -> tuple[LoopOutcome, dict[str, Any], RunInterrupted | None]:
+    """Start the board, run the loop; the outcome, the summary and the interrupt if any."""
     async with board:
         await board.start(BoardSetup(designs.belief, scenario.initial))
         log.info("board started: %s", board.describe())
@@ -242,15 +280,4 @@ async def run_scenario(
                 outcome, interrupted = exc.outcome, exc
         summary = build_summary(scenario, designs, outcome, board, realtime=realtime)
         summary["interrupted"] = interrupted is not None
-    outputs = write_outputs(summary, outcome, designs.truth, out) if write_files else {}
-    if interrupted is not None:
-        # The partial log and summary are written (marked incomplete); the interrupt goes on.
-        if outputs:
-            log.warning(
-                "interrupted at t=%.0f s: the partial log and summary are in %s",
-                outcome.t_end_s,
-                out,
-            )
-        raise interrupted.cause
-    log.info("run ended: %s; outputs %s", "passed" if summary["passed"] else "failed", outputs)
-    return RunResult(summary, outputs, bool(summary["passed"]), outcome)
+    return outcome, summary, interrupted

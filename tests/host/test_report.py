@@ -18,6 +18,7 @@ from host.protocol.faults import FAULT_BITS
 from host.report.bdf_log import bdf_columns, write_bdf_log
 from host.report.log import LogRow, RunLog
 from host.report.plot import write_plot
+from host.report.plot_worker import PlotWorker
 
 
 def make_log(n_cells: int = 2, n: int = 50, **extra: object) -> RunLog:
@@ -122,6 +123,29 @@ def test_plot_is_a_png_of_sensible_size(tmp_path: Path) -> None:
     width, height = struct.unpack(">II", data[16:24])
     assert 600 <= width <= 2000 and 800 <= height <= 2000
     assert len(data) > 20_000  # six panels of lines, not an empty canvas
+
+
+def test_plot_worker_draws_what_write_plot_draws(tmp_path: Path) -> None:
+    """The worker process (started before the run, handed the log at its end) writes the
+    same PNG, byte for byte, as write_plot in this process."""
+    design = load_cell()
+    args = {"title": "test", "limits": design.limits, "subtitle": "worker"}
+    args["fault_names"] = {b: n for n, b in FAULT_BITS.items()}
+    log = make_log(n=80)
+    with PlotWorker() as worker:
+        worker.draw(log, tmp_path / "worker.png", **args)
+        worker.wait()
+    here = write_plot(log, tmp_path / "here.png", **args)
+    assert (tmp_path / "worker.png").read_bytes() == here.read_bytes()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_plot_worker_reports_its_failure_and_writes_nothing(tmp_path: Path) -> None:
+    with PlotWorker() as worker:
+        worker.draw(make_log(), tmp_path / "run.png", title="test", limits=None, fault_names={})
+        with pytest.raises(RuntimeError, match="(?s)plot worker failed.*v_max_V"):
+            worker.wait()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_progress_silent_when_disabled_or_not_a_terminal() -> None:
