@@ -25,6 +25,15 @@ def _time_axis(t_s: np.ndarray) -> tuple[np.ndarray, str]:
     return t_s, "time / s"
 
 
+def new_canvas() -> tuple[Figure, Any]:
+    """The figure and its six panels, before any data (a quarter of the drawing's time)."""
+    # Fixed margins: a layout engine measuring every tick label costs more than the drawing.
+    fig = Figure(figsize=(11, 13))
+    axes = fig.subplots(6, 1, sharex=True)
+    fig.subplots_adjust(left=0.11, right=0.92, bottom=0.04, top=0.94, hspace=0.12)
+    return fig, axes
+
+
 def write_plot(
     log: RunLog,
     path: Path,
@@ -33,14 +42,16 @@ def write_plot(
     limits: Any,
     fault_names: dict[int, str],
     subtitle: str = "",
+    canvas: tuple[Figure, Any] | None = None,
 ) -> Path:
-    """Draw the run; `limits` is the cell's Limits (v_max_V, v_min_V, window_top_mAh_g, ...)."""
+    """Draw the run; `limits` is the cell's Limits (v_max_V, v_min_V, window_top_mAh_g, ...).
+
+    `canvas`: a new_canvas() made beforehand (the plot worker's, while the run goes on), used
+    once; else one is made here.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     t, t_label = _time_axis(log.column("t_s"))
-    # Fixed margins: a layout engine measuring every tick label costs more than the drawing.
-    fig = Figure(figsize=(11, 13))
-    axes = fig.subplots(6, 1, sharex=True)
-    fig.subplots_adjust(left=0.11, right=0.92, bottom=0.04, top=0.94, hspace=0.12)
+    fig, axes = canvas or new_canvas()
     fig.suptitle(title + (f"\n{subtitle}" if subtitle else ""), fontsize=11)
     _voltages(axes[0], t, log, limits)
     _current(axes[1], t, log)

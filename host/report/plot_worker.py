@@ -1,9 +1,10 @@
 """Draw a run's plot in a process of its own, started when the run starts (issue 13).
 
-matplotlib's import and first drawing (fonts, the Agg renderer) cost a default `sisnbms
-emulate` a third of a second after its loop: a worker started before the board imports and
-warms them on the core the run's start-up leaves idle, then waits for the log. At the end
-the run hands it the log (pickled on its stdin) and writes the CSV log while it draws.
+matplotlib's import, a first drawing (fonts, the Agg renderer) and the empty panels
+cost a default `sisnbms emulate` a third of a second after its loop: a worker started
+before the board makes them on the core the run's start-up leaves idle, then waits for
+the log. At the end the run hands it the log (pickled on its stdin) and writes the CSV log
+while it draws.
 
 The worker ignores Ctrl-C (the run handles it and still hands over its partial log) and
 ends without drawing when its stdin closes without a job.
@@ -85,15 +86,16 @@ def _warm_up() -> None:
 
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the run's; EOF ends the worker
-    from host.report.plot import write_plot  # the import this process exists to overlap
+    from host.report.plot import new_canvas, write_plot  # the import to overlap
 
     _warm_up()
+    canvas = new_canvas()
     try:
         log, path, plot_args = pickle.load(sys.stdin.buffer)  # from the run that started us
     except EOFError:
         return 0  # the run ended without outputs
     with atomic_path(path) as tmp:
-        write_plot(log, tmp, **plot_args)
+        write_plot(log, tmp, canvas=canvas, **plot_args)
     return 0
 
 
