@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import struct
+import threading
 import time
 from pathlib import Path
 
@@ -138,6 +139,28 @@ def test_plot_worker_draws_what_write_plot_draws(tmp_path: Path) -> None:
     here = write_plot(log, tmp_path / "here.png", **args)
     assert (tmp_path / "worker.png").read_bytes() == here.read_bytes()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_plot_worker_draws_in_this_process_while_other_threads_run(tmp_path: Path) -> None:
+    """A process with a second thread is not forked (a lock that thread holds would stay held
+    in the child): the plot is drawn when the log is handed over, the same PNG."""
+    design = load_cell()
+    args = {"title": "test", "limits": design.limits, "subtitle": "threads"}
+    args["fault_names"] = {b: n for n, b in FAULT_BITS.items()}
+    log = make_log(n=80)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        with PlotWorker() as worker:
+            worker.draw(log, tmp_path / "worker.png", **args)
+            assert (tmp_path / "worker.png").exists()  # drawn already: no worker to wait for
+            worker.wait()
+    finally:
+        stop.set()
+        other.join()
+    here = write_plot(log, tmp_path / "here.png", **args)
+    assert (tmp_path / "worker.png").read_bytes() == here.read_bytes()
 
 
 def test_plot_worker_reports_its_failure_and_writes_nothing(tmp_path: Path) -> None:
