@@ -39,6 +39,7 @@ class PlotWorker:
         self._pid: int | None = None
         self._jobs: BinaryIO | None = None
         self._errors = -1
+        self._failed: Exception | None = None  # drawn here, and failed: wait() says so
         if not hasattr(os, "fork") or threading.active_count() > 1:
             return  # drawn here, in draw()
         jobs_r, jobs_w = os.pipe()
@@ -57,7 +58,10 @@ class PlotWorker:
     def draw(self, log: Any, path: Path, **plot_args: Any) -> None:
         """Hand over the job: write_plot(log, path, **plot_args), path written atomically."""
         if self._jobs is None:
-            _draw(log, str(path), plot_args)
+            try:
+                _draw(log, str(path), plot_args)
+            except Exception as exc:  # noqa: BLE001 - reported by wait(), as the worker's
+                self._failed = exc
             return
         try:
             pickle.dump((log, str(path), plot_args), self._jobs)
@@ -67,6 +71,8 @@ class PlotWorker:
 
     def wait(self) -> None:
         """Until the worker has ended; RuntimeError with its error output if it failed."""
+        if self._failed is not None:
+            raise RuntimeError(f"the plot failed: {self._failed!r}") from self._failed
         if self._pid is None:
             return
         _, status = os.waitpid(self._pid, 0)

@@ -163,11 +163,25 @@ def test_plot_worker_draws_in_this_process_while_other_threads_run(tmp_path: Pat
     assert (tmp_path / "worker.png").read_bytes() == here.read_bytes()
 
 
-def test_plot_worker_reports_its_failure_and_writes_nothing(tmp_path: Path) -> None:
-    with PlotWorker() as worker:
-        worker.draw(make_log(), tmp_path / "run.png", title="test", limits=None, fault_names={})
-        with pytest.raises(RuntimeError, match="(?s)plot worker failed.*v_max_V"):
-            worker.wait()
+@pytest.mark.parametrize("other_thread", [False, True])
+def test_plot_worker_reports_its_failure_and_writes_nothing(
+    tmp_path: Path, other_thread: bool
+) -> None:
+    """Forked or drawn here (another thread runs), a failed drawing is the same RuntimeError
+    from wait() and leaves no file."""
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    if other_thread:
+        other.start()
+    try:
+        with PlotWorker() as worker:
+            worker.draw(make_log(), tmp_path / "run.png", title="t", limits=None, fault_names={})
+            with pytest.raises(RuntimeError, match="(?s)plot.*failed.*v_max_V"):
+                worker.wait()
+    finally:
+        stop.set()
+        if other_thread:
+            other.join()
     assert list(tmp_path.iterdir()) == []
 
 
