@@ -101,8 +101,9 @@ class Console:
         return False
 
     def readinto(self, buf, off, n):
-        """After ready(): what the line holds, up to n bytes, into buf[off:]; their count
-        (at least 1), or -1 at the end of input.
+        """After ready(): what the line holds, up to n bytes, into buf[off:]; their count,
+        or -1 at the end of input (0 only on the bulk path, when the byte ready() saw was
+        gone after all).
 
         sys.stdin's readinto waits for the full count on every port (the unix FileIO as
         the chips' USB/UART stdin), and none tells how many bytes are waiting: a read of

@@ -140,7 +140,7 @@ def run_and_report(args: argparse.Namespace, **where: Any) -> int:
     from host.emulator import run_scenario
 
     scenario = load_scenario(args.scenario)
-    # What is loaded by now (numpy, matplotlib, the emulator) lives until the process ends:
+    # What is loaded by now (numpy, the emulator) lives until the process ends:
     # no collection need walk it again, nor the interpreter's exit (0.1 s of a 2 s run).
     gc.freeze()
     result = asyncio.run(

@@ -215,7 +215,7 @@ async def run_scenario(
         scenario.source, designs.truth.name, designs.truth.source, designs.belief.name,
         designs.belief.source,
     )  # fmt: skip
-    # Started before the board: it imports matplotlib on the core start-up leaves idle.
+    # Forked before the board: it imports matplotlib on the core start-up leaves idle.
     plotter = PlotWorker() if write_files else None
     try:
         board = open_board(

@@ -12,9 +12,13 @@ import pytest
 
 from host.link import SerialLink
 from host.vboard import VirtualBoard
-from tests.host.vboard_helpers import RAW_BANNER, expect, write_tiny_firmware
-
-PROMPT = b"\r\n>>> "
+from tests.host.vboard_helpers import (
+    PROMPT,
+    RAW_BANNER,
+    expect,
+    powered_board,
+    write_tiny_firmware,
+)
 
 
 @pytest.fixture
@@ -130,17 +134,11 @@ async def test_main_py_soft_reset_restarts_without_losing_the_port(tmp_path: Pat
     flash = tmp_path / "flash"
     write_tiny_firmware(flash)
     (flash / "reset_once").write_text("")
-    vb = VirtualBoard(flash)
-    await vb.start(powered=False)
-    try:
-        async with await SerialLink.open(vb.port) as link:
-            await vb.power_on()
-            out = await expect(link, b">>> ")
-            assert out.count(b"main ran") == 2 and b"MPY: soft reboot" in out
-            assert vb.boots == 2 and vb.last_exit == 94
-            assert not (flash / "reset_once").exists()
-    finally:
-        await vb.stop()
+    async with powered_board(flash) as (vb, link):
+        out = await expect(link, b">>> ")
+        assert out.count(b"main ran") == 2 and b"MPY: soft reboot" in out
+        assert vb.boots == 2 and vb.last_exit == 94
+        assert not (flash / "reset_once").exists()
 
 
 async def test_power_cut_loses_ram_keeps_flash_and_port(board: VirtualBoard, link):
@@ -293,18 +291,12 @@ async def test_a_busy_firmware_with_ctrl_c_disabled_is_not_stopped(tmp_path: Pat
         "print('done', sys.stdin.buffer.read(1))\n"
         "micropython.kbd_intr(3)\n"
     )
-    vb = VirtualBoard(flash)
-    await vb.start(powered=False)
-    try:
-        async with await SerialLink.open(vb.port) as link:
-            await vb.power_on()
-            await expect(link, b"busy\r\n")
-            link.write(b"\x03\x03")
-            out = await expect(link, b">>> ", 60.0)
-            assert b"done b'\\x03'" in out and b"KeyboardInterrupt" not in out
-            assert vb.crashes == 0 and vb.boots == 1
-    finally:
-        await vb.stop()
+    async with powered_board(flash) as (vb, link):
+        await expect(link, b"busy\r\n")
+        link.write(b"\x03\x03")
+        out = await expect(link, b">>> ", 60.0)
+        assert b"done b'\\x03'" in out and b"KeyboardInterrupt" not in out
+        assert vb.crashes == 0 and vb.boots == 1
 
 
 async def test_input_that_is_not_utf8_is_a_syntax_error(board: VirtualBoard, link: SerialLink):

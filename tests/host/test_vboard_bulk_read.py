@@ -17,9 +17,7 @@ from host.protocol.client import BmsClient
 from host.protocol.codec import FrameType, encode_frame, encode_sample
 from host.vboard import VirtualBoard
 from host.vboard.provision import provision_flash
-from tests.host.vboard_helpers import expect, write_tiny_firmware
-
-PROMPT = b"\r\n>>> "
+from tests.host.vboard_helpers import PROMPT, expect, powered_board, write_tiny_firmware
 
 # The firmware's own main(), with its Console's stdin reads counted (main.py is the
 # firmware's, imported as fw_main), and the heap allocated from the 10th to the 30th read
@@ -73,15 +71,9 @@ async def test_a_non_blocking_stdin_is_granted_only_with_no_interrupt_character(
 ) -> None:
     flash = tmp_path / "flash"
     write_tiny_firmware(flash)
-    vb = VirtualBoard(flash)
-    await vb.start(powered=False)
-    try:
-        async with await SerialLink.open(vb.port) as link:
-            await vb.power_on()
-            await expect(link, b">>> ")
-            await _grant_and_revoke(link)
-    finally:
-        await vb.stop()
+    async with powered_board(flash) as (_, link):
+        await expect(link, b">>> ")
+        await _grant_and_revoke(link)
 
 
 async def _grant_and_revoke(link: SerialLink) -> None:

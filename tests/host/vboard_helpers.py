@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from host.link import SerialLink
+from host.vboard import VirtualBoard
 
 RAW_BANNER = b"raw REPL; CTRL-B to exit\r\n"
+PROMPT = b"\r\n>>> "
 
 BOOT_PY = "print('boot ran')\n"
 # Stands in for the real firmware: says it ran, leaves a global for the REPL,
@@ -35,3 +39,18 @@ async def expect(link: SerialLink, ending: bytes, timeout_s: float = 10.0) -> by
     data = await link.read_until(ending, timeout_s)
     assert data.endswith(ending), f"waited for {ending!r}, got {data!r}"
     return data
+
+
+@asynccontextmanager
+async def powered_board(flash: Path) -> AsyncIterator[tuple[VirtualBoard, SerialLink]]:
+    """A virtual board of `flash`, its port opened before power-on (pyserial flushes the
+    input on open, as a host opening a real board's port after it booted misses what it
+    printed), then powered; stopped on the way out."""
+    vb = VirtualBoard(flash)
+    await vb.start(powered=False)
+    try:
+        async with await SerialLink.open(vb.port) as link:
+            await vb.power_on()
+            yield vb, link
+    finally:
+        await vb.stop()
