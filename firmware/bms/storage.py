@@ -58,7 +58,7 @@ CELL = (
     _MAS,  # ext_dn
     _MAS,  # ext_up
     (1, 1 << 29),  # cap
-    (0, 10000),  # dcap
+    (-1, 10000),  # dcap (-1: nothing learned, the prior stays; the host's start writes it)
     (0, 1),  # anc_ok
     (-10000, 20000),  # anc_cpct
     (0, 10000),  # anc_unc

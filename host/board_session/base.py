@@ -36,11 +36,14 @@ class BoardSetup:
 
     `design` is the cell the BMS is configured for (its belief, never the simulated
     cell's truth); `initial` says which persisted state the firmware boots from (None:
-    leave the board's own: a fresh virtual board has none, a flashed board keeps its).
+    leave the board's own: a fresh virtual board has none, a flashed board keeps its);
+    `cell_soc` each simulated cell's SOC at the start, which a true state file holds per
+    cell (empty: `initial.soc` for every cell).
     """
 
     design: CellDesign
     initial: InitialState | None = None
+    cell_soc: tuple[float, ...] = ()
 
 
 class PowerNotControllable(RuntimeError):

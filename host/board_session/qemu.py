@@ -49,7 +49,9 @@ class QemuBoardSession(EmulatedBoardSession[QemuBoard]):
             raise FlashError(f"flashing the QEMU board failed: {'; '.join(result.problems)}")
         if setup.initial is not None:
             await request_repl(self.port)
-            await asyncio.to_thread(put_state, self.port, setup.initial, setup.design)
+            await asyncio.to_thread(
+                put_state, self.port, setup.initial, setup.design, setup.cell_soc
+            )
         if connect:
             await self.connect()
 

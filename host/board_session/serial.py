@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 
 import serial
 
@@ -46,7 +47,9 @@ class SerialBoardSession(BoardSession):
                      recovery.found)  # fmt: skip
         if setup.initial is not None:
             await request_repl(self._port)
-            await asyncio.to_thread(put_state, self._port, setup.initial, setup.design)
+            await asyncio.to_thread(
+                put_state, self._port, setup.initial, setup.design, setup.cell_soc
+            )
         if connect:
             await self.connect()
 
@@ -62,7 +65,9 @@ def reach_firmware(port: str) -> Recovery:
         raise InputError("--port", port, f"cannot open serial port: {exc}") from None
 
 
-def put_state(port: str, init: InitialState, design: CellDesign) -> None:
+def put_state(
+    port: str, init: InitialState, design: CellDesign, cell_soc: Sequence[float] = ()
+) -> None:
     files = BoardFiles(port)
     try:
         files.enter_raw_repl()
@@ -74,7 +79,7 @@ def put_state(port: str, init: InitialState, design: CellDesign) -> None:
                     "--port", port, f"no readable bms_config.json on the board ({exc}); flash it"
                 ) from exc
             capacity_mAh = int(config.get("capacity_mAh") or round(design.capacity_Ah * 1000))
-            state = initial_state_dict(init, capacity_mAh)
+            state = initial_state_dict(init, capacity_mAh, cell_soc)
             files.write(STATE_FILE, json.dumps(state).encode())
         elif files.hashes([STATE_FILE])[STATE_FILE] is not None:
             files.remove(STATE_FILE)

@@ -50,7 +50,7 @@ class VirtualBoardSession(EmulatedBoardSession[VirtualBoard]):
             shutil.rmtree(flash)
         provision_flash(flash, setup.design, board=self.board_name)
         if setup.initial is not None:
-            write_initial_state(flash, setup.initial, setup.design)
+            write_initial_state(flash, setup.initial, setup.design, setup.cell_soc)
         self.board = VirtualBoard(flash, self.micropython, heap=self.heap)
         # Open the port before power-up: pyserial empties the input buffer on open, which
         # would otherwise race with (and may swallow) the BOOT frame; and until BOOT the board

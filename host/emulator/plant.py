@@ -127,14 +127,7 @@ class Plant:
     def for_scenario(cls, scenario: Scenario, design: CellDesign, n_temps: int) -> Plant:
         """The scenario's cells at its initial state, with a sensor chain of n_temps probes."""
         init = scenario.initial
-        model = PackModel(
-            design,
-            isothermal=scenario.isothermal,
-            hysteresis=scenario.hysteresis,
-            ambient_degC=scenario.ambient_degC,
-            initial_soc=init.soc,
-            initial_h=1.0 if init.branch == "discharge" else -1.0,
-        )
+        model = _start_model(scenario, design)
         if init.temp_degC is not None:
             model.temp_degC = np.full(model.n_cells, init.temp_degC)
         sensors = Sensors(scenario.sensors, model.n_cells, n_temps, scenario.seed)
@@ -209,3 +202,21 @@ class Plant:
     def true_capacity_Ah(self) -> float:
         """Usable capacity of the series pack: its smallest cell."""
         return self._true_capacity_Ah
+
+
+def _start_model(scenario: Scenario, design: CellDesign) -> PackModel:
+    init = scenario.initial
+    return PackModel(
+        design,
+        isothermal=scenario.isothermal,
+        hysteresis=scenario.hysteresis,
+        ambient_degC=scenario.ambient_degC,
+        initial_soc=init.soc,
+        initial_h=1.0 if init.branch == "discharge" else -1.0,
+    )
+
+
+def start_cell_soc(scenario: Scenario, design: CellDesign) -> tuple[float, ...]:
+    """Each simulated cell's SOC at the scenario's start: the pack's drawn spread about
+    initial.soc, as Plant.for_scenario starts it (a true state file holds these)."""
+    return tuple(float(s) for s in _start_model(scenario, design).soc)

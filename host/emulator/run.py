@@ -19,6 +19,7 @@ from cellmodel.errors import InputError
 from cellmodel.files import check_output_dir, write_text_atomic
 from host.board_session import BoardSession, BoardSetup, open_board
 from host.emulator.loop import ClosedLoop, LoopOutcome, RunInterrupted, check_scenario
+from host.emulator.plant import start_cell_soc
 from host.micropython.resolve import UNIX64_TARGET
 from host.progress import Progress
 from host.protocol.faults import FAULT_BITS
@@ -259,7 +260,9 @@ async def _run_on_board(
 ) -> tuple[LoopOutcome, dict[str, Any], RunInterrupted | None]:
     """Start the board, run the loop; the outcome, the summary and the interrupt if any."""
     async with board:
-        await board.start(BoardSetup(designs.belief, scenario.initial))
+        # a true start holds each cell's own SOC (resolve_designs made the counts equal)
+        cell_soc = start_cell_soc(scenario, designs.truth)
+        await board.start(BoardSetup(designs.belief, scenario.initial, cell_soc))
         log.info("board started: %s", board.describe())
         with Progress(
             len(scenario.steps), label=scenario.name, enabled=None if progress else False

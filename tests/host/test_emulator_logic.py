@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from cellmodel import load_cell
 from cellmodel.experiment import parse_step
 from cellmodel.pack import PackModel
 from host.emulator.expectations import ExpectationChecker
-from host.emulator.plant import Plant, bleed_currents, gate_current
+from host.emulator.plant import Plant, bleed_currents, gate_current, start_cell_soc
+from host.emulator.run import resolve_designs
+from host.scenarios import load_scenario
 from host.scenarios.steps import CHARGER_GIVE_UP_S, DriveRun, Observation, parse_expectation
 from host.sensors import Sensors, SensorSpec
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_gating_follows_switches() -> None:
@@ -145,3 +151,14 @@ def test_the_charger_and_load_keep_to_the_bms_limits() -> None:
     deaf = Plant(PackModel(design, initial_soc=0.5), sensors, 33.0, honour_limits=False)
     deaf.set_gates(True, True, 0, ccl_A=0.7, dcl_A=1.5)
     assert deaf.step(-2.0, 1.0).applied_A == -2.0  # a charger that ignores the BMS
+
+
+def test_a_true_start_holds_the_plants_own_cell_socs() -> None:
+    """The state file of a true start holds each cell's SOC as the plant starts it: a pack's
+    cells spread about the scenario's SOC (the cell file's soc_spread), each its own."""
+    scenario = load_scenario(REPO / "examples" / "robustness" / "pack-4s.toml")
+    truth = resolve_designs(scenario).truth
+    cell_soc = start_cell_soc(scenario, truth)
+    plant = Plant.for_scenario(scenario, truth, 1)
+    np.testing.assert_array_equal(cell_soc, plant.measure().truth.soc)
+    assert len(set(cell_soc)) == 4 and abs(np.mean(cell_soc) - scenario.initial.soc) < 0.03

@@ -101,3 +101,53 @@ def test_the_firmware_restores_the_host_state_file(flash: Path, branch: str, soc
     assert set(got["q_mAs"]) == {written["q_mAs"]} and set(got["cap_mAs"]) == {written["cap_mAs"]}
     assert written["q_mAs"] == pytest.approx(soc * written["cap_mAs"], rel=1e-6)
     assert got["branch"] == written["branch"] and got["known"]
+
+
+def test_a_true_pack_start_holds_each_cells_soc_and_a_stale_one_does_not(tmp_path: Path) -> None:
+    """A pack's cells start spread about the scenario's SOC. The true start is what a BMS
+    that had been running would have persisted: each cell's own count (storage's per-cell
+    lists, nothing learned: the capacity's prior kept). A stale one is one belief for
+    every cell. Both restored by the firmware under MicroPython."""
+    design = load_cell("sisn-lco-2ah-4s")
+    flash = tmp_path / "flash"
+    provision_flash(flash, design, board="virtual")
+    cell_soc = (0.47, 0.5, 0.515, 0.53)
+    path = write_initial_state(flash, scenario("discharge", 0.5), design, cell_soc)
+    assert path is not None
+    written = json.loads(path.read_text())
+    got = json.loads(run_mpy(RESTORE_PACK, cwd=flash).splitlines()[-1])
+    assert got["load_flags"] == 0 and got["boot_flags"] & 1 << BOOT_FLAG_BITS["STATE_RESTORED"]
+    cap_mAs = written["cap_mAs"]
+    assert got["q_mAs"] == [round(s * cap_mAs) for s in cell_soc]
+    assert got["cap_mAs"] == [cap_mAs] * 4
+    # nothing learned: every cell keeps the capacity's prior, no anchor, the design's R
+    assert len(set(got["dcap"])) == 1 and got["dcap"][0] == got["prior_dcap"]
+    assert got["anc_ok"] == [0] * 4 and got["r_fac"] == [10000] * 4
+
+    stale = InitialState(soc=0.5, branch="discharge", firmware_soc=0.9, firmware_branch="charge")
+    write_initial_state(flash, stale, design, cell_soc)
+    got = json.loads(run_mpy(RESTORE_PACK, cwd=flash).splitlines()[-1])
+    assert got["q_mAs"] == [round(0.9 * cap_mAs)] * 4
+
+
+RESTORE_PACK = """
+import json
+from bms import config, storage
+from bms.core import Bms
+from bms.capacity import CapacityLearner
+d, flags = storage.load_state("bms_state.json")
+cfg, _ = config.load("bms_config.json")
+bms = Bms(cfg)
+lrn = bms.learner
+n = cfg.n_cells
+print(json.dumps({
+    "load_flags": flags,
+    "boot_flags": bms.boot_flags,
+    "q_mAs": [bms.est.q[k] for k in range(n)],
+    "cap_mAs": [lrn.cap[k] for k in range(n)],
+    "dcap": [lrn.dcap[k] for k in range(n)],
+    "prior_dcap": CapacityLearner(cfg).dcap[0],
+    "anc_ok": [lrn.anc_ok[k] for k in range(n)],
+    "r_fac": [bms.res.fac[k] for k in range(n)],
+}))
+"""
