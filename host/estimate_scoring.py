@@ -8,6 +8,9 @@ Two questions the safety score (host.scoring) does not answer:
   largest error within CALIBRATION_HORIZON_S after a calibration opportunity: a rest of
   CALIBRATION_REST_S (true current at most C/50) or a full charge (the highest cell within
   FULL_BAND_V of v_max while the charge current has tapered to the CV cut-off).
+  `soc_max_error_after_learning_pct` is the same over the samples from the firmware's
+  first learned capacity on (a diagnostic, not a requirement: it tells an error the count's
+  unknown capacity caused before anything could teach it from one that stays after).
 - Does it keep the pack available? `discharge_blocked_s` is the time DSG was open while a
   discharge was asked for, every cell held more than BLOCK_SOC of true charge and nothing
   true called for it (cell voltages above v_min, temperatures inside the discharge range);
@@ -78,8 +81,14 @@ class EstimateQuality:
         return done
 
     def summary(
-        self, truth: SampleTruth, err_pct: NDArray[np.float64], unc_pct: NDArray[np.float64]
+        self,
+        truth: SampleTruth,
+        err_pct: NDArray[np.float64],
+        unc_pct: NDArray[np.float64],
+        learned: NDArray[np.bool_],
     ) -> dict[str, Any]:
+        """err_pct, unc_pct: the firmware's SOC error and reported uncertainty per sample;
+        learned: it had learned a capacity by then."""
         full = np.max(truth.cell_v_V, axis=1) >= self.v_max_V - FULL_BAND_V
         tapered = (truth.current_A >= -self.taper_current_A) & (truth.current_A < 0.0)
         calibrated = self._rest_done(truth) | (full & tapered)
@@ -92,20 +101,30 @@ class EstimateQuality:
         # (both are rounded to the protocol's 0.01 %).
         covered = int(np.count_nonzero(err_pct[reported] <= unc_pct[reported] + 1e-9))
         n_reported = int(np.count_nonzero(reported))
-        max_err, max_t = 0.0, None
-        if np.any(judged):
-            k = int(np.argmax(np.where(judged, err_pct, -1.0)))
-            if err_pct[k] > 0:
-                max_err, max_t = float(err_pct[k]), float(truth.t_s[k])
-        n_judged = int(np.count_nonzero(judged))
         return {
             "uncertainty_coverage_pct": (
                 round(100.0 * covered / n_reported, 3) if n_reported else None
             ),
-            "soc_max_error_after_calibration_pct": round(max_err, 4) if n_judged else None,
-            "soc_max_error_after_calibration_t_s": None if max_t is None else round(max_t, 3),
-            "samples_after_calibration": n_judged,
+            **_max_error("after_calibration", truth.t_s, err_pct, judged),
+            **_max_error("after_learning", truth.t_s, err_pct, judged & learned),
         }
+
+
+def _max_error(
+    name: str, t_s: NDArray[np.float64], err_pct: NDArray[np.float64], judged: NDArray[np.bool_]
+) -> dict[str, Any]:
+    """The largest error over the judged samples, when it came, and how many were judged."""
+    max_err, max_t = 0.0, None
+    if np.any(judged):
+        k = int(np.argmax(np.where(judged, err_pct, -1.0)))
+        if err_pct[k] > 0:
+            max_err, max_t = float(err_pct[k]), float(t_s[k])
+    n_judged = int(np.count_nonzero(judged))
+    return {
+        f"soc_max_error_{name}_pct": round(max_err, 4) if n_judged else None,
+        f"soc_max_error_{name}_t_s": None if max_t is None else round(max_t, 3),
+        f"samples_{name}": n_judged,
+    }
 
 
 class Availability:

@@ -20,6 +20,7 @@ RUN_FIGURES = (
     "soc_max_error_t_s",
     "soc_rmse_pct",
     "soc_max_error_after_calibration_pct",
+    "soc_max_error_after_learning_pct",
     "uncertainty_coverage_pct",
     "capacity_error_pct",
     "discharge_blocked_s",

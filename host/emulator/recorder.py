@@ -131,6 +131,7 @@ class Recorder:
                 st.warning_bits if st else 0,
                 gates.balance_bits, link_ok, cycle, ambient_degC,
                 ps.dt_s, ps.limited, ps.gates.dsg_on, st is not None,
+                st is not None and st.cap_learn_count > 0,
             ),
             (
                 truth.v_V, truth.soc, truth.temp_degC, truth.anode_util_mAh_g,
@@ -155,7 +156,12 @@ class Recorder:
         self.scorer.extend(self._scored_samples(est))
         err = soc_error_pct(log.column("fw_soc_pct")[est], log.column("soc_true")[est])
         self.beliefs = {
-            **self.quality.summary(truth, err, log.column("fw_soc_unc_pct")[est]),
+            **self.quality.summary(
+                truth,
+                err,
+                log.column("fw_soc_unc_pct")[est],
+                log.column("fw_cap_learned")[est] > 0,
+            ),
             **self.availability.summary(
                 self._truth(slice(None)),
                 log.column("gated_dsg_on") > 0,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from host.campaign.matrix import judge, render
+from host.campaign.matrix import DIAGNOSTICS, judge, render
 
 
 def run(run_id: str, **figures: Any) -> dict[str, Any]:
@@ -68,3 +68,22 @@ def test_missing_figures() -> None:
         "sisnbms campaign x.toml --report y.md",
     )
     assert "**error**" in page and "| nominal |" in page and "`sisnbms campaign x.toml" in page
+
+
+def test_diagnostics_are_judged_apart_from_the_requirements() -> None:
+    """The error after learning is a diagnostic: judged like a requirement, shown in its own
+    table, and it never decides whether a requirement is met."""
+    rows = [
+        run("a", soc_max_error_after_calibration_pct=8.0, soc_max_error_after_learning_pct=1.1),
+        run("b", soc_max_error_after_learning_pct=3.5),
+        run("c", soc_max_error_after_learning_pct=None),  # never learned: not judged
+    ]
+    (diag,) = judge(rows, DIAGNOSTICS)
+    assert diag["figure"] == "soc_max_error_after_learning_pct"
+    assert diag["runs"] == 2 and diag["failing"] == 1 and diag["worst_run"] == "b"
+    assert "soc_max_error_after_learning_pct" not in by_figure(rows)
+    assert not by_figure(rows)["soc_max_error_after_calibration_pct"]["passed"]
+    page = render(rows, {"pass_rate": {"scenario": {}}, "passed": 3}, "c")
+    requirements, diagnostics = page.split("## Diagnostics (not requirements)")
+    assert "first learned capacity" not in requirements
+    assert "| 2 | 1 | 3.5 % | **no** |" in diagnostics.split("## Runs")[0]

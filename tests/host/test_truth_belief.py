@@ -194,7 +194,7 @@ def test_coverage_and_error_after_calibration() -> None:
     errs += [2.5, 9.0]  # 9 % comes 8 h after the rest: outside the window
     uncs += [3.0, 10.0]
     sample = truths(rows)
-    s = q.summary(sample, np.array(errs), np.array(uncs))
+    s = q.summary(sample, np.array(errs), np.array(uncs), np.zeros(len(rows), dtype=bool))
     n = len(rows)
     assert s["uncertainty_coverage_pct"] == pytest.approx(100.0 * (n - 1) / n, abs=1e-3)
     assert s["soc_max_error_after_calibration_pct"] == 2.5
@@ -203,11 +203,32 @@ def test_coverage_and_error_after_calibration() -> None:
 
     # A full charge: at v_max with the current tapered to the CV cut-off, not during CC.
     cc = truths([(0.0, 1.0, -1.0, 4.2)])
-    assert q.summary(cc, np.array([1.0]), np.array([np.nan]))["samples_after_calibration"] == 0
+    cc_s = q.summary(cc, np.array([1.0]), np.array([np.nan]), np.array([True]))
+    assert cc_s["samples_after_calibration"] == 0
     full = truths([(0.0, 1.0, -1.0, 4.2), (1.0, 1.0, -0.09, 4.195)])
-    s = q.summary(full, np.array([1.0, 1.5]), np.array([np.nan, np.nan]))
+    s = q.summary(full, np.array([1.0, 1.5]), np.array([np.nan, np.nan]), np.zeros(2, bool))
     assert s["soc_max_error_after_calibration_pct"] == 1.5
     assert s["uncertainty_coverage_pct"] is None  # nothing reported, nothing covered
+
+
+def test_error_after_learning_counts_only_samples_once_a_capacity_is_learned() -> None:
+    """The diagnostic figure: the error after calibration over the samples from the first
+    learned capacity on. A large error before learning (the count divided by a capacity not
+    yet known) is left out; one after it counts, even when learning came mid-window."""
+    q = EstimateQuality(nameplate_Ah=2.0, v_max_V=4.2, cv_cutoff_C=0.05)
+    n_rest = int(CALIBRATION_REST_S // 60)
+    rows = [(60.0 * k, 60.0, 0.0, 3.7) for k in range(1, n_rest + 1)]  # the rest opens it
+    rows += [(60.0 * k, 60.0, 1.0, 3.7) for k in range(n_rest + 1, n_rest + 5)]
+    errs = np.array([0.5] * n_rest + [8.0, 6.0, 1.2, 2.2])
+    learned = np.array([False] * n_rest + [False, False, True, True])
+    s = q.summary(truths(rows), errs, np.full(len(rows), 10.0), learned)
+    assert s["soc_max_error_after_calibration_pct"] == 8.0
+    assert s["soc_max_error_after_learning_pct"] == 2.2 and s["samples_after_learning"] == 2
+    assert s["soc_max_error_after_learning_t_s"] == rows[-1][0]
+    # never learned: nothing judged, no figure (not a zero)
+    never = q.summary(truths(rows), errs, np.full(len(rows), 10.0), np.zeros(len(rows), bool))
+    assert never["soc_max_error_after_learning_pct"] is None
+    assert never["samples_after_learning"] == 0
 
 
 def test_discharge_blocked_without_a_true_reason_is_counted() -> None:
