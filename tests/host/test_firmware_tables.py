@@ -120,9 +120,10 @@ def test_a_true_pack_start_holds_each_cells_soc_and_a_stale_one_does_not(tmp_pat
     cap_mAs = written["cap_mAs"]
     assert got["q_mAs"] == [round(s * cap_mAs) for s in cell_soc]
     assert got["cap_mAs"] == [cap_mAs] * 4
-    # nothing learned: every cell keeps the capacity's prior, no anchor, the design's R
-    assert len(set(got["dcap"])) == 1 and got["dcap"][0] == got["prior_dcap"]
-    assert got["anc_ok"] == [0] * 4 and got["r_fac"] == [10000] * 4
+    # nothing learned: every cell as a fresh firmware has it (the capacity's prior, no
+    # anchor, the design's resistance)
+    assert got["dcap"] == got["fresh"]["dcap"] and got["r_fac"] == got["fresh"]["r_fac"]
+    assert got["anc_ok"] == [0] * 4
 
     stale = InitialState(soc=0.5, branch="discharge", firmware_soc=0.9, firmware_branch="charge")
     write_initial_state(flash, stale, design, cell_soc)
@@ -134,19 +135,20 @@ RESTORE_PACK = """
 import json
 from bms import config, storage
 from bms.core import Bms
-from bms.capacity import CapacityLearner
 d, flags = storage.load_state("bms_state.json")
 cfg, _ = config.load("bms_config.json")
+fresh = Bms(cfg, "no_such_state.json")
 bms = Bms(cfg)
 lrn = bms.learner
 n = cfg.n_cells
 print(json.dumps({
+    "fresh": {"dcap": [fresh.learner.dcap[k] for k in range(n)],
+              "r_fac": [fresh.res.fac[k] for k in range(n)]},
     "load_flags": flags,
     "boot_flags": bms.boot_flags,
     "q_mAs": [bms.est.q[k] for k in range(n)],
     "cap_mAs": [lrn.cap[k] for k in range(n)],
     "dcap": [lrn.dcap[k] for k in range(n)],
-    "prior_dcap": CapacityLearner(cfg).dcap[0],
     "anc_ok": [lrn.anc_ok[k] for k in range(n)],
     "r_fac": [bms.res.fac[k] for k in range(n)],
 }))

@@ -20,6 +20,7 @@ from host.protocol.codec import ClearReason, ErrorCode
 from host.protocol.faults import FAULT_BITS
 from host.vboard import VirtualBoard
 from tests.firmware.pty_board import provision
+from tests.host.vboard_helpers import powered_board
 
 CELLS = [3700, 3701, 3699, 3702]
 
@@ -67,14 +68,8 @@ async def board(tmp_path: Path) -> AsyncIterator[tuple[VirtualBoard, SerialLink]
     """
     flash = tmp_path / "flash"
     provision(flash, {"n_cells": 4, "n_temps": 1})
-    vb = VirtualBoard(flash)
-    await vb.start(powered=False)
-    try:
-        async with await SerialLink.open(vb.port) as link:
-            await vb.power_on()
-            yield vb, link
-    finally:
-        await vb.stop()
+    async with powered_board(flash) as (vb, link):
+        yield vb, link
 
 
 async def test_session_commands(board: tuple[VirtualBoard, SerialLink]) -> None:
