@@ -2,13 +2,15 @@
 
 `state_file = false` starts the board without bms_state.json (the firmware
 estimates SOC from voltage at boot, branch unknown); `state_file = true` writes
-one holding the true SOC, or `firmware_soc` when the scenario wants it wrong.
+one holding the true SOC, or `firmware_soc` when the scenario wants it wrong, or the
+true SOC plus `firmware_soc_error` (a state gone stale by a little).
 
 A pack's cells start at SOCs spread about the scenario's (the cell file's
 soc_spread), and a BMS that had been running would have persisted each cell's own
 count: the true start then holds each cell's SOC (bms.storage's per-cell lists,
-with nothing learned yet). A stale file holds one SOC for every cell, as one
-wrong belief does.
+with nothing learned yet); so does a file stale by firmware_soc_error, each cell's
+SOC moved alike (the pack was charged or discharged while the BMS was off). A file with
+firmware_soc holds one SOC for every cell, as one wrong belief does.
 """
 
 from __future__ import annotations
@@ -45,9 +47,11 @@ def initial_state_dict(
     q_mAs is the charge held by the cell against the learned capacity cap_mAs (the
     configured capacity: nothing learned yet); the branch is the file's (firmware_branch, else
     the cells' own), known. cell_soc: each simulated cell's true SOC at the start; with more
-    than one, a true start (no firmware_soc) holds each cell's own count.
+    than one, a start without firmware_soc holds each cell's own count (plus
+    firmware_soc_error).
     """
-    soc = init.firmware_soc if init.firmware_soc is not None else init.soc
+    err = init.firmware_soc_error
+    soc = init.firmware_soc if init.firmware_soc is not None else init.soc + err
     branch = init.firmware_branch or init.branch
     cap_mAs = int(capacity_mAh) * 3600
     unc_mAs = int(round(_UNCERTAINTY * cap_mAs))
@@ -71,7 +75,7 @@ def initial_state_dict(
     if init.firmware_soc is None and len(cell_soc) > 1:
         # [q, unc, ext_dn, ext_up, cap, dcap, anc_ok, anc_cpct, anc_unc, net, r_fac]
         state["cells"] = [
-            [q_mAs(s), unc_mAs, 0, 0, cap_mAs, _NO_DCAP, 0, 0, 0, 0, _DESIGN_R_FACTOR]
+            [q_mAs(s + err), unc_mAs, 0, 0, cap_mAs, _NO_DCAP, 0, 0, 0, 0, _DESIGN_R_FACTOR]
             for s in cell_soc
         ]
         state["q_mAs"] = state["cells"][0][0]  # the scalar is cell 1's, as the firmware's

@@ -20,6 +20,7 @@
     temp_degC = 25.0               # default: ambient
     state_file = true              # firmware starts with a state file holding the true SOC
     firmware_soc = 0.8             # optional: the state file claims this SOC instead (wrong SOC)
+    # firmware_soc_error = -0.06  # instead of firmware_soc: the true SOC plus this (a little stale)
     firmware_branch = "charge"     # optional: and this branch (a stale file: what the BMS last saw)
 
     [mismatch]                     # the simulated cell against the BMS's design (see mismatch.py)
@@ -77,7 +78,15 @@ _TOP_KEYS = {
     "mismatch",
     "honour_bms_limits",
 }
-_INITIAL_KEYS = {"soc", "branch", "temp_degC", "state_file", "firmware_soc", "firmware_branch"}
+_INITIAL_KEYS = {
+    "soc",
+    "branch",
+    "temp_degC",
+    "state_file",
+    "firmware_soc",
+    "firmware_soc_error",
+    "firmware_branch",
+}
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,10 @@ class InitialState:
     # The branch the state file says the cells were last on; None: the true one. With
     # firmware_soc it makes a stale file: what the BMS last saw, not what is true now.
     firmware_branch: str | None = None
+    # The state file holds each cell's true SOC plus this: a pack charged (negative) or
+    # discharged (positive) by that much while the BMS was off, too little for its boot check
+    # to tell. 0 with firmware_soc.
+    firmware_soc_error: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -167,6 +180,15 @@ def _initial(data: Any, source: str) -> InitialState:
     fw_soc = None
     if "firmware_soc" in data:
         fw_soc = _number(data, "firmware_soc", source, 0.5, lo=0, hi=1, name="initial.firmware_soc")
+    fw_error = 0.0
+    if "firmware_soc_error" in data:
+        if fw_soc is not None:
+            raise InputError(
+                source, "initial.firmware_soc_error", "give firmware_soc or this, not both"
+            )
+        fw_error = _number(
+            data, "firmware_soc_error", source, 0.0, lo=-1, hi=1, name="initial.firmware_soc_error"
+        )
     state_file = _bool(data, "state_file", source, True, "initial.state_file")
     fw_branch = data.get("firmware_branch")
     if fw_branch is not None and fw_branch not in ("charge", "discharge"):
@@ -175,10 +197,10 @@ def _initial(data: Any, source: str) -> InitialState:
             "initial.firmware_branch",
             f"must be 'charge' or 'discharge', got {fw_branch!r}",
         )
-    for key, value in (("firmware_soc", fw_soc), ("firmware_branch", fw_branch)):
-        if value is not None and not state_file:
+    for key in ("firmware_soc", "firmware_soc_error", "firmware_branch"):
+        if key in data and not state_file:
             raise InputError(source, f"initial.{key}", "needs state_file = true")
-    return InitialState(soc, branch, temp, state_file, fw_soc, fw_branch)
+    return InitialState(soc, branch, temp, state_file, fw_soc, fw_branch, fw_error)
 
 
 def parse_scenario(data: dict[str, Any], source: str, base_dir: Path | None = None) -> Scenario:

@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tests.firmware.mpy import FIRMWARE, run_mpy
 
 MPYLIB = Path(__file__).resolve().parent / "mpylib"
@@ -22,3 +24,22 @@ def firmware_module(name: str) -> Any:
     if str(FIRMWARE) not in sys.path:
         sys.path.insert(0, str(FIRMWARE))
     return importlib.import_module(name)
+
+
+def default_config() -> dict[str, Any]:
+    """The firmware's default configuration (bms.config_rules.DEFAULTS), as a dict."""
+    return dict(firmware_module("bms.config_rules").DEFAULTS)
+
+
+def soc_at(mV: float, branch: str) -> float:
+    """SOC (cpct) where a branch of the default OCV table reads mV: linear between its points
+    and, past its ends, along the end segment for at most 10 % (soc.py's reading rule).
+    Worked out with numpy, not with the firmware's integer routines."""
+    d = default_config()
+    soc = np.array(d["ocv_soc_cpct"], dtype=float)
+    v = np.array(d["ocv_chg_mV" if branch == "charge" else "ocv_dsg_mV"], dtype=float)
+    if mV < v[0]:
+        return max(soc[0] - (soc[1] - soc[0]) * (v[0] - mV) / (v[1] - v[0]), soc[0] - 1000)
+    if mV > v[-1]:
+        return min(soc[-1] + (soc[-1] - soc[-2]) * (mV - v[-1]) / (v[-1] - v[-2]), soc[-1] + 1000)
+    return float(np.interp(mV, v, soc))

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from tests.firmware.bms_harness import firmware_module, run_rig
+from tests.firmware.bms_harness import default_config, run_rig, soc_at
 
 _HEAD = """
 from bmsrig import Rig
@@ -35,23 +34,6 @@ def put(b, soc_cpct, unc_cpct, branch=1):
     e.pull_mAs = 0
     e.run_mAs = c
 """
-
-
-def _tables() -> dict[str, Any]:
-    return dict(firmware_module("bms.config_rules").DEFAULTS)
-
-
-def _soc(mV: float, branch: str) -> float:
-    """SOC (cpct) where a branch of the default table reads mV: linear between its points
-    and, past its ends, along the end segment for at most 10 % (soc.py's reading rule)."""
-    d = _tables()
-    soc = np.array(d["ocv_soc_cpct"], dtype=float)
-    v = np.array(d["ocv_chg_mV" if branch == "charge" else "ocv_dsg_mV"], dtype=float)
-    if mV < v[0]:
-        return max(soc[0] - (soc[1] - soc[0]) * (v[0] - mV) / (v[1] - v[0]), soc[0] - 1000)
-    if mV > v[-1]:
-        return min(soc[-1] + (soc[-1] - soc[-2]) * (mV - v[-1]) / (v[-1] - v[-2]), soc[-1] + 1000)
-    return float(np.interp(mV, v, soc))
 
 
 def test_counting_matches_exact_integration(tmp_path: Path) -> None:
@@ -88,15 +70,15 @@ def test_boot_without_state_is_the_interval_between_the_branches(tmp_path: Path)
     at least branch_switch_cpct above SOC 0 on the charge branch, below 100 % on the
     discharge branch): then the other branch's reading, the interval reaching the far end.
     The reported uncertainty always covers the whole interval."""
-    d = _tables()
+    d = default_config()
     du = d["ocv_unc_mV"]
     floor = d["ocv_unc_cpct"]
     sw = d["branch_switch_cpct"]
     cases = []
     for mV in (3700, 3393, 3850):
-        lo, hi = _soc(mV, "charge"), _soc(mV, "discharge")
-        u_lo = (_soc(mV + du, "charge") - _soc(mV - du, "charge")) / 2 + floor
-        u_hi = (_soc(mV + du, "discharge") - _soc(mV - du, "discharge")) / 2 + floor
+        lo, hi = soc_at(mV, "charge"), soc_at(mV, "discharge")
+        u_lo = (soc_at(mV + du, "charge") - soc_at(mV - du, "charge")) / 2 + floor
+        u_hi = (soc_at(mV + du, "discharge") - soc_at(mV - du, "discharge")) / 2 + floor
         c_ok, d_ok = lo + u_lo >= sw, hi - u_hi <= 10000 - sw
         if c_ok and not d_ok:
             want = lo
@@ -131,7 +113,7 @@ for mV in (3700, 3393, 3850):
     # 3393 mV: the charge branch would be 4 %, ruled out; the cell reads 40 % discharged.
     # 3850 mV: the discharge branch would be 89 %, ruled out; 70 % charged.
     assert abs(int(out.splitlines()[1].split()[1]) - 4000) <= 2
-    assert abs(int(out.splitlines()[2].split()[1]) - _soc(3850, "charge")) <= 2
+    assert abs(int(out.splitlines()[2].split()[1]) - soc_at(3850, "charge")) <= 2
 
 
 def test_branch_follows_the_charge_moved(tmp_path: Path) -> None:
@@ -172,13 +154,13 @@ def test_rest_correction_is_the_posterior_of_two_gaussians(tmp_path: Path) -> No
     (widths in 0.1 % steps, the gain in 1/1000): the bound allowed is what those steps can
     move the float result, worked out below, not a fitted margin. The rest is relaxed
     (rest_tau_s 0) and the branch long switched (no hysteresis left to allow for)."""
-    d = _tables()
+    d = default_config()
     soc = np.array(d["ocv_soc_cpct"], dtype=float)
     dsg = np.array(d["ocv_dsg_mV"], dtype=float)
     mV = round(float(np.interp(_READING_CPCT, soc, dsg)))
-    r = _soc(mV, "discharge")
+    r = soc_at(mV, "discharge")
     du = d["ocv_unc_mV"]
-    sr = d["ocv_unc_cpct"] + (_soc(mV + du, "discharge") - _soc(mV - du, "discharge")) / 2
+    sr = d["ocv_unc_cpct"] + (soc_at(mV + du, "discharge") - soc_at(mV - du, "discharge")) / 2
     cases = ", ".join(f"({c}, {u})" for c, u in _BLEND_CASES)
     out = run_rig(
         _HEAD
@@ -284,8 +266,8 @@ def test_rest_with_branch_unknown_keeps_what_both_intervals_allow(tmp_path: Path
     """Branch unknown at a rest: the cell lies within its own credible interval and between
     its two branch readings; it keeps the common part (the count clamped into it). When they
     do not meet, the branch interval alone (the count was wrong)."""
-    d = _tables()
-    lo, hi = _soc(3700, "charge"), _soc(3700, "discharge")
+    d = default_config()
+    lo, hi = soc_at(3700, "charge"), soc_at(3700, "discharge")
     out = run_rig(
         _HEAD
         + """
@@ -309,8 +291,8 @@ print(b2.soc_cpct, b2.soc_unc_cpct)
     )
     (s1, u1), (s2, u2) = ([int(x) for x in line.split()] for line in out.splitlines())
     du, floor = d["ocv_unc_mV"], d["ocv_unc_cpct"]
-    lo_edge = lo - (_soc(3700 + du, "charge") - _soc(3700 - du, "charge")) / 2 - floor
-    hi_edge = hi + (_soc(3700 + du, "discharge") - _soc(3700 - du, "discharge")) / 2 + floor
+    lo_edge = lo - (soc_at(3700 + du, "charge") - soc_at(3700 - du, "charge")) / 2 - floor
+    hi_edge = hi + (soc_at(3700 + du, "discharge") - soc_at(3700 - du, "discharge")) / 2 + floor
     # the common part: lo_edge .. 70 %; the count (50 %) lies inside and stays
     assert s1 == 5000 and 5000 - u1 <= lo_edge + 2 and 5000 + u1 >= 7000 - 2, (s1, u1)
     assert u1 < 2000 + 50  # narrowed (plus what the rest's offset bound added)
@@ -319,12 +301,12 @@ print(b2.soc_cpct, b2.soc_unc_cpct)
 
 
 def test_full_calibration_reads_each_cell_on_the_charge_branch(tmp_path: Path) -> None:
-    d = _tables()
+    d = default_config()
     du = d["ocv_unc_mV"]
     # cells at 4195, 4180, 4160 mV at the taper (120 mA, 55 mohm: 6.6 mV IR drop)
-    want = [_soc(v - 6.6, "charge") for v in (4195, 4180, 4160)]
+    want = [soc_at(v - 6.6, "charge") for v in (4195, 4180, 4160)]
     unc = [
-        50 + (_soc(v - 6.6 + 3.3 + du, "charge") - _soc(v - 6.6 - 3.3 - du, "charge")) / 2
+        50 + (soc_at(v - 6.6 + 3.3 + du, "charge") - soc_at(v - 6.6 - 3.3 - du, "charge")) / 2
         for v in (4195, 4180, 4160)
     ]
     out = run_rig(
@@ -358,10 +340,10 @@ print(b.soc_cpct, b.remaining_mAh)
 
 
 def test_empty_calibration_reads_on_the_discharge_branch(tmp_path: Path) -> None:
-    d = _tables()
+    d = default_config()
     du = d["ocv_unc_mV"]
     # 300 mA at 2915 mV with 55 mohm: 2931.5 mV IR-free, the whole IR term uncertain
-    want = _soc(2931.5, "discharge")
+    want = soc_at(2931.5, "discharge")
     run_rig(
         _HEAD
         + f"""
@@ -437,7 +419,7 @@ def test_a_steady_current_bounds_a_count_divided_by_the_wrong_capacity(tmp_path:
     table here. No reading before the RC pairs settle (3 x rest_tau_s), nor before a
     current step taught the resistance, and the credible interval holds the truth at every
     sample."""
-    d = _tables()
+    d = default_config()
     r_mohm, cur_mA = 55, 1000
     ir_mV = cur_mA * r_mohm / 1000
     # in whole mV, as the firmware rounds them: 20 + 13 (a quarter of 55) + 5 (100 mA)
@@ -745,11 +727,11 @@ def test_a_rest_without_an_anchor_anchors_capacity_learning_on_the_blend(tmp_pat
     (44 %). 1000 mAh charged to full then learns the capacity from the anchor: from the
     reading it would be 1000 / 0.56 = 1786 mAh, from the blend nearer the 2000 counted. With
     an anchor (a full point before 1000 mAh out), the rest learns from the reading alone."""
-    d = _tables()
+    d = default_config()
     soc = np.array(d["ocv_soc_cpct"], dtype=float)
     dsg = np.array(d["ocv_dsg_mV"], dtype=float)
     mV = round(float(np.interp(4400, soc, dsg)))
-    reading = _soc(mV, "discharge")
+    reading = soc_at(mV, "discharge")
     out = run_rig(
         _HEAD
         + _LEARN

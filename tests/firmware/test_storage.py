@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.firmware.bms_harness import run_rig
+from tests.firmware.bms_harness import run_rig, soc_at
 
 _HEAD = """
 from bmsrig import Rig
@@ -196,6 +196,51 @@ print(b.soc_cpct, b.flags & F.F_SOC_FROM_VOLTAGE, b.flags & F.F_SOC_RESTORED, b.
     soc, from_voltage, restored, cycles = (int(v) for v in out.split())
     assert abs(soc - 4000) <= 5 and from_voltage and restored
     assert cycles == 3  # the rest of the state (counters, learned capacity) is kept
+
+
+def test_a_kept_state_reaches_across_its_readings_interval_until_a_full_calibration(
+    tmp_path: Path,
+) -> None:
+    """Issue 9: a pack charged or discharged while the BMS was off by less than its boot
+    reading's interval leaves no trace, so a kept state is no closer than that reading allows:
+    the table may be ocv_unc_mV (20 mV) off either way. Restored at 44 % +- 0.5 % on the
+    discharge branch, the resting cell reads about 41 % there (3400 mV): the count is kept,
+    and its interval reaches the discharge-branch SOC of 3380 and 3420 mV, at boot and after
+    the rest's blend (which alone would claim about 0.5 %); a full calibration ends it."""
+    mV = 3400
+    lo = soc_at(mV - 20, "discharge")
+    hi = soc_at(mV + 20, "discharge")
+    assert lo < soc_at(mV, "discharge") < 4400 < hi  # the count inside the reading's interval
+    (tmp_path / "bms_state.json").write_text(_stale_state(0.44, 1))
+    out = run_rig(
+        _HEAD
+        + f"""
+r = Rig({{"rest_tau_s": 1000, "rest_time_ms": 60000, "rest_window_ms": 10000,
+          "full_time_ms": 5000}})
+b = r.bms
+e = b.est
+
+def interval():
+    c = b.learner.cap[0]
+    lo = (e.q[0] - e.unc[0] - e.ext_dn[0]) * 10000 // c
+    return lo, e.soc[0], (e.q[0] + e.unc[0] + e.ext_up[0]) * 10000 // c
+
+r.step(0, 0, mV={mV})
+print(*interval())
+for _ in range(200):  # until the rested reading's correction (its sample flag)
+    r.step(1000, 0, mV={mV})
+    if b.flags & (1 << 9):
+        break
+print(*interval(), b.flags & F.F_SOC_FROM_VOLTAGE)
+r.run(8, -100, mV=4200)  # full
+print(e.ext_dn[0], e.ext_up[0], b.flags & (1 << 7))
+""",
+        tmp_path,
+    )
+    boot, rest, full = ([int(x) for x in line.split()] for line in out.splitlines())
+    assert boot[1] == 4400 and boot[0] <= lo and boot[2] >= hi, (boot, lo, hi)
+    assert rest[3] == 0 and rest[0] <= lo and rest[2] >= hi, (rest, lo, hi)
+    assert full[2] and full[0] == full[1] == 0, full
 
 
 def test_a_state_file_within_the_margin_or_under_load_is_kept(tmp_path: Path) -> None:

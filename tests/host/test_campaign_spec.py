@@ -156,7 +156,7 @@ def test_a_run_carries_the_files_its_scenario_reads(tmp_path: Path) -> None:
     assert run_step.text == "Run files/p.csv"  # pyright: ignore[reportAttributeAccessIssue]
 
 
-def test_robustness_campaign_regenerates_issue_9s_matrix() -> None:
+def test_robustness_campaign_regenerates_issue_9s_matrix(tmp_path: Path) -> None:
     spec = load_spec(ROBUSTNESS)
     plans = expand(spec)
     scenarios = {p.scenario for p in plans}
@@ -170,14 +170,18 @@ def test_robustness_campaign_regenerates_issue_9s_matrix() -> None:
         "pack-4s.toml",
     }
     axes = {name: {p.axes.get(name) for p in plans} for name in spec.axis_names}
-    assert axes["start"] == {"exact", "stale-high", "stale-low", "none"}
+    assert axes["start"] == {"exact", "stale-high", "stale-low", "stale-near", "none"}
+    # the near-stale start is relative: each scenario keeps its own true start SOC
+    for near in (p for p in plans if p.axes.get("start") == "stale-near"):
+        initial = load_scenario(bundled(tmp_path, near)).initial
+        assert initial.firmware_soc_error == -0.06 and initial.firmware_soc is None
     perturbations = axes["perturbation"]
     assert len(perturbations) == 12 and "nominal" in perturbations  # 7 mismatch + 4 sensor
     # Every scenario meets every start and every perturbation.
     for scenario in scenarios:
         mine = [p for p in plans if p.scenario == scenario and p.group == "default cells"]
         if mine:
-            assert len(mine) == 4 * 12
+            assert len(mine) == 5 * 12
 
 
 BAD_SPECS = [

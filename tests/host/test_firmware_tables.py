@@ -107,7 +107,8 @@ def test_a_true_pack_start_holds_each_cells_soc_and_a_stale_one_does_not(tmp_pat
     """A pack's cells start spread about the scenario's SOC. The true start is what a BMS
     that had been running would have persisted: each cell's own count (storage's per-cell
     lists, nothing learned: the capacity's prior kept). A stale one is one belief for
-    every cell. Both restored by the firmware under MicroPython."""
+    every cell; one stale by a little moves each cell's count alike. All restored by the
+    firmware under MicroPython."""
     design = load_cell("sisn-lco-2ah-4s")
     flash = tmp_path / "flash"
     provision_flash(flash, design, board="virtual")
@@ -129,6 +130,11 @@ def test_a_true_pack_start_holds_each_cells_soc_and_a_stale_one_does_not(tmp_pat
     write_initial_state(flash, stale, design, cell_soc)
     got = json.loads(run_mpy(RESTORE_PACK, cwd=flash).splitlines()[-1])
     assert got["q_mAs"] == [round(0.9 * cap_mAs)] * 4
+    # stale by a little (charged by 6 % while the BMS was off): each cell's own count, 6 % low
+    near = InitialState(soc=0.5, branch="discharge", firmware_soc_error=-0.06)
+    write_initial_state(flash, near, design, cell_soc)
+    got = json.loads(run_mpy(RESTORE_PACK, cwd=flash).splitlines()[-1])
+    assert got["q_mAs"] == [round((s - 0.06) * cap_mAs) for s in cell_soc]
 
 
 RESTORE_PACK = """

@@ -106,6 +106,16 @@ def test_stale_state_file_and_no_state_file_parse() -> None:
         scenario(initial={"state_file": False, "firmware_branch": "charge"})
     with pytest.raises(InputError, match="firmware_branch"):
         scenario(initial={"firmware_branch": "sideways"})
+    near = scenario(initial={"soc": 0.4, "firmware_soc_error": -0.06}).initial  # type: ignore[attr-defined]
+    assert (near.soc, near.firmware_soc, near.firmware_soc_error) == (0.4, None, -0.06)
+    for bad, needle in [
+        ({"firmware_soc": 0.3, "firmware_soc_error": 0.1}, "not both"),
+        ({"state_file": False, "firmware_soc_error": 0.1}, "needs state_file"),
+        ({"firmware_soc_error": 1.5}, "firmware_soc_error"),
+    ]:
+        with pytest.raises(InputError, match=needle) as err:
+            scenario(initial=bad)
+        assert "initial.firmware_soc_error" in str(err.value)
 
 
 def sensors(**spec: float) -> Sensors:
