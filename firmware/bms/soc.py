@@ -26,8 +26,9 @@ only on a known branch:
 - after a rest (|I| <= rest_current_mA for rest_time_ms and |dV/dt| of the mean cell
   voltage <= rest_dvdt_uV_s over rest_window_ms) each cell's estimate is blended with its
   OCV reading of the known branch; the relaxation still to come (the last window's slope
-  times rest_tau_s) widens the reading. With the branch unknown each cell is clamped
-  between its two branch readings;
+  times rest_tau_s) widens the reading. An interval with extensions (ext_dn, ext_up: a
+  bound, not a belief) keeps reaching what both it and the reading allow. With the branch
+  unknown each cell is clamped between its two branch readings;
 - under a steady current along the known branch (within C/20 for 3 x rest_tau_s, then every
   30 s), once the resistance is learned from a current step, each cell's IR-free voltage
   (V + I R_dc, R over SOC and temperature times the factor learned from steps,
@@ -109,8 +110,9 @@ class SocEstimator:
         self.base = array("i", z)  # uncertainty the last calibration left, mAs
         self.qc = array("i", z)  # the count at the last calibration, mAs
         self.unc = array("i", z)  # the credible half-width now, mAs
-        self.ext_dn = array("i", z)  # the interval reaches this much further down (branch), mAs
-        self.ext_up = array("i", z)  # ... and this much further up
+        self.ext_dn = array("i", z)  # the interval reaches this much further down, mAs
+        self.ext_up = array("i", z)  # ... and this much further up (the branch interval at a
+        # boot without state, a kept state's boot reading, a reading under load's far end)
         self.soc = array("i", z)  # SOC now, cpct (signed: a count may run past 0 or 1)
         self.unc_cpct = array("i", z)  # unc against the cell's capacity, cpct
         self.tot_cpct = array("i", z)  # unc + the larger extension: the reported half-width
