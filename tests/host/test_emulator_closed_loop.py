@@ -322,7 +322,7 @@ async def test_a_state_a_little_stale_behind_a_table_offset_stays_covered(tmp_pa
     firmware must not claim the restored 0.5 %: its reported uncertainty covers the true
     error in at least 95 % of the samples over the whole run (two calibrations and the
     capacity learned between them), with no safety limit passed. Taken at its word, the
-    state held the truth in 83 % of the samples here, and learned a capacity 9 % low."""
+    state held the truth in 83 % of the samples here, and learned a capacity 7 % low."""
     path = scenario_file(
         tmp_path,
         "stale-near",
