@@ -115,11 +115,14 @@ HYSTERESIS_RATE_MARGIN = 0.5
 
 
 def _ocv_keys(design: CellDesign) -> dict[str, Any]:
-    """The OCV branch tables and how fast the hysteresis state changes branch."""
+    """The OCV branch tables, their temperature coefficient and how fast the hysteresis
+    state changes branch."""
     return {
         "ocv_soc_cpct": [round(s * 10000) for s in design.ocv.soc],
         "ocv_chg_mV": [_mV(v) for v in design.ocv.charge_V],
         "ocv_dsg_mV": [_mV(v) for v in design.ocv.discharge_V],
+        # the tables are at 25 degC; the OCV moves by the entropic coefficient off it
+        "ocv_dudt_uV_K": round(design.circuit.dUdT_V_K * 1e6),
         # gamma moves the hysteresis state ~95 % of the way in 3/gamma of capacity; gamma is
         # assumed (sisn-cell.md section 3), so the firmware takes a cell twice as slow
         "branch_switch_cpct": max(

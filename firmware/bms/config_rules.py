@@ -35,6 +35,7 @@ DEFAULTS = {
     "branch_switch_cpct": 1500,  # charge moved one way that switches the hysteresis branch
     "ocv_unc_cpct": 50,  # SOC uncertainty of any OCV table reading (table, ageing)
     "ocv_unc_mV": 20,  # an OCV reading's voltage uncertainty: the table against the cell, sensor
+    "ocv_dudt_uV_K": -300,  # the OCV's temperature coefficient (entropic); the tables are at 25 C
     # sensor error bounds (shared reference sisn-cell.md section 6: a shunt + 16-bit ADC
     # front end): what the credible SOC uncertainty is built from
     "i_offset_mA": 30,  # current-sensor offset bound (+-20 mA typical, with margin) until learned
@@ -154,6 +155,7 @@ LIMITS = {
     "branch_switch_cpct": (10, 5000),
     "ocv_unc_cpct": (10, 5000),
     "ocv_unc_mV": (0, 500),
+    "ocv_dudt_uV_K": (-10000, 10000),
     "i_offset_mA": (0, 5000),
     "i_offset_learned_mA": (0, 5000),
     "i_gain_ppm": (0, 100000),

@@ -210,6 +210,7 @@ class Bms:
             self._configure()
         est = self.est
         if (est.need_init or est.need_check) and n_cells > 0:
+            self._read_temps(temp_ddegC, n_temps)  # the OCV's temperature shift for the start
             self._start(cell_mV, n_cells, current_mA)
         heap_lock()
         try:
@@ -383,6 +384,9 @@ class Bms:
                     out_of_range = True
         self.min_temp_ddegC = min_ddegC
         self.max_temp_ddegC = max_ddegC
+        # the OCV tables' shift at the sensors' middle (25 degC without one); <= 1e4 x 3e4
+        t = 250 if min_ddegC == _NO_TEMP else (min_ddegC + max_ddegC) >> 1
+        self.ocv.shift_mV = (self.cfg.ocv_dudt_uV_K * (t - 250) + 5000) // 10000
         return out_of_range
 
     def _temp_gate(self):

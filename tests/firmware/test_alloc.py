@@ -201,10 +201,10 @@ try:
 finally:
     micropython.heap_unlock()
 from bms.ocv import CHARGE, DISCHARGE
-lo = b2.ocv.soc_at(CHARGE, 3700)
-hi = b2.ocv.soc_at(DISCHARGE, 3700)
+lo = b2.ocv.soc_ext(CHARGE, 3700)
+hi = b2.ocv.soc_ext(DISCHARGE, 3700)
 assert lo < rested < hi, (lo, rested, hi)
-assert abs(b2.soc_cpct - b2.ocv.soc_at(DISCHARGE, 3600)) <= 1, b2.soc_cpct
+assert abs(b2.soc_cpct - b2.ocv.soc_ext(DISCHARGE, 3600)) <= 1, b2.soc_cpct
 import sys
 print("word_B", 8 if sys.maxsize > 2**32 else 4,
       "import_B", m_import - m_start, "bms_B", m_bms - m_import, "total_B", m_bms,

@@ -788,3 +788,40 @@ print(lrn.anc_ok[0], lrn.anc_cpct[0], b.cap_learn_count, b.est.soc[0])
     # (learned from the reading: the full point before it is the first, with nothing to learn)
     assert ok == 1 and abs(anc - reading) <= 2 and learned_count == 1, lines[2]
     assert abs(est_soc - anc) > 10, (est_soc, anc)  # the blend lies elsewhere
+
+
+def test_a_rested_reading_is_taken_back_to_the_tables_temperature(tmp_path: Path) -> None:
+    """Issue 9: the OCV tables are the cell's at 25 degC and its OCV moves with temperature
+    by the entropic coefficient (ocv_dudt_uV_K; the default cell's -0.3 mV/K). A cell
+    resting at 2 degC on the discharge branch at 50 % reads 6.9 mV above the table; the
+    reading (replacing a count far off) must be 50 %, while at 25 degC, or with no
+    coefficient configured, the same voltage reads one table-step higher."""
+    d = default_config()
+    assert d["ocv_dudt_uV_K"] == -300
+    soc = np.array(d["ocv_soc_cpct"], dtype=float)
+    dsg = np.array(d["ocv_dsg_mV"], dtype=float)
+    mV = round(float(np.interp(5000, soc, dsg)) - 300e-6 * (2.0 - 25.0) * 1000)
+    out = run_rig(
+        _HEAD
+        + f"""
+for temp, dudt in ((20, -300), (250, -300), (20, 0)):
+    r = Rig({{"rest_time_ms": 60000, "rest_window_ms": 10000, "rest_tau_s": 0,
+              "i_offset_mA": 0, "i_offset_learned_mA": 0, "ocv_dudt_uV_K": dudt}},
+            state_path="none.json", temp=temp)
+    b = r.bms
+    r.step(0, 0, mV={mV})
+    put(b, 9000, 100)  # far off: the rested reading replaces it
+    for _ in range(200):
+        r.step(1000, 0, mV={mV})
+        if b.flags & (1 << 9):
+            break
+    print(b.est.soc[0])
+""",
+        tmp_path,
+    )
+    cold, warm, uncompensated = (int(x) for x in out.split())
+    # 1 mV of rounding is 13 cpct on this segment (3455 -> 3530 mV over 50 -> 60 %)
+    assert abs(cold - soc_at(mV - 6.9, "discharge")) <= 20, (cold, mV)
+    assert abs(cold - 5000) <= 20, cold
+    assert abs(warm - soc_at(mV, "discharge")) <= 20 and warm - cold > 60, (warm, cold)
+    assert abs(uncompensated - warm) <= 2, (uncompensated, warm)

@@ -110,11 +110,17 @@ def test_ocv_is_monotonic_in_soc_on_each_branch(branch: int, s1: int, s2: int) -
     assert t.mV_at(branch, SmallInt(lo)) <= t.mV_at(branch, SmallInt(hi))
 
 
-@given(branch=st.sampled_from([0, 1]), soc=st.integers(min_value=0, max_value=10000))
-def test_soc_from_voltage_inverts_voltage_from_soc(branch: int, soc: int) -> None:
+@given(
+    branch=st.sampled_from([0, 1]),
+    soc=st.integers(min_value=0, max_value=10000),
+    shift=st.integers(min_value=-30, max_value=30),
+)
+def test_soc_from_voltage_inverts_voltage_from_soc(branch: int, soc: int, shift: int) -> None:
+    # at any temperature shift of the tables (both directions apply it)
     t = _tables()
+    t.shift_mV = shift
     mv = t.mV_at(branch, SmallInt(soc))
-    back = t.soc_at(branch, SmallInt(mv))
+    back = t.soc_ext(branch, SmallInt(mv))
     # one mV of table resolution is at most ~5 cpct on the steepest segment... and up to
     # ~33 cpct on the flattest (30 mV per 1000 cpct): the inverse is exact to that.
     assert abs(back - soc) <= 35

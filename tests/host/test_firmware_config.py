@@ -51,6 +51,7 @@ _CELL_KEYS = {
     "ocv_soc_cpct",
     "ocv_chg_mV",
     "ocv_dsg_mV",
+    "ocv_dudt_uV_K",
     "branch_switch_cpct",
     "r_cell_mohm",
     "r_soc_pct",
@@ -112,6 +113,7 @@ max_discharge_C = 1.5
 r0_ohm = 0.040
 hysteresis_gamma = 20.0
 coulombic_efficiency = 0.995
+dUdT_V_K = 0.0002
 """
 
 
@@ -124,6 +126,7 @@ def test_exactly_the_cell_keys_follow_the_cell(tmp_path: Path) -> None:
     defaults = firmware_rules().DEFAULTS
     assert {k for k in a if a[k] != defaults[k]} <= _CELL_KEYS
     assert b["n_cells"] == 3 and b["v_max_mV"] == 4150 and b["ce_ppm"] == 995000
+    assert b["ocv_dudt_uV_K"] == 200  # the OCV tables' temperature coefficient
 
 
 def test_dc_resistances_are_what_the_simulated_cell_shows() -> None:
