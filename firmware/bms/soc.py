@@ -647,8 +647,8 @@ class SocEstimator:
         # Extensions are a bound, not a belief (a restored count a stale state may hide
         # behind, a branch interval, a reading under load's far end): the blend is the
         # estimate, and its interval still reaches what both the prior's whole interval and
-        # the reading's allow. Blended away, a 6 % stale state behind a table 20 mV off held
-        # the truth in 66-94 % of the samples.
+        # the reading's allow. Blended away, states 4-13 % stale behind a table 20 mV off
+        # held the truth in 66-94 % of the samples (9 of 236 probe runs).
         if ext:
             r = reading_cpct - read_unc_cpct
             lo = (r if r > lo else lo) - new_cpct + post_cpct  # the reach below, if negative
