@@ -122,6 +122,9 @@ DEFAULTS = {
     "sensor_delay_ms": 0,
     "frozen_ms": 300000,
     "frozen_min_mA": 400,
+    # a current reading frozen for frozen_ms is implausible once the cells' voltage moved this
+    # much against it (beyond the last step's relaxation): protection.py
+    "frozen_i_mV": 30,
     "release_delay_ms": 2000,
     "link_timeout_ms": 3000,
     # balancing
@@ -221,6 +224,7 @@ LIMITS = {
     "sensor_delay_ms": (0, 600000),
     "frozen_ms": (1000, 86400000),
     "frozen_min_mA": (1, 100000),
+    "frozen_i_mV": (1, 1000),
     "release_delay_ms": (0, 600000),
     "link_timeout_ms": (100, 600000),
     "bal_enable": (0, 1),

@@ -278,13 +278,20 @@ class Bms:
             measured_mA = -limit_mA
         if measured_mA != current_mA:
             range_bad = True
+        # a frozen current channel (protection.py) is no current: it teaches no offset and
+        # counts nothing, and the count it left says nothing (lose())
+        prot = self.prot
+        if prot.current_frozen(cfg, dt_ms, measured_mA, n_cells, self):
+            self.est.lose(n_cells)
+        frozen = prot.i_frozen
         # the offset: learned where nothing flows (both switches were open, or a rest)
         off = self.offset
-        off.observe(cfg, measured_mA, dt_ms, not self.chg_on and not self.dsg_on)
+        if not frozen:
+            off.observe(cfg, measured_mA, dt_ms, not self.chg_on and not self.dsg_on)
         corrected_mA = off.correct(measured_mA)
         deadband_mA = cfg.deadband_mA
         zeroed = -deadband_mA < corrected_mA < deadband_mA
-        counted_mA = 0 if zeroed else corrected_mA
+        counted_mA = 0 if zeroed or frozen else corrected_mA
         self.current_mA = counted_mA
 
         self._estimate(dt_ms, counted_mA, zeroed and corrected_mA != 0, gap, cell_mV, n_cells)

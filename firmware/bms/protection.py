@@ -12,6 +12,11 @@ Readings that say nothing are never taken for good news:
 - Abuse faults latch only when confirmed: the condition on two plausible samples
   in a row, at least abuse_delay_ms (and 1 ms) of sample time apart, so one
   glitch (a 0 or 65,535 mV reading, a bit error the host's CRC missed) never latches.
+- A frozen channel (SENSOR_FROZEN, both switches open): a cell reading bit-identical for
+  frozen_ms while current flowed, or the current reading bit-identical for frozen_ms while
+  the cells' voltage moved against it (current_frozen). A stuck current sensor would
+  otherwise leave the count, and with it the anode window, where it stuck while a charger
+  went on filling the cell. The current channel's fault holds until its reading changes.
 - A sample with fewer temperature readings than configured (n_temps) is a sensor
   fault (SENSOR_RANGE). The readings it has still trip; no temperature fault
   releases, and one already under way keeps running. The first complete set of
@@ -55,6 +60,8 @@ _SENSOR_FROZEN = const(1 << 14)
 _CCL_EXCEEDED = const(1 << 17)
 _DCL_EXCEEDED = const(1 << 18)
 _LATCHING = const(_SC | _OV_ABUSE | _UV_ABUSE)
+_NO_READING = const(1 << 29)  # no current reading yet (outside +-i_range_mA)
+_FREE_mV = const(1 << 20)  # a move the reading explains, however large
 
 
 class Protection:
@@ -68,6 +75,13 @@ class Protection:
         self.last_mV = array("H", bytes(2 * _MAX_CELLS))
         self.frozen_ms = array("i", bytes(4 * _MAX_CELLS))
         self.t_known = False  # the last sample had every configured temperature reading
+        # the current channel's frozen check (current_frozen): its last reading (mA), how
+        # long it has read exactly that (ms), the cells' mean voltage's lowest and highest
+        # since (mV), how far it may rise from the one and fall from the other (-1 both once
+        # it did: it stays convicted)
+        self.ih = array("i", bytes(4 * 6))
+        self.ih[0] = _NO_READING
+        self.i_frozen = False  # SENSOR_FROZEN for the current channel (the Bms stops counting)
 
     def clear(self, mask):
         """Drop the latched faults in mask; return them. A fault whose condition persists trips
@@ -147,6 +161,57 @@ class Protection:
                 frozen = True
         return frozen
 
+    def current_frozen(self, cfg, dt, raw_mA, n, b):
+        """True when the current reading stayed bit-identical for frozen_ms while the cells'
+        mean voltage (at the tables' temperature) moved against it since it last changed:
+        rose from its lowest or fell from its highest since then by more than it allows.
+
+        A real current sensor's reading carries noise; one that repeats itself exactly may
+        still be right (a noiseless rig, a quiet sensor at rest), so only the cells can convict
+        it. Against it: a rise while it reads a discharge or nothing, a fall while it reads a
+        charge or nothing (the deadband: nothing), beyond frozen_i_mV plus the relaxation its
+        last step can still bring (the step times each cell's DC resistance: the RC pairs
+        settling, in the step's direction only). A stuck reading of 0 mA under a charger, of a
+        small discharge, or of the last charge current once the charger stopped, each moves
+        the cells that way. Readings of implausible cells (SENSOR_RANGE) convict nothing."""
+        h = self.ih
+        if raw_mA != h[0]:  # it moved: a new hold starts here
+            step = raw_mA - h[0] if h[0] != _NO_READING else 0
+            h[0] = raw_mA
+            h[1] = 0
+            # the voltage's extremes start over from the next plausible sample
+            h[2] = _FREE_mV
+            h[3] = -_FREE_mV
+            a = step if step >= 0 else -step  # <= 2 x i_range_mA; ir_of takes 1e5
+            r = b.res.r_dc
+            m = 0  # the cell with the largest resistance relaxes the most
+            for k in range(n):
+                if r[k] > r[m]:
+                    m = k
+            ir = b.res.ir_mV(m, a if a < 100000 else 100000)
+            db = cfg.deadband_mA
+            lim = cfg.frozen_i_mV
+            # a discharge (its OCV falls) or a step up (the RC pairs relax down) may lower the
+            # voltage; a charge or a step down may raise it
+            h[4] = _FREE_mV if raw_mA <= -db else lim + (ir if step < 0 else 0)
+            h[5] = _FREE_mV if raw_mA >= db else lim + (ir if step > 0 else 0)
+            self.i_frozen = False
+            return False
+        t = h[1] + dt
+        h[1] = t if t < _CAP_MS else _CAP_MS
+        if b.cells_ok:
+            v = b.mean_cell_mV - b.ocv.shift_mV
+            if v < h[2]:
+                h[2] = v
+            if v > h[3]:
+                h[3] = v
+            if v - h[2] > h[4] or h[3] - v > h[5]:
+                h[4] = -1
+                h[5] = -1
+        was = self.i_frozen
+        self.i_frozen = h[4] < 0 and h[1] >= cfg.frozen_ms
+        return self.i_frozen and not was
+
     def step(self, cfg, dt, cells, n, cur, range_bad, min_mV, max_mV, nt, min_t, max_t, b):
         """Evaluate every protection for one sample; cur is the clamped current (mA), b the
         Bms: its limits.py results of this sample (the window bounds, b.lim) and the CCL and
@@ -176,7 +241,7 @@ class Protection:
         self._deb(12, _WIN_BOTTOM, lim.bottom <= v, lim.bottom >= v + h, 0, 0, dt)
         bad = range_bad or missing
         self._deb(13, _SENSOR_RANGE, bad, not bad, cfg.sensor_delay_ms, rel, dt)
-        frozen = self._frozen(cfg, dt, cells, n, a)
+        frozen = self._frozen(cfg, dt, cells, n, a) or self.i_frozen
         self._deb(14, _SENSOR_FROZEN, frozen, not frozen, 0, rel, dt)
         # a current above the limit the charger or load was given with the last sample, by
         # 10 % plus cl_margin_mA, for cl_delay_ms

@@ -238,6 +238,22 @@ class SocEstimator:
             b = base[k] + cap[k] // 100
             base[k] = b if b < cap[k] else cap[k]
 
+    def lose(self, n):
+        """The current reading was found frozen (protection.py): the charge counted since it
+        froze says nothing, and nothing is counted until it moves again. Each cell's interval
+        reaches across its whole window and the branch is unknown, as at a boot without
+        state, until a rest clamps it between its branch readings or a calibration sets it;
+        capacity learning loses its anchors."""
+        self.learner.invalidate()
+        cap = self.learner.cap
+        for k in range(n):
+            q = self.q[k]
+            self.ext_dn[k] = q if q > 0 else 0
+            self.ext_up[k] = cap[k] - q if q < cap[k] else 0
+        self.branch = -1  # the first move of a switch sets it again (_track_branch)
+        self.known = False
+        self.net_mAs = 0
+
     # -- one sample, step by step (each a method: a call costs no heap, tests/firmware/
     # test_alloc.py) ---------------------------------------------------------
     def update(self, dt_ms, current_mA, zeroed, offset_mA, cells, n, mean_mV, max_mV, min_mV):

@@ -170,6 +170,70 @@ assert not b.faults & F.SENSOR_FROZEN
     )
 
 
+def test_a_frozen_current_reading_is_convicted_only_by_the_cells(tmp_path: Path) -> None:
+    """A current reading that repeats itself exactly for frozen_ms is SENSOR_FROZEN once
+    the cells' mean voltage moved against it by more than frozen_i_mV plus its last step's
+    relaxation; a true stop, a steady discharge, or a reading that moves never is. While
+    frozen nothing is counted, and the count's interval reaches across the whole window.
+    Current is positive on discharge: -1000 is a 1 A charge. While current flows the cells
+    move a little each sample (a cell reading that does not is a frozen cell channel)."""
+    run_rig(
+        _HEAD
+        + """
+r = Rig({"frozen_ms": 60000, "frozen_i_mV": 30, "release_delay_ms": 0})
+b = r.bms
+r.step(0, 0, mV=3700)
+ir = b.res.ir_mV(0, 1000)  # the relaxation a 1 A step may still bring
+assert ir > 10, ir
+
+def charge(s, mV):
+    for i in range(s):
+        r.step(1000, -1000, mV=mV + (i & 1))
+
+# a charger stops (the reading steps to 0) and the cells relax down by the step's RC part
+# plus 20 mV, then stay: no fault
+charge(120, 3750)
+for i in range(300):
+    r.step(1000, 0, mV=3750 - ir - 20 + (20 * 300 // (i + 1)) // 300)
+assert not b.faults & F.SENSOR_FROZEN, b.faults
+# a steady discharge reading while the cells fall 200 mV: consistent
+for i in range(200):
+    r.step(1000, 500, mV=3730 - i)
+assert not b.faults & F.SENSOR_FROZEN
+# a reading that moves (noise) is no frozen channel, whatever the cells do
+for i in range(200):
+    r.step(1000, i & 1, mV=3600 + i)
+assert not b.faults & F.SENSOR_FROZEN
+# a charge the sensor stopped seeing: the reading steps to 0 and stays, the cells keep
+# rising, by 31 mV within 32 s; SENSOR_FROZEN once it has held for 60 s
+charge(120, 3800)
+soc = b.soc_cpct
+t = 0
+while not b.faults & F.SENSOR_FROZEN and t < 600:
+    t += 1
+    r.step(1000, 0, mV=3800 + t)
+assert t == 61, t  # the first sample sees the new value, then 60 s unchanged
+assert not b.chg_on and not b.dsg_on
+assert b.soc_cpct == soc and b.soc_unc_cpct >= 10000 - soc, (soc, b.soc_unc_cpct)
+r.run(60, 3, mV=3800)  # it moved: the fault releases
+assert not b.faults & F.SENSOR_FROZEN and b.dsg_on
+# the reading stuck at a charge current after the charger stopped: the cells fall beyond
+# 30 mV, and nothing is counted after
+charge(300, 3820)
+assert not b.faults & F.SENSOR_FROZEN  # a charge reading with the cells rising: consistent
+r.step(1000, -1000, mV=3791)  # 30 mV below its highest (3821): allowed
+assert not b.faults & F.SENSOR_FROZEN
+r.step(1000, -1000, mV=3790)  # 31 mV: convicted at once, it has held for long enough
+assert b.faults & F.SENSOR_FROZEN and not b.chg_on
+soc = b.soc_cpct
+for i in range(600):
+    r.step(1000, -1000, mV=3780 - (i & 1))
+assert b.soc_cpct == soc and b.faults & F.SENSOR_FROZEN
+""",
+        tmp_path,
+    )
+
+
 def test_link_lost_opens_both_switches_at_once(tmp_path: Path) -> None:
     run_rig(
         _HEAD
