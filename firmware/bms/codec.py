@@ -33,7 +33,7 @@ SYNC = const(0xA5)
 VERSION = const(1)
 HEADER = const(7)  # sync, version, type, seq(2), len(2)
 # The format allows payloads up to 4096 bytes and this firmware's frame buffer holds them
-# all: the largest CONFIG or CONFIG_WRITE is 3,781 bytes (every key at its widest limit,
+# all: the largest CONFIG or CONFIG_WRITE is 3,802 bytes (every key at its widest limit,
 # every table at its longest; tests/host/test_firmware_config.py).
 MAX_PAYLOAD = const(4096)
 FRAME_MAX = const(4105)  # HEADER + MAX_PAYLOAD + 2 (CRC)

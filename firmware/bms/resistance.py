@@ -42,10 +42,12 @@ _FAC_MAX = const(40000)
 
 
 def ir_of(mA, r_uohm):
-    """mA x r_uohm in mV, signed as mA (|mA| <= 1e5, r_uohm <= 1e7)."""
+    """mA x r_uohm in mV, floored towards 0 and signed as mA (|mA| <= 1e5, 0 <= r_uohm <=
+    1e7). Split on the resistance, so that no product passes 2**30 on a 32-bit port (split
+    on the current, 999 mA x 10 ohm did): (r // 1000) x mA <= 1e9, (r % 1000) x mA <= 1e8."""
     a = mA if mA >= 0 else -mA
-    whole = a // 1000
-    v = (whole * r_uohm + (a - whole * 1000) * r_uohm // 1000) // 1000
+    whole = r_uohm // 1000
+    v = (whole * a + (r_uohm - whole * 1000) * a // 1000) // 1000
     return v if mA >= 0 else -v
 
 

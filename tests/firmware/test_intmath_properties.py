@@ -20,6 +20,7 @@ LIMIT = 2**30
 
 intmath = firmware_module("bms.intmath")
 ocv = firmware_module("bms.ocv")
+resistance = firmware_module("bms.resistance")
 config = firmware_module("bms.config")
 
 
@@ -87,6 +88,17 @@ def test_of_1e4_is_exact_and_stays_small(x: int, part: int) -> None:
 def test_scale_1e4_is_exact_and_stays_small(b: int, data: st.DataObject) -> None:
     a = data.draw(st.integers(min_value=0, max_value=min(LIMIT - 1, 107374 * b - 1)))
     assert intmath.scale_1e4(SmallInt(a), SmallInt(b)) == a * 10000 // b
+
+
+@given(
+    ma=st.one_of(st.sampled_from([0, 999, -999, 100000, -100000]), st.integers(-100000, 100000)),
+    r=st.one_of(st.sampled_from([0, 1, 999, 1073742, 10000000]), st.integers(0, 10000000)),
+)
+def test_ir_of_is_exact_and_stays_small(ma: int, r: int) -> None:
+    # The documented domain (|mA| <= 1e5, R up to resistance.py's 10 ohm); exact, floored
+    # towards 0 (a 999 mA step over 10 ohm once passed 2**30 on the 32-bit port)
+    exact = abs(ma) * r // 1000000
+    assert resistance.ir_of(SmallInt(ma), SmallInt(r)) == (exact if ma >= 0 else -exact)
 
 
 @given(n=small)

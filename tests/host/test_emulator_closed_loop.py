@@ -288,6 +288,43 @@ async def test_broken_sensors_are_flagged_and_open_the_switches(tmp_path: Path) 
     assert s["violations"] == [], s["violations"]
 
 
+async def test_a_current_sensor_stuck_under_a_charger_stops_the_charge(tmp_path: Path) -> None:
+    """The current sensor sticks at 0 mA while a charger goes on: the count stops, and on a
+    cell whose anode window ends before 4.2 V nothing but the firmware stops the charge.
+    The cells' rising voltage convicts the frozen reading (SENSOR_FROZEN), both switches
+    open before the anode passes its window, and the SOC's reported uncertainty still
+    covers the truth. Repaired, the reading moves again and the fault releases. Before the
+    check (443055f) this charge ran on past the window's top (1,515 mAh/g at 2,108 s, the
+    scorer's tolerance)."""
+    window = Path(__file__).parents[2] / "examples/robustness/cells/window-1500.toml"
+    path = scenario_file(
+        tmp_path,
+        "stuck-current",
+        [
+            "Rest for 10 minutes",
+            "Charge at 0.5C for 5 minutes",
+            "Stick current sensor at 0 mA",
+            "Charge at 0.5C until 4.2 V",
+            "Expect fault SENSOR_FROZEN",
+            "Expect CHG off",
+            "Expect DSG off",
+            "Repair sensors",
+            "Rest for 1 minute",
+            "Expect no fault SENSOR_FROZEN within 10 s",
+        ],
+        sample_period_s=2.0,
+        cell=str(window),
+        initial={"soc": 0.7, "branch": "discharge"},
+    )
+    s = (await run(tmp_path, path)).summary
+    assert s["violations"] == [], s["violations"]
+    assert all(e["passed"] for e in s["expectations"]), s["expectations"]
+    assert s["uncertainty_coverage_pct"] >= 95.0, s["uncertainty_coverage_pct"]
+    rows = read_rows(s["outputs"]["log"])
+    top = max(float(r["True Anode Utilization / mAh/g"]) for r in rows)
+    assert top <= 1500.0, top
+
+
 async def test_truth_and_belief_reach_the_summary_and_the_board(tmp_path: Path) -> None:
     """The firmware's configuration comes from the nominal design while the cell is perturbed;
     the summary says which is which and scores the whole run."""
