@@ -285,6 +285,10 @@ def _board_keys(board: Board | None, n_cells: int, src: str) -> dict[str, int]:
     else:
         n_temps = min(n_cells, MAX_TEMPS)  # the emulator reports one sensor per cell
     keys = {"n_temps": _check(getattr(board, "source", src), "n_temps", "pins.adc_temps", n_temps)}
+    if board is not None and board.mode == "standalone" and board.current_sensor == "none":
+        # the board measures no current: its reading is 0 mA whatever flows, so the cells'
+        # voltage moving must not convict it (SENSOR_FROZEN would open both switches)
+        keys["frozen_i_mV"] = 0
     if board is not None:
         period = int(board.sample_period_ms)
         keys["max_dt_ms"] = max(100, min(10000, 5 * period))

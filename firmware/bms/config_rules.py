@@ -123,7 +123,8 @@ DEFAULTS = {
     "frozen_ms": 300000,
     "frozen_min_mA": 400,
     # a current reading frozen for frozen_ms is implausible once the cells' voltage moved this
-    # much against it (beyond the last step's relaxation): protection.py
+    # much against it (beyond the last step's relaxation): protection.py. 0: off (a board
+    # that measures no current reads 0 mA, which convicts nothing)
     "frozen_i_mV": 30,
     "release_delay_ms": 2000,
     "link_timeout_ms": 3000,
@@ -224,7 +225,7 @@ LIMITS = {
     "sensor_delay_ms": (0, 600000),
     "frozen_ms": (1000, 86400000),
     "frozen_min_mA": (1, 100000),
-    "frozen_i_mV": (1, 1000),
+    "frozen_i_mV": (0, 1000),
     "release_delay_ms": (0, 600000),
     "link_timeout_ms": (100, 600000),
     "bal_enable": (0, 1),

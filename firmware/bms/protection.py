@@ -175,6 +175,8 @@ class Protection:
         small discharge, or of the last charge current once the charger stopped, each moves
         the cells that way. Readings of implausible cells (SENSOR_RANGE) convict nothing."""
         h = self.ih
+        if not cfg.frozen_i_mV:
+            return False  # off: the board measures no current
         if raw_mA != h[0]:  # it moved: a new hold starts here
             step = raw_mA - h[0] if h[0] != _NO_READING else 0
             h[0] = raw_mA

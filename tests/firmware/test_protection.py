@@ -229,6 +229,13 @@ soc = b.soc_cpct
 for i in range(600):
     r.step(1000, -1000, mV=3780 - (i & 1))
 assert b.soc_cpct == soc and b.faults & F.SENSOR_FROZEN
+# frozen_i_mV 0: a board that measures no current reads 0 mA whatever flows; never convicted
+r = Rig({"frozen_ms": 60000, "frozen_i_mV": 0, "release_delay_ms": 0})
+b = r.bms
+r.step(0, 0, mV=3700)
+for i in range(600):
+    r.step(1000, 0, mV=3700 + i // 4)
+assert not b.faults & F.SENSOR_FROZEN
 """,
         tmp_path,
     )

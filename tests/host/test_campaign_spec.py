@@ -17,6 +17,7 @@ from host.scenarios import library_names, load_scenario
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "examples" / "campaign-smoke.toml"
 ROBUSTNESS = REPO / "examples" / "campaign-robustness.toml"
+SENSOR_FAULTS = REPO / "examples" / "campaign-sensor-faults.toml"
 
 SHORT = """
 name = "short"
@@ -182,6 +183,22 @@ def test_robustness_campaign_regenerates_issue_9s_matrix(tmp_path: Path) -> None
         mine = [p for p in plans if p.scenario == scenario and p.group == "default cells"]
         if mine:
             assert len(mine) == 5 * 12
+
+
+def test_sensor_faults_campaign_puts_each_fault_on_both_windows(tmp_path: Path) -> None:
+    spec = load_spec(SENSOR_FAULTS)
+    plans = expand(spec)
+    assert len(plans) == 48
+    steps = {p.scenario: load_scenario(bundled(tmp_path, p)).steps for p in plans}
+    texts = " | ".join(s.text for scenario in steps.values() for s in scenario).lower()
+    for fault in ("stick current sensor at 0 ma", "stick current sensor at 100 ma",
+                  "stick current sensor |", "step current gain by -30%",
+                  "short thermistor 1", "open thermistor 1"):  # fmt: skip
+        assert fault in texts, fault
+    # every fault runs where 4.2 V ends a charge and where the anode window's top does
+    for scenario in {p.scenario for p in plans}:
+        cells = {p.axes.get("cell") for p in plans if p.scenario == scenario}
+        assert len(cells) == 2 and any(c and "window-1500" in c for c in cells), cells
 
 
 BAD_SPECS = [

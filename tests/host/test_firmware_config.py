@@ -202,6 +202,23 @@ def test_board_sets_timing_and_sensor_count() -> None:
         assert cfg["link_timeout_ms"] >= 2 * period_ms
 
 
+def test_a_board_that_measures_no_current_turns_the_frozen_current_check_off() -> None:
+    """A standalone board without a current sensor reads 0 mA whatever flows: the frozen
+    current check (SENSOR_FROZEN) would open its switches whenever the cells moved. The
+    virtual board has no sensor either, but the host sends it the current: check on."""
+    from host.boards import load_board
+
+    pico = dataclasses.replace(load_board("pico"), mode="standalone")  # it measures itself
+    assert pico.current_sensor != "none"
+    default = firmware_rules().DEFAULTS["frozen_i_mV"]
+    assert build_config(load_cell(), pico).get("frozen_i_mV", default) > 0
+    bare = dataclasses.replace(pico, current_sensor="none")
+    assert build_config(load_cell(), bare)["frozen_i_mV"] == 0
+    virtual = load_board("virtual")
+    assert virtual.current_sensor == "none"
+    assert build_config(load_cell(), virtual).get("frozen_i_mV", default) > 0
+
+
 def test_the_largest_configuration_fits_the_firmware_frame_buffer() -> None:
     """CONFIG replies and CONFIG_WRITE requests carry the whole configuration as JSON.
 
