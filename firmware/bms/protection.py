@@ -76,9 +76,9 @@ class Protection:
         self.frozen_ms = array("i", bytes(4 * _MAX_CELLS))
         self.t_known = False  # the last sample had every configured temperature reading
         # the current channel's frozen check (current_frozen): its last reading (mA), how
-        # long it has read exactly that (ms), the cells' mean voltage's lowest and highest
-        # since (mV), how far it may rise from the one and fall from the other (-1 both once
-        # it did: it stays convicted)
+        # long it has read exactly that (ms; -1 the sample it changed), the cells' mean
+        # voltage's lowest and highest since (mV), how far it may rise from the one and fall
+        # from the other (-1 both once it did: it stays convicted)
         self.ih = array("i", bytes(4 * 6))
         self.ih[0] = _NO_READING
         self.i_frozen = False  # SENSOR_FROZEN for the current channel (the Bms stops counting)
@@ -177,13 +177,14 @@ class Protection:
         h = self.ih
         if not cfg.frozen_i_mV:
             return False  # off: the board measures no current
-        if raw_mA != h[0]:  # it moved: a new hold starts here
-            step = raw_mA - h[0] if h[0] != _NO_READING else 0
+        if raw_mA != h[0]:  # it moved: a hold may start at the next sample
+            h[4] = raw_mA - h[0] if h[0] != _NO_READING else 0  # the step, until then
             h[0] = raw_mA
-            h[1] = 0
-            # the voltage's extremes start over from the next plausible sample
-            h[2] = _FREE_mV
-            h[3] = -_FREE_mV
+            h[1] = -1  # the hold's allowances are due (a noisy reading never gets that far)
+            self.i_frozen = False
+            return False
+        if h[1] < 0:  # the first sample of a hold
+            step = h[4]
             a = step if step >= 0 else -step  # <= 2 x i_range_mA; ir_of takes 1e5
             r = b.res.r_dc
             m = 0  # the cell with the largest resistance relaxes the most
@@ -197,8 +198,10 @@ class Protection:
             # voltage; a charge or a step down may raise it
             h[4] = _FREE_mV if raw_mA <= -db else lim + (ir if step < 0 else 0)
             h[5] = _FREE_mV if raw_mA >= db else lim + (ir if step > 0 else 0)
-            self.i_frozen = False
-            return False
+            h[1] = 0
+            # the voltage's extremes start here
+            h[2] = _FREE_mV
+            h[3] = -_FREE_mV
         t = h[1] + dt
         h[1] = t if t < _CAP_MS else _CAP_MS
         if b.cells_ok:
