@@ -250,7 +250,10 @@ def _voltage_keys(design: CellDesign) -> dict[str, int]:
         "v_min_mV": v_min,
         "ov_mV": min(v_max + 20, _mV(lim.v_abuse_max_V)),
         "ov_release_mV": v_max - 50,
-        "uv_mV": v_min,
+        # UV mirrors OV: 20 mV beyond the limit that the current limits aim at (v_min less
+        # v_sense_mV), so a load that keeps to the DCL is held at v_min and never trips it;
+        # UV opens DSG under a load that does not.
+        "uv_mV": max(v_min - 20, _mV(lim.v_abuse_min_V)),
         "uv_release_mV": max(v_min, min(dsg_empty_mV + 100, v_max - 100)),
         "v_abuse_max_mV": _mV(lim.v_abuse_max_V),
         "v_abuse_min_mV": _mV(lim.v_abuse_min_V),

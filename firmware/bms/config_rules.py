@@ -95,7 +95,7 @@ DEFAULTS = {
     "ov_mV": 4220,
     "ov_release_mV": 4150,
     "ov_delay_ms": 1000,
-    "uv_mV": 2750,
+    "uv_mV": 2730,  # below the DCL's aim (v_min_mV - v_sense_mV), as ov_mV is above the CCL's
     "uv_release_mV": 3000,
     "uv_delay_ms": 2000,
     "uv_ir_mohm": 0,  # UV compensated by current x this resistance (0: off)

@@ -43,8 +43,11 @@ CCL, each cell's smallest of:
   next interval (interval resistance);
 - the derating table at the coldest and the hottest reading (less / plus the sensor
   bound): cold charging first.
-DCL: v_min (less v_sense_mV) over the next interval and its derating table. Neither is above
-i_range_mA. The caller sets a limit to 0 while its switch is blocked.
+DCL: v_min (less v_sense_mV) over the next interval and its derating table. A cell already
+past its voltage limit gets a limit below the present current (by the excess over the
+interval resistance), so a charger or load that keeps to it is held at the limit; OV and UV
+trip beyond these aims (ov_mV, uv_mV), for one that does not. Neither is above i_range_mA.
+The caller sets a limit to 0 while its switch is blocked.
 """
 
 from array import array
@@ -138,7 +141,8 @@ class Limits:
             v = chg + i_of(v, r) if v >= 0 else chg - i_of(-v, r)
             if v < ccl:
                 ccl = v
-            v = dsg + i_of(mV - v_lo, r)
+            v = mV - v_lo
+            v = dsg + i_of(v, r) if v >= 0 else dsg - i_of(-v, r)
             if v < dcl:
                 dcl = v
         if cur_mA >= 0 and prev_top < self.top:

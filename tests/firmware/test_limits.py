@@ -119,6 +119,60 @@ assert b2.faults & F.DCL_EXCEEDED and not b2.dsg_on and b2.chg_on
     )
 
 
+def test_a_cell_past_its_voltage_limit_gets_a_limit_below_the_present_current(
+    tmp_path: Path,
+) -> None:
+    """The voltage part of DCL and CCL: the current that brings the cell to its limit (v_min
+    less, v_max plus v_sense_mV) over the next interval through the interval resistance. A
+    cell already past it gets a limit below the present current, so a load or charger that
+    keeps to it is pulled back to the limit (the DCL once stayed at the present current:
+    a load at the cut-off kept drawing until UV opened DSG). UV trips only beyond the
+    DCL's aim: a load held there for minutes keeps DSG closed."""
+    out = run_rig(
+        _HEAD
+        + f"""
+r = Rig({{{_QUIET}, "window_top_dmAhg": 22000}})
+b = r.bms
+cfg = b.cfg
+r.step(0, 0, mV=3300)
+put(b, 500)
+lo = cfg.v_min_mV - cfg.v_sense_mV
+for d in (40, 0, -20):
+    r.step(1000, 2000, mV=lo + d)
+    print("D", d, b.dcl_mA, b.res.r_int[0])
+put(b, 3000)
+r.run(200, 1000, mV=lo)
+print("held", b.faults & F.UV, b.dsg_on, b.faults)
+r.run(3, 1000, mV=cfg.uv_mV - 1)
+print("past", b.faults & F.UV, b.dsg_on)
+r.run(5, 0, mV=3300)
+put(b, 5000, branch=0)
+hi = cfg.v_max_mV + cfg.v_sense_mV
+for d in (-40, -20, 20):
+    r.step(1000, -1000, mV=hi + d)
+    print("C", d, b.ccl_mA, b.res.r_int[0])
+""",
+        tmp_path,
+    )
+    lines = [line.split() for line in out.splitlines()]
+    for kind, d, limit, r_int in (x for x in lines if x[0] in ("D", "C")):
+        d_mV, i_mA, r_ohm = int(d), int(limit), int(r_int) / 1e6
+        now_mA = 2000 if kind == "D" else 1000
+        # at the limit the cell sits d mV from its aim; (limit - now) x R closes the gap
+        gap_mV = d_mV - (i_mA - now_mA) * r_ohm if kind == "D" else d_mV + (i_mA - now_mA) * r_ohm
+        if kind == "D":
+            assert abs(gap_mV) <= 1.0, (d_mV, i_mA, r_ohm)
+            assert (i_mA < now_mA) == (d_mV < 0), (d_mV, i_mA)
+        elif d_mV > 0:
+            assert i_mA < now_mA, (d_mV, i_mA)  # the anode limit may hold it lower still
+        else:
+            assert i_mA > now_mA, (d_mV, i_mA)
+    held = next(x for x in lines if x[0] == "held")
+    past = next(x for x in lines if x[0] == "past")
+    assert held[1:3] == ["0", "True"], held
+    assert past[1] != "0" and past[2] == "False", past
+
+
 def test_anode_potential_estimate_and_its_charge_limit(tmp_path: Path) -> None:
     """At rest on the known discharge branch, reading the branch's OCV, the estimate is the
     delithiation curve at the cell's utilization (no overpotential). Charging lowers it by

@@ -72,7 +72,7 @@ def test_uv_ir_compensation(tmp_path: Path) -> None:
     run_rig(
         _HEAD
         + """
-r = Rig({"uv_ir_mohm": 100, "uv_delay_ms": 0})
+r = Rig({"uv_ir_mohm": 100, "uv_delay_ms": 0, "uv_mV": 2750})
 b = r.bms
 r.step(0, 0, mV=3500)
 r.step(1000, 4000, mV=2700)  # 2700 + 4000 mA x 0.1 ohm = 3100: not under-voltage

@@ -18,15 +18,18 @@ from host.emulator.loop import check_scenario
 from host.scenarios import load_scenario
 
 
+def _toml(v: object) -> str:
+    return f'"{v}"' if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else repr(v)
+
+
 def scenario_file(tmp_path: Path, name: str, steps: list[str], **top: object) -> Path:
     initial = top.pop("initial", {"soc": 0.5, "branch": "discharge"})
     lines = [f'name = "{name}"', "seed = 3"]
-    lines += [f"{k} = {v!r}" if not isinstance(v, str) else f'{k} = "{v}"' for k, v in top.items()]
+    lines += [f"{k} = {_toml(v)}" for k, v in top.items()]
     lines.append("steps = [" + ", ".join(f'"{s}"' for s in steps) + "]")
     lines.append("[initial]")
     for k, v in initial.items():  # type: ignore[union-attr]
-        val = f'"{v}"' if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else v
-        lines.append(f"{k} = {val}")
+        lines.append(f"{k} = {_toml(v)}")
     path = tmp_path / f"{name}.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -41,14 +44,16 @@ async def run(tmp_path: Path, path: Path, **kw: object) -> RunResult:
     return await run_scenario(load_scenario(path), out_dir=tmp_path / "out", **kw)  # type: ignore[arg-type]
 
 
-async def test_discharge_cutoff_at_voltage_limit(tmp_path: Path) -> None:
+async def test_a_load_that_ignores_the_dcl_is_cut_by_uv(tmp_path: Path) -> None:
     # At 2C the IR drop brings the cell to the 2.75 V cut-off before the anode window's
-    # bottom (SOC 0); at low rates the window bottom comes first (next test).
+    # bottom (SOC 0); at low rates the window bottom comes first (below). A load that does
+    # not keep to the DCL runs on until UV opens DSG.
     path = scenario_file(
         tmp_path,
         "uv",
         ["Discharge at 2C for 30 minutes", "Expect DSG off", "Expect fault UV"],
         sample_period_s=2.0,
+        honour_bms_limits=False,
         initial={"soc": 0.12, "branch": "discharge"},
     )
     result = await run(tmp_path, path)
@@ -60,6 +65,33 @@ async def test_discharge_cutoff_at_voltage_limit(tmp_path: Path) -> None:
     limits = load_cell().limits
     assert v_min >= limits.v_min_V - s["tolerances"]["v_under_V"]
     assert rows[-1]["DSG On / 1"] == "0"
+    assert result.exit_code == 0
+
+
+async def test_a_load_that_keeps_to_the_dcl_is_held_at_the_cut_off(tmp_path: Path) -> None:
+    """The same 2C load, keeping to the DCL as an inverter does: the DCL tapers it at the
+    voltage limit, UV never trips and DSG stays closed until the window bottom ends the
+    discharge. The cell stays above UV's threshold (20 mV below v_min, docs/internals.md)."""
+    path = scenario_file(
+        tmp_path,
+        "dcl",
+        ["Discharge at 2C for 30 minutes", "Expect DSG off", "Expect fault WIN_BOTTOM"],
+        sample_period_s=2.0,
+        initial={"soc": 0.12, "branch": "discharge"},
+    )
+    result = await run(tmp_path, path)
+    s = result.summary
+    assert s["violations"] == [], s["violations"]
+    assert all(e["passed"] for e in s["expectations"]), s["expectations"]
+    assert s["discharge_limited_s"] > 60.0, s["discharge_limited_s"]
+    rows = read_rows(s["outputs"]["log"])
+    uv_bit = 1 << 1  # docs/protocol.md fault bits
+    assert not any(int(r["Faults / 1"]) & uv_bit for r in rows)
+    held = [r for r in rows if r["DSG On / 1"] == "1"]
+    assert min(float(r["Cell 1 Voltage / V"]) for r in held) >= load_cell().limits.v_min_V - 0.020
+    # DSG opened only once the cell was empty (the window bottom is SOC 0)
+    first_off = next(r for r in rows if r["DSG On / 1"] == "0")
+    assert float(first_off["True SOC / %"]) < 1.0, first_off["True SOC / %"]
     assert result.exit_code == 0
 
 
