@@ -218,13 +218,26 @@ class SocEstimator:
 
     def _calibrate(self, k, unc_cpct):
         """A full or empty calibration of cell k: the last read() (clamped to 0..10000) +-
-        unc_cpct becomes its count, its uncertainty and a learning point."""
-        soc_cpct = self.reading_cpct
-        soc_cpct = 0 if soc_cpct < 0 else (10000 if soc_cpct > 10000 else soc_cpct)
+        unc_cpct becomes its uncertainty and a learning point, and its count. Past a table's
+        end the reading says only that the cell lies between it and the end (read()): a
+        count there stays (a DCL holding a cell at the cut-off under a small current takes it
+        below SOC 0, and the end put it that far above the truth), one outside moves to the
+        nearer of the two."""
+        r = self.reading_cpct
+        s = 0 if r < 0 else (10000 if r > 10000 else r)
         lrn = self.learner
-        lrn.point(self.cfg, k, soc_cpct, unc_cpct, self.temp_ok)
+        lrn.point(self.cfg, k, s, unc_cpct, self.temp_ok)
         cap = lrn.cap[k]
-        self.set(k, of_1e4(cap, soc_cpct), of_1e4(cap, clamp(unc_cpct, 10000)))
+        q = lo = hi = of_1e4(cap, s)
+        if r != s:
+            d = of_1e4(cap, clamp(r - s if r > s else s - r, 10000))
+            if r < s:
+                lo -= d
+            else:
+                hi += d
+            c = self.q[k]
+            q = lo if c < lo else (hi if c > hi else c)
+        self.set(k, q, of_1e4(cap, clamp(unc_cpct, 10000)))
 
     def gap(self, n):
         """The sample interval was clamped: charge went uncounted (1 % of capacity). The

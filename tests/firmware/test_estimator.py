@@ -367,6 +367,39 @@ assert b.soc_cpct < 0 and b.remaining_mAh == 0, b.soc_cpct
     del du
 
 
+def test_an_empty_calibration_past_the_tables_end_keeps_a_count_between_the_two(
+    tmp_path: Path,
+) -> None:
+    """At the cut-off under a small current (a load kept to the DCL at v_min) the IR-free
+    reading lies past the discharge table's foot: the cell is somewhere between the reading
+    and SOC 0 (soc.py's read()). A count inside that span stays; one above it moves to 0,
+    one below it to the reading. The interval covers the span either way."""
+    # 300 mA at 2760 mV with 55 mohm: 2776.5 mV IR-free, below the table's foot
+    reading = soc_at(2776.5, "discharge")
+    assert -1000 < reading < -200, reading
+    out = run_rig(
+        _HEAD
+        + """
+for count in (-200, 300, -900):
+    r = Rig({"empty_current_mA": 400, "r_cell_mohm": 55, "r_soc_pct": [100] * 13,
+             "frozen_ms": 86400000, "t_sense_ddegC": 0})
+    b = r.bms
+    r.step(0, 0, mV=3000)
+    put(b, count, 100)
+    r.step(1000, 300, mV=2760)
+    print(count, b.flags >> 8 & 1, b.cell_soc_cpct[0], b.soc_unc_cpct)
+""",
+        tmp_path,
+    )
+    got = {int(c): (int(f), int(s), int(u)) for c, f, s, u in (x.split() for x in out.splitlines())}
+    for count, (flag, soc, unc) in got.items():
+        assert flag == 1, (count, flag)  # the empty calibration happened
+        want = min(max(count, reading), 0)
+        # 1 mV of IR drop is about 3 cpct at the foot; the count moved 0.4 cpct in the step
+        assert abs(soc - want) <= 5, (count, soc, want)
+        assert soc - unc <= reading and soc + unc >= 0, (count, soc, unc)
+
+
 def test_the_half_width_grows_by_each_bound_and_only_evidence_shrinks_it(tmp_path: Path) -> None:
     """The sigma terms: the offset bound over time (30 mA until learned, 2 mA after), the
     count's scale (capacity prior + gain bound) times the charge moved since the last
