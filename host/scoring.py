@@ -119,6 +119,8 @@ class Samples:
     anode_potential_V: NDArray[np.float64]
     chg_on: NDArray[np.bool_]
     dsg_on: NDArray[np.bool_]
+    # the charger or load was held to the BMS's CCL or DCL in this sample (None: never)
+    limited: NDArray[np.bool_] | None = None
 
     @classmethod
     def from_rows(cls, rows: list[dict[str, Any]]) -> Samples:
@@ -139,6 +141,7 @@ class Samples:
             anode_potential_V=cells("anode_potential_V"),
             chg_on=col("chg_on", bool),
             dsg_on=col("dsg_on", bool),
+            limited=np.array([r.get("limited", False) for r in rows], dtype=bool),
         )
 
 
@@ -166,8 +169,10 @@ class Scorer:
         anode_potential_V: NDArray[np.float64],
         chg_on: bool,
         dsg_on: bool,
+        limited: bool = False,
     ) -> None:
-        """One sample: true state after the step (current that flowed in it) and the reply to it."""
+        """One sample: true state after the step (current that flowed in it) and the reply to it
+        (limited: the charger or load was held to the BMS's CCL or DCL)."""
         row = dict(locals())
         del row["self"]
         self._rows.append(row)
@@ -374,19 +379,27 @@ def _record(candidates: list[_Candidate], keep: int) -> tuple[list[Violation], d
 
 
 def _latencies(s: Samples, lim: CellLimits, tol: Tolerances) -> tuple[list[Latency], list[str]]:
-    """From each crossing with current flowing towards a limit to the blocking switch opening.
-    Half a tolerance of margin on v_max, so a charger holding exactly v_max is no crossing."""
+    """From each crossing with current flowing towards a limit to the blocking switch opening
+    while the excursion lasts; one that ends first (a step that ended, a limit that pulled
+    the current back) needed no protection, and one that lasts to the end of the run without
+    it is a protection that never opened.
+    Half a tolerance of margin on v_max, so a charger holding exactly v_max is no crossing.
+    A voltage crossing while the charger or load was held to the BMS's CCL or DCL is no
+    crossing either: the limit is at work there (it aims at the voltage limit, and a step's
+    first sample may pass it), not a protection that failed to open; how far the cell went
+    is the violation check's to judge."""
     if s.t_s.size == 0:
         return [], []
     charging, discharging = s.current_A < -FLOW_A, s.current_A > FLOW_A
+    free = np.ones(s.t_s.size, dtype=bool) if s.limited is None else ~s.limited
     v_hi, v_lo = np.max(s.cell_v_V, axis=1), np.min(s.cell_v_V, axis=1)
     t_hi, t_lo = np.max(s.cell_temp_degC, axis=1), np.min(s.cell_temp_degC, axis=1)
     util_hi = np.max(s.anode_util_mAh_g, axis=1)
     cold_hot_chg = (t_lo < lim.charge_temp_min_degC) | (t_hi > lim.charge_temp_max_degC)
     cold_hot_dsg = (t_lo < lim.discharge_temp_min_degC) | (t_hi > lim.discharge_temp_max_degC)
     checks = [
-        ("OV", "CHG", charging & (v_hi > lim.v_max_V + tol.v_over_V / 2), s.chg_on),
-        ("UV", "DSG", discharging & (v_lo < lim.v_min_V - LATENCY_V_MARGIN_V), s.dsg_on),
+        ("OV", "CHG", charging & free & (v_hi > lim.v_max_V + tol.v_over_V / 2), s.chg_on),
+        ("UV", "DSG", discharging & free & (v_lo < lim.v_min_V - LATENCY_V_MARGIN_V), s.dsg_on),
         ("WIN_TOP", "CHG", charging & (util_hi >= lim.window_top_mAh_g), s.chg_on),
         ("TEMP_CHG", "CHG", charging & cold_hot_chg, s.chg_on),
         ("TEMP_DSG", "DSG", discharging & cold_hot_dsg, s.dsg_on),
@@ -405,11 +418,16 @@ def _latencies(s: Samples, lim: CellLimits, tol: Tolerances) -> tuple[list[Laten
                 done.append((c, order, Latency(kind, switch, float(s.t_s[c]), float(s.t_s[c]))))
                 i = c + 1
                 continue
+            ended = np.flatnonzero(~crossed[c:])
+            e = c + int(ended[0]) if ended.size else crossed.size  # the excursion's end
             k = int(np.searchsorted(off, c + 1))
-            if k == off.size:
+            if k < off.size and int(off[k]) <= e:
+                j = int(off[k])
+                done.append((j, order, Latency(kind, switch, float(s.t_s[c]), float(s.t_s[j]))))
+                i = j + 1
+            elif e < crossed.size:  # it ended without the switch (a step ended, a limit)
+                i = e
+            else:
                 never.add(kind)
                 break
-            j = int(off[k])
-            done.append((j, order, Latency(kind, switch, float(s.t_s[c]), float(s.t_s[j]))))
-            i = j + 1
     return [lat for _, _, lat in sorted(done, key=lambda d: (d[0], d[1]))], sorted(never)

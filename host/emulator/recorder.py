@@ -196,6 +196,7 @@ class Recorder:
             anode_potential_V=log.cells("anode_potential_V")[est],
             chg_on=log.column("chg_on")[est] > 0,
             dsg_on=log.column("dsg_on")[est] > 0,
+            limited=log.column("limited")[est] > 0,
         )
 
     def _replay_expectations(self, rested: Any) -> None:

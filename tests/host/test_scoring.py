@@ -90,6 +90,34 @@ def test_latency_from_crossing_to_switch_opening() -> None:
     assert s.summary()["protection_latency_s"] == {"UV": 2.0}
 
 
+def test_a_voltage_crossing_under_the_bms_limit_is_not_a_protection_latency() -> None:
+    """A load held to the DCL at v_min passes it a little: the limit is at work, no
+    protection failed to open. The same under a load that ignores the DCL starts the timer
+    until DSG opens; a dip that ends by itself is none; the temperature check is no voltage
+    crossing and keeps its timer."""
+    held = Scorer(LIMITS)
+    add(held, 10, current_A=1.0, cell_v_V=np.array([2.73]), limited=True)
+    add(held, 11, current_A=0.8, cell_v_V=np.array([2.745]), limited=True)
+    add(held, 12, current_A=0.7, cell_v_V=np.array([2.745]), limited=True, dsg_on=False)
+    out = held.summary()
+    assert out["protection_latency_s"] == {} and out["protection_never_opened"] == []
+    free = Scorer(LIMITS)
+    add(free, 10, current_A=1.0, cell_v_V=np.array([2.73]))
+    add(free, 11, current_A=1.0, cell_v_V=np.array([2.72]), dsg_on=False)
+    assert free.summary()["protection_latency_s"] == {"UV": 1.0}
+    # a dip at a pulse's first sample that the next sample's lower current ends (the DCL
+    # took the sample before as its base): no protection was needed
+    dip = Scorer(LIMITS)
+    add(dip, 10, current_A=2.0, cell_v_V=np.array([2.73]))
+    add(dip, 11, current_A=1.5, cell_v_V=np.array([2.745]), limited=True)
+    add(dip, 12, current_A=1.5, cell_v_V=np.array([2.745]), limited=True, dsg_on=False)
+    out = dip.summary()
+    assert out["protection_latency_s"] == {} and out["protection_never_opened"] == []
+    cold = Scorer(LIMITS)
+    add(cold, 1, current_A=-1.0, cell_temp_degC=np.array([-5.0]), limited=True)
+    assert cold.summary()["protection_never_opened"] == ["TEMP_CHG"]
+
+
 def test_latency_never_opened_is_reported() -> None:
     s = Scorer(LIMITS)
     add(s, 1, current_A=-1.0, cell_temp_degC=np.array([-5.0]))
