@@ -2,8 +2,10 @@
 
 Like PyBaMM's events, a run stops when a cell leaves what the model describes:
 
-- SOC below -SOC_MARGIN or above 1 + SOC_MARGIN of its usable range (0..1 is the
-  anode window; normal cut-offs stop within a few percent of either end),
+- SOC above 1 + SOC_MARGIN of its usable range (0..1 is the anode window; normal
+  cut-offs stop within a few percent of either end), or below the anode's empty point
+  (its lithium fraction 0, anode_potential.li_fraction_empty below SOC 0) or -SOC_MARGIN,
+  whichever is lower,
 - a cell voltage beyond the abuse limits (limits.v_abuse_min_V / v_abuse_max_V),
 - a cell temperature above limits.temp_abuse_max_degC,
 - a current beyond limits.current_abuse_max_C times the cell's capacity (checked
@@ -24,7 +26,11 @@ import numpy as np
 from cellmodel.design import CellDesign
 
 # Normal use ends within 2 % of either end (the aged cell reaches SOC -1.9 % at its
-# 2.75 V cut-off); 5 % beyond is outside what the OCV tables describe.
+# 2.75 V cut-off under load); 5 % beyond full is outside what the OCV tables describe.
+# Below empty the model runs on to the anode's empty point: a load that keeps to a BMS's
+# DCL is held at v_min while its current tapers, and the default cell's OCV (the tables'
+# end segment extended) reaches its 2.75 V there at SOC -5.2 %; its anode is empty at
+# -7.1 % (lithium fraction 0.05 at SOC 0, 0.75 at 1).
 SOC_MARGIN = 0.05
 
 
@@ -79,8 +85,11 @@ class GuardRails:
     @classmethod
     def for_design(cls, design: CellDesign) -> GuardRails:
         lim = design.limits
+        ap = design.anode_potential
         return cls(
-            soc_min=-SOC_MARGIN,
+            soc_min=-max(
+                SOC_MARGIN, ap.li_fraction_empty / (ap.li_fraction_full - ap.li_fraction_empty)
+            ),
             soc_max=1.0 + SOC_MARGIN,
             v_min_V=lim.v_abuse_min_V,
             v_max_V=lim.v_abuse_max_V,

@@ -39,6 +39,32 @@ def test_state_events_name_the_cell_and_the_limit() -> None:
     assert ev is not None and ev.kind == "temperature" and ev.cell == 3
 
 
+def test_the_model_runs_below_empty_to_the_anodes_empty_point(tmp_path: Path) -> None:
+    """A cell held at its 2.75 V cut-off under a tapering current (a load kept to a BMS's
+    DCL) reaches SOC -5.2 % on the default cell: still a state the model describes. Its
+    anode holds no lithium at -0.05 / 0.70 = -7.14 %; beyond that the run stops. A cell
+    whose anode is empty at SOC 0 keeps the 5 % margin of the OCV tables' extension."""
+    design = load_cell("sisn-lco-2ah")
+    model = PackModel(design, initial_soc=0.5)
+    model.set_soc(-0.055)
+    assert model.state_event() is None
+    model.set_soc(-0.0715)
+    ev = model.state_event()
+    assert ev is not None and ev.kind == "soc_low" and ev.limit == pytest.approx(-100 / 14)
+    cell = tmp_path / "c.toml"
+    cell.write_text(
+        'extends = "sisn-lco-2ah"\n[anode_potential]\n'
+        "li_fraction = [0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 0.95]\n"
+        "li_fraction_empty = 0.0\nli_fraction_full = 0.75\n"
+    )
+    edge = PackModel(load_cell(cell), initial_soc=0.5)
+    edge.set_soc(-0.049)
+    assert edge.state_event() is None
+    edge.set_soc(-0.051)
+    ev = edge.state_event()
+    assert ev is not None and ev.kind == "soc_low" and ev.limit == pytest.approx(-SOC_MARGIN * 100)
+
+
 def test_guard_limits_come_from_the_cell_file(tmp_path: Path) -> None:
     cell = tmp_path / "c.toml"
     cell.write_text(

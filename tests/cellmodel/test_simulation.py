@@ -76,7 +76,7 @@ def test_a_draining_profile_stops_at_the_guard_rail(default_design: CellDesign) 
     model = PackModel(default_design, initial_soc=0.5)
     res = simulate_profile(model, prof, period_s=1.0)
     assert res.event is not None and res.event.kind in ("soc_low", "voltage_low")
-    ok = res.soc[:-1, 0] >= -0.05
+    ok = res.soc[:-1, 0] >= model.guards.soc_min
     assert np.all(ok) and np.all(res.v_V[:-1, 0] >= default_design.limits.v_abuse_min_V)
     # The model is left at the event row, not at the profile's end.
     assert model.t_s == res.t_s[-1] and model.soc[0] == res.soc[-1, 0]
