@@ -167,6 +167,7 @@ def test_robustness_campaign_regenerates_issue_9s_matrix(tmp_path: Path) -> None
         "short-rests.toml",
         "cold-charge.toml",
         "pulses-near-empty.toml",
+        "drive-near-empty.toml",
         "aged-80.toml",
         "pack-4s.toml",
     }
