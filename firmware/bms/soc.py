@@ -37,7 +37,8 @@ only on a known branch:
   capacity (an aged cell before it is learned) near the truth between calibrations;
 - full calibration at the end of the CV taper (max cell >= v_max - full_band, charge
   current <= taper_mA for full_time_ms), empty calibration when the minimum cell reaches
-  v_min + empty_band while discharging at <= empty_current_mA: each cell's IR-free voltage
+  v_min + empty_band while discharging (above rest_current_mA: a rest's reading is noise)
+  at <= empty_current_mA: each cell's IR-free voltage
   (its DC resistance at its temperature, resistance.py) read on the branch, half (full)
   or all (empty) of the IR term counted as uncertainty.
 
@@ -218,19 +219,22 @@ class SocEstimator:
 
     def _calibrate(self, k, unc_cpct):
         """A full or empty calibration of cell k: the last read() (clamped to 0..10000) +-
-        unc_cpct becomes its uncertainty and a learning point, and its count. Past a table's
+        unc_cpct becomes its uncertainty and its count, and a learning point. Past a table's
         end the reading says only that the cell lies between it and the end (read()): a
         count there stays (a DCL holding a cell at the cut-off under a small current takes it
         below SOC 0, and the end put it that far above the truth), one outside moves to the
-        nearer of the two."""
+        nearer of the two; the learning point is that span's middle, +- the rest of
+        unc_cpct (at the end, a capacity learned from it came 3 % off)."""
         r = self.reading_cpct
         s = 0 if r < 0 else (10000 if r > 10000 else r)
+        d = clamp(r - s if r > s else s - r, 10000)  # past the end, cpct
+        h = d >> 1
         lrn = self.learner
-        lrn.point(self.cfg, k, s, unc_cpct, self.temp_ok)
+        lrn.point(self.cfg, k, s - h if r < s else s + h, unc_cpct - h, self.temp_ok)
         cap = lrn.cap[k]
         q = lo = hi = of_1e4(cap, s)
-        if r != s:
-            d = of_1e4(cap, clamp(r - s if r > s else s - r, 10000))
+        if d:
+            d = of_1e4(cap, d)
             if r < s:
                 lo -= d
             else:
@@ -521,7 +525,7 @@ class SocEstimator:
         end clamps the reading to 0 there). Re-armed by a charge above 5 %."""
         cfg = self.cfg
         if (
-            current_mA > 0
+            current_mA > cfg.rest_current_mA  # a discharge: at rest the reading is noise
             and current_mA <= cfg.empty_current_mA
             and min_mV <= cfg.v_min_mV + cfg.empty_band_mV
             and not self.empty_done

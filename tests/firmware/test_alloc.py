@@ -111,8 +111,10 @@ import micropython
 from bmsrig import Rig
 gc.collect()
 m_import = gc.mem_alloc()
+# no calibration point is sure enough to learn from (learn_unc_max_cpct 0): a learned
+# capacity is saved at once, and a state-file write may allocate
 r = Rig({"n_cells": 4, "n_temps": 4, "rest_time_ms": 30000, "rest_window_ms": 10000,
-         "full_time_ms": 2000, "frozen_ms": 20000, "learn_min_dsoc_cpct": 10000})
+         "full_time_ms": 2000, "frozen_ms": 20000, "learn_unc_max_cpct": 0})
 gc.collect()
 m_bms = gc.mem_alloc()
 b = r.bms

@@ -373,7 +373,9 @@ def test_an_empty_calibration_past_the_tables_end_keeps_a_count_between_the_two(
     """At the cut-off under a small current (a load kept to the DCL at v_min) the IR-free
     reading lies past the discharge table's foot: the cell is somewhere between the reading
     and SOC 0 (soc.py's read()). A count inside that span stays; one above it moves to 0,
-    one below it to the reading. The interval covers the span either way."""
+    one below it to the reading. The interval covers the span either way; the capacity
+    learner gets the span's middle (the end is where the cell is least likely to be). At
+    rest the current reading is noise: no calibration there."""
     # 300 mA at 2760 mV with 55 mohm: 2776.5 mV IR-free, below the table's foot
     reading = soc_at(2776.5, "discharge")
     assert -1000 < reading < -200, reading
@@ -386,18 +388,26 @@ for count in (-200, 300, -900):
     b = r.bms
     r.step(0, 0, mV=3000)
     put(b, count, 100)
+    r.step(1000, 20, mV=2760)  # a rest's noise at the cut-off (below rest_current_mA)
+    rest = b.flags >> 8 & 1
     r.step(1000, 300, mV=2760)
-    print(count, b.flags >> 8 & 1, b.cell_soc_cpct[0], b.soc_unc_cpct)
+    lrn = b.learner
+    print(count, rest, b.flags >> 8 & 1, b.cell_soc_cpct[0], b.soc_unc_cpct,
+          lrn.anc_ok[0], lrn.anc_cpct[0], lrn.anc_unc[0])
 """,
         tmp_path,
     )
-    got = {int(c): (int(f), int(s), int(u)) for c, f, s, u in (x.split() for x in out.splitlines())}
-    for count, (flag, soc, unc) in got.items():
-        assert flag == 1, (count, flag)  # the empty calibration happened
+    for line in out.splitlines():
+        count, rest, flag, soc, unc, anchored, point, point_unc = (int(x) for x in line.split())
+        assert rest == 0 and flag == 1, line  # no calibration at rest; one under the load
         want = min(max(count, reading), 0)
         # 1 mV of IR drop is about 3 cpct at the foot; the count moved 0.4 cpct in the step
         assert abs(soc - want) <= 5, (count, soc, want)
         assert soc - unc <= reading and soc + unc >= 0, (count, soc, unc)
+        # the capacity learner's point: the span's middle, its interval still covering it
+        assert anchored == 1 and abs(point - reading / 2) <= 5, (point, reading)
+        assert point - point_unc <= reading and point + point_unc >= 0, (point, point_unc)
+        assert point_unc < unc, (point_unc, unc)
 
 
 def test_the_half_width_grows_by_each_bound_and_only_evidence_shrinks_it(tmp_path: Path) -> None:
