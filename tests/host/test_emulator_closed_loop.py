@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,6 +41,14 @@ def read_rows(path: str) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def safe_and_met(result: RunResult) -> dict[str, Any]:
+    """The run's summary, once it is known that no limit was passed and every expectation met."""
+    s = result.summary
+    assert s["violations"] == [], s["violations"]
+    assert all(e["passed"] for e in s["expectations"]), s["expectations"]
+    return s
+
+
 async def run(tmp_path: Path, path: Path, **kw: object) -> RunResult:
     return await run_scenario(load_scenario(path), out_dir=tmp_path / "out", **kw)  # type: ignore[arg-type]
 
@@ -57,9 +66,7 @@ async def test_a_load_that_ignores_the_dcl_is_cut_by_uv(tmp_path: Path) -> None:
         initial={"soc": 0.12, "branch": "discharge"},
     )
     result = await run(tmp_path, path)
-    s = result.summary
-    assert s["violations"] == [], s["violations"]
-    assert all(e["passed"] for e in s["expectations"]), s["expectations"]
+    s = safe_and_met(result)
     rows = read_rows(s["outputs"]["log"])
     v_min = min(float(r["Cell 1 Voltage / V"]) for r in rows)
     limits = load_cell().limits
@@ -80,9 +87,7 @@ async def test_a_load_that_keeps_to_the_dcl_is_held_at_the_cut_off(tmp_path: Pat
         initial={"soc": 0.12, "branch": "discharge"},
     )
     result = await run(tmp_path, path)
-    s = result.summary
-    assert s["violations"] == [], s["violations"]
-    assert all(e["passed"] for e in s["expectations"]), s["expectations"]
+    s = safe_and_met(result)
     assert s["discharge_limited_s"] > 60.0, s["discharge_limited_s"]
     rows = read_rows(s["outputs"]["log"])
     uv_bit = 1 << 1  # docs/protocol.md fault bits
@@ -104,9 +109,7 @@ async def test_discharge_cutoff_at_the_anode_window_bottom(tmp_path: Path) -> No
         initial={"soc": 0.08, "branch": "discharge"},
     )
     result = await run(tmp_path, path)
-    s = result.summary
-    assert s["violations"] == [], s["violations"]
-    assert all(e["passed"] for e in s["expectations"]), s["expectations"]
+    s = safe_and_met(result)
     rows = read_rows(s["outputs"]["log"])
     # The window bottom is 0 mAh/g: the true anode never goes far below it.
     c_n = load_cell().c_n_mAh_g
@@ -315,9 +318,7 @@ async def test_broken_sensors_are_flagged_and_open_the_switches(tmp_path: Path) 
         sample_period_s=1.0,
     )
     result = await run(tmp_path, path)
-    s = result.summary
-    assert all(e["passed"] for e in s["expectations"]), s["expectations"]
-    assert s["violations"] == [], s["violations"]
+    safe_and_met(result)
 
 
 async def test_a_current_sensor_stuck_under_a_charger_stops_the_charge(tmp_path: Path) -> None:
@@ -348,9 +349,7 @@ async def test_a_current_sensor_stuck_under_a_charger_stops_the_charge(tmp_path:
         cell=str(window),
         initial={"soc": 0.7, "branch": "discharge"},
     )
-    s = (await run(tmp_path, path)).summary
-    assert s["violations"] == [], s["violations"]
-    assert all(e["passed"] for e in s["expectations"]), s["expectations"]
+    s = safe_and_met(await run(tmp_path, path))
     assert s["uncertainty_coverage_pct"] >= 95.0, s["uncertainty_coverage_pct"]
     rows = read_rows(s["outputs"]["log"])
     top = max(float(r["True Anode Utilization / mAh/g"]) for r in rows)
