@@ -9,9 +9,9 @@ anode mass shrunk with it) the utilization is its SOC times the design's utiliza
 full (util_full = capacity / anode mass). The firmware cannot tell which, so it takes the
 larger. The window top's bound uses the count plus k x its credible half-width
 (window_k_pct) plus the branch interval's reach up (soc.py). While charging on the known
-charge branch the voltage bounds it too, whatever the capacity: the OCV is at most the
-cell voltage less the least IR drop it can have (half of its R0: the RC pairs only add
-to the drop), plus the table's uncertainty (ocv_unc_mV) and the hysteresis' rest; the
+charge branch (a charge above rest_current_mA: below it, a rest's noise) the voltage
+bounds it too, whatever the capacity: the OCV is at most the cell voltage less the least
+IR drop it can have (half of its R0: the RC pairs only add to the drop), plus the table's uncertainty (ocv_unc_mV) and the hysteresis' rest; the
 charge-branch SOC of that is an upper bound. The window top's bound is the lower of the two,
 and the charge stops when the fullest cell's reaches window_top_dmAhg. At the voltage
 limit (CV) the limit itself decides: the bound is the nominal reading there (the OCV table
@@ -183,15 +183,20 @@ class Limits:
             # on the known charge branch the voltage bounds the SOC from above: the OCV is at
             # most V less the least IR drop (R0 at half: the RC pairs only add to it),
             # plus the table's and the hysteresis' uncertainty. At the voltage limit (CV) the
-            # limit itself decides: the nominal reading with the DC resistance at half
-            if cv:
-                read = ocv.soc_ext(CHARGE, mV - ir_of(chg, res.r_dc[k] * _R_LO_PCT // 100))
-            else:
-                r_lo = res.r0[k] * _R_LO_PCT // 100  # <= 1e7 x 100
-                read = ocv.soc_ext(CHARGE, mV - ir_of(chg, r_lo) + dv_mV)
-            v = (read if read > 0 else 0) * uf // 10000
-            if v < top:
-                top = v
+            # limit itself decides: the nominal reading with the DC resistance at half. Below
+            # it, a charge within rest_current_mA is a rest's noise, not a charge: its reading
+            # is left to the rest correction (read at once, it released a window top the
+            # charge had reached as soon as the charger stopped, and a charger that ignores
+            # the CCL started again: 6 s later, into a cell at 84 %, at 3C)
+            if cv or chg > cfg.rest_current_mA:
+                if cv:
+                    read = ocv.soc_ext(CHARGE, mV - ir_of(chg, res.r_dc[k] * _R_LO_PCT // 100))
+                else:
+                    r_lo = res.r0[k] * _R_LO_PCT // 100  # <= 1e7 x 100
+                    read = ocv.soc_ext(CHARGE, mV - ir_of(chg, r_lo) + dv_mV)
+                v = (read if read > 0 else 0) * uf // 10000
+                if v < top:
+                    top = v
         if top > self.top:
             self.top = top
         if u_anode > top:

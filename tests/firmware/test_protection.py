@@ -355,6 +355,54 @@ assert b2.chg_on
     )
 
 
+def test_a_rests_noise_is_no_charge_reading_for_the_window_top(tmp_path: Path) -> None:
+    """The window top's voltage bound reads a charge, not a rest: a current within
+    rest_current_mA after the charger stopped is noise, and the voltage relaxing then (the
+    IR drop gone) must not release a top the charge reached, so a charger that ignores the
+    CCL is not let in again (a probe: released 6 s after the stop, a CV hold started into a
+    cell at 84 % at 3C and drove its anode to 43 mV). A real charge at that lower voltage
+    still reads it: its bound falls and the top releases."""
+    run_rig(
+        _HEAD
+        + """
+from bms.ocv import CHARGE
+
+def tripped(path):
+    r = Rig({"frozen_ms": 86400000, "window_top_dmAhg": 15000, "branch_switch_cpct": 500,
+             "deadband_mA": 0}, state_path=path)
+    b = r.bms
+    v70 = b.ocv.mV_at(CHARGE, 7000) + 20
+    r.step(0, 0, mV=v70)
+    e = b.est
+    cap = b.learner.cap[0]
+    e.set(0, cap // 10000 * 6000, cap // 10000 * 3000)  # the count's bound is past the top
+    e.calibrated(1)
+    e.branch = 0
+    e.known = True
+    e.net_mAs = 0
+    e.run_mAs = cap
+    r.run(3, -1000, mV=v70)
+    assert b.chg_on and not b.faults & F.WIN_TOP, hex(b.faults)
+    v90 = b.ocv.mV_at(CHARGE, 9000)
+    r.step(1000, -1000, mV=v90)
+    assert b.faults & F.WIN_TOP and not b.chg_on
+    return r, b, v90
+
+rest_mA = 40  # the default rest_current_mA
+# the charger stopped: the cell relaxes 30 mV, the sensor reads a few mA of charge
+r, b, v90 = tripped("a.json")
+for i in range(30):
+    r.step(1000, -(rest_mA if i % 2 else 8), mV=v90 - 30)
+    assert b.faults & F.WIN_TOP and not b.chg_on, (i, hex(b.faults))
+# the same voltage under a charge above the rest current is a reading: the bound falls
+r, b, v90 = tripped("b.json")
+r.step(1000, -(rest_mA + 60), mV=v90 - 30)
+assert not b.faults & F.WIN_TOP and b.chg_on, hex(b.faults)
+""",
+        tmp_path,
+    )
+
+
 def test_window_top_hard_limit_is_refused(tmp_path: Path) -> None:
     run_rig(
         """
