@@ -11,14 +11,17 @@ larger. The window top's bound uses the count plus k x its credible half-width
 (window_k_pct) plus the branch interval's reach up (soc.py). While charging on the known
 charge branch (a charge above rest_current_mA: below it, a rest's noise) the voltage
 bounds it too, whatever the capacity: the OCV is at most the cell voltage less the least
-IR drop it can have (half of its R0: the RC pairs only add to the drop), plus the table's uncertainty (ocv_unc_mV) and the hysteresis' rest; the
-charge-branch SOC of that is an upper bound. The window top's bound is the lower of the two,
-and the charge stops when the fullest cell's reaches window_top_dmAhg. At the voltage
-limit (CV) the limit itself decides: the bound is the nominal reading there (the OCV table
-puts SOC 1 at v_max, so a window top at the design's full utilization is the voltage
-limit's to keep). The bound rises only while charge flows: at rest or on discharge it
-keeps the lowest value it had since (the utilization cannot grow without charge, and a
-rested cell at full is no reason to open CHG).
+IR drop it can have (half of its R0: the RC pairs only add to the drop), plus the table's
+uncertainty (ocv_unc_mV) and the hysteresis' rest; the charge-branch SOC of that is an
+upper bound. The window top's bound is the lower of the two, and the charge stops when
+the fullest cell's reaches window_top_dmAhg. At the voltage limit (CV) the limit itself
+decides: the bound is the nominal reading there (the OCV table puts SOC 1 at v_max, so a
+window top at the design's full utilization is the voltage limit's to keep), and below it
+the bound is capped at the reading just below v_max (the table's uncertainty would
+otherwise read that top 20 mV early: a slow charge stopped short of CV). The bound rises
+only while charge flows: at rest or on discharge it keeps the lowest value it had since
+(the utilization cannot grow without charge, and a rested cell at full is no reason to
+open CHG).
 
 The bottom's bound: discharge stops at the window bottom only when the estimate is
 confident, i.e. the cell's count is at the bottom and the upper end of its credible
@@ -193,7 +196,12 @@ class Limits:
                     read = ocv.soc_ext(CHARGE, mV - ir_of(chg, res.r_dc[k] * _R_LO_PCT // 100))
                 else:
                     r_lo = res.r0[k] * _R_LO_PCT // 100  # <= 1e7 x 100
-                    read = ocv.soc_ext(CHARGE, mV - ir_of(chg, r_lo) + dv_mV)
+                    x = mV - ir_of(chg, r_lo) + dv_mV
+                    # at the voltage limit the limit keeps the window (above): a bound there
+                    # is capped just below it (a C/10 charge of the default cell read its
+                    # top at 4.178 V, 97.7 %, opened CHG and never reached CV or full)
+                    v = cfg.v_max_mV - 1
+                    read = ocv.soc_ext(CHARGE, x if x < v else v)
                 v = (read if read > 0 else 0) * uf // 10000
                 if v < top:
                     top = v

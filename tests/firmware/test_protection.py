@@ -355,6 +355,49 @@ assert b2.chg_on
     )
 
 
+def test_a_window_top_at_full_is_the_voltage_limits_to_keep(tmp_path: Path) -> None:
+    """The default cell's window top is its design's full point, the charge-branch OCV at
+    v_max: the CV phase keeps it. Below v_max the voltage bound's table allowance (20 mV)
+    would read that top early: a C/10 charge at 4.178 V (the IR drop 5 mV) read SOC 1 and
+    opened CHG at 97.7 %, short of CV and of the full calibration. The bound is capped just
+    below v_max, so a window top at full trips only on the count; one below full (90 %,
+    4.06 V) still trips on the voltage."""
+    run_rig(
+        _HEAD
+        + """
+from bms.ocv import CHARGE
+
+def charge(top, mV, path):
+    r = Rig({"frozen_ms": 86400000, "window_top_dmAhg": top, "branch_switch_cpct": 500},
+            state_path=path)
+    b = r.bms
+    r.step(0, 0, mV=3700)  # a boot mid-range: its branch interval is not past the top
+    e = b.est
+    cap = b.learner.cap[0]
+    e.set(0, cap // 10000 * 9000, cap // 10000 * 1500)  # the count's bound is past full
+    e.calibrated(1)
+    e.branch = 0
+    e.known = True
+    e.net_mAs = 0
+    e.run_mAs = cap
+    r.step(1000, 0, mV=mV)  # the same voltage before the current starts: no R learned
+    assert b.chg_on and not b.faults & F.WIN_TOP, hex(b.faults)
+    r.run(20, -200, mV=mV)  # C/10, below the CV band (v_max - full_band_mV)
+    return b
+
+v_max = 4200
+# just below the CV band (v_max - full_band_mV): 4184 - 2.5 (R0 / 2) + 20 reads past v_max
+b = charge(16670, v_max - 16, "a.json")
+assert b.chg_on and not b.faults & F.WIN_TOP, hex(b.faults)
+assert b.lim.top < 16670, b.lim.top
+# a top below full: the same bound, uncapped there, still stops the charge
+b = charge(15000, b.ocv.mV_at(CHARGE, 9000) - 10, "b.json")
+assert b.faults & F.WIN_TOP and not b.chg_on, hex(b.faults)
+""",
+        tmp_path,
+    )
+
+
 def test_a_rests_noise_is_no_charge_reading_for_the_window_top(tmp_path: Path) -> None:
     """The window top's voltage bound reads a charge, not a rest: a current within
     rest_current_mA after the charger stopped is noise, and the voltage relaxing then (the

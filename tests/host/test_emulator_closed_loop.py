@@ -137,6 +137,37 @@ async def test_charge_cutoff_at_capacity_window(tmp_path: Path) -> None:
     assert all(e["passed"] for e in s["expectations"]), s["expectations"]
 
 
+async def test_a_slow_charge_reaches_full_at_the_voltage_limit(tmp_path: Path) -> None:
+    """A C/10 CC-CV charge of the default cell, whose window top is its full point (the
+    charge-branch OCV at 4.2 V): the CV phase keeps that top, so the charge runs through CV
+    to the taper and the full calibration, and the window top never opens CHG. Before the
+    voltage bound was capped at v_max, the table's 20 mV allowance read the top at 4.178 V
+    and CHG opened at 97.7 %."""
+    path = scenario_file(
+        tmp_path,
+        "slow",
+        [
+            "Charge at 0.1C until 4.2 V",
+            "Hold at 4.2 V until C/20",
+            "Expect CHG on",
+            "Expect no fault WIN_TOP",
+            "Expect SOC error below 1%",
+        ],
+        sample_period_s=2.0,
+        initial={"soc": 0.9, "branch": "charge"},
+    )
+    s = safe_and_met(await run(tmp_path, path))
+    rows = read_rows(s["outputs"]["log"])
+    win_top_bit = 1 << 11  # docs/protocol.md fault bits
+    assert not any(int(r["Faults / 1"]) & win_top_bit for r in rows)
+    assert max(float(r["Voltage / V"]) for r in rows) >= 4.2 - 0.001  # CV was reached
+    # the taper ended it: within C/20 of full (a CV taper to C/20 leaves the cell ~0.5 % short)
+    assert float(rows[-1]["True SOC / %"]) >= 99.0, rows[-1]["True SOC / %"]
+    top = load_cell().limits.window_top_mAh_g
+    util = max(float(r["True Anode Utilization / mAh/g"]) for r in rows)
+    assert util <= top * (1 + s["tolerances"]["anode_util_pct"] / 100)
+
+
 async def test_failed_expectation_gives_exit_code_1(tmp_path: Path) -> None:
     path = scenario_file(
         tmp_path,
