@@ -9,19 +9,19 @@ anode mass shrunk with it) the utilization is its SOC times the design's utiliza
 full (util_full = capacity / anode mass). The firmware cannot tell which, so it takes the
 larger. The window top's bound uses the count plus k x its credible half-width
 (window_k_pct) plus the branch interval's reach up (soc.py). While charging on the known
-charge branch (a charge above rest_current_mA: below it, a rest's noise) the voltage
-bounds it too, whatever the capacity: the OCV is at most the cell voltage less the least
-IR drop it can have (half of its R0: the RC pairs only add to the drop), plus the table's
-uncertainty (ocv_unc_mV) and the hysteresis' rest; the charge-branch SOC of that is an
-upper bound. The window top's bound is the lower of the two, and the charge stops when
-the fullest cell's reaches window_top_dmAhg. At the voltage limit (CV) the limit itself
-decides: the bound is the nominal reading there (the OCV table puts SOC 1 at v_max, so a
-window top at the design's full utilization is the voltage limit's to keep), and below it
-the bound is capped at the reading just below v_max (the table's uncertainty would
-otherwise read that top 20 mV early: a slow charge stopped short of CV). The bound rises
-only while charge flows: at rest or on discharge it keeps the lowest value it had since
-(the utilization cannot grow without charge, and a rested cell at full is no reason to
-open CHG).
+charge branch the voltage bounds it too, whatever the capacity: the OCV is at most the
+cell voltage less the least IR drop it can have (half of its R0: the RC pairs only add to
+the drop), plus the table's uncertainty (ocv_unc_mV) and the hysteresis' rest; the
+charge-branch SOC of that is an upper bound. The window top's bound is the lower of the
+two, and the charge stops when the fullest cell's reaches window_top_dmAhg. At the voltage
+limit (CV) the limit itself decides: the bound is the nominal reading there (the OCV table
+puts SOC 1 at v_max, so a window top at the design's full utilization is the voltage
+limit's to keep), and below it the bound is capped at the reading just below v_max (the
+table's uncertainty would otherwise read that top 20 mV early: a slow charge stopped
+short of CV). The bound rises only while charge flows: at rest or on discharge it keeps
+the lowest value it had since (the utilization cannot grow without charge, and a rested
+cell at full is no reason to open CHG); under a charge within rest_current_mA (a rest's
+noise, or a trickle) the voltage may raise it but not lower it.
 
 The bottom's bound: discharge stops at the window bottom only when the estimate is
 confident, i.e. the cell's count is at the bottom and the upper end of its credible
@@ -137,7 +137,9 @@ class Limits:
         for k in range(n):
             mV = cells[k]
             r = r_int[k]
-            v = self._cell(cfg, est, res, ocv, mV, k, chg, cv, chg_known, dsg_known, dv_mV)
+            v = self._cell(
+                cfg, est, res, ocv, mV, k, chg, cv, chg_known, dsg_known, dv_mV, prev_top
+            )
             if v < ccl:
                 ccl = v
             v = v_hi - mV
@@ -153,7 +155,7 @@ class Limits:
         self.ccl_mA = ccl if ccl > 0 else 0
         self.dcl_mA = dcl if dcl > 0 else 0
 
-    def _cell(self, cfg, est, res, ocv, mV, k, chg, cv, chg_known, dsg_known, dv_mV):
+    def _cell(self, cfg, est, res, ocv, mV, k, chg, cv, chg_known, dsg_known, dv_mV, floor):
         """Cell k's utilization, window bounds and anode potential into the pack's; returns
         the current that keeps its anode above anode_min_mV + anode_margin_mV over the next
         interval (the window part first, then the anode's: see below)."""
@@ -186,25 +188,27 @@ class Limits:
             # on the known charge branch the voltage bounds the SOC from above: the OCV is at
             # most V less the least IR drop (R0 at half: the RC pairs only add to it),
             # plus the table's and the hysteresis' uncertainty. At the voltage limit (CV) the
-            # limit itself decides: the nominal reading with the DC resistance at half. Below
-            # it, a charge within rest_current_mA is a rest's noise, not a charge: its reading
-            # is left to the rest correction (read at once, it released a window top the
-            # charge had reached as soon as the charger stopped, and a charger that ignores
-            # the CCL started again: 6 s later, into a cell at 84 %, at 3C)
-            if cv or chg > cfg.rest_current_mA:
-                if cv:
-                    read = ocv.soc_ext(CHARGE, mV - ir_of(chg, res.r_dc[k] * _R_LO_PCT // 100))
-                else:
-                    r_lo = res.r0[k] * _R_LO_PCT // 100  # <= 1e7 x 100
-                    x = mV - ir_of(chg, r_lo) + dv_mV
-                    # at the voltage limit the limit keeps the window (above): a bound there
-                    # is capped just below it (a C/10 charge of the default cell read its
-                    # top at 4.178 V, 97.7 %, opened CHG and never reached CV or full)
-                    v = cfg.v_max_mV - 1
-                    read = ocv.soc_ext(CHARGE, x if x < v else v)
-                v = (read if read > 0 else 0) * uf // 10000
-                if v < top:
-                    top = v
+            # limit itself decides: the nominal reading with the DC resistance at half. A
+            # charge within rest_current_mA is a rest's noise: its reading may raise the bound
+            # (a trickle past the top) but not lower it below the last (floor): the relaxed
+            # voltage after a charge stopped is the rest correction's to read (read at once,
+            # it released a window top the charge had reached, and a charger that ignores the
+            # CCL started again 6 s later, into a cell at 84 %, at 3C)
+            if cv:
+                read = ocv.soc_ext(CHARGE, mV - ir_of(chg, res.r_dc[k] * _R_LO_PCT // 100))
+            else:
+                r_lo = res.r0[k] * _R_LO_PCT // 100  # <= 1e7 x 100
+                x = mV - ir_of(chg, r_lo) + dv_mV
+                # at the voltage limit the limit keeps the window (above): a bound there is
+                # capped just below it (a C/10 charge of the default cell read its top at
+                # 4.178 V, 97.7 %, opened CHG and never reached CV or full)
+                v = cfg.v_max_mV - 1
+                read = ocv.soc_ext(CHARGE, x if x < v else v)
+            v = (read if read > 0 else 0) * uf // 10000
+            if chg <= cfg.rest_current_mA and v < floor:
+                v = floor
+            if v < top:
+                top = v
         if top > self.top:
             self.top = top
         if u_anode > top:

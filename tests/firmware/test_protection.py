@@ -404,7 +404,8 @@ def test_a_rests_noise_is_no_charge_reading_for_the_window_top(tmp_path: Path) -
     IR drop gone) must not release a top the charge reached, so a charger that ignores the
     CCL is not let in again (a probe: released 6 s after the stop, a CV hold started into a
     cell at 84 % at 3C and drove its anode to 43 mV). A real charge at that lower voltage
-    still reads it: its bound falls and the top releases."""
+    still reads it: its bound falls and the top releases. And a trickle within the rest
+    current still raises the bound: its reading may not lower it, but may lift it."""
     run_rig(
         _HEAD
         + """
@@ -441,6 +442,13 @@ for i in range(30):
 r, b, v90 = tripped("b.json")
 r.step(1000, -(rest_mA + 60), mV=v90 - 30)
 assert not b.faults & F.WIN_TOP and b.chg_on, hex(b.faults)
+# and a trickle within the rest current still raises it: the voltage climbing to the top's
+# OCV under 30 mA trips the top again
+for i in range(40):
+    r.step(1000, -30, mV=v90 - 30 + i)
+    if b.faults & F.WIN_TOP:
+        break
+assert b.faults & F.WIN_TOP and not b.chg_on and 5 <= i < 39, (i, hex(b.faults))  # by the voltage
 """,
         tmp_path,
     )
