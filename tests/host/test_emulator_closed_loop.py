@@ -168,6 +168,33 @@ async def test_a_slow_charge_reaches_full_at_the_voltage_limit(tmp_path: Path) -
     assert util <= top * (1 + s["tolerances"]["anode_util_pct"] / 100)
 
 
+async def test_a_charger_that_ignores_the_ccl_is_not_let_in_again_at_the_window_top(
+    tmp_path: Path,
+) -> None:
+    """A CC-CV charger that ignores the CCL on a cell whose anode window ends before 4.2 V
+    (1,500 mAh/g): the window top opens CHG, and a charge current of a few mA at rest (the
+    sensor's noise) must not release it on the relaxed voltage. Released 6 s after the stop
+    (a probe at ae8c453), the CV hold that followed went into the cell at 4.02 V with 5.9 A
+    (3C) and drove the anode to 43 mV: lithium plating."""
+    window = Path(__file__).parents[2] / "examples/robustness/cells/window-1500.toml"
+    path = scenario_file(
+        tmp_path,
+        "ignore",
+        ["Charge at 0.5C until 4.2 V", "Hold at 4.2 V until C/20", "Rest for 5 minutes"],
+        sample_period_s=2.0,
+        cell=str(window),
+        honour_bms_limits=False,
+        initial={"soc": 0.75, "branch": "charge"},
+    )
+    s = safe_and_met(await run(tmp_path, path))
+    rows = read_rows(s["outputs"]["log"])
+    assert min(float(r["True Anode Potential / V"]) for r in rows) >= 0.050
+    assert max(float(r["Current / A"]) for r in rows) <= 1.0  # 0.5C at most: no CV inrush
+    win_top_bit = 1 << 11  # docs/protocol.md fault bits
+    first = next(i for i, r in enumerate(rows) if int(r["Faults / 1"]) & win_top_bit)
+    assert all(r["CHG On / 1"] == "0" for r in rows[first:]), "CHG closed again"
+
+
 async def test_failed_expectation_gives_exit_code_1(tmp_path: Path) -> None:
     path = scenario_file(
         tmp_path,
