@@ -218,6 +218,36 @@ print(b.anode_mV, b.ccl_mA)
     assert 0 < ccl_full < 2000, ccl_full
 
 
+def test_an_unlearned_resistance_counts_at_its_bound_in_the_anode_limit(tmp_path: Path) -> None:
+    """Until a current step has taught the resistance, the anode limit takes it at twice
+    the design's (issue 9's aged cell): near full under charge, where the plating limit
+    binds, the CCL is lower than with the same resistance learned, and the cell's anode
+    stays above the limit even if its resistance is twice the design's. Where the limit
+    does not bind (mid SOC), nothing changes."""
+    run_rig(
+        _HEAD
+        + f"""
+from bms.ocv import CHARGE
+def ccl(soc, learned, cur):
+    r = Rig({{{_QUIET}}})
+    b = r.bms
+    r.step(0, 0, mV=3455)
+    put(b, soc, branch=0)
+    mV = b.ocv.mV_at(CHARGE, soc) + (60 if cur else 0)
+    r.step(1000, cur, mV=mV)
+    b.res.n_ev = 1 if learned else 0
+    r.step(1000, cur, mV=mV)  # the same current: no step to learn from
+    assert b.res.n_ev == (1 if learned else 0) and b.res.fac[0] == 10000
+    return b.ccl_mA
+unknown = ccl(9000, False, -1000)
+known = ccl(9000, True, -1000)
+assert 0 < unknown < known <= 2000, (unknown, known)
+assert ccl(5000, False, 0) == ccl(5000, True, 0) == 2000
+""",
+        tmp_path,
+    )
+
+
 def test_the_fullest_cell_stops_charge_and_the_emptiest_discharge(tmp_path: Path) -> None:
     """Per-cell windows: two cells 25 % apart. Charge stops when the fuller one's bound
     reaches the top, whatever the pack's mean; discharge stops when the emptier one is

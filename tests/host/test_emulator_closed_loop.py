@@ -195,6 +195,30 @@ async def test_a_charger_that_ignores_the_ccl_is_not_let_in_again_at_the_window_
     assert all(r["CHG On / 1"] == "0" for r in rows[first:]), "CHG closed again"
 
 
+async def test_an_aged_cell_charged_before_its_resistance_is_learned_does_not_plate(
+    tmp_path: Path,
+) -> None:
+    """An aged cell (80 % capacity, twice the resistance) charged at 1C from 15 %: the
+    charge starts below the resistance learner's SOC gate and its current never steps, so
+    the firmware never learns the resistance. The anode limit must then take it at its
+    bound (twice the design's): with the design's, the CCL held 2 A to 4.2 V and the anode
+    reached 45 mV (a probe at c98826e)."""
+    path = scenario_file(
+        tmp_path,
+        "aged-1c",
+        ["Rest for 30 minutes", "Charge at 1C until 4.2 V"],
+        sample_period_s=2.0,
+        initial={"soc": 0.15, "branch": "discharge"},
+    )
+    path.write_text(
+        path.read_text() + "[mismatch]\ncapacity_factor = 0.8\nresistance_factor = 2.0\n"
+    )
+    s = safe_and_met(await run(tmp_path, path))
+    rows = read_rows(s["outputs"]["log"])
+    assert min(float(r["True Anode Potential / V"]) for r in rows) >= 0.050
+    assert s["charge_limited_s"] > 60.0, s["charge_limited_s"]
+
+
 async def test_failed_expectation_gives_exit_code_1(tmp_path: Path) -> None:
     path = scenario_file(
         tmp_path,
