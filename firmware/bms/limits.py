@@ -46,6 +46,8 @@ CCL, each cell's smallest of:
   next interval (interval resistance);
 - the derating table at the coldest and the hottest reading (less / plus the sensor
   bound): cold charging first.
+The caller (core.py) also sets the CCL to 0 from the full calibration (the end of CV at
+taper_mA) until a discharge of 5 % releases it (soc.py's full_done).
 DCL: v_min (less v_sense_mV) over the next interval and its derating table. A cell already
 past its voltage limit gets a limit below the present current (by the excess over the
 interval resistance), so a charger or load that keeps to it is held at the limit; OV and UV

@@ -248,6 +248,39 @@ assert ccl(5000, False, 0) == ccl(5000, True, 0) == 2000
     )
 
 
+def test_the_charge_ends_at_the_bms_full_point(tmp_path: Path) -> None:
+    """At the end of CV (taper_mA for full_time_ms at v_max) the full calibration is the
+    BMS's full point: the CCL goes to 0 there, whatever the charger's own termination, and
+    stays 0 at rest (a charger that goes on regardless is cut); a discharge of 5 % gives it
+    back."""
+    run_rig(
+        _HEAD
+        + f"""
+from bms.ocv import CHARGE
+r = Rig({{{_QUIET}}})
+b = r.bms
+r.step(0, 0, mV=3455)
+put(b, 9900, branch=0)
+r.run(5, -300, mV=4200)  # CV above taper_mA: still charging
+assert not b.est.full_done and b.ccl_mA > 0, b.ccl_mA
+while not b.est.full_done:  # the taper: 80 mA for full_time_ms
+    r.step(1000, -80, mV=4200)
+    assert b.samples < 40
+assert b.ccl_mA == 0 and b.chg_on, b.ccl_mA
+r.run(60, 0, mV=4180)  # a charger that keeps to it stops: CHG stays closed
+assert b.ccl_mA == 0 and b.chg_on and not b.faults, hex(b.faults)
+r.run(5, -80, mV=4200)  # one that does not is cut (CCL + cl_margin_mA for cl_delay_ms)
+assert b.faults & F.CCL_EXCEEDED and not b.chg_on, hex(b.faults)
+r.run(3 * CAP // 100 // 2000, 2000, mV=4000)  # 3 %: still full
+assert b.est.full_done and b.ccl_mA == 0
+r.run(3 * CAP // 100 // 2000, 2000, mV=4000)  # 6 %: released
+r.step(1000, 0, mV=4000)
+assert not b.est.full_done and b.ccl_mA > 0, b.ccl_mA
+""",
+        tmp_path,
+    )
+
+
 def test_the_fullest_cell_stops_charge_and_the_emptiest_discharge(tmp_path: Path) -> None:
     """Per-cell windows: two cells 25 % apart. Charge stops when the fuller one's bound
     reaches the top, whatever the pack's mean; discharge stops when the emptier one is
