@@ -246,16 +246,11 @@ class Limits:
         if phi < self.anode_mV:
             self.anode_mV = phi
         # Until a current step has taught the resistance (resistance.py), the limit takes it
-        # at its bound: twice the design's (issue 9's aged cell). With the design's, a 1C
-        # charge of an aged cell from 20 % (below the learning gate, so never learned) held
-        # 2 A to 4.2 V and its anode reached 45 mV, while the estimate read 73.
-        r_dc = res.r_dc[k]
-        r0 = res.r0[k]
-        r_int = res.r_int[k]
+        # at its bound (_at_bound; with the design's, an aged cell charged at 1C from below
+        # the learning gate held 2 A to 4.2 V and its anode reached 45 mV)
+        r_dc, r0, r_int = res.r_dc[k], res.r0[k], res.r_int[k]
         if not res.n_ev:
-            r_dc = r_dc * 2 if r_dc < _R_HALF else _R_TOP
-            r0 = r0 * 2 if r0 < _R_HALF else _R_TOP
-            r_int = r_int * 2 if r_int < _R_HALF else _R_TOP
+            r_dc, r0, r_int = _at_bound(r_dc), _at_bound(r0), _at_bound(r_int)
         if not dsg_known:
             phi = interp(au, cfg.anode_lith_mV, na, u_anode)
             phi -= share * ir_of(chg, r_dc) // 100
@@ -263,6 +258,12 @@ class Limits:
         if chg:
             budget += ir_of(chg, r0)
         return i_of(budget, r_int) if budget > 0 else 0
+
+
+def _at_bound(r_uohm):
+    """A resistance not learned yet at its bound: twice the design's (issue 9's aged cell),
+    within resistance.py's largest."""
+    return r_uohm * 2 if r_uohm < _R_HALF else _R_TOP
 
 
 def _least(limit, ts, ms, t_cold, t_hot):
