@@ -71,8 +71,6 @@ except ImportError:
 
 _NONE = const(0x3FFFFFFF)
 _R_LO_PCT = const(50)  # the least resistance a reading under charge assumes: half the learned
-_R_TOP = const(10000000)  # uohm: resistance.py's largest (I x R stays a small int)
-_R_HALF = const(5000000)
 # The window bottom trips only when the credible upper end lies within 5 % of capacity above
 # it (_cell: cap // 20): issue 9's "no discharge blocked while a cell holds more than 5 %".
 # A constant, not a configuration key: a key costs every board heap for the Config's table.
@@ -245,12 +243,12 @@ class Limits:
                     phi = d
         if phi < self.anode_mV:
             self.anode_mV = phi
-        # Until a current step has taught the resistance (resistance.py), the limit takes it
-        # at its bound (_at_bound; with the design's, an aged cell charged at 1C from below
-        # the learning gate held 2 A to 4.2 V and its anode reached 45 mV)
-        r_dc, r0, r_int = res.r_dc[k], res.r0[k], res.r_int[k]
-        if not res.n_ev:
-            r_dc, r0, r_int = _at_bound(r_dc), _at_bound(r0), _at_bound(r_int)
+        # Until a current step has taught the resistance, the limit takes it at its bound
+        # (Resistance.bounded; with the design's, an aged cell charged at 1C from below the
+        # learning gate held 2 A to 4.2 V and its anode reached 45 mV)
+        r_dc = res.bounded(res.r_dc[k])
+        r0 = res.bounded(res.r0[k])
+        r_int = res.bounded(res.r_int[k])
         if not dsg_known:
             phi = interp(au, cfg.anode_lith_mV, na, u_anode)
             phi -= share * ir_of(chg, r_dc) // 100
@@ -258,12 +256,6 @@ class Limits:
         if chg:
             budget += ir_of(chg, r0)
         return i_of(budget, r_int) if budget > 0 else 0
-
-
-def _at_bound(r_uohm):
-    """A resistance not learned yet at its bound: twice the design's (issue 9's aged cell),
-    within resistance.py's largest."""
-    return r_uohm * 2 if r_uohm < _R_HALF else _R_TOP
 
 
 def _least(limit, ts, ms, t_cold, t_hot):

@@ -69,6 +69,14 @@ class Resistance:
         self.r0 = array("i", bytes(4 * n))
         self.f0 = 100  # R0's temperature factor now, percent
 
+    def bounded(self, r_uohm):
+        """One of this cell's resistances as a safety limit may take it: until a current step
+        has taught the resistance (n_ev 0), at its bound, twice the design's (issue 9's aged
+        cell), within _R_MAX; as learned afterwards."""
+        if self.n_ev:
+            return r_uohm
+        return r_uohm * 2 if r_uohm < _R_MAX // 2 else _R_MAX
+
     def ir_mV(self, k, mA):
         """Cell k's DC IR drop at mA (signed as mA)."""
         return ir_of(mA, self.r_dc[k])

@@ -15,24 +15,10 @@ import numpy as np
 from tests.firmware.bms_harness import default_config, run_rig, soc_at
 
 _HEAD = """
-from bmsrig import Rig
+from bmsrig import Rig, put
 from bms import faults as F
 from bms.ocv import CHARGE, DISCHARGE
 CAP = 7200000
-
-def put(b, soc_cpct, unc_cpct, branch=1):
-    # every cell at soc_cpct +- unc_cpct (a calibration), on `branch`, known
-    e = b.est
-    c = b.learner.cap[0]
-    for k in range(b.cfg.n_cells):
-        e.set(k, c // 10000 * soc_cpct, c // 10000 * unc_cpct)
-    e.calibrated(b.cfg.n_cells)
-    e.branch = branch
-    e.known = True
-    e.net_mAs = 0  # a long run along it: no hysteresis left to allow for
-    e.peak_mAs = 0
-    e.pull_mAs = 0
-    e.run_mAs = c
 """
 
 

@@ -15,23 +15,9 @@ import numpy as np
 from tests.firmware.bms_harness import firmware_module, run_rig
 
 _HEAD = """
-from bmsrig import Rig
+from bmsrig import Rig, put
 from bms import faults as F
 CAP = 7200000
-
-def put(b, soc_cpct, unc_cpct=50, branch=1):
-    # every cell at soc_cpct +- unc_cpct, on a known branch, long run along it
-    e = b.est
-    c = b.learner.cap[0]
-    for k in range(b.cfg.n_cells):
-        e.set(k, c // 10000 * soc_cpct, c // 10000 * unc_cpct)
-    e.calibrated(b.cfg.n_cells)
-    e.branch = branch
-    e.known = True
-    e.net_mAs = 0
-    e.peak_mAs = 0
-    e.pull_mAs = 0
-    e.run_mAs = c
 """
 
 _QUIET = '"frozen_ms": 86400000, "bal_enable": 0'

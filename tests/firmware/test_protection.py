@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.firmware.bms_harness import run_rig
 
 _HEAD = """
-from bmsrig import Rig
+from bmsrig import Rig, put
 from bms import faults as F
 """
 
@@ -372,14 +372,7 @@ def charge(top, mV, path):
             state_path=path)
     b = r.bms
     r.step(0, 0, mV=3700)  # a boot mid-range: its branch interval is not past the top
-    e = b.est
-    cap = b.learner.cap[0]
-    e.set(0, cap // 10000 * 9000, cap // 10000 * 1500)  # the count's bound is past full
-    e.calibrated(1)
-    e.branch = 0
-    e.known = True
-    e.net_mAs = 0
-    e.run_mAs = cap
+    put(b, 9000, 1500, branch=0)  # the count's bound is past full
     r.step(1000, 0, mV=mV)  # the same voltage before the current starts: no R learned
     assert b.chg_on and not b.faults & F.WIN_TOP, hex(b.faults)
     r.run(20, -200, mV=mV)  # C/10, below the CV band (v_max - full_band_mV)
@@ -417,14 +410,7 @@ def tripped(path):
     b = r.bms
     v70 = b.ocv.mV_at(CHARGE, 7000) + 20
     r.step(0, 0, mV=v70)
-    e = b.est
-    cap = b.learner.cap[0]
-    e.set(0, cap // 10000 * 6000, cap // 10000 * 3000)  # the count's bound is past the top
-    e.calibrated(1)
-    e.branch = 0
-    e.known = True
-    e.net_mAs = 0
-    e.run_mAs = cap
+    put(b, 6000, 3000, branch=0)  # the count's bound is past the top
     r.run(3, -1000, mV=v70)
     assert b.chg_on and not b.faults & F.WIN_TOP, hex(b.faults)
     v90 = b.ocv.mV_at(CHARGE, 9000)

@@ -65,3 +65,19 @@ class Rig:
             if self.bms.faults & fault_bit:
                 return self.t_ms - t0
         return -1
+
+
+def put(b, soc_cpct, unc_cpct=50, branch=1):
+    """Every cell at soc_cpct +- unc_cpct (a calibration), on `branch` (0 charge, 1
+    discharge), known, after a long run along it: no hysteresis left to allow for."""
+    e = b.est
+    c = b.learner.cap[0]
+    for k in range(b.cfg.n_cells):
+        e.set(k, c // 10000 * soc_cpct, c // 10000 * unc_cpct)
+    e.calibrated(b.cfg.n_cells)
+    e.branch = branch
+    e.known = True
+    e.net_mAs = 0
+    e.peak_mAs = 0
+    e.pull_mAs = 0
+    e.run_mAs = c
