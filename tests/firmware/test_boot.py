@@ -187,6 +187,8 @@ def test_link_watchdog_opens_switches_without_samples(flash: Path) -> None:
 
 
 HEAP_BUDGET_B = 64 * 1024  # the issue's limit for a board
+# docs/internals.md "Heap budget": a kilobyte kept free for the next feature, not spent
+HEAP_MARGIN_B = 1024
 # A 64-bit port holds every pointer, object header and qstr entry at twice a board's size:
 # there the figures are only bounded (by 1.5 x), the budget is judged on a 32-bit port
 # (SISNBMS_MICROPYTHON=<the unix-32 build>, as CI runs the firmware suite).
@@ -269,7 +271,7 @@ def test_heap_after_boot_and_in_operation(flash: Path, form: str) -> None:
         heap="512K",
     )
     base, imports, objects, after_boot, in_operation, word = (int(x) for x in out.split())
-    budget = HEAP_BUDGET_B if form == "mpy" else SOURCE_BOUND_B
+    budget = HEAP_BUDGET_B - HEAP_MARGIN_B if form == "mpy" else SOURCE_BOUND_B
     if word == 8:
         budget = int(budget * WORD64_FACTOR)
     print(
@@ -279,6 +281,31 @@ def test_heap_after_boot_and_in_operation(flash: Path, form: str) -> None:
     )
     assert after_boot <= budget, after_boot
     assert in_operation <= budget, in_operation
+
+
+def test_a_boards_traceback_names_the_module_and_the_function(tmp_path: Path) -> None:
+    """The modules a board runs are compiled without line numbers (host.image.MPY_OPT_LEVEL,
+    for the heap); what a traceback from one still tells is the module's path on the board
+    and the function."""
+    src = tmp_path / "src.py"
+    src.write_text("def settle(x):\n    y = x + 1\n    return 1 // (y - y)\n")
+    board = tmp_path / "board"
+    (board / "bms").mkdir(parents=True)
+    mpy = compile_module(src, "bms/probe.py", _interpreter_arch(), tmp_path)
+    (board / "bms" / "probe.mpy").write_bytes(mpy)
+    out = run_mpy(
+        """
+        import sys
+        sys.path.insert(0, ".")
+        from bms import probe
+        try:
+            probe.settle(1)
+        except ZeroDivisionError as e:
+            sys.print_exception(e, sys.stdout)
+        """,
+        cwd=board,
+    )
+    assert 'File "bms/probe.py", line 1, in settle' in out, out
 
 
 SERVE_MEASURED = """
