@@ -71,6 +71,9 @@ def initial_state_dict(
         "known": 1,
         "clock_s": 0,
         "fault_log": [],
+        # written as a shutdown writes it (bms.storage): the state as the BMS left it, not a
+        # periodic save that may have been followed by uncounted charge
+        "clean": 1,
     }
     if init.firmware_soc is None and len(cell_soc) > 1:
         # [q, unc, ext_dn, ext_up, cap, dcap, anc_ok, anc_cpct, anc_unc, net, r_fac]
