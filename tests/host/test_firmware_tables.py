@@ -53,6 +53,7 @@ print(json.dumps({
     "cap_mAs": [bms.learner.cap[k] for k in range(cfg.n_cells)],
     "branch": est.branch,
     "known": est.known,
+    "base_mAs": [est.base[k] for k in range(cfg.n_cells)],
 }))
 """
 
@@ -76,7 +77,10 @@ def firmware(flash: Path) -> dict:
 def test_state_file_layout_is_the_firmware_one(firmware: dict) -> None:
     host = initial_state_dict(scenario("charge", 0.5), 2000)
     required = set(firmware["FIELDS"]) | {"v", "fault_log"}
-    assert set(host) == required  # the calibration anchor is optional: absent, none is known
+    # the calibration anchor is optional: absent, none is known; "clean" says the file is
+    # the state as the BMS left it (a shutdown's), not a periodic save a power cut followed
+    assert set(host) == required | {"clean"} and host["clean"] == 1
+    assert "clean" in firmware["OPTIONAL"]
     assert host["v"] == firmware["VERSION"]
     # and what the firmware itself writes is what it reads back: the optional ints and the
     # optional per-cell lists (storage.CELL), which the host leaves out
@@ -101,6 +105,8 @@ def test_the_firmware_restores_the_host_state_file(flash: Path, branch: str, soc
     assert set(got["q_mAs"]) == {written["q_mAs"]} and set(got["cap_mAs"]) == {written["cap_mAs"]}
     assert written["q_mAs"] == pytest.approx(soc * written["cap_mAs"], rel=1e-6)
     assert got["branch"] == written["branch"] and got["known"]
+    # restored as written: a start is no power cut after a save
+    assert set(got["base_mAs"]) == {written["unc_mAs"]}
 
 
 def test_a_true_pack_start_holds_each_cells_soc_and_a_stale_one_does_not(tmp_path: Path) -> None:
