@@ -30,7 +30,7 @@ DEFAULTS = {
     "rest_time_ms": 600000,
     "rest_window_ms": 60000,
     "rest_dvdt_uV_s": 100,
-    "rest_tau_s": 100,  # the slowest relaxation: a rest reading still moves slope x this
+    "rest_tau_s": 100,  # the slowest relaxation at 25 degC, mid SOC (scaled as R: tau_pct)
     "boot_check_cpct": 1000,  # a restored SOC this far from the boot voltage is replaced
     "branch_switch_cpct": 1500,  # charge moved one way that switches the hysteresis branch
     "ocv_unc_cpct": 50,  # SOC uncertainty of any OCV table reading (table, ageing)

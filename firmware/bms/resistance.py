@@ -77,6 +77,17 @@ class Resistance:
             return r_uohm
         return r_uohm * 2 if r_uohm < _R_MAX // 2 else _R_MAX
 
+    def tau_pct(self, cfg, n):
+        """The RC pairs' time constants now against the design's at 25 degC and mid SOC, in
+        percent: their capacitances hold (see above), so they scale with the resistance,
+        the largest cell's (cold, near empty: ten times and more)."""
+        ref = cfg.r_cell_mohm * 1000
+        r = 0
+        for k in range(n):
+            if self.r_dc[k] > r:
+                r = self.r_dc[k]
+        return r * 100 // ref if ref > 0 else 100  # r <= _R_MAX: r x 100 < 2**30
+
     def ir_mV(self, k, mA):
         """Cell k's DC IR drop at mA (signed as mA)."""
         return ir_of(mA, self.r_dc[k])
