@@ -79,14 +79,19 @@ class Resistance:
 
     def tau_pct(self, cfg, n):
         """The RC pairs' time constants now against the design's at 25 degC and mid SOC, in
-        percent: their capacitances hold (see above), so they scale with the resistance,
-        the largest cell's (cold, near empty: ten times and more)."""
-        ref = cfg.r_cell_mohm * 1000
+        percent: their capacitances hold (see above), so they scale with the design's
+        resistance over SOC and temperature, the largest cell's (cold, near empty: ten
+        times and more). Not with the learned factor: its evidence is mostly R0's, and the
+        pairs' time constants are no longer for an R0 that grew (a matrix run at twice the
+        resistance read its rests 0.8 % further off with it)."""
+        ref = cfg.r_cell_mohm * 10  # the design's r_dc in uohm per percent
         r = 0
         for k in range(n):
-            if self.r_dc[k] > r:
-                r = self.r_dc[k]
-        return r * 100 // ref if ref > 0 else 100  # r <= _R_MAX: r x 100 < 2**30
+            f = self.fac[k]
+            d = muldiv(self.r_dc[k], 10000, f if f > _FAC_MIN else _FAC_MIN)  # <= 2e7
+            if d > r:
+                r = d
+        return r // ref if ref > 0 else 100
 
     def ir_mV(self, k, mA):
         """Cell k's DC IR drop at mA (signed as mA)."""

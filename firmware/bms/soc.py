@@ -609,8 +609,9 @@ class SocEstimator:
         sample flag it earns (_F_VOLTAGE_CORRECTION or 0)."""
         res = self.res
         r = self.relax_mV
-        w = (r if r > 0 else -r) - (r if r > 0 else -r) // 2
         sh = r // 2  # the reading's middle: half of the tail still to come, its way
+        a = r if r > 0 else -r
+        w = a - a // 2  # and the other half (rounded up) as its width
         if self.known:
             dv_mV = self.cfg.ocv_unc_mV + w + self.hysteresis_mV()
             for k in range(n):

@@ -24,10 +24,9 @@ and its learning anchor's by that much when the file is not clean (and no longer
 the hysteresis branch as known once the uncertainty reaches a branch switch's charge: a
 switch may be among what went uncounted), and asks for a save at the first sample: the
 file then says "not clean" again, so each further power cut before the next save widens
-it once more. Without that, a power cut every 4.6 % of SOC
-through a charge (under the 5 % save step) brought the count back to the same file at
-each boot; the truth ran 37 % ahead of a belief that claimed 4.3 %, and the anode
-passed the 1,500 mAh/g window's top.
+it once more. Without that, a power cut every 4.6 % of SOC through a charge (under the
+5 % save step) brought the count back to the same file at each boot; the truth ran 37 %
+ahead of a belief that claimed 4.3 %, and the anode passed the 1,500 mAh/g window's top.
 """
 
 import json

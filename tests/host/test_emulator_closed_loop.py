@@ -25,7 +25,7 @@ def _toml(v: object) -> str:
 
 def scenario_file(tmp_path: Path, name: str, steps: list[str], **top: object) -> Path:
     initial = top.pop("initial", {"soc": 0.5, "branch": "discharge"})
-    lines = [f'name = "{name}"', "seed = 3"]
+    lines = [f'name = "{name}"', f"seed = {top.pop('seed', 3)}"]
     lines += [f"{k} = {_toml(v)}" for k, v in top.items()]
     lines.append("steps = [" + ", ".join(f'"{s}"' for s in steps) + "]")
     lines.append("[initial]")
@@ -352,6 +352,34 @@ async def test_power_cuts_under_the_save_step_keep_the_window_top(tmp_path: Path
     )
     s = safe_and_met(await run(tmp_path, path))
     assert s["link"]["boots"] >= 9
+    assert s["uncertainty_coverage_pct"] >= 95.0, s["uncertainty_coverage_pct"]
+
+
+async def test_a_cold_drive_and_a_warming_rest_keep_the_truth_in_the_interval(
+    tmp_path: Path,
+) -> None:
+    """Discharge at -10 degC, the ambient falling to -25 degC (past the discharge limit),
+    then a rest as it warms to 3 degC: the cold cell relaxes for many times rest_tau_s and
+    the rested reading must allow for the tail to come, the way it goes. Before (a probe
+    at efc3562) the reading missed the truth by 2.1 % against 2.0 % and the interval held
+    it in 90.5 % of the samples (61 % on a boot without state with the table 20 mV low)."""
+    path = scenario_file(
+        tmp_path,
+        "freeze",
+        [
+            "Rest for 30 minutes",
+            "Discharge at 1C for 10 minutes",
+            "Set ambient to -25 degC",
+            "Discharge at 0.5C for 60 minutes",
+            "Set ambient to 3 degC",
+            "Rest for 60 minutes",
+        ],
+        sample_period_s=2.0,
+        seed=72,  # the probe's sensor draws
+        ambient_degC=-10.0,
+        initial={"soc": 0.6, "branch": "discharge", "temp_degC": -10.0},
+    )
+    s = safe_and_met(await run(tmp_path, path))
     assert s["uncertainty_coverage_pct"] >= 95.0, s["uncertainty_coverage_pct"]
 
 
