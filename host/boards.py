@@ -20,6 +20,7 @@ from typing import Any
 
 from cellmodel.errors import InputError
 from cellmodel.files import read_text
+from host.firmware_config import SAMPLE_PERIOD_MAX_MS
 from host.resources import boards_dir
 
 if sys.version_info >= (3, 11):
@@ -285,7 +286,7 @@ def parse_board(data: dict[str, Any], path: Path) -> Board:
         # The RP2040 watchdog tops out at 8388 ms; the ESP32's is longer, but
         # one limit keeps the board files interchangeable.
         wdt_timeout_ms=timing.integer("wdt_timeout_ms", 0, 8388, default=0),
-        sample_period_ms=timing.integer("sample_period_ms", 10, 60_000, default=1000),
+        sample_period_ms=timing.integer("sample_period_ms", 10, SAMPLE_PERIOD_MAX_MS, default=1000),
         source=path,
     )
     _check_consistency(top, board)

@@ -43,6 +43,9 @@ def firmware_rules() -> ModuleType:
 WINDOW_TOP_MAX_MAH_G = firmware_rules().LIMITS["window_top_dmAhg"][1] / 10.0
 MAX_TEMPS = firmware_rules().LIMITS["n_temps"][1]
 CURRENT_MAX_MA = firmware_rules().LIMITS["i_range_mA"][1]
+# The longest interval the firmware counts in one sample (max_dt_ms's limit keeps |I| x dt
+# in range): samples further apart would each be a gap, so no board or scenario samples slower.
+SAMPLE_PERIOD_MAX_MS = firmware_rules().LIMITS["max_dt_ms"][1]
 
 
 def _mV(v: float) -> int:
@@ -294,6 +297,7 @@ def _board_keys(board: Board | None, n_cells: int, src: str) -> dict[str, int]:
         keys["frozen_i_mV"] = 0
     if board is not None:
         period = int(board.sample_period_ms)
-        keys["max_dt_ms"] = max(100, min(10000, 5 * period))
+        # a sample may come late by several periods before it counts as a gap
+        keys["max_dt_ms"] = max(100, min(SAMPLE_PERIOD_MAX_MS, 5 * period))
         keys["link_timeout_ms"] = max(100, min(600000, 3 * period))
     return keys

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -22,6 +22,7 @@ from host.protocol.client import BmsClient, BmsError
 
 if TYPE_CHECKING:
     from cellmodel.design import CellDesign
+    from host.boards import Board
     from host.scenarios import InitialState
 
 # A reply slower than this (after the client's retries) counts the sample as lost.
@@ -38,12 +39,22 @@ class BoardSetup:
     cell's truth); `initial` says which persisted state the firmware boots from (None:
     leave the board's own: a fresh virtual board has none, a flashed board keeps its);
     `cell_soc` each simulated cell's SOC at the start, which a true state file holds per
-    cell (empty: `initial.soc` for every cell).
+    cell (empty: `initial.soc` for every cell); `sample_period_ms` the period the host
+    will sample at: a board the run provisions (virtual, QEMU) is set up for it as a user
+    flashes a board for it (its timing keys, host.firmware_config), a flashed board keeps
+    its own (None: the board definition's).
     """
 
     design: CellDesign
     initial: InitialState | None = None
     cell_soc: tuple[float, ...] = ()
+    sample_period_ms: int | None = None
+
+    def for_board(self, board: Board) -> Board:
+        """`board` sampling at this setup's period."""
+        if self.sample_period_ms is None:
+            return board
+        return replace(board, sample_period_ms=self.sample_period_ms)
 
 
 class PowerNotControllable(RuntimeError):

@@ -44,7 +44,9 @@ class QemuBoardSession(EmulatedBoardSession[QemuBoard]):
         self.board_dir.mkdir(parents=True)
         self.board = QemuBoard(self.board_dir, self.firmware)
         await self.board.start()
-        result = await flash_board(self.port, load_board(QEMU_BOARD), setup.design, mpy=True)
+        result = await flash_board(
+            self.port, setup.for_board(load_board(QEMU_BOARD)), setup.design, mpy=True
+        )
         if not result.ok:
             raise FlashError(f"flashing the QEMU board failed: {'; '.join(result.problems)}")
         if setup.initial is not None:

@@ -17,6 +17,7 @@ from typing import Any
 from cellmodel.errors import InputError
 from host.board_session.base import BOOT_TIMEOUT_S, BoardSetup, EmulatedBoardSession
 from host.board_session.state_file import write_initial_state
+from host.boards import load_board
 from host.protocol.client import BmsClient, BmsError, BmsTimeout
 from host.vboard import VirtualBoard
 from host.vboard.provision import provision_flash
@@ -48,7 +49,7 @@ class VirtualBoardSession(EmulatedBoardSession[VirtualBoard]):
         flash = self.flash_dir
         if flash.exists():
             shutil.rmtree(flash)
-        provision_flash(flash, setup.design, board=self.board_name)
+        provision_flash(flash, setup.design, board=setup.for_board(load_board(self.board_name)))
         if setup.initial is not None:
             write_initial_state(flash, setup.initial, setup.design, setup.cell_soc)
         self.board = VirtualBoard(flash, self.micropython, heap=self.heap)

@@ -30,6 +30,7 @@ from host.board_session import BOOT_TIMEOUT_S, BoardSession
 from host.emulator.expectations import ExpectationChecker
 from host.emulator.plant import GuardTripped, Plant, PlantStep
 from host.emulator.recorder import Recorder
+from host.firmware_config import firmware_rules
 from host.progress import Progress
 from host.protocol import commands
 from host.protocol.client import BmsError
@@ -136,6 +137,31 @@ def check_scenario(scenario: Scenario, design: CellDesign, *, can_cut_power: boo
         can_cut_power=can_cut_power,
     )
     check_steps(scenario.steps, env, scenario.source, scenario.step_fields)
+
+
+def timing_problem(period_ms: int, config: dict[str, Any], *, realtime: bool) -> str | None:
+    """Why a board configured with `config` cannot be sampled every period_ms, or None.
+
+    The firmware counts at most max_dt_ms of one sample (a longer interval is a gap: the
+    charge in it goes uncounted and the SOC's interval widens), and in real time its link
+    watchdog trips link_timeout_ms after the last sample. Both follow the sample period of
+    the board file it was flashed with (host.firmware_config).
+    """
+    defaults = firmware_rules().DEFAULTS
+    max_dt_ms = int(config.get("max_dt_ms", defaults["max_dt_ms"]))
+    link_ms = int(config.get("link_timeout_ms", defaults["link_timeout_ms"]))
+    fix = f"flash the board with sample_period_ms = {period_ms} in its board file"
+    if period_ms > max_dt_ms:
+        return (
+            f"{period_ms / 1000:g} s, but the board counts at most {max_dt_ms} ms per sample "
+            f"(max_dt_ms): every sample would be a gap in its count; {fix}"
+        )
+    if realtime and period_ms >= link_ms:
+        return (
+            f"{period_ms / 1000:g} s, but the board's link watchdog opens both switches "
+            f"{link_ms} ms after the last sample (link_timeout_ms); {fix}"
+        )
+    return None
 
 
 class ClosedLoop:
@@ -348,6 +374,15 @@ class ClosedLoop:
             self._next_yield = now + YIELD_EVERY_S
             await asyncio.sleep(0)
 
+    async def _check_timing(self) -> None:
+        """A board set up for faster samples than the scenario's is bad input (a flashed
+        board keeps its board file's timing), found before the first sample."""
+        config = await self.board.client.config_read()
+        period_ms = round(self.scenario.sample_period_s * 1000)
+        problem = timing_problem(period_ms, config, realtime=self.realtime)
+        if problem is not None:
+            raise InputError(self.scenario.source, "sample_period_s", problem)
+
     async def _watchdog_s(self) -> float:
         """The firmware's link watchdog timeout, from its configuration (read once)."""
         if self._watchdog is None:
@@ -481,6 +516,7 @@ class ClosedLoop:
     async def run(self) -> LoopOutcome:
         wall_start = time.monotonic()
         hello = await self._hello()
+        await self._check_timing()
         self.recorder.log.start_unix_s = time.time()
         self._plant = Plant.for_scenario(self.scenario, self.design, hello.n_temps)
         self._wall0, self._sim0 = time.monotonic(), self._t_s

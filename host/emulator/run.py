@@ -262,7 +262,8 @@ async def _run_on_board(
     async with board:
         # a true start holds each cell's own SOC (resolve_designs made the counts equal)
         cell_soc = start_cell_soc(scenario, designs.truth)
-        await board.start(BoardSetup(designs.belief, scenario.initial, cell_soc))
+        period_ms = round(scenario.sample_period_s * 1000)
+        await board.start(BoardSetup(designs.belief, scenario.initial, cell_soc, period_ms))
         log.info("board started: %s", board.describe())
         with Progress(
             len(scenario.steps), label=scenario.name, enabled=None if progress else False

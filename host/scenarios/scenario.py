@@ -45,6 +45,7 @@ from typing import Any
 
 from cellmodel.errors import InputError
 from cellmodel.files import read_text
+from host.firmware_config import SAMPLE_PERIOD_MAX_MS
 from host.scenarios.mismatch import Mismatch, parse_mismatch
 from host.scenarios.steps import DriveStep, ScenarioStep, parse_scenario_step
 from host.sensors import SensorSpec
@@ -231,6 +232,13 @@ def parse_scenario(data: dict[str, Any], source: str, base_dir: Path | None = No
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InputError(source, "seed", f"must be an integer >= 0, got {seed!r}")
     period = _number(data, "sample_period_s", source, 1.0, lo=0.01, hi=60.0, name="sample_period_s")
+    if period * 1000 > SAMPLE_PERIOD_MAX_MS:
+        raise InputError(
+            source,
+            "sample_period_s",
+            f"{period:g} s: the firmware counts at most {SAMPLE_PERIOD_MAX_MS / 1000:g} s per "
+            "sample (max_dt_ms); samples further apart would each be a gap in its count",
+        )
     if round(period * 1000) != period * 1000:
         raise InputError(source, "sample_period_s", "must be a whole number of milliseconds")
     ambient = _number(data, "ambient_degC", source, 25.0, lo=-40, hi=80, name="ambient_degC")

@@ -70,6 +70,13 @@ def _variant(tmp_path: Path, old: str, new: str, name: str = "pico") -> Path:
         ('micropython_min = "1.23.0"', 'micropython_min = "latest"', "micropython_min", "version"),
         ("shunt_uohm = 2000 ", "shunt_uohm = 0 ", "current.shunt_uohm", "shunt value"),
         ("dsg = 15 ", "", "pins.dsg", "switch pins"),
+        # the firmware counts at most 10 s per sample (max_dt_ms): a slower board is all gaps
+        (
+            "sample_period_ms = 1000",
+            "sample_period_ms = 20000",
+            "timing.sample_period_ms",
+            "10..10000",
+        ),
     ],
 )
 def test_bad_board_file_names_file_and_field(

@@ -79,6 +79,20 @@ def test_flash_then_hil_passes(
     for path in summary["outputs"].values():
         assert Path(path).is_file()
 
+    # The board was flashed for a sample a second (boards/virtual.toml): it counts at most
+    # 5 s per sample, so a scenario sampling every 8 s is bad input, named before it runs.
+    slow = tmp_path / "slow.toml"
+    slow.write_text(SCENARIO.replace("sample_period_s = 2.0", "sample_period_s = 8.0"))
+    slow_out = tmp_path / "slow-out"
+    code = main(
+        ["hil", "--port", virtual_board_port, "--scenario", str(slow), "--out", str(slow_out)]
+    )
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert f"{slow}: sample_period_s: 8 s" in err and "max_dt_ms" in err, err
+    assert "Traceback" not in err
+    assert not list(slow_out.glob("*.bdf.csv"))
+
 
 def test_hil_rejects_power_cut_on_a_port(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -567,3 +567,29 @@ async def test_a_state_a_little_stale_behind_a_table_offset_stays_covered(tmp_pa
     assert s["violations"] == [], s["violations"]
     assert s["completed"], s["events"]
     assert s["uncertainty_coverage_pct"] >= 95.0, s["uncertainty_coverage_pct"]
+
+
+async def test_a_board_the_run_provisions_counts_at_the_scenarios_sample_period(
+    tmp_path: Path,
+) -> None:
+    # A board samples as it was flashed to (its timing keys follow its board file's
+    # sample_period_ms); the virtual board a run provisions is flashed for the scenario's
+    # period. Provisioned for 1 s instead, a sample every 8 s was a gap each time: 3 s of
+    # every 8 went uncounted and the SOC's interval widened to the whole window.
+    path = scenario_file(
+        tmp_path,
+        "slow-samples",
+        [
+            "Rest for 2 minutes",
+            "Discharge at 0.5C for 30 minutes",
+            "Rest for 2 minutes",
+            "Expect SOC error below 2% throughout",
+        ],
+        sample_period_s=8.0,
+        initial={"soc": 0.8, "branch": "discharge"},
+    )
+    s = safe_and_met(await run(tmp_path, path))
+    state = s["firmware"]["final_state"]
+    assert "TIME_GAP" not in state["flag_names"], state
+    config = json.loads((tmp_path / "out" / "flash" / "bms_config.json").read_text())
+    assert config["max_dt_ms"] >= 8000 and config["link_timeout_ms"] > 8000, config

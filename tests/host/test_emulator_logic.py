@@ -10,6 +10,7 @@ from cellmodel import load_cell
 from cellmodel.experiment import parse_step
 from cellmodel.pack import PackModel
 from host.emulator.expectations import ExpectationChecker
+from host.emulator.loop import timing_problem
 from host.emulator.plant import Plant, bleed_currents, gate_current, start_cell_soc
 from host.emulator.run import resolve_designs
 from host.scenarios import load_scenario
@@ -162,3 +163,18 @@ def test_a_true_start_holds_the_plants_own_cell_socs() -> None:
     plant = Plant.for_scenario(scenario, truth, 1)
     np.testing.assert_array_equal(cell_soc, plant.measure().truth.soc)
     assert len(set(cell_soc)) == 4 and abs(np.mean(cell_soc) - scenario.initial.soc) < 0.03
+
+
+def test_a_board_timed_for_faster_samples_than_the_scenarios_is_named() -> None:
+    """A flashed board keeps the timing of its board file: the firmware counts at most
+    max_dt_ms per sample and, in real time, opens both switches link_timeout_ms after the
+    last one. The values are the firmware's for a board sampling every second."""
+    one_second = {"max_dt_ms": 5000, "link_timeout_ms": 3000}
+    assert timing_problem(2000, one_second, realtime=True) is None
+    assert timing_problem(5000, one_second, realtime=False) is None  # lockstep: no watchdog
+    gap = timing_problem(8000, one_second, realtime=False)
+    assert gap is not None and "max_dt_ms" in gap and "sample_period_ms = 8000" in gap
+    watchdog = timing_problem(4000, one_second, realtime=True)
+    assert watchdog is not None and "link_timeout_ms" in watchdog
+    # a configuration that does not say has the firmware's defaults
+    assert timing_problem(8000, {}, realtime=False) is not None

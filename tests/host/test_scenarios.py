@@ -170,6 +170,7 @@ def write(tmp_path: Path, body: str) -> Path:
         ('steps = ["Expect no faults"]', "steps"),
         ('wat = 1\nsteps = ["Rest for 1 s"]', "wat"),
         ('sample_period_s = -1\nsteps = ["Rest for 1 s"]', "sample_period_s"),
+        ('sample_period_s = 12\nsteps = ["Rest for 1 s"]', "sample_period_s"),  # max_dt_ms
         ('steps = ["Rest for 1 s"]\n[initial]\nsoc = 1.5', "initial.soc"),
         ('steps = ["Rest for 1 s"]\n[initial]\nbranch = "up"', "initial.branch"),
         ('steps = ["Rest for 1 s"]\n[sensors]\ncell_noise_mV = "x"', "sensors.cell_noise_mV"),
