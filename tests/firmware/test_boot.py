@@ -7,9 +7,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import serial
 
+from host.firmware_config import firmware_rules
 from host.image import SOURCE_ONLY, compile_module
 from host.protocol.codec import (
     DecodeError,
@@ -221,14 +223,41 @@ def _compile_to_mpy(flash: Path) -> None:
 SOURCE_BOUND_B = 80 * 1024
 
 
-@pytest.mark.parametrize("form", ["mpy", "source"])
-def test_heap_after_boot_and_in_operation(flash: Path, form: str) -> None:
+def largest_config() -> dict[str, object]:
+    """The largest configuration the firmware accepts: the most cells, temperature sensors
+    and fault-log entries, every table at its longest (the defaults' curves resampled)."""
+    rules = firmware_rules()
+    config: dict[str, object] = {
+        key: rules.LIMITS[key][1] for key in ("n_cells", "n_temps", "fault_log_len")
+    }
+    for (_, longest), axis, *columns in rules._TABLE_GROUPS:
+        x = rules.DEFAULTS[axis[0]]
+        grid = np.linspace(x[0], x[-1], longest).round().astype(int)
+        config[axis[0]] = grid.tolist()
+        for column in columns:
+            y = np.interp(grid, x, rules.DEFAULTS[column[0]])
+            config[column[0]] = y.round().astype(int).tolist()
+    assert rules.validate({**rules.DEFAULTS, **config}) is None
+    return config
+
+
+@pytest.mark.parametrize(
+    ("form", "size"), [("mpy", "4 cells"), ("source", "4 cells"), ("mpy", "largest")]
+)
+def test_heap_after_boot_and_in_operation(tmp_path: Path, form: str, size: str) -> None:
     """Heap in use after boot and after serving frames: <= 64 KB on a 32-bit port (the
     chips' object model), measured as a board runs the firmware (the .mpy files `sisnbms
     flash` installs) and, for information, from source (as the virtual board runs it).
     On the 64-bit unix port pointers, object headers and qstr-pool entries are twice a
     board's: there the figures are only bounded. Run with -s to see the numbers.
+
+    The 4-cell board keeps HEAP_MARGIN_B free; the largest configuration the firmware
+    accepts (16 cells, 8 sensors, 64 log entries, the longest tables) must fit the budget.
     """
+    config = CONFIG if size == "4 cells" else largest_config()
+    n, n_temps = int(config["n_cells"]), int(config["n_temps"])  # type: ignore[call-overload]
+    flash = tmp_path / "flash"
+    provision(flash, config)
     if form == "mpy":
         _compile_to_mpy(flash)
     out = run_mpy(
@@ -254,9 +283,10 @@ def test_heap_after_boot_and_in_operation(flash: Path, form: str) -> None:
                 app.out_len = 0
         ask(0x01, 1)
         for k in range(500):
-            head = struct.pack("<IiB", 1000 * k + 1000, 800, 4)
-            cells = struct.pack("<4HBh", 3700, 3701, 3699, 3702 - k % 3, 1, 250)
-            ask(0x02, 2 + k, head + cells)
+            head = struct.pack("<IiB", 1000 * k + 1000, 800, N_CELLS)
+            cells = [3700 + i % 3 for i in range(N_CELLS - 1)] + [3702 - k % 3]
+            temps = struct.pack("<h", 250) * N_TEMPS
+            ask(0x02, 2 + k, head + struct.pack("<%dHB" % N_CELLS, *cells, N_TEMPS) + temps)
         ask(0x04, 600)
         ask(0x09, 601)
         ask(0x05, 602, b'{"ov_mV": 4210}')
@@ -266,16 +296,19 @@ def test_heap_after_boot_and_in_operation(flash: Path, form: str) -> None:
         b3 = gc.mem_alloc()
         assert app.bms.samples == 500 and app.cfg.ov_mV == 4210
         print(b0, b1 - b0, b2 - b1, b2, b3, 8 if sys.maxsize > 2**32 else 4)
-        """,
+        """.replace("N_CELLS", str(n)).replace("N_TEMPS", str(n_temps)),
         cwd=flash,
         heap="512K",
     )
     base, imports, objects, after_boot, in_operation, word = (int(x) for x in out.split())
-    budget = HEAP_BUDGET_B - HEAP_MARGIN_B if form == "mpy" else SOURCE_BOUND_B
+    if form == "source":
+        budget = SOURCE_BOUND_B
+    else:
+        budget = HEAP_BUDGET_B - (HEAP_MARGIN_B if size == "4 cells" else 0)
     if word == 8:
         budget = int(budget * WORD64_FACTOR)
     print(
-        f"\nheap ({word * 8}-bit port, {form}): interpreter {base} B, firmware imports "
+        f"\nheap ({word * 8}-bit port, {form}, {size}): interpreter {base} B, firmware imports "
         f"{imports} B, firmware objects {objects} B; in use after boot {after_boot} B, after "
         f"500 samples and config traffic {in_operation} B (limit {budget} B)"
     )
