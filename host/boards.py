@@ -70,6 +70,7 @@ _TOP_KEYS = {
     "current",
     "link",
     "timing",
+    "balancing",
 }
 _PIN_KEYS = {
     "chg",
@@ -127,6 +128,8 @@ class Board:
     baudrate: int
     wdt_timeout_ms: int
     sample_period_ms: int
+    bleed_mohm: int
+    """Each cell's bleed resistor with its switch: in link mode the host's emulated one."""
     source: Path = field(compare=False)
 
     @property
@@ -264,6 +267,8 @@ def parse_board(data: dict[str, Any], path: Path) -> Board:
     link.check_keys({"serial", "baudrate"})
     timing = top.sub("timing")
     timing.check_keys({"wdt_timeout_ms", "sample_period_ms"})
+    balancing = top.sub("balancing")
+    balancing.check_keys({"bleed_mohm"})
 
     board = Board(
         name=name,
@@ -287,6 +292,8 @@ def parse_board(data: dict[str, Any], path: Path) -> Board:
         # one limit keeps the board files interchangeable.
         wdt_timeout_ms=timing.integer("wdt_timeout_ms", 0, 8388, default=0),
         sample_period_ms=timing.integer("sample_period_ms", 10, SAMPLE_PERIOD_MAX_MS, default=1000),
+        # 33 ohm: the reference boards' bleed resistors, and the emulator's default
+        bleed_mohm=balancing.integer("bleed_mohm", 1000, 1_000_000, default=33_000),
         source=path,
     )
     _check_consistency(top, board)

@@ -300,4 +300,8 @@ def _board_keys(board: Board | None, n_cells: int, src: str) -> dict[str, int]:
         # a sample may come late by several periods before it counts as a gap
         keys["max_dt_ms"] = max(100, min(SAMPLE_PERIOD_MAX_MS, 5 * period))
         keys["link_timeout_ms"] = max(100, min(600000, 3 * period))
+        # the bled charge is counted off each cell where something bleeds: the host's
+        # emulated resistors in link mode, the board's own switches in standalone mode
+        bleeds = board.mode == "link" or bool(board.pins.bleed)
+        keys["bal_r_mohm"] = board.bleed_mohm if bleeds else 0
     return keys

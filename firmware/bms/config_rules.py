@@ -135,6 +135,9 @@ DEFAULTS = {
     "bal_start_mV": 3900,
     "bal_max_dsg_mA": 200,
     "bal_min_on_ms": 60000,  # a started bleed holds this long: no chatter from its own IR drop
+    # each cell's bleed resistor with its switch: the charge it draws past the current sensor
+    # (V / R) is counted off that cell. 0: not counted (no bleed hardware)
+    "bal_r_mohm": 33000,
     # persistence
     "persist_interval_ms": 600000,
     "persist_min_ms": 60000,
@@ -234,6 +237,7 @@ LIMITS = {
     "bal_start_mV": (2000, 4500),
     "bal_max_dsg_mA": (0, 100000),
     "bal_min_on_ms": (0, 3600000),
+    "bal_r_mohm": (0, 1000000),
     "persist_interval_ms": (1000, 86400000),
     "persist_min_ms": (0, 86400000),
     "persist_dsoc_cpct": (10, 10000),

@@ -417,6 +417,20 @@ class Bms:
             return  # nothing known yet: no plausible reading since boot
         if gap:
             est.gap(n)
+        bits = self.balance  # what the last sample switched on bled over this interval
+        r = self.cfg.bal_r_mohm
+        if bits and r and self.cells_ok:
+            # the charge a bleed resistor drew past the current sensor (V / R x dt; V x dt
+            # <= 65535 x 1e4 < 2**30) comes off its cell's count alone, a twentieth of it
+            # (the resistor's and its switch's tolerance) into the cell's half-width
+            lrn = self.learner
+            for k in range(n):
+                if bits >> k & 1:
+                    mAs = cells[k] * dt_ms // r
+                    est.q[k] -= mAs  # the count's clamps (soc.py _count) follow at once
+                    lrn.net[k] -= mAs
+                    b = est.base[k] + mAs // 20
+                    est.base[k] = b if b < lrn.cap[k] else lrn.cap[k]
         est.temp_ok = self._temp_gate()
         mean_mV = self.mean_cell_mV
         bound_mA = self.offset.bound_mA(self.cfg)

@@ -590,8 +590,10 @@ def test_an_implausible_reading_feeds_no_correction_calibration_or_balancing(
     run_rig(
         _HEAD
         + """
+# bal_r_mohm 0: the bleeds between the glitches take no charge off the count here, so an
+# unchanged SOC says that no voltage step moved it
 r = Rig({"n_cells": 4, "n_temps": 1, "rest_time_ms": 60000, "rest_window_ms": 10000,
-         "release_delay_ms": 0, "frozen_ms": 86400000})
+         "release_delay_ms": 0, "frozen_ms": 86400000, "bal_r_mohm": 0})
 b = r.bms
 r.step(0, 0, mV=3600)
 put(b, 3000, 2000)

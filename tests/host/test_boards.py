@@ -77,6 +77,7 @@ def _variant(tmp_path: Path, old: str, new: str, name: str = "pico") -> Path:
             "timing.sample_period_ms",
             "10..10000",
         ),
+        ("bleed_mohm = 33000", "bleed_mohm = 10", "balancing.bleed_mohm", "1000..1000000"),
     ],
 )
 def test_bad_board_file_names_file_and_field(

@@ -441,6 +441,32 @@ async def test_pack_balancing_bleed_narrows_the_spread(tmp_path: Path) -> None:
     assert spread_mV(rows[-1]) < 0.6 * spread_mV(rows[before])
 
 
+async def test_a_charge_with_the_high_cells_bled_keeps_each_cells_soc(tmp_path: Path) -> None:
+    """The bleed draws its charge past the current sensor; the firmware counts it off each
+    bled cell (V / R, bal_r_mohm). A 4S pack with spread charged through CV: uncounted, the
+    bled cells were believed 2.4 % fuller than they were at the end of the CV."""
+    cell = tmp_path / "spread-4s.toml"
+    cell.write_text(
+        'extends = "sisn-lco-2ah-4s"\n[cell]\nname = "spread-4s"\n[pack]\nsoc_spread = 0.03\n'
+    )
+    path = scenario_file(
+        tmp_path,
+        "bled",
+        ["Rest for 2 minutes", "Charge at 0.5C until 4.2 V", "Hold at 4.2 V until C/20"],
+        cell=str(cell),
+        sample_period_s=5.0,
+        initial={"soc": 0.8, "branch": "charge"},
+    )
+    result = await run(tmp_path, path)
+    s = safe_and_met(result)
+    rows = read_rows(s["outputs"]["log"])
+    assert sum(int(r["Balancing / 1"]) != 0 for r in rows) * 5 > 1200  # 20 minutes of bleed
+    true_pct = 100.0 * result.outcome.log.cells("soc")[-1]
+    bms_pct = s["firmware"]["final_state"]["cell_soc_pct"]
+    errors = [b - t for t, b in zip(true_pct, bms_pct, strict=True)]
+    assert max(abs(e) for e in errors) < 1.0, errors
+
+
 async def test_realtime_mode_paces_samples_to_the_wall_clock(tmp_path: Path) -> None:
     path = scenario_file(
         tmp_path, "rt", ["Rest for 4 seconds", "Expect no faults"], sample_period_s=1.0
