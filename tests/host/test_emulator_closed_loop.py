@@ -6,6 +6,7 @@ Short scenarios keep the suite fast; each starts a fresh virtual board.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -561,7 +562,9 @@ async def test_truth_and_belief_reach_the_summary_and_the_board(tmp_path: Path) 
     from host.boards import load_board
     from host.firmware_config import build_config
 
-    expected = build_config(nominal(load_cell("sisn-lco-2ah-aged")), load_board("virtual"))
+    # the virtual board flashed for the scenario's sample period
+    board = dataclasses.replace(load_board("virtual"), sample_period_ms=2000)
+    expected = build_config(nominal(load_cell("sisn-lco-2ah-aged")), board)
     assert json.loads(flashed) == expected
     assert not (tmp_path / "out" / "flash" / "bms_state.json.tmp").exists()
     for key in ("uncertainty_coverage_pct", "soc_max_error_pct", "soc_max_error_t_s"):
