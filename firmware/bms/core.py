@@ -431,6 +431,12 @@ class Bms:
                     lrn.net[k] -= mAs
                     b = est.base[k] + mAs // 20
                     est.base[k] = b if b < lrn.cap[k] else lrn.cap[k]
+                    # a bleed that outweighs the charge current discharges the cell: on
+                    # silicon its OCV leaves the charge branch, which its rest reading assumes
+                    if counted_mA > -(cells[k] * 1000 // r):
+                        est.bled |= 1 << k
+        if est.branch != CHARGE:
+            est.bled = 0  # a discharge puts every cell on the discharge branch
         est.temp_ok = self._temp_gate()
         mean_mV = self.mean_cell_mV
         bound_mA = self.offset.bound_mA(self.cfg)

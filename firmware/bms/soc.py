@@ -136,6 +136,7 @@ class SocEstimator:
         self.window_mV = 0  # mean cell voltage at the window's start
         self.dvdt_ok = False  # the last full window was flat enough
         self.relax_mV = 0  # relaxation still to come, from the last window's slope (signed)
+        self.bled = 0  # cells a bleed may have moved off the charge branch (core.py), bit 0 = 1
         self.rest_done = False  # this rest's voltage correction was applied
         self.steady_mA = 0  # the current a steady run holds (within C/20)
         self.steady_ms = 0  # how long it has held it (less _LOAD_MS per reading under load)
@@ -615,7 +616,11 @@ class SocEstimator:
         if self.known:
             dv_mV = self.cfg.ocv_unc_mV + w + self.hysteresis_mV()
             for k in range(n):
-                self._correct_on_branch(k, cells[k] + res.ir_mV(k, current_mA) + sh, dv_mV)
+                v = cells[k] + res.ir_mV(k, current_mA) + sh
+                if self.bled >> k & 1:  # off the pack's branch: read between the branches
+                    self._clamp_between_branches(k, v, w)
+                else:
+                    self._correct_on_branch(k, v, dv_mV)
             self.calibrated(n)
             return _F_VOLTAGE_CORRECTION
         for k in range(n):

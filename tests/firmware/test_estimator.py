@@ -892,3 +892,33 @@ print(b.soc_cpct, b.soc_unc_cpct, v, t)
     assert now < 4700, (now, t_s)  # the relaxation still to come is worth 3 % and more
     assert abs(got - 5000) <= unc, (got, unc)
     assert abs(got - 5000) < 0.75 * abs(now - 5000), (got, now)
+
+
+def test_a_cell_the_bleed_discharged_is_read_between_the_branches(tmp_path: Path) -> None:
+    """A bleed that outweighs the charge current discharges its cell, and on silicon a
+    percent of discharge moves the OCV off the charge branch: the rest reading takes such a
+    cell between the branches (its count stands where it lies inside them), while the other
+    cells are read on the pack's branch. A discharge puts every cell on the discharge
+    branch again."""
+    out = run_rig(
+        _HEAD
+        + """
+r = Rig({"n_cells": 2, "rest_time_ms": 60000, "rest_window_ms": 10000, "bal_min_on_ms": 0})
+b = r.bms
+r.step(0, 0, mV=3900)
+put(b, 9000, 500, branch=CHARGE)  # both at 90 % +- 5 % on the charge branch
+r.cells[0] = 4000  # reads 85 % on the charge branch
+r.cells[1] = 4040  # 88 % on it: the higher cell bleeds, and its OCV has left the branch
+for t in range(90):
+    r.step(1000, 0)
+assert b.balance == 0b10 and b.est.bled == 0b10, (b.balance, b.est.bled)
+print(b.cell_soc_cpct[0], b.cell_soc_cpct[1])
+r.run(600, 2000, mV=3600)  # 33 % discharged: the discharge branch
+assert b.est.branch == DISCHARGE and b.est.bled == 0
+""",
+        tmp_path,
+    )
+    cell1, cell2 = (int(x) for x in out.split())
+    assert cell1 < 8800  # read on the charge branch: pulled towards 85 %
+    # read between the branches: the count stands, less the 90 s bleed (122 mA: 0.15 %)
+    assert 8970 <= cell2 <= 8990, cell2
