@@ -470,6 +470,7 @@ async def test_a_charge_with_the_high_cells_bled_keeps_each_cells_soc(tmp_path: 
     s = safe_and_met(result)
     rows = read_rows(s["outputs"]["log"])
     assert sum(int(r["Balancing / 1"]) != 0 for r in rows) * 5 > 1200  # 20 minutes of bleed
+    assert result.outcome is not None
     true_pct = 100.0 * result.outcome.log.cells("soc")[-1]
     bms_pct = s["firmware"]["final_state"]["cell_soc_pct"]
     errors = [b - t for t, b in zip(true_pct, bms_pct, strict=True)]
