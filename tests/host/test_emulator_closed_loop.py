@@ -405,25 +405,23 @@ def test_missing_profile_is_bad_input(tmp_path: Path) -> None:
     assert info.value.source == str(path) and info.value.field == "steps[0]"
 
 
-async def test_pack_balancing_bleed_narrows_the_spread(tmp_path: Path) -> None:
-    """4S pack with cell-to-cell spread: the firmware sees every cell, bleeds the high ones."""
+def spread_4s_charge(tmp_path: Path, name: str, rest: str) -> Path:
+    """A 4S pack with 3 % SOC spread at 80 % on the charge branch, charged at 0.5C through CV
+    to C/20, then `rest`: its high cells bleed at the top."""
     cell = tmp_path / "spread-4s.toml"
     cell.write_text(
         'extends = "sisn-lco-2ah-4s"\n[cell]\nname = "spread-4s"\n[pack]\nsoc_spread = 0.03\n'
     )
-    path = scenario_file(
-        tmp_path,
-        "balance",
-        [
-            "Rest for 2 minutes",
-            "Charge at 0.5C until 4.2 V",
-            "Hold at 4.2 V until C/20",
-            "Rest for 2 hours",
-        ],
-        cell=str(cell),
-        sample_period_s=5.0,
-        initial={"soc": 0.8, "branch": "charge"},
+    steps = ["Rest for 2 minutes", "Charge at 0.5C until 4.2 V", "Hold at 4.2 V until C/20", rest]
+    initial = {"soc": 0.8, "branch": "charge"}
+    return scenario_file(
+        tmp_path, name, steps, cell=str(cell), sample_period_s=5.0, initial=initial
     )
+
+
+async def test_pack_balancing_bleed_narrows_the_spread(tmp_path: Path) -> None:
+    """4S pack with cell-to-cell spread: the firmware sees every cell, bleeds the high ones."""
+    path = spread_4s_charge(tmp_path, "balance", "Rest for 2 hours")
     result = await run(tmp_path, path)
     s = result.summary
     assert s["n_cells"] == 4 and s["violations"] == [], s["violations"]
@@ -449,23 +447,7 @@ async def test_a_charge_with_the_high_cells_bled_keeps_each_cells_soc(tmp_path: 
     through CV, then a rest with a reading while a cell bleeds: uncounted, the bled cells
     were believed 2.3-2.4 % fuller than they were at the end of the CV; counted but read on
     the charge branch, the cell bleeding at the rest's reading 2.5 % emptier."""
-    cell = tmp_path / "spread-4s.toml"
-    cell.write_text(
-        'extends = "sisn-lco-2ah-4s"\n[cell]\nname = "spread-4s"\n[pack]\nsoc_spread = 0.03\n'
-    )
-    path = scenario_file(
-        tmp_path,
-        "bled",
-        [
-            "Rest for 2 minutes",
-            "Charge at 0.5C until 4.2 V",
-            "Hold at 4.2 V until C/20",
-            "Rest for 30 minutes",
-        ],
-        cell=str(cell),
-        sample_period_s=5.0,
-        initial={"soc": 0.8, "branch": "charge"},
-    )
+    path = spread_4s_charge(tmp_path, "bled", "Rest for 30 minutes")
     result = await run(tmp_path, path)
     s = safe_and_met(result)
     rows = read_rows(s["outputs"]["log"])
