@@ -46,11 +46,11 @@ T_OFFSET_MS = 1000
 # Consecutive samples without a reply before the run is abandoned.
 MAX_LOST_SAMPLES = 5
 # A dropped link pauses lockstep runs this long past the firmware's watchdog timeout
-# (DEFAULT_WATCHDOG_MS when its configuration does not say): time for it to trip and act.
+# (config_ms: the firmware's default when its configuration does not say): time for it to
+# trip and act.
 WATCHDOG_MARGIN_S = 1.0
 # How often a lockstep run hands the event loop a turn (see ClosedLoop._let_others_run).
 YIELD_EVERY_S = 0.05
-DEFAULT_WATCHDOG_MS = 2000
 
 
 class LinkFailure(RuntimeError):
@@ -139,6 +139,12 @@ def check_scenario(scenario: Scenario, design: CellDesign, *, can_cut_power: boo
     check_steps(scenario.steps, env, scenario.source, scenario.step_fields)
 
 
+def config_ms(config: dict[str, Any], key: str) -> int:
+    """A timing key of the firmware's configuration (a CONFIG reply), or the firmware's own
+    default (config_rules.DEFAULTS, as its boot merges the file over them)."""
+    return int(config.get(key, firmware_rules().DEFAULTS[key]))
+
+
 def timing_problem(period_ms: int, config: dict[str, Any], *, realtime: bool) -> str | None:
     """Why a board configured with `config` cannot be sampled every period_ms, or None.
 
@@ -147,9 +153,8 @@ def timing_problem(period_ms: int, config: dict[str, Any], *, realtime: bool) ->
     watchdog trips link_timeout_ms after the last sample. Both follow the sample period of
     the board file it was flashed with (host.firmware_config).
     """
-    defaults = firmware_rules().DEFAULTS
-    max_dt_ms = int(config.get("max_dt_ms", defaults["max_dt_ms"]))
-    link_ms = int(config.get("link_timeout_ms", defaults["link_timeout_ms"]))
+    max_dt_ms = config_ms(config, "max_dt_ms")
+    link_ms = config_ms(config, "link_timeout_ms")
     fix = f"flash the board with sample_period_ms = {period_ms} in its board file"
     if period_ms > max_dt_ms:
         return (
@@ -387,7 +392,7 @@ class ClosedLoop:
         """The firmware's link watchdog timeout, from its configuration (read once)."""
         if self._watchdog is None:
             config = await self.board.client.config_read()
-            self._watchdog = int(config.get("link_timeout_ms", DEFAULT_WATCHDOG_MS)) / 1000.0
+            self._watchdog = config_ms(config, "link_timeout_ms") / 1000.0
         return self._watchdog
 
     # -- I/O --------------------------------------------------------------------------------
