@@ -152,6 +152,23 @@ def _number(
     return float(value)
 
 
+def _sample_period_s(data: dict[str, Any], source: str) -> float:
+    """Whole milliseconds, with one upper bound: the firmware's, with its reason."""
+    period = _number(
+        data, "sample_period_s", source, 1.0, lo=0.01, hi=math.inf, name="sample_period_s"
+    )
+    if period * 1000 > SAMPLE_PERIOD_MAX_MS:
+        raise InputError(
+            source,
+            "sample_period_s",
+            f"{period:g} s: the firmware counts at most {SAMPLE_PERIOD_MAX_MS / 1000:g} s per "
+            "sample (max_dt_ms); samples further apart would each be a gap in its count",
+        )
+    if round(period * 1000) != period * 1000:
+        raise InputError(source, "sample_period_s", "must be a whole number of milliseconds")
+    return period
+
+
 def _bool(data: dict[str, Any], key: str, source: str, default: bool, name: str) -> bool:
     value = data.get(key, default)
     if not isinstance(value, bool):
@@ -231,19 +248,7 @@ def parse_scenario(data: dict[str, Any], source: str, base_dir: Path | None = No
     seed = data.get("seed", 1)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InputError(source, "seed", f"must be an integer >= 0, got {seed!r}")
-    # one upper bound, the firmware's (below), with its reason
-    period = _number(
-        data, "sample_period_s", source, 1.0, lo=0.01, hi=math.inf, name="sample_period_s"
-    )
-    if period * 1000 > SAMPLE_PERIOD_MAX_MS:
-        raise InputError(
-            source,
-            "sample_period_s",
-            f"{period:g} s: the firmware counts at most {SAMPLE_PERIOD_MAX_MS / 1000:g} s per "
-            "sample (max_dt_ms); samples further apart would each be a gap in its count",
-        )
-    if round(period * 1000) != period * 1000:
-        raise InputError(source, "sample_period_s", "must be a whole number of milliseconds")
+    period = _sample_period_s(data, source)
     ambient = _number(data, "ambient_degC", source, 25.0, lo=-40, hi=80, name="ambient_degC")
     bleed = _number(
         data, "bleed_resistance_ohm", source, 33.0, lo=1.0, hi=1e6, name="bleed_resistance_ohm"
