@@ -87,11 +87,18 @@ _LOAD_MS = const(30000)  # a reading under load every 30 s of a steady run
 # SOC and temperature times the factor learned from steps, which assumes R0 and the RC pairs
 # aged alike
 _LOAD_R_UNC_PCT = const(25)
-# The hysteresis residual (_track_residual): how far the cell is off its branch, as a share
+# The hysteresis residual (_track_branch): how far the cell is off its branch, as a share
 # of the branch gap, in 1e-5
 _GAP = const(100000)
 _HYST_HI = const(5000)  # after a switch at the slowest rate: e**-3 of the gap left
 _HYST_MID = const(248)  # ... and at the design's: e**-6
+
+
+def _part(v, k):
+    """floor(v x / (1 + x)) for x = k / 1e6, 0 <= v <= 1e5, 0 <= k <= 1e6 (the denominator
+    rounded up): the part of v a hysteresis step of x e-folds moves, below the cell model's
+    1 - e**-x (so a bound fades no faster by it)."""
+    return (v * (k // 100) + v * (k % 100) // 100) // (10001 + k // 100)
 
 
 def soc_of(q_mAs, cap_mAs):
@@ -134,7 +141,7 @@ class SocEstimator:
         self.net_mAs = 0  # net charge moved since the branch was last confirmed (charge +)
         self.peak_mAs = 0  # the largest net move against the branch since
         self.low_mAs = 0  # the smallest since that peak (a rise past it is a new reversal)
-        self.hyst_hi = _HYST_HI  # the most the cell can be off its branch (_track_residual)
+        self.hyst_hi = _HYST_HI  # the most the cell can be off its branch (_track_branch)
         self.hyst_mid = _HYST_MID  # where it is at the design's rate, 1e-5 of the gap
         self.rest_ms = 0  # time at |I| <= rest_current_mA
         self.window_ms = 0  # time into the dV/dt window
@@ -158,7 +165,6 @@ class SocEstimator:
         self.flags = 0  # sticky this boot: _F_FULL_CAL, _F_EMPTY_CAL, _F_SOC_FROM_VOLTAGE
         self.sample_flags = 0  # resting, branch, correction: this sample
         self.temp_ok = True  # the learning gate (core.py sets it each sample)
-        self.n = 1
 
     # -- boot ----------------------------------------------------------------
     def interval(self, mV, dv_mV):
@@ -287,7 +293,6 @@ class SocEstimator:
         """One sample: dt_ms clamped to max_dt_ms, current_mA counted (after offset and
         deadband; positive on discharge), zeroed: the deadband took a current, offset_mA:
         the offset bound now. cells None: a reading was implausible, count only."""
-        self.n = n
         dq_mAs = self._count(dt_ms, current_mA, n)
         self._grow(dt_ms, zeroed, offset_mA, dq_mAs)
         if current_mA != 0:
@@ -412,27 +417,26 @@ class SocEstimator:
         e**-x); against it (a regenerative pulse) it is pulled at the fastest, 1 - x of
         the rest left (below e**-x): whatever the rate, the cell stays below it."""
         cap_mAs = self.learner.cap[0]
-        sw = of_1e4(cap_mAs, self.cfg.branch_switch_cpct)
-        sw = sw if sw > 0 else 1
+        sw = of_1e4(cap_mAs, self.cfg.branch_switch_cpct)  # >= 360 (config_rules)
         b = self.branch
         if b >= 0:
             a = dq_mAs if dq_mAs >= 0 else -dq_mAs
-            # a sample moves at most 1/8 of a switch (sw + 6 a stays in ratio_1e4's range):
-            # the bound fades slower for it, and its pull is whole by then (12 / 8 > 1)
+            # a sample moves at most 1/8 of a switch (a x 100 stays a small int): the bound
+            # fades slower for it, and its pull is whole by then (12 / 8 > 1)
             c = sw >> 3
-            a = a if a < c else c
+            x = ratio_1e4((a if a < c else c) * 100, sw)  # ppm of a switch, <= 125000
             hi = self.hyst_hi
+            m = self.hyst_mid
             if (dq_mAs > 0) == (b == CHARGE):
-                # 1e4 / (1 + x) at 3 / sw (slowest) rounded up, and at 6 / sw (the design's)
-                f = ratio_1e4(sw, sw + 3 * a) + 1
-                hi = hi * (f if f < 10000 else 10000) // 10000  # <= 1e5 x 1e4
-                self.hyst_mid = self.hyst_mid * ratio_1e4(sw, sw + 6 * a) // 10000
+                hi -= _part(hi, 3 * x)  # the slowest rate: e**-3 a switch
+                m -= _part(m, 6 * x)  # the design's
             else:
-                f = 9999 - ratio_1e4(12 * a, sw)  # 1e4 (1 - x) at 12 / sw (fastest), down
-                hi = _GAP - (_GAP - hi) * (f if f > 0 else 0) // 10000
-                m = self.hyst_mid
-                self.hyst_mid = _GAP - (_GAP - m) * ratio_1e4(sw, sw + 6 * a) // 10000
+                k = 12 * x  # the fastest: x of the rest (above 1 - e**-x), rounded up
+                k = (k if k < 1000000 else 1000000) // 100 + 1
+                hi += ((_GAP - hi) * k + 9999) // 10000  # <= 1e5 x 10001
+                m += _part(_GAP - m, 6 * x)
             self.hyst_hi = hi if hi < _GAP else _GAP
+            self.hyst_mid = m
         net = self.net_mAs + dq_mAs
         net = cap_mAs if net > cap_mAs else (-cap_mAs if net < -cap_mAs else net)
         if b < 0:  # never known: the first net move of a switch sets it
@@ -460,7 +464,7 @@ class SocEstimator:
             self.known = True
         if self.known and away <= 0:
             # back past where the branch was confirmed: the count starts again from here
-            # (how far off the branch the reversals pulled the cell is _track_residual's)
+            # (how far off the branch the reversals pulled the cell: hyst_hi, hyst_mid)
             self.net_mAs = 0
             self.peak_mAs = 0
             self.low_mAs = 0
@@ -610,9 +614,10 @@ class SocEstimator:
             return  # the design's R until a current step taught it the cell's
         cfg = self.cfg
         cap = self.learner.cap
-        dv_mV = cfg.ocv_unc_mV + self._on_branch_mV()
-        h = self.hysteresis_mV(self.hyst_mid)
-        h = h if self.branch == CHARGE else -h
+        h = self.hysteresis_mV()
+        m = self.hysteresis_mV(self.hyst_mid)
+        dv_mV = cfg.ocv_unc_mV + (m if m > h - m else h - m)
+        h = m if self.branch == CHARGE else -m
         for k in range(n):
             ir = res.ir_mV(k, current_mA)
             u = dv_mV + (ir if ir >= 0 else -ir) * _LOAD_R_UNC_PCT // 100
@@ -638,16 +643,25 @@ class SocEstimator:
     def _rest_correction(self, current_mA, cells, n):
         """Once per rest, on each cell's IR-free OCV (|I| is small here): blend with the
         reading on a known branch, else clamp between the branches' readings. Returns the
-        sample flag it earns (_F_VOLTAGE_CORRECTION or 0)."""
+        sample flag it earns (_F_VOLTAGE_CORRECTION or 0).
+
+        On the known branch the cell lies between it and hysteresis_mV() towards the other
+        branch, never beyond it: the reading's middle is hyst_mid's way off (down from the
+        discharge branch, up from the charge branch) and its half-width the larger side
+        about it (_load_correction reads so too). Read +- an allowance about the branch
+        that summed every reversal, a city drive at 40 degC (a regenerative pulse every
+        200 s, the cell 23 % of the branch gap off its discharge branch) read 4.1 % of SOC
+        high at the rest after it."""
         res = self.res
         r = self.relax_mV
         sh = r // 2  # the reading's middle: half of the tail still to come, its way
         a = r if r > 0 else -r
         w = a - a // 2  # and the other half (rounded up) as its width
         if self.known:
-            dv_mV = self.cfg.ocv_unc_mV + w + self._on_branch_mV()
-            h = self.hysteresis_mV(self.hyst_mid)
-            h = h if self.branch == CHARGE else -h
+            h = self.hysteresis_mV()
+            m = self.hysteresis_mV(self.hyst_mid)
+            dv_mV = self.cfg.ocv_unc_mV + w + (m if m > h - m else h - m)
+            h = m if self.branch == CHARGE else -m
             for k in range(n):
                 v = cells[k] + res.ir_mV(k, current_mA) + sh
                 if self.bled >> k & 1:  # off the pack's branch: read between the branches
@@ -667,22 +681,10 @@ class SocEstimator:
         first cell's SOC, in mV."""
         s = self.soc[0]
         ocv = self.ocv
+        # 0 .. 5000 (config_rules: the discharge table below the charge table): x 1e5 stays
+        # a small int
         gap_mV = ocv.mV_at(CHARGE, s) - ocv.mV_at(DISCHARGE, s)
-        gap_mV = gap_mV if gap_mV > 0 else 0  # <= 10 V: x 1e5 stays a small int
         return gap_mV * (self.hyst_hi if part < 0 else part) // _GAP
-
-    def _on_branch_mV(self):
-        """A reading on the known branch: the cell lies between it and hysteresis_mV()
-        towards the other branch, at hyst_mid by the design's rate. Returns the half-width
-        about that middle that holds the whole span (the larger of its two sides); the
-        shift onto the branch at the middle is hysteresis_mV(hyst_mid), down from the
-        discharge branch and up from the charge branch. Read +- the span about the branch
-        instead, a city drive at 40 degC (a regenerative pulse every 200 s, the cell 23 %
-        of the branch gap off its discharge branch) read 4.1 % of SOC high at the rest
-        after it."""
-        h = self.hysteresis_mV()
-        m = self.hysteresis_mV(self.hyst_mid)
-        return m if m > h - m else h - m
 
     def _correct_on_branch(self, k, ocv_mV, dv_mV):
         """Blend cell k's count with its OCV reading of the known branch, weighted by both
