@@ -161,8 +161,10 @@ def _estimator_keys(design: CellDesign, cap_mAh: float) -> dict[str, Any]:
         # the host's CV step ends at cv_cutoff_C: detect the taper a little above it
         "taper_mA": max(1, round(1.5 * design.limits.cv_cutoff_C * cap_mAh)),
         "empty_current_mA": max(1, round(0.2 * cap_mAh)),
-        # C/50: above a current sensor's plausible offset, so an offset cannot hide a rest
-        "rest_current_mA": max(1, round(cap_mAh / 50)),
+        # C/50, and above the current sensor's offset bound: an offset must not hide a rest,
+        # or it is never learned (a 0.5 Ah cell's C/50 is 10 mA: with a 20 mA offset it
+        # never rested, and partial cycles ran 19-21 % of SOC off)
+        "rest_current_mA": max(round(cap_mAh / 50), firmware_rules().DEFAULTS["i_offset_mA"]),
     }
 
 

@@ -654,3 +654,34 @@ hysteresis_rate_factor = {rate_factor}
     )
     s = safe_and_met(await run(tmp_path, path))
     assert s["uncertainty_coverage_pct"] >= 95.0, s["uncertainty_coverage_pct"]
+
+
+@pytest.mark.parametrize("offset_mA", [-20.0, 20.0])
+async def test_a_small_cells_current_offset_is_learned_at_rest(
+    tmp_path: Path, offset_mA: float
+) -> None:
+    # A 0.5 Ah cell's C/50 is 10 mA: with rests read as currents within it, a 20 mA offset
+    # (within the sensor's bound, 30 mA) hid every rest, the offset was never learned and
+    # counted C/25 into the SOC for good (partial cycles: 19-21 % of SOC off). The rest
+    # threshold is never below the offset bound (host/firmware_config.py).
+    (tmp_path / "small.toml").write_text(
+        'extends = "sisn-lco-2ah"\n[cell]\nname = "small"\nfacing_area_cm2 = 83.25\n'
+    )
+    path = scenario_file(
+        tmp_path,
+        "small-offset",
+        [
+            "Rest for 30 minutes",
+            "Discharge at 0.2C for 2 hours",
+            "Charge at 0.2C for 1 hour",
+            "Rest for 30 minutes",
+            "Expect SOC error below 3% after the first rest",
+        ],
+        cell="small.toml",
+        sample_period_s=2.0,
+        initial={"soc": 0.7, "branch": "discharge"},
+    )
+    path.write_text(path.read_text() + f"[sensors]\ncurrent_bias_mA = {offset_mA}\n")
+    s = safe_and_met(await run(tmp_path, path))
+    # learned: the offset and the sensor's other errors (noise, a resolution of its own)
+    assert s["firmware"]["final_state"]["current_offset_mA"] == pytest.approx(offset_mA, abs=3.0)
