@@ -143,6 +143,7 @@ class SocEstimator:
         self.low_mAs = 0  # the smallest since that peak (a rise past it is a new reversal)
         self.hyst_hi = _HYST_HI  # the most the cell can be off its branch (_track_branch)
         self.hyst_mid = _HYST_MID  # where it is at the design's rate, 1e-5 of the gap
+        self.hyst_acc = 0  # the charge since the last step of the two, mAs (charge +)
         self.rest_ms = 0  # time at |I| <= rest_current_mA
         self.window_ms = 0  # time into the dV/dt window
         self.window_mV = 0  # mean cell voltage at the window's start
@@ -419,15 +420,26 @@ class SocEstimator:
         cap_mAs = self.learner.cap[0]
         sw = of_1e4(cap_mAs, self.cfg.branch_switch_cpct)  # >= 360 (config_rules)
         b = self.branch
-        if b >= 0:
-            a = dq_mAs if dq_mAs >= 0 else -dq_mAs
-            # a sample moves at most 1/8 of a switch (a x 100 stays a small int): the bound
+        q = self.hyst_acc + dq_mAs
+        c = sw >> 10
+        if b >= 0 and (q >= c or q <= -c):
+            # in steps of at least 1/1024 of a switch (the bound lags a step under way by
+            # 12 / 1024 of the way at most: 3 mV of the default cell's gap), net: a current
+            # sensor's noise at rest
+            # (115 of 300 samples beyond the deadband, +-16 mA) turns back before a step and
+            # moves nothing, as it moves no charge; sample by sample, every noise step
+            # against the branch pulled the bound at the fastest rate and the next one back
+            # let it fade only at the slowest (a stale state's first rest read 0.2-0.6 % of
+            # SOC further off)
+            self.hyst_acc = 0
+            a = q if q >= 0 else -q
+            # a step moves at most 1/8 of a switch (a x 100 stays a small int): the bound
             # fades slower for it, and its pull is whole by then (12 / 8 > 1)
             c = sw >> 3
             x = ratio_1e4((a if a < c else c) * 100, sw)  # ppm of a switch, <= 125000
             hi = self.hyst_hi
             m = self.hyst_mid
-            if (dq_mAs > 0) == (b == CHARGE):
+            if (q > 0) == (b == CHARGE):
                 hi -= _part(hi, 3 * x)  # the slowest rate: e**-3 a switch
                 m -= _part(m, 6 * x)  # the design's
             else:
@@ -437,6 +449,8 @@ class SocEstimator:
                 m += _part(_GAP - m, 6 * x)
             self.hyst_hi = hi if hi < _GAP else _GAP
             self.hyst_mid = m
+        elif b >= 0:
+            self.hyst_acc = q
         net = self.net_mAs + dq_mAs
         net = cap_mAs if net > cap_mAs else (-cap_mAs if net < -cap_mAs else net)
         if b < 0:  # never known: the first net move of a switch sets it
@@ -481,6 +495,7 @@ class SocEstimator:
         self.low_mAs = 0
         self.hyst_hi = _HYST_HI
         self.hyst_mid = _HYST_MID
+        self.hyst_acc = 0
 
     def _detect_rest(self, dt_ms, current_mA, mean_mV):
         """Rest on sample time: |I| <= rest_current_mA for rest_time_ms, and the mean cell

@@ -983,7 +983,8 @@ for mA in {currents!r}:
             truth[j, i] = x
     worst = truth.max(axis=0)
     i = int(np.argmax(worst - hi))
-    assert (hi >= worst - 2e-5).all(), (i, hi[i], worst[i])  # 2e-5: the printed rounding
+    # less a step under way (1/1024 of a switch, 12 / 1024 of the rest at the fastest rate)
+    assert (hi >= worst - (1 - worst) * 12 / 1024 - 2e-5).all(), (i, hi[i], worst[i])
     design = truth[factors.index(1.0)]
     assert np.abs(mid - design).max() <= 0.01, np.abs(mid - design).max()
     assert (hi - worst).max() <= 1 / 3, (hi - worst).max()
