@@ -449,8 +449,8 @@ class SocEstimator:
                 m += _part(_GAP - m, 6 * x)
             self.hyst_hi = hi if hi < _GAP else _GAP
             self.hyst_mid = m
-        elif b >= 0:
-            self.hyst_acc = q
+        else:
+            self.hyst_acc = q  # (a branch set again starts it from 0: confirm())
         net = self.net_mAs + dq_mAs
         net = cap_mAs if net > cap_mAs else (-cap_mAs if net < -cap_mAs else net)
         if b < 0:  # never known: the first net move of a switch sets it
