@@ -625,7 +625,7 @@ async def test_a_drive_with_regenerative_braking_is_read_off_its_branch(
     # branch. A boot without state leaves nothing but the rest after the drive to read the
     # SOC from. Read on the branch (+- an allowance that summed every pulse), it came
     # 4.1 % high at the cell's own hysteresis rate, 3.6 % and 5.3 % at half and twice it;
-    # read at the residual the firmware tracks, 0.3, 1.2 and 2.0 %.
+    # read at the residual the firmware tracks, 0.1, 1.1 and 2.1 %.
     drive = Path(__file__).parents[2] / "examples" / "robustness" / "city-drive.csv"
     (tmp_path / "city-drive.csv").write_bytes(drive.read_bytes())
     path = tmp_path / "regen.toml"
