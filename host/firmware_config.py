@@ -82,6 +82,11 @@ def build_config(design: CellDesign, board: Board | None = None) -> dict[str, An
     cfg.update(_resistance_temperature_keys(design))
     cfg.update(_derating_keys(design, cap_mAh))
     cfg.update(_board_keys(board, cfg["n_cells"], src))
+    # The offset is learned only at a rest (a current within rest_current_mA) or with both
+    # switches open: an offset within its bound must not hide a rest. A 0.5 Ah cell's C/50
+    # is 10 mA: with a 20 mA offset it never rested, the offset was never learned, and its
+    # partial cycles ran 13.7-21.3 % of SOC off.
+    cfg["rest_current_mA"] = max(cfg["rest_current_mA"], cfg["i_offset_mA"])
     error = firmware_rules().validate(cfg)
     if error:
         raise InputError(src, "derived firmware configuration", error)
@@ -161,10 +166,8 @@ def _estimator_keys(design: CellDesign, cap_mAh: float) -> dict[str, Any]:
         # the host's CV step ends at cv_cutoff_C: detect the taper a little above it
         "taper_mA": max(1, round(1.5 * design.limits.cv_cutoff_C * cap_mAh)),
         "empty_current_mA": max(1, round(0.2 * cap_mAh)),
-        # C/50, and above the current sensor's offset bound: an offset must not hide a rest,
-        # or it is never learned (a 0.5 Ah cell's C/50 is 10 mA: with a 20 mA offset it
-        # never rested, and partial cycles ran 19-21 % of SOC off)
-        "rest_current_mA": max(round(cap_mAh / 50), firmware_rules().DEFAULTS["i_offset_mA"]),
+        # C/50, and never below the offset bound (build_config)
+        "rest_current_mA": max(1, round(cap_mAh / 50)),
     }
 
 

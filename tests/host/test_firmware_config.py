@@ -234,7 +234,7 @@ def test_the_bleed_is_counted_where_a_resistor_bleeds() -> None:
     assert build_config(load_cell(), no_bleed)["bal_r_mohm"] == 0
 
 
-_SMALL_CELL = """
+SMALL_CELL_TOML = """
 extends = "sisn-lco-2ah"
 [cell]
 name = "small"
@@ -247,11 +247,10 @@ def test_no_offset_within_its_bound_hides_a_rest(tmp_path: Path) -> None:
     (or with both switches open): the rest threshold is C/50, but never below the current
     sensor's offset bound, or an offset within it would never be learned."""
     small = tmp_path / "small.toml"
-    small.write_text(_SMALL_CELL)
-    bound = firmware_rules().DEFAULTS["i_offset_mA"]
+    small.write_text(SMALL_CELL_TOML)
     assert build_config(load_cell())["rest_current_mA"] == 40  # 2 Ah: C/50
     cfg = build_config(load_cell(small))
-    assert cfg["capacity_mAh"] == 500 and cfg["rest_current_mA"] >= bound > 500 / 50
+    assert cfg["capacity_mAh"] == 500 and cfg["rest_current_mA"] >= cfg["i_offset_mA"] > 500 / 50
 
 
 def test_the_largest_configuration_fits_the_firmware_frame_buffer() -> None:
