@@ -34,7 +34,9 @@ DEFAULTS = {
     "boot_check_cpct": 1000,  # a restored SOC this far from the boot voltage is replaced
     "branch_switch_cpct": 1500,  # charge moved one way that switches the hysteresis branch
     "ocv_unc_cpct": 50,  # SOC uncertainty of any OCV table reading (table, ageing)
-    "ocv_unc_mV": 20,  # an OCV reading's voltage uncertainty: the table against the cell, sensor
+    # an OCV reading's voltage uncertainty: the table against the cell (20 mV) plus the
+    # cell-voltage sensor (v_sense_mV): a table 20 mV off behind a sensor 5 mV off
+    "ocv_unc_mV": 25,
     "ocv_dudt_uV_K": -300,  # the OCV's temperature coefficient (entropic); the tables are at 25 C
     # sensor error bounds (shared reference sisn-cell.md section 6: a shunt + 16-bit ADC
     # front end): what the credible SOC uncertainty is built from

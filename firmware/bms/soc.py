@@ -87,6 +87,18 @@ _LOAD_MS = const(30000)  # a reading under load every 30 s of a steady run
 # SOC and temperature times the factor learned from steps, which assumes R0 and the RC pairs
 # aged alike
 _LOAD_R_UNC_PCT = const(25)
+# The hysteresis residual (_track_branch): how far the cell is off its branch, as a share
+# of the branch gap, in 1e-5
+_GAP = const(100000)
+_HYST_HI = const(5000)  # after a switch at the slowest rate: e**-3 of the gap left
+_HYST_MID = const(248)  # ... and at the design's: e**-6
+
+
+def _part(v, k):
+    """floor(v x / (1 + x)) for x = k / 1e6, 0 <= v <= 1e5, 0 <= k <= 1e6 (the denominator
+    rounded up): the part of v a hysteresis step of x e-folds moves, below the cell model's
+    1 - e**-x (so a bound fades no faster by it)."""
+    return (v * (k // 100) + v * (k % 100) // 100) // (10001 + k // 100)
 
 
 def soc_of(q_mAs, cap_mAs):
@@ -129,8 +141,9 @@ class SocEstimator:
         self.net_mAs = 0  # net charge moved since the branch was last confirmed (charge +)
         self.peak_mAs = 0  # the largest net move against the branch since
         self.low_mAs = 0  # the smallest since that peak (a rise past it is a new reversal)
-        self.pull_mAs = 0  # the reversals' charge since the branch was confirmed
-        self.run_mAs = 0  # charge moved along the known branch since it was confirmed
+        self.hyst_hi = _HYST_HI  # the most the cell can be off its branch (_track_branch)
+        self.hyst_mid = _HYST_MID  # where it is at the design's rate, 1e-5 of the gap
+        self.hyst_acc = 0  # the charge since the last step of the two, mAs (charge +)
         self.rest_ms = 0  # time at |I| <= rest_current_mA
         self.window_ms = 0  # time into the dV/dt window
         self.window_mV = 0  # mean cell voltage at the window's start
@@ -153,7 +166,6 @@ class SocEstimator:
         self.flags = 0  # sticky this boot: _F_FULL_CAL, _F_EMPTY_CAL, _F_SOC_FROM_VOLTAGE
         self.sample_flags = 0  # resting, branch, correction: this sample
         self.temp_ok = True  # the learning gate (core.py sets it each sample)
-        self.n = 1
 
     # -- boot ----------------------------------------------------------------
     def interval(self, mV, dv_mV):
@@ -282,7 +294,6 @@ class SocEstimator:
         """One sample: dt_ms clamped to max_dt_ms, current_mA counted (after offset and
         deadband; positive on discharge), zeroed: the deadband took a current, offset_mA:
         the offset bound now. cells None: a reading was implausible, count only."""
-        self.n = n
         dq_mAs = self._count(dt_ms, current_mA, n)
         self._grow(dt_ms, zeroed, offset_mA, dq_mAs)
         if current_mA != 0:
@@ -397,23 +408,60 @@ class SocEstimator:
         branch_switch_cpct, becomes unknown once away passes 1/32 of that, and is known again
         after moving back the switch from the peak without a new reversal of more than 1/32
         of it on the way (a drive cycle's regenerative pulses pull the cell off its branch
-        each time; noise does not). While known, a move along the branch
-        restarts the count and lengthens the run (hysteresis_mV); after a reversal the run
-        starts again."""
+        each time; noise does not).
+
+        First, how far the cell is off its branch, as the cell model's hysteresis state
+        moves (dh/dq = gamma (h_branch - h): e**-(gamma x the charge) of the way left):
+        hyst_mid at the design's rate, the cell's best guess, and hyst_hi a bound over every
+        rate from half to twice the design's (the switch is e**-3 of the way at the
+        slowest). Along the branch the bound fades at the slowest rate, 1 / (1 + x) (above
+        e**-x); against it (a regenerative pulse) it is pulled at the fastest, 1 - x of
+        the rest left (below e**-x): whatever the rate, the cell stays below it."""
         cap_mAs = self.learner.cap[0]
-        sw = of_1e4(cap_mAs, self.cfg.branch_switch_cpct)
+        sw = of_1e4(cap_mAs, self.cfg.branch_switch_cpct)  # >= 360 (config_rules)
+        b = self.branch
+        q = self.hyst_acc + dq_mAs
+        c = sw >> 10
+        if b >= 0 and (q >= c or q <= -c):
+            # in steps of at least 1/1024 of a switch (the bound lags a step under way by
+            # 12 / 1024 of the way at most: 3 mV of the default cell's gap), net: a current
+            # sensor's noise at rest
+            # (115 of 300 samples beyond the deadband, +-16 mA) turns back before a step and
+            # moves nothing, as it moves no charge; sample by sample, every noise step
+            # against the branch pulled the bound at the fastest rate and the next one back
+            # let it fade only at the slowest (a stale state's first rest read 0.2-0.6 % of
+            # SOC further off)
+            self.hyst_acc = 0
+            a = q if q >= 0 else -q
+            # a step moves at most 1/8 of a switch (a x 100 stays a small int): the bound
+            # fades slower for it, and its pull is whole by then (12 / 8 > 1)
+            c = sw >> 3
+            x = ratio_1e4((a if a < c else c) * 100, sw)  # ppm of a switch, <= 125000
+            hi = self.hyst_hi
+            m = self.hyst_mid
+            if (q > 0) == (b == CHARGE):
+                hi -= _part(hi, 3 * x)  # the slowest rate: e**-3 a switch
+                m -= _part(m, 6 * x)  # the design's
+            else:
+                k = 12 * x  # the fastest: x of the rest (above 1 - e**-x), rounded up
+                k = (k if k < 1000000 else 1000000) // 100 + 1
+                hi += ((_GAP - hi) * k + 9999) // 10000  # <= 1e5 x 10001
+                m += _part(_GAP - m, 6 * x)
+            self.hyst_hi = hi if hi < _GAP else _GAP
+            self.hyst_mid = m
+        else:
+            self.hyst_acc = q  # (a branch set again starts it from 0: confirm())
         net = self.net_mAs + dq_mAs
         net = cap_mAs if net > cap_mAs else (-cap_mAs if net < -cap_mAs else net)
-        b = self.branch
         if b < 0:  # never known: the first net move of a switch sets it
             if net >= sw or net <= -sw:
-                self._confirm(CHARGE if net > 0 else DISCHARGE, sw)
+                self.confirm(CHARGE if net > 0 else DISCHARGE)
             else:
                 self.net_mAs = net
             return
         away = net if b == DISCHARGE else -net
         if away >= sw:
-            self._confirm(CHARGE if b == DISCHARGE else DISCHARGE, sw)
+            self.confirm(CHARGE if b == DISCHARGE else DISCHARGE)
             return
         if away > self.peak_mAs:
             self.peak_mAs = away
@@ -429,27 +477,25 @@ class SocEstimator:
         elif not self.known and self.peak_mAs - away >= sw:
             self.known = True
         if self.known and away <= 0:
-            # a reversal since pulled the cell off its branch a little: its run starts
-            # again (the hysteresis allowance is back to its widest until a switch more)
-            run = (0 if self.peak_mAs > 0 else self.run_mAs) - away
-            pull = self.pull_mAs + self.peak_mAs  # every pulse back adds to the pull
-            self.pull_mAs = pull if pull < cap_mAs else cap_mAs
-            self.run_mAs = run if run < cap_mAs else cap_mAs
+            # back past where the branch was confirmed: the count starts again from here
+            # (how far off the branch the reversals pulled the cell: hyst_hi, hyst_mid)
             self.net_mAs = 0
             self.peak_mAs = 0
             self.low_mAs = 0
         else:
             self.net_mAs = net
 
-    def _confirm(self, branch, sw):
-        """The cell moved the switch one way: it is on that branch."""
+    def confirm(self, branch):
+        """The cell moved the switch one way (or reached full or empty): it is on that
+        branch, as near as a switch at the slowest rate takes it."""
         self.branch = branch
         self.known = True
         self.net_mAs = 0
         self.peak_mAs = 0
         self.low_mAs = 0
-        self.pull_mAs = 0
-        self.run_mAs = sw
+        self.hyst_hi = _HYST_HI
+        self.hyst_mid = _HYST_MID
+        self.hyst_acc = 0
 
     def _detect_rest(self, dt_ms, current_mA, mean_mV):
         """Rest on sample time: |I| <= rest_current_mA for rest_time_ms, and the mean cell
@@ -511,7 +557,8 @@ class SocEstimator:
                     unc_cpct = cfg.full_unc_cpct + self.read(CHARGE, cells[k] - ir_mV, dv_mV)
                     self._calibrate(k, unc_cpct)
                 self.calibrated(n)
-                self.branch = CHARGE
+                if self.branch != CHARGE:
+                    self.confirm(CHARGE)
                 self.known = True
                 self.full_done = True
                 self.flags |= _F_FULL_CAL
@@ -550,7 +597,8 @@ class SocEstimator:
                 unc_cpct = cfg.empty_unc_cpct + self.read(DISCHARGE, cells[k] + ir_mV, dv_mV)
                 self._calibrate(k, unc_cpct)
             self.calibrated(n)
-            self.branch = DISCHARGE
+            if self.branch != DISCHARGE:
+                self.confirm(DISCHARGE)
             self.known = True
             self.empty_done = True
             self.flags |= _F_EMPTY_CAL
@@ -581,12 +629,15 @@ class SocEstimator:
             return  # the design's R until a current step taught it the cell's
         cfg = self.cfg
         cap = self.learner.cap
-        dv_mV = cfg.ocv_unc_mV + self.hysteresis_mV()
+        h = self.hysteresis_mV()
+        m = self.hysteresis_mV(self.hyst_mid)
+        dv_mV = cfg.ocv_unc_mV + (m if m > h - m else h - m)
+        h = m if self.branch == CHARGE else -m
         for k in range(n):
             ir = res.ir_mV(k, current_mA)
             u = dv_mV + (ir if ir >= 0 else -ir) * _LOAD_R_UNC_PCT // 100
             u += res.ir_mV(k, cfg.capacity_mAh // 20)
-            u = clamp(cfg.ocv_unc_cpct + self.read(self.branch, cells[k] + ir, u), 10000)
+            u = clamp(cfg.ocv_unc_cpct + self.read(self.branch, cells[k] + ir + h, u), 10000)
             q = self.q[k]
             end = mAs_of(self.reading_cpct - u, cap[k])
             if q < end:
@@ -607,20 +658,31 @@ class SocEstimator:
     def _rest_correction(self, current_mA, cells, n):
         """Once per rest, on each cell's IR-free OCV (|I| is small here): blend with the
         reading on a known branch, else clamp between the branches' readings. Returns the
-        sample flag it earns (_F_VOLTAGE_CORRECTION or 0)."""
+        sample flag it earns (_F_VOLTAGE_CORRECTION or 0).
+
+        On the known branch the cell lies between it and hysteresis_mV() towards the other
+        branch, never beyond it: the reading's middle is hyst_mid's way off (down from the
+        discharge branch, up from the charge branch) and its half-width the larger side
+        about it (_load_correction reads so too). Read +- an allowance about the branch
+        that summed every reversal, a city drive at 40 degC (a regenerative pulse every
+        200 s, the cell 23 % of the branch gap off its discharge branch) read 4.1 % of SOC
+        high at the rest after it."""
         res = self.res
         r = self.relax_mV
         sh = r // 2  # the reading's middle: half of the tail still to come, its way
         a = r if r > 0 else -r
         w = a - a // 2  # and the other half (rounded up) as its width
         if self.known:
-            dv_mV = self.cfg.ocv_unc_mV + w + self.hysteresis_mV()
+            h = self.hysteresis_mV()
+            m = self.hysteresis_mV(self.hyst_mid)
+            dv_mV = self.cfg.ocv_unc_mV + w + (m if m > h - m else h - m)
+            h = m if self.branch == CHARGE else -m
             for k in range(n):
                 v = cells[k] + res.ir_mV(k, current_mA) + sh
                 if self.bled >> k & 1:  # off the pack's branch: read between the branches
                     self._clamp_between_branches(k, v, w)
                 else:
-                    self._correct_on_branch(k, v, dv_mV)
+                    self._correct_on_branch(k, v + h, dv_mV)
             self.calibrated(n)
             return _F_VOLTAGE_CORRECTION
         for k in range(n):
@@ -628,36 +690,16 @@ class SocEstimator:
         self.calibrated(n)
         return 0
 
-    def hysteresis_mV(self):
-        """How far the cell may still be from its known branch, as a share of the branch gap
-        (at the first cell's SOC): the branch counts as known once branch_switch_cpct has
-        moved one way, where a cell whose hysteresis moves at the slowest rate assumed is
-        95 % of the way (e**-3); each further 0.23 of it halves the rest. A reversal since
-        (smaller than 1/32 of the switch, or the branch would be unknown) moves it back,
-        about 3 x its share of the switch; so did every reversal since the branch was
-        confirmed (their sum, fading with the run after the last)."""
-        cfg = self.cfg
+    def hysteresis_mV(self, part=-1):
+        """How far the cell may still be from its known branch, towards the other one: the
+        residual's bound (hyst_hi, _track_branch; or part, 1e-5) times the branch gap at the
+        first cell's SOC, in mV."""
         s = self.soc[0]
         ocv = self.ocv
+        # 0 .. 5000 (config_rules: the discharge table below the charge table): x 1e5 stays
+        # a small int
         gap_mV = ocv.mV_at(CHARGE, s) - ocv.mV_at(DISCHARGE, s)
-        sw = of_1e4(self.learner.cap[0], cfg.branch_switch_cpct)
-        if sw <= 0:
-            return 0
-        m = self.run_mAs  # <= capacity
-        # 0.23 switches per halving: (m - sw) / sw x 13 / 3 (m <= 7.2e7: ratio_1e4's range)
-        halvings = ratio_1e4(m - sw, sw) * 13 // 30000 if m > sw else 0
-        halvings = halvings if halvings < 8 else 8
-        # the reversals since the branch was confirmed (a drive cycle's regenerative pulses)
-        # pulled it back about 3 x their share of the switch, fading along the run as well;
-        # one under way (smaller than 1/32 of the switch, or the branch would be unknown)
-        # adds its own share at full
-        pull = ratio_1e4(self.pull_mAs, sw) * 3 // 10
-        part = (50 + (pull if pull < 950 else 950)) >> halvings
-        away = self.net_mAs if self.branch == DISCHARGE else -self.net_mAs
-        if away > 0:
-            part += ratio_1e4(away, sw) * 3 // 10  # 1/1000 of the gap; away < sw / 32
-        part = part if part < 1000 else 1000
-        return gap_mV * part // 1000
+        return gap_mV * (self.hyst_hi if part < 0 else part) // _GAP
 
     def _correct_on_branch(self, k, ocv_mV, dv_mV):
         """Blend cell k's count with its OCV reading of the known branch, weighted by both

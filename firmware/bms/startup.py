@@ -45,12 +45,7 @@ def init_from_voltage(est, current_mA, cells, n):
         b = est.from_interval(k)
         hint = b if hint == -2 or hint == b else -1
     est.calibrated(n)
-    est.branch = hint
-    est.net_mAs = 0
-    est.peak_mAs = 0
-    est.low_mAs = 0
-    est.pull_mAs = 0
-    est.run_mAs = 0
+    est.confirm(hint)  # the branch and its counts as after a switch, but not known
     est.known = False
     est.need_init = False
     est.need_check = False

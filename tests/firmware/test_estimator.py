@@ -922,3 +922,70 @@ assert b.est.branch == DISCHARGE and b.est.bled == 0
     assert cell1 < 8800  # read on the charge branch: pulled towards 85 %
     # read between the branches: the count stands, less the 90 s bleed (122 mA: 0.15 %)
     assert 8970 <= cell2 <= 8990, cell2
+
+
+def _pulsed_drive(seed: int, n_blocks: int) -> list[int]:
+    """A drive's current (mA, 1 s samples, positive on discharge) along the discharge
+    branch: blocks of 0.5-2C discharge, each followed by a 0.25-1.5C regenerative pulse
+    of 2-15 s, and now and then a pulse against the branch long enough to lose it."""
+    rng = np.random.default_rng(seed)
+    out: list[int] = []
+    for _ in range(n_blocks):
+        out += [int(rng.integers(1000, 4000))] * int(rng.integers(20, 120))
+        out += [-int(rng.integers(500, 3000))] * int(rng.integers(2, 16))
+        if rng.random() < 0.1:
+            out += [-2000] * int(rng.integers(30, 90))  # 3-9 % of SOC back: unknown a while
+    return out
+
+
+def test_the_hysteresis_residual_bounds_every_rate_and_follows_the_designs(
+    tmp_path: Path,
+) -> None:
+    """How far the cell is off its known branch, against the cell model's hysteresis state
+    (dh/dq = gamma (h_branch - h), cellmodel/circuit.py) integrated here exactly at rates
+    from half to twice the design's: the bound (hyst_hi) is above every one of them at every
+    sample, the middle (hyst_mid) follows the design's rate within 1 % of the branch gap,
+    and the bound is no looser than the worst rate allows plus what composing the slowest
+    fade with the fastest pull costs (a third of the gap at most)."""
+    cfg = default_config()
+    sw_frac = cfg["branch_switch_cpct"] / 10000  # e**-3 of the way at the slowest rate
+    gamma_design = 2 * 3 / sw_frac
+    currents = _pulsed_drive(7, 60)
+    out = run_rig(
+        _HEAD
+        + f"""
+r = Rig({{"frozen_ms": 86400000}})
+b = r.bms
+e = b.est
+r.step(0, 0, mV=3700)
+put(b, 9000, 500, branch=DISCHARGE)
+e.confirm(DISCHARGE)  # one switch along the discharge branch from the charge branch
+for mA in {currents!r}:
+    r.step(1000, mA, mV=3700)
+    print(e.branch, e.hyst_hi, e.hyst_mid)
+""",
+        tmp_path,
+        timeout_s=300,
+    )
+    rows = np.array([[int(x) for x in line.split()] for line in out.split("\n") if line])
+    assert (rows[:, 0] == 1).all(), "the drive must keep to the discharge branch"
+    hi = rows[:, 1] / 1e5
+    mid = rows[:, 2] / 1e5
+    cap_As = 7200.0
+    factors = [0.5, 0.7, 1.0, 1.4, 2.0]
+    truth = np.empty((len(factors), len(currents)))
+    for j, f in enumerate(factors):
+        g = gamma_design * f
+        x = math.exp(-g * sw_frac)  # one switch from the other branch at this rate
+        for i, mA in enumerate(currents):
+            decay = math.exp(-g * abs(mA) / 1000 / cap_As)
+            x = x * decay if mA > 0 else 1 - (1 - x) * decay
+            truth[j, i] = x
+    worst = truth.max(axis=0)
+    i = int(np.argmax(worst - hi))
+    # less a step under way (1/1024 of a switch, 12 / 1024 of the rest at the fastest rate)
+    assert (hi >= worst - (1 - worst) * 12 / 1024 - 2e-5).all(), (i, hi[i], worst[i])
+    design = truth[factors.index(1.0)]
+    assert np.abs(mid - design).max() <= 0.01, np.abs(mid - design).max()
+    assert (hi - worst).max() <= 1 / 3, (hi - worst).max()
+    assert worst.max() > 0.2  # the drive pulls the cell well off its branch

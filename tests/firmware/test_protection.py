@@ -331,7 +331,7 @@ e.calibrated(1)
 e.branch = 0
 e.known = True
 e.net_mAs = 0
-e.run_mAs = cap  # a long charge already: no hysteresis left to allow for
+e.hyst_hi = e.hyst_mid = 0  # a long charge already: no hysteresis left to allow for
 # charging at 1 A, the voltage says 70 % (plus a 20 mV IR drop)
 r.run(3, -1000, mV=v70)
 assert b.chg_on and not b.faults & F.WIN_TOP and b.res.fac[0] == 10000, hex(b.faults)

@@ -203,7 +203,7 @@ def test_a_kept_state_reaches_across_its_readings_interval_until_a_full_calibrat
 ) -> None:
     """Issue 9: a pack charged or discharged while the BMS was off by less than its boot
     reading's interval leaves no trace, so a kept state is no closer than that reading allows:
-    the table may be ocv_unc_mV (20 mV) off either way. Restored at 44 % +- 0.5 % on the
+    the table may be 20 mV off either way (within ocv_unc_mV). Restored at 44 % +- 0.5 % on the
     discharge branch, the resting cell reads about 41 % there (3400 mV): the count is kept,
     and its interval reaches the discharge-branch SOC of 3380 and 3420 mV, at boot and after
     the rest's blend (which alone would claim about 0.5 %); a full calibration ends it."""
@@ -261,8 +261,8 @@ print(r.bms.soc_cpct, r.bms.flags & F.F_SOC_FROM_VOLTAGE, r.bms.soc_unc_cpct)
         assert kept == round(soc * 10000) and not from_voltage, (soc, out)
         if not mA:  # kept, but no longer claimed to be closer than the reading it disagrees with
             assert unc >= kept - 4000, (soc, out)
-            # nor than that reading's own uncertainty allows: the table may be ocv_unc_mV
-            # (20 mV) off, and 3373 mV on the default discharge table (30 % at 3337 mV, 40 %
+            # nor than that reading's own uncertainty allows: the table may be 20 mV off
+            # (within ocv_unc_mV), and 3373 mV on the default discharge table (30 % at 3337 mV, 40 %
             # at 3393 mV) is 36.4 %
             assert kept - unc <= 3643, (soc, out)
 

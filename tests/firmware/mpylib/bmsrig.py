@@ -79,5 +79,5 @@ def put(b, soc_cpct, unc_cpct=50, branch=1):
     e.known = True
     e.net_mAs = 0
     e.peak_mAs = 0
-    e.pull_mAs = 0
-    e.run_mAs = c
+    e.hyst_hi = 0
+    e.hyst_mid = 0
