@@ -130,6 +130,9 @@ class Recorder:
                 st.latched_bits if st else 0,
                 st.warning_bits if st else 0,
                 gates.balance_bits, link_ok, cycle, ambient_degC,
+                st.ccl_mA if st else nan,
+                st.dcl_mA if st else nan,
+                _or_nan(st.anode_potential_mV) if st else nan,
                 ps.dt_s, ps.limited, ps.gates.dsg_on, st is not None,
                 st is not None and st.cap_learn_count > 0,
             ),
@@ -230,3 +233,7 @@ def _observation(r: _Reply, soc_true: float, rmse: Any, rested: Any) -> Observat
         capacity_error_pct=cap_err,
         rested=bool(rested[k]) if k >= 0 else False,
     )
+
+
+def _or_nan(v: float | None) -> float:
+    return float("nan") if v is None else float(v)

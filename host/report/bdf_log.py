@@ -9,6 +9,10 @@ replies, all as "Name / unit".
 Sign: BDF's current is positive on CHARGE. Every current column in the file
 (Current, Demanded Current, Measured Current, BMS Current) is therefore the
 negative of the emulator's (positive on discharge, as everywhere in sisnbms).
+BMS CCL and BMS DCL are the firmware's limits as it reported them in the row's
+reply: magnitudes, the largest charge and discharge current it allows. The
+charger and load keep to them from the next sample on (a charger held to the CCL
+draws the row before's BMS CCL).
 """
 
 from __future__ import annotations
@@ -46,6 +50,9 @@ _BMS = [
     "Warnings / 1",
     "Balancing / 1",
     "Link OK / 1",
+    "BMS CCL / mA",
+    "BMS DCL / mA",
+    "BMS Anode Potential / mV",
 ]
 
 
@@ -100,6 +107,7 @@ def write_bdf_log(log: RunLog, path: Path) -> Path:
     ]
     flags = ("chg_on", "dsg_on", "faults", "latched", "warnings", "balance", "link_ok")
     bms += [log.column(n) for n in flags]
+    bms += [log.column(n) for n in ("fw_ccl_mA", "fw_dcl_mA", "fw_anode_potential_mV")]
     cols.update(zip(_BMS, bms, strict=True))
     assert list(cols) == bdf_columns(
         log.n_cells, unix_time=start_unix is not None, ambient=has_ambient

@@ -48,6 +48,11 @@ class LogRow:
     link_ok: bool
     cycle: int = 1  # cycle number from 1 (a scenario's {steps, repeat} tables)
     ambient_degC: float = float("nan")
+    # the firmware's limits as it reported them (magnitudes, mA) and its anode potential
+    # estimate (the cell nearest plating); NaN before its first estimate
+    fw_ccl_mA: float = float("nan")
+    fw_dcl_mA: float = float("nan")
+    fw_anode_potential_mV: float = float("nan")
 
 
 # The scalar columns, in LogRow's order (cell voltages are kept apart, one per cell).

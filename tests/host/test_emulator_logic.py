@@ -85,6 +85,30 @@ def test_blocked_step_gives_up() -> None:
     assert t == CHARGER_GIVE_UP_S
 
 
+def test_a_hold_under_a_limit_that_dips_to_zero_is_no_taper() -> None:
+    # The charger's CV loop asks for the current; the BMS's CCL may hold it back. A CCL at 0
+    # for one sample in the middle of CV is no taper: the hold goes on and ends at its own
+    # C/20. A CCL the BMS keeps at 0 ends the hold as blocked, after the charger's give-up.
+    design = load_cell()
+    for dips in ({3}, set(range(3, 1000))):
+        model = PackModel(design, initial_soc=0.97, isothermal=True)
+        hold = DriveRun(parse_step("Hold at 4.2 V until C/20"), design.capacity_Ah, 1.0)
+        n, d = 0, 0.0
+        while not hold.done:
+            dt = hold.next_dt_s()
+            d = hold.limit_demand(hold.ctrl.demand_current_A(model, dt))
+            applied = 0.0 if n in dips else d
+            r = model.step(applied, dt)
+            hold.after_sample(dt, d, applied, r.v_V)
+            n += 1
+        if len(dips) == 1:
+            assert "current" in hold.end_reason and n > 10, (hold.end_reason, n)
+            assert abs(d) <= 0.05 * design.capacity_Ah
+        else:
+            assert hold.end_reason == "blocked by the BMS", hold.end_reason
+            assert n == 3 + CHARGER_GIVE_UP_S
+
+
 def obs(t: float, **kw: object) -> Observation:
     base: dict[str, object] = dict(
         t_s=t,

@@ -53,6 +53,9 @@ def make_log(n_cells: int = 2, n: int = 50, **extra: object) -> RunLog:
                 warnings=0,
                 balance=0,
                 link_ok=True,
+                fw_ccl_mA=2000 - k,
+                fw_dcl_mA=4000,
+                fw_anode_potential_mV=180.0,
                 **more,  # type: ignore[arg-type]
             )
         )
@@ -90,6 +93,9 @@ def test_bdf_log_has_the_spec_columns_then_true_and_bms(tmp_path: Path) -> None:
     assert float(rows[10]["SOC Error / %"]) == pytest.approx(0.3, abs=1e-9)
     assert [int(rows[k]["Step Count / 1"]) for k in (0, 9, 10, 49)] == [1, 1, 2, 5]
     assert rows[45]["DSG On / 1"] == "0" and int(rows[45]["Faults / 1"]) == 2
+    # the firmware's limits are magnitudes: not turned to BDF's sign as currents are
+    assert float(rows[10]["BMS CCL / mA"]) == 1990 and float(rows[10]["BMS DCL / mA"]) == 4000
+    assert float(rows[10]["BMS Anode Potential / mV"]) == 180.0
 
 
 def test_bdf_log_takes_unix_time_cycle_and_ambient_when_the_log_has_them(tmp_path: Path) -> None:

@@ -4,7 +4,8 @@ The step asks for a current (constant current, constant voltage, a profile, a
 rest; cellmodel's StepController knows the semantics) and the BMS's switches
 decide what actually flows. A constant-current or constant-voltage step whose
 current the BMS blocks for CHARGER_GIVE_UP_S ends, as a charger ends a step
-that delivers no current.
+that delivers no current; a hold's taper is its own demand falling, never a
+current the BMS's limit held back.
 
 Current is positive on discharge.
 """
@@ -54,9 +55,18 @@ class DriveRun:
     def after_sample(
         self, dt_s: float, demand_A: float, applied_A: float, cell_v_V: NDArray[np.float64]
     ) -> None:
-        """Update the step after a sample: its own end conditions, then a blocked charger."""
+        """Update the step after a sample: its own end conditions, then a blocked charger.
+
+        A current end ("until C/20") is the charger's own loop falling below it: where the
+        BMS's limit or switch held the current back, that loop asked for the demand, not
+        for what flowed. A charger in CV under a CCL that dips to 0 for one sample has not
+        seen its taper (a 16-series pack whose CCL chattered ended its CV hold at once,
+        never reached full and never learned its capacity); one the BMS keeps at 0 ends
+        as blocked, below.
+        """
         self.ctrl.advance(dt_s)
-        reason = self.ctrl.finished(cell_v_V, applied_A)
+        held_back = abs(applied_A) < abs(demand_A)
+        reason = self.ctrl.finished(cell_v_V, demand_A if held_back else applied_A)
         if reason:
             self._end(reason)
             return
