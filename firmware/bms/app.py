@@ -33,9 +33,7 @@ except ImportError:
         return ((a - b + 0x20000000) & 0x3FFFFFFF) - 0x20000000
 
 
-import json
-
-from bms import codec
+from bms import codec, forget
 from bms.crc16 import INIT, crc16
 
 FW_VERSION = "0.1.0"
@@ -64,14 +62,6 @@ _ERROR_TEXT = (
     b"timeout",
     b"busy",
 )
-
-
-def config_json(d):
-    """The canonical CONFIG payload: sorted keys, no spaces (the HELLO config CRC covers it)."""
-    parts = []
-    for k in sorted(d):
-        parts.append(json.dumps(k) + ":" + json.dumps(d[k]))
-    return ("{" + ",".join(parts) + "}").encode()
 
 
 class NoIO:
@@ -143,7 +133,12 @@ class App:
 
     def config_payload(self):
         """The CONFIG reply's payload, made on demand (kept, it would hold ~2 KB of heap)."""
-        return config_json(self.cfg.as_dict())
+        from bms import commands
+
+        try:
+            return commands.config_json(self.cfg.as_dict())
+        finally:
+            forget("commands")
 
     def _config_changed(self):
         text = self.config_payload()
@@ -299,7 +294,12 @@ class App:
 
     def _on_fault_log(self, ftype, now_ms):
         if self._accept_empty():
-            self._reply_bytes(ftype, -1, self._fault_log_json())
+            from bms import commands
+
+            try:
+                self._reply_bytes(ftype, -1, commands.fault_log_json(self.bms.fault_log))
+            finally:
+                forget("commands")
 
     def _on_save(self, ftype, now_ms):
         if self._accept_empty():
@@ -311,40 +311,13 @@ class App:
             self.out[codec.HEADER] = status
             self._reply(ftype, 1)
 
-    def _fault_log_json(self):
-        log = self.bms.fault_log
-        start = 0
-        text = json.dumps(log).encode()
-        while len(text) > codec.MAX_PAYLOAD and start < len(log):
-            start += 1  # the oldest entries give way when the log does not fit one frame
-            text = json.dumps(log[start:]).encode()
-        return text
-
     def _on_config_write(self, ftype, now_ms):
-        p = self.parser
+        from bms import commands
+
         try:
-            changes = json.loads(bytes(p.buf[codec.HEADER : codec.HEADER + p.length]))
-        except (ValueError, MemoryError):
-            # A document too deep or too big for the heap left is refused like a malformed
-            # one: the host learns why, and nothing of it is applied.
-            changes = None
-        if not isinstance(changes, dict):
-            self._reject(codec.E_PAYLOAD)
-            return
-        self._accept()
-        err = self.cfg.update(changes)
-        if err:
-            self._reply_bytes(codec.T_CONFIG_WRITE, 1, err.encode())
-            return
-        self._config_changed()
-        status = 0
-        text = b""
-        try:
-            self.cfg.save(self.config_path)
-        except OSError as e:
-            status = 2  # in force, but not persisted
-            text = ("save: " + str(e)).encode()
-        self._reply_bytes(codec.T_CONFIG_WRITE, status, text)
+            commands.config_write(self)
+        finally:
+            forget("commands")
 
     def _on_sample(self, ftype, now_ms):
         if not self.link_mode:

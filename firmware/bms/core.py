@@ -608,24 +608,13 @@ class Bms:
             self.dcl_mA = 0
 
     def clear_latched(self, reason, mask):
-        """CLEAR_LATCHED: drop the latched faults in mask (they re-trip if their cause
-        persists), log them with the reason code (2..255: the fault log's third field) and
-        persist at once; return the cleared bits."""
-        cleared = self.prot.clear(mask)
-        if cleared:
-            self.log.add(self.clock_s, self.clock_ms, cleared, reason)
-            self._logged &= ~cleared  # logged here, with the reason, not as a release
-            self._decide()
-            if self.samples == 0:
-                self.chg_on = False
-                self.dsg_on = False
-                self.ccl_mA = 0
-                self.dcl_mA = 0
-            try:
-                self.save()
-            except OSError:
-                self.save_errors += 1
-        return cleared
+        """CLEAR_LATCHED (commands.py, loaded for it): return the cleared bits."""
+        from bms import commands
+
+        try:
+            return commands.clear_latched(self, reason, mask)
+        finally:
+            forget("commands")
 
     @property
     def fault_log(self):

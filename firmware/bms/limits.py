@@ -40,7 +40,10 @@ unknown, the lower of the two.
 CCL, each cell's smallest of:
 - the anode limit: the current that keeps the potential above anode_min_mV +
   anode_margin_mV over the next interval (_anode: conservative on the SOC and the
-  overpotential, unless the cell is known to be delithiated);
+  overpotential, unless the cell is known to be delithiated), and never below the current
+  that, held, settles it there (the one-step limit takes the RC pairs as settled at the
+  present current, which they are not after a change: where R_dc is well above R_int it
+  swung between full and 0 from one sample to the next);
 - the voltage limit: v_max (plus the cell-voltage sensor's bound v_sense_mV, so a charger
   holding a true v_max is never throttled by a reading a little high) reached over the
   next interval (interval resistance);
@@ -144,12 +147,10 @@ class Limits:
             )
             if v < ccl:
                 ccl = v
-            v = v_hi - mV
-            v = chg + i_of(v, r) if v >= 0 else chg - i_of(-v, r)
+            v = chg + i_of(v_hi - mV, r)
             if v < ccl:
                 ccl = v
-            v = mV - v_lo
-            v = dsg + i_of(v, r) if v >= 0 else dsg - i_of(-v, r)
+            v = dsg + i_of(mV - v_lo, r)
             if v < dcl:
                 dcl = v
         if cur_mA >= 0 and prev_top < self.top:
@@ -249,13 +250,22 @@ class Limits:
         r_dc = res.bounded(res.r_dc[k])
         r0 = res.bounded(res.r0[k])
         r_int = res.bounded(res.r_int[k])
+        lim = cfg.anode_min_mV + cfg.anode_margin_mV
+        steady = 0
         if not dsg_known:
             phi = interp(au, cfg.anode_lith_mV, na, u_anode)
+            # the current that, held, settles the potential at the limit: the one-step
+            # limit below takes the RC pairs as settled at the present current, so it
+            # swung 0 <-> 11 A on a 20 Ah cell's charge; never below this one. Safe: a
+            # current stepped down to it from a pulse leaves the pairs' polarization
+            # below its own settled value (the pulse had one interval to build it)
+            steady = i_of((phi - lim) * 100 // share, r_dc)
             phi -= share * ir_of(chg, r_dc) // 100
-        budget = (phi - cfg.anode_min_mV - cfg.anode_margin_mV) * 100 // share
+        budget = (phi - lim) * 100 // share
         if chg:
             budget += ir_of(chg, r0)
-        return i_of(budget, r_int) if budget > 0 else 0
+        v = i_of(budget, r_int)
+        return v if v > steady else steady
 
 
 def _least(limit, ts, ms, t_cold, t_hot):

@@ -52,9 +52,10 @@ def ir_of(mA, r_uohm):
 
 
 def i_of(mV, r_uohm):
-    """The current in mA that drops mV over r_uohm (>= 1), mV held to 0..1000 (a headroom
-    beyond a volt allows more than any cell takes, and keeps mV x 1e6 a small int)."""
-    mV = 0 if mV < 0 else (1000 if mV > 1000 else mV)
+    """The current in mA that drops mV over r_uohm (>= 1), signed as mV, floored; mV held
+    to -1000..1000 (a headroom beyond a volt allows more than any cell takes, and keeps
+    mV x 1e6 a small int)."""
+    mV = -1000 if mV < -1000 else (1000 if mV > 1000 else mV)
     return mV * 1000000 // r_uohm
 
 

@@ -567,15 +567,22 @@ class SocEstimator:
 
     def _hold_full(self, current_mA, n):
         """Held at full while on charge (the charge-branch OCV at v_max is SOC 1); released
-        by a discharge below 95 % of the first cell."""
+        by a discharge that takes the fullest cell below 95 %. (The first cell's, as it
+        was, released a pack at once whose first cell sat at 93 % at the full point: the
+        noise of the rest after it gave the CCL back, and the charger went on to its own
+        termination, past the BMS's full point.)"""
         if not self.full_done:
             return
         q = self.q
         cap = self.learner.cap
+        keep = current_mA <= 0
         for k in range(n):
-            if q[k] > cap[k]:
-                q[k] = cap[k]
-        if current_mA > 0 and q[0] < cap[0] - cap[0] // 20:
+            c = cap[k]
+            if q[k] > c:
+                q[k] = c
+            if q[k] >= c - c // 20:
+                keep = True
+        if not keep:
             self.full_done = False
 
     def _empty_calibration(self, current_mA, cells, n, min_mV):

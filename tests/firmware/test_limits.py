@@ -234,6 +234,44 @@ assert ccl(5000, False, 0) == ccl(5000, True, 0) == 2000
     )
 
 
+def test_a_charger_that_keeps_to_the_anode_limit_settles(tmp_path: Path) -> None:
+    """The anode limit for the next interval takes the RC pairs as settled at the present
+    current. Where the DC resistance is well above the interval's (R0 small: a large
+    cell), that one-step limit swings: high from a rest (no polarization counted), 0 at
+    that current (all of it counted). A charger that keeps to the CCL must settle, not
+    swing 0 <-> full (a 16-series 20 Ah pack: 196 samples at 0 in one charge); a pulse
+    from a rest may still be above the current that can be held."""
+    out = run_rig(
+        _HEAD
+        + f"""
+from bms.ocv import CHARGE
+r = Rig({{{_QUIET}, "r0_mohm": 15}})
+b = r.bms
+r.step(0, 0, mV=3455)
+put(b, 9600, branch=0)
+b.res.n_ev = 1  # the resistance known: the design's
+mV = b.ocv.mV_at(CHARGE, 9600)
+r.step(1000, 0, mV=mV)
+seq = []
+for i in range(40):  # a charger that draws the CCL of the reply before
+    seq.append(b.ccl_mA)
+    r.step(1000, -b.ccl_mA, mV=mV)
+print(*seq)
+""",
+        tmp_path,
+    )
+    seq = [int(x) for x in out.split()]
+    assert min(seq) > 0, seq  # before: 2000, 0, 2000, 0, ...
+    late = seq[1:]
+    # from one sample to the next it moves only as the charge fills the anode (a mV of
+    # the curve's integer potential is about 30 mA here)
+    steps = [abs(b - a) / a for a, b in zip(late[:-1], late[1:], strict=True)]
+    assert max(steps) <= 0.05, " ".join(map(str, seq))
+    # the plating limit binds (the derating table allows 2000 mA); a pulse from the rest
+    # may be more than what can be held
+    assert max(late) < 2000 and max(late) <= seq[0], seq
+
+
 def test_the_charge_ends_at_the_bms_full_point(tmp_path: Path) -> None:
     """At the end of CV (taper_mA for full_time_ms at v_max) the full calibration is the
     BMS's full point: the CCL goes to 0 there, whatever the charger's own termination, and
@@ -262,6 +300,48 @@ assert b.est.full_done and b.ccl_mA == 0
 r.run(3 * CAP // 100 // 2000, 2000, mV=4000)  # 6 %: released
 r.step(1000, 0, mV=4000)
 assert not b.est.full_done and b.ccl_mA > 0, b.ccl_mA
+""",
+        tmp_path,
+    )
+
+
+def test_a_packs_full_point_holds_until_its_fullest_cell_is_discharged(tmp_path: Path) -> None:
+    """The BMS's full point holds the CCL at 0 until a discharge takes the fullest cell
+    5 % down, whichever cell that is: in a pack whose first cell sits 7 % below the
+    fullest at the full point, the rest after it (a sensor's few mA either way) keeps the
+    CCL at 0. Before, the first cell's SOC decided: released at once, and a charger went on
+    to its own termination past the BMS's full point."""
+    run_rig(
+        _HEAD
+        + f"""
+from bms.ocv import CHARGE
+r = Rig({{{_QUIET}, "n_cells": 2, "n_temps": 1}})
+b = r.bms
+e = b.est
+r.step(0, 0, mV=3455)
+put(b, 9900, branch=0)
+cap = b.learner.cap[0]
+e.set(0, cap // 10000 * 9300, cap // 10000 * 50)  # the first cell 7 % below the other
+e.calibrated(2)
+r.cells[0] = b.ocv.mV_at(CHARGE, 9300)
+r.cells[1] = 4200
+r.step(1000, -300)  # CV above taper_mA: still charging
+while not e.full_done:  # the taper: 80 mA for full_time_ms
+    r.step(1000, -80)
+    assert b.samples < 40
+assert b.ccl_mA == 0
+full = [e.soc[k] for k in range(2)]
+assert full[1] > full[0] + 500, full
+for i in range(120):  # the rest after it: the sensor reads a few mA either way
+    r.step(1000, 5 if i % 2 else -5)
+    assert e.full_done and b.ccl_mA == 0, (i, b.ccl_mA)
+r.cells[0] = r.cells[1] = 4000
+mA = 2000
+while e.soc[1] >= 9500:  # the fullest cell 5 % down releases it, and not before
+    assert e.full_done, [e.soc[k] for k in range(2)]
+    r.step(1000, mA)
+r.step(1000, 0)
+assert not e.full_done and b.ccl_mA > 0, b.ccl_mA
 """,
         tmp_path,
     )
