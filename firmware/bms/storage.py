@@ -2,9 +2,11 @@
 
 The file holds, per cell, the count, its uncertainty and the branch interval's reach
 (soc.py), the learned capacity and its uncertainty, the capacity-learning anchor and the
-resistance factor; the cycle and learning counters, the hysteresis branch, the sample
-clock, the fault log, the latched faults (they hold across resets and power cuts until
-CLEAR_LATCHED), the learned current-sensor offset and the number of resistance steps.
+resistance factor; the cycle and learning counters, the hysteresis branch and how far off
+it the cells may be and are (the residual: a reset used to put them back on it), the cells
+a bleed moved, the sample clock, the fault log, the latched faults (they hold across resets
+and power cuts until CLEAR_LATCHED), the learned current-sensor offset and the number of
+resistance steps.
 Charge counts are in mAs of charge held by the cell (current is positive on discharge).
 
 Only the keys of the first format are required: a file without "cells" (written by older
@@ -64,6 +66,12 @@ OPTIONAL = {
     "off_known": (0, 1),
     "r_steps": (0, 65535),
     "clean": (0, 1),
+    # how far off its branch the cell may be and is (soc.py _track_branch, 1e-5 of the
+    # gap) and the charge towards their next step; the cells a bleed moved (a bit each)
+    "hyst_hi": (0, 100000),
+    "hyst_mid": (0, 100000),
+    "hyst_acc": _Q,
+    "bled": (0, 0xFFFF),
 }
 
 # A cell's list, in order (Bms.state_dict).
@@ -168,6 +176,10 @@ def state_dict(bms):
         "off_dmA": bms.offset.off_dmA,
         "off_known": 1 if bms.offset.known else 0,
         "r_steps": res.n_ev,
+        "hyst_hi": est.hyst_hi,
+        "hyst_mid": est.hyst_mid,
+        "hyst_acc": est.hyst_acc,
+        "bled": est.bled,
         "clean": 1 if bms.shut else 0,  # shutdown(): both switches open, nothing moves after
     }
 
@@ -222,6 +234,12 @@ def restore(bms, d):
     bms.offset.off_dmA = d.get("off_dmA", 0)
     bms.offset.known = bool(d.get("off_known", 0))
     bms.res.n_ev = d.get("r_steps", 0)
+    # a file without them (older firmware, the host's start) leaves the state after a
+    # switch: the residual's bound and middle as soc.py starts them, no cell bled
+    est.hyst_hi = d.get("hyst_hi", est.hyst_hi)
+    est.hyst_mid = d.get("hyst_mid", est.hyst_mid)
+    est.hyst_acc = d.get("hyst_acc", 0)
+    est.bled = d.get("bled", 0) & ((1 << n) - 1)
     if not d.get("clean", 0):
         for k in range(n):
             cap = lrn.cap[k]
