@@ -35,7 +35,14 @@ Anode potential (mV vs Li, the cell nearest plating): the silicon curve of the b
 (anode_lith_mV when lithiating, anode_delith_mV when delithiating, against
 anode_util_dmAhg) at the cell's utilization, less anode_share_pct of the cell's
 overpotential (its voltage less the OCV of that branch at its SOC). With the branch
-unknown, the lower of the two.
+unknown, the lower of the two. For the limit, unless the cell is known to sit on the
+discharge branch (delithiated: a charge pulse starts from the higher curve), the
+lithiation curve at u_anode (the count's utilization or the nominal voltage reading's,
+whichever is higher; the window top's bound when the charge branch is not known) and the
+DC IR drop of the present current as the overpotential (a SOC error moves the OCV the
+measured overpotential is read against by 1.5 V per unit near full; the IR drop does not
+depend on it). Over the next interval the potential falls by the share of (I_new R_int -
+I_now R0): R0 jumps with the current, the RC pairs add at most dt/C.
 
 CCL, each cell's smallest of:
 - the anode limit: the current that keeps the potential above anode_min_mV +
@@ -43,7 +50,9 @@ CCL, each cell's smallest of:
   overpotential, unless the cell is known to be delithiated), and never below the current
   that, held, settles it there (the one-step limit takes the RC pairs as settled at the
   present current, which they are not after a change: where R_dc is well above R_int it
-  swung between full and 0 from one sample to the next);
+  swung between full and 0 from one sample to the next, 0 <-> 11 A on a 20 Ah cell's
+  charge). The floor is safe: a current stepped down to it from a one-interval pulse
+  leaves the pairs' polarization below the floor's own settled value;
 - the voltage limit: v_max (plus the cell-voltage sensor's bound v_sense_mV, so a charger
   holding a true v_max is never throttled by a reading a little high) reached over the
   next interval (interval resistance);
@@ -216,17 +225,7 @@ class Limits:
             self.top = top
         if u_anode > top:
             u_anode = top
-        # The anode: the branch's curve at the utilization u, less the anode's share of the
-        # overpotential (the voltage less that branch's OCV at the SOC); the lower of the
-        # two with the branch unknown. For the limit, unless the cell is known to sit on the
-        # discharge branch (delithiated: a charge pulse starts from the higher curve), the
-        # lithiation curve at u_anode (the count's utilization or the nominal voltage
-        # reading's, whichever is higher; the window top's bound when the charge branch is
-        # not known) and the DC IR drop of the present current as the overpotential (a SOC
-        # error moves the OCV the measured overpotential is read against by 1.5 V per unit
-        # near full; the IR drop does not depend on it). Over the next interval the potential
-        # falls by the share of (I_new R_int - I_now R0): R0 jumps with the current, the RC
-        # pairs add at most dt/C.
+        # The anode: its estimate, then its limit (the module docstring's "Anode potential")
         au = cfg.anode_util_dmAhg
         na = len(au)
         share = cfg.anode_share_pct
@@ -254,11 +253,8 @@ class Limits:
         steady = 0
         if not dsg_known:
             phi = interp(au, cfg.anode_lith_mV, na, u_anode)
-            # the current that, held, settles the potential at the limit: the one-step
-            # limit below takes the RC pairs as settled at the present current, so it
-            # swung 0 <-> 11 A on a 20 Ah cell's charge; never below this one. Safe: a
-            # current stepped down to it from a pulse leaves the pairs' polarization
-            # below its own settled value (the pulse had one interval to build it)
+            # the current that, held, settles the potential at the limit: the floor of the
+            # one-step limit below (the module docstring's CCL)
             steady = i_of((phi - lim) * 100 // share, r_dc)
             phi -= share * ir_of(chg, r_dc) // 100
         budget = (phi - lim) * 100 // share
