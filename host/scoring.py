@@ -246,6 +246,10 @@ class Scorer:
             "capacity_true_Ah": None if capacity_true_Ah is None else round(capacity_true_Ah, 4),
             "capacity_error_pct": None if cap_err is None else round(cap_err, 3),
             "anode_util_min_mAh_g": round(r.util_min, 2) if n else None,
+            "anode_util_max_mAh_g": round(r.util_max, 2) if n else None,
+            "anode_util_max_t_s": round(r.util_max_t, 3) if n else None,
+            "anode_potential_lowest_V": round(r.phi_min, 5) if n else None,
+            "anode_potential_lowest_t_s": round(r.phi_min_t, 3) if n else None,
             "violations": [v.describe() for v in r.violations],
             "violation_counts": dict(r.counts),
             "tolerances": asdict(self.tolerances),
@@ -268,6 +272,13 @@ class _Result:
     empty_rmse: float | None
     empty_max: float | None
     util_min: float
+    # the closest approach to the anode's limits: the fullest cell's utilization and the
+    # lowest cell's anode potential over the run, with when (the margin a run kept, where
+    # "no violation" says only that it was not crossed)
+    util_max: float
+    util_max_t: float
+    phi_min: float
+    phi_min_t: float
     violations: list[Violation]
     counts: dict[str, int]
     latencies: list[Latency]
@@ -292,9 +303,16 @@ class _Result:
         violations, counts = _record(candidates, keep)
         latencies, never = _latencies(s, lim, tol)
         util_min = float(np.min(s.anode_util_mAh_g)) if n else float("inf")
+        util_max = phi_min = util_max_t = phi_min_t = float("nan")
+        if n:
+            u = np.max(s.anode_util_mAh_g, axis=1)
+            phi = np.min(s.anode_potential_V, axis=1)
+            i, j = int(np.argmax(u)), int(np.argmin(phi))
+            util_max, util_max_t = float(u[i]), float(s.t_s[i])
+            phi_min, phi_min_t = float(phi[j]), float(s.t_s[j])
         return cls(
-            rmse, sq_cum, max_err, max_t, empty_rmse, empty_max, util_min, violations, counts,
-            latencies, never,
+            rmse, sq_cum, max_err, max_t, empty_rmse, empty_max, util_min,
+            util_max, util_max_t, phi_min, phi_min_t, violations, counts, latencies, never,
         )  # fmt: skip
 
 

@@ -101,6 +101,14 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"{link['timeouts']} timeouts, {link['retries']} retries, {link['lost_samples']} lost"
     )
     print(f"  safety violations: {len(summary['violations'])}")
+    if summary.get("anode_potential_lowest_V") is not None:
+        lim = summary["limits"]
+        print(
+            f"  anode margin: utilization at most {summary['anode_util_max_mAh_g']:.0f} of "
+            f"{lim['window_top_mAh_g']:.0f} mAh/g, potential at least "
+            f"{summary['anode_potential_lowest_V'] * 1000:.1f} mV "
+            f"(limit {lim['anode_potential_min_V'] * 1000:.0f} mV)"
+        )
     for v in summary["violations"]:
         print(f"    {v}")
     for e in summary["expectations"]:

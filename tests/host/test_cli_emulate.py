@@ -34,6 +34,22 @@ def test_emulate_json_summary_and_outputs(
     assert json.loads(Path(out["outputs"]["summary"]).read_text())["steps"] == out["steps"]
 
 
+def test_emulate_reports_the_anode_margin_the_run_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "safety violations: 0" says no limit was crossed; the margin line says by how much
+    # the run stayed clear of the window's top and the plating limit
+    code = main(["emulate", "--scenario", "link-loss", "--out", str(tmp_path)])
+    text = capsys.readouterr().out
+    summary = json.loads(next(tmp_path.glob("*.summary.json")).read_text())
+    assert code == 0
+    line = next(x for x in text.splitlines() if x.strip().startswith("anode margin:"))
+    phi_mV = summary["anode_potential_lowest_V"] * 1000
+    assert f"at least {phi_mV:.1f} mV (limit 50 mV)" in line, line
+    assert f"at most {summary['anode_util_max_mAh_g']:.0f} of " in line, line
+    assert phi_mV > 50 and summary["anode_util_max_mAh_g"] <= summary["limits"]["window_top_mAh_g"]
+
+
 def test_bad_scenario_file_exits_2_naming_file_and_step(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -69,6 +69,20 @@ def test_anode_window_and_potential() -> None:
     assert set(s.summary()["violation_counts"]) == {"anode_window_top", "anode_potential"}
 
 
+def test_the_closest_approach_to_the_anode_limits_is_reported() -> None:
+    # "no violation" says the limits were not crossed; the summary also says by how much
+    # they were missed, and when: the fullest cell and the lowest anode of any cell
+    s = Scorer(LIMITS)
+    add(s, 1, anode_util_mAh_g=np.array([900.0, 1500.0]), anode_potential_V=np.array([0.2, 0.1]))
+    add(s, 2, anode_util_mAh_g=np.array([1600.0, 1000.0]), anode_potential_V=np.array([0.3, 0.2]))
+    add(s, 3, anode_util_mAh_g=np.array([800.0, 900.0]), anode_potential_V=np.array([0.07, 0.2]))
+    out = s.summary()
+    assert out["violations"] == []
+    assert out["anode_util_max_mAh_g"] == 1600.0 and out["anode_util_max_t_s"] == 2.0
+    assert out["anode_potential_lowest_V"] == 0.07 and out["anode_potential_lowest_t_s"] == 3.0
+    assert out["anode_util_min_mAh_g"] == 800.0
+
+
 def test_temperature_only_counts_while_current_flows_past_grace() -> None:
     s = Scorer(LIMITS)
     for t in range(0, 60, 2):  # cold, charge blocked: no current
