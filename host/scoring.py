@@ -250,6 +250,13 @@ class Scorer:
             "anode_util_max_t_s": round(r.util_max_t, 3) if n else None,
             "anode_potential_lowest_V": round(r.phi_min, 5) if n else None,
             "anode_potential_lowest_t_s": round(r.phi_min_t, 3) if n else None,
+            # the same as margins to the limits, comparable across cells and limits
+            "anode_potential_margin_mV": (
+                round((r.phi_min - self.limits.anode_potential_min_V) * 1000.0, 2) if n else None
+            ),
+            "anode_util_margin_pct": (
+                round((1.0 - r.util_max / self.limits.window_top_mAh_g) * 100.0, 3) if n else None
+            ),
             "violations": [v.describe() for v in r.violations],
             "violation_counts": dict(r.counts),
             "tolerances": asdict(self.tolerances),

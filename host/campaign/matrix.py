@@ -64,6 +64,20 @@ DIAGNOSTICS = (
         "soc_max_error_after_learning_pct", lambda v: v < 3.0, "max", "%",
         missing_fails=False,
     ),
+    # The closest approach to the anode's limits, with no tolerance: the requirement says
+    # they were not crossed, these say by how much they were missed
+    Requirement(
+        "the true anode potential's margin above its plating limit (the lowest over the "
+        "run, no tolerance) stays above 0",
+        "anode_potential_margin_mV", lambda v: v > 0.0, "min", "mV",
+        missing_fails=False,
+    ),
+    Requirement(
+        "the fullest cell's true utilization's margin below the window top (% of the top, "
+        "no tolerance) stays at or above 0",
+        "anode_util_margin_pct", lambda v: v >= 0.0, "min", "%",
+        missing_fails=False,
+    ),
 )  # fmt: skip
 
 

@@ -78,7 +78,7 @@ def test_diagnostics_are_judged_apart_from_the_requirements() -> None:
         run("b", soc_max_error_after_learning_pct=3.5),
         run("c", soc_max_error_after_learning_pct=None),  # never learned: not judged
     ]
-    (diag,) = judge(rows, DIAGNOSTICS)
+    diag = judge(rows, DIAGNOSTICS)[0]
     assert diag["figure"] == "soc_max_error_after_learning_pct"
     assert diag["runs"] == 2 and diag["failing"] == 1 and diag["worst_run"] == "b"
     assert "soc_max_error_after_learning_pct" not in by_figure(rows)
@@ -87,3 +87,20 @@ def test_diagnostics_are_judged_apart_from_the_requirements() -> None:
     requirements, diagnostics = page.split("## Diagnostics (not requirements)")
     assert "first learned capacity" not in requirements
     assert "| 2 | 1 | 3.5 % | **no** |" in diagnostics.split("## Runs")[0]
+
+
+def test_the_closest_approach_to_the_anode_limits_is_a_diagnostic() -> None:
+    """How far each run stayed from the plating limit and the window top (no tolerance),
+    the worst run named; a run from before the figures existed is not judged."""
+    rows = [
+        run("a", anode_potential_margin_mV=31.9, anode_util_margin_pct=0.7),
+        run("b", anode_potential_margin_mV=12.5, anode_util_margin_pct=2.0),
+        run("c", anode_potential_margin_mV=-0.4, anode_util_margin_pct=-0.2),
+        run("d"),
+    ]
+    diag = {v["figure"]: v for v in judge(rows, DIAGNOSTICS)}
+    phi, util = diag["anode_potential_margin_mV"], diag["anode_util_margin_pct"]
+    assert phi["runs"] == 3 and phi["failing"] == 1 and phi["worst_run"] == "c"
+    assert phi["worst_value"] == -0.4
+    assert util["runs"] == 3 and util["failing"] == 1 and util["worst_value"] == -0.2
+    assert by_figure(rows)["violations_count"]["passed"]  # a diagnostic decides nothing

@@ -81,6 +81,8 @@ def test_the_closest_approach_to_the_anode_limits_is_reported() -> None:
     assert out["anode_util_max_mAh_g"] == 1600.0 and out["anode_util_max_t_s"] == 2.0
     assert out["anode_potential_lowest_V"] == 0.07 and out["anode_potential_lowest_t_s"] == 3.0
     assert out["anode_util_min_mAh_g"] == 800.0
+    assert out["anode_potential_margin_mV"] == pytest.approx(20.0)
+    assert out["anode_util_margin_pct"] == pytest.approx((1 - 1600 / 1667) * 100, abs=1e-3)
 
 
 def test_temperature_only_counts_while_current_flows_past_grace() -> None:
