@@ -390,11 +390,11 @@ def _on_qemu(script: str, drive: Any) -> str:
     from mpremote.transport_serial import SerialTransport
 
     from host.flash.flasher import request_repl
-    from host.micropython.measure import _build, _qemu_board
+    from host.micropython.measure import QEMU_BOOT_WAIT_S, _build, _qemu_board
 
     async def on_board() -> str:
         async with _qemu_board(_build(QEMU_TARGET), icount_shift=0) as qb:
-            await request_repl(qb.port)
+            await request_repl(qb.port, wait_s=QEMU_BOOT_WAIT_S)
 
             def run() -> str:
                 transport = SerialTransport(qb.port, baudrate=115200, timeout=5)

@@ -7,6 +7,7 @@ running firmware to hand the port to the REPL first (protocol ENTER_REPL).
 from __future__ import annotations
 
 import ast
+import asyncio
 import posixpath
 
 from mpremote.transport import TransportError, TransportExecError
@@ -114,19 +115,30 @@ class BoardFiles:
         self._t.close()
 
 
-async def request_repl(port: str, timeout_s: float = 0.5) -> bool:
+async def request_repl(port: str, timeout_s: float = 0.5, *, wait_s: float = 0.0) -> bool:
     """Send HELLO then ENTER_REPL so a running firmware hands the port back; True if it did.
 
     HELLO first: it opens a session whatever sequence number the previous
     session ended on. No answer is normal: the board may sit at its REPL
-    already, and mpremote's Ctrl-C then does the rest.
+    already, and mpremote's Ctrl-C then does the rest. `wait_s`: a board just powered
+    up may still be booting (a QEMU board under -icount on a busy machine took more than
+    the 0.5 s of one HELLO, and mpremote's Ctrl-C cannot stop a firmware that turned it
+    off): HELLO is asked again until the firmware answers or wait_s has passed.
     """
     from host.protocol.client import BmsClient, BmsError
 
     async with await SerialLink.open(port) as link:
         client = BmsClient(link, timeout_s=timeout_s, retries=0)
+        loop = asyncio.get_running_loop()
+        give_up_s = loop.time() + wait_s
+        while True:
+            try:
+                await client.hello()
+                break
+            except BmsError:
+                if loop.time() >= give_up_s:
+                    return False
         try:
-            await client.hello()
             await client.enter_repl()
         except BmsError:
             return False

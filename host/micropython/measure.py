@@ -207,6 +207,13 @@ def _heap_dict(values: list[int], where: str) -> dict[str, Any]:
     }
 
 
+# How long a QEMU board just powered up may take to boot its firmware and answer HELLO.
+# One HELLO waits 0.5 s, and under -icount on a machine busy with a campaign the handover
+# took 0.44-0.59 s in all (HELLO, ENTER_REPL and the 0.2 s drain): too little margin to
+# ask once (mpremote's Ctrl-C cannot stop a firmware that turned it off).
+QEMU_BOOT_WAIT_S = 120.0
+
+
 @contextlib.asynccontextmanager
 async def _qemu_board(build: BuildResult, *, icount_shift: int | None = None) -> AsyncIterator[Any]:
     """A QEMU board flashed with the firmware (.mpy, armv6m), in a temporary folder."""
@@ -233,7 +240,7 @@ async def _exec_on_board(port: str, script: str, timeout_s: int) -> str:
 
     from host.flash.flasher import request_repl
 
-    await request_repl(port)
+    await request_repl(port, wait_s=QEMU_BOOT_WAIT_S)
 
     def run() -> str:
         transport = SerialTransport(port, baudrate=115200, timeout=5)

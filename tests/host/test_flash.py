@@ -13,6 +13,7 @@ from host.boards import load_board
 from host.cli.main import main
 from host.image import counterpart, stage_firmware
 from host.link import SerialLink
+from host.link.board_files import BoardFiles, request_repl
 from host.protocol.client import BmsClient
 from host.vboard import VirtualBoard
 
@@ -69,6 +70,33 @@ async def test_flash_blank_board_then_reflash_running_firmware(
         config = await client.config_read()
         written = json.loads((flash / "bms_config.json").read_text())
         assert all(config[k] == v for k, v in written.items())
+
+
+async def test_a_firmware_still_booting_is_asked_again_until_it_hands_over_the_port(
+    blank_board: VirtualBoard, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = blank_board.port
+    code, flashed = await flash_cli(capsys, "--board", "virtual", "--port", port)
+    assert code == 0, flashed
+    await blank_board.power_cut()
+    # Nothing answers a board that is off: one HELLO's wait, then no.
+    assert not await request_repl(port)
+
+    async def power_on_later() -> None:
+        await asyncio.sleep(2.0)  # four HELLO timeouts: the firmware boots while we ask
+        await blank_board.power_on()
+
+    later = asyncio.create_task(power_on_later())
+    assert await request_repl(port, wait_s=120.0)
+    await later
+    # The port is the REPL's now: mpremote gets its raw REPL (the firmware turned Ctrl-C
+    # off, so it would not without the handover).
+    files = BoardFiles(port)
+    try:
+        await asyncio.to_thread(files.enter_raw_repl)
+        assert (await asyncio.to_thread(files.exec, "print(6 * 7)")).strip() == b"42"
+    finally:
+        files.close()
 
 
 async def test_flash_unreachable_port_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
