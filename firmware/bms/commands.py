@@ -65,12 +65,7 @@ def clear_latched(bms, reason, mask):
     if cleared:
         bms.log.add(bms.clock_s, bms.clock_ms, cleared, reason)
         bms._logged &= ~cleared  # logged here, with the reason, not as a release
-        bms._decide()
-        if bms.samples == 0:
-            bms.chg_on = False
-            bms.dsg_on = False
-            bms.ccl_mA = 0
-            bms.dcl_mA = 0
+        bms.set_link_lost(bms.link_lost)  # decide the switches again, the verdict kept
         try:
             bms.save()
         except OSError:

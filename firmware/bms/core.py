@@ -598,7 +598,8 @@ class Bms:
 
     # -- commands from the app -------------------------------------------
     def set_link_lost(self, lost):
-        """The app's link watchdog verdict; takes effect on the switches at once."""
+        """The app's link watchdog verdict; the switches are decided again at once (nothing
+        on before the first sample). CLEAR_LATCHED calls it with the verdict unchanged."""
         self.link_lost = bool(lost)
         self._decide()
         if self.samples == 0:

@@ -409,6 +409,31 @@ assert b3.latched == 0 and b3.fault_log[-1][2] == 3
     )
 
 
+def test_a_fault_cleared_before_the_first_sample_turns_nothing_on(tmp_path: Path) -> None:
+    """CLEAR_LATCHED right after a restart, before any sample: the latched fault is gone,
+    but with no reading yet the switches stay open and CCL and DCL are 0 (the rule the
+    link watchdog's verdict keeps too); the first plausible sample closes them."""
+    run_rig(
+        _HEAD
+        + f"""
+r = Rig({{{_QUIET}}})
+r.step(0, 0, mV=3455)
+r.step(1000, 0, mV=2400)
+r.step(1000, 0, mV=2400)
+assert r.bms.latched == F.UV_ABUSE
+r.bms.shutdown()  # a clean reset: nothing uncounted to widen the state by
+r2 = Rig({{{_QUIET}}})  # the latched fault is back, no sample yet
+b = r2.bms
+assert b.latched == F.UV_ABUSE
+assert b.clear_latched(3, F.UV_ABUSE) == F.UV_ABUSE and b.latched == 0
+assert (b.chg_on, b.dsg_on, b.ccl_mA, b.dcl_mA) == (False, False, 0, 0)
+r2.step(0, 0, mV=3455)
+assert b.chg_on and b.dsg_on and b.ccl_mA > 0 and b.dcl_mA > 0
+""",
+        tmp_path,
+    )
+
+
 def test_a_packs_limits_are_its_cells_taken_one_by_one(tmp_path: Path) -> None:
     """Limits.update reads what is common to the pack once and each cell's own state per
     cell: over cells in every state (counts, uncertainties, capacities, resistances,
