@@ -109,7 +109,8 @@ def test_a_cell_past_its_voltage_limit_gets_a_limit_below_the_present_current(
     tmp_path: Path,
 ) -> None:
     """The voltage part of DCL and CCL: the current that brings the cell to its limit (v_min
-    less, v_max plus v_sense_mV) over the next interval through the interval resistance. A
+    less, v_max plus v_sense_mV) over the next interval through the interval resistance (at
+    its bound until a current step taught it, Resistance.bounded). A
     cell already past it gets a limit below the present current, so a load or charger that
     keeps to it is pulled back to the limit (the DCL once stayed at the present current:
     a load at the cut-off kept drawing until UV opened DSG). UV trips only beyond the
@@ -125,7 +126,7 @@ put(b, 500)
 lo = cfg.v_min_mV - cfg.v_sense_mV
 for d in (40, 0, -20):
     r.step(1000, 2000, mV=lo + d)
-    print("D", d, b.dcl_mA, b.res.r_int[0])
+    print("D", d, b.dcl_mA, b.res.bounded(b.res.r_int[0]))
 put(b, 3000)
 r.run(200, 1000, mV=lo)
 print("held", b.faults & F.UV, b.dsg_on, b.faults)
@@ -136,7 +137,7 @@ put(b, 5000, branch=0)
 hi = cfg.v_max_mV + cfg.v_sense_mV
 for d in (-40, -20, 20):
     r.step(1000, -1000, mV=hi + d)
-    print("C", d, b.ccl_mA, b.res.r_int[0])
+    print("C", d, b.ccl_mA, b.res.bounded(b.res.r_int[0]))
 """,
         tmp_path,
     )
@@ -407,6 +408,40 @@ assert b3.latched == 0 and b3.fault_log[-1][2] == 3
 """,
         tmp_path,
     )
+
+
+def test_the_voltage_limits_take_the_resistance_at_its_bound_until_a_step_taught_it(
+    tmp_path: Path,
+) -> None:
+    """Before a current step has taught the cell's resistance (gated to 10-40 degC: never in
+    the cold), the DCL's and CCL's voltage terms allow half the headroom they allow once it
+    has: twice the design's interval resistance, as the anode limit takes it (a cold cell at
+    twice the design's resistance went 175 mV below v_min under 2C pulses)."""
+    out = run_rig(
+        _HEAD
+        + f"""
+r = Rig({{{_QUIET}, "window_top_dmAhg": 22000}})
+b = r.bms
+cfg = b.cfg
+r.step(0, 0, mV=3300)
+put(b, 1000)
+lo = cfg.v_min_mV - cfg.v_sense_mV
+hi = cfg.v_max_mV + cfg.v_sense_mV
+for n_ev in (0, 1):
+    b.res.n_ev = n_ev
+    r.step(1000, 1000, mV=lo + 30)
+    d = b.dcl_mA
+    put(b, 9000, branch=0)
+    r.step(1000, -500, mV=hi - 30)
+    print(n_ev, d, b.ccl_mA)
+    put(b, 1000)
+""",
+        tmp_path,
+    )
+    (n0, dcl0, ccl0), (n1, dcl1, ccl1) = [map(int, line.split()) for line in out.splitlines()]
+    assert (n0, n1) == (0, 1)
+    assert dcl1 - 1000 > 0 and abs((dcl0 - 1000) * 2 - (dcl1 - 1000)) <= 2, (dcl0, dcl1)
+    assert ccl1 - 500 > 0 and abs((ccl0 - 500) * 2 - (ccl1 - 500)) <= 2, (ccl0, ccl1)
 
 
 def test_a_fault_cleared_before_the_first_sample_turns_nothing_on(tmp_path: Path) -> None:
