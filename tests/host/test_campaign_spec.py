@@ -12,12 +12,14 @@ from cellmodel.errors import InputError
 from host.campaign import expand, load_spec
 from host.campaign.expand import SCENARIO_FILE
 from host.emulator import resolve_design
+from host.emulator.loop import check_scenario
 from host.scenarios import library_names, load_scenario
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "examples" / "campaign-smoke.toml"
 ROBUSTNESS = REPO / "examples" / "campaign-robustness.toml"
 SENSOR_FAULTS = REPO / "examples" / "campaign-sensor-faults.toml"
+PROBES = REPO / "examples" / "campaign-probes.toml"
 
 SHORT = """
 name = "short"
@@ -256,3 +258,17 @@ def test_builtin_campaign_is_every_builtin_x_3_seeds_x_2_mismatch() -> None:
     drawn = [p for p in plans if p.axes["mismatch"] == "drawn" and p.scenario == "full-cycle"]
     # Each seed draws its own cell from the ranges.
     assert len({p.run_id for p in drawn}) == 3
+
+
+def test_the_probe_campaign_bundles_every_scenario_with_its_files(tmp_path: Path) -> None:
+    """The probes beyond the matrix: 10 scenarios x 3 starts x 4 perturbations, each run's
+    bundle loadable on its own (the drives' profile travels with them), packs among them."""
+    plans = expand(load_spec(PROBES))
+    assert len(plans) == 120
+    cells = set()
+    for plan in plans:
+        scenario = load_scenario(bundled(tmp_path, plan))
+        design = resolve_design(scenario)
+        check_scenario(scenario, design, can_cut_power=True)  # its profiles are there
+        cells.add(design.n_series)
+    assert cells == {1, 4}
