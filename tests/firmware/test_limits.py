@@ -22,6 +22,20 @@ CAP = 7200000
 
 _QUIET = '"frozen_ms": 86400000, "bal_enable": 0'
 
+# A cell whose anode window never ends a charge, after its first sample: the voltage
+# limits' tests (lo, hi: the DCL's and CCL's aims, the sensor's bound allowed)
+_VOLTAGE_RIG = (
+    _HEAD
+    + f"""
+r = Rig({{{_QUIET}, "window_top_dmAhg": 22000}})
+b = r.bms
+cfg = b.cfg
+r.step(0, 0, mV=3300)
+lo = cfg.v_min_mV - cfg.v_sense_mV
+hi = cfg.v_max_mV + cfg.v_sense_mV
+"""
+)
+
 
 def test_current_limits_follow_the_temperature_derating(tmp_path: Path) -> None:
     """At mid SOC and rest the derating table decides (the voltage and anode limits are far
@@ -116,14 +130,9 @@ def test_a_cell_past_its_voltage_limit_gets_a_limit_below_the_present_current(
     a load at the cut-off kept drawing until UV opened DSG). UV trips only beyond the
     DCL's aim: a load held there for minutes keeps DSG closed."""
     out = run_rig(
-        _HEAD
-        + f"""
-r = Rig({{{_QUIET}, "window_top_dmAhg": 22000}})
-b = r.bms
-cfg = b.cfg
-r.step(0, 0, mV=3300)
+        _VOLTAGE_RIG
+        + """
 put(b, 500)
-lo = cfg.v_min_mV - cfg.v_sense_mV
 for d in (40, 0, -20):
     r.step(1000, 2000, mV=lo + d)
     print("D", d, b.dcl_mA, b.res.bounded(b.res.r_int[0]))
@@ -134,7 +143,6 @@ r.run(3, 1000, mV=cfg.uv_mV - 1)
 print("past", b.faults & F.UV, b.dsg_on)
 r.run(5, 0, mV=3300)
 put(b, 5000, branch=0)
-hi = cfg.v_max_mV + cfg.v_sense_mV
 for d in (-40, -20, 20):
     r.step(1000, -1000, mV=hi + d)
     print("C", d, b.ccl_mA, b.res.bounded(b.res.r_int[0]))
@@ -418,15 +426,9 @@ def test_the_voltage_limits_take_the_resistance_at_its_bound_until_a_step_taught
     has: twice the design's interval resistance, as the anode limit takes it (a cold cell at
     twice the design's resistance went 175 mV below v_min under 2C pulses)."""
     out = run_rig(
-        _HEAD
-        + f"""
-r = Rig({{{_QUIET}, "window_top_dmAhg": 22000}})
-b = r.bms
-cfg = b.cfg
-r.step(0, 0, mV=3300)
+        _VOLTAGE_RIG
+        + """
 put(b, 1000)
-lo = cfg.v_min_mV - cfg.v_sense_mV
-hi = cfg.v_max_mV + cfg.v_sense_mV
 for n_ev in (0, 1):
     b.res.n_ev = n_ev
     r.step(1000, 1000, mV=lo + 30)
