@@ -7,14 +7,25 @@ restored branch (between both when it is unknown). A cell near rest further than
 boot_check_cpct from its restored SOC makes the whole file stale (the cells were charged,
 discharged or swapped while the BMS was off), and the boot proceeds as without one.
 Otherwise the count is kept (the margin is wide because a cell just powered up may not be
-relaxed yet), and each cell's credible interval reaches across its reading's whole
-interval (the extensions of soc.py): a pack charged or discharged while the BMS was off by
-less than that leaves no trace at boot, so a restored count is kept as the estimate but
-claimed no closer than the reading allows. On a table at its stated offset (ocv_unc_mV),
-states 4-13 % stale read within their readings' intervals, and the restored 0.5 % held
-the truth in 66-94 % of the samples (9 of 236 probe runs); the extensions stay until a
-full or empty calibration (soc.py keeps them through rested readings). Under load nothing
-is checked.
+relaxed yet: after a charge it reads high, after a discharge low), and each cell's credible
+interval reaches across its reading's whole interval (the extensions of soc.py): a pack
+charged or discharged while the BMS was off by less than that leaves no trace at boot, so a
+restored count is kept as the estimate but claimed no closer than the reading allows. On
+a table at its stated offset (ocv_unc_mV), states 4-13 % stale read within their readings'
+intervals, and the restored 0.5 % held the truth in 66-94 % of the samples (9 of 236 probe
+runs); the extensions stay until a full or empty calibration (soc.py keeps them through
+rested readings). Under load nothing is checked.
+
+The restored branch is doubted (branch_doubtful) when a cell reads on it where no fresh
+state can: on the charge branch emptier than its count, on the discharge branch fuller, by more
+than the table, the count's half-width and the hysteresis residual allow (relaxation moves
+the other way). A cell moved towards the other branch while the BMS was off reads so, and
+on silicon one that was charged, then discharged by a few percent while off reads on the
+old branch within the margin above: a 1,500 mAh/g window cell at 80 % on its discharge
+branch, restored at 62 % on the charge branch, read 54 % there and was kept, and its
+charge passed the window top by 10 % (to 1,655 mAh/g). A doubted branch is unknown: the
+count stays the estimate and each cell's interval reaches across both branches' readings,
+as after a boot without a state file.
 
 Boot without a persisted state, or with a stale one (init_from_voltage): the branch is
 unknown, so each cell lies between its charge-branch reading (the lower SOC) and its
@@ -30,6 +41,7 @@ charge from being cut. Current is positive on discharge.
 """
 
 from bms.intmath import clamp, of_1e4
+from bms.ocv import CHARGE
 from bms.soc import soc_of
 
 _F_SOC_FROM_VOLTAGE = 1 << 6  # STATE flag bit, as in faults.py
@@ -60,23 +72,31 @@ def check_restored(est, current_mA, cells, n):
     if current_mA > cfg.rest_current_mA or current_mA < -cfg.rest_current_mA:
         return
     cap = est.learner.cap
+    known = est.known
+    doubt = known and branch_doubtful(est, current_mA, cells, n)
     margin = cfg.boot_check_cpct
     for k in range(n):
         mV = cells[k] + est.res.ir_mV(k, current_mA)
-        if est.known:
+        count = soc_of(est.q[k], cap[k])
+        if known:
             u = est.read(est.branch, mV, cfg.ocv_unc_mV) + cfg.ocv_unc_cpct
             lo = est.reading_cpct
+            off = lo - count if count < lo else count - lo
+            if off > margin:
+                init_from_voltage(est, current_mA, cells, n)
+                return
             hi = lo
-        else:
+        if doubt or not known:
+            # between the branches (a doubted branch: the reading on it was within the
+            # margin, but the cell may lie towards the other)
             est.interval(mV, cfg.ocv_unc_mV)
             lo = est.r_lo - est.u_lo
             hi = est.r_hi + est.u_hi
             u = 0
-        count = soc_of(est.q[k], cap[k])
-        off = lo - count if count < lo else (count - hi if count > hi else 0)
-        if off > margin:
-            init_from_voltage(est, current_mA, cells, n)
-            return
+            off = lo - count if count < lo else (count - hi if count > hi else 0)
+            if off > margin:
+                init_from_voltage(est, current_mA, cells, n)
+                return
         # kept: its interval reaches the reading's whole interval, beyond its own half-width
         b = est.base[k]
         e = of_1e4(cap[k], clamp(hi + u - count, 10000)) - b
@@ -85,4 +105,25 @@ def check_restored(est, current_mA, cells, n):
         e = of_1e4(cap[k], clamp(count - lo + u, 10000)) - b
         if e > est.ext_dn[k]:
             est.ext_dn[k] = e
+    if doubt:
+        est.known = False
     est.sum_unc(n)
+
+
+def branch_doubtful(est, current_mA, cells, n):
+    """Some cell reads on the restored branch where no fresh state can (module docstring):
+    off its branch by at most the residual (hysteresis_mV, towards the other branch), within
+    ocv_unc_mV of the table, and within the count's half-width, a fresh cell on the charge
+    branch reads there at least as full as its count, on the discharge branch at most."""
+    cfg = est.cfg
+    est.sum_unc(n)  # the counts' half-widths and SOCs as restored (hysteresis_mV reads one)
+    chg = est.branch == CHARGE
+    h = est.hysteresis_mV()
+    h = h if chg else -h
+    for k in range(n):
+        mV = cells[k] + est.res.ir_mV(k, current_mA) + h
+        u = est.read(est.branch, mV, cfg.ocv_unc_mV) + cfg.ocv_unc_cpct + est.unc_cpct[k]
+        d = soc_of(est.q[k], est.learner.cap[k]) - est.reading_cpct
+        if (d if chg else -d) > u:
+            return True
+    return False

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.firmware.bms_harness import run_rig, soc_at
+import numpy as np
+
+from tests.firmware.bms_harness import default_config, run_rig, soc_at
 
 _HEAD = """
 from bmsrig import Rig
@@ -306,6 +308,55 @@ print(r.bms.soc_cpct, r.bms.flags & F.F_SOC_FROM_VOLTAGE, r.bms.soc_unc_cpct)
             # (within ocv_unc_mV), and 3373 mV on the default discharge table (30 % at 3337 mV, 40 %
             # at 3393 mV) is 36.4 %
             assert kept - unc <= 3643, (soc, out)
+
+
+_D = default_config()
+SOC = np.array(_D["ocv_soc_cpct"], dtype=float)
+CHG = np.array(_D["ocv_chg_mV"], dtype=float)
+DSG = np.array(_D["ocv_dsg_mV"], dtype=float)
+
+
+def test_a_restored_branch_the_boot_voltage_cannot_be_on_is_doubted(tmp_path: Path) -> None:
+    """A fresh state reads on its own branch at least as full as its count on the charge
+    branch (relaxing down after a charge, or off it towards the discharge branch by no more
+    than the residual), and at most as full on the discharge branch. A cell that reads
+    beyond that by more than the table's uncertainty may have crossed to the other branch
+    while the BMS was off, and on silicon such a cell reads within the boot check's margin
+    on the old one: restored at 62 % on the charge branch, a cell resting at 80 % on the
+    discharge branch reads 54 % there. The count is kept, but the branch is unknown and the
+    interval reaches both branches' readings (the window top's bound takes the fuller: a
+    1,500 mAh/g window cell so restored passed its top by 10 %). The mirror case on the
+    discharge branch reaches down to the charge branch's reading; a cell that reads on the
+    side relaxation does is not doubted."""
+    cases = [  # restored SOC, its branch (0 charge, 1 discharge), the resting cell's mV
+        (0.62, 0, round(np.interp(8000, SOC, DSG))),  # at 80 % on the discharge branch
+        (0.72, 1, round(np.interp(5400, SOC, CHG))),  # at 54 % on the charge branch
+        (0.62, 0, round(np.interp(6500, SOC, CHG))),  # reads 65 % on its own branch
+    ]
+    got = []
+    for soc, branch, mV in cases:
+        (tmp_path / "bms_state.json").write_text(_stale_state(soc, branch))
+        out = run_rig(
+            _HEAD
+            + f"""
+r = Rig()
+r.step(0, 0, mV={mV})
+b = r.bms
+e = b.est
+c = b.learner.cap[0]
+lo = (e.q[0] - e.unc[0] - e.ext_dn[0]) * 10000 // c
+hi = (e.q[0] + e.unc[0] + e.ext_up[0]) * 10000 // c
+print(b.soc_cpct, int(e.known), lo, hi, b.flags & F.F_SOC_FROM_VOLTAGE)
+""",
+            tmp_path,
+        )
+        got.append([int(v) for v in out.split()])
+    (soc1, known1, _, hi1, v1), (soc2, known2, lo2, _, v2), (soc3, known3, _, _, v3) = got
+    assert soc1 == 6200 and not v1 and not known1, got[0]  # kept, the branch doubted
+    assert hi1 >= soc_at(cases[0][2], "discharge"), (got[0], soc_at(cases[0][2], "discharge"))
+    assert soc2 == 7200 and not v2 and not known2, got[1]
+    assert lo2 <= soc_at(cases[1][2], "charge"), (got[1], soc_at(cases[1][2], "charge"))
+    assert soc3 == 6200 and not v3 and known3, got[2]  # relaxing after a charge: kept as is
 
 
 def test_power_cuts_before_a_save_leave_the_truth_inside_the_reported_interval(

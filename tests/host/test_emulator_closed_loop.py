@@ -227,6 +227,30 @@ async def test_a_charger_that_ignores_the_ccl_is_not_let_in_again_at_the_window_
     assert all(r["CHG On / 1"] == "0" for r in rows[first:]), "CHG closed again"
 
 
+async def test_a_state_restored_on_the_branch_the_cell_left_keeps_the_window_top(
+    tmp_path: Path,
+) -> None:
+    """The BMS last saw the cell at 62 % on its charge branch; while it was off the cell was
+    charged and discharged to 80 % on its discharge branch, where it reads 54 % on the
+    charge branch: within the boot check's margin, so the state is kept. Taken as still on
+    the charge branch, its interval did not reach the truth and the charge that followed
+    passed the 1,500 mAh/g window top by 10 % (1,655 mAh/g, 1,694 samples). The branch is
+    doubted instead, and the window top's bound reaches the fuller reading."""
+    window = Path(__file__).parents[2] / "examples/robustness/cells/window-1500.toml"
+    path = scenario_file(
+        tmp_path,
+        "other-branch",
+        ["Charge at 0.5C until 4.2 V", "Hold at 4.2 V until C/20", "Rest for 10 minutes"],
+        sample_period_s=2.0,
+        cell=str(window),
+        initial={"soc": 0.8, "branch": "discharge", "firmware_soc": 0.62,
+                 "firmware_branch": "charge"},
+    )  # fmt: skip
+    s = safe_and_met(await run(tmp_path, path))
+    assert s["anode_util_margin_pct"] > 0, s["anode_util_max_mAh_g"]
+    assert s["uncertainty_coverage_pct"] >= 95.0, s["uncertainty_coverage_pct"]
+
+
 async def test_an_aged_cell_charged_before_its_resistance_is_learned_does_not_plate(
     tmp_path: Path,
 ) -> None:
