@@ -419,7 +419,7 @@ class Bms:
             est.gap(n)
         bits = self.balance  # what the last sample switched on bled over this interval
         r = self.cfg.bal_r_mohm
-        est.bleeding = bits if r else 0  # and bled as these voltages were read (soc.py ir_mV)
+        self.res.bleeding = bits if r else 0  # as these voltages were read (soc.py ir_mV)
         if bits and r and self.cells_ok:
             # the charge a bleed resistor drew past the current sensor (V / R x dt; V x dt
             # <= 65535 x 1e4 < 2**30) comes off its cell's count alone, a twentieth of it

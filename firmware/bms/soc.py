@@ -150,7 +150,6 @@ class SocEstimator:
         self.dvdt_ok = False  # the last full window was flat enough
         self.relax_mV = 0  # relaxation still to come, from the last window's slope (signed)
         self.bled = 0  # cells a bleed may have moved off the charge branch (core.py), bit 0 = 1
-        self.bleeding = 0  # cells whose bleed resistor was on as this sample was read (core.py)
         self.rest_done = False  # this rest's voltage correction was applied
         self.steady_mA = 0  # the current a steady run holds (within C/20)
         self.steady_ms = 0  # how long it has held it (less _LOAD_MS per reading under load)
@@ -708,7 +707,7 @@ class SocEstimator:
         discharges the cell past the current sensor, so it drops over the cell's resistance
         too. (Left out, a 4-series pack bled at rest near empty at -2 degC read its cells 1.7 %
         of SOC low against a reported 1.3 %.)"""
-        if self.bleeding >> k & 1:
+        if self.res.bleeding >> k & 1:
             current_mA += mV * 1000 // self.cfg.bal_r_mohm
         return self.res.ir_mV(k, current_mA)
 
