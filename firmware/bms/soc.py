@@ -177,13 +177,14 @@ class SocEstimator:
         self.u_hi = self.read(DISCHARGE, mV, dv_mV) + extra
         self.r_hi = self.reading_cpct
 
-    def from_interval(self, k):
+    def from_interval(self, k, side=-1):
         """Cell k from the last _interval(), branch unknown. Its credible interval is the
         whole span between the branch readings. Its SOC is the reading of the one branch a
         completed move (at least branch_switch_cpct one way) can have left it on, when the
         other is ruled out: on the charge branch the cell was charged from at least that
         much below, on the discharge branch discharged from that much above. Otherwise the
-        middle. Returns the branch it points to (or -1)."""
+        middle; or the reading of side, when a stale state file names the likelier branch
+        (startup.py). Returns the branch it points to (or -1)."""
         sw = self.cfg.branch_switch_cpct
         r_lo = self.r_lo
         r_hi = self.r_hi
@@ -191,6 +192,9 @@ class SocEstimator:
         hi = r_hi + self.u_hi
         c_ok = r_lo + self.u_lo >= sw
         d_ok = r_hi - self.u_hi <= 10000 - sw
+        if side >= 0:
+            c_ok = side == CHARGE
+            d_ok = not c_ok
         cap = self.learner.cap[k]
         if c_ok and not d_ok:
             self.set(k, mAs_of(r_lo, cap), of_1e4(cap, clamp(self.u_lo, 10000)))

@@ -23,9 +23,12 @@ the other way). A cell moved towards the other branch while the BMS was off read
 on silicon one that was charged, then discharged by a few percent while off reads on the
 old branch within the margin above: a 1,500 mAh/g window cell at 80 % on its discharge
 branch, restored at 62 % on the charge branch, read 54 % there and was kept, and its
-charge passed the window top by 10 % (to 1,655 mAh/g). A doubted branch is unknown: the
-count stays the estimate and each cell's interval reaches across both branches' readings,
-as after a boot without a state file.
+charge passed the window top by 10 % (to 1,655 mAh/g). The file is stale then, and the
+boot proceeds as without one, but each cell's SOC is its reading on the branch the file
+names (the likelier: a crossing takes a charge and a discharge while the BMS was off), its
+interval reaching the other branch's reading. (Keeping the count, stale states 6-10 %
+low on their own branch stayed 6-10 % off through the first rest, which clamps between
+the branches rather than reading on one.)
 
 Boot without a persisted state, or with a stale one (init_from_voltage): the branch is
 unknown, so each cell lies between its charge-branch reading (the lower SOC) and its
@@ -47,14 +50,14 @@ from bms.soc import soc_of
 _F_SOC_FROM_VOLTAGE = 1 << 6  # STATE flag bit, as in faults.py
 
 
-def init_from_voltage(est, current_mA, cells, n):
-    """Each cell from its branch interval; the branch stays unknown, pointed to when every
-    cell points the same way."""
+def init_from_voltage(est, current_mA, cells, n, side=-1):
+    """Each cell from its branch interval (its SOC the reading of side, when given); the
+    branch stays unknown, pointed to when every cell points the same way."""
     cfg = est.cfg
     hint = -2
     for k in range(n):
         est.interval(cells[k] + est.res.ir_mV(k, current_mA), cfg.ocv_unc_mV)
-        b = est.from_interval(k)
+        b = est.from_interval(k, side)
         hint = b if hint == -2 or hint == b else -1
     est.calibrated(n)
     est.confirm(hint)  # the branch and its counts as after a switch, but not known
@@ -72,31 +75,23 @@ def check_restored(est, current_mA, cells, n):
     if current_mA > cfg.rest_current_mA or current_mA < -cfg.rest_current_mA:
         return
     cap = est.learner.cap
-    known = est.known
-    doubt = known and branch_doubtful(est, current_mA, cells, n)
     margin = cfg.boot_check_cpct
     for k in range(n):
         mV = cells[k] + est.res.ir_mV(k, current_mA)
-        count = soc_of(est.q[k], cap[k])
-        if known:
+        if est.known:
             u = est.read(est.branch, mV, cfg.ocv_unc_mV) + cfg.ocv_unc_cpct
             lo = est.reading_cpct
-            off = lo - count if count < lo else count - lo
-            if off > margin:
-                init_from_voltage(est, current_mA, cells, n)
-                return
             hi = lo
-        if doubt or not known:
-            # between the branches (a doubted branch: the reading on it was within the
-            # margin, but the cell may lie towards the other)
+        else:
             est.interval(mV, cfg.ocv_unc_mV)
             lo = est.r_lo - est.u_lo
             hi = est.r_hi + est.u_hi
             u = 0
-            off = lo - count if count < lo else (count - hi if count > hi else 0)
-            if off > margin:
-                init_from_voltage(est, current_mA, cells, n)
-                return
+        count = soc_of(est.q[k], cap[k])
+        off = lo - count if count < lo else (count - hi if count > hi else 0)
+        if off > margin:
+            init_from_voltage(est, current_mA, cells, n)
+            return
         # kept: its interval reaches the reading's whole interval, beyond its own half-width
         b = est.base[k]
         e = of_1e4(cap[k], clamp(hi + u - count, 10000)) - b
@@ -105,8 +100,11 @@ def check_restored(est, current_mA, cells, n):
         e = of_1e4(cap[k], clamp(count - lo + u, 10000)) - b
         if e > est.ext_dn[k]:
             est.ext_dn[k] = e
-    if doubt:
-        est.known = False
+    if est.known and branch_doubtful(est, current_mA, cells, n):
+        # stale, and maybe across: each cell from both branches' readings, at the one the
+        # file names (the likelier: a crossing took a charge and a discharge while off)
+        init_from_voltage(est, current_mA, cells, n, est.branch)
+        return
     est.sum_unc(n)
 
 

@@ -323,11 +323,12 @@ def test_a_restored_branch_the_boot_voltage_cannot_be_on_is_doubted(tmp_path: Pa
     beyond that by more than the table's uncertainty may have crossed to the other branch
     while the BMS was off, and on silicon such a cell reads within the boot check's margin
     on the old one: restored at 62 % on the charge branch, a cell resting at 80 % on the
-    discharge branch reads 54 % there. The count is kept, but the branch is unknown and the
-    interval reaches both branches' readings (the window top's bound takes the fuller: a
-    1,500 mAh/g window cell so restored passed its top by 10 %). The mirror case on the
-    discharge branch reaches down to the charge branch's reading; a cell that reads on the
-    side relaxation does is not doubted."""
+    discharge branch reads 54 % there. The file is stale: the SOC is the reading on the
+    branch it names, the branch unknown, and the interval reaches the other branch's
+    reading (the window top's bound takes the fuller: a 1,500 mAh/g window cell kept at
+    62 % on its charge branch passed its top by 10 %). The mirror case on the discharge
+    branch reaches down to the charge branch's reading; a cell that reads on the side
+    relaxation does is kept as restored."""
     cases = [  # restored SOC, its branch (0 charge, 1 discharge), the resting cell's mV
         (0.62, 0, round(np.interp(8000, SOC, DSG))),  # at 80 % on the discharge branch
         (0.72, 1, round(np.interp(5400, SOC, CHG))),  # at 54 % on the charge branch
@@ -352,9 +353,10 @@ print(b.soc_cpct, int(e.known), lo, hi, b.flags & F.F_SOC_FROM_VOLTAGE)
         )
         got.append([int(v) for v in out.split()])
     (soc1, known1, _, hi1, v1), (soc2, known2, lo2, _, v2), (soc3, known3, _, _, v3) = got
-    assert soc1 == 6200 and not v1 and not known1, got[0]  # kept, the branch doubted
+    # read on the branch the file names, the other branch within reach
+    assert v1 and not known1 and abs(soc1 - soc_at(cases[0][2], "charge")) <= 5, got[0]
     assert hi1 >= soc_at(cases[0][2], "discharge"), (got[0], soc_at(cases[0][2], "discharge"))
-    assert soc2 == 7200 and not v2 and not known2, got[1]
+    assert v2 and not known2 and abs(soc2 - soc_at(cases[1][2], "discharge")) <= 5, got[1]
     assert lo2 <= soc_at(cases[1][2], "charge"), (got[1], soc_at(cases[1][2], "charge"))
     assert soc3 == 6200 and not v3 and known3, got[2]  # relaxing after a charge: kept as is
 
