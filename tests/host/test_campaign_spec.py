@@ -20,6 +20,7 @@ SMOKE = REPO / "examples" / "campaign-smoke.toml"
 ROBUSTNESS = REPO / "examples" / "campaign-robustness.toml"
 SENSOR_FAULTS = REPO / "examples" / "campaign-sensor-faults.toml"
 PROBES = REPO / "examples" / "campaign-probes.toml"
+STALE_BRANCH = REPO / "examples" / "campaign-stale-branch.toml"
 
 SHORT = """
 name = "short"
@@ -272,3 +273,20 @@ def test_the_probe_campaign_bundles_every_scenario_with_its_files(tmp_path: Path
         check_scenario(scenario, design, can_cut_power=True)  # its profiles are there
         cells.add(design.n_series)
     assert cells == {1, 4}
+
+
+def test_the_stale_branch_campaign_starts_every_run_from_a_stale_file(tmp_path: Path) -> None:
+    """The stale-branch probe: 3 scenarios x 9 stale starts x 3 tables on the window cell,
+    each run's bundle loadable on its own, every start a state file the BMS last saw (its
+    SOC off the truth, its branch named), half of them on the branch the cell is not on."""
+    plans = expand(load_spec(STALE_BRANCH))
+    assert len(plans) == 81
+    other = 0
+    for plan in plans:
+        scenario = load_scenario(bundled(tmp_path, plan))
+        check_scenario(scenario, resolve_design(scenario), can_cut_power=True)
+        init = scenario.initial
+        assert init.firmware_soc_error != 0.0 and init.firmware_branch is not None
+        assert scenario.cell.endswith("window-1500.toml")
+        other += init.firmware_branch != init.branch
+    assert other == (5 + 5 + 4) * 3, other  # "c" starts off the two discharge-branch scenarios
