@@ -683,6 +683,7 @@ class SocEstimator:
         a = r if r > 0 else -r
         w = a - a // 2  # and the other half (rounded up) as its width
         known = self.known
+        h = dv_mV = 0  # on a known branch only
         if known:
             h = self.hysteresis_mV()
             m = self.hysteresis_mV(self.hyst_mid)

@@ -287,6 +287,6 @@ def test_the_stale_branch_campaign_starts_every_run_from_a_stale_file(tmp_path: 
         check_scenario(scenario, resolve_design(scenario), can_cut_power=True)
         init = scenario.initial
         assert init.firmware_soc_error != 0.0 and init.firmware_branch is not None
-        assert scenario.cell.endswith("window-1500.toml")
+        assert scenario.cell is not None and scenario.cell.endswith("window-1500.toml")
         other += init.firmware_branch != init.branch
     assert other == (5 + 5 + 4) * 3, other  # "c" starts off the two discharge-branch scenarios
