@@ -209,6 +209,9 @@ class Bms:
         if self.cfg.version != self._cfg_version:
             self._configure()
         est = self.est
+        # the bleeds the last sample switched on, on as these voltages were read: every
+        # reading of a cell, the start's too, adds its bleed's IR drop (soc.py ir_mV)
+        self.res.bleeding = self.balance if self.cfg.bal_r_mohm else 0
         if (est.need_init or est.need_check) and n_cells > 0:
             self._read_temps(temp_ddegC, n_temps)  # the OCV's temperature shift for the start
             self._start(cell_mV, n_cells, current_mA)
@@ -419,7 +422,6 @@ class Bms:
             est.gap(n)
         bits = self.balance  # what the last sample switched on bled over this interval
         r = self.cfg.bal_r_mohm
-        self.res.bleeding = bits if r else 0  # as these voltages were read (soc.py ir_mV)
         if bits and r and self.cells_ok:
             # the charge a bleed resistor drew past the current sensor (V / R x dt; V x dt
             # <= 65535 x 1e4 < 2**30) comes off its cell's count alone, a twentieth of it

@@ -69,8 +69,8 @@ class Resistance:
         self.r_int = array("i", bytes(4 * n))
         self.r0 = array("i", bytes(4 * n))
         self.f0 = 100  # R0's temperature factor now, percent
-        # cells whose bleed resistor was on as this sample's voltages were read (core.py sets
-        # it, soc.py ir_mV adds their bleed to the IR drop; here, not in the estimator,
+        # cells whose bleed resistor was on as this sample's voltages were read (core.py step
+        # sets it, soc.py ir_mV adds their bleed to the IR drop; here, not in the estimator,
         # whose attribute table one more entry grew by 96 B of heap)
         self.bleeding = 0
 

@@ -690,10 +690,11 @@ class SocEstimator:
             dv_mV = self.cfg.ocv_unc_mV + w + (m if m > h - m else h - m)
             h = m if self.branch == CHARGE else -m
         for k in range(n):
-            # The IR term, small at rest but for a bleed (cold near empty, 88 mA dropped
-            # 50 mV over a cell at twice the design's R): until a current step taught the
-            # resistance it lies up to its bound (resistance.py: twice the design's), so
-            # read from the middle; either way a part of it as width (_LOAD_R_UNC_PCT)
+            # The IR term, small at rest but for a bleed (cold near empty, about 88 mA over
+            # a cell at twice the design's R drops about 50 mV by the cell file's laws):
+            # until a current step taught the resistance it lies up to its bound
+            # (resistance.py: twice the design's), so read from the middle; either way a
+            # part of it as width (_LOAD_R_UNC_PCT)
             i = self.ir_mV(k, current_mA, cells[k])
             v = cells[k] + sh + (i if learned else i + i // 2)
             i = i if i >= 0 else -i
@@ -708,10 +709,11 @@ class SocEstimator:
 
     def ir_mV(self, k, current_mA, mV):
         """Cell k's DC IR drop (signed as the current) at the series current plus its own
-        bleed's, mV / bal_r_mohm while its resistor was on as mV was read (core.py): the bleed
-        discharges the cell past the current sensor, so it drops over the cell's resistance
-        too. (Left out, a 4-series pack bled at rest near empty at -2 degC read its cells 1.7 %
-        of SOC low against a reported 1.3 %.)"""
+        bleed's, mV / bal_r_mohm while its resistor was on as mV was read (core.py step): the
+        bleed discharges the cell past the current sensor, so it drops over the cell's
+        resistance too. (Left out, a 4-series pack bled at rest near empty at -2 degC read
+        its cells 1.7 % of SOC low against a reported 1.3 %.) The start's readings take it
+        too (startup.py): a new configuration restarts the estimator while cells bleed."""
         if self.res.bleeding >> k & 1:
             current_mA += mV * 1000 // self.cfg.bal_r_mohm
         return self.res.ir_mV(k, current_mA)

@@ -56,7 +56,7 @@ def init_from_voltage(est, current_mA, cells, n, side=-1):
     cfg = est.cfg
     hint = -2
     for k in range(n):
-        est.interval(cells[k] + est.res.ir_mV(k, current_mA), cfg.ocv_unc_mV)
+        est.interval(cells[k] + est.ir_mV(k, current_mA, cells[k]), cfg.ocv_unc_mV)
         b = est.from_interval(k, side)
         hint = b if hint == -2 or hint == b else -1
     est.calibrated(n)
@@ -77,7 +77,7 @@ def check_restored(est, current_mA, cells, n):
     cap = est.learner.cap
     margin = cfg.boot_check_cpct
     for k in range(n):
-        mV = cells[k] + est.res.ir_mV(k, current_mA)
+        mV = cells[k] + est.ir_mV(k, current_mA, cells[k])
         if est.known:
             u = est.read(est.branch, mV, cfg.ocv_unc_mV) + cfg.ocv_unc_cpct
             lo = est.reading_cpct
@@ -119,7 +119,7 @@ def branch_doubtful(est, current_mA, cells, n):
     h = est.hysteresis_mV()
     h = h if chg else -h
     for k in range(n):
-        mV = cells[k] + est.res.ir_mV(k, current_mA) + h
+        mV = cells[k] + est.ir_mV(k, current_mA, cells[k]) + h
         u = est.read(est.branch, mV, cfg.ocv_unc_mV) + cfg.ocv_unc_cpct + est.unc_cpct[k]
         d = soc_of(est.q[k], est.learner.cap[k]) - est.reading_cpct
         if (d if chg else -d) > u:

@@ -979,6 +979,41 @@ print(b.cell_soc_cpct[0], b.est.tot_cpct[0], b.cell_soc_cpct[1], b.est.tot_cpct[
         assert abs(got2 - 600) < abs(terminal - 600), (factor, got2, terminal)
 
 
+def test_a_restart_while_a_cell_bleeds_reads_it_free_of_its_bleed_drop(tmp_path: Path) -> None:
+    """A new capacity restarts the estimator from the voltages (startup.py) while the fuller
+    of two cells bleeds at rest: its reading there takes the bleed's IR drop out too. Cell 2
+    at 6 % on the discharge branch (25 degC, the design's resistance by the configuration's
+    laws over SOC) reads 6 % again, not the terminal voltage's lower SOC."""
+    d = default_config()
+    soc = np.array(d["ocv_soc_cpct"], dtype=float)
+    dsg = np.array(d["ocv_dsg_mV"], dtype=float)
+    r_ohm = d["r_cell_mohm"] * 1e-3 * np.interp(600, soc, d["r_soc_pct"]) / 100
+    ocv1 = float(np.interp(300, soc, dsg))
+    ocv2 = float(np.interp(600, soc, dsg))
+    drop_mV = ocv2 / d["bal_r_mohm"] * r_ohm * 1e3  # V / R_bleed x R_cell
+    out = run_rig(
+        _HEAD
+        + f"""
+r = Rig({{"n_cells": 2, "bal_min_on_ms": 0}}, state_path="none.json")
+b = r.bms
+r.cells[0] = {round(ocv1)}
+r.cells[1] = {round(ocv2)}
+for t in range(5):
+    r.cells[1] = {round(ocv2)} - ({round(drop_mV)} if b.balance & 2 else 0)
+    r.step(1000, 0)
+assert b.balance == 2, b.balance
+assert r.cfg.update({{"capacity_mAh": 2100}}) is None
+r.step(1000, 0)
+assert b.flags & (1 << 6), b.flags  # the SOC from the voltage again
+print(b.cell_soc_cpct[1])
+""",
+        tmp_path,
+    )
+    terminal = soc_at(ocv2 - drop_mV, "discharge")
+    assert 600 - terminal > 30, terminal  # the drop is worth reading
+    assert abs(int(out) - 600) < 15, (out, terminal)
+
+
 def _pulsed_drive(seed: int, n_blocks: int) -> list[int]:
     """A drive's current (mA, 1 s samples, positive on discharge) along the discharge
     branch: blocks of 0.5-2C discharge, each followed by a 0.25-1.5C regenerative pulse

@@ -38,6 +38,16 @@ def scenario_file(tmp_path: Path, name: str, steps: list[str], **top: object) ->
     return path
 
 
+# the 1,500 mAh/g window cell: its anode window ends a charge before 4.2 V does
+WINDOW_1500 = Path(__file__).parents[2] / "examples/robustness/cells/window-1500.toml"
+
+
+def charge_on_the_window(tmp_path: Path, name: str, rest: str, **top: object) -> Path:
+    """CC-CV to full on the window cell at 0.5C (2 s samples), then `rest`."""
+    steps = ["Charge at 0.5C until 4.2 V", "Hold at 4.2 V until C/20", rest]
+    return scenario_file(tmp_path, name, steps, sample_period_s=2.0, cell=str(WINDOW_1500), **top)
+
+
 def read_rows(path: str) -> list[dict[str, str]]:
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
@@ -208,13 +218,10 @@ async def test_a_charger_that_ignores_the_ccl_is_not_let_in_again_at_the_window_
     sensor's noise) must not release it on the relaxed voltage. Released 6 s after the stop
     (a probe at ae8c453), the CV hold that followed went into the cell at 4.02 V with 5.9 A
     (3C) and drove the anode to 43 mV: lithium plating."""
-    window = Path(__file__).parents[2] / "examples/robustness/cells/window-1500.toml"
-    path = scenario_file(
+    path = charge_on_the_window(
         tmp_path,
         "ignore",
-        ["Charge at 0.5C until 4.2 V", "Hold at 4.2 V until C/20", "Rest for 5 minutes"],
-        sample_period_s=2.0,
-        cell=str(window),
+        "Rest for 5 minutes",
         honour_bms_limits=False,
         initial={"soc": 0.75, "branch": "charge"},
     )
@@ -234,15 +241,13 @@ async def test_a_state_restored_on_the_branch_the_cell_left_keeps_the_window_top
     charged and discharged to 80 % on its discharge branch, where it reads 54 % on the
     charge branch: within the boot check's margin, so the state is kept. Taken as still on
     the charge branch, its interval did not reach the truth and the charge that followed
-    passed the 1,500 mAh/g window top by 10 % (1,655 mAh/g, 1,694 samples). The branch is
-    doubted instead, and the window top's bound reaches the fuller reading."""
-    window = Path(__file__).parents[2] / "examples/robustness/cells/window-1500.toml"
-    path = scenario_file(
+    passed the 1,500 mAh/g window top by 10 % (1,655 mAh/g, 1,694 samples). No fresh state
+    reads so: the file is stale, each cell read on the branch it names with its interval
+    reaching the other branch's reading, whose fuller end the window top's bound takes."""
+    path = charge_on_the_window(
         tmp_path,
         "other-branch",
-        ["Charge at 0.5C until 4.2 V", "Hold at 4.2 V until C/20", "Rest for 10 minutes"],
-        sample_period_s=2.0,
-        cell=str(window),
+        "Rest for 10 minutes",
         initial={"soc": 0.8, "branch": "discharge", "firmware_soc": 0.62,
                  "firmware_branch": "charge"},
     )  # fmt: skip
@@ -396,14 +401,13 @@ async def test_power_cuts_under_the_save_step_keep_the_window_top(tmp_path: Path
     every boot came back to the first file: the count ran 37 % behind the truth while
     claiming 4.3 %, covered it in 35 % of the samples, and the anode passed the top
     (1,515 mAh/g against 1,500)."""
-    window = Path(__file__).parents[2] / "examples/robustness/cells/window-1500.toml"
     chunks = ["Charge at 0.5C for 5.5 minutes", "Cut power"] * 8
     path = scenario_file(
         tmp_path,
         "cuts",
         ["Rest for 30 minutes", *chunks, "Charge at 0.5C until 4.2 V", "Hold at 4.2 V until C/20"],
         sample_period_s=2.0,
-        cell=str(window),
+        cell=str(WINDOW_1500),
         initial={"soc": 0.35, "branch": "discharge"},
     )
     s = safe_and_met(await run(tmp_path, path))
@@ -581,7 +585,6 @@ async def test_a_current_sensor_stuck_under_a_charger_stops_the_charge(tmp_path:
     covers the truth. Repaired, the reading moves again and the fault releases. Before the
     check (443055f) this charge ran on past the window's top (1,515 mAh/g at 2,108 s, the
     scorer's tolerance)."""
-    window = Path(__file__).parents[2] / "examples/robustness/cells/window-1500.toml"
     path = scenario_file(
         tmp_path,
         "stuck-current",
@@ -598,7 +601,7 @@ async def test_a_current_sensor_stuck_under_a_charger_stops_the_charge(tmp_path:
             "Expect no fault SENSOR_FROZEN within 10 s",
         ],
         sample_period_s=2.0,
-        cell=str(window),
+        cell=str(WINDOW_1500),
         initial={"soc": 0.7, "branch": "discharge"},
     )
     s = safe_and_met(await run(tmp_path, path))
