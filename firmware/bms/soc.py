@@ -631,12 +631,15 @@ class SocEstimator:
         to. Nor does the count move towards the reading's middle: repeated readings share
         their errors (the table's offset, R), and a blend would converge on them. A reading
         that does not overlap the count's interval is left to the next rest (one of the two
-        is not credible, and a rest tells which). None before the resistance is learned
-        from a current step: a cell at twice the design's R, cold (so never learned), read
-        6 % of SOC low at 2 degC."""
+        is not credible, and a rest tells which). Until a current step has taught the
+        resistance it lies up to its bound (twice the design's, resistance.py), so the IR
+        term is read from the middle with half the span as width, and the lag at the bound,
+        as the rest reading does: on the design's R a cell at twice it, cold (so never
+        learned), read 6 % of SOC low at 2 degC; with no reading at all, a boot without a
+        state file kept the branch gap's error (18 % of SOC) through a whole charge below
+        the 10 degC learning gate."""
         res = self.res
-        if not res.n_ev:
-            return  # the design's R until a current step taught it the cell's
+        learned = res.n_ev
         cfg = self.cfg
         cap = self.learner.cap
         h = self.hysteresis_mV()
@@ -645,8 +648,12 @@ class SocEstimator:
         h = m if self.branch == CHARGE else -m
         for k in range(n):
             ir = self.ir_mV(k, current_mA, cells[k])
-            u = dv_mV + (ir if ir >= 0 else -ir) * _LOAD_R_UNC_PCT // 100
-            u += res.ir_mV(k, cfg.capacity_mAh // 20)
+            a = ir if ir >= 0 else -ir
+            lag = res.ir_mV(k, cfg.capacity_mAh // 20)
+            u = dv_mV + a * _LOAD_R_UNC_PCT // 100 + lag
+            if not learned:
+                ir += ir // 2
+                u += a - a // 2 + lag
             u = clamp(cfg.ocv_unc_cpct + self.read(self.branch, cells[k] + ir + h, u), 10000)
             q = self.q[k]
             end = mAs_of(self.reading_cpct - u, cap[k])
