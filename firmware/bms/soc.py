@@ -87,6 +87,12 @@ _LOAD_MS = const(30000)  # a reading under load every 30 s of a steady run
 # SOC and temperature times the factor learned from steps, which assumes R0 and the RC pairs
 # aged alike
 _LOAD_R_UNC_PCT = const(25)
+# Until a current step has taught the resistance, a cell's R lies anywhere from the learned
+# factor's floor (half the design's, resistance.py) to the limits' bound (twice it): a
+# reading takes the span's middle and half the span as more width. (From the design's to
+# twice it, a cell at 0.7 times the design's was read 3-6 % of SOC off under load.)
+_R_MID_PCT = const(125)
+_R_SPAN_PCT = const(75)
 # The hysteresis residual (_track_branch): how far the cell is off its branch, as a share
 # of the branch gap, in 1e-5
 _GAP = const(100000)
@@ -632,9 +638,8 @@ class SocEstimator:
         their errors (the table's offset, R), and a blend would converge on them. A reading
         that does not overlap the count's interval is left to the next rest (one of the two
         is not credible, and a rest tells which). Until a current step has taught the
-        resistance it lies up to its bound (twice the design's, resistance.py), so the IR
-        term is read from the middle with half the span as width, and the lag at the bound,
-        as the rest reading does: on the design's R a cell at twice it, cold (so never
+        resistance, the IR term is read from the middle of R's span with half the span as
+        width (_R_MID_PCT) and the lag at the bound, as the rest reading does: on the design's R a cell at twice it, cold (so never
         learned), read 6 % of SOC low at 2 degC; with no reading at all, a boot without a
         state file kept the branch gap's error (18 % of SOC) through a whole charge below
         the 10 degC learning gate."""
@@ -652,8 +657,8 @@ class SocEstimator:
             lag = res.ir_mV(k, cfg.capacity_mAh // 20)
             u = dv_mV + a * _LOAD_R_UNC_PCT // 100 + lag
             if not learned:
-                ir += ir // 2
-                u += a - a // 2 + lag
+                ir = ir * _R_MID_PCT // 100
+                u += a * _R_SPAN_PCT // 100 + lag
             u = clamp(cfg.ocv_unc_cpct + self.read(self.branch, cells[k] + ir + h, u), 10000)
             q = self.q[k]
             end = mAs_of(self.reading_cpct - u, cap[k])
@@ -699,13 +704,12 @@ class SocEstimator:
         for k in range(n):
             # The IR term, small at rest but for a bleed (cold near empty, about 88 mA over
             # a cell at twice the design's R drops about 50 mV by the cell file's laws):
-            # until a current step taught the resistance it lies up to its bound
-            # (resistance.py: twice the design's), so read from the middle; either way a
-            # part of it as width (_LOAD_R_UNC_PCT)
+            # until a current step taught the resistance, read from the middle of its span
+            # (_R_MID_PCT); either way a part of it as width (_LOAD_R_UNC_PCT)
             i = self.ir_mV(k, current_mA, cells[k])
-            v = cells[k] + sh + (i if learned else i + i // 2)
+            v = cells[k] + sh + (i if learned else i * _R_MID_PCT // 100)
             i = i if i >= 0 else -i
-            u = i * _LOAD_R_UNC_PCT // 100 + (0 if learned else i - i // 2)
+            u = i * _LOAD_R_UNC_PCT // 100 + (0 if learned else i * _R_SPAN_PCT // 100)
             if not known or self.bled >> k & 1:
                 # branch unknown, or a bled cell off the pack's: read between the branches
                 self._clamp_between_branches(k, v, w + u)

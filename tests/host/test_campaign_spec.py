@@ -21,6 +21,7 @@ ROBUSTNESS = REPO / "examples" / "campaign-robustness.toml"
 SENSOR_FAULTS = REPO / "examples" / "campaign-sensor-faults.toml"
 PROBES = REPO / "examples" / "campaign-probes.toml"
 STALE_BRANCH = REPO / "examples" / "campaign-stale-branch.toml"
+CORNERS = REPO / "examples" / "campaign-corners.toml"
 
 SHORT = """
 name = "short"
@@ -290,3 +291,31 @@ def test_the_stale_branch_campaign_starts_every_run_from_a_stale_file(tmp_path: 
         assert scenario.cell is not None and scenario.cell.endswith("window-1500.toml")
         other += init.firmware_branch != init.branch
     assert other == (5 + 5 + 4) * 3, other  # "c" starts off the two discharge-branch scenarios
+
+
+def test_the_corner_campaign_puts_every_bound_at_once_on_its_stressing_paths(
+    tmp_path: Path,
+) -> None:
+    """The corner probes: 8 scenarios x 4 starts x 3 perturbations, each run's bundle
+    loadable on its own (the window cells and the drive's profile travel with it), single
+    cells and a 4-series pack, the window top below 4.2 V's in most, a charger that ignores
+    the CCL in one; "all low" and "all high" carry every mismatch and both sensor errors."""
+    plans = expand(load_spec(CORNERS))
+    assert len(plans) == 96
+    cells, windows, rogue, combined = set(), 0, 0, 0
+    for plan in plans:
+        scenario = load_scenario(bundled(tmp_path, plan))
+        design = resolve_design(scenario)
+        check_scenario(scenario, design, can_cut_power=True)
+        cells.add(design.n_series)
+        windows += design.limits.window_top_mAh_g < 1600.0
+        rogue += not scenario.honour_bms_limits
+        m, sensors = scenario.mismatch, scenario.sensors
+        combined += (
+            (m.capacity_factor != 1.0 or m.hysteresis_rate_factor != 1.0)
+            and sensors.current_bias_mA != 0.0
+            and sensors.current_gain_bias_ppm != 0.0
+        )
+    assert cells == {1, 4}
+    assert windows == 6 * 12 and rogue == 12, (windows, rogue)
+    assert combined == 8 * 4 * 2, combined
