@@ -639,10 +639,10 @@ class SocEstimator:
         that does not overlap the count's interval is left to the next rest (one of the two
         is not credible, and a rest tells which). Until a current step has taught the
         resistance, the IR term is read from the middle of R's span with half the span as
-        width (_R_MID_PCT) and the lag at the bound, as the rest reading does: on the design's R a cell at twice it, cold (so never
-        learned), read 6 % of SOC low at 2 degC; with no reading at all, a boot without a
-        state file kept the branch gap's error (18 % of SOC) through a whole charge below
-        the 10 degC learning gate."""
+        width (_R_MID_PCT) and the lag at the bound, as the rest reading does: on the
+        design's R a cell at twice it, cold (so never learned), read 6 % of SOC low at 2
+        degC; with no reading at all, a boot without a state file kept the branch gap's
+        error (18 % of SOC) through a whole charge below the 10 degC learning gate."""
         res = self.res
         learned = res.n_ev
         cfg = self.cfg

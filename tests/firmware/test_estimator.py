@@ -571,8 +571,9 @@ for r_mohm, start in CASES:
             worst[key] = max(worst.get(key, 0.0), abs(s_est - s_true))
     assert len(worst) == len(cases), worst
     # read from the middle of R's span, a count 20 % low comes within the reading's width
-    # (the table's 25 mV, R's span and a quarter of it, the lag at twice R: about 7-9 %)
-    assert all(worst[(r, 4000)] < 1000 for r in (38, 55, 110)), worst
+    # of the truth (the table's 25 mV, R's span and a quarter of it, the lag at twice R,
+    # and R's distance from the middle: 6-11 % of SOC here)
+    assert all(worst[(r, 4000)] < 1200 for r in (38, 55, 110)), worst
     # and a count that was right is not moved off by an R it does not know
     assert worst[(38, 6000)] < 100 and worst[(110, 6000)] < 100, worst
 
