@@ -175,13 +175,15 @@ def serve(app, io, board, line=None, ticks_ms=time.ticks_ms):
             except MemoryError:
                 if parser.ftype == codec.T_SAMPLE:
                     raise  # the sample path allocates nothing: this is a bug, fail safe
-                # A rare request too big for the heap left (a deeply nested
-                # CONFIG_WRITE): dropped with the rest of this read, as if lost on the
-                # line, and the host's retry is refused the same way. Never the end.
-                _dropped_for_memory()
+                # A rare request the heap left cannot serve (the rare commands' module
+                # does not load on a crowded heap): refused with E_MEMORY, so the host
+                # learns why and may retry (app.rejects counts it); the rest of this read
+                # is dropped, as if lost on the line. Never the end. The reply is built in
+                # the frame buffer, which costs no heap.
                 app.out_len = 0
                 gc.collect()
-                break
+                app._reject(codec.E_MEMORY)
+                i = n
             if app.out_len:
                 line.write(app.out, app.out_len)
                 app.out_len = 0
@@ -193,14 +195,6 @@ def serve(app, io, board, line=None, ticks_ms=time.ticks_ms):
             last_sample = now
             current_mA = io.measure(app.cell_mV, n_cells, app.temp_ddegC, n_temps)
             app.local_sample(dt_ms, current_mA, n_cells, n_temps, now)
-
-
-memory_drops = 0  # requests dropped for want of heap (serve)
-
-
-def _dropped_for_memory():
-    global memory_drops
-    memory_drops += 1
 
 
 def soft_reset(board):

@@ -61,6 +61,7 @@ _ERROR_TEXT = (
     b"payload",
     b"timeout",
     b"busy",
+    b"memory",
 )
 
 
@@ -102,7 +103,7 @@ class App:
         self.temp_ddegC = self.sample.temp_ddegC
         self.bad_frames = 0
         # rejections per reason code (index = E_*), saturating at 65535
-        self.rejects = array("H", bytes(2 * 10))
+        self.rejects = array("H", bytes(2 * 11))
         self.have_seq = False
         self.last_seq = 0
         self.have_time = False

@@ -70,6 +70,7 @@ E_TIME = const(6)
 E_PAYLOAD = const(7)
 E_TIMEOUT = const(8)
 E_BUSY = const(9)
+E_MEMORY = const(10)  # a request the heap left cannot serve now; nothing of it applied
 
 # Parser events.
 EV_NONE = const(0)

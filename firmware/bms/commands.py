@@ -34,10 +34,13 @@ def config_write(app):
     p = app.parser
     try:
         changes = json.loads(bytes(p.buf[codec.HEADER : codec.HEADER + p.length]))
-    except (ValueError, MemoryError):
-        # A document too deep or too big for the heap left is refused like a malformed
-        # one: the host learns why, and nothing of it is applied.
+    except ValueError:
         changes = None
+    except MemoryError:
+        # A document too deep or too big for the heap left: refused, nothing of it
+        # applied, and the host learns that the heap (not the document) was the reason.
+        app._reject(codec.E_MEMORY)
+        return
     if not isinstance(changes, dict):
         app._reject(codec.E_PAYLOAD)
         return
@@ -54,6 +57,9 @@ def config_write(app):
     except OSError as e:
         status = 2  # in force, but not persisted
         text = ("save: " + str(e)).encode()
+    except MemoryError:
+        status = 2  # applied already: say so, rather than an ERROR that reads as refused
+        text = b"save: memory"
     app._reply_bytes(codec.T_CONFIG_WRITE, status, text)
 
 

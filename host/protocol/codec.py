@@ -79,6 +79,7 @@ class ErrorCode(enum.IntEnum):
     E_PAYLOAD = 7
     E_TIMEOUT = 8
     E_BUSY = 9
+    E_MEMORY = 10
 
 
 def crc16(data: bytes | bytearray | memoryview, crc: int = 0xFFFF) -> int:

@@ -118,7 +118,8 @@ print(json.dumps({
     "violations": sw.violations, "applies": sw.applies, "closed": sw.closed,
     "chg": sw.chg, "dsg": sw.dsg, "samples": b.samples, "faults": b.faults,
     "latched": b.latched, "saves": b.saves, "config_same": app.config_payload() == conf,
-    "errors": line.types[0xFF], "virtual_ms": line.now, "memory_drops": main.memory_drops,
+    "errors": line.types[0xFF], "virtual_ms": line.now, "memory_refusals": app.rejects[10],
+    "error_codes": line.error_codes,
 }))
 """
 

@@ -88,6 +88,7 @@ ERROR_TEXTS = {
     "E_PAYLOAD": "payload",
     "E_TIMEOUT": "timeout",  # counted only, never sent; still a code a decoder must know
     "E_BUSY": "busy",
+    "E_MEMORY": "memory",
 }
 
 # (name, type, seq, value): value as spec.encode_payload takes it for the type's payload.
