@@ -13,7 +13,8 @@ Two questions the safety score (host.scoring) does not answer:
   unknown capacity caused before anything could teach it from one that stays after).
 - Does it keep the pack available? `discharge_blocked_s` is the time DSG was open while a
   discharge was asked for, every cell held more than BLOCK_SOC of true charge and nothing
-  true called for it (cell voltages above v_min, temperatures inside the discharge range);
+  true called for it (cell voltages above v_min, temperatures inside the discharge range,
+  no sensor channel broken by an injected fault now or within SENSOR_REPAIR_GRACE_S);
   `charge_limited_s` / `discharge_limited_s` how long the charger or load was held to the
   BMS's current limits.
 
@@ -33,6 +34,11 @@ CALIBRATION_REST_S = 1800.0
 CALIBRATION_HORIZON_S = 8 * 3600.0
 FULL_BAND_V = 0.015
 BLOCK_SOC = 0.05
+# After a broken sensor channel is repaired, the BMS must first see readings it can trust
+# again and then wait out its release delay (2 s by default) before it closes a switch: a
+# block inside this grace is the fault's, not the estimator's. The same 10 s the safety
+# score gives a temperature protection (host.scoring.Tolerances.temp_grace_s).
+SENSOR_REPAIR_GRACE_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -46,11 +52,22 @@ class SampleTruth:
     cell_soc: NDArray[np.float64]
     cell_v_V: NDArray[np.float64]
     cell_temp_degC: NDArray[np.float64]
+    sensor_broken: NDArray[np.bool_] | None = None  # None: no channel broken in the run
 
 
 def _sum(values: NDArray[np.float64]) -> float:
     """A sum in sample order (as a running total would give it)."""
     return float(np.cumsum(values)[-1]) if values.size else 0.0
+
+
+def _within_grace(
+    t_s: NDArray[np.float64], flag: NDArray[np.bool_], grace_s: float
+) -> NDArray[np.bool_]:
+    """Samples where `flag` holds, or held at a sample at most grace_s before."""
+    idx = np.where(flag, np.arange(flag.size), -1)
+    last = np.maximum.accumulate(idx) if flag.size else idx
+    since_s = t_s - t_s[np.maximum(last, 0)]
+    return (last >= 0) & (since_s <= grace_s)
 
 
 def _runs(mask: NDArray[np.bool_]) -> list[tuple[int, int]]:
@@ -147,6 +164,8 @@ class Availability:
             | (np.min(truth.cell_temp_degC, axis=1) < self.temp_min_degC)
             | (np.max(truth.cell_temp_degC, axis=1) > self.temp_max_degC)
         )
+        if truth.sensor_broken is not None:
+            warranted |= _within_grace(truth.t_s, truth.sensor_broken, SENSOR_REPAIR_GRACE_S)
         blocked = ~dsg_on & (truth.demand_A > 0.0) & ~warranted
         first = np.flatnonzero(blocked)
         return {

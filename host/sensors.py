@@ -129,6 +129,9 @@ class Reading:
     cell_mV: list[int]
     current_mA: int  # positive on discharge
     temp_ddegC: list[int]
+    # a channel was broken by an injected fault (a frozen or open cell tap, a stuck current
+    # sensor, an open or shorted thermistor): a true reason for the BMS to open a switch
+    sensor_broken: bool = False
 
 
 def _quantize(value: NDArray[np.float64], lsb: float) -> NDArray[np.float64]:
@@ -287,6 +290,15 @@ class Sensors:
             raise ValueError(f"cell {cell_index + 1} out of range 1..{self.n_cells}")
 
     @property
+    def broken(self) -> bool:
+        """A channel reads something other than its measurand (a frozen or open cell tap, a
+        stuck current sensor, a broken thermistor). A drifted offset or gain is not broken:
+        the channel still measures, and the BMS must live with it."""
+        return bool(
+            self._frozen or self._tap_mV or self._temp_ddegC or self._stuck_current_mA is not None
+        )
+
+    @property
     def current_offset_mA(self) -> float:
         """The total systematic current offset (calibration residue plus injected)."""
         return self._current_offset_mA + self.extra_current_offset_mA
@@ -344,7 +356,7 @@ class Sensors:
         temp_ddegC = [int(np.clip(round(x * 10.0), -32767, 32767)) for x in t_meas]
         for idx, reads in self._temp_ddegC.items():
             temp_ddegC[idx] = reads
-        return Reading(cell_mV=cell_mV, current_mA=current_mA, temp_ddegC=temp_ddegC)
+        return Reading(cell_mV, current_mA, temp_ddegC, self.broken)
 
     # The fast path -------------------------------------------------------------
     def _noise_row(self) -> list[float]:
@@ -393,4 +405,4 @@ class Sensors:
             temp_ddegC.append(min(max(round(t * 10.0), -32767), 32767))
         for idx, reads in self._temp_ddegC.items():
             temp_ddegC[idx] = reads
-        return Reading(cell_mV=cell_mV, current_mA=current_mA, temp_ddegC=temp_ddegC)
+        return Reading(cell_mV, current_mA, temp_ddegC, self.broken)

@@ -135,6 +135,7 @@ class Recorder:
                 _or_nan(st.anode_potential_mV) if st else nan,
                 ps.dt_s, ps.limited, ps.gates.dsg_on, st is not None,
                 st is not None and st.cap_learn_count > 0,
+                ps.reading.sensor_broken,
             ),
             (
                 truth.v_V, truth.soc, truth.temp_degC, truth.anode_util_mAh_g,
@@ -184,6 +185,7 @@ class Recorder:
             cell_soc=log.cells("soc")[rows],
             cell_v_V=log.cells("v_V")[rows],
             cell_temp_degC=log.cells("temp_degC")[rows],
+            sensor_broken=log.column("sensor_broken")[rows] > 0,
         )
 
     def _scored_samples(self, est: Any) -> Samples:

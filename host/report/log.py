@@ -59,8 +59,11 @@ class LogRow:
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(LogRow) if f.name != "cell_v_V")
 # Per-sample facts the scores need beyond the log's columns: the period, whether the
 # charger or load was held to the BMS's limit, the DSG switch that gated the sample's
-# current, whether the firmware had given any estimate yet, and a learned capacity.
-EXTRA: tuple[str, ...] = ("dt_s", "limited", "gated_dsg_on", "has_estimate", "fw_cap_learned")
+# current, whether the firmware had given any estimate yet, a learned capacity, and a
+# sensor channel broken by an injected fault.
+EXTRA: tuple[str, ...] = (
+    "dt_s", "limited", "gated_dsg_on", "has_estimate", "fw_cap_learned", "sensor_broken",
+)  # fmt: skip
 # Per-cell quantities, one (samples x cells) array each.
 CELLS: tuple[str, ...] = ("v_V", "soc", "temp_degC", "anode_util_mAh_g", "anode_potential_V", "h")
 _INDEX = {name: k for k, name in enumerate(COLUMNS + EXTRA)}

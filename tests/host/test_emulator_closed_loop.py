@@ -618,7 +618,9 @@ async def test_a_current_sensor_stuck_under_a_charger_stops_the_charge(tmp_path:
     open before the anode passes its window, and the SOC's reported uncertainty still
     covers the truth. Repaired, the reading moves again and the fault releases. Before the
     check (443055f) this charge ran on past the window's top (1,515 mAh/g at 2,108 s, the
-    scorer's tolerance)."""
+    scorer's tolerance). A discharge asked for at once after the repair waits out the
+    release delay: the scorer counts that wait as the fault's, not as discharge blocked
+    without a reason (it counted 4 s before the sensors said they were broken)."""
     path = scenario_file(
         tmp_path,
         "stuck-current",
@@ -631,7 +633,7 @@ async def test_a_current_sensor_stuck_under_a_charger_stops_the_charge(tmp_path:
             "Expect CHG off",
             "Expect DSG off",
             "Repair sensors",
-            "Rest for 1 minute",
+            "Discharge at 0.5C for 1 minute",
             "Expect no fault SENSOR_FROZEN within 10 s",
         ],
         sample_period_s=2.0,
@@ -643,6 +645,9 @@ async def test_a_current_sensor_stuck_under_a_charger_stops_the_charge(tmp_path:
     rows = read_rows(s["outputs"]["log"])
     top = max(float(r["True Anode Utilization / mAh/g"]) for r in rows)
     assert top <= 1500.0, top
+    last = rows[-30:]  # the minute's discharge
+    assert any(r["DSG On / 1"] == "0" for r in last) and last[-1]["DSG On / 1"] == "1"
+    assert s["discharge_blocked_s"] == 0.0, s["discharge_blocked_s"]
 
 
 async def test_truth_and_belief_reach_the_summary_and_the_board(tmp_path: Path) -> None:

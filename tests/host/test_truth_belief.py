@@ -21,6 +21,7 @@ from host.emulator.run import resolve_designs
 from host.estimate_scoring import (
     CALIBRATION_HORIZON_S,
     CALIBRATION_REST_S,
+    SENSOR_REPAIR_GRACE_S,
     Availability,
     EstimateQuality,
     SampleTruth,
@@ -125,17 +126,22 @@ def sensors(**spec: float) -> Sensors:
 def test_broken_sensors_read_what_broken_sensors_read() -> None:
     s = sensors()
     v, t = np.array([3.7, 3.8]), np.array([25.0, 26.0])
+    assert not s.read(v, 1.0, t).sensor_broken
     s.open_cell_tap(1, 0)
     s.break_thermistor(0, -60.0)
     r = s.read(v, 1.0, t)
-    assert r.cell_mV == [3700, 0] and r.temp_ddegC == [-600, 260]
+    assert r.cell_mV == [3700, 0] and r.temp_ddegC == [-600, 260] and r.sensor_broken
     s.stick_current()
     assert s.read(v, -5.0, t).current_mA == 1000  # stuck at its last reading
     s.repair_all()
     r = s.read(v, -5.0, t)
     assert r.cell_mV == [3700, 3800] and r.current_mA == -5000 and r.temp_ddegC == [250, 260]
+    assert not r.sensor_broken
     s.step_current_gain(20000)
-    assert s.read(v, 1.0, t).current_mA == 1020
+    r = s.read(v, 1.0, t)
+    assert r.current_mA == 1020 and not r.sensor_broken  # drifted, but still measuring
+    s.stick_current(0)
+    assert s.read(v, 1.0, t).sensor_broken
     with pytest.raises(ValueError, match="probe 3"):
         s.break_thermistor(2, 150.0)
 
@@ -260,6 +266,26 @@ def test_discharge_blocked_without_a_true_reason_is_counted() -> None:
     s = a.summary(sample, dsg_on, limited)
     assert s["discharge_blocked_s"] == 10.0 and s["discharge_blocked_first_t_s"] == 1.0
     assert s["discharge_limited_s"] == 7.0 and s["charge_limited_s"] == 0.0
+
+
+def test_discharge_blocked_for_a_broken_sensor_counts_only_after_the_repair_grace() -> None:
+    """A stuck current sensor is a true reason to open DSG, and so is the moment after its
+    repair while the BMS makes sure of it and waits out its release delay; a block that
+    lasts beyond SENSOR_REPAIR_GRACE_S of the last broken sample is the BMS's own."""
+    a = Availability(v_min_V=2.75, temp_min_degC=-20.0, temp_max_degC=60.0)
+    t = [float(k) for k in range(1, 31)]
+    broken = np.array([k <= 5 for k in range(1, 31)])  # broken at 1..5 s, repaired after
+    sample = truths([(tk, 1.0, 1.0, 3.7) for tk in t])
+    sample = dataclasses.replace(sample, sensor_broken=broken)
+    blocked_until = 20  # DSG open through t = 20 s
+    dsg_on = np.array([tk > blocked_until for tk in t])
+    s = a.summary(sample, dsg_on, np.zeros(len(t), dtype=bool))
+    first_counted = 5.0 + SENSOR_REPAIR_GRACE_S + 1.0
+    assert s["discharge_blocked_first_t_s"] == first_counted
+    assert s["discharge_blocked_s"] == blocked_until - first_counted + 1.0
+    # never broken: the whole block counts
+    whole = a.summary(dataclasses.replace(sample, sensor_broken=None), dsg_on, dsg_on & False)
+    assert whole["discharge_blocked_s"] == float(blocked_until)
 
 
 def test_scenario_file_with_everything_new(tmp_path: Path) -> None:
