@@ -349,6 +349,41 @@ def test_config_write_read_and_persist(tmp_path: Path) -> None:
     assert saved["ov_mV"] == 4210 and (tmp_path / "bms_state.json").exists()
 
 
+def test_a_config_write_in_force_but_not_saved_says_so(tmp_path: Path) -> None:
+    """A change validated and applied, whose save then fails (the filesystem refuses, or the
+    heap is short while the file is written), is status 2 with the reason: the host learns
+    the change is in force but will not survive a reset, not an ERROR that reads as a
+    refusal. The file keeps the last saved configuration."""
+    out = mpy(
+        """
+        app, bms, cfg, io = make()
+        send(app, frame(0x01, 1))
+        (t, s, p), = send(app, frame(0x05, 2, b'{"ov_mV": 4210}'))
+        assert (t, p) == (0x85, b"\\x00"), p
+
+        from bms import config as config_module
+
+        def full(path, obj):
+            raise OSError(28)
+
+        def short(path, obj):
+            raise MemoryError
+
+        config_module.write_json_atomic = full
+        (t, s, p), = send(app, frame(0x05, 3, b'{"ov_mV": 4205}'))
+        assert t == 0x85 and p[0] == 2 and p[1:].startswith(b"save: "), p
+        assert cfg.ov_mV == 4205
+        config_module.write_json_atomic = short
+        (t, s, p), = send(app, frame(0x05, 4, b'{"ov_mV": 4200}'))
+        assert (t, p) == (0x85, b"\\x02save: memory"), p
+        assert cfg.ov_mV == 4200
+        print(json.dumps(json.load(open("bms_config.json"))))
+        """,
+        tmp_path,
+    )
+    assert json.loads(out)["ov_mV"] == 4210
+
+
 def test_link_watchdog_on_firmware_clock(tmp_path: Path) -> None:
     mpy(
         """
