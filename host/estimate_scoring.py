@@ -65,7 +65,7 @@ def _within_grace(
 ) -> NDArray[np.bool_]:
     """Samples where `flag` holds, or held at a sample at most grace_s before."""
     idx = np.where(flag, np.arange(flag.size), -1)
-    last = np.maximum.accumulate(idx) if flag.size else idx
+    last = np.maximum.accumulate(idx)  # the latest flagged sample at or before each
     since_s = t_s - t_s[np.maximum(last, 0)]
     return (last >= 0) & (since_s <= grace_s)
 
