@@ -175,8 +175,9 @@ def serve(app, io, board, line=None, ticks_ms=time.ticks_ms):
             except MemoryError:
                 if parser.ftype == codec.T_SAMPLE:
                     raise  # the sample path allocates nothing: this is a bug, fail safe
-                # A rare request the heap left cannot serve (the rare commands' module
-                # does not load on a crowded heap): refused with E_MEMORY, so the host
+                # A rare request the heap left cannot serve (a CONFIG_WRITE nested too deep
+                # for json.loads, or the rare commands' module failing to load on a crowded
+                # heap): refused with E_MEMORY, so the host
                 # learns why and may retry (app.rejects counts it); the rest of this read
                 # is dropped, as if lost on the line. Never the end. The reply is built in
                 # the frame buffer, which costs no heap.

@@ -35,9 +35,9 @@ CALIBRATION_HORIZON_S = 8 * 3600.0
 FULL_BAND_V = 0.015
 BLOCK_SOC = 0.05
 # After a broken sensor channel is repaired, the BMS must first see readings it can trust
-# again and then wait out its release delay (2 s by default) before it closes a switch: a
-# block inside this grace is the fault's, not the estimator's. The same 10 s the safety
-# score gives a temperature protection (host.scoring.Tolerances.temp_grace_s).
+# again (a sample or two: up to 10 s at the slowest sampling the scenarios use, 5 s) and
+# then wait out its release delay (2 s by default) before it closes a switch: a block
+# inside this grace is the fault's, not the estimator's.
 SENSOR_REPAIR_GRACE_S = 10.0
 
 
@@ -52,7 +52,7 @@ class SampleTruth:
     cell_soc: NDArray[np.float64]
     cell_v_V: NDArray[np.float64]
     cell_temp_degC: NDArray[np.float64]
-    sensor_broken: NDArray[np.bool_] | None = None  # None: no channel broken in the run
+    sensor_broken: NDArray[np.bool_]  # a channel broken by an injected fault
 
 
 def _sum(values: NDArray[np.float64]) -> float:
@@ -164,8 +164,7 @@ class Availability:
             | (np.min(truth.cell_temp_degC, axis=1) < self.temp_min_degC)
             | (np.max(truth.cell_temp_degC, axis=1) > self.temp_max_degC)
         )
-        if truth.sensor_broken is not None:
-            warranted |= _within_grace(truth.t_s, truth.sensor_broken, SENSOR_REPAIR_GRACE_S)
+        warranted |= _within_grace(truth.t_s, truth.sensor_broken, SENSOR_REPAIR_GRACE_S)
         blocked = ~dsg_on & (truth.demand_A > 0.0) & ~warranted
         first = np.flatnonzero(blocked)
         return {

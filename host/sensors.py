@@ -131,7 +131,7 @@ class Reading:
     temp_ddegC: list[int]
     # a channel was broken by an injected fault (a frozen or open cell tap, a stuck current
     # sensor, an open or shorted thermistor): a true reason for the BMS to open a switch
-    sensor_broken: bool = False
+    sensor_broken: bool
 
 
 def _quantize(value: NDArray[np.float64], lsb: float) -> NDArray[np.float64]:

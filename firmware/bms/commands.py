@@ -35,12 +35,9 @@ def config_write(app):
     try:
         changes = json.loads(bytes(p.buf[codec.HEADER : codec.HEADER + p.length]))
     except ValueError:
+        # (a document too deep or too big for the heap left raises MemoryError, which
+        # main.serve() answers E_MEMORY: nothing of it is applied)
         changes = None
-    except MemoryError:
-        # A document too deep or too big for the heap left: refused, nothing of it
-        # applied, and the host learns that the heap (not the document) was the reason.
-        app._reject(codec.E_MEMORY)
-        return
     if not isinstance(changes, dict):
         app._reject(codec.E_PAYLOAD)
         return

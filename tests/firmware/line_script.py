@@ -86,6 +86,7 @@ DRIVER = """
 import gc
 import json
 import main
+from bms import codec
 from linerig import boot, run, replay
 app, sw, board = boot()
 conf = app.config_payload()
@@ -118,8 +119,8 @@ print(json.dumps({
     "violations": sw.violations, "applies": sw.applies, "closed": sw.closed,
     "chg": sw.chg, "dsg": sw.dsg, "samples": b.samples, "faults": b.faults,
     "latched": b.latched, "saves": b.saves, "config_same": app.config_payload() == conf,
-    "errors": line.types[0xFF], "virtual_ms": line.now, "memory_refusals": app.rejects[10],
-    "error_codes": line.error_codes,
+    "errors": line.types[0xFF], "virtual_ms": line.now, "error_codes": line.error_codes,
+    "memory_refusals": app.rejects[codec.E_MEMORY],
 }))
 """
 

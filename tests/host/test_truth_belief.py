@@ -193,6 +193,7 @@ def truths(rows: list[tuple[float, float, float, float]], **cells: list[float]) 
         cell_soc=np.array(cells.get("soc", [0.5] * n), dtype=float)[:, None],
         cell_v_V=col[:, 3:4],
         cell_temp_degC=np.array(cells.get("temp", [25.0] * n), dtype=float)[:, None],
+        sensor_broken=np.zeros(n, dtype=bool),
     )
 
 
@@ -284,7 +285,8 @@ def test_discharge_blocked_for_a_broken_sensor_counts_only_after_the_repair_grac
     assert s["discharge_blocked_first_t_s"] == first_counted
     assert s["discharge_blocked_s"] == blocked_until - first_counted + 1.0
     # never broken: the whole block counts
-    whole = a.summary(dataclasses.replace(sample, sensor_broken=None), dsg_on, dsg_on & False)
+    never = dataclasses.replace(sample, sensor_broken=np.zeros(len(t), dtype=bool))
+    whole = a.summary(never, dsg_on, np.zeros(len(t), dtype=bool))
     assert whole["discharge_blocked_s"] == float(blocked_until)
 
 

@@ -42,7 +42,7 @@ class ScriptedLine:
         self.total = 0  # bytes read
         self.seen = bytearray(65536)
         self.types = [0] * 256
-        self.error_codes = [0] * 16  # ERROR replies by reason code (E_*)
+        self.error_codes = [0] * 256  # ERROR replies by reason code (E_*)
         self.replies = 0
         self.last_state = None
         self.waiting = []  # (bytes read when due, seq, reply type)
@@ -116,7 +116,7 @@ class ScriptedLine:
                 self.types[t] += 1
                 self.replies += 1
                 if t == 0xFF and p.length:
-                    self.error_codes[p.buf[7] & 15] += 1
+                    self.error_codes[p.buf[7]] += 1
                 if t == 0x81 or t == 0x82 or t == 0x83 or t == 0x8B:
                     self.seen[p.seq] = t
                 if t == 0x82 or t == 0x83:
