@@ -14,7 +14,8 @@ Two questions the safety score (host.scoring) does not answer:
 - Does it keep the pack available? `discharge_blocked_s` is the time DSG was open while a
   discharge was asked for, every cell held more than BLOCK_SOC of true charge and nothing
   true called for it (cell voltages above v_min, temperatures inside the discharge range,
-  no sensor channel broken by an injected fault now or within SENSOR_REPAIR_GRACE_S);
+  no sensor channel broken by an injected fault now or in its repair's grace: up to the
+  SENSOR_REPAIR_SAMPLES-th sample after it plus the BMS's release delay);
   `charge_limited_s` / `discharge_limited_s` how long the charger or load was held to the
   BMS's current limits.
 
@@ -35,10 +36,12 @@ CALIBRATION_HORIZON_S = 8 * 3600.0
 FULL_BAND_V = 0.015
 BLOCK_SOC = 0.05
 # After a broken sensor channel is repaired, the BMS must first see readings it can trust
-# again (a sample or two: up to 10 s at the slowest sampling the scenarios use, 5 s) and
-# then wait out its release delay (2 s by default) before it closes a switch: a block
-# inside this grace is the fault's, not the estimator's.
-SENSOR_REPAIR_GRACE_S = 10.0
+# again (the first sample after the repair, and one more where a stuck channel is told from
+# a constant one by a change) and then wait out its release delay before it closes a
+# switch: a block up to then is the fault's, not the estimator's. Counted in samples, not
+# seconds, so a scenario sampled every 10 s (the slowest the firmware counts) gets the same
+# two readings as one sampled every second.
+SENSOR_REPAIR_SAMPLES = 2
 
 
 @dataclass(frozen=True)
@@ -61,13 +64,15 @@ def _sum(values: NDArray[np.float64]) -> float:
 
 
 def _within_grace(
-    t_s: NDArray[np.float64], flag: NDArray[np.bool_], grace_s: float
+    t_s: NDArray[np.float64], flag: NDArray[np.bool_], samples: int, delay_s: float
 ) -> NDArray[np.bool_]:
-    """Samples where `flag` holds, or held at a sample at most grace_s before."""
-    idx = np.where(flag, np.arange(flag.size), -1)
+    """Samples where `flag` holds, or held at a sample at most `samples` samples before
+    plus delay_s after the sample `samples` on from it."""
+    n = flag.size
+    idx = np.where(flag, np.arange(n), -1)
     last = np.maximum.accumulate(idx)  # the latest flagged sample at or before each
-    since_s = t_s - t_s[np.maximum(last, 0)]
-    return (last >= 0) & (since_s <= grace_s)
+    seen = np.minimum(np.maximum(last, 0) + samples, n - 1)
+    return (last >= 0) & (t_s <= t_s[seen] + delay_s)
 
 
 def _runs(mask: NDArray[np.bool_]) -> list[tuple[int, int]]:
@@ -148,10 +153,20 @@ class Availability:
     """How long the firmware kept discharge blocked without a true reason, and how long the
     charger and the load were held to its current limits."""
 
-    def __init__(self, v_min_V: float, temp_min_degC: float, temp_max_degC: float) -> None:
+    def __init__(
+        self,
+        v_min_V: float,
+        temp_min_degC: float,
+        temp_max_degC: float,
+        *,
+        sensor_release_s: float,
+    ) -> None:
+        """sensor_release_s: how long the BMS waits after a sensor fault clears before it
+        closes a switch again (its release delay)."""
         self.v_min_V = v_min_V
         self.temp_min_degC = temp_min_degC
         self.temp_max_degC = temp_max_degC
+        self.sensor_release_s = sensor_release_s
 
     def summary(
         self, truth: SampleTruth, dsg_on: NDArray[np.bool_], limited: NDArray[np.bool_]
@@ -164,7 +179,9 @@ class Availability:
             | (np.min(truth.cell_temp_degC, axis=1) < self.temp_min_degC)
             | (np.max(truth.cell_temp_degC, axis=1) > self.temp_max_degC)
         )
-        warranted |= _within_grace(truth.t_s, truth.sensor_broken, SENSOR_REPAIR_GRACE_S)
+        warranted |= _within_grace(
+            truth.t_s, truth.sensor_broken, SENSOR_REPAIR_SAMPLES, self.sensor_release_s
+        )
         blocked = ~dsg_on & (truth.demand_A > 0.0) & ~warranted
         first = np.flatnonzero(blocked)
         return {

@@ -22,6 +22,7 @@ from cellmodel.design import CellDesign
 from host.emulator.expectations import ExpectationChecker
 from host.emulator.plant import Gates, PlantStep
 from host.estimate_scoring import Availability, EstimateQuality, SampleTruth
+from host.firmware_config import firmware_rules
 from host.protocol.codec import State
 from host.report.log import RunLog
 from host.scenarios.steps import Expectation, Observation
@@ -55,7 +56,11 @@ class Recorder:
         self.scorer = Scorer(limits)
         self.quality = EstimateQuality(nameplate_Ah, limits.v_max_V, design.limits.cv_cutoff_C)
         self.availability = Availability(
-            limits.v_min_V, limits.discharge_temp_min_degC, limits.discharge_temp_max_degC
+            limits.v_min_V,
+            limits.discharge_temp_min_degC,
+            limits.discharge_temp_max_degC,
+            # the firmware's default: a board configured to wait longer pays for it here
+            sensor_release_s=firmware_rules().DEFAULTS["release_delay_ms"] / 1000.0,
         )
         self.checker = ExpectationChecker(whole_run)
         self.log = RunLog(design.n_series)

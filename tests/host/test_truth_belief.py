@@ -21,7 +21,6 @@ from host.emulator.run import resolve_designs
 from host.estimate_scoring import (
     CALIBRATION_HORIZON_S,
     CALIBRATION_REST_S,
-    SENSOR_REPAIR_GRACE_S,
     Availability,
     EstimateQuality,
     SampleTruth,
@@ -249,7 +248,7 @@ def test_error_after_learning_counts_only_samples_once_a_capacity_is_learned() -
 
 
 def test_discharge_blocked_without_a_true_reason_is_counted() -> None:
-    a = Availability(v_min_V=2.75, temp_min_degC=-20.0, temp_max_degC=60.0)
+    a = Availability(v_min_V=2.75, temp_min_degC=-20.0, temp_max_degC=60.0, sensor_release_s=2.0)
     sample = truths(
         [
             (1.0, 10.0, 1.0, 3.7),  # blocked at 50 %: counts
@@ -269,25 +268,37 @@ def test_discharge_blocked_without_a_true_reason_is_counted() -> None:
     assert s["discharge_limited_s"] == 7.0 and s["charge_limited_s"] == 0.0
 
 
-def test_discharge_blocked_for_a_broken_sensor_counts_only_after_the_repair_grace() -> None:
+@pytest.mark.parametrize(
+    ("period_s", "first_counted_s"),
+    [
+        # broken through t = 5 s; the 2nd sample after it (7 s) plus the 2 s release: 9 s
+        (1.0, 10.0),
+        # broken through t = 50 s at the slowest sampling the firmware counts (10 s): the
+        # 2nd sample after it (70 s) plus 2 s; a fixed 10 s grace would have ended at 60 s,
+        # before the BMS had seen a second trustworthy reading
+        (10.0, 80.0),
+    ],
+)
+def test_discharge_blocked_for_a_broken_sensor_counts_only_after_the_repair_grace(
+    period_s: float, first_counted_s: float
+) -> None:
     """A stuck current sensor is a true reason to open DSG, and so is the moment after its
-    repair while the BMS makes sure of it and waits out its release delay; a block that
-    lasts beyond SENSOR_REPAIR_GRACE_S of the last broken sample is the BMS's own."""
-    a = Availability(v_min_V=2.75, temp_min_degC=-20.0, temp_max_degC=60.0)
-    t = [float(k) for k in range(1, 31)]
-    broken = np.array([k <= 5 for k in range(1, 31)])  # broken at 1..5 s, repaired after
-    sample = truths([(tk, 1.0, 1.0, 3.7) for tk in t])
+    repair while the BMS sees two trustworthy samples and waits out its release delay; a
+    block that lasts beyond that is the BMS's own."""
+    a = Availability(v_min_V=2.75, temp_min_degC=-20.0, temp_max_degC=60.0, sensor_release_s=2.0)
+    t = [period_s * k for k in range(1, 31)]
+    broken = np.array([k <= 5 for k in range(1, 31)])  # broken in the first 5 samples
+    sample = truths([(tk, period_s, 1.0, 3.7) for tk in t])
     sample = dataclasses.replace(sample, sensor_broken=broken)
-    blocked_until = 20  # DSG open through t = 20 s
-    dsg_on = np.array([tk > blocked_until for tk in t])
+    blocked_until_s = 20 * period_s  # DSG open through the 20th sample
+    dsg_on = np.array([tk > blocked_until_s for tk in t])
     s = a.summary(sample, dsg_on, np.zeros(len(t), dtype=bool))
-    first_counted = 5.0 + SENSOR_REPAIR_GRACE_S + 1.0
-    assert s["discharge_blocked_first_t_s"] == first_counted
-    assert s["discharge_blocked_s"] == blocked_until - first_counted + 1.0
+    assert s["discharge_blocked_first_t_s"] == first_counted_s
+    assert s["discharge_blocked_s"] == blocked_until_s - first_counted_s + period_s
     # never broken: the whole block counts
     never = dataclasses.replace(sample, sensor_broken=np.zeros(len(t), dtype=bool))
     whole = a.summary(never, dsg_on, np.zeros(len(t), dtype=bool))
-    assert whole["discharge_blocked_s"] == float(blocked_until)
+    assert whole["discharge_blocked_s"] == blocked_until_s
 
 
 def test_scenario_file_with_everything_new(tmp_path: Path) -> None:
