@@ -50,7 +50,13 @@ def register(subparsers: Any) -> None:
         metavar="DIR",
         help="flash folder (kept; default: a temporary folder removed on exit)",
     )
-    parser.add_argument("--cell", metavar="X", help="cell preset or file for bms_config.json")
+    parser.add_argument(
+        "--bms-cell",
+        "--cell",
+        dest="cell",
+        metavar="X",
+        help="the design the BMS is configured for (bms_config.json): cell preset or file",
+    )
     parser.add_argument(
         "--board",
         default="virtual",

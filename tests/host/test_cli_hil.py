@@ -102,3 +102,25 @@ def test_hil_rejects_power_cut_on_a_port(
     code = main(["hil", "--port", "/dev/null-no-such-port", "--scenario", str(scenario)])
     assert code == 2
     assert "Cut board power" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", ["--bms-cell", "--cell"])
+def test_a_virtual_board_is_configured_for_the_bms_cell(tmp_path: Path, option: str) -> None:
+    """`board --bms-cell X` (as `flash` spells it; `--cell` too) installs a configuration made
+    from X's design: the 4-series preset gives a 4-cell bms_config.json."""
+    fs = tmp_path / "flash"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "host.cli.main", "board", "--virtual", "--json",
+         option, "sisn-lco-2ah-4s", "--fs", str(fs)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        info = json.loads(proc.stdout.readline())
+        assert Path(info["fs"]) == fs
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    config = json.loads((fs / "bms_config.json").read_text())
+    assert config["n_cells"] == 4, config["n_cells"]
