@@ -64,7 +64,15 @@ class VirtualBoardSession(EmulatedBoardSession[VirtualBoard]):
             await self._close_link()  # the firmware runs; the port is free for another program
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "flash_dir": str(self.flash_dir)}
+        # the interpreter and its heap: which object model the firmware ran on (a chip
+        # target's build, or the desktop's) is part of what a result means
+        interpreter = self.board.micropython if self.board is not None else self.micropython
+        return {
+            **super().describe(),
+            "flash_dir": str(self.flash_dir),
+            "micropython": None if interpreter is None else str(interpreter),
+            "heap": self.heap,
+        }
 
 
 async def _wait_boot(board: VirtualBoard, client: BmsClient) -> None:

@@ -33,7 +33,8 @@ from host.campaign.results import (
     write_run_files,
     write_table,
 )
-from host.campaign.spec import CampaignSpec, load_spec
+from host.campaign.spec import CampaignSpec, load_spec, on_target
+from host.micropython.resolve import target_binary
 
 AGGREGATE_FILE = "campaign.json"
 
@@ -65,9 +66,11 @@ def run_campaign(
     scheduler: str | None = None,
     resume: bool = False,
     progress: bool = False,
+    target: str | None = None,
 ) -> CampaignOutcome:
-    """Run the campaign file `spec_path`; InputError (before anything is written) when the
-    file, a combination or the options are bad."""
+    """Run the campaign file `spec_path` (every run on the virtual board `target` if given:
+    spec.on_target); InputError (before anything is written) when the file, a combination
+    or the options are bad."""
     if workers is not None and workers < 1:
         raise InputError("--workers", str(workers), "must be 1 or more")
     if workers is not None and scheduler:
@@ -75,6 +78,12 @@ def run_campaign(
             "--workers", str(workers), "the cluster's workers run a --scheduler's runs"
         )
     spec = load_spec(spec_path)
+    if target is not None:
+        spec = on_target(spec, target)
+        if not scheduler:
+            # a target not built yet is bad input now, not a campaign of failed runs (a
+            # cluster's workers have their own builds)
+            target_binary(target)
     plans = expand(spec)
     out_dir = check_output_dir(
         out if out is not None else default_out(spec), "command line", "--out"

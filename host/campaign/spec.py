@@ -41,7 +41,7 @@ import math
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +146,30 @@ def load_spec(path: str | Path) -> CampaignSpec:
     except tomllib.TOMLDecodeError as exc:
         raise InputError(source, "toml", str(exc)) from None
     return parse_spec(data, source, path.resolve().parent)
+
+
+def on_target(spec: CampaignSpec, target: str) -> CampaignSpec:
+    """Every run of `spec` on the virtual board `target` (`campaign --target`): one more
+    axis, `target`, of that one value, so the runs' ids, rows and reproduce commands say
+    it. A file that sets the target (or its interpreter) itself is bad input: which of the
+    two would win is not for the user to guess."""
+    try:
+        value = _target(target, spec.base_dir)
+    except ValueError as exc:
+        raise InputError("--target", target, str(exc)) from None
+    axis = Axis("target", (AxisValue(value, {"target": value}),))
+    groups = []
+    for group in spec.groups:
+        keys = {k for a in group.axes for v in a.values for k in v.settings}
+        if keys & RUN_OPTIONS.keys():
+            raise InputError(
+                "--target",
+                target,
+                f"{spec.source} group {group.name!r} sets its own "
+                f"{sorted(keys & RUN_OPTIONS.keys())[0]}",
+            )
+        groups.append(replace(group, axes=(*group.axes, axis)))
+    return replace(spec, groups=tuple(groups))
 
 
 def parse_spec(data: dict[str, Any], source: str, base_dir: Path) -> CampaignSpec:

@@ -1,7 +1,7 @@
 """`sisnbms campaign`: many closed-loop runs, the combinations of a campaign file's axes.
 
     sisnbms campaign SPEC.toml [--workers K] [--scheduler tcp://HOST:PORT] [--out DIR]
-                     [--json] [--resume] [--report FILE.md]
+                     [--target T] [--json] [--resume] [--report FILE.md]
 
 Each run is an independent `sisnbms emulate` on its own virtual board, in K local
 worker processes or on a Dask cluster. Writes OUT/runs/<id>/ per run (the expanded
@@ -45,6 +45,13 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--out", help="output folder (default: sisnbms-out/campaign-NAME)")
     p.add_argument(
+        "--target",
+        metavar="T",
+        help="run every run's firmware on this virtual board: unix-64, unix-32 or "
+        "qemu-cortex-m0 (the chip targets from `sisnbms micropython build`; default: each "
+        "run's own, unix-64 unless the file says)",
+    )
+    p.add_argument(
         "--resume", action="store_true", help="keep the runs that already have a result in --out"
     )
     p.add_argument(
@@ -69,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         resume=args.resume,
         progress=not args.json,
+        target=args.target,
     )
     if args.report:
         write_report(args, outcome)
@@ -86,7 +94,10 @@ def write_report(args: argparse.Namespace, outcome: Any) -> None:
     from host.campaign.matrix import render
     from host.campaign.results import write_atomic
 
-    command = f"sisnbms campaign {args.spec} --out {args.out or '...'} --report {args.report}"
+    target = f" --target {args.target}" if args.target else ""
+    command = (
+        f"sisnbms campaign {args.spec}{target} --out {args.out or '...'} --report {args.report}"
+    )
     write_atomic(Path(args.report), render(outcome.rows, outcome.aggregate, command))
 
 

@@ -93,7 +93,7 @@ def test_table_has_one_row_per_run_with_every_column(tmp_path: Path, fmt: str) -
 
 
 def test_bad_campaign_exits_2_and_writes_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "s.toml").write_text(SHORT)
     spec = tmp_path / "bad.toml"
@@ -107,10 +107,16 @@ def test_bad_campaign_exits_2_and_writes_nothing(
     assert not out.exists()
     good = tmp_path / "good.toml"
     good.write_text('scenarios = ["s.toml"]\n')
-    for flags in (["--workers", "0"], ["--scheduler", "no-port-here"]):
+    for flags in (["--workers", "0"], ["--scheduler", "no-port-here"], ["--target", "z80"]):
         assert main(["campaign", str(good), "--out", str(out), *flags]) == 2
         assert flags[0] in capsys.readouterr().err
         assert not out.exists()
+    # a chip target not built on this machine: said before any run, naming the build command
+    monkeypatch.setenv("SISNBMS_MICROPYTHON_CACHE", str(tmp_path / "no-builds"))
+    assert main(["campaign", str(good), "--out", str(out), "--target", "unix-32"]) == 2
+    err = capsys.readouterr().err
+    assert "--target" in err and "sisnbms micropython build --target unix-32" in err, err
+    assert "Traceback" not in err and not out.exists()
 
 
 def test_readme_shows_the_smoke_campaign() -> None:

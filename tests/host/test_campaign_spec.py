@@ -11,6 +11,7 @@ import pytest
 from cellmodel.errors import InputError
 from host.campaign import expand, load_spec
 from host.campaign.expand import SCENARIO_FILE
+from host.campaign.spec import on_target
 from host.emulator import resolve_design
 from host.emulator.loop import check_scenario
 from host.scenarios import library_names, load_scenario
@@ -73,6 +74,38 @@ def test_run_ids_are_stable_and_follow_the_inputs(tmp_path: Path) -> None:
     scenario.write_text(SHORT.replace("soc = 0.5", "soc = 0.6"))
     changed = [p.run_id for p in expand(load_spec(spec))]
     assert set(changed).isdisjoint(first)
+
+
+def test_a_target_for_the_whole_campaign_runs_every_run_there(tmp_path: Path) -> None:
+    """`campaign --target`: every run of every group gets the target, as an axis of its own
+    (so rows and ids tell the runs on a chip from those on the desktop interpreter), and
+    a file that picks a target or an interpreter itself is refused, not overridden."""
+    write(tmp_path, "s.toml", SHORT)
+    spec = write(
+        tmp_path,
+        "c.toml",
+        '[axes]\nseed = [1, 2]\n[[group]]\nname = "a"\nscenarios = ["s.toml"]\n'
+        '[[group]]\nname = "b"\nscenarios = ["s.toml"]\naxes = { ambient_degC = [5.0] }\n',
+    )
+    desktop = expand(load_spec(spec))
+    chip = expand(on_target(load_spec(spec), "unix-32"))
+    assert len(chip) == len(desktop) == 4
+    assert all(p.options == {"target": "unix-32"} and p.axes["target"] == "unix-32" for p in chip)
+    assert all("--target unix-32" in p.reproduce(tmp_path) for p in chip)
+    assert {p.run_id for p in chip}.isdisjoint(p.run_id for p in desktop)
+    # the scenarios themselves are the same (their header comment names the target)
+
+    def body(text: str) -> list[str]:
+        return [line for line in text.splitlines() if not line.startswith("#")]
+
+    assert [body(p.scenario_toml) for p in chip] == [body(p.scenario_toml) for p in desktop]
+    with pytest.raises(InputError) as info:
+        on_target(load_spec(spec), "z80")
+    assert info.value.source == "--target" and "unknown target" in info.value.reason
+    own = write(tmp_path, "own.toml", 'scenarios = ["s.toml"]\n[axes]\ntarget = ["unix-64"]\n')
+    with pytest.raises(InputError) as info:
+        on_target(load_spec(own), "unix-32")
+    assert info.value.source == "--target" and "sets its own target" in info.value.reason
 
 
 def test_axes_cross_and_variants_set_the_scenario(tmp_path: Path) -> None:
