@@ -108,3 +108,57 @@ def test_flash_and_hil_against_the_qemu_board(
     assert_passed(summary)
     assert summary["firmware"]["hello"]["boot_flag_bits"] & 1  # restored the scenario's state
     assert load_scenario("cold-charge").name == summary["scenario"]
+
+
+CAMPAIGN_SCENARIO = """
+name = "chip-campaign"
+seed = 5
+sample_period_s = 2.0
+steps = [
+    "Rest for 10 minutes",
+    "Discharge at 1C for 10 minutes",
+    "Rest for 30 minutes",
+    "Charge at 0.5C for 10 minutes",
+    "Expect no faults",
+]
+[initial]
+soc = 0.6
+branch = "discharge"
+state_file = false
+"""
+
+
+def test_a_campaign_on_the_32_bit_target_scores_as_on_the_desktop(
+    built: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`campaign --target unix-32`: every run's firmware on the chips' object model (32-bit
+    small ints, single-precision floats, an RP2040's heap). The firmware's arithmetic is
+    integer, so each run scores exactly as on the desktop interpreter; a figure that moved
+    would be an overflow into a long int or a float the firmware should not have."""
+    (tmp_path / "s.toml").write_text(CAMPAIGN_SCENARIO)
+    spec = tmp_path / "c.toml"
+    spec.write_text(
+        'scenarios = ["s.toml"]\n[axes]\nsensors.current_bias_mA = [0.0, 20.0]\n'
+        "mismatch.capacity_factor = [0.8]\n"
+    )
+    figures = {}
+    for target in ("unix-64", "unix-32"):
+        out = tmp_path / target
+        code = main(["campaign", str(spec), "--out", str(out), "--workers", "2",
+                     "--target", target, "--json"])  # fmt: skip
+        agg = json.loads(capsys.readouterr().out)
+        assert code == 0, agg
+        runs = {}
+        for folder in (out / "runs").iterdir():
+            result = json.loads((folder / "result.json").read_text())
+            s = result["summary"]
+            assert target in s["board"]["micropython"] or target == "unix-64", s["board"]
+            key = (s["sensors"]["current_bias_mA"], s["mismatch"]["capacity_factor"])
+            runs[key] = {
+                k: s[k]
+                for k in ("soc_max_error_pct", "soc_rmse_pct", "uncertainty_coverage_pct",
+                          "anode_potential_margin_mV", "steps", "violations")
+            }  # fmt: skip
+        figures[target] = runs
+    assert len(figures["unix-32"]) == 2
+    assert figures["unix-32"] == figures["unix-64"]
