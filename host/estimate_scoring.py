@@ -36,9 +36,9 @@ CALIBRATION_HORIZON_S = 8 * 3600.0
 FULL_BAND_V = 0.015
 BLOCK_SOC = 0.05
 # After a broken sensor channel is repaired, the BMS must first see readings it can trust
-# again (the first sample after the repair, and one more where a stuck channel is told from
-# a constant one by a change) and then wait out its release delay before it closes a
-# switch: a block up to then is the fault's, not the estimator's. Counted in samples, not
+# again (the first sample after the repair, and one more: a stuck reading is cleared by a
+# change from one sample to the next) and then wait out its release delay before it closes
+# a switch: a block up to then is the fault's, not the estimator's. Counted in samples, not
 # seconds, so a scenario sampled every 10 s (the slowest the firmware counts) gets the same
 # two readings as one sampled every second.
 SENSOR_REPAIR_SAMPLES = 2
@@ -66,8 +66,8 @@ def _sum(values: NDArray[np.float64]) -> float:
 def _within_grace(
     t_s: NDArray[np.float64], flag: NDArray[np.bool_], samples: int, delay_s: float
 ) -> NDArray[np.bool_]:
-    """Samples where `flag` holds, or held at a sample at most `samples` samples before
-    plus delay_s after the sample `samples` on from it."""
+    """Samples where `flag` holds, or that come at most delay_s after the `samples`-th
+    sample following the last one where it held."""
     n = flag.size
     idx = np.where(flag, np.arange(n), -1)
     last = np.maximum.accumulate(idx)  # the latest flagged sample at or before each
