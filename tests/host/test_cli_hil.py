@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -37,21 +38,27 @@ state_file = true
 """
 
 
-@pytest.fixture
-def virtual_board_port(tmp_path: Path) -> Iterator[str]:
+@contextlib.contextmanager
+def board_process(*args: str) -> Iterator[dict[str, str]]:
+    """`sisnbms board --virtual --json ARGS` as a user starts it: its JSON line while it
+    runs, stopped with SIGTERM afterwards."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "host.cli.main", "board", "--virtual", "--blank", "--json",
-         "--fs", str(tmp_path / "flash")],
+        [sys.executable, "-m", "host.cli.main", "board", "--virtual", "--json", *args],
         stdout=subprocess.PIPE,
         text=True,
-    )  # fmt: skip
+    )
     try:
         assert proc.stdout is not None
-        info = json.loads(proc.stdout.readline())
-        yield info["port"]
+        yield json.loads(proc.stdout.readline())
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+@pytest.fixture
+def virtual_board_port(tmp_path: Path) -> Iterator[str]:
+    with board_process("--blank", "--fs", str(tmp_path / "flash")) as info:
+        yield info["port"]
 
 
 @pytest.mark.slow
@@ -109,18 +116,7 @@ def test_a_virtual_board_is_configured_for_the_bms_cell(tmp_path: Path, option: 
     """`board --bms-cell X` (as `flash` spells it; `--cell` too) installs a configuration made
     from X's design: the 4-series preset gives a 4-cell bms_config.json."""
     fs = tmp_path / "flash"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "host.cli.main", "board", "--virtual", "--json",
-         option, "sisn-lco-2ah-4s", "--fs", str(fs)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        info = json.loads(proc.stdout.readline())
+    with board_process(option, "sisn-lco-2ah-4s", "--fs", str(fs)) as info:
         assert Path(info["fs"]) == fs
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
     config = json.loads((fs / "bms_config.json").read_text())
     assert config["n_cells"] == 4, config["n_cells"]
