@@ -40,9 +40,10 @@ class CapacityLearner:
     def __init__(self, cfg):
         n = cfg.n_cells
         self.cap = array("i", bytes(4 * n))
-        self.dcap = array("i", bytes(4 * n))  # relative, cpct
+        h = bytes(2 * n)  # short ints where they fit (storage.py's bounds), for the heap
+        self.dcap = array("h", h)  # relative, cpct: 0..10000
         self.anc_ok = bytearray(n)
-        self.anc_cpct = array("i", bytes(4 * n))
+        self.anc_cpct = array("h", h)  # -10000..20000
         self.anc_unc = array("i", bytes(4 * n))
         self.learn_count = 0
         self.cycle_count = 0

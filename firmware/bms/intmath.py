@@ -67,8 +67,9 @@ def isqrt(n):
 
 
 def muldiv(a, b, d):
-    """floor(a * b / d) for 0 <= a < 2**30, 0 <= b and 1 <= d with b * d < 2**30, when the
-    result itself is a small int (exact: a = q d + r, so a b / d = q b + r b / d)."""
+    """floor(a * b / d) for 0 <= a < 2**30, |b| * d < 2**30 and 1 <= d, when the result
+    itself is a small int (exact: a = q d + r, so a b / d = q b + r b / d, and q b is whole
+    whatever the sign of b)."""
     q = a // d
     return q * b + (a - q * d) * b // d
 

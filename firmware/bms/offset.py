@@ -8,6 +8,14 @@ average becomes the offset, if it lies within the sensor's offset bound i_offset
 larger reading is a load, not an offset). From then on the counting subtracts it, and
 the SOC uncertainty grows by i_offset_learned_mA instead of i_offset_mA (soc.py).
 
+A rest is only a reading within rest_current_mA, so a load within the offset bound (a
+key-off drain, a trickle charger) is learned as an offset too. What tells the two apart
+is the cells' voltage: still after a true rest's reading, moving on under a load. core.py
+watches it (rest_mV, the voltage the rest's reading expected to settle at) and, once it
+has moved the offset's way, withdraws the offset: t_ms, this stretch's length so far,
+says how much charge it kept from the count, and a negative t_ms holds learning off
+until the current leaves the rest.
+
 correct() returns whole mA and carries the tenths of a mA to the next sample, so the
 offset is subtracted exactly on average.
 """
@@ -29,9 +37,10 @@ class OffsetLearner:
         self.off_dmA = 0  # the offset, 0.1 mA
         self.known = False
         self.rem_dmA = 0  # tenths carried by correct()
-        self.t_ms = 0  # how long the present zero-current stretch has lasted
+        self.t_ms = 0  # how long the present zero-current stretch has lasted (< 0: held off)
         self.sum_mA = 0  # its readings, summed (<= 5000 x _MAX_N)
         self.n = 0
+        self.rest_mV = 0  # where a rest's reading expected the voltage to settle (core.py)
 
     def correct(self, raw_mA):
         """The reading minus the offset, whole mA (|raw_mA| <= 1e5)."""

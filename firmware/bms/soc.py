@@ -137,8 +137,11 @@ class SocEstimator:
         self.ext_dn = array("i", z)  # the interval reaches this much further down, mAs
         self.ext_up = array("i", z)  # ... and this much further up (the branch interval at a
         # boot without state, a kept state's boot reading, a reading under load's far end)
-        self.soc = array("i", z)  # SOC now, cpct (signed: a count may run past 0 or 1)
-        self.unc_cpct = array("i", z)  # unc against the cell's capacity, cpct
+        # derived each sample (sum_unc), so a short int does: a count is held within -1..2
+        # capacities and a half-width within one (half the heap of an int, per cell)
+        h = bytes(2 * cfg.n_cells)
+        self.soc = array("h", h)  # SOC now, cpct (signed: a count may run past 0 or 1)
+        self.unc_cpct = array("h", h)  # unc against the cell's capacity, cpct
         self.tot_cpct = array("i", z)  # unc + the larger extension: the reported half-width
         self.acc_mAs = 0  # offset and deadband bound integrated since the last calibration
         self.acc_rem = 0  # the part of it not yet in acc_mAs, mA*ms

@@ -84,6 +84,16 @@ def test_of_1e4_is_exact_and_stays_small(x: int, part: int) -> None:
     assert intmath.of_1e4(SmallInt(x), SmallInt(part)) == x * part // 10000
 
 
+@given(d=st.integers(min_value=1, max_value=100000), data=st.data())
+def test_muldiv_is_exact_for_either_sign_and_stays_small(d: int, data: st.DataObject) -> None:
+    # its domain as documented: b of either sign (core.py withdraws an offset of either
+    # sign with it), |b| * d and the result small ints
+    b = data.draw(st.integers(min_value=-((LIMIT - 1) // d), max_value=(LIMIT - 1) // d))
+    hi = LIMIT - 1 if b == 0 else min(LIMIT - 1, (LIMIT - 1) * d // abs(b))
+    a = data.draw(st.integers(min_value=0, max_value=hi))
+    assert intmath.muldiv(SmallInt(a), SmallInt(b), SmallInt(d)) == a * b // d
+
+
 @given(b=st.integers(min_value=1, max_value=10000), data=st.data())
 def test_scale_1e4_is_exact_and_stays_small(b: int, data: st.DataObject) -> None:
     a = data.draw(st.integers(min_value=0, max_value=min(LIMIT - 1, 107374 * b - 1)))
