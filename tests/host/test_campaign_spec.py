@@ -296,10 +296,10 @@ def test_builtin_campaign_is_every_builtin_x_3_seeds_x_2_mismatch() -> None:
 
 
 def test_the_probe_campaign_bundles_every_scenario_with_its_files(tmp_path: Path) -> None:
-    """The probes beyond the matrix: 10 scenarios x 3 starts x 4 perturbations, each run's
+    """The probes beyond the matrix: 12 scenarios x 3 starts x 4 perturbations, each run's
     bundle loadable on its own (the drives' profile travels with them), packs among them."""
     plans = expand(load_spec(PROBES))
-    assert len(plans) == 120
+    assert len(plans) == 144
     cells = set()
     for plan in plans:
         scenario = load_scenario(bundled(tmp_path, plan))
