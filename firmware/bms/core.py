@@ -479,9 +479,16 @@ class Bms:
                 off.rest_mV = self.min_cell_mV + (r if (r < 0) == (d > 0) else 0)
             elif off.known and off.t_ms < _WATCH_MS:
                 v = self.min_cell_mV - off.rest_mV
+                t = off.t_ms  # < _WATCH_MS: every product below stays a small int
+                # a count that moved since the reading (the rest's current within the rest
+                # threshold, beyond the deadband: a trickle counted against a true offset)
+                # explains the voltage: 15 mA counted that way lost a true -27 mA offset
+                c = est.q[0] - est.qc[0]
+                u = muldiv(t, cfg.deadband_mA, 1000)
                 # (an offset within the deadband hides nothing the deadband's bound does not)
-                if d >= _DEADBAND_DMA and v < -_DRIFT_MV or d <= -_DEADBAND_DMA and v > _DRIFT_MV:
-                    t = off.t_ms  # < _WATCH_MS: every product below stays a small int
+                if -u < c < u and (
+                    d >= _DEADBAND_DMA and v < -_DRIFT_MV or d <= -_DEADBAND_DMA and v > _DRIFT_MV
+                ):
                     mAs = muldiv(t, d, 10000)
                     u = muldiv(t, cfg.i_offset_mA, 1000)
                     lrn = self.learner

@@ -61,7 +61,8 @@ def i_of(mV, r_uohm):
 
 class Resistance:
     def __init__(self, n):
-        self.fac = array("i", [10000] * n)  # learned factor on the design, cpct
+        # learned factor on the design, cpct: _FAC_MIN.._FAC_MAX, an unsigned short
+        self.fac = array("H", [10000] * n)
         self.n_ev = 0  # steps learned from
         self.last_mV = array("H", bytes(2 * n))
         self.last_mA = None  # the previous plausible sample's current (None: no step spans it)

@@ -86,7 +86,7 @@ CELL = (
     (-10000, 20000),  # anc_cpct
     (0, 10000),  # anc_unc
     _Q,  # net
-    (1, 100000),  # r_fac
+    (1, 40000),  # r_fac (resistance.py's _FAC_MAX: the array holds unsigned shorts)
 )
 
 
