@@ -14,9 +14,9 @@ it. A rest is only a reading within rest_current_mA, so a load within the offset
 key-off drain, a trickle charger) is learned as an offset too. What tells the two apart
 is the cells' voltage: still after a true rest's reading, moving on under a load. core.py
 watches it (rest_mV, the voltage the rest's reading expected to settle at) and, once it
-has moved the offset's way while the count stood still, withdraws the offset: t_ms, this stretch's length so far,
-says how much charge it kept from the count, and a negative t_ms holds learning off
-until the current leaves the rest.
+has moved the offset's way while the count stood still, withdraws the offset: t_ms, this
+stretch's length so far, says how much charge it kept from the count, and a negative t_ms
+holds learning off until the current leaves the rest.
 
 correct() returns whole mA and carries the tenths of a mA to the next sample, so the
 offset is subtracted exactly on average.
