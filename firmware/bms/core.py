@@ -64,7 +64,6 @@ _NO_TEMP = const(-32768)
 # relaxation it expected, before a learned offset is taken for a load (a few times the
 # reading's noise; a 15 mA drain on a 2 Ah cell moves it this far in about 40 minutes)
 _DRIFT_MV = const(5)
-_DEADBAND_DMA = const(50)
 _WATCH_MS = const(21600000)  # 6 h of a rest: the drift above comes sooner from any load worth it
 
 # Bits as in faults.py, folded at compile time (tests/firmware/test_fault_consts.py checks
@@ -486,9 +485,8 @@ class Bms:
                 c = est.q[0] - est.qc[0]
                 u = muldiv(t, cfg.deadband_mA, 1000)
                 # (an offset within the deadband hides nothing the deadband's bound does not)
-                if -u < c < u and (
-                    d >= _DEADBAND_DMA and v < -_DRIFT_MV or d <= -_DEADBAND_DMA and v > _DRIFT_MV
-                ):
+                b = cfg.deadband_mA * 10
+                if -u < c < u and (d >= b and v < -_DRIFT_MV or d <= -b and v > _DRIFT_MV):
                     mAs = muldiv(t, d, 10000)
                     u = muldiv(t, cfg.i_offset_mA, 1000)
                     lrn = self.learner

@@ -22,6 +22,26 @@ CAP = 7200000
 """
 
 
+def _branch_ocv_script() -> str:
+    """MicroPython text defining ocv(branch, s): the default table's branch at s cpct,
+    linear between its points (the rig's cell on its branch, no hysteresis left)."""
+    d = default_config()
+    return f"""
+SOC = {[int(x) for x in d["ocv_soc_cpct"]]}
+BRANCH = {{DISCHARGE: {[int(x) for x in d["ocv_dsg_mV"]]},
+          CHARGE: {[int(x) for x in d["ocv_chg_mV"]]}}}
+def ocv(branch, s):
+    v = BRANCH[branch]
+    for i in range(1, len(SOC)):
+        if s <= SOC[i]:
+            return v[i - 1] + (v[i] - v[i - 1]) * (s - SOC[i - 1]) / (SOC[i] - SOC[i - 1])
+    return v[-1]
+"""
+
+
+_BRANCH_OCV = _branch_ocv_script()
+
+
 def test_counting_matches_exact_integration(tmp_path: Path) -> None:
     run_rig(
         _HEAD
@@ -588,21 +608,11 @@ def test_a_load_taken_for_the_offset_at_rest_is_withdrawn_by_the_voltage(tmp_pat
     holds the truth at every sample, and no offset is learned again in that rest.
     A true rest beside them (nothing flows, the voltage still) keeps its offset and is read
     once: its later samples move nothing and shrink no half-width."""
-    d = default_config()
-    soc = [int(x) for x in d["ocv_soc_cpct"]]
     dt_s, hours = 10, 16
     out = run_rig(
         _HEAD
+        + _BRANCH_OCV
         + f"""
-SOC = {soc}
-BRANCH = {{DISCHARGE: {[int(x) for x in d["ocv_dsg_mV"]]},
-          CHARGE: {[int(x) for x in d["ocv_chg_mV"]]}}}
-def ocv(branch, s):  # the branch at s cpct, linear between its points
-    v = BRANCH[branch]
-    for i in range(1, len(SOC)):
-        if s <= SOC[i]:
-            return v[i - 1] + (v[i] - v[i - 1]) * (s - SOC[i - 1]) / (SOC[i] - SOC[i - 1])
-    return v[-1]
 for load, branch in ((15, DISCHARGE), (-15, CHARGE), (0, DISCHARGE)):
     r = Rig({{"frozen_ms": 86400000, "ce_ppm": 1000000, "ce_unc_ppm": 0, "max_dt_ms": 10000}},
             state_path="s%d.json" % load)
@@ -656,22 +666,12 @@ def test_a_load_that_starts_later_in_a_rest_is_counted_against_the_offset(
     count that moves explains the voltage that moves with it: the offset is not withdrawn.
     Averaged on, the offset drifted towards the load's reading and the load went uncounted;
     judged on the voltage alone, a counted trickle withdrew the true offset."""
-    d = default_config()
-    soc = [int(x) for x in d["ocv_soc_cpct"]]
     out = run_rig(
         _HEAD
-        + f"""
-SOC = {soc}
-BRANCH = {{DISCHARGE: {[int(x) for x in d["ocv_dsg_mV"]]},
-          CHARGE: {[int(x) for x in d["ocv_chg_mV"]]}}}
-def ocv(branch, s):
-    v = BRANCH[branch]
-    for i in range(1, len(SOC)):
-        if s <= SOC[i]:
-            return v[i - 1] + (v[i] - v[i - 1]) * (s - SOC[i - 1]) / (SOC[i] - SOC[i - 1])
-    return v[-1]
+        + _BRANCH_OCV
+        + """
 for load, branch in ((15, DISCHARGE), (-15, CHARGE)):
-    r = Rig({{"frozen_ms": 86400000, "ce_ppm": 1000000, "max_dt_ms": 10000}},
+    r = Rig({"frozen_ms": 86400000, "ce_ppm": 1000000, "max_dt_ms": 10000},
             state_path="s%d.json" % load)
     b = r.bms
     r.step(0, 20, mV=int(ocv(branch, 5000)))
