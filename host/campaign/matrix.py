@@ -212,6 +212,7 @@ def _verdict_rows(verdicts: list[dict[str, Any]]) -> list[str]:
     lines = []
     for v in verdicts:
         worst = "-" if v["worst_value"] is None else f"{v['worst_value']:.4g} {v['unit']}"
-        lines.append(f"| {v['requirement']} | {v['runs']} | {v['failing']} | {worst} | "
-                     f"{'yes' if v['passed'] else '**no**'} |")  # fmt: skip
+        # no run it applies to (a campaign without two full cycles): neither met nor failed
+        met = "yes" if v["passed"] else ("**no**" if v["runs"] else "not judged")
+        lines.append(f"| {v['requirement']} | {v['runs']} | {v['failing']} | {worst} | {met} |")
     return lines

@@ -68,6 +68,9 @@ def test_missing_figures() -> None:
         "sisnbms campaign x.toml --report y.md",
     )
     assert "**error**" in page and "| nominal |" in page and "`sisnbms campaign x.toml" in page
+    # no full-cycle run: the capacity requirement is not judged, not failed
+    assert "after two full cycles | 0 | 0 | - | not judged |" in page
+    assert "| 2 | 1 | 99 % | **no** |" in page  # a coverage the error run never showed: not met
 
 
 def test_diagnostics_are_judged_apart_from_the_requirements() -> None:
