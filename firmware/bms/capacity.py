@@ -44,7 +44,7 @@ class CapacityLearner:
         self.dcap = array("h", h)  # relative, cpct: 0..10000
         self.anc_ok = bytearray(n)
         self.anc_cpct = array("h", h)  # -10000..20000
-        self.anc_unc = array("i", bytes(4 * n))
+        self.anc_unc = array("h", h)  # 0..10000
         self.learn_count = 0
         self.cycle_count = 0
         self.thr_mAs = 0  # discharge throughput towards the next cycle

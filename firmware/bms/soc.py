@@ -142,7 +142,8 @@ class SocEstimator:
         h = bytes(2 * cfg.n_cells)
         self.soc = array("h", h)  # SOC now, cpct (signed: a count may run past 0 or 1)
         self.unc_cpct = array("h", h)  # unc against the cell's capacity, cpct
-        self.tot_cpct = array("i", z)  # unc + the larger extension: the reported half-width
+        # unc + the larger extension: the reported half-width (at most 327.67 %: sum_unc)
+        self.tot_cpct = array("h", h)
         self.acc_mAs = 0  # offset and deadband bound integrated since the last calibration
         self.acc_rem = 0  # the part of it not yet in acc_mAs, mA*ms
         self.chg_in_mAs = 0  # charge counted in since the last calibration
@@ -409,7 +410,10 @@ class SocEstimator:
             self.unc_cpct[k] = ratio_1e4(u, ck)
             eu = self.ext_up[k]
             ed = self.ext_dn[k]
-            self.tot_cpct[k] = ratio_1e4(u + (eu if eu > ed else ed), ck)
+            # an extension may reach two capacities (a reading under load's far end) and
+            # the short int stops at 32767: past it the interval spans every SOC anyway
+            u = ratio_1e4(u + (eu if eu > ed else ed), ck)
+            self.tot_cpct[k] = u if u < 32767 else 32767
             self.soc[k] = soc_of(self.q[k], ck)
 
     def _track_branch(self, dq_mAs):
@@ -805,7 +809,10 @@ class SocEstimator:
             # alone), with its whole interval. With one, the point is the reading alone: the
             # count since the anchor is the capacity's evidence and must not be in the point.
             lrn.anc_cpct[k] = new_cpct
-            lrn.anc_unc[k] = post_cpct + (lo if lo > hi else hi)
+            # at most the whole window (storage.py's bound: a state file beyond it is not
+            # restored), which no learning gate lets through anyway
+            u = post_cpct + (lo if lo > hi else hi)
+            lrn.anc_unc[k] = u if u < 10000 else 10000
         cap_mAs = lrn.cap[k]
         self.set(k, mAs_of(new_cpct, cap_mAs), of_1e4(cap_mAs, post_cpct))
         self.ext_dn[k] = mAs_of(lo, cap_mAs)

@@ -726,6 +726,56 @@ assert [b.est.q[k] for k in range(1, 4)] == q[1:], (q, list(b.est.q))
     )
 
 
+def test_a_cv_tail_below_the_rest_current_is_no_offset(tmp_path: Path) -> None:
+    """A 0.2 Ah cell: its rest current is the offset bound (30 mA, host.firmware_config),
+    above its charger's CV tail (C/20 = 10 mA). Held at v_max the tail reads as a rest by
+    the current alone; taken for the offset it would be counted as a discharge once the
+    charger stops. The sensor reads 3 mA discharge-ward where nothing flows: that is the
+    offset the rest after the charge must learn, and the count must stand still through it.
+    Near full but off the limit (4,190 mV, within full_band_mV), a charge-ward offset is
+    still learned; at the limit with both switches open nothing can flow, so it is too."""
+    run_rig(
+        _HEAD
+        + """
+SMALL = {"capacity_mAh": 200, "anode_mass_mg": 120, "rest_current_mA": 30, "taper_mA": 15,
+         "empty_current_mA": 40, "frozen_min_mA": 40, "bal_max_dsg_mA": 20,
+         "frozen_ms": 86400000}
+r = Rig(SMALL)
+b = r.bms
+r.step(0, 3, mV=4100)
+put(b, 9000, 100, 0)  # on the charge branch, CC charging towards the limit
+r.run(300, -97, mV=4150)
+tail = 0
+for t in range(900):  # CV at 4,200 mV: 28 mA tapering to 10 mA over 15 minutes
+    i = 28 - 18 * t // 900
+    tail += i
+    r.step(1000, 3 - i, mV=4200)
+assert not b.offset.known or b.offset.off_dmA == 30, b.offset.off_dmA
+r.step(1000, 3, mV=4195)  # the charger stops: the cell relaxes
+q = b.est.q[0]
+r.run(1800, 3, mV=4192)
+assert b.offset.known and b.offset.off_dmA == 30, b.offset.off_dmA
+assert abs(b.est.q[0] - q) <= 2000, (q, b.est.q[0])  # within 1 mAs a second: no drift
+# a charge-ward offset while resting near full, below the limit: learned
+r2 = Rig(SMALL, state_path="b.json")
+b2 = r2.bms
+r2.step(0, -8, mV=4190)
+r2.run(120, -8, mV=4190)
+assert b2.offset.known and b2.offset.off_dmA == -80, b2.offset.off_dmA
+# at the limit, both switches open (an implausible tap: SENSOR_RANGE): learned in 6 s
+SMALL["n_cells"] = 2
+r3 = Rig(SMALL, state_path="c.json")
+b3 = r3.bms
+r3.step(0, -8, mV=4200)
+r3.cells[1] = 5100  # the second tap reads implausibly; the first stays at the limit
+r3.run(8, -8)
+assert not b3.chg_on and not b3.dsg_on
+assert b3.offset.known and b3.offset.off_dmA == -80, b3.offset.off_dmA
+""",
+        tmp_path,
+    )
+
+
 def test_offset_is_learned_at_rest_and_with_both_switches_open(tmp_path: Path) -> None:
     """A current sensor reading 20 mA where nothing flows: after a minute at rest (a tenth
     of that with both switches open) it is the offset; the count stops drifting and its
