@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 
+from cellmodel.claims import SATISFIED, check_claims
 from cellmodel.errors import InputError
 from host.campaign import expand, load_spec
 from host.campaign.expand import SCENARIO_FILE
 from host.campaign.spec import on_target
 from host.emulator import resolve_design
 from host.emulator.loop import check_scenario
+from host.firmware_config import build_config
 from host.scenarios import library_names, load_scenario
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,6 +25,7 @@ SENSOR_FAULTS = REPO / "examples" / "campaign-sensor-faults.toml"
 PROBES = REPO / "examples" / "campaign-probes.toml"
 STALE_BRANCH = REPO / "examples" / "campaign-stale-branch.toml"
 CORNERS = REPO / "examples" / "campaign-corners.toml"
+DESIGN_SPACE = REPO / "examples" / "campaign-design-space.toml"
 
 SHORT = """
 name = "short"
@@ -352,3 +355,31 @@ def test_the_corner_campaign_puts_every_bound_at_once_on_its_stressing_paths(
     assert cells == {1, 4}
     assert windows == 6 * 12 and rogue == 12, (windows, rogue)
     assert combined == 8 * 4 * 2, combined
+
+
+def test_the_design_space_campaign_spans_the_claims_and_the_firmwares_capacities(
+    tmp_path: Path,
+) -> None:
+    """Cells the matrix never runs: 6 single-cell scenarios x 2 starts x 3 perturbations on
+    each of 4 designs, each run's bundle loadable on its own with its cell file, every
+    design within claims 1-13 and configurable: capacities a decade either side of the
+    default's (the 20 Ah cell at the firmware's largest capacity) and the anode at both ends
+    of claim 1's 1,000-2,200 mAh/g, its window top there."""
+    plans = expand(load_spec(DESIGN_SPACE))
+    assert len(plans) == 144
+    designs = {}
+    for plan in plans:
+        scenario = load_scenario(bundled(tmp_path, plan))
+        design = resolve_design(scenario)
+        check_scenario(scenario, design, can_cut_power=True)
+        designs[design.name] = design
+    assert len(designs) == 4
+    for design in designs.values():
+        claims = check_claims(design).values()
+        assert all(c.status == SATISFIED for c in claims), design.name
+        cfg = build_config(design)  # InputError if the firmware could not take it
+        assert cfg["window_top_dmAhg"] == round(10 * design.limits.window_top_mAh_g)
+    capacity_mAh = sorted(round(d.capacity_Ah * 1000) for d in designs.values())
+    assert capacity_mAh[0] == 200 and capacity_mAh[-1] == 19984, capacity_mAh
+    c_n = sorted(round(d.c_n_mAh_g) for d in designs.values())
+    assert c_n[0] == 1000 and c_n[-1] == 2200, c_n
