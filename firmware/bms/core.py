@@ -296,16 +296,16 @@ class Bms:
         frozen = prot.i_frozen
         # the offset: learned where nothing flows (both switches were open, or a rest)
         off = self.offset
+        deadband_mA = cfg.deadband_mA
         if not frozen:
             off.observe(
                 cfg,
                 measured_mA,
                 dt_ms,
                 not self.chg_on and not self.dsg_on,
-                self.max_cell_mV >= cfg.v_max_mV - cfg.v_sense_mV,
+                measured_mA <= -deadband_mA and self.max_cell_mV >= cfg.v_max_mV - cfg.v_sense_mV,
             )
         corrected_mA = off.correct(measured_mA)
-        deadband_mA = cfg.deadband_mA
         zeroed = -deadband_mA < corrected_mA < deadband_mA
         counted_mA = 0 if zeroed or frozen else corrected_mA
         self.current_mA = counted_mA

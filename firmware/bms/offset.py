@@ -59,20 +59,21 @@ class OffsetLearner:
         """The offset's bound now: learned or not."""
         return cfg.i_offset_learned_mA if self.known else cfg.i_offset_mA
 
-    def observe(self, cfg, raw_mA, dt_ms, both_open, at_v_max):
+    def observe(self, cfg, raw_mA, dt_ms, both_open, cv_tail):
         """One sample's reading (clamped to the sensor range); both_open: both switches were
-        open through the interval it covers; at_v_max: the fullest cell reads within the
-        sensor's bound of v_max. There a charge-ward reading is a charger's CV tail, not a
-        rest: on a small cell the tail runs below rest_current_mA (a 0.2 Ah cell's C/20 is
-        10 mA against its 30 mA, the offset bound), and learned as the offset it was counted
-        as a discharge through the rest after (full cycles 10.9 % of SOC off)."""
+        open through the interval it covers; cv_tail: a charge beyond the deadband while the
+        fullest cell reads within the sensor's bound of v_max (core.py). That is a charger's
+        CV tail, not a rest: on a small cell the tail runs below rest_current_mA (a 0.2 Ah
+        cell's C/20 is 10 mA against its 30 mA, the offset bound), and learned as the offset
+        it was counted as a discharge through the rest after (full cycles 10.9 % of SOC
+        off). Within the deadband a reading is the sensor's noise about its offset."""
         lim = cfg.i_offset_mA
         if both_open:
             zero = -lim <= raw_mA <= lim
             need_ms = _LEARN_MS // 10
         else:
             v = cfg.rest_current_mA
-            zero = -v <= raw_mA <= v and (raw_mA >= 0 or not at_v_max)
+            zero = -v <= raw_mA <= v and not cv_tail
             need_ms = _LEARN_MS
         if not zero:
             self.t_ms = 0

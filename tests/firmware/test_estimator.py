@@ -733,7 +733,8 @@ def test_a_cv_tail_below_the_rest_current_is_no_offset(tmp_path: Path) -> None:
     charger stops. The sensor reads 3 mA discharge-ward where nothing flows: that is the
     offset the rest after the charge must learn, and the count must stand still through it.
     Near full but off the limit (4,190 mV, within full_band_mV), a charge-ward offset is
-    still learned; at the limit with both switches open nothing can flow, so it is too."""
+    still learned, and so is one whose noise reaches charge-ward within the deadband at the
+    limit; at the limit with both switches open nothing can flow, so it is too."""
     run_rig(
         _HEAD
         + """
@@ -762,6 +763,14 @@ b2 = r2.bms
 r2.step(0, -8, mV=4190)
 r2.run(120, -8, mV=4190)
 assert b2.offset.known and b2.offset.off_dmA == -80, b2.offset.off_dmA
+# at the limit, a reading within the deadband is the sensor's noise about its offset: a
+# sensor 1 mA off, noisy by 5 mA, at a full cell's 4,198 mV: learned
+r4 = Rig(SMALL, state_path="d.json")
+b4 = r4.bms
+r4.step(0, 1, mV=4198)
+for t in range(120):
+    r4.step(1000, -4 if t % 2 else 6)
+assert b4.offset.known and b4.offset.off_dmA == 10, b4.offset.off_dmA
 # at the limit, both switches open (an implausible tap: SENSOR_RANGE): learned in 6 s
 SMALL["n_cells"] = 2
 r3 = Rig(SMALL, state_path="c.json")
