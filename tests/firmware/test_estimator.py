@@ -825,6 +825,30 @@ assert b3.offset.known and b3.offset.off_dmA == -150, b3.offset.off_dmA
     )
 
 
+def test_an_interval_past_every_soc_is_reported_whole(tmp_path: Path) -> None:
+    """A cell whose credible interval reaches four capacities up, past anything the rules
+    build (a reading under load's far end reaches two): its half-width is a short int (for
+    the heap), so it stops at 327.67 % instead of wrapping negative, and the pack reports
+    the whole window."""
+    run_rig(
+        _HEAD
+        + """
+r = Rig({"n_cells": 2, "frozen_ms": 86400000})
+b = r.bms
+r.step(0, 0, mV=3700)
+put(b, 5000, 100)
+e = b.est
+c = b.learner.cap[0]
+e.ext_up[0] = 4 * c
+e.sum_unc(2)
+assert e.tot_cpct[0] == 32767 and e.tot_cpct[1] < 500, list(e.tot_cpct)
+r.step(1000, 0, mV=3700)
+assert b.soc_unc_cpct == 10000, b.soc_unc_cpct
+""",
+        tmp_path,
+    )
+
+
 def test_a_run_of_gaps_keeps_the_uncertainty_a_small_int(tmp_path: Path) -> None:
     """Every clamped sample interval adds 1 % of capacity to the half-width's base. 1,600
     gaps on the largest capacity the configuration allows would take it past 2**30: a big
