@@ -143,11 +143,26 @@ def _tables(rows: list[dict[str, Any]], row_axis: str, col_axis: str) -> list[st
     for r in rows:
         groups.setdefault((str(r.get("axis.scenario")), str(r.get("cell"))), []).append(r)
     for (scenario, cell), members in sorted(groups.items()):
+        # every other axis that varies here labels the rows too (a campaign's seeds, its
+        # groups): one cell per run, none hidden behind another with the same two labels
+        varying = [
+            k
+            for k in dict.fromkeys(k for r in members for k in r if k.startswith("axis."))
+            if k not in (f"axis.{row_axis}", f"axis.{col_axis}", "axis.scenario", "axis.cell")
+            and len({str(r.get(k)) for r in members}) > 1
+        ]
+        if len({str(r.get("group")) for r in members}) > 1:
+            varying.append("group")
+        keys = [f"axis.{row_axis}", *varying]
+
+        def label(r: dict[str, Any], keys: list[str] = keys) -> str:
+            return " · ".join(str(r.get(k)) for k in keys)
+
         cols = sorted({str(r.get(f"axis.{col_axis}")) for r in members})
-        rws = sorted({str(r.get(f"axis.{row_axis}")) for r in members})
-        index = {(str(r.get(f"axis.{row_axis}")), str(r.get(f"axis.{col_axis}"))): r
-                 for r in members}  # fmt: skip
-        lines += [f"### {scenario} on {cell}", "", f"| {row_axis} \\ {col_axis} | "
+        rws = sorted({label(r) for r in members})
+        index = {(label(r), str(r.get(f"axis.{col_axis}"))): r for r in members}
+        head = " · ".join(k.removeprefix("axis.") for k in keys)
+        lines += [f"### {scenario} on {cell}", "", f"| {head} \\ {col_axis} | "
                   + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]  # fmt: skip
         for rv in rws:
             lines.append(

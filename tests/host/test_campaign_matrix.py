@@ -107,3 +107,26 @@ def test_the_closest_approach_to_the_anode_limits_is_a_diagnostic() -> None:
     assert phi["worst_value"] == -0.4
     assert util["runs"] == 3 and util["failing"] == 1 and util["worst_value"] == -0.2
     assert by_figure(rows)["violations_count"]["passed"]  # a diagnostic decides nothing
+
+
+def test_every_run_has_its_own_cell_when_more_axes_vary() -> None:
+    """A campaign with seeds besides the perturbation and the start (the Monte-Carlo probe):
+    the seed labels the rows too, so each of the 2 x 2 x 2 runs is shown, not the last of
+    each seed's pair; the axes the page is laid out by alone leave the rows as they were."""
+    rows = [
+        run(
+            f"{seed}{start}{pert}",
+            **{"axis.seed": seed, "axis.start": start, "axis.perturbation": pert},
+            soc_max_error_after_calibration_pct=float(seed) + (0.1 if start == "none" else 0.0),
+        )
+        for seed in ("1", "2")
+        for start in ("exact", "none")
+        for pert in ("drawn", "nominal")
+    ]
+    page = render(rows, {"pass_rate": {"seed": {}, "start": {}, "perturbation": {}}}, "cmd")
+    assert "| perturbation · seed \\ start | exact | none |" in page
+    for pert in ("drawn", "nominal"):
+        assert f"| {pert} · 1 | 1.00 / 99 | 1.10 / 99 |" in page
+        assert f"| {pert} · 2 | 2.00 / 99 | 2.10 / 99 |" in page
+    two = render(rows[:4:2] + rows[1:4:2], {"pass_rate": {"start": {}, "perturbation": {}}}, "c")
+    assert "| perturbation \\ start | exact | none |" in two

@@ -26,6 +26,7 @@ PROBES = REPO / "examples" / "campaign-probes.toml"
 STALE_BRANCH = REPO / "examples" / "campaign-stale-branch.toml"
 CORNERS = REPO / "examples" / "campaign-corners.toml"
 DESIGN_SPACE = REPO / "examples" / "campaign-design-space.toml"
+MONTE_CARLO = REPO / "examples" / "campaign-monte-carlo.toml"
 
 SHORT = """
 name = "short"
@@ -383,3 +384,36 @@ def test_the_design_space_campaign_spans_the_claims_and_the_firmwares_capacities
     assert capacity_mAh[0] == 200 and capacity_mAh[-1] == 19984, capacity_mAh
     c_n = sorted(round(d.c_n_mAh_g) for d in designs.values())
     assert c_n[0] == 1000 and c_n[-1] == 2200, c_n
+
+
+def test_the_monte_carlo_campaign_moves_every_factor_at_once_inside_the_matrixs_bounds(
+    tmp_path: Path,
+) -> None:
+    """8 scenarios x 3 starts x 8 seeds, each run's bundle loadable on its own: every run
+    moves every mismatch at once (the aged cell all but its capacity, already at the
+    firmware's bound) and draws its current sensor's errors, each inside the matrix's
+    bounds; a seed is one cell in every scenario and start, and the seeds are different
+    cells, the branch gap among what they move."""
+    plans = expand(load_spec(MONTE_CARLO))
+    assert len(plans) == 192
+    cells: dict[str, set[tuple[float, ...]]] = {}
+    gap_moved = 0
+    for plan in plans:
+        scenario = load_scenario(bundled(tmp_path, plan))
+        check_scenario(scenario, resolve_design(scenario), can_cut_power=True)
+        m, sensors = scenario.mismatch, scenario.sensors
+        aged = plan.scenario.endswith("aged-80.toml")
+        assert (
+            -20.0 <= m.ocv_charge_offset_mV <= 20.0 and -20.0 <= m.ocv_discharge_offset_mV <= 20.0
+        )
+        assert 0.5 <= m.hysteresis_rate_factor <= 2.0 and 0.7 <= m.resistance_factor <= 2.0
+        assert (m.capacity_factor == 1.0) if aged else (0.8 <= m.capacity_factor < 1.0)
+        assert m.hysteresis_rate_factor != 1.0 and m.resistance_factor != 1.0
+        assert sensors.current_offset_mA == 7.0 and sensors.current_gain_ppm == 5000.0
+        gap_moved += abs(m.ocv_charge_offset_mV - m.ocv_discharge_offset_mV) > 5.0
+        drawn = (m.ocv_charge_offset_mV, m.ocv_discharge_offset_mV, m.hysteresis_rate_factor)
+        cells.setdefault(plan.axes["seed"], set()).add(drawn)
+    assert len(cells) == 8
+    assert all(len(drawn) == 1 for drawn in cells.values()), cells
+    assert len({next(iter(drawn)) for drawn in cells.values()}) == 8
+    assert gap_moved >= 192 // 2, gap_moved
