@@ -389,13 +389,13 @@ def test_the_design_space_campaign_spans_the_claims_and_the_firmwares_capacities
 def test_the_monte_carlo_campaign_moves_every_factor_at_once_inside_the_matrixs_bounds(
     tmp_path: Path,
 ) -> None:
-    """8 scenarios x 3 starts x 8 seeds, each run's bundle loadable on its own: every run
-    moves every mismatch at once (the aged cell all but its capacity, already at the
-    firmware's bound) and draws its current sensor's errors, each inside the matrix's
-    bounds; a seed is one cell in every scenario and start, and the seeds are different
-    cells, the branch gap among what they move."""
+    """The matrix's 8 scenarios x 3 starts x 8 seeds and the probes' and corners' 20 x 2 x 4,
+    each run's bundle loadable on its own: every run moves every mismatch at once (the
+    aged cell all but its capacity, already at the firmware's bound) and draws its current
+    sensor's errors, each inside the matrix's bounds; a seed is one cell in every scenario
+    and start, and the seeds are different cells, the branch gap among what they move."""
     plans = expand(load_spec(MONTE_CARLO))
-    assert len(plans) == 192
+    assert len(plans) == 192 + 160
     cells: dict[str, set[tuple[float, ...]]] = {}
     gap_moved = 0
     for plan in plans:
@@ -413,7 +413,10 @@ def test_the_monte_carlo_campaign_moves_every_factor_at_once_inside_the_matrixs_
         gap_moved += abs(m.ocv_charge_offset_mV - m.ocv_discharge_offset_mV) > 5.0
         drawn = (m.ocv_charge_offset_mV, m.ocv_discharge_offset_mV, m.hysteresis_rate_factor)
         cells.setdefault(plan.axes["seed"], set()).add(drawn)
-    assert len(cells) == 8
+    assert len(cells) == 8 + 4
     assert all(len(drawn) == 1 for drawn in cells.values()), cells
-    assert len({next(iter(drawn)) for drawn in cells.values()}) == 8
-    assert gap_moved >= 192 // 2, gap_moved
+    assert len({next(iter(drawn)) for drawn in cells.values()}) == 8 + 4
+    assert gap_moved >= len(plans) // 2, gap_moved
+    probes = {p.scenario for p in plans if p.group == "probes and corners"}
+    assert len(probes) == 20
+    assert all(s.startswith(("probes/", "corners/")) for s in probes)
