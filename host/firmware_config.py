@@ -155,7 +155,7 @@ def _estimator_keys(design: CellDesign, cap_mAh: float) -> dict[str, Any]:
         "r_step_uohm_s": round((c.r1_ohm / c.tau1_s + c.r2_ohm / c.tau2_s) * 1e6),
         # a rested reading still relaxes with the slower pair's time constant
         "rest_tau_s": max(0, min(1000, round(max(c.tau1_s, c.tau2_s)))),
-        "r_cell_mohm": max(1, round(r_mid_ohm * 1000)),
+        "r_cell_uohm": max(1, round(r_mid_ohm * 1e6)),
         # the shape over SOC, on the OCV tables' SOCs (dense near empty, where R1 and R2
         # rise steeply): the IR-free readings under load (full, empty, a steady current) are
         # only as good as it
@@ -212,7 +212,7 @@ def _resistance_temperature_keys(design: CellDesign) -> dict[str, Any]:
         rdc = (c.r0_ohm * f0 + c.r1_ohm * f1 + c.r2_ohm * f2) / (c.r0_ohm + c.r1_ohm + c.r2_ohm)
         rdc_pct.append(round(100.0 * rdc))
     return {
-        "r0_mohm": max(1, round(c.r0_ohm * 1000.0)),
+        "r0_uohm": max(100, round(c.r0_ohm * 1e6)),
         "r_temp_ddegC": [_ddegC(t) for t in R_TABLE_DEGC],
         "r_temp_pct": rdc_pct,
         "r0_temp_pct": r0_pct,

@@ -47,8 +47,10 @@ DEFAULTS = {
     "v_sense_mV": 5,  # cell-voltage sensor bound: the voltage limits of CCL/DCL allow it
     "cap_unc_cpct": 2500,  # capacity bound before it is learned: a cell down to 80 % of design
     "ce_unc_ppm": 1000,  # coulombic-efficiency bound, on charged charge
-    "r_cell_mohm": 55,  # DC resistance incl. both RC pairs at 25 degC, mid SOC: OCV = V + I R
-    # its shape over SOC at ocv_soc_cpct (R1, R2 rise steeply near empty), % of r_cell_mohm
+    # DC resistance incl. both RC pairs at 25 degC, mid SOC: OCV = V + I R. In uohm: a large
+    # cell's few milliohm in whole milliohm were 9-20 % off (5.5 as 6, R0 2.5 as 2)
+    "r_cell_uohm": 55000,
+    # its shape over SOC at ocv_soc_cpct (R1, R2 rise steeply near empty), % of r_cell_uohm
     "r_soc_pct": [174, 145, 128, 112, 104, 101, 100, 101, 103, 107, 113, 116, 120],
     "full_band_mV": 15,
     "taper_mA": 100,  # end of CV: |charge current| at or below this
@@ -65,7 +67,7 @@ DEFAULTS = {
     "learn_t_max_ddegC": 400,
     # resistance: R0 at 25 degC mid SOC (for learning from current steps), the DC resistance's
     # temperature factors, and the lower bound a voltage reading under charge may assume
-    "r0_mohm": 25,
+    "r0_uohm": 25000,
     "r_temp_ddegC": [-200, -100, 0, 100, 250, 450, 600],
     "r_temp_pct": [724, 428, 267, 175, 100, 54, 36],  # R0 + R1 + R2, percent of 25 degC
     "r0_temp_pct": [338, 249, 187, 144, 100, 65, 49],  # R0 alone
@@ -172,7 +174,7 @@ LIMITS = {
     "v_sense_mV": (0, 100),
     "cap_unc_cpct": (0, 5000),
     "ce_unc_ppm": (0, 100000),
-    "r_cell_mohm": (0, 1000),
+    "r_cell_uohm": (0, 1000000),
     "boot_check_cpct": (0, 10000),
     "full_band_mV": (0, 500),
     "taper_mA": (1, 20000),
@@ -187,7 +189,9 @@ LIMITS = {
     "learn_unc_max_cpct": (0, 10000),
     "learn_t_min_ddegC": (-400, 1000),
     "learn_t_max_ddegC": (-400, 1000),
-    "r0_mohm": (1, 1000),  # * R in uohm x factors stays below 2**30
+    # 1 ohm x the factors stays below 2**30; R0 at r0_temp_pct's 2000 %, in 10 uohm, x 1000
+    # too (resistance.py learn), and is at least one such unit at its 10 %
+    "r0_uohm": (100, 500000),
     "r_step_uohm_s": (0, 100000),  # * x dt <= 1e4 ms
     "window_top_dmAhg": (1, 22000),  # never above 2,200 mAh/g
     "window_bottom_dmAhg": (0, 22000),

@@ -562,7 +562,7 @@ class Bms:
         self.remaining_mAh = q_min // 3600 if q_min > 0 else 0
         self.capacity_mAh = cap_min // 3600
         self.capacity_unc_cpct = dcap_max
-        self.r_dc_uohm = muldiv(self.cfg.r_cell_mohm * 1000, fac_max, 10000)
+        self.r_dc_uohm = muldiv(self.cfg.r_cell_uohm, fac_max, 10000)
         self.cycle_count = lrn.cycle_count
         self.cap_learn_count = lrn.learn_count
 

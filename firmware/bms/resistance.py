@@ -1,8 +1,8 @@
 """Each cell's resistance now, and a factor on the design's learned from current steps.
 
-The design gives the DC resistance (R0 + R1 + R2) at 25 degC and mid SOC (r_cell_mohm),
+The design gives the DC resistance (R0 + R1 + R2) at 25 degC and mid SOC (r_cell_uohm),
 its shape over SOC (r_soc_pct on the OCV tables' ocv_soc_cpct: R1 and R2 rise steeply near
-empty), R0 alone (r0_mohm), and their temperature factors (r_temp_pct, r0_temp_pct over
+empty), R0 alone (r0_uohm), and their temperature factors (r_temp_pct, r0_temp_pct over
 r_temp_ddegC). A real cell differs (spread, ageing, a resistance the datasheet does not
 state) by a factor, learned per cell from
 current steps: when the current changes by at least C/4 between two samples
@@ -90,14 +90,14 @@ class Resistance:
         times and more). Not with the learned factor: its evidence is mostly R0's, and the
         pairs' time constants are no longer for an R0 that grew (a matrix run at twice the
         resistance read its rests 0.8 % further off with it)."""
-        ref = cfg.r_cell_mohm * 10  # the design's r_dc in uohm per percent
+        ref = cfg.r_cell_uohm  # the design's r_dc
         r = 0
         for k in range(n):
             f = self.fac[k]
             d = muldiv(self.r_dc[k], 10000, f if f > _FAC_MIN else _FAC_MIN)  # <= 2e7
             if d > r:
                 r = d
-        return r // ref if ref > 0 else 100
+        return muldiv(r, 100, ref) if ref > 0 else 100
 
     def ir_mV(self, k, mA):
         """Cell k's DC IR drop at mA (signed as mA)."""
@@ -110,19 +110,19 @@ class Resistance:
         m = len(rt)
         f_dc = interp(rt, cfg.r_temp_pct, m, t_ddegC)
         self.f0 = f0 = interp(rt, cfg.r0_temp_pct, m, t_ddegC)
-        r_c = cfg.r_cell_mohm * 10  # x pct: uohm
+        r_c = cfg.r_cell_uohm
         xs = cfg.ocv_soc_cpct
         ys = cfg.r_soc_pct
         m = len(xs)
         dt = dt_ms if dt_ms > 100 else 100
         rc = cfg.r_step_uohm_s * dt // 1000  # <= 1e5 x 1e4
-        r0 = muldiv(cfg.r0_mohm * 1000, f0, 100)
+        r0 = muldiv(cfg.r0_uohm, f0, 100)
         facs = self.fac
         r_dc = self.r_dc
         r_0 = self.r0
         r_int = self.r_int
         for k in range(n):
-            base = r_c * interp(xs, ys, m, soc[k])  # <= 1e4 x 2000
+            base = muldiv(r_c, interp(xs, ys, m, soc[k]), 100)  # <= 1e6 x 2000 / 100
             if base < 1:
                 base = 1
             fac = facs[k]
@@ -141,7 +141,9 @@ class Resistance:
         d_mA = 0 if last_mA is None else mA - last_mA
         a = d_mA if d_mA >= 0 else -d_mA
         if ok and a >= cfg.capacity_mAh // _STEP_C and dt_ms <= _STEP_MAX_DT:
-            expected = muldiv(cfg.r0_mohm * 1000, self.f0, 100) // 100  # 0.1 mohm, >= 10
+            # R0 now in 10 uohm (>= 1, config_rules): in 0.1 mohm, a 2.5 mohm R0 at 95 % of
+            # it (2.375) was read as 2.3, the factor 3 % high
+            expected = muldiv(cfg.r0_uohm, self.f0, 1000)
             rc = cfg.r_step_uohm_s * dt_ms // 1000
             w = self.n_ev + 1 if self.n_ev < _WEIGHT else _WEIGHT
             lo = _FAC_MIN
@@ -151,7 +153,7 @@ class Resistance:
                 dv = last[k] - cells[k] if d_mA > 0 else cells[k] - last[k]
                 if 0 < dv <= 1000:
                     r = dv * 1000000 // a - rc  # uohm
-                    f = r * 100 // expected if r > 0 else 0  # cpct of the design's R0
+                    f = muldiv(r, 1000, expected) if r > 0 else 0  # cpct of the design's R0
                     f = lo if f < lo else (hi if f > hi else f)
                     self.fac[k] += (f - self.fac[k]) // w
             if self.n_ev < 65535:

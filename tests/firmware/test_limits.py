@@ -254,7 +254,7 @@ def test_a_charger_that_keeps_to_the_anode_limit_settles(tmp_path: Path) -> None
         _HEAD
         + f"""
 from bms.ocv import CHARGE
-r = Rig({{{_QUIET}, "r0_mohm": 15}})
+r = Rig({{{_QUIET}, "r0_uohm": 15000}})
 b = r.bms
 r.step(0, 0, mV=3455)
 put(b, 9600, branch=0)

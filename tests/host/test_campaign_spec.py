@@ -389,18 +389,28 @@ def test_the_design_space_campaign_spans_the_claims_and_the_firmwares_capacities
 def test_the_monte_carlo_campaign_moves_every_factor_at_once_inside_the_matrixs_bounds(
     tmp_path: Path,
 ) -> None:
-    """The matrix's 8 scenarios x 3 starts x 8 seeds and the probes' and corners' 20 x 2 x 4,
+    """The matrix's 8 scenarios x 3 starts x 8 seeds, the probes' and corners' 20 x 2 x 4,
+    and 8- and 16-series packs (6 and 5 scenarios x 2 spread draws x 3 starts x 2 seeds),
     each run's bundle loadable on its own: every run moves every mismatch at once (the
     aged cell all but its capacity, already at the firmware's bound) and draws its current
     sensor's errors, each inside the matrix's bounds; a seed is one cell in every scenario
     and start, and the seeds are different cells, the branch gap among what they move."""
     plans = expand(load_spec(MONTE_CARLO))
-    assert len(plans) == 192 + 160
+    assert len(plans) == 192 + 160 + 72 + 60
     cells: dict[str, set[tuple[float, ...]]] = {}
     gap_moved = 0
+    packs: dict[str, set[str]] = {}
     for plan in plans:
         scenario = load_scenario(bundled(tmp_path, plan))
-        check_scenario(scenario, resolve_design(scenario), can_cut_power=True)
+        design = resolve_design(scenario)
+        check_scenario(scenario, design, can_cut_power=True)
+        if plan.group.endswith("packs"):
+            # each file one draw of a spread wider than the 4-series preset's, within the
+            # firmware's cell count and capacity (build_config raises InputError if not)
+            assert design.pack.capacity_spread > 0.02 and design.pack.soc_spread > 0.01
+            packs.setdefault(plan.group, set()).add(design.name)
+            cfg = build_config(design)
+            assert cfg["n_cells"] == design.n_series in (8, 16), design.name
         m, sensors = scenario.mismatch, scenario.sensors
         aged = plan.scenario.endswith("aged-80.toml")
         assert (
@@ -413,9 +423,13 @@ def test_the_monte_carlo_campaign_moves_every_factor_at_once_inside_the_matrixs_
         gap_moved += abs(m.ocv_charge_offset_mV - m.ocv_discharge_offset_mV) > 5.0
         drawn = (m.ocv_charge_offset_mV, m.ocv_discharge_offset_mV, m.hysteresis_rate_factor)
         cells.setdefault(plan.axes["seed"], set()).add(drawn)
-    assert len(cells) == 8 + 4
+    assert len(cells) == 8 + 4 + 2
     assert all(len(drawn) == 1 for drawn in cells.values()), cells
-    assert len({next(iter(drawn)) for drawn in cells.values()}) == 8 + 4
+    assert len({next(iter(drawn)) for drawn in cells.values()}) == 8 + 4 + 2
+    assert {group: len(names) for group, names in packs.items()} == {
+        "8-series packs": 2,
+        "16-series 20 Ah packs": 2,
+    }
     assert gap_moved >= len(plans) // 2, gap_moved
     probes = {p.scenario for p in plans if p.group == "probes and corners"}
     assert len(probes) == 20
