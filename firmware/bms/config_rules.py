@@ -367,6 +367,15 @@ def validate(d):
             f"capacity_mAh: {full // 10} mAh/g at full over anode_mass_mg "
             f"{d['anode_mass_mg']} mg, above silicon's 3,579 mAh/g"
         )
+    # a step's R (resistance.py learn: up to 1 V over C/4, in uohm) over R0 at its coldest
+    # 10 %, in 10 uohm, times 1000 stays a small int only for cells whose R0 is not far
+    # below any real one of their capacity (a 2 Ah cell's 25 mohm: 2000 x 25000 mAh x uohm;
+    # the bound inline: as a module-level name it took 16 B more of the heap in operation)
+    if d["capacity_mAh"] * d["r0_uohm"] < 400000:
+        return (
+            f"r0_uohm: {d['r0_uohm']} uohm at capacity_mAh {d['capacity_mAh']} mAh, below "
+            "400000 mAh x uohm"
+        )
     return None
 
 

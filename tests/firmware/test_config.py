@@ -72,6 +72,10 @@ assert c.update({"capacity_mAh": 20000}) == (
     "capacity_mAh: 16666 mAh/g at full over anode_mass_mg 1200 mg, above silicon's 3,579 mAh/g"
 ), c.update({"capacity_mAh": 20000})
 assert c.update({"capacity_mAh": 20000, "anode_mass_mg": 12000}) is None
+# an R0 far below any real cell's of its capacity (resistance.py's step arithmetic)
+assert c.update({"capacity_mAh": 2000, "anode_mass_mg": 1200, "r0_uohm": 150}) == (
+    "r0_uohm: 150 uohm at capacity_mAh 2000 mAh, below 400000 mAh x uohm"
+)
 assert c.update({"capacity_mAh": 2000, "anode_mass_mg": 1200}) is None
 dsg = list(c.ocv_dsg_mV)
 dsg[3] = dsg[2]

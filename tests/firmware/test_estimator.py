@@ -1068,6 +1068,30 @@ print(b.res.fac[0], b.r_dc_uohm, b.res.r_dc[0])
     assert abs(r_dc_now - 5500 * fac / 10000) <= 5, r_dc_now
 
 
+def test_a_step_at_the_rules_bound_stays_in_small_ints(tmp_path: Path) -> None:
+    """The largest step resistance over the smallest R0 the rules allow (config_rules: 100
+    mAh x 4,000 uohm at r0_temp_pct's 10 %): a 1 V drop on a C/4 step of 25 mA is 40 ohm
+    over 0.4 mohm, learned at the factor's bound. Under the sample's heap lock a product
+    past a small int would be a MemoryError; the drop over R0 in 0.1 mohm times 100 was
+    one (4e9)."""
+    out = run_rig(
+        _HEAD
+        + """
+r = Rig({"capacity_mAh": 100, "anode_mass_mg": 60, "r0_uohm": 4000,
+         "r0_temp_pct": [10] * 7, "rest_current_mA": 5, "taper_mA": 5,
+         "empty_current_mA": 5, "frozen_ms": 86400000, "t_sense_ddegC": 0})
+b = r.bms
+r.step(0, 0, mV=3700)
+put(b, 5000, 100)
+r.step(1000, 0, mV=3700)
+r.step(1000, 25, mV=2700)
+print(b.res.n_ev, b.res.fac[0])
+""",
+        tmp_path,
+    )
+    assert out.split() == ["1", "40000"], out
+
+
 def test_a_rest_without_an_anchor_anchors_capacity_learning_on_the_blend(tmp_path: Path) -> None:
     """Issue 9: capacity is learned from the charge counted between two calibration points,
     so a point must not share that count: with an anchor, a rested reading is offered
