@@ -212,7 +212,7 @@ def _resistance_temperature_keys(design: CellDesign) -> dict[str, Any]:
         rdc = (c.r0_ohm * f0 + c.r1_ohm * f1 + c.r2_ohm * f2) / (c.r0_ohm + c.r1_ohm + c.r2_ohm)
         rdc_pct.append(round(100.0 * rdc))
     return {
-        "r0_uohm": max(100, round(c.r0_ohm * 1e6)),
+        "r0_uohm": round(c.r0_ohm * 1e6),
         "r_temp_ddegC": [_ddegC(t) for t in R_TABLE_DEGC],
         "r_temp_pct": rdc_pct,
         "r0_temp_pct": r0_pct,

@@ -190,6 +190,16 @@ def test_window_top_above_2200_is_refused_by_host_and_firmware(tmp_path: Path) -
     assert verdict.startswith("16 window_top_dmAhg:"), verdict
 
 
+def test_a_resistance_the_firmware_cannot_hold_is_refused_not_rounded() -> None:
+    """An R0 below the firmware's 100 uohm is an error naming the key, not a belief 2x off
+    (the configuration is the BMS's belief about the cell: a clamp would hide it)."""
+    design = load_cell("sisn-lco-2ah")
+    tiny = dataclasses.replace(design, circuit=dataclasses.replace(design.circuit, r0_ohm=5e-5))
+    with pytest.raises(InputError) as err:
+        build_config(tiny)
+    assert "r0_uohm: 50 outside the hard limits 100..500000" in str(err.value)
+
+
 def test_board_sets_timing_and_sensor_count() -> None:
     from host.boards import load_board
 
