@@ -212,7 +212,15 @@ def list_cells() -> list[str]:
     return sorted(p.stem for p in CELLS_DIR.glob("*.toml"))
 
 
-def _resolve(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
+def _resolve(
+    name_or_path: str | Path,
+    relative_to: Path | None = None,
+    source: str | None = None,
+    field: str = "cell",
+) -> Path:
+    """The file a preset name or path names. source and field: where the reference was read
+    (a scenario file and its key, a cell file's `extends`, a command-line option), so a
+    missing cell is reported there; by default the reference itself."""
     text = str(name_or_path)
     preset = CELLS_DIR / f"{text}.toml"
     if "/" not in text and "\\" not in text and not text.endswith(".toml") and preset.is_file():
@@ -222,10 +230,11 @@ def _resolve(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
         path = relative_to / path
     if path.is_file():
         return path
+    looked = f" {path}" if str(path) != text else ""
     raise InputError(
-        text,
-        "cell",
-        f"no preset named {text!r} and no such file (presets: {', '.join(list_cells())})",
+        text if source is None else source,
+        field,
+        f"no preset named {text!r} and no such file{looked} (presets: {', '.join(list_cells())})",
     )
 
 
@@ -252,7 +261,7 @@ def _merged(path: Path, depth: int = 0) -> dict[str, Any]:
         raise InputError(str(path), "extends", f"must be a preset name or path, got {base_ref!r}")
     if depth >= _MAX_EXTENDS_DEPTH:
         raise InputError(str(path), "extends", "chain too deep (a cycle?)")
-    base = _merged(_resolve(base_ref, path.parent), depth + 1)
+    base = _merged(_resolve(base_ref, path.parent, str(path), "extends"), depth + 1)
     for section, values in data.items():
         if isinstance(values, dict) and isinstance(base.get(section), dict):
             base[section] = {**base[section], **values}
@@ -421,7 +430,10 @@ def design_from_dict(data: dict[str, Any], source: str) -> CellDesign:
     )
 
 
-def load_cell(name_or_path: str | Path = DEFAULT_CELL) -> CellDesign:
-    """A preset name from cellmodel/cells/ or a path to a cell TOML file."""
-    path = _resolve(name_or_path)
+def load_cell(
+    name_or_path: str | Path = DEFAULT_CELL, source: str | None = None, field: str = "cell"
+) -> CellDesign:
+    """A preset name from cellmodel/cells/ or a path to a cell TOML file. source and field:
+    where the name was read, named when it names no cell (_resolve)."""
+    path = _resolve(name_or_path, source=source, field=field)
     return design_from_dict(_merged(path), str(path))

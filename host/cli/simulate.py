@@ -151,7 +151,7 @@ def _compare(args: argparse.Namespace) -> dict[str, Any]:
 
     exp = parse_experiment(args.experiment, source="--experiment")
     comparison = compare_with_pybamm(
-        load_cell(args.cell),
+        load_cell(args.cell, "--cell"),
         exp,
         initial_soc=1.0 if args.initial_soc is None else args.initial_soc,
         ambient_degC=args.ambient,
@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
     out = _checked(args)
     t0 = time.monotonic()
     start_unix_s = time.time()
-    design = load_cell(args.cell)
+    design = load_cell(args.cell, "--cell")
     log.info("cell %s (%s), %d in series", design.name, design.source, design.n_series)
     result = _simulate(args, design)
     outputs = [str(p) for p in result.write(out, start_unix_s=start_unix_s)] if out else []

@@ -60,17 +60,17 @@ def resolve_design(scenario: Scenario, cell: str | None = None) -> CellDesign:
     """The cell named on the command line, else the scenario's, else the default cell. A
     relative file path in the scenario is read from the scenario file's folder."""
     if cell:
-        return load_cell(cell)
-    return _scenario_cell(scenario, scenario.cell)
+        return load_cell(cell, "--cell")
+    return _scenario_cell(scenario, scenario.cell, "cell")
 
 
-def _scenario_cell(scenario: Scenario, name: str | None) -> CellDesign:
+def _scenario_cell(scenario: Scenario, name: str | None, key: str) -> CellDesign:
     if not name:
         return load_cell()
     path = Path(name)
     if path.suffix == ".toml" and not path.is_absolute():
-        return load_cell(scenario.base_dir / path)
-    return load_cell(name)
+        return load_cell(scenario.base_dir / path, scenario.source, key)
+    return load_cell(name, scenario.source, key)
 
 
 def resolve_designs(
@@ -81,9 +81,9 @@ def resolve_designs(
     file without [aging]): an aged or perturbed cell is never handed to the firmware."""
     base = resolve_design(scenario, cell)
     if bms_cell:
-        belief = load_cell(bms_cell)
+        belief = load_cell(bms_cell, "--bms-cell", "bms_cell")
     elif scenario.bms_cell:
-        belief = _scenario_cell(scenario, scenario.bms_cell)
+        belief = _scenario_cell(scenario, scenario.bms_cell, "bms_cell")
     else:
         belief = nominal(base)
     if belief.n_series != base.n_series:

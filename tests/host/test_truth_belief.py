@@ -62,6 +62,27 @@ def test_bms_cell_key_and_option_choose_the_belief() -> None:
         resolve_designs(sc, bms_cell="sisn-lco-2ah-4s")  # type: ignore[arg-type]
 
 
+def test_a_cell_that_names_nothing_is_reported_where_it_was_named(tmp_path: Path) -> None:
+    """The scenario file and its key (not the missing name alone), or the option."""
+    sc = scenario(cell="sisn-lco-2ah", bms_cell="cells/gone.toml")
+    with pytest.raises(InputError) as err:
+        resolve_designs(sc)  # type: ignore[arg-type]
+    assert (err.value.source, err.value.field) == ("s.toml", "bms_cell")
+    assert "gone.toml" in err.value.reason
+    with pytest.raises(InputError) as err:
+        resolve_designs(scenario(cell="no-such-preset"))  # type: ignore[arg-type]
+    assert (err.value.source, err.value.field) == ("s.toml", "cell")
+    with pytest.raises(InputError) as err:
+        resolve_designs(scenario(), bms_cell="no-such-preset")  # type: ignore[arg-type]
+    assert (err.value.source, err.value.field) == ("--bms-cell", "bms_cell")
+    # A cell file whose `extends` names nothing: that file and that key.
+    child = tmp_path / "child.toml"
+    child.write_text('extends = "no-such-base"\n')
+    with pytest.raises(InputError) as err:
+        load_cell(child)
+    assert (err.value.source, err.value.field) == (str(child), "extends")
+
+
 def test_mismatch_changes_the_simulated_cell_as_stated() -> None:
     base = load_cell()
     m = Mismatch(ocv_offset_mV=20.0, ocv_charge_offset_mV=-5.0, resistance_factor=2.0)
