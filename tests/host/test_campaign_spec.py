@@ -396,7 +396,7 @@ def test_the_monte_carlo_campaign_moves_every_factor_at_once_inside_the_matrixs_
     sensor's errors, each inside the matrix's bounds; a seed is one cell in every scenario
     and start, and the seeds are different cells, the branch gap among what they move."""
     plans = expand(load_spec(MONTE_CARLO))
-    assert len(plans) == 192 + 160 + 72 + 60
+    assert len(plans) == 192 + 160 + 72 + 60 + 90
     cells: dict[str, set[tuple[float, ...]]] = {}
     gap_moved = 0
     packs: dict[str, set[str]] = {}
@@ -423,14 +423,22 @@ def test_the_monte_carlo_campaign_moves_every_factor_at_once_inside_the_matrixs_
         gap_moved += abs(m.ocv_charge_offset_mV - m.ocv_discharge_offset_mV) > 5.0
         drawn = (m.ocv_charge_offset_mV, m.ocv_discharge_offset_mV, m.hysteresis_rate_factor)
         cells.setdefault(plan.axes["seed"], set()).add(drawn)
-    assert len(cells) == 8 + 4 + 2
+    assert len(cells) == 8 + 4 + 2 + 3
     assert all(len(drawn) == 1 for drawn in cells.values()), cells
-    assert len({next(iter(drawn)) for drawn in cells.values()}) == 8 + 4 + 2
+    assert len({next(iter(drawn)) for drawn in cells.values()}) == 8 + 4 + 2 + 3
     assert {group: len(names) for group, names in packs.items()} == {
         "8-series packs": 2,
         "16-series 20 Ah packs": 2,
     }
     assert gap_moved >= len(plans) // 2, gap_moved
+    # the sample-period group: each period its own run of the same cell, the file's own
+    # period replaced (2 s in every robustness scenario)
+    periods = [p for p in plans if p.group == "sample periods"]
+    assert {load_scenario(bundled(tmp_path, p)).sample_period_s for p in periods} == {
+        1.0,
+        5.0,
+        10.0,
+    }
     probes = {p.scenario for p in plans if p.group == "probes and corners"}
     assert len(probes) == 20
     assert all(s.startswith(("probes/", "corners/")) for s in probes)
