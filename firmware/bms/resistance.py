@@ -11,7 +11,11 @@ gate, each cell's voltage change over the current change is R0 plus the RC pairs
 (dt x r_step_uohm_s: the pairs' capacitances, which neither temperature nor ageing
 change); that over the design's R0 at the coldest reading is the factor's evidence. The
 factor follows the average of the first 16 steps, then moves 1/16 of the way at each,
-within 50 .. 400 % of the design's.
+within 50 .. 400 % of the design's. Why 2 s: the pairs' start is linear only while dt is
+short against their time constants (the default cell's first pair 10 s): a step over 2 s
+reads the factor 1.1 % low, over 5 s 6.5 % and over 10 s 22 % (a plating limit on an R
+that low is optimistic). A board sampling slower never learns it and keeps the bounds
+(bounded(); the readings' R at the middle of its span).
 
 Per sample, for each cell: r_dc (the DC resistance: what a steady current drops, for
 limits that must hold for minutes and for IR-free readings at rest and full), r0 (the
