@@ -156,10 +156,12 @@ def _tables(rows: list[dict[str, Any]], row_axis: str, col_axis: str) -> list[st
         keys = [f"axis.{row_axis}", *varying]
 
         def label(r: dict[str, Any], keys: list[str] = keys) -> str:
-            return " · ".join(str(r.get(k)) for k in keys)
+            # "-": an axis of another group, which this run's group does not set (the
+            # scenario's own value), not a value named None
+            return " · ".join("-" if r.get(k) is None else str(r.get(k)) for k in keys)
 
         cols = sorted({str(r.get(f"axis.{col_axis}")) for r in members})
-        rws = sorted({label(r) for r in members})
+        rws = sorted({label(r) for r in members}, key=_in_order)
         index = {(label(r), str(r.get(f"axis.{col_axis}"))): r for r in members}
         head = " · ".join(k.removeprefix("axis.") for k in keys)
         lines += [f"### {scenario} on {cell}", "", f"| {head} \\ {col_axis} | "
@@ -170,6 +172,18 @@ def _tables(rows: list[dict[str, Any]], row_axis: str, col_axis: str) -> list[st
             )
         lines.append("")
     return lines
+
+
+def _in_order(label: str) -> list[tuple[int, float, str]]:
+    """A row label's sort key: its numbers by value (1.0, 5.0, 10.0 s; not 1.0, 10.0, 5.0),
+    the rest as text."""
+    key = []
+    for part in label.split(" · "):
+        try:
+            key.append((0, float(part), ""))
+        except ValueError:
+            key.append((1, 0.0, part))
+    return key
 
 
 def _duration(seconds: float) -> str:

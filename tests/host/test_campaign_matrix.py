@@ -130,3 +130,25 @@ def test_every_run_has_its_own_cell_when_more_axes_vary() -> None:
         assert f"| {pert} · 2 | 2.00 / 99 | 2.10 / 99 |" in page
     two = render(rows[:4:2] + rows[1:4:2], {"pass_rate": {"start": {}, "perturbation": {}}}, "c")
     assert "| perturbation \\ start | exact | none |" in two
+
+
+def test_an_axis_another_group_sets_is_a_dash_in_the_runs_that_lack_it() -> None:
+    """Two groups on one scenario and cell, one of them with an axis of its own (the
+    Monte-Carlo probe's sample periods): its runs are labelled by it and the group, the
+    other group's by "-" there (their scenario's own value), never by "None"."""
+    own = run("a", group="fresh", **{"axis.seed": "1"})
+    periods = [
+        run(f"p{t}", group="periods", **{"axis.seed": "4", "axis.sample_period_s": t},
+            soc_max_error_after_calibration_pct=float(t))
+        for t in ("1.0", "10.0", "5.0")
+    ]  # fmt: skip
+    page = render(
+        [own, *periods], {"pass_rate": {"seed": {}, "start": {}, "perturbation": {}}}, "cmd"
+    )
+    assert "| perturbation · seed · sample_period_s · group \\ start | exact |" in page
+    assert "| nominal · 1 · - · fresh | 1.00 / 99 |" in page
+    assert "| nominal · 4 · 5.0 · periods | 5.00 / 99 |" in page
+    # the periods in order of their values, not of their text
+    rows = [line for line in page.splitlines() if "· periods |" in line]
+    assert [r.split(" · ")[2] for r in rows] == ["1.0", "5.0", "10.0"], rows
+    assert "None" not in page.split("## Runs")[1]
