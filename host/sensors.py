@@ -49,6 +49,8 @@ PLAUSIBLE: dict[str, tuple[float, float]] = {
     "temp_noise_degC": (0.0, 20.0),
     "current_bias_mA": (-5000.0, 5000.0),
     "current_gain_bias_ppm": (-1e5, 1e5),
+    "cell_bias_mV": (-500.0, 500.0),
+    "temp_bias_degC": (-20.0, 20.0),
 }
 
 
@@ -73,9 +75,13 @@ class SensorSpec:
     temp_offset_degC: float = 0.3
     temp_noise_degC: float = 0.1
     # Fixed systematic errors on top of the drawn ones (a robustness test's worst cases:
-    # "offset +20 mA", "gain -2 %"); signed, unlike the 1-sigma spreads above.
+    # "offset +20 mA", "gain -2 %", every cell channel 5 mV high from a shared ADC
+    # reference, a thermistor 2 degC warm from its mounting); signed, unlike the 1-sigma
+    # spreads above.
     current_bias_mA: float = 0.0
     current_gain_bias_ppm: float = 0.0
+    cell_bias_mV: float = 0.0
+    temp_bias_degC: float = 0.0
 
     @classmethod
     def ideal(cls) -> SensorSpec:
@@ -194,12 +200,15 @@ class Sensors:
         calib = np.random.default_rng([seed, 1])
         self._rng = np.random.default_rng([seed, 2])
         self._cell_gain = 1.0 + calib.normal(0.0, spec.cell_gain_ppm * 1e-6, n_cells)
-        self._cell_offset_mV = calib.normal(0.0, spec.cell_offset_mV, n_cells)
+        # the biases are added after the draws, so a run with none draws as before
+        self._cell_offset_mV = calib.normal(0.0, spec.cell_offset_mV, n_cells) + spec.cell_bias_mV
         self._current_gain = 1.0 + float(calib.normal(0.0, spec.current_gain_ppm * 1e-6))
         self._current_gain += spec.current_gain_bias_ppm * 1e-6
         self._current_offset_mA = float(calib.normal(0.0, spec.current_offset_mA))
         self._current_offset_mA += spec.current_bias_mA
-        self._temp_offset_degC = calib.normal(0.0, spec.temp_offset_degC, max(n_temps, 1))
+        self._temp_offset_degC = (
+            calib.normal(0.0, spec.temp_offset_degC, max(n_temps, 1)) + spec.temp_bias_degC
+        )
         self.cell_noise_mV = spec.cell_noise_mV
         self.extra_current_offset_mA = 0.0
         self.extra_current_gain = 1.0

@@ -180,6 +180,21 @@ def test_fixed_current_bias_and_gain_error_add_to_the_drawn_ones() -> None:
     assert abs(diff - (20 - 40)) <= 1
 
 
+@pytest.mark.parametrize("fast_path", [True, False])
+def test_fixed_cell_and_temperature_biases_add_to_the_drawn_ones(fast_path: bool) -> None:
+    """Every cell channel and every probe reads off by its bias, on the same draws."""
+    spec = SensorSpec()
+    base = Sensors(spec, 4, 2, seed=7, fast_path=fast_path)
+    bias = dataclasses.replace(spec, cell_bias_mV=-5.0, temp_bias_degC=2.0)
+    biased = Sensors(bias, 4, 2, seed=7, fast_path=fast_path)
+    v, t = np.array([3.7, 3.6, 3.65, 3.71]), np.array([3.0, 4.0, 5.0, 6.0])
+    a, b = base.read(v, 1.0, t), biased.read(v, 1.0, t)
+    # noise and LSB rounding: within one LSB of the bias (1 mV, 0.1 degC)
+    assert all(abs(y - x + 5) <= 1 for x, y in zip(a.cell_mV, b.cell_mV, strict=True))
+    assert all(abs(y - x - 20) <= 1 for x, y in zip(a.temp_ddegC, b.temp_ddegC, strict=True))
+    assert a.current_mA == b.current_mA
+
+
 def obs(t: float, err: float, *, rested: bool = False) -> Observation:
     return Observation(t, True, True, 0, err, 0.0, None, rested=rested)
 
