@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
+from host.link.byte_link import ByteLink
 from host.link.lockstep_link import LockstepLink
 from host.link.serial_link import SerialLink
 from host.protocol.client import BmsClient, BmsError
@@ -75,7 +76,7 @@ class BoardSession(ABC):
         # lockstep: how long the link polls for a reply before it sleeps (LockstepLink); set
         # before start by a run that has a core for it (a pipelined run: host.emulator.run)
         self.busy_wait_s = 0.0
-        self._link: SerialLink | LockstepLink | None = None
+        self._link: ByteLink | None = None
         self._client: BmsClient | None = None
 
     @property

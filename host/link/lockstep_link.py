@@ -13,8 +13,8 @@ a reply first polls the port without sleeping, up to busy_s: a process asleep in
 is woken by the kernel when the reply comes, and on a virtual machine that wake-up of an
 idle core is a good part of a round trip (issue 13's profile: about 30 us of 200 per step).
 
-Same interface as host.link.SerialLink (write, read, read_until, drain_input, close); real
-time runs and boards at a serial port keep SerialLink.
+A ByteLink as host.link.SerialLink is (write, read, close; read_until and drain_input from
+the base); real time runs and boards at a serial port keep SerialLink.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ import asyncio
 import os
 import select
 import time
-from types import TracebackType
 
 import serial
 
 from cellmodel.errors import InputError
+from host.link.byte_link import ByteLink
 
 # A reply in lockstep takes a few hundred microseconds; waiting this long without yielding
 # costs nothing then, and bounds how long the event loop can be kept waiting.
@@ -35,7 +35,7 @@ SPIN_S = 0.02
 POLL_S = 0.002
 
 
-class LockstepLink:
+class LockstepLink(ByteLink):
     def __init__(self, port: str, ser: serial.Serial, *, busy_s: float = 0.0) -> None:
         self.port = port
         self._ser = ser
@@ -106,36 +106,7 @@ class LockstepLink:
             if self._ready(0.0):
                 return self._take(max_bytes)
 
-    async def read_until(self, ending: bytes, timeout_s: float) -> bytes:
-        """Bytes up to and including `ending`, or what arrived before `timeout_s` ran out."""
-        deadline = time.monotonic() + timeout_s
-        data = bytearray()
-        while not data.endswith(ending):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            data += await self.read(1 if ending else 4096, left)
-        return bytes(data)
-
-    async def drain_input(self, quiet_s: float = 0.05) -> bytes:
-        """Read and return whatever arrives until the port has been quiet for `quiet_s`."""
-        data = bytearray()
-        while chunk := await self.read(4096, quiet_s):
-            data += chunk
-        return bytes(data)
-
     async def close(self) -> None:
         if not self._closed:
             self._closed = True
             self._ser.close()
-
-    async def __aenter__(self) -> LockstepLink:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()

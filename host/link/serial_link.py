@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from types import TracebackType
 
 import serial
 import serial_asyncio_fast
 
 from cellmodel.errors import InputError
+from host.link.byte_link import ByteLink
 
 
-class SerialLink:
+class SerialLink(ByteLink):
     """An open serial port: `write()` queues bytes, `read()` waits for some."""
 
     def __init__(
@@ -62,25 +62,6 @@ class SerialLink:
             raise ConnectionError(f"{self.port}: serial port closed")
         return data
 
-    async def read_until(self, ending: bytes, timeout_s: float) -> bytes:
-        """Bytes up to and including `ending`, or what arrived before `timeout_s` ran out."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        data = bytearray()
-        while not data.endswith(ending):
-            left = deadline - loop.time()
-            if left <= 0:
-                break
-            data += await self.read(1 if ending else 4096, left)
-        return bytes(data)
-
-    async def drain_input(self, quiet_s: float = 0.05) -> bytes:
-        """Read and return whatever arrives until the port has been quiet for `quiet_s`."""
-        data = bytearray()
-        while chunk := await self.read(4096, quiet_s):
-            data += chunk
-        return bytes(data)
-
     async def close(self) -> None:
         if self._closed:
             return
@@ -88,14 +69,3 @@ class SerialLink:
         self._writer.close()
         with contextlib.suppress(OSError, serial.SerialException):
             await self._writer.wait_closed()
-
-    async def __aenter__(self) -> SerialLink:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()

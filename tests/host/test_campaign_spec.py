@@ -27,6 +27,7 @@ STALE_BRANCH = REPO / "examples" / "campaign-stale-branch.toml"
 CORNERS = REPO / "examples" / "campaign-corners.toml"
 DESIGN_SPACE = REPO / "examples" / "campaign-design-space.toml"
 MONTE_CARLO = REPO / "examples" / "campaign-monte-carlo.toml"
+SENSOR_BIAS = REPO / "examples" / "campaign-sensor-bias.toml"
 
 SHORT = """
 name = "short"
@@ -442,3 +443,30 @@ def test_the_monte_carlo_campaign_moves_every_factor_at_once_inside_the_matrixs_
     probes = {p.scenario for p in plans if p.group == "probes and corners"}
     assert len(probes) == 20
     assert all(s.startswith(("probes/", "corners/")) for s in probes)
+
+
+def test_the_sensor_bias_campaign_reaches_the_firmwares_sensor_bounds_and_twice_them(
+    tmp_path: Path,
+) -> None:
+    """The sensor-bias probe: 7 scenarios x 9 biases x 2 starts, each bundle loadable on its
+    own; every cell channel or every probe off by the bound the BMS is configured with
+    (v_sense_mV, t_sense_ddegC) and by twice it, each way, so a change of either bound
+    that the campaign does not follow fails here."""
+    plans = expand(load_spec(SENSOR_BIAS))
+    assert len(plans) == 126
+    cell_biases: set[float] = set()
+    temp_biases: set[float] = set()
+    v_sense_mV = t_sense_degC = None
+    for plan in plans:
+        scenario = load_scenario(bundled(tmp_path, plan))
+        design = resolve_design(scenario)
+        check_scenario(scenario, design, can_cut_power=True)
+        cfg = build_config(design)
+        v_sense_mV, t_sense_degC = cfg["v_sense_mV"], cfg["t_sense_ddegC"] / 10
+        s = scenario.sensors
+        assert s.cell_bias_mV == 0.0 or s.temp_bias_degC == 0.0  # one error at a time
+        cell_biases.add(s.cell_bias_mV)
+        temp_biases.add(s.temp_bias_degC)
+    assert v_sense_mV and t_sense_degC
+    assert cell_biases == {0.0} | {k * v_sense_mV for k in (-2, -1, 1, 2)}
+    assert temp_biases == {0.0} | {k * t_sense_degC for k in (-2, -1, 1, 2)}
