@@ -208,11 +208,13 @@ def test_robustness_campaign_regenerates_issue_9s_matrix(tmp_path: Path) -> None
         "partial-cycles.toml",
         "short-rests.toml",
         "cold-charge.toml",
+        "cold-charge-5c.toml",
         "pulses-near-empty.toml",
         "drive-near-empty.toml",
         "aged-80.toml",
         "pack-4s.toml",
     }
+    assert len(plans) == 9 * 5 * 12 + 5 * 5 * 12
     axes = {name: {p.axes.get(name) for p in plans} for name in spec.axis_names}
     assert axes["start"] == {"exact", "stale-high", "stale-low", "stale-near", "none"}
     # the near-stale start is relative: each scenario keeps its own true start SOC
@@ -226,6 +228,22 @@ def test_robustness_campaign_regenerates_issue_9s_matrix(tmp_path: Path) -> None
         mine = [p for p in plans if p.scenario == scenario and p.group == "default cells"]
         if mine:
             assert len(mine) == 5 * 12
+    # The cold charges: one at the charge gate's edge (the probe read less the firmware's
+    # sensor bound is at the derating table's first row), one well inside the cold row, so
+    # that the matrix charges in the cold under the anode limit and not only at the gate.
+    read_less_bound = {}
+    for scenario in scenarios:
+        if "cold-charge" in Path(scenario).name:
+            sc = load_scenario(ROBUSTNESS.parent / scenario)
+            cfg = build_config(resolve_design(sc))
+            assert sc.initial.temp_degC is not None
+            gate_degC = cfg["ccl_temp_ddegC"][0] / 10
+            read_less_bound[Path(scenario).name] = (
+                sc.initial.temp_degC - cfg["t_sense_ddegC"] / 10 - gate_degC
+            )
+            assert cfg["ccl_temp_mA"][0] > 0
+    assert abs(read_less_bound["cold-charge.toml"]) < 0.5, read_less_bound
+    assert read_less_bound["cold-charge-5c.toml"] >= 2.0, read_less_bound
 
 
 def test_sensor_faults_campaign_puts_each_fault_on_both_windows(tmp_path: Path) -> None:
