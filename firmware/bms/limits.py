@@ -59,7 +59,8 @@ CCL, each cell's smallest of:
   the anode limit takes it: with the design's, a cold cell at twice it under 2C pulses
   went 175 mV below v_min, the DCL swinging between 4 A and 1 A);
 - the derating table at the coldest and the hottest reading (less / plus the sensor
-  bound): cold charging first.
+  bound): cold charging first; a row that raises the limit only 1 degC past its edge
+  (_T_HYST), so a probe's noise at an edge does not flicker it.
 The caller (core.py) also sets the CCL to 0 from the full calibration (the end of CV at
 taper_mA) until a discharge of 5 % releases it (soc.py's full_done).
 DCL: v_min (less v_sense_mV) over the next interval and its derating table. A cell already
@@ -84,6 +85,9 @@ except ImportError:
 
 
 _NONE = const(0x3FFFFFFF)
+# ddegC: a derating row that raises a limit counts only this far past its edge (_least), 10
+# sigma of a probe's noise
+_T_HYST = const(10)
 _R_LO_PCT = const(50)  # the least resistance a reading under charge assumes: half the learned
 # The window bottom trips only when the credible upper end lies within 5 % of capacity above
 # it (_cell: cap // 20): issue 9's "no discharge blocked while a cell holds more than 5 %".
@@ -138,8 +142,12 @@ class Limits:
         ccl = cfg.i_range_mA
         dcl = ccl
         if t_cold is not None:
-            ccl = _least(ccl, cfg.ccl_temp_ddegC, cfg.ccl_temp_mA, t_cold, t_hot)
-            dcl = _least(dcl, cfg.dcl_temp_ddegC, cfg.dcl_temp_mA, t_cold, t_hot)
+            # a row that would raise a limit above its last value counts only _T_HYST past
+            # its edge (the readings that much further out): without it a probe's noise at
+            # an edge flickered the limit between rows (a charge at 2 degC, read less the
+            # sensor bound at the 0 degC edge: the CCL between 400 mA and 0 every few seconds)
+            ccl = _least(ccl, cfg.ccl_temp_ddegC, cfg.ccl_temp_mA, t_cold, t_hot, self.ccl_mA)
+            dcl = _least(dcl, cfg.dcl_temp_ddegC, cfg.dcl_temp_mA, t_cold, t_hot, self.dcl_mA)
         prev_top = self.top
         self.top = 0
         self.bottom = _NONE
@@ -267,11 +275,14 @@ class Limits:
         return v if v > steady else steady
 
 
-def _least(limit, ts, ms, t_cold, t_hot):
-    """The least of limit and the step table (ts, ms) at both temperatures."""
+def _least(limit, ts, ms, t_cold, t_hot, prev):
+    """The least of limit and the step table (ts, ms) at both temperatures; if that is above
+    prev, at both _T_HYST further out."""
     m = len(ts)
-    v = step_at(ts, ms, m, t_cold)
-    if v < limit:
-        limit = v
-    v = step_at(ts, ms, m, t_hot)
+    for h in (0, _T_HYST):
+        v = step_at(ts, ms, m, t_cold - h)
+        w = step_at(ts, ms, m, t_hot + h)
+        v = v if v < w else w
+        if v <= prev:
+            break
     return v if v < limit else limit

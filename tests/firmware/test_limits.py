@@ -78,6 +78,50 @@ for t in (250, 150, 50, 10, -210, 590):
     assert got[590][1] == 0 and got[590][0] == 0  # too hot to charge (45 degC) or discharge
 
 
+def test_a_derating_row_that_raises_a_limit_counts_only_past_its_edge_plus_1_degc(
+    tmp_path: Path,
+) -> None:
+    """A probe's noise at a row's edge does not flicker the limit: readings dithering by
+    0.1 degC about the CCL table's first edge (read less t_sense_ddegC) and about the DCL
+    table's last (read plus it) keep the lower row at every sample; the higher row comes
+    only once the reading is 1 degC past the edge (the documented hysteresis), and a
+    reading back over the edge takes it away at once."""
+    d = firmware_module("bms.config_rules").DEFAULTS
+    sense = d["t_sense_ddegC"]
+    chg_edge = d["ccl_temp_ddegC"][0] + sense  # the reading at the CCL's first edge
+    dsg_edge = d["dcl_temp_ddegC"][-1] - sense  # the reading at the DCL's last edge
+    assert d["ccl_temp_mA"][0] > 0 and d["dcl_temp_mA"][-1] == 0
+    readings = (
+        [chg_edge - 1, chg_edge + 1] * 20  # dithering about the charge edge from below
+        + [chg_edge + 9, chg_edge + 10, chg_edge + 12, chg_edge - 1]
+        + [dsg_edge + 1, dsg_edge - 1] * 20  # about the discharge edge from above
+        + [dsg_edge - 9, dsg_edge - 10, dsg_edge - 11, dsg_edge + 1]
+    )
+    out = run_rig(
+        _HEAD
+        + f"""
+r = Rig({{{_QUIET}}})
+b = r.bms
+r.step(0, 0, mV=3455)
+put(b, 5000)
+for t in {readings!r}:
+    r.step(1000, 0, mV=3455, temp=t)
+    print(t, b.ccl_mA, b.dcl_mA)
+""",
+        tmp_path,
+    )
+    got = [tuple(int(x) for x in line.split()) for line in out.splitlines()]
+    assert [t for t, _, _ in got] == readings
+    chg = [c for _, c, _ in got[:44]]
+    assert chg[:40] == [0] * 40, chg  # never the 400 mA row while dithering
+    # a row holds from its edge up (the table's rule): 1 degC past the edge the higher row
+    # comes, 0.9 past it not yet; back over the edge it goes at once
+    assert chg[40:] == [0, d["ccl_temp_mA"][0], d["ccl_temp_mA"][0], 0], chg
+    dsg = [x for _, _, x in got[44:]]
+    assert dsg[:40] == [0] * 40, dsg
+    assert dsg[40] == dsg[41] == 0 and dsg[42] > 0 and dsg[43] == 0, dsg
+
+
 def test_current_above_its_limit_opens_the_switch_after_margin_and_debounce(
     tmp_path: Path,
 ) -> None:
