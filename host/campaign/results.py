@@ -28,8 +28,19 @@ RUNS_DIR = "runs"
 RESULT_FILE = "result.json"
 # Row columns that differ between two executions of the same run: wall-clock figures, the
 # pty's name, retries, and the link's counts (a reply late under load is a timeout and a
-# retry); every other column is a function of the run's inputs.
-VOLATILE_COLUMNS = ("run_wall_s", "wall_s", "steps_per_s", "port", "attempts", "retried_after")
+# retry), the firmware's own among them: a virtual board kept off its core for more than
+# codec.STALL_MS (100 ms) between two reads of one frame drops it as stalled and counts a
+# bad frame (seen once in a Dask run beside a campaign on both cores). Every other column
+# is a function of the run's inputs.
+VOLATILE_COLUMNS = (
+    "run_wall_s",
+    "wall_s",
+    "steps_per_s",
+    "port",
+    "attempts",
+    "retried_after",
+    "firmware.final_state.bad_frames",
+)
 VOLATILE_PREFIXES = ("link.", "board.")  # board.port, its flash folder: per run
 
 
