@@ -60,7 +60,8 @@ CCL, each cell's smallest of:
   went 175 mV below v_min, the DCL swinging between 4 A and 1 A);
 - the derating table at the coldest and the hottest reading (less / plus the sensor
   bound): cold charging first; a row that raises the limit only 1 degC past its edge
-  (_T_HYST), so a probe's noise at an edge does not flicker it.
+  (_T_HYST), so a probe's noise at an edge does not flicker it (_least: compared with the
+  row below, since another term may hold the limit under the row itself).
 The caller (core.py) also sets the CCL to 0 from the full calibration (the end of CV at
 taper_mA) until a discharge of 5 % releases it (soc.py's full_done).
 DCL: v_min (less v_sense_mV) over the next interval and its derating table. A cell already
@@ -276,13 +277,17 @@ class Limits:
 
 
 def _least(limit, ts, ms, t_cold, t_hot, prev):
-    """The least of limit and the step table (ts, ms) at both temperatures; if that is above
-    prev, at both _T_HYST further out."""
+    """The least of limit and the step table (ts, ms) at both temperatures, read _T_HYST
+    further out unless the last limit (prev) was above that: the row below an edge holds
+    until the readings are _T_HYST past it, the row above while the limit stays above the
+    row below. prev is the final limit, below the row itself while another term binds;
+    compared with the row it was taken for the row below (a plating-bound charge at
+    1 degC read was cut to 0 and back every few samples)."""
     m = len(ts)
-    for h in (0, _T_HYST):
+    for h in (_T_HYST, 0):
         v = step_at(ts, ms, m, t_cold - h)
         w = step_at(ts, ms, m, t_hot + h)
         v = v if v < w else w
-        if v <= prev:
+        if v >= prev:
             break
     return v if v < limit else limit

@@ -122,6 +122,46 @@ for t in {readings!r}:
     assert dsg[40] == dsg[41] == 0 and dsg[42] > 0 and dsg[43] == 0, dsg
 
 
+def test_a_limit_another_term_holds_below_its_row_keeps_that_row_at_the_edge(
+    tmp_path: Path,
+) -> None:
+    """The hysteresis compares a row with the last limit, and the last limit is below the
+    row while the voltage (or the anode) term binds. Such a limit stays where that term
+    holds it while the readings dither within 1 degC past the row's edge: before, the
+    row below (0 at the CCL's first edge and the DCL's last) was taken at every other
+    sample, and a cold charge's CV at 3 degC was cut to 0 and back until the charger gave
+    up. Reference: the same sample with the reading 2 degC past the edge."""
+    d = firmware_module("bms.config_rules").DEFAULTS
+    sense = d["t_sense_ddegC"]
+    chg_edge = d["ccl_temp_ddegC"][0] + sense
+    dsg_edge = d["dcl_temp_ddegC"][-1] - sense
+    chg_in = [chg_edge + k for k in (1, 9, 2, 8, 5, 1)]
+    dsg_in = [dsg_edge - k for k in (1, 9, 2, 8, 5, 1)]
+    out = run_rig(
+        _VOLTAGE_RIG
+        + f"""
+put(b, 9000, branch=0)
+for t in {[chg_edge + 20] + chg_in!r}:
+    r.step(1000, -100, mV=hi - 10, temp=t)
+    print("C", t, b.ccl_mA)
+r.run(5, 0, mV=3300)
+put(b, 500)
+for t in {[dsg_edge - 20] + dsg_in!r}:
+    r.step(1000, 1000, mV=lo + 40, temp=t)
+    print("D", t, b.dcl_mA)
+""",
+        tmp_path,
+    )
+    rows = [line.split() for line in out.splitlines()]
+    ccl = [int(x) for kind, _, x in rows if kind == "C"]
+    dcl = [int(x) for kind, _, x in rows if kind == "D"]
+    assert len(ccl) == len(dcl) == 7, out
+    # the reference is the term's, not the row's: the row itself is higher
+    assert 0 < ccl[0] < d["ccl_temp_mA"][0] and 0 < dcl[0] < d["dcl_temp_mA"][-2], out
+    assert all(abs(x - ccl[0]) <= ccl[0] // 10 for x in ccl[1:]), ccl
+    assert all(abs(x - dcl[0]) <= dcl[0] // 10 for x in dcl[1:]), dcl
+
+
 def test_current_above_its_limit_opens_the_switch_after_margin_and_debounce(
     tmp_path: Path,
 ) -> None:
