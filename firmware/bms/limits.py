@@ -280,9 +280,9 @@ def _least(limit, ts, ms, t_cold, t_hot, prev):
     """The least of limit and the step table (ts, ms) at both temperatures, read _T_HYST
     further out unless the last limit (prev) was above that: the row below an edge holds
     until the readings are _T_HYST past it, the row above while the limit stays above the
-    row below. prev is the final limit, below the row itself while another term binds;
-    compared with the row it was taken for the row below (a plating-bound charge at
-    1 degC read was cut to 0 and back every few samples)."""
+    row below. prev is the final limit, which another term may hold under the row itself,
+    so it is compared with the row below: compared with the row, a plating-bound charge
+    read at 1 degC was cut to 0 and back every few samples."""
     m = len(ts)
     for h in (_T_HYST, 0):
         v = step_at(ts, ms, m, t_cold - h)
