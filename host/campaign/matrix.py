@@ -198,9 +198,16 @@ def render(rows: list[dict[str, Any]], aggregate: dict[str, Any], command: str) 
     verdicts = judge(rows)
     diagnostics = judge(rows, DIAGNOSTICS)
     run_time = sum(_number(r.get("run_wall_s")) or 0.0 for r in rows)
+    # Every campaign's page is a matrix of its runs against issue 9's requirements; its
+    # title says which campaign (a Monte-Carlo page titled "Robustness matrix" read as the
+    # matrix itself).
+    name = aggregate.get("campaign")
+    title = f"Campaign {name}" if name else "Campaign"
+    description = aggregate.get("description")
     lines = [
-        "# Robustness matrix",
+        f"# {title}: runs against issue 9's requirements",
         "",
+        *([str(description), ""] if description else []),
         f"Regenerate with `{command}`. {len(rows)} closed-loop runs of the real firmware "
         f"({_duration(run_time)} of run time on the machine that wrote this page): "
         f"{aggregate.get('passed')} passed, {aggregate.get('failed')} failed, "

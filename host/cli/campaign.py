@@ -88,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_report(args: argparse.Namespace, outcome: Any) -> None:
-    """The robustness matrix of the runs, with the command that regenerates it."""
+    """The campaign's page: its runs against issue 9's requirements, with the command that
+    regenerates it."""
     from pathlib import Path
 
     from host.campaign.matrix import render

@@ -152,3 +152,18 @@ def test_an_axis_another_group_sets_is_a_dash_in_the_runs_that_lack_it() -> None
     rows = [line for line in page.splitlines() if "· periods |" in line]
     assert [r.split(" · ")[2] for r in rows] == ["1.0", "5.0", "10.0"], rows
     assert "None" not in page.split("## Runs")[1]
+
+
+def test_the_page_names_its_campaign() -> None:
+    """The title and first paragraph say which campaign the page is of (every campaign's
+    --report writes one), not "Robustness matrix" for all of them."""
+    rows = [run("a")]
+    page = render(
+        rows,
+        {"pass_rate": {"scenario": {}}, "campaign": "monte-carlo", "description": "Drawn."},
+        "sisnbms campaign mc.toml --report mc.md",
+    )
+    head = page.split("## Requirements")[0].splitlines()
+    assert head[0] == "# Campaign monte-carlo: runs against issue 9's requirements"
+    assert head[2] == "Drawn." and head[4].startswith("Regenerate with `sisnbms campaign mc.toml")
+    assert render(rows, {"pass_rate": {"scenario": {}}}, "c").startswith("# Campaign: runs")
