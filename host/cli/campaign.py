@@ -57,8 +57,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--report",
         metavar="FILE.md",
-        help="also write the runs as a robustness matrix (Markdown): issue 9's requirements "
-        "over every run, then one table per scenario",
+        help="also write the runs as a page (Markdown) titled by the campaign: issue 9's "
+        "requirements over every run, diagnostics, then one table per scenario",
     )
     p.add_argument("--json", action="store_true", help="print the aggregate as JSON on stdout")
     p.set_defaults(func=run)
