@@ -156,6 +156,8 @@ _SCHEMA: dict[str, dict[str, tuple[_Check, Any]]] = {
         "delithiation_V": (_float_list(0, 3), _REQ),
         "li_fraction_empty": (_num(0, 1), _REQ),
         "li_fraction_full": (_num(0, 1), _REQ),
+        "empty_knee_li_fraction": (_num(0, 1, lo_open=True), 0.01),
+        "empty_rise_V": (_num(0, 5, lo_open=True), 1.0),
     },
     "limits": {
         "v_max_V": (_num(0.5, 6), _REQ),
@@ -414,6 +416,8 @@ def design_from_dict(data: dict[str, Any], source: str) -> CellDesign:
             ),
             li_fraction_empty=float(ap["li_fraction_empty"]),
             li_fraction_full=float(ap["li_fraction_full"]),
+            empty_knee_li_fraction=float(ap["empty_knee_li_fraction"]),
+            empty_rise_V=float(ap["empty_rise_V"]),
         ),
         limits=Limits(**{key: float(val) for key, val in limits.items()}),
         circuit=Circuit(**{key: float(val) for key, val in cir.items()}),

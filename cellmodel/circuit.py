@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from cellmodel.design import CellDesign, Circuit
-from cellmodel.ocv import BranchTable
+from cellmodel.design import AnodePotentialTables, CellDesign, Circuit
+from cellmodel.ocv import BranchTable, Empty
 
 T_REF_K = 298.15
 ZERO_C_K = 273.15
@@ -27,6 +27,24 @@ R_GAS_J_MOL_K = 8.314462618
 # moving R_j there changes the voltage by under 0.2 mV even at SOC 0 and 60 degC,
 # so short steps skip the correction and its cost.
 CENTRE_CORRECTION_MIN_DT_S = 2.0
+
+
+def ocv_empty(ap: AnodePotentialTables) -> Empty | None:
+    """Where the cell's OCV collapses, in the design's SOC: from the anode's knee (at
+    most SOC 0, the table's start) down by its last rise to its empty point, lithium
+    fraction 0, where the guard rails stop a run (cellmodel.guards). None for an anode
+    already empty at SOC 0: a cell file that says so carries its collapse in its own
+    table, and the tables' linear extension goes on below."""
+    x_per_soc = ap.li_fraction_full - ap.li_fraction_empty
+    soc_empty = -ap.li_fraction_empty / x_per_soc
+    soc_knee = min(0.0, (ap.empty_knee_li_fraction - ap.li_fraction_empty) / x_per_soc)
+    return Empty(soc_knee, soc_empty, -ap.empty_rise_V) if soc_empty < soc_knee else None
+
+
+def anode_empty(ap: AnodePotentialTables) -> Empty | None:
+    """The anode's own table: up by its last rise from the knee to lithium fraction 0."""
+    knee = min(ap.empty_knee_li_fraction, float(ap.li_fraction[0]))
+    return Empty(knee, 0.0, ap.empty_rise_V) if knee > 0.0 else None
 
 
 @dataclass(frozen=True)
@@ -85,9 +103,14 @@ class CellParams:
             util_per_soc=capacity_Ah * 1000.0 / anode_mass_g,
             gamma=c.hysteresis_gamma if hysteresis else 0.0,
             ocv=BranchTable.from_branches(
-                design.ocv.soc, design.ocv.charge_V, design.ocv.discharge_V
+                design.ocv.soc,
+                design.ocv.charge_V,
+                design.ocv.discharge_V,
+                empty=ocv_empty(ap),
             ),
-            anode=BranchTable.from_branches(ap.li_fraction, ap.lithiation_V, ap.delithiation_V),
+            anode=BranchTable.from_branches(
+                ap.li_fraction, ap.lithiation_V, ap.delithiation_V, empty=anode_empty(ap)
+            ),
             x_per_util=(ap.li_fraction_full - ap.li_fraction_empty) / design.c_n_mAh_g,
             x_empty=ap.li_fraction_empty,
         )

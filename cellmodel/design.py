@@ -60,7 +60,9 @@ class AnodePotentialTables:
     """Silicon potential vs Li against its lithium fraction, both branches.
 
     SOC 0 and 1 of the design cell map linearly to li_fraction_empty and
-    li_fraction_full.
+    li_fraction_full. Below empty_knee_li_fraction the potential climbs by a further
+    empty_rise_V to the anode's empty point (lithium fraction 0): the cell's voltage
+    collapses there (cellmodel.ocv.Empty).
     """
 
     li_fraction: np.ndarray
@@ -68,6 +70,8 @@ class AnodePotentialTables:
     delithiation_V: np.ndarray
     li_fraction_empty: float
     li_fraction_full: float
+    empty_knee_li_fraction: float = 0.01
+    empty_rise_V: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,11 @@ discharge branch (anode delithiating), h = -1 the charge branch.
 
 Tables are extended linearly beyond their ends (by EXTEND of the span) with the
 end slopes, so an over-charged or over-discharged cell keeps moving its voltage
-instead of sitting flat at the table edge; beyond that the value is held.
+instead of sitting flat at the table edge; beyond that the value is held. Below its
+low end a table can instead end where the anode runs out of lithium (`Empty`): the
+end slope carries on to a knee, then both branches move by the anode's last rise to
+the empty point, and hold there. A cell's voltage so collapses before its anode is
+empty, as a real one's does, and a load kept to its cut-off voltage tapers there.
 """
 
 from __future__ import annotations
@@ -17,6 +21,18 @@ from dataclasses import dataclass
 import numpy as np
 
 EXTEND = 0.3
+
+
+@dataclass(frozen=True)
+class Empty:
+    """Where a table's low end meets the anode's empty point: the end slope runs on to
+    knee_x, then both branches move by rise (signed: up for the anode's potential, down
+    for the cell's voltage) to empty_x, below which the value is held.
+    empty_x < knee_x <= the table's first abscissa."""
+
+    knee_x: float
+    empty_x: float
+    rise: float
 
 
 @dataclass(frozen=True)
@@ -100,23 +116,42 @@ class BranchTable:
 
     @classmethod
     def from_branches(
-        cls, x: np.ndarray, low: np.ndarray, high: np.ndarray, extend: bool = True
+        cls,
+        x: np.ndarray,
+        low: np.ndarray,
+        high: np.ndarray,
+        extend: bool = True,
+        empty: Empty | None = None,
     ) -> BranchTable:
-        """low is the h = -1 branch, high the h = +1 branch."""
+        """low is the h = -1 branch, high the h = +1 branch; empty (with extend) ends the
+        low side at the anode's empty point instead of EXTEND of the span."""
         x = np.asarray(x, dtype=float)
         mid = 0.5 * (np.asarray(high, dtype=float) + np.asarray(low, dtype=float))
         half = 0.5 * (np.asarray(high, dtype=float) - np.asarray(low, dtype=float))
         if extend:
             span = x[-1] - x[0]
-            x_lo, x_hi = x[0] - EXTEND * span, x[-1] + EXTEND * span
+            x_hi = x[-1] + EXTEND * span
+            if empty is None:
+                lows = [x[0] - EXTEND * span]
+            elif not empty.empty_x < empty.knee_x <= x[0]:
+                raise ValueError(f"empty point {empty} not below the table's start {x[0]}")
+            elif empty.knee_x < x[0]:
+                lows = [empty.empty_x, empty.knee_x]
+            else:
+                lows = [empty.empty_x]
 
-            def ext(y: np.ndarray) -> np.ndarray:
-                y_lo = y[0] + (y[1] - y[0]) / (x[1] - x[0]) * (x_lo - x[0])
+            def ext(y: np.ndarray, rise: float) -> np.ndarray:
+                slope_lo = (y[1] - y[0]) / (x[1] - x[0])
+                y_lo = [y[0] + slope_lo * (x_lo - x[0]) for x_lo in lows]
+                if empty is not None:
+                    y_lo[0] += rise  # the empty point's, not the knee's
                 y_hi = y[-1] + (y[-1] - y[-2]) / (x[-1] - x[-2]) * (x_hi - x[-1])
-                return np.concatenate(([y_lo], y, [y_hi]))
+                return np.concatenate((y_lo, y, [y_hi]))
 
-            mid, half = ext(mid), ext(half)
-            x = np.concatenate(([x_lo], x, [x_hi]))
+            rise = 0.0 if empty is None else empty.rise
+            # the rise is the same on both branches: it moves the mid, not the half-gap
+            mid, half = ext(mid, rise), ext(half, 0.0)
+            x = np.concatenate((lows, x, [x_hi]))
         return cls(x=x, mid=mid, half=half)
 
     def value(self, x: np.ndarray | float, h: np.ndarray | float) -> np.ndarray:

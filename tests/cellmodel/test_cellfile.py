@@ -95,6 +95,12 @@ def test_window_top_defaults_to_c_n(tmp_path: Path) -> None:
             "out of range",
         ),
         (r"^v_min_V = .*$", "v_min_V = 4.3", "limits.v_max_V", "must exceed"),
+        (
+            r"^empty_rise_V = .*$",
+            "empty_rise_V = 0.0",
+            "anode_potential.empty_rise_V",
+            "out of range",
+        ),
         (r"^charge_V    = .*$", "charge_V = [3.2, 3.3]", "ocv.charge_V", "items"),
         (
             r"^coulombic_efficiency = .*$",

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from cellmodel import InputError, PackModel, load_cell
+from cellmodel.experiment import parse_experiment
 from cellmodel.guards import SOC_MARGIN
+from cellmodel.simulation import run_experiment
 
 
 def test_current_is_checked_before_it_flows() -> None:
@@ -63,6 +65,37 @@ def test_the_model_runs_below_empty_to_the_anodes_empty_point(tmp_path: Path) ->
     edge.set_soc(-0.051)
     ev = edge.state_event()
     assert ev is not None and ev.kind == "soc_low" and ev.limit == pytest.approx(-SOC_MARGIN * 100)
+
+
+def test_the_voltage_collapses_before_the_anode_is_empty() -> None:
+    """Without hysteresis the default cell's OCV is the branches' mean, which the tables'
+    linear extension left at 2.81 V at the anode's empty point: a discharge to 2.75 V
+    never reached its cut-off and ran the anode empty (the guard stopped it at -7.14 %).
+    With the anode's last rise the cut-off comes first, the hold at it tapers off and the
+    cell rests below SOC 0 but short of the empty point."""
+    design = load_cell("sisn-lco-2ah")
+    model = PackModel(design, initial_soc=0.0, hysteresis=False, isothermal=True)
+    steps = ["Discharge at C/10 until 2.75 V", "Hold at 2.75 V until C/200", "Rest for 1 hour"]
+    res = run_experiment(model, parse_experiment(steps))
+    assert res.event is None, res.event
+    assert model.guards.soc_min < float(np.min(res.soc[:, 0])) < -0.05
+    assert "voltage reached 2.75 V" in res.step_reasons[0]
+
+
+def test_both_branches_collapse_at_the_empty_point() -> None:
+    """Above the knee (lithium fraction 0.01, SOC -4/70) the OCV is the end segment
+    carried on; at the empty point both branches lie below the abuse limit, so even a
+    load that ignores the BMS meets the voltage guard first."""
+    design = load_cell("sisn-lco-2ah")
+    table = PackModel(design).params.ocv
+    soc, v_c, v_d = design.ocv.soc, design.ocv.charge_V, design.ocv.discharge_V
+    knee = -4 / 70
+    for h, branch in ((-1.0, v_c), (1.0, v_d)):
+        straight = branch[0] + (branch[1] - branch[0]) / soc[1] * knee
+        assert float(table.value(knee, h)) == pytest.approx(straight, abs=1e-12)
+        assert float(table.value(-0.05 / 0.70, h)) < design.limits.v_abuse_min_V
+        above = np.linspace(knee, 0.0, 9)
+        assert np.all(np.diff(table.value(above, h)) > 0)  # no step at the knee or SOC 0
 
 
 def test_guard_limits_come_from_the_cell_file(tmp_path: Path) -> None:
