@@ -35,9 +35,8 @@ def ocv_empty(ap: AnodePotentialTables) -> Empty | None:
     fraction 0, where the guard rails stop a run (cellmodel.guards). None for an anode
     already empty at SOC 0: a cell file that says so carries its collapse in its own
     table, and the tables' linear extension goes on below."""
-    x_per_soc = ap.li_fraction_full - ap.li_fraction_empty
-    soc_empty = -ap.li_fraction_empty / x_per_soc
-    soc_knee = min(0.0, (ap.empty_knee_li_fraction - ap.li_fraction_empty) / x_per_soc)
+    soc_empty = ap.soc_at(0.0)
+    soc_knee = min(0.0, ap.soc_at(ap.empty_knee_li_fraction))
     return Empty(soc_knee, soc_empty, -ap.empty_rise_V) if soc_empty < soc_knee else None
 
 

@@ -73,6 +73,13 @@ class AnodePotentialTables:
     empty_knee_li_fraction: float = 0.01
     empty_rise_V: float = 1.0
 
+    def soc_at(self, li_fraction: float) -> float:
+        """The design cell's SOC at an anode lithium fraction (below 0 past empty): the
+        anode's empty point, lithium fraction 0, is soc_at(0.0)."""
+        return (li_fraction - self.li_fraction_empty) / (
+            self.li_fraction_full - self.li_fraction_empty
+        )
+
 
 @dataclass(frozen=True)
 class Limits:

@@ -87,9 +87,7 @@ class GuardRails:
         lim = design.limits
         ap = design.anode_potential
         return cls(
-            soc_min=-max(
-                SOC_MARGIN, ap.li_fraction_empty / (ap.li_fraction_full - ap.li_fraction_empty)
-            ),
+            soc_min=min(-SOC_MARGIN, ap.soc_at(0.0)),
             soc_max=1.0 + SOC_MARGIN,
             v_min_V=lim.v_abuse_min_V,
             v_max_V=lim.v_abuse_max_V,

@@ -96,6 +96,11 @@ def test_both_branches_collapse_at_the_empty_point() -> None:
         assert float(table.value(-0.05 / 0.70, h)) < design.limits.v_abuse_min_V
         above = np.linspace(knee, 0.0, 9)
         assert np.all(np.diff(table.value(above, h)) > 0)  # no step at the knee or SOC 0
+    # the anode's own potential climbs with it: at its empty point past its whole
+    # delithiation table by more than half the rise
+    anode = PackModel(design).params.anode
+    ap = design.anode_potential
+    assert float(anode.value(0.0, 1.0)) > ap.delithiation_V.max() + ap.empty_rise_V / 2
 
 
 def test_guard_limits_come_from_the_cell_file(tmp_path: Path) -> None:
