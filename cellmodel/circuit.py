@@ -124,6 +124,17 @@ class CellParams:
             ocv += dudt * (temp_degC - (T_REF_K - ZERO_C_K))
         return ocv
 
+    def hysteresis_heat_gap_V(self, soc: Any) -> np.ndarray:
+        """Half the gap between the OCV branches at soc (>= 0; 0 without hysteresis).
+
+        The heat a current |I| dissipates in the hysteresis is |I| x this x h^2 (see
+        hysteresis_heat_W): the whole half-gap on a branch, none midway between.
+        """
+        if not self.hysteresis:
+            return np.zeros_like(np.asarray(soc, dtype=float))
+        # half = (discharge - charge) / 2 <= 0: the cell file keeps the charge branch on top.
+        return -self.ocv.half_at(soc)
+
     def anode_potential_V(
         self, soc: np.ndarray, h: np.ndarray, v: np.ndarray, ocv: np.ndarray, *, grid: bool = True
     ) -> np.ndarray:

@@ -11,6 +11,7 @@ silicon as major when it has the largest mass fraction of the alloy.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from cellmodel.design import CellDesign
@@ -40,14 +41,26 @@ class _Test:
     text: str
 
 
+def _shown(value: float, digits: int, *bounds: float) -> str:
+    """value to `digits` significant digits, or more where fewer would print a bound it is
+    not (C_N 2,200.4 against 2,200 must not read "2,200 ... NO")."""
+    text = f"{value:,.{digits}g}"
+    for more in range(digits + 1, 13):
+        if not any(value != b and float(text.replace(",", "")) == b for b in bounds):
+            break
+        text = f"{value:,.{more}g}"
+    return text
+
+
 def _in_range(label: str, value: float, lo: float, hi: float, unit: str) -> _Test:
     ok = lo <= value <= hi
-    return _Test(ok, f"{label} {value:,.4g} {unit} in {lo:,g}-{hi:,g} {unit}: {_yn(ok)}")
+    shown = _shown(value, 4, lo, hi)
+    return _Test(ok, f"{label} {shown} {unit} in {lo:,g}-{hi:,g} {unit}: {_yn(ok)}")
 
 
 def _at_most(label: str, value: float, hi: float) -> _Test:
     ok = value <= hi
-    return _Test(ok, f"{label} {value:.3g} <= {hi:g}: {_yn(ok)}")
+    return _Test(ok, f"{label} {_shown(value, 3, hi)} <= {hi:g}: {_yn(ok)}")
 
 
 def _yn(ok: bool) -> str:
@@ -80,9 +93,16 @@ def _layer_parts(d: CellDesign) -> _Test:
     )
 
 
+def _binder_names(binder: str) -> set[str]:
+    """The name as written, and without or within its parentheses ("Polyvinyl alcohol
+    (PVA)": also "polyvinylalcohol" and "pva"), without case, spaces, hyphens or '_'."""
+    b = binder.lower()
+    names = {b, re.sub(r"\([^()]*\)", "", b), *re.findall(r"\(([^()]*)\)", b)}
+    return {re.sub(r"[\s_-]", "", n) for n in names}
+
+
 def _pva(d: CellDesign) -> _Test:
-    names = {b.lower().replace(" ", "").replace("-", "").replace("_", "") for b in d.anode.binder}
-    ok = bool(names & _PVA_NAMES)
+    ok = any(_binder_names(b) & _PVA_NAMES for b in d.anode.binder)
     return _Test(
         ok, f"polyvinyl alcohol among binders ({', '.join(d.anode.binder) or 'none'}): {_yn(ok)}"
     )

@@ -49,6 +49,7 @@ class _Schedule:
     dt_tau2: np.ndarray
     h_decay: np.ndarray
     centre: np.ndarray  # the step is long enough for the RC centre correction
+    heat_gap: np.ndarray  # the hysteresis's half-gap at mid-step, for its heat
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,7 @@ def _schedule(params: CellParams, soc0: float, currents: np.ndarray, dts: np.nda
         dt_tau2=dts / c.tau2_s,
         h_decay=params.hysteresis_decay(np.abs(currents) * dts),
         centre=dts >= CENTRE_CORRECTION_MIN_DT_S,
+        heat_gap=params.hysteresis_heat_gap_V(soc_mid),
     )
 
 
@@ -189,12 +191,13 @@ def _rc_thermal(
     a_th_by_dt: dict[float, float] = {}
     r0s, sh12, slope = sched.r0_shaped.tolist(), sched.shape12.tolist(), sched.slope.tolist()
     t1, t2, centre = sched.dt_tau1.tolist(), sched.dt_tau2.tolist(), sched.centre.tolist()
-    h_decay = sched.h_decay.tolist()
+    h_decay, gap = sched.h_decay.tolist(), sched.heat_gap.tolist()
     out1, out2, out_t, out_e0, out_h = [0.0] * n, [0.0] * n, [0.0] * n, [0.0] * n, [0.0] * n
     v1, v2, h = float(start.v1[0]), float(start.v2[0]), float(start.h[0])
     gamma = bool(params.gamma)
     temp, amb = float(start.temp_degC[0]), ambient_degC
     for k, (i, dt) in enumerate(zip(currents.tolist(), dts.tolist(), strict=True)):
+        h0 = h
         if gamma and i != 0.0:
             s = 1.0 if i > 0 else -1.0
             h = s + (h - s) * h_decay[k]
@@ -212,7 +215,10 @@ def _rc_thermal(
             k2 = k2 - slope[k] * (0.5 - 1.0 / z2 + a2 / (1.0 - a2)) * e2
         v1n = a1 * v1 - (1.0 - a1) * (r1 * k1) * i
         v2n = a2 * v2 - (1.0 - a2) * (r2 * k2) * i
-        heat = i * (i * r0 - 0.5 * (v1 + v1n + v2 + v2n) - (temp + ZERO_C_K) * dudt)
+        heat = (
+            i * (i * r0 - 0.5 * (v1 + v1n + v2 + v2n) - (temp + ZERO_C_K) * dudt)
+            + abs(i) * (0.5 * (h0 * h0 + h * h)) * gap[k]
+        )
         a_th = a_th_by_dt.get(dt)
         if a_th is None:
             a_th = a_th_by_dt[dt] = params.thermal_decay(dt)

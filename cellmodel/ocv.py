@@ -157,6 +157,10 @@ class BranchTable:
     def value(self, x: np.ndarray | float, h: np.ndarray | float) -> np.ndarray:
         return np.asarray(np.interp(x, self.x, self.mid) + h * np.interp(x, self.x, self.half))
 
+    def half_at(self, x: np.ndarray | float) -> np.ndarray:
+        """half(x) alone (np.interp, holding the end values beyond the table)."""
+        return np.asarray(np.interp(x, self.x, self.half))
+
     def slope(self, x: np.ndarray, h: np.ndarray | float) -> np.ndarray:
         """d value / dx of the segment holding x (right-continuous at breakpoints)."""
         i = np.clip(np.searchsorted(self.x, x, side="right") - 1, 0, len(self.x) - 2)

@@ -1,7 +1,10 @@
 """Profiles: CSV files of time and current (or voltage, or power) over time.
 
 A profile drives a `Run` step or `sisnbms simulate --profile`. Row k's value
-holds from t_k to t_(k+1); the last row's value has no interval of its own.
+holds from t_k to t_(k+1); the last row's value has no interval of its own. A BDF
+file is a log, not a schedule: its row k is a sample taken at the end of the interval
+from t_(k-1), under the current that flowed through it (as sisnbms writes its rows),
+so its values are moved one row earlier on reading and a written run replays exactly.
 Lines starting with '#' are comments; times must rise strictly; errors name the
 line. The header row names the columns, in any of three conventions (names are
 matched without regard to case; other columns are ignored, so a BDF file written
@@ -38,7 +41,8 @@ from cellmodel.quantities import (
 )
 
 KINDS = {"A": "current", "V": "voltage", "W": "power"}
-_TIME_NAMES = ("time_s", "time [s]", "test time / s")
+_BDF_TIME = "test time / s"
+_TIME_NAMES = ("time_s", "time [s]", _BDF_TIME)
 # kind -> column name -> sign that makes it positive on discharge
 _VALUE_NAMES: dict[str, dict[str, float]] = {
     "A": {"current_a": 1.0, "current [a]": 1.0, "current / a": -1.0},
@@ -77,8 +81,9 @@ _EXAMPLES = {
 }
 
 
-def _columns(cells: list[str], kind: str) -> tuple[int, int, float] | None:
-    """(time column, value column, sign) if the row is a header naming both, else None."""
+def _columns(cells: list[str], kind: str) -> tuple[int, int, float, bool] | None:
+    """(time column, value column, sign, a BDF log) if the row is a header naming both,
+    else None."""
     names = [c.strip().lower() for c in cells]
     t_col = next((i for i, n in enumerate(names) if n in _TIME_NAMES), None)
     v = next(
@@ -86,7 +91,7 @@ def _columns(cells: list[str], kind: str) -> tuple[int, int, float] | None:
     )
     if t_col is None or v is None:
         return None
-    return t_col, v[0], v[1]
+    return t_col, v[0], v[1], names[t_col] == _BDF_TIME
 
 
 def _is_numeric(cells: list[str]) -> bool:
@@ -107,9 +112,9 @@ class _Reader:
     def __init__(self, src: str, kind: str) -> None:
         self.src = src
         self.kind = kind
-        self.cols: tuple[int, int, float] | None = None
+        self.cols: tuple[int, int, float, bool] | None = None
         self.width = 0
-        self.comment_cols: tuple[int, int, float] | None = None
+        self.comment_cols: tuple[int, int, float, bool] | None = None
         self.times: list[float] = []
         self.values: list[float] = []
 
@@ -146,7 +151,7 @@ class _Reader:
         where = f"line {lineno}"
         if len(cells) != self.width:
             raise InputError(self.src, where, f"expected {self.width} values, got {len(cells)}")
-        t_col, v_col, sign = self.cols
+        t_col, v_col, sign, _ = self.cols
         try:
             t, value = float(cells[t_col]), sign * float(cells[v_col])
         except ValueError:
@@ -176,7 +181,10 @@ def load_profile(path: str | Path, kind: str = "A") -> Profile:
         raise InputError(src, "rows", "a profile needs at least 2 rows")
     t = np.asarray(reader.times)
     DURATION_S.check(float(t[-1] - t[0]), src, "rows", "the profile spans")
-    return Profile(source=src, t_s=t, values=np.asarray(reader.values), kind=kind)
+    values = np.asarray(reader.values)
+    if reader.cols[3]:  # a log: the interval up to row k ran at row k's value
+        values = np.append(values[1:], values[-1])
+    return Profile(source=src, t_s=t, values=values, kind=kind)
 
 
 def resolve_profile(spec: str, base_dir: str | Path | None, source: str, field: str) -> Path:

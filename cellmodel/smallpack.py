@@ -155,6 +155,17 @@ class ScalarTable:
         m = self.mid[j]
         return m if h is None else m + h * self.half[j]
 
+    def half_at(self, x: float) -> float:
+        """BranchTable.half_at: half(x) alone (np.interp)."""
+        if x != x:
+            return x
+        j = bisect_right(self.x, x) - 1
+        if j < 0:
+            j = 0
+        elif j < self.last and self.x[j] != x:
+            return self.s_half[j] * (x - self.x[j]) + self.half[j]
+        return self.half[j]
+
     def slope(self, x: float, h: float) -> float:
         """BranchTable.slope: d value / dx of the segment holding x, 0 outside the table."""
         j = min(max(bisect_right(self.x, x) - 1, 0), self.last - 1)
@@ -365,6 +376,7 @@ class SmallPack:
         keep = 1.0 - a_th
         lookup = self.ocv.value
         hs: list = (s.h if h_n is None else h_n) if self.hysteresis else [None] * self.n_cells
+        half_at = self.ocv.half_at
         rows = []
         per_cell = zip(
             mids,
@@ -374,13 +386,14 @@ class SmallPack:
             s.v1,
             s.v2,
             s.temp_degC,
+            s.h,
             hs,
             self.r0,
             self.r1,
             self.r2,
             strict=True,
         )
-        for m, rc, a1, a2, v1, v2, t, h, r0k, r1k, r2k in per_cell:
+        for m, rc, a1, a2, v1, v2, t, h0, h, r0k, r1k, r2k in per_cell:
             i, d, soc_end, soc_mid, x, y, _ = m
             rise, arr0, arr1, arr2, r0, k1, k2, z1, z2 = rc
             if centre:
@@ -391,6 +404,8 @@ class SmallPack:
             v2_end = a2 * v2 - (1.0 - a2) * (r2k * k2) * i
             if thermal:
                 heat = i * (i * r0 - 0.5 * (v1 + v1_end + v2 + v2_end) - (t + ZERO_C_K) * dudt)
+                if h is not None:  # the hysteresis's loss (PackModel._temperature_after)
+                    heat += abs(i) * (0.5 * (h0 * h0 + h * h)) * -half_at(soc_mid)
                 t = t_amb + (t - t_amb) * a_th + heat * inv_hw * keep
             x = 0.0 if soc_end < 0.0 else (1.0 if soc_end > 1.0 else soc_end)  # _clip
             y = 2.0 * x - 1.0

@@ -91,3 +91,25 @@ def test_out_of_range_particle_and_capacity(default_design: CellDesign) -> None:
     detail = check_claims(design)[1].detail
     assert "particle diameter 3 um in 0.05-2 um: NO" in detail
     assert "C_N 2,400 mAh/g" in detail
+
+
+def test_a_value_just_past_its_bound_does_not_print_as_the_bound(
+    default_design: CellDesign,
+) -> None:
+    """A verdict of NO must not sit next to a number that reads as the bound itself."""
+    a = replace(default_design.anode, capacity_mAh_g=2200.4, density_g_cm3=1.1)
+    k = replace(default_design.cathode, capacity_mAh_g=100.0, density_g_cm3=3.025)
+    results = check_claims(replace(default_design, anode=a, cathode=k))
+    assert "C_N 2,200.4 mAh/g in 1,000-2,200 mAh/g: NO" in results[1].detail
+    assert "8.001 <= 8: NO" in results[5].detail  # 2,420.44 / 302.5
+    # Inside its bounds the usual digits stand.
+    assert "4.1 <= 8: yes" in check_claims(default_design)[5].detail
+
+
+def test_pva_is_found_by_its_full_name_or_its_abbreviation(default_design: CellDesign) -> None:
+    for binder in ("Polyvinyl alcohol (PVA)", "poly(vinyl alcohol)", "PVOH", "polyvinyl-alcohol"):
+        design = replace(default_design, anode=replace(default_design.anode, binder=(binder,)))
+        assert _statuses(design)[4] == SATISFIED, binder
+    for binder in ("Polyvinylidene fluoride (PVDF)", "PVA-free acrylic", "PVAc"):
+        design = replace(default_design, anode=replace(default_design.anode, binder=(binder,)))
+        assert _statuses(design)[4] == VIOLATED, binder

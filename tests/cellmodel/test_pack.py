@@ -225,6 +225,46 @@ def test_isothermal_stays_at_ambient_and_entropy_sign(default_design: CellDesign
     assert dis.temp_degC[0] > chg.temp_degC[0]
 
 
+def _closed_cycle_energy_J(model: PackModel, design: CellDesign, engine: str) -> tuple:
+    """Discharge 1C for 30 min, charge 1C back, rest 20 h: (electrical energy in, heat to
+    ambient), both in J and summed over the cells, by the trapezoid rule on 1 s rows."""
+    q = design.capacity_Ah
+    currents = np.concatenate((np.full(1800, q), np.full(1800, -q), np.zeros(20 * 3600)))
+    v0, t0 = model.v_V.copy(), model.temp_degC.copy()
+    if engine == "profile":
+        run = model.run_profile(currents, 1.0)
+        v, temp = run.v_V, run.temp_degC
+    else:
+        rows = [model.step(float(i), 1.0) for i in currents]
+        v = np.array([r.v_V for r in rows])
+        temp = np.array([r.temp_degC for r in rows])
+    v = np.vstack((v0, v))
+    temp = np.vstack((t0, temp))
+    e_in = float(np.sum(-currents[:, None] * 0.5 * (v[:-1] + v[1:])))
+    q_out = float(np.sum(design.circuit.h_W_K * (0.5 * (temp[:-1] + temp[1:]) - 25.0)))
+    return e_in, q_out
+
+
+@pytest.mark.parametrize(
+    ("n_cells", "engine"), [(1, "profile"), (1, "step"), (3, "step"), (80, "step")]
+)
+def test_a_closed_cycle_turns_all_its_loss_into_heat(
+    default_design: CellDesign, n_cells: int, engine: str
+) -> None:
+    """First law over a cycle that ends where it began (SOC 0.8 on the charge branch, RC
+    relaxed, at ambient): the energy the cell took in left it as heat, hysteresis included.
+    Without the hysteresis's loss about half the energy in goes nowhere."""
+    c = replace(default_design.circuit, coulombic_efficiency=1.0, dUdT_V_K=0.0)
+    design = with_cells(replace(default_design, circuit=c), n_cells)
+    model = PackModel(design, initial_soc=0.8, initial_h=-1.0, ambient_degC=25.0)
+    e_in, q_out = _closed_cycle_energy_J(model, design, engine)
+    assert np.allclose(model.soc, 0.8, atol=1e-9) and np.allclose(model.h, -1.0, atol=1e-6)
+    assert np.allclose(model.temp_degC, 25.0, atol=1e-3)
+    # Per cell: the loop's area, 0.5 Q x the mean gap (0.19-0.36 V), plus the ohmic loss.
+    assert 1000.0 * n_cells < e_in < 2500.0 * n_cells
+    assert q_out == pytest.approx(e_in, rel=0.005)
+
+
 def test_cold_raises_resistance_by_arrhenius(default_design: CellDesign) -> None:
     warm = PackModel(default_design, isothermal=True, ambient_degC=25.0, initial_soc=0.5)
     cold = PackModel(default_design, isothermal=True, ambient_degC=-10.0, initial_soc=0.5)

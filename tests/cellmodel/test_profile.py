@@ -56,7 +56,8 @@ def test_missing_file(tmp_path: Path) -> None:
     [
         ("time_s,current_A\n0,1.5\n10,-2\n", [1.5, -2.0]),
         ("Time [s],Current [A]\n0,1.5\n10,-2\n", [1.5, -2.0]),  # PyBaMM: discharge positive
-        ("Test Time / s,Voltage / V,Current / A\n0,3.7,-1.5\n10,3.6,2\n", [1.5, -2.0]),  # BDF
+        # BDF: positive on charge, and a log (row k's current flowed up to t_k)
+        ("Test Time / s,Voltage / V,Current / A\n0,3.7,-1.5\n10,3.6,2\n", [-2.0, -2.0]),
         ("# Based on the US06 drive cycle,\n# time [s],current [A]\n0,1.5\n10,-2\n", [1.5, -2.0]),
     ],
 )
@@ -68,25 +69,40 @@ def test_headers_of_ours_pybamm_and_bdf(tmp_path: Path, text: str, currents: lis
     assert list(prof.current_A) == currents
 
 
-def test_a_written_bdf_file_replays_as_a_profile(tmp_path: Path) -> None:
+@pytest.mark.parametrize("period_s", [1.0, 60.0])
+def test_a_written_bdf_file_replays_the_run(tmp_path: Path, period_s: float) -> None:
+    """Run a written log as a profile from the same start: the same cell, row for row (a
+    row's current is the one that flowed up to it; read as holding from it, the replay
+    ran a period late: SOC 100 % at 60 s where the run had 98.33 %)."""
     from cellmodel import PackModel, load_cell
     from cellmodel.experiment import parse_experiment
     from cellmodel.simulation import run_experiment
 
+    steps = [
+        "Discharge at 1C for 30 minutes",
+        "Rest for 10 minutes",
+        "Charge at 0.5C until 4.2 V",
+        "Hold at 4.2 V until C/20",
+    ]
     res = run_experiment(
-        PackModel(load_cell(), initial_soc=0.5),
-        parse_experiment(["Discharge at 1 A for 5 s", "Charge at 0.5 A for 5 s"]),
+        PackModel(load_cell(), initial_soc=0.9), parse_experiment(steps), period_s=period_s
     )
     path = res.write(tmp_path / "run.bdf.csv", start_unix_s=0.0)[0]
-    prof = load_profile(path)
-    assert np.array_equal(prof.t_s, res.t_s)
-    assert np.array_equal(prof.current_A, res.current_A)
+    replay = run_experiment(
+        PackModel(load_cell(), initial_soc=0.9),
+        parse_experiment([f"Run {path}"]),
+        period_s=period_s,
+    )
+    assert np.array_equal(replay.t_s, res.t_s)
+    assert np.max(np.abs(replay.soc - res.soc)) < 1e-9
+    assert np.max(np.abs(replay.v_V - res.v_V)) < 1e-9
 
 
 def test_power_and_voltage_profiles(tmp_path: Path) -> None:
     p = tmp_path / "p.csv"
-    p.write_text("Test Time / s,Power / W\n0,-5\n1,5\n")
-    assert list(load_profile(p, "W").values) == [5.0, -5.0]  # BDF power: charge positive
+    p.write_text("Test Time / s,Power / W\n0,0\n1,-5\n2,5\n")
+    # BDF power: positive on charge, and each row's flowed up to it
+    assert list(load_profile(p, "W").values) == [5.0, -5.0, -5.0]
     p.write_text("time_s,voltage_V\n0,3.7\n1,4.1\n")
     assert list(load_profile(p, "V").values) == [3.7, 4.1]
     with pytest.raises(ValueError, match="voltage profile"):
