@@ -214,10 +214,13 @@ def main():
     try:
         action = serve(app, io, board)
     finally:
-        # whatever ended the loop (even an exception), the pack is left safe
-        app.bms.shutdown()
+        # whatever ended the loop (even an exception), the pack is left safe: the switches
+        # open first, whatever the save after does
         io.open_all()
-        micropython.kbd_intr(3)
+        try:
+            app.bms.shutdown()
+        finally:
+            micropython.kbd_intr(3)
     if action == ACT_RESET:
         soft_reset(board)
 

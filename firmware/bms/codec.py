@@ -338,11 +338,12 @@ class Sample:
         # the u16 and i16 fields read in place: no call per field (a SAMPLE's decode is
         # per frame)
         cur_hi = b[off + 6] | (b[off + 7] << 8)
-        if 0x4000 <= cur_hi < 0xC000:
-            return E_PAYLOAD  # beyond +-2**30 mA: not a small int, and not a current
+        cur_lo = b[off + 4] | (b[off + 5] << 8)
+        if 0x4000 <= cur_hi < 0xC000 or (cur_hi == 0xC000 and cur_lo == 0):
+            return E_PAYLOAD  # |I| of 2**30 mA or more: not a small int, and not a current
         if cur_hi >= 0xC000:
             cur_hi -= 0x10000
-        self.current_mA = (cur_hi << 16) + (b[off + 4] | (b[off + 5] << 8))
+        self.current_mA = (cur_hi << 16) + cur_lo
         self.t_lo = b[off] | (b[off + 1] << 8)
         self.t_hi = b[off + 2] | (b[off + 3] << 8)
         self.n_cells = n

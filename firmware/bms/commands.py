@@ -46,6 +46,9 @@ def config_write(app):
     if err:
         app._reply_bytes(codec.T_CONFIG_WRITE, 1, err.encode())
         return
+    # in force at once (as step() would at the next sample): a GET_STATE, SAVE or reset
+    # before it must see per-cell state of a new cell count (it read past the old arrays)
+    app.bms._configure()
     app._config_changed()
     status = 0
     text = b""

@@ -30,17 +30,6 @@ def _release():
         forget("config_rules")
 
 
-def __getattr__(name):
-    """DEFAULTS, LIMITS, validate for host-side code and tests (not used on the chip)."""
-    if name in ("DEFAULTS", "LIMITS", "validate"):
-        r = _rules()
-        try:
-            return getattr(r, name)
-        finally:
-            _release()
-    raise AttributeError(name)
-
-
 class Config:
     """The configuration in force: one int attribute per key (tables as lists).
 
@@ -121,18 +110,6 @@ def write_json_atomic(path, obj):
         # A filesystem that refuses to rename over an existing file (FAT elsewhere)
         _remove(path)
         os.rename(tmp, path)
-
-
-def read_text(path):
-    """The text of `path`, or of path + ".tmp" when `path` is missing (a save cut between
-    remove and rename, see write_json_atomic); None when neither can be read."""
-    for p in (path, path + ".tmp"):
-        try:
-            with open(p) as f:
-                return f.read()
-        except OSError:
-            continue
-    return None
 
 
 def _exists(path):

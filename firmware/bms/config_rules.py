@@ -386,17 +386,21 @@ def read(path):
     between remove and rename, see config.write_json_atomic): None, flag bit3.
     Unreadable or rejected: None, flag bit4 and why.
     """
-    from bms.config import read_text
+    from bms import forget
+    from bms.storage import read_text  # the state file's reader, for both files
 
-    text = read_text(path)
-    if text is None:
-        return None, 8, None
     try:
+        text = read_text(path)
+        if text is None:
+            return None, 8, None
         d = json.loads(text)
         if not isinstance(d, dict):
             raise ValueError("not an object")
-    except (ValueError, TypeError) as e:
-        return None, 16, f"config: unreadable JSON ({e})"
+    except (ValueError, TypeError, MemoryError, RuntimeError) as e:
+        # (too deep for the heap: MemoryError; for the stack: RuntimeError)
+        return None, 16, f"config: unreadable JSON ({e or type(e).__name__})"
+    finally:
+        forget("storage")  # the Bms loads it again for the state file, and drops it after
     merged = dict(DEFAULTS)
     for k in d:
         merged[k] = d[k]

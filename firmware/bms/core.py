@@ -172,6 +172,8 @@ class Bms:
         else:
             self.boot_flags |= sflags if d is None else _BOOT_STATE_CORRUPT
             self.state_flags = _W_STATE_DEFAULTS
+            if sflags != storage.STATE_MISSING:
+                storage.keep_latched(self, state_path)
         del storage
         forget("storage")
         self._logged = self.prot.latched  # restored latched faults were logged when they tripped

@@ -56,11 +56,12 @@ def ir_of(mA, r_uohm):
 
 
 def i_of(mV, r_uohm):
-    """The current in mA that drops mV over r_uohm (>= 1), signed as mV, floored; mV held
-    to -1000..1000 (a headroom beyond a volt allows more than any cell takes, and keeps
-    mV x 1e6 a small int)."""
+    """The current in mA that drops mV over r_uohm, signed as mV, floored; mV held to
+    -1000..1000 (a headroom beyond a volt allows more than any cell takes, and keeps
+    mV x 1e6 a small int). An r_uohm of 0 (r_cell_uohm 0: no IR terms, or a resistance
+    scaled by its smallest factors) is taken as 1: any current (it divided by zero)."""
     mV = -1000 if mV < -1000 else (1000 if mV > 1000 else mV)
-    return mV * 1000000 // r_uohm
+    return mV * 1000000 // (r_uohm if r_uohm > 0 else 1)
 
 
 class Resistance:

@@ -5,7 +5,8 @@ The file holds, per cell, the count, its uncertainty and the branch interval's r
 resistance factor; the cycle and learning counters, the hysteresis branch and how far off
 it the cells may be and are (the residual: a reset used to put them back on it), the cells
 a bleed moved, the sample clock, the fault log, the latched faults (they hold across resets
-and power cuts until CLEAR_LATCHED), the learned current-sensor offset and the number of
+and power cuts until CLEAR_LATCHED, restored even from a file whose rest does not fit the
+configuration: keep_latched), the learned current-sensor offset and the number of
 resistance steps.
 Charge counts are in mAs of charge held by the cell (current is positive on discharge).
 
@@ -32,8 +33,8 @@ ahead of a belief that claimed 4.3 %, and the anode passed the 1,500 mAh/g windo
 """
 
 import json
+import os
 
-from bms.config import read_text
 from bms.intmath import of_1e4, ratio_1e4
 
 VERSION = 1
@@ -117,21 +118,70 @@ def _check(d):
     return isinstance(d.get("fault_log", []), list)
 
 
+# The largest configuration or state file taken (each is 1-5 KB; the state of 16 cells
+# with a 64-entry fault log under 4 KB): one far larger, or nested deeper than the
+# heap allows, is damaged and must be refused, not read until a MemoryError at boot.
+MAX_FILE_BYTES = 16384
+
+
+def read_text(path):
+    """The text of `path`, or of path + ".tmp" when `path` is missing (a save cut between
+    remove and rename, see config.write_json_atomic); None when neither can be opened. ValueError
+    when the file is there but is no text a loader can take: not UTF-8, larger than
+    MAX_FILE_BYTES, unreadable, or more than the heap can hold."""
+    for p in (path, path + ".tmp"):
+        try:
+            os.stat(p)
+        except OSError:
+            continue
+        try:
+            with open(p) as f:
+                text = f.read(MAX_FILE_BYTES + 1)
+        except (OSError, UnicodeError, MemoryError) as e:
+            raise ValueError("unreadable: " + type(e).__name__) from None
+        if len(text) > MAX_FILE_BYTES:
+            raise ValueError("larger than " + str(MAX_FILE_BYTES) + " bytes")
+        return text
+    return None
+
+
 def load_state(path):
     """Return (dict or None, flags): flags STATE_MISSING or STATE_CORRUPT when None.
 
-    Falls back to path + ".tmp" when `path` is missing (config.read_text).
+    Falls back to path + ".tmp" when `path` is missing (read_text).
     """
-    text = read_text(path)
-    if text is None:
-        return None, STATE_MISSING
     try:
+        text = read_text(path)
+        if text is None:
+            return None, STATE_MISSING
         d = json.loads(text)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, MemoryError, RuntimeError):
+        # (not UTF-8, too large, or nested too deep for the heap or the stack)
         return None, STATE_CORRUPT
     if not _check(d):
         return None, STATE_CORRUPT
     return d, 0
+
+
+def keep_latched(bms, path):
+    """After a state file was not restored: its latched faults still hold (they opened a
+    switch, and only CLEAR_LATCHED closes it), whatever else in it is out of range or made
+    for another configuration (a cell count or capacity changed, a config file damaged so
+    the board booted on defaults). None can be read from a file that is not JSON."""
+    try:
+        text = read_text(path)
+        d = json.loads(text) if text else None
+    except (ValueError, TypeError, MemoryError, RuntimeError):
+        return
+    v = d.get("latched") if isinstance(d, dict) else None
+    if _in(v, OPTIONAL["latched"]):
+        _latch(bms, v)
+
+
+def _latch(bms, latched):
+    latched &= _LATCHING  # they hold until CLEAR_LATCHED
+    bms.prot.latched = latched
+    bms.prot.faults |= latched
 
 
 def state_dict(bms):
@@ -228,9 +278,7 @@ def restore(bms, d):
     est.flags |= _F_SOC_RESTORED
     bms.clock_s = d["clock_s"]
     bms.log.load(d.get("fault_log", []))
-    latched = d.get("latched", 0) & _LATCHING  # they hold until CLEAR_LATCHED
-    bms.prot.latched = latched
-    bms.prot.faults |= latched
+    _latch(bms, d.get("latched", 0))
     bms.offset.off_dmA = d.get("off_dmA", 0)
     bms.offset.known = bool(d.get("off_known", 0))
     bms.res.n_ev = d.get("r_steps", 0)

@@ -593,3 +593,30 @@ def test_random_and_damaged_bytes_never_crash_or_act(tmp_path: Path) -> None:
     bad_frames, samples, good = (int(v) for v in out.split())
     assert samples == good  # exactly the good samples were taken
     assert bad_frames >= 1000
+
+
+def test_a_new_cell_count_is_in_force_before_the_next_sample(tmp_path: Path) -> None:
+    """CONFIG_WRITE n_cells 4 -> 5, then GET_STATE, SAVE and a shutdown before any sample of
+    5 cells: each answers for 5 cells (GET_STATE read past the 4-cell arrays and the
+    firmware died with both switches as they were), and the state file holds 5."""
+    out = mpy(
+        """
+        app, bms, cfg, io = make()
+        send(app, frame(0x01, 1))
+        (t, s, p), = send(app, frame(0x02, 2, sample(1000, GOOD, 0)))
+        assert state_of(p)["n_cells"] == 4
+        (t, s, p), = send(app, frame(0x05, 3, b'{"n_cells": 5}'))
+        assert (t, p) == (0x85, b"\\x00"), p
+        (t, s, p), = send(app, frame(0x03, 4))
+        assert t == 0x83 and state_of(p)["n_cells"] == 5
+        (t, s, p), = send(app, frame(0x0A, 5))
+        assert (t, p) == (0x8A, b"\\x00"), p
+        bms.shutdown()
+        print(len(json.load(open("bms_state.json"))["cells"]))
+        (t, s, p), = send(app, frame(0x02, 6, sample(2000, GOOD + [3700], 0)))
+        assert t == 0x82 and state_of(p)["n_cells"] == 5
+        print("ok")
+        """,
+        tmp_path,
+    )
+    assert out.split() == ["5", "ok"]

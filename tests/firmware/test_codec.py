@@ -162,3 +162,27 @@ def test_crc_and_parser_allocate_nothing() -> None:
         """
     )
     assert int(out.strip()) == 0
+
+
+def test_a_current_of_two_to_the_thirty_ma_either_way_is_refused() -> None:
+    """docs/protocol.md: |current_mA| < 2^30, else E_PAYLOAD. -2^30 itself was taken (and
+    clamped to the range's end) where +2^30 was refused."""
+    out = run_mpy(
+        """
+import struct
+from bms import codec
+s = codec.Sample()
+buf = bytearray(codec.FRAME_MAX)
+for i_mA in (2**30, -(2**30), 2**31 - 1, -(2**31), 2**30 - 1, -(2**30) + 1, -65536, 0):
+    p = struct.pack("<IiBHB", 1000, i_mA, 1, 3700, 0)
+    buf[7:7 + len(p)] = p
+    err = s.decode(buf, 7, len(p))
+    print(i_mA, "E_PAYLOAD" if err == codec.E_PAYLOAD else (err or s.current_mA))
+"""
+    )
+    got = dict(line.split() for line in out.strip().splitlines())
+    for refused in (2**30, -(2**30), 2**31 - 1, -(2**31)):
+        assert got[str(refused)] == "E_PAYLOAD", (refused, got)
+    for taken in (2**30 - 1, -(2**30) + 1, -65536):
+        assert got[str(taken)] == str(taken), (taken, got)
+    assert got["0"] == "0"

@@ -34,6 +34,17 @@ def test_load_flags(tmp_path: Path) -> None:
     assert out.startswith("16 v_maxx_mV: unknown key"), out
 
 
+def test_a_damaged_unreadable_or_absurdly_large_file_runs_on_defaults(tmp_path: Path) -> None:
+    """Not UTF-8, far past any configuration's size, or nested deeper than the heap allows:
+    refused with the config flag (it raised at boot, every boot)."""
+    good = json.dumps({"n_cells": 4}).encode()
+    for content in (good[:3] + b"\xff" + good[4:], good[:-1] + b" " * 400000 + b"}", b"[" * 5000):
+        (tmp_path / "bms_config.json").write_bytes(content)
+        out = _load(tmp_path, None)
+        assert out.startswith("16 config: unreadable JSON"), (content[:20], out)
+        assert out.split()[-3:-1] == ["1", "16"], out  # the defaults' one cell, flag bit 4
+
+
 def test_rejected_config_runs_on_defaults_with_the_config_fault(tmp_path: Path) -> None:
     (tmp_path / "bms_config.json").write_text(json.dumps({"n_cells": 4, "ov_mV": 9999}))
     run_rig(

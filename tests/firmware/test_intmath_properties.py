@@ -21,7 +21,7 @@ LIMIT = 2**30
 intmath = firmware_module("bms.intmath")
 ocv = firmware_module("bms.ocv")
 resistance = firmware_module("bms.resistance")
-config = firmware_module("bms.config")
+config_rules = firmware_module("bms.config_rules")
 
 
 class SmallInt(int):
@@ -117,7 +117,7 @@ def test_isqrt_matches_math_isqrt(n: int) -> None:
 
 
 def _tables() -> Any:
-    d = config.DEFAULTS
+    d = config_rules.DEFAULTS
     return ocv.OcvTables(d["ocv_soc_cpct"], d["ocv_chg_mV"], d["ocv_dsg_mV"])
 
 

@@ -621,3 +621,25 @@ print(checked)
         tmp_path,
     )
     assert int(out) > 250  # the cells differed in nearly every trial
+
+
+def test_a_design_resistance_of_zero_leaves_the_voltage_terms_without_a_bound(
+    tmp_path: Path,
+) -> None:
+    """r_cell_uohm 0 is a configuration the rules take (no IR terms); the CCL's voltage term
+    divided its headroom by it at the first charge sample, and the firmware died there, at
+    every boot after the configuration was saved."""
+    out = run_rig(
+        _HEAD
+        + f"""
+for r_cell in (0, 1):
+    r = Rig({{{_QUIET}, "r_cell_uohm": r_cell}})
+    r.step(0, 0, mV=3700)
+    r.step(1000, 3000, mV=3650)
+    b = r.step(1000, -3000, mV=4190)
+    assert b.ccl_mA >= 0 and b.dcl_mA >= 0, (b.ccl_mA, b.dcl_mA)
+    print(r_cell, b.samples)
+""",
+        tmp_path,
+    )
+    assert out.split() == ["0", "3", "1", "3"]

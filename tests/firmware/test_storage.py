@@ -131,6 +131,57 @@ def test_missing_corrupt_truncated_and_out_of_range_files_give_defaults(tmp_path
         assert out[:3] == ["4", "4", "64"], (content, out)
 
 
+def test_unreadable_oversized_and_deeply_nested_files_give_defaults(tmp_path: Path) -> None:
+    """A state file the loader cannot take as text or as JSON boots on defaults with the
+    corrupt flag; one damaged byte, or a file far past any state's size, raised at boot
+    (UnicodeError, MemoryError) every time the board started."""
+    good = _good_state(tmp_path).encode()
+    for content in (
+        good[:40] + b"\xff" + good[41:],
+        good[:-1] + b" " * 400000 + b"}",
+        b"[" * 5000,
+        b'{"v": 1, "x": ' + b"[" * 3000 + b"]" * 3000 + b"}",
+    ):
+        (tmp_path / "bms_state.json").write_bytes(content)
+        out = _boot(tmp_path, None).split()
+        assert out[:3] == ["4", "4", "64"], (content[:50], out)
+
+
+def test_latched_faults_hold_when_the_rest_of_the_state_cannot_be_used(
+    tmp_path: Path,
+) -> None:
+    """A latched fault is restored from a state file made for another capacity or cell
+    count, or with a field out of range: the switch it opened stays open until
+    CLEAR_LATCHED (the whole file used to be dropped, latched bits with it)."""
+    run_rig(
+        _HEAD
+        + """
+r = Rig()
+r.step(0, 0, mV=3700)
+r.step(1000, 0, mV=4300)
+r.step(1000, 0, mV=4300)
+assert r.bms.latched == F.OV_ABUSE
+r.bms.shutdown()
+""",
+        tmp_path,
+    )
+    good = json.loads((tmp_path / "bms_state.json").read_text())
+    assert good["latched"] == 1 << 9
+    check = """
+b = r.bms
+assert b.boot_flags & F.BOOT_STATE_CORRUPT and not b.boot_flags & F.BOOT_STATE_RESTORED
+r.step(0, 0, mV=3650)
+assert b.latched == F.OV_ABUSE and not b.chg_on and not b.dsg_on, (b.latched, b.chg_on)
+print("ok")
+"""
+    for changes in ('{"capacity_mAh": 5000, "anode_mass_mg": 3000}', '{"n_cells": 3}'):
+        (tmp_path / "bms_state.json").write_text(json.dumps(good))
+        out = run_rig(_HEAD + f"r = Rig({changes})" + check, tmp_path)
+        assert out.split() == ["ok"], changes
+    (tmp_path / "bms_state.json").write_text(json.dumps({**good, "cycle_count": -5}))
+    assert run_rig(_HEAD + "r = Rig()" + check, tmp_path).split() == ["ok"]
+
+
 def _good_state(tmp_path: Path) -> str:
     run_rig(_HEAD + "r = Rig()\nr.step(0, 0, mV=3700)\nr.bms.save()\n", tmp_path)
     text = (tmp_path / "bms_state.json").read_text()
