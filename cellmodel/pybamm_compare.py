@@ -69,24 +69,31 @@ def _parameter_values(pb: Any, model: PackModel, initial_soc: float) -> Any:
     a0, a1, a2 = p.arrhenius_at(amb)
     x, mid = p.ocv.x, p.ocv.mid
     r0, r1, r2 = float(p.r0_ohm[0]), float(p.r1_ohm[0]), float(p.r2_ohm[0])
+    # PyBaMM's ECM ends a run where its SoC leaves 0..1 (and refuses to start at 0 or 1);
+    # ours runs on across the OCV table's whole span, from the anode's empty point to past
+    # full. So PyBaMM's SoC is ours mapped onto that span, its capacity the span's charge.
+    lo, span = float(x[0]), float(x[-1] - x[0])
 
-    def clipped(soc: Any) -> Any:
-        return pb.maximum(pb.minimum(soc, 1.0), 0.0)
+    def ours(sto: Any) -> Any:
+        return lo + span * sto
 
-    def shape0(soc: Any) -> Any:
-        y = 2 * clipped(soc) - 1
+    def clipped(sto: Any) -> Any:
+        return pb.maximum(pb.minimum(ours(sto), 1.0), 0.0)
+
+    def shape0(sto: Any) -> Any:
+        y = 2 * clipped(sto) - 1
         return 1 + c.soc_curvature * y * y
 
-    def shape12(soc: Any) -> Any:
-        return shape0(soc) + c.low_soc_rise * pb.exp(-clipped(soc) / c.low_soc_width)
+    def shape12(sto: Any) -> Any:
+        return shape0(sto) + c.low_soc_rise * pb.exp(-clipped(sto) / c.low_soc_width)
 
     pv = pb.equivalent_circuit.Thevenin(options={"number of rc elements": 2})
     values = pv.default_parameter_values
     shift = c.dUdT_V_K * (amb - 25.0)  # our OCV's entropic shift off 25 degC
     values.update(
         {
-            "Initial SoC": initial_soc,
-            "Cell capacity [A.h]": float(p.capacity_Ah[0]),
+            "Initial SoC": (initial_soc - lo) / span,
+            "Cell capacity [A.h]": float(p.capacity_Ah[0]) * span,
             "Nominal cell capacity [A.h]": model.design.capacity_Ah,
             "Ambient temperature [K]": amb + 273.15,
             "Initial temperature [K]": amb + 273.15,
@@ -95,11 +102,13 @@ def _parameter_values(pb: Any, model: PackModel, initial_soc: float) -> Any:
             "Jig thermal mass [J/K]": 1e15,
             "Upper voltage cut-off [V]": 6.0,
             "Lower voltage cut-off [V]": 0.5,
-            "Open-circuit voltage [V]": lambda sto: pb.Interpolant(x, mid, sto, "OCV") + shift,
-            "R0 [Ohm]": lambda T, i, soc: r0 * shape0(soc) * a0,
-            "R1 [Ohm]": lambda T, i, soc: r1 * shape12(soc) * a1,
+            "Open-circuit voltage [V]": lambda sto: (
+                pb.Interpolant(x, mid, ours(sto), "OCV") + shift
+            ),
+            "R0 [Ohm]": lambda T, i, sto: r0 * shape0(sto) * a0,
+            "R1 [Ohm]": lambda T, i, sto: r1 * shape12(sto) * a1,
             "C1 [F]": lambda T, i, soc: c.tau1_s / r1,
-            "R2 [Ohm]": lambda T, i, soc: r2 * shape12(soc) * a2,
+            "R2 [Ohm]": lambda T, i, sto: r2 * shape12(sto) * a2,
             "C2 [F]": lambda T, i, soc: c.tau2_s / r2,
             "Element-1 initial overpotential [V]": 0.0,
             "Element-2 initial overpotential [V]": 0.0,
