@@ -131,17 +131,18 @@ def read_text(path):
     MAX_FILE_BYTES, unreadable, or more than the heap can hold."""
     for p in (path, path + ".tmp"):
         try:
-            os.stat(p)
+            size = os.stat(p)[6]
         except OSError:
             continue
+        # the size from the directory, not read(MAX_FILE_BYTES + 1): that allocates its
+        # whole buffer first, 16 KB an RP2040's heap at boot may not have in one piece
+        if size > MAX_FILE_BYTES:
+            raise ValueError("larger than " + str(MAX_FILE_BYTES) + " bytes")
         try:
             with open(p) as f:
-                text = f.read(MAX_FILE_BYTES + 1)
+                return f.read()
         except (OSError, UnicodeError, MemoryError) as e:
             raise ValueError("unreadable: " + type(e).__name__) from None
-        if len(text) > MAX_FILE_BYTES:
-            raise ValueError("larger than " + str(MAX_FILE_BYTES) + " bytes")
-        return text
     return None
 
 
