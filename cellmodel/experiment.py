@@ -15,8 +15,10 @@ Currents are positive on discharge. Voltages in steps are cell voltages: a
 charge or hold step watches the highest cell, a discharge the lowest. A power
 (W) or resistive load (Ohm) is the pack's, held at the start of each period:
 the current is solved with the pack voltage right after switching to it (the
-R0 step), then held over the period. "at 25oC" sets the ambient temperature for that step
-only (PyBaMM's rule: a step without one runs at the experiment's ambient).
+R0 step), then held over the period (cellmodel.simulation cuts a period longer
+than 60 s into sub-steps of 5 s at most and solves it at each). "at 25oC" sets
+the ambient temperature for that step only (PyBaMM's rule: a step without one
+runs at the experiment's ambient).
 "Run NAME" reads a profile (cellmodel.profile): (A) current, the default, (V)
 cell voltage, (W) power; a bare name means NAME.csv beside the experiment;
 "for DURATION" repeats or cuts the profile to that length.
@@ -83,7 +85,8 @@ MIN_TIME_LIMIT_S = 3600.0
 HOLD_TIME_LIMIT_S = 24 * 3600.0
 # An experiment of more steps than this (after expanding cycles) is a typo.
 MAX_STEPS = 100_000
-# One step of more periods than this (its duration over its period) is refused.
+# A timed step of more periods than this (its duration over its period) is refused;
+# an until-only step ends after this many ("step limit of 2,000,000 periods").
 MAX_STEP_PERIODS = 2_000_000
 
 _DRIVE_RANGES: dict[str, Range] = {"A": CURRENT_A, "C": C_RATE, "W": POWER_W, "Ohm": RESISTANCE_OHM}
@@ -526,6 +529,8 @@ class StepController:
     honours step temperatures sets the model's ambient to ambient_degC (when not
     None) for the step. Within a profile the periods never span a profile row
     boundary and are at most period_s long, so long rows are sampled at the period.
+    A loop may also call these with sub-steps that add up to a period. A step
+    without a duration ends after MAX_STEP_PERIODS periods at the latest.
     """
 
     def __init__(
@@ -553,15 +558,20 @@ class StepController:
             path = resolve_profile(step.profile_path or "", base_dir, source, field)
             self.profile = load_profile(path, step.profile_kind)
         self.time_limit_s = self._time_limit()
-        if self.time_limit_s / self.period_s > MAX_STEP_PERIODS and (
-            step.duration_s is not None or self.profile is not None
-        ):
-            raise InputError(
-                source,
-                field,
-                f"{step.text!r} lasts {self.time_limit_s:g} s, more than {MAX_STEP_PERIODS:,} "
-                f"periods of {self.period_s:g} s; give a longer period",
-            )
+        # True when an until-only step's own time limit was cut to MAX_STEP_PERIODS.
+        self.capped = False
+        if self.time_limit_s / self.period_s > MAX_STEP_PERIODS:
+            if step.duration_s is not None or self.profile is not None:
+                raise InputError(
+                    source,
+                    field,
+                    f"{step.text!r} lasts {self.time_limit_s:g} s, more than "
+                    f"{MAX_STEP_PERIODS:,} periods of {self.period_s:g} s; give a longer period",
+                )
+            # An until-only step cannot be refused up front (its cut-off may come
+            # early), so it ends at the cap instead of running for days of rows.
+            self.time_limit_s = MAX_STEP_PERIODS * self.period_s
+            self.capped = True
 
     def _time_limit(self) -> float:
         s = self.step
@@ -636,11 +646,16 @@ class StepController:
                 self.reason = f"voltage reached {v_cut:g} V"
         cut = s.current_cutoff_A(self.capacity_Ah)
         if self.reason is None and cut is not None and abs(current_A) <= cut:
-            self.reason = f"current fell to {cut:g} A"
+            # The measured current: one period can take it far below the cut-off.
+            self.reason = f"current fell to {abs(current_A):.5g} A (cut-off {cut:g} A)"
         if self.reason is None and self.next_dt_s() <= 0.0:
-            self.reason = (
-                "duration elapsed"
-                if s.duration_s is not None or s.kind == "run"
-                else ("time limit")
-            )
+            self.reason = self.time_up_reason()
         return self.reason
+
+    def time_up_reason(self) -> str:
+        """Why the step ended when its time ran out."""
+        if self.capped:
+            return f"step limit of {MAX_STEP_PERIODS:,} periods"
+        if self.step.duration_s is not None or self.step.kind == "run":
+            return "duration elapsed"
+        return "time limit"

@@ -2,9 +2,11 @@
 
 Row conventions (current positive on discharge):
 - run_experiment: row 0 is the initial state at rest (step and cycle 0); every
-  later row is the end of one period, with the current that flowed during it and
-  the terminal voltage just before the next period starts (a cycler logging at
-  the end of each sample period).
+  later row is the end of one period, with the current that flowed during it (its
+  mean when a long period is integrated in sub-steps) and the terminal voltage
+  just before the next period starts (a cycler logging at the end of each sample
+  period); a step's last row is where it ended, which a cut-off reached within a
+  long period puts off the period grid.
 - simulate_profile: one row per sample time t, at the profile's rows and every
   period within them, with the profile's current I(t) and the terminal voltage
   just after switching to it (the R0 step shows at once), so the output's current
@@ -17,6 +19,7 @@ when the experiment's own termination ended it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,15 @@ from cellmodel.quantities import PERIOD_S
 # The rows a run may keep, counted per cell (7 float columns each: 4 M is 224 MB):
 # a week of one cell at 0.15 s, or 400 full cycles at 1 s.
 MAX_CELL_ROWS = 4_000_000
+
+# A period up to this is one model step, as before and as the emulator takes it: the
+# model is accurate to 60 s (cellmodel.pack), and a log of such a run replays exactly
+# (each row's current is the one that flowed; tests/cellmodel/test_profile.py).
+SINGLE_STEP_MAX_S = 60.0
+# A longer period is cut into equal sub-steps no longer than this, so cut-offs and
+# guard rails are checked often enough that a step ends near its cut-off, and a CV
+# hold or a resistive or power load, solved per step, follows its voltage.
+SUBSTEP_MAX_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -264,25 +276,87 @@ class _Cycle:
 def _run_step(
     model: PackModel, ctl: StepController, rows: _Rows, index: int, cycle: int, cyc: _Cycle
 ) -> GuardEvent | None:
-    """Periods of one step until it ends; the guard event that ended it, if any."""
+    """Periods of one step until it ends; the guard event that ended it, if any.
+
+    A period longer than SINGLE_STEP_MAX_S is integrated in equal sub-steps no
+    longer than SUBSTEP_MAX_S (the period only samples the output, as in PyBaMM): the current is
+    demanded, and the cut-offs and guard rails checked, at every sub-step, and the
+    step ends at the sub-step that reaches its cut-off (a row off the period grid).
+    """
     while True:
         dt = ctl.next_dt_s()
         if dt <= 0.0:
-            ctl.reason = ctl.reason or "duration elapsed"
+            ctl.reason = ctl.reason or ctl.time_up_reason()
             return None
-        current = ctl.demand_current_A(model, dt)
+        n = 1 if dt <= SINGLE_STEP_MAX_S else math.ceil(dt / SUBSTEP_MAX_S)
+        if n == 1:
+            # One step per period: the loop as the emulator runs it, bit for bit.
+            current = ctl.demand_current_A(model, dt)
+            event = model.current_event(current)
+            if event is not None:
+                return event
+            res = model.step(current, dt)
+            rows.add(model, index, cycle, current)
+            cyc.add(current, dt, model)
+            ctl.advance(dt)
+            event = model.state_event()
+            if event is not None:
+                return event
+            if ctl.finished(res.v_V, current):
+                return None
+            continue
+        done, event = _run_substeps(model, ctl, rows, index, cycle, cyc, dt, n)
+        if done:
+            return event
+
+
+def _run_substeps(
+    model: PackModel,
+    ctl: StepController,
+    rows: _Rows,
+    index: int,
+    cycle: int,
+    cyc: _Cycle,
+    dt_s: float,
+    n: int,
+) -> tuple[bool, GuardEvent | None]:
+    """One period of dt_s in n sub-steps; (the step is over, the guard event if any).
+
+    The period's row carries the mean current over the time integrated (so the
+    row's charge is the charge that flowed), or the current itself when constant.
+    """
+    t0 = model.t_s
+    h = dt_s / n
+    currents: list[float] = []
+
+    def add_row() -> None:
+        same = all(c == currents[0] for c in currents)
+        mean = currents[0] if same else math.fsum(currents) / len(currents)
+        rows.add(model, index, cycle, mean)
+
+    for k in range(n):
+        current = ctl.demand_current_A(model, h)
         event = model.current_event(current)
         if event is not None:
-            return event
-        res = model.step(current, dt)
-        rows.add(model, index, cycle, current)
-        cyc.add(current, dt, model)
-        ctl.advance(dt)
+            if currents:  # what flowed before the refused current still gets its row
+                add_row()
+            return True, event
+        res = model.step(current, h)
+        currents.append(current)
+        cyc.add(current, h, model)
+        ctl.advance(h)
+        if k == n - 1:
+            # n sums of h can miss t0 + dt_s by a rounding; keep rows on the period grid.
+            model.t_s = t0 + dt_s
         event = model.state_event()
         if event is not None:
-            return event
+            add_row()
+            return True, event
         if ctl.finished(res.v_V, current):
-            return None
+            add_row()
+            return True, None
+    add_row()
+    return False, None
 
 
 def _controllers(

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cellmodel import CellDesign, InputError, PackModel, load_cell
+from cellmodel import CellDesign, InputError, PackModel, experiment, load_cell
 from cellmodel.experiment import (
+    MAX_STEP_PERIODS,
     CycleStep,
     StepController,
     Termination,
@@ -340,3 +341,25 @@ def test_drive_cycle_names_resolve_to_csv(
         assert np.allclose(res.v_V[1:, 0], 3.6, atol=1e-6)
     with pytest.raises(InputError, match=r"drive cycle 'UDDS'.*UDDS.csv"):
         run_experiment(model, parse_experiment(["Run UDDS (A)"]), base_dir=tmp_path)
+
+
+def test_until_only_step_is_capped_at_the_step_period_limit() -> None:
+    """Probe: 'Charge at 0.001C until 4.2 V' ran 3.6 M periods; a step has 2,000,000 at most."""
+    ctl = StepController(parse_step("Charge at 0.001C until 4.2 V"), 2.0, period_s=1.0)
+    assert ctl.time_limit_s == MAX_STEP_PERIODS * 1.0
+    # A timed step of as many periods is still refused before it runs.
+    with pytest.raises(InputError, match="2,000,000"):
+        StepController(parse_step("Charge at 0.001C for 2000001 s"), 2.0, period_s=1.0)
+
+
+def test_until_only_step_ends_at_the_step_period_limit(
+    default_design: CellDesign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A small cap stands in for 2,000,000 so the run is short; its own limit is 24 h.
+    monkeypatch.setattr(experiment, "MAX_STEP_PERIODS", 100)
+    model = PackModel(default_design, initial_soc=0.5)
+    res = run_experiment(
+        model, parse_experiment(["Discharge at 0.01 W until 2.0 V"]), period_s=60.0
+    )
+    assert res.t_s[-1] == 100 * 60.0 and len(res.t_s) == 101
+    assert "step limit of 100 periods" in res.step_reasons[0]

@@ -11,7 +11,7 @@ import pytest
 from cellmodel import CellDesign, PackModel, bdf, load_cell
 from cellmodel.experiment import parse_experiment
 from cellmodel.profile import Profile
-from cellmodel.simulation import run_experiment, simulate_profile
+from cellmodel.simulation import SimulationResult, run_experiment, simulate_profile
 
 
 def _profile() -> Profile:
@@ -105,3 +105,64 @@ def test_thermal_abuse_ends_the_run(default_design: CellDesign) -> None:
     assert res.event is not None and res.event.kind == "temperature"
     assert res.temp_degC[-1, 0] > default_design.limits.temp_abuse_max_degC
     assert np.all(res.temp_degC[:-1, 0] <= default_design.limits.temp_abuse_max_degC)
+
+
+def _run(design: CellDesign, text: str, period_s: float, soc: float = 1.0) -> SimulationResult:
+    model = PackModel(design, initial_soc=soc)
+    return run_experiment(model, parse_experiment([text]), period_s=period_s)
+
+
+def test_a_long_period_ends_a_discharge_at_its_cut_off(default_design: CellDesign) -> None:
+    """Probe: at a 3600 s period one step per period took 4 Ah from the 2 Ah cell (SOC -100 %)."""
+    text = "Discharge at 1C until 2.75 V"
+    fine, coarse = _run(default_design, text, 1.0), _run(default_design, text, 3600.0)
+    assert coarse.event is None and "voltage reached 2.75 V" in coarse.step_reasons[0]
+    assert abs(coarse.v_V[-1, 0] - 2.75) < 5e-3
+    assert abs(coarse.soc[-1, 0] - fine.soc[-1, 0]) < 0.01
+    tolerance_Ah = 0.01 * default_design.capacity_Ah
+    assert abs(coarse.discharged_Ah[-1] - fine.discharged_Ah[-1]) < tolerance_Ah
+    # Rows stay once per period; the last is where the cut-off was reached, off the grid.
+    assert list(coarse.t_s[:-1]) == [0.0, 3600.0] and 3600.0 < coarse.t_s[-1] < 7200.0
+
+
+def test_a_long_period_cv_hold_holds_its_voltage(default_design: CellDesign) -> None:
+    """Probe: a CV hold at a 3600 s period charged 26.6 Ah into the 2 Ah cell (6.17 V, 819 degC)."""
+    text = "Hold at 4.2 V until C/50"
+    fine, coarse = _run(default_design, text, 1.0, 0.2), _run(default_design, text, 3600.0, 0.2)
+    assert coarse.event is None and "current fell" in coarse.step_reasons[0]
+    assert coarse.v_V.max() <= 4.2 + 1e-3
+    assert coarse.charged_Ah[-1] <= fine.charged_Ah[-1]
+    assert coarse.charged_Ah[-1] > 0.99 * fine.charged_Ah[-1]
+    assert coarse.soc[-1, 0] <= fine.soc[-1, 0]
+
+
+def test_a_long_period_resistive_load_stops_near_its_cut_off(default_design: CellDesign) -> None:
+    """Probe: a 1 Ohm load at a 600 s period ended at 1.55 V for a 3 V cut-off."""
+    text = "Discharge at 1 Ohm until 3 V"
+    fine, coarse = _run(default_design, text, 1.0), _run(default_design, text, 600.0)
+    assert coarse.event is None and "voltage reached 3 V" in coarse.step_reasons[0]
+    assert abs(coarse.v_V[-1, 0] - 3.0) < 5e-3
+    # Each row's current is the period's mean, so the rows' charge is what flowed.
+    tolerance_Ah = 0.01 * default_design.capacity_Ah
+    assert abs(coarse.discharged_Ah[-1] - fine.discharged_Ah[-1]) < tolerance_Ah
+    assert np.all(np.diff(coarse.t_s[:-1]) == 600.0)
+
+
+def test_a_hold_reports_the_current_it_measured(default_design: CellDesign) -> None:
+    """Probe: the reason gave the cut-off (1.9984e-06 A) as the current the hold fell to."""
+    res = _run(default_design, "Hold at 4.2 V until C/1000000", 1.0)
+    reason = res.step_reasons[0]
+    measured_A = float(reason.split("current fell to ")[1].split(" A")[0])
+    assert measured_A < default_design.capacity_Ah / 1e6
+    assert measured_A == pytest.approx(abs(res.current_A[-1]), rel=1e-4)
+
+
+def test_a_long_period_stops_at_the_guard_rail_within_it(default_design: CellDesign) -> None:
+    """Probe: one 3600 s step per period went past the guard rails to SOC -100 %."""
+    text = "Discharge at 1C for 3 hours"
+    fine, coarse = _run(default_design, text, 1.0, 0.5), _run(default_design, text, 3600.0, 0.5)
+    assert fine.event is not None and fine.event.kind == "voltage_low"
+    assert coarse.event is not None and coarse.event.kind == "voltage_low"
+    # Stopped at the sub-step that crossed the rail, not at the end of the hour.
+    assert abs(coarse.t_s[-1] - fine.t_s[-1]) <= 5.0
+    assert abs(coarse.soc[-1, 0] - fine.soc[-1, 0]) < 0.005
