@@ -119,31 +119,36 @@ def _composition(v: Any) -> str | None:
 _REQ = object()  # marks a field with no default
 
 # section -> field -> (check, default)
+# Sizes, capacities, rates, resistances and time constants have plausible physical lower
+# bounds, not just "above 0": a 1e-300 value passed the schema and broke everything derived
+# from it (a 300-digit firmware key, divisions overflowing). The floors sit far below any
+# real cell (README, "Cell files"): 0.1 cm2, 0.01 um particles, 1 um layers, 0.1 g/cm3,
+# 10 mAh/g, C/1000, 10 uohm R0 (1 uohm R1, R2), 10 ms time constants.
 _SCHEMA: dict[str, dict[str, tuple[_Check, Any]]] = {
     "cell": {
         "name": (_str, _REQ),
         "description": (_any_str, ""),
         "n_series": (_int(1, 100_000), _REQ),
-        "facing_area_cm2": (_num(0, 1e6, lo_open=True), _REQ),
+        "facing_area_cm2": (_num(0.1, 1e6), _REQ),
     },
     "anode": {
-        "particle_diameter_um": (_num(0, 1000, lo_open=True), _REQ),
+        "particle_diameter_um": (_num(0.01, 1000), _REQ),
         "composition": (_composition, _REQ),
-        "capacity_mAh_g": (_num(0, 4200, lo_open=True), _REQ),
-        "density_g_cm3": (_num(0, 10, lo_open=True), _REQ),
-        "thickness_um": (_num(0, 5000, lo_open=True), _REQ),
+        "capacity_mAh_g": (_num(10, 4200), _REQ),
+        "density_g_cm3": (_num(0.1, 10), _REQ),
+        "thickness_um": (_num(1, 5000), _REQ),
         "binder": (_str_list, _REQ),
         "conductive_additive": (_str_list, _REQ),
         "collector_material": (_str, _REQ),
-        "collector_thickness_um": (_num(0, 1000, lo_open=True), _REQ),
+        "collector_thickness_um": (_num(1, 1000), _REQ),
     },
     "cathode": {
         "material": (_str, _REQ),
-        "capacity_mAh_g": (_num(0, 1000, lo_open=True), _REQ),
-        "density_g_cm3": (_num(0, 10, lo_open=True), _REQ),
-        "thickness_um": (_num(0, 5000, lo_open=True), _REQ),
+        "capacity_mAh_g": (_num(10, 1000), _REQ),
+        "density_g_cm3": (_num(0.1, 10), _REQ),
+        "thickness_um": (_num(1, 5000), _REQ),
         "collector_material": (_str, _REQ),
-        "collector_thickness_um": (_num(0, 1000, lo_open=True), _REQ),
+        "collector_thickness_um": (_num(1, 1000), _REQ),
     },
     "ocv": {
         "soc": (_float_list(0, 1), _REQ),
@@ -156,8 +161,8 @@ _SCHEMA: dict[str, dict[str, tuple[_Check, Any]]] = {
         "delithiation_V": (_float_list(0, 3), _REQ),
         "li_fraction_empty": (_num(0, 1), _REQ),
         "li_fraction_full": (_num(0, 1), _REQ),
-        "empty_knee_li_fraction": (_num(0, 1, lo_open=True), 0.01),
-        "empty_rise_V": (_num(0, 5, lo_open=True), 1.0),
+        "empty_knee_li_fraction": (_num(1e-4, 1), 0.01),
+        "empty_rise_V": (_num(0.001, 5), 1.0),
     },
     "limits": {
         "v_max_V": (_num(0.5, 6), _REQ),
@@ -165,35 +170,35 @@ _SCHEMA: dict[str, dict[str, tuple[_Check, Any]]] = {
         "v_abuse_max_V": (_num(0.5, 6), _REQ),
         "v_abuse_min_V": (_num(0.5, 6), _REQ),
         "anode_potential_min_V": (_num(0, 1), _REQ),
-        "window_top_mAh_g": (_num(0, WINDOW_CEILING_mAh_g, lo_open=True), None),
+        "window_top_mAh_g": (_num(1, WINDOW_CEILING_mAh_g), None),
         "charge_temp_min_degC": (_num(-60, 100), _REQ),
         "charge_temp_max_degC": (_num(-60, 100), _REQ),
         "discharge_temp_min_degC": (_num(-60, 100), _REQ),
         "discharge_temp_max_degC": (_num(-60, 100), _REQ),
-        "cv_cutoff_C": (_num(0, 10, lo_open=True), _REQ),
-        "max_charge_C": (_num(0, 100, lo_open=True), _REQ),
-        "max_discharge_C": (_num(0, 100, lo_open=True), _REQ),
+        "cv_cutoff_C": (_num(0.001, 10), _REQ),
+        "max_charge_C": (_num(0.001, 100), _REQ),
+        "max_discharge_C": (_num(0.001, 100), _REQ),
         "temp_abuse_max_degC": (_num(0, 150), 80.0),
-        "current_abuse_max_C": (_num(0, 1000, lo_open=True), 20.0),
+        "current_abuse_max_C": (_num(0.001, 1000), 20.0),
     },
     "circuit": {
-        "r0_ohm": (_num(0, 100, lo_open=True), _REQ),
-        "r1_ohm": (_num(0, 100, lo_open=True), _REQ),
-        "tau1_s": (_num(0, 1e6, lo_open=True), _REQ),
-        "r2_ohm": (_num(0, 100, lo_open=True), _REQ),
-        "tau2_s": (_num(0, 1e6, lo_open=True), _REQ),
+        "r0_ohm": (_num(1e-5, 100), _REQ),
+        "r1_ohm": (_num(1e-6, 100), _REQ),
+        "tau1_s": (_num(0.01, 1e6), _REQ),
+        "r2_ohm": (_num(1e-6, 100), _REQ),
+        "tau2_s": (_num(0.01, 1e6), _REQ),
         "ea_r0_J_mol": (_num(0, 200_000), _REQ),
         "ea_r1_J_mol": (_num(0, 200_000), _REQ),
         "ea_r2_J_mol": (_num(0, 200_000), _REQ),
         "soc_curvature": (_num(0, 10), 0.2),
         "low_soc_rise": (_num(0, 100), 1.0),
-        "low_soc_width": (_num(0, 1, lo_open=True), 0.08),
+        "low_soc_width": (_num(0.001, 1), 0.08),
         "dUdT_V_K": (_num(-0.01, 0.01), _REQ),
         "hysteresis_gamma": (_num(0, 10_000), _REQ),
         "coulombic_efficiency": (_num(0.5, 1), _REQ),
         "anode_polarization_share": (_num(0, 1), 0.5),
-        "thermal_mass_J_K": (_num(0, 1e9, lo_open=True), _REQ),
-        "h_W_K": (_num(0, 1e6, lo_open=True), _REQ),
+        "thermal_mass_J_K": (_num(0.01, 1e9), _REQ),
+        "h_W_K": (_num(1e-4, 1e6), _REQ),
     },
     "pack": {
         "capacity_spread": (_num(0, 0.5), 0.0),
@@ -337,6 +342,17 @@ def _cross_checks(src: str, v: dict[str, dict[str, Any]]) -> None:
             )
     if ap["li_fraction_full"] <= ap["li_fraction_empty"]:
         raise InputError(src, "anode_potential.li_fraction_full", "must exceed li_fraction_empty")
+    # Silicon's potential vs Li falls as it takes lithium, and lithiating runs below
+    # delithiating (the hysteresis): a table against either reads plating margins backwards.
+    for key in ("lithiation_V", "delithiation_V"):
+        if np.any(np.diff(ap[key]) >= 0):
+            raise InputError(
+                src, f"anode_potential.{key}", "must decrease strictly as li_fraction rises"
+            )
+    if any(a > b for a, b in zip(ap["lithiation_V"], ap["delithiation_V"], strict=True)):
+        raise InputError(
+            src, "anode_potential.lithiation_V", "lithiation branch must not lie above delithiation"
+        )
     lim = v["limits"]
     order = [
         ("v_abuse_min_V", "v_min_V"),

@@ -12,6 +12,7 @@ the file again on boot.
 from __future__ import annotations
 
 import importlib.util
+import re
 from functools import cache
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -56,10 +57,31 @@ def _ddegC(t: float) -> int:
     return round(t * 10.0)
 
 
+# An integer with more digits than this is shown in scientific notation in a message: a
+# value derived from an absurd cell field (1e-300 s) must not print 300 digits.
+_MAX_DIGITS = 12
+_LONG_INT = re.compile(rf"-?\d{{{_MAX_DIGITS + 1},}}")
+
+
+def _fmt(value: float) -> str:
+    """`value` for a message: as it is, or as 1.5e+302 when it has too many digits."""
+    if isinstance(value, int) and len(str(abs(value))) <= _MAX_DIGITS:
+        return str(value)
+    return f"{float(value):.4g}"
+
+
+def _tidy(message: str) -> str:
+    """`message` with every integer of more than _MAX_DIGITS digits in scientific notation
+    (the firmware's validate() prints the values it refuses as they are)."""
+    return _LONG_INT.sub(lambda m: _fmt(int(m.group())), message)
+
+
 def _check(source: str, key: str, field: str, value: int) -> int:
     lo, hi = firmware_rules().LIMITS[key]
     if not lo <= value <= hi:
-        raise InputError(source, field, f"gives {key}={value}, outside the firmware's {lo}..{hi}")
+        raise InputError(
+            source, field, f"gives {key}={_fmt(value)}, outside the firmware's {lo}..{hi}"
+        )
     return value
 
 
@@ -89,7 +111,7 @@ def build_config(design: CellDesign, board: Board | None = None) -> dict[str, An
     cfg["rest_current_mA"] = max(cfg["rest_current_mA"], cfg["i_offset_mA"])
     error = firmware_rules().validate(cfg)
     if error:
-        raise InputError(src, "derived firmware configuration", error)
+        raise InputError(src, "derived firmware configuration", _tidy(error))
     return cfg
 
 
@@ -131,15 +153,27 @@ def _ocv_keys(design: CellDesign) -> dict[str, Any]:
         "ocv_dsg_mV": [_mV(v) for v in design.ocv.discharge_V],
         # the tables are at 25 degC; the OCV moves by the entropic coefficient off it
         "ocv_dudt_uV_K": round(design.circuit.dUdT_V_K * 1e6),
-        # gamma moves the hysteresis state ~95 % of the way in 3/gamma of capacity; gamma is
-        # assumed (sisn-cell.md section 3), so the firmware takes a cell twice as slow
-        "branch_switch_cpct": max(
-            10,
-            min(
-                5000, round(3.0 / (HYSTERESIS_RATE_MARGIN * design.circuit.hysteresis_gamma) * 1e4)
-            ),
-        ),
+        "branch_switch_cpct": _branch_switch_cpct(design.circuit.hysteresis_gamma),
     }
+
+
+def _branch_switch_cpct(gamma: float) -> int:
+    """The charge moved one way (0.01 % of capacity) after which the firmware reads the OCV
+    off that direction's branch.
+
+    gamma moves the hysteresis state ~95 % of the way in 3/gamma of capacity; gamma is
+    assumed (sisn-cell.md section 3), so the firmware takes a cell twice as slow, within
+    its limits. gamma = 0 is a cell whose hysteresis state never moves (cellmodel.circuit:
+    "0 when hysteresis is off"): it stays between the branches whatever the charge, so no
+    charge switches the branch. That is the limit of 3/gamma as gamma -> 0, and the firmware
+    gets its slowest switch (the top of its limit), as for any gamma too small to reach it:
+    a valid cell, not an error (and no division by zero).
+    """
+    lo, hi = firmware_rules().LIMITS["branch_switch_cpct"]
+    # 3/(margin gamma) x 1e4 >= hi, asked without dividing by a gamma of 0 (or 5e-324)
+    if gamma * HYSTERESIS_RATE_MARGIN * hi <= 3.0e4:
+        return hi
+    return max(lo, round(3.0 / (HYSTERESIS_RATE_MARGIN * gamma) * 1e4))
 
 
 def _estimator_keys(design: CellDesign, cap_mAh: float) -> dict[str, Any]:

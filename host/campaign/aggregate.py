@@ -90,9 +90,15 @@ def aggregate(
     def having(reason: str) -> list[str]:
         return [r["run_id"] for r in ordered if reason in str(r.get("reasons") or "").split(",")]
 
-    counts = {
-        s: sum(r["status"] == s for r in rows) for s in ("passed", "failed", "error", "timeout")
-    }
+    # run counts by status; "errors" and "timeouts" in the plural, so that a campaign's
+    # result never has an "error" key, which marks a command's error object (docs/cli.md)
+    statuses = (
+        ("passed", "passed"),
+        ("failed", "failed"),
+        ("errors", "error"),
+        ("timeouts", "timeout"),
+    )
+    counts = {key: sum(r["status"] == s for r in rows) for key, s in statuses}
     return {
         **campaign,
         "runs": len(rows),

@@ -211,7 +211,7 @@ def render(rows: list[dict[str, Any]], aggregate: dict[str, Any], command: str) 
         f"Regenerate with `{command}`. {len(rows)} closed-loop runs of the real firmware "
         f"({_duration(run_time)} of run time on the machine that wrote this page): "
         f"{aggregate.get('passed')} passed, {aggregate.get('failed')} failed, "
-        f"{aggregate.get('error')} errors, {aggregate.get('timeout')} timeouts.",
+        f"{aggregate.get('errors')} errors, {aggregate.get('timeouts')} timeouts.",
         "",
         "## Requirements over the whole matrix (issue 9)",
         "",

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from cellmodel.errors import InputError
-from cellmodel.files import read_text
+from cellmodel.files import check_input_file, read_text
 from host.micropython.resolve import RUN_TARGETS
 from host.scenarios import LIBRARY_DIR, library_names
 
@@ -271,7 +271,9 @@ def _match_scenarios(entry: str, source: str, base_dir: Path, field: str) -> lis
             raise InputError(source, field, f"no file matches {entry!r} (from {base_dir})")
     else:
         paths = [Path(pattern)]
-        if not paths[0].is_file():
+        if paths[0].exists():  # a folder, a device, a FIFO: there, but not a file to read
+            check_input_file(paths[0], source, field)
+        else:
             raise InputError(source, field, f"no such scenario file {entry!r} (from {base_dir})")
     return [ScenarioRef(_label(p, base_dir), p.resolve()) for p in paths]
 

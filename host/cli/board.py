@@ -25,6 +25,7 @@ from cellmodel.files import check_output_dir
 from host.boards import load_board
 from host.cli.options import CLI
 from host.cli.output import emit_json
+from host.image import config_files
 from host.interpreter import find_micropython
 from host.vboard import VirtualBoard
 from host.vboard.provision import has_firmware, provision_flash
@@ -81,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     # Everything is checked before a folder is made or a file written.
     design = load_cell(args.cell, "--bms-cell", "bms_cell") if args.cell else load_cell()
     board_def = load_board(args.board)
+    if not args.blank:
+        config_files(design, board_def)  # the firmware's configuration: the design must fit it
     micropython = find_micropython(args.micropython)
     if args.fs:
         flash = check_output_dir(args.fs, CLI, "--fs")

@@ -17,6 +17,7 @@ from typing import Any
 
 from host.cli.options import CLI, WORKERS
 from host.cli.output import emit_json
+from host.cli.paths import check_output_file
 
 SHOWN_WORST = 5
 
@@ -69,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers is not None:
         WORKERS.check(args.workers, CLI, "--workers")
+    if args.report is not None:  # before any run: a report that cannot be written is bad input
+        check_output_file(args.report, "--report", (".md",), parent_must_exist=True)
     outcome = run_campaign(
         args.spec,
         out=args.out,
@@ -108,8 +111,8 @@ def print_report(agg: dict[str, Any]) -> None:
         f"{agg['resumed']} kept) on {agg['executor']} in {agg['wall_s']:.1f} s"
     )
     print(
-        f"  passed {agg['passed']}, failed {agg['failed']}, errors {agg['error']}, "
-        f"timeouts {agg['timeout']}"
+        f"  passed {agg['passed']}, failed {agg['failed']}, errors {agg['errors']}, "
+        f"timeouts {agg['timeouts']}"
     )
     for reason, ids in agg["not_passed"].items():
         if ids:

@@ -114,7 +114,9 @@ def print_summary(summary: dict[str, Any]) -> None:
     for e in summary["expectations"]:
         mark = "pass" if e["passed"] else "FAIL"
         print(f"  [{mark}] {e['text']} ({e['detail']})")
-    if not summary["completed"]:
+    if summary.get("board_stopped"):
+        print(f"  board stopped answering: {summary['board_stopped']}")
+    elif not summary["completed"]:
         print("  scenario stopped at max_duration_s before its last step")
     for name, path in summary["outputs"].items():
         print(f"  {name}: {path}")

@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 
 from cellmodel.errors import InputError
 from host.cli import logs
+from host.cli.options import CLI
 from host.cli.output import emit_json
 from host.protocol.errors import BmsError
 
@@ -46,11 +47,20 @@ VERBOSE_HELP = "log what the host does on stderr (-vv: also a trace of every fra
 
 
 class UsageError(Exception):
-    """A command line argparse rejects; carries the parser for its usage line."""
+    """A command line argparse rejects; carries the parser for its usage line, and the option
+    (field) and reason when one option's value is at fault."""
 
-    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+    def __init__(
+        self,
+        parser: argparse.ArgumentParser,
+        message: str,
+        field: str | None = None,
+        reason: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.parser = parser
+        self.field = field
+        self.reason = message if reason is None else reason
 
 
 class Parser(argparse.ArgumentParser):
@@ -92,14 +102,26 @@ def _add_verbose(sub: Any) -> None:
             )  # fmt: skip
 
 
-def _no_empty_values(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """An empty option value (`--out ""`, `--cell ""`) is a usage error, not a default."""
+def _no_empty_values(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str] = ()
+) -> None:
+    """An empty option value (`--out ""`, `--cell ""`) is a usage error, not a default. Like
+    a value out of range, it is reported as source "command line", field the option (the
+    spelling given: `--cell` of `--bms-cell/--cell`)."""
     for owner, action in _actions(parser, args):
         value = getattr(args, action.dest, None)
         values = value if isinstance(value, list) else [value]
         if any(isinstance(v, str) and not v.strip() for v in values):
-            name = "/".join(action.option_strings) or action.metavar or action.dest
-            raise UsageError(owner, f"{name}: empty value")
+            given = [
+                o for o in action.option_strings
+                if any(a == o or a.startswith(f"{o}=") for a in argv)
+            ]  # fmt: skip
+            name = (
+                given[-1] if given
+                else "/".join(action.option_strings) or str(action.metavar or action.dest)
+            )  # fmt: skip
+            reason = "empty value"
+            raise UsageError(owner, f"{CLI}: {name}: {reason}", field=name, reason=reason)
 
 
 def _actions(
@@ -123,10 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        _no_empty_values(parser, args)
+        _no_empty_values(parser, args, argv)
     except UsageError as exc:
         exc.parser.print_usage(sys.stderr)
-        return _fail(f"{exc.parser.prog}: error: {exc}", as_json, "command line", None, str(exc))
+        return _fail(f"{exc.parser.prog}: error: {exc}", as_json, CLI, exc.field, exc.reason)
     logs.configure(args.verbose + getattr(args, "verbose_after", 0))
     as_json = bool(getattr(args, "json", False))
     prefix = f"sisnbms {args.command}: error:"

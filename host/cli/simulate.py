@@ -13,21 +13,25 @@ abuse, current beyond the sanity bound: the message says which); 2 bad input.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
+import secrets
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from cellmodel import DEFAULT_CELL, PackModel, load_cell
-from cellmodel.bdf import check_output_path
+from cellmodel.bdf import PARQUET_SUFFIX, SUFFIX, cell_path, check_output_path, is_parquet
 from cellmodel.design import CellDesign
 from cellmodel.errors import InputError
-from cellmodel.experiment import parse_experiment
+from cellmodel.experiment import parse_experiment, parse_termination
 from cellmodel.profile import load_profile
 from cellmodel.quantities import AMBIENT_DEGC, PERIOD_S, SOC
 from cellmodel.simulation import SimulationResult, run_experiment, simulate_profile
 from host.cli.output import emit, emit_json
+from host.cli.paths import check_output_file
 
 MAX_CYCLES = 100_000
 
@@ -124,9 +128,49 @@ def _checked(args: argparse.Namespace) -> Path | None:
             raise InputError(cli, "--cycles", f"{args.cycles} is not in 1..{MAX_CYCLES:,}")
     if args.termination and args.profile:
         raise InputError(cli, "--termination", "applies to --experiment steps only")
+    if args.termination:
+        parse_termination(args.termination, source=cli, field="--termination")
     if args.compare_pybamm and args.profile:
         raise InputError(cli, "--compare-pybamm", "applies to --experiment steps only")
-    return check_output_path(args.out, cli, "--out") if args.out else None
+    if args.out is None:
+        return None
+    out = check_output_file(args.out, "--out", (SUFFIX, PARQUET_SUFFIX))
+    return check_output_path(out, cli, "--out")  # Parquet: pyarrow installed
+
+
+def _output_paths(out: Path, n_cells: int) -> list[Path]:
+    """The files a run writes: out, and for a pack NAME.cellK.bdf.csv per cell."""
+    return [out, *(cell_path(out, i) for i in range(n_cells if n_cells > 1 else 0))]
+
+
+def _check_cell_outputs(out: Path, n_cells: int) -> None:
+    """A pack's per-cell files, checked like --out before the run."""
+    for path in _output_paths(out, n_cells)[1:]:
+        check_output_file(path, "--out", (SUFFIX, PARQUET_SUFFIX))
+
+
+def _write(result: SimulationResult, out: Path, start_unix_s: float) -> list[Path]:
+    """Write every output file, or none: the run's files are written under hidden names
+    beside --out and renamed only once all are whole."""
+    suffix = PARQUET_SUFFIX if is_parquet(out) else SUFFIX
+    stem = out.name[: -len(suffix)]
+    staged_out = out.with_name(f".{stem}.{secrets.token_hex(4)}.tmp{suffix}")
+    staged = _output_paths(staged_out, result.n_cells)
+    finals = _output_paths(out, result.n_cells)
+    try:
+        result.write(staged_out, start_unix_s=start_unix_s)
+        for src, dst in zip(staged, finals, strict=True):
+            os.replace(src, dst)
+    except BaseException as exc:
+        for path in staged:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        if isinstance(exc, OSError):
+            raise InputError(
+                "command line", "--out", f"cannot write {out}: {exc.strerror or exc}"
+            ) from None
+        raise
+    return finals
 
 
 def _simulate(args: argparse.Namespace, design: CellDesign) -> SimulationResult:
@@ -166,8 +210,10 @@ def run(args: argparse.Namespace) -> int:
     start_unix_s = time.time()
     design = load_cell(args.cell, "--cell")
     log.info("cell %s (%s), %d in series", design.name, design.source, design.n_series)
+    if out is not None:
+        _check_cell_outputs(out, design.n_series)
     result = _simulate(args, design)
-    outputs = [str(p) for p in result.write(out, start_unix_s=start_unix_s)] if out else []
+    outputs = [str(p) for p in _write(result, out, start_unix_s)] if out else []
     log.info("%d rows simulated; wrote %s", len(result.t_s), outputs or "nothing")
     summary = result.summary()
     summary["cell_source"] = design.source  # the cell file used (path), beside its name

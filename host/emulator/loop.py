@@ -96,6 +96,8 @@ class LoopOutcome:
     final_state: dict[str, Any] = field(default_factory=dict)
     capacity_true_Ah: float = 0.0
     guard_event: dict[str, Any] | None = None  # what the cell model refused, if it ended the run
+    # why the board stopped answering (LinkFailure), if it ended the run
+    board_stopped: str | None = None
     pipeline: dict[str, int] = field(default_factory=dict)
 
 
@@ -526,6 +528,7 @@ class ClosedLoop:
         self._plant = Plant.for_scenario(self.scenario, self.design, hello.n_temps)
         self._wall0, self._sim0 = time.monotonic(), self._t_s
         completed = True
+        board_stopped: str | None = None
         interrupted: BaseException | None = None
         try:
             ps = self.plant.measure()
@@ -538,6 +541,13 @@ class ClosedLoop:
             completed = False
             self._record_held()
             self.event(f"the cell model stopped the run: {exc.event.message}")
+        except LinkFailure as exc:
+            # A board that stopped answering ends the run like a guard rail: what ran so far
+            # is scored and written, the run failed (exit 1), marked board_stopped.
+            completed, board_stopped = False, str(exc)
+            self._in_flight = None  # its reply is one of those that never came
+            self._record_held()
+            self.event(f"the board stopped answering: {exc}")
         except (asyncio.CancelledError, KeyboardInterrupt) as exc:
             # Ctrl-C or a caller's timeout: what ran so far is still a valid, scored record.
             completed, interrupted = False, exc
@@ -547,6 +557,7 @@ class ClosedLoop:
             if pending is not None:  # the cells took the step; its reply never came
                 self._record(pending.ps, None, True, at=(pending.t_s, pending.step_index))
         outcome = self._outcome(hello, wall_start, completed)
+        outcome.board_stopped = board_stopped
         if interrupted is not None:
             raise RunInterrupted(outcome, interrupted)
         return outcome

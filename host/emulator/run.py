@@ -9,7 +9,7 @@ BoardSession interface.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,21 +18,27 @@ from cellmodel.design import CellDesign, nominal
 from cellmodel.errors import InputError
 from cellmodel.files import check_output_dir, write_text_atomic
 from host.board_session import BoardSession, BoardSetup, open_board
+from host.board_session.qemu import QEMU_BOARD
+from host.boards import load_board
 from host.emulator.loop import ClosedLoop, LoopOutcome, RunInterrupted, check_scenario
 from host.emulator.plant import start_cell_soc
-from host.micropython.resolve import UNIX64_TARGET
+from host.firmware_config import build_config
+from host.micropython.resolve import UNIX64_TARGET, is_qemu
 from host.progress import Progress
 from host.protocol.faults import FAULT_BITS
 from host.report import json_out
 from host.report.bdf_log import SIGN_NOTE, write_bdf_log
 from host.report.plot_worker import PlotWorker
 from host.scenarios import Scenario
+from host.scenarios.steps.faults import BreakThermistor
 
 log = logging.getLogger(__name__)
 
 # A pipelined lockstep run polls for each reply this long before it sleeps: a reply from a
 # board on this machine takes 0.1-0.5 ms (a QEMU board longer: it then sleeps as before).
 BUSY_WAIT_S = 0.001
+# The board definition a virtual board is provisioned as (host.board_session.open_board).
+VIRTUAL_BOARD = "virtual"
 
 
 @dataclass
@@ -131,6 +137,7 @@ def build_summary(
         "passed": passed,
         "completed": outcome.completed,
         "guard_event": outcome.guard_event,
+        "board_stopped": outcome.board_stopped,
         **score,
         **outcome.beliefs,
         "capacity_learned_count": outcome.final_state.get("cap_learn_count"),
@@ -185,6 +192,25 @@ def write_outputs(
     return outputs
 
 
+def check_provisioning(scenario: Scenario, belief: CellDesign, target: str) -> None:
+    """A board the run provisions (virtual, QEMU), checked before anything is created: the
+    firmware configuration for the BMS's design on it (a design the firmware refuses, e.g.
+    17 cells in series, raises InputError naming the cell file's field), and the steps
+    that name a temperature sensor against the sensors its firmware will report."""
+    board = load_board(QEMU_BOARD if is_qemu(target) else VIRTUAL_BOARD)
+    period_ms = round(scenario.sample_period_s * 1000)
+    config = build_config(belief, replace(board, sample_period_ms=period_ms))
+    n_temps = int(config["n_temps"])
+    for index, step in enumerate(scenario.steps):
+        if isinstance(step, BreakThermistor) and step.probe > n_temps:
+            raise InputError(
+                scenario.source,
+                scenario.field_of(index),
+                f"{step.text!r}: probe {step.probe} out of range 1..{n_temps} (the board "
+                f"reports {n_temps} temperature sensor(s) for {belief.n_series} cell(s))",
+            )
+
+
 async def run_scenario(
     scenario: Scenario,
     *,
@@ -216,17 +242,19 @@ async def run_scenario(
         scenario.source, designs.truth.name, designs.truth.source, designs.belief.name,
         designs.belief.source,
     )  # fmt: skip
+    board = open_board(
+        port=port,
+        flash_dir=out / "flash",
+        micropython=micropython,
+        target=target,
+        lockstep=not realtime,
+    )
+    check_scenario(scenario, designs.truth, can_cut_power=board.can_cut_power)
+    if port is None:
+        check_provisioning(scenario, designs.belief, target)
     # Forked before the board: it imports matplotlib on the core start-up leaves idle.
     plotter = PlotWorker() if write_files else None
     try:
-        board = open_board(
-            port=port,
-            flash_dir=out / "flash",
-            micropython=micropython,
-            target=target,
-            lockstep=not realtime,
-        )
-        check_scenario(scenario, designs.truth, can_cut_power=board.can_cut_power)
         if pipeline and board.lockstep:
             board.busy_wait_s = BUSY_WAIT_S  # the host's core is the run's: no sleep per reply
         outcome, summary, interrupted = await _run_on_board(

@@ -38,9 +38,10 @@ def provision_flash(
 ) -> list[str]:
     """Copy the firmware sources and write board.json and bms_config.json; return board paths."""
     flash = Path(flash_dir)
+    # The configuration first: a design the firmware refuses (InputError) leaves no folder.
+    config = list(config_files(design, board).items())
+    files = [(rel, src.read_bytes()) for rel, src in firmware_sources()] + config
     flash.mkdir(parents=True, exist_ok=True)
-    files = [(rel, src.read_bytes()) for rel, src in firmware_sources()]
-    files += list(config_files(design, board).items())
     for rel, data in files:
         write_flash_file(flash, rel, data)
     return [rel for rel, _ in files]

@@ -102,6 +102,18 @@ def test_window_top_defaults_to_c_n(tmp_path: Path) -> None:
             "out of range",
         ),
         (r"^charge_V    = .*$", "charge_V = [3.2, 3.3]", "ocv.charge_V", "items"),
+        (  # silicon's potential rising as it takes lithium: the plating margin read backwards
+            r"^lithiation_V   = .*$",
+            "lithiation_V = [0.059, 0.083, 0.162, 0.221, 0.282, 0.376, 0.532]",
+            "anode_potential.lithiation_V",
+            "decrease strictly",
+        ),
+        (
+            r"^lithiation_V   = .*$",
+            "lithiation_V = [0.941, 0.737, 0.608, 0.475, 0.372, 0.278, 0.205]",
+            "anode_potential.lithiation_V",
+            "above delithiation",
+        ),
         (
             r"^coulombic_efficiency = .*$",
             "coulombic_efficiency = 1.2",

@@ -28,6 +28,12 @@ OK_SCENARIO = 'steps = ["Rest for 10 seconds"]\n'
 class Case:
     argv: Callable[[Path], list[str]]
     names: tuple[str, ...]  # what the message must name (file, option, field, reason)
+    json: dict[str, str] | None = None  # keys the --json error must have with these values
+
+
+def cli(option: str, reason: str | None = None) -> dict[str, str]:
+    """The JSON error of an option's value: source "command line", field the option."""
+    return {"source": "command line", "field": option, **({"reason": reason} if reason else {})}
 
 
 def _files(root: Path) -> None:
@@ -48,8 +54,25 @@ def _files(root: Path) -> None:
         'steps = ["Rest for 1 minute", "Inject current offset 3000000000 mA"]\n'
     )
     (root / "ok.toml").write_text(OK_SCENARIO)
+    # Designs the firmware refuses, steps the virtual board cannot take, absurd cell values.
+    (root / "n17.toml").write_text('extends = "sisn-lco-2ah"\n[cell]\nn_series = 17\n')
+    (root / "run-n17.toml").write_text(f'cell = "n17.toml"\n{OK_SCENARIO}')
+    (root / "thermistor-2.toml").write_text(
+        'steps = ["Rest for 2 seconds", "Open thermistor 2", "Rest for 2 seconds"]\n'
+    )
+    for field in ("circuit]\ntau1_s", "cell]\nfacing_area_cm2", "limits]\nmax_charge_C"):
+        stem = field.split("\n")[1]
+        (root / f"tiny-{stem}.toml").write_text(f'extends = "sisn-lco-2ah"\n[{field} = 1e-300\n')
+        (root / f"r-{stem}.toml").write_text(f'cell = "tiny-{stem}.toml"\n{OK_SCENARIO}')
     (root / "campaign-ok.toml").write_text('scenarios = ["ok.toml"]\n')
     (root / "a-file").write_text("not a folder\n")
+    # Inputs that are not regular files, outputs that cannot be replaced.
+    (root / "run-dev.toml").write_text('steps = ["Run /dev/null"]\n')
+    (root / "campaign-scenario-dev.toml").write_text('scenarios = ["/dev/null"]\n')
+    os.mkfifo(root / "out-fifo.bdf.csv")
+    os.mkfifo(root / "report-fifo.md")
+    (root / "report-dir.md").mkdir()
+    (root / "pack.cell2.bdf.csv").mkdir()  # a pack's per-cell output is a folder
     (root / "not-executable").write_text("#!/bin/sh\n")
 
 
@@ -149,6 +172,25 @@ TABLE: dict[str, Case] = {
         lambda r: ["flash", "--board", str(r / "board-dir.toml"), "--port", "/dev/null"],
         ("--board", "board-dir.toml"),
     ),
+    # -- a device or FIFO where a file belongs (reading /dev/zero never ends) ---------------
+    "profile is a device": Case(
+        lambda r: ["simulate", "--profile", "/dev/null"], ("/dev/null", "not a regular file")
+    ),
+    "experiment's profile is a device": Case(
+        lambda r: ["simulate", "--experiment", "Run /dev/null"],
+        ("step 1", "/dev/null", "not a regular file"),
+    ),
+    "scenario's profile is a device": Case(
+        lambda r: ["emulate", "--scenario", str(r / "run-dev.toml"), "--out", out(r)],
+        ("run-dev.toml", "steps[0]", "/dev/null", "not a regular file"),
+    ),
+    "campaign is a device": Case(
+        lambda r: ["campaign", "/dev/null", "--out", out(r)], ("/dev/null", "not a regular file")
+    ),
+    "campaign's scenario is a device": Case(
+        lambda r: ["campaign", str(r / "campaign-scenario-dev.toml"), "--out", out(r)],
+        ("campaign-scenario-dev.toml", "/dev/null", "not a regular file"),
+    ),
     # -- a file the system refuses to read (EIO: works as root too) -------------------------
     "cell unreadable": Case(
         lambda r: ["design", "--cell", "/proc/self/mem"], ("/proc/self/mem", "cannot read")
@@ -168,6 +210,30 @@ TABLE: dict[str, Case] = {
     "current offset 3e9 mA": Case(
         lambda r: ["emulate", "--scenario", str(r / "offset.toml"), "--out", out(r)],
         ("offset.toml", "steps[1]", "3e+09 mA", "outside"),
+    ),
+    "cell 17 in series (emulate)": Case(
+        lambda r: ["emulate", "--scenario", str(r / "run-n17.toml"), "--out", out(r)],
+        ("n17.toml", "n_series", "n_cells=17", "1..16"),
+    ),
+    "cell 17 in series (board)": Case(
+        lambda r: ["board", "--virtual", "--bms-cell", str(r / "n17.toml"), "--fs", out(r)],
+        ("n17.toml", "n_series", "1..16"),
+    ),
+    "thermistor 2 of a 1-cell board": Case(
+        lambda r: ["emulate", "--scenario", str(r / "thermistor-2.toml"), "--out", out(r)],
+        ("thermistor-2.toml", "steps[1]", "Open thermistor 2", "1..1"),
+    ),
+    "cell tau1_s 1e-300": Case(
+        lambda r: ["design", "--cell", str(r / "tiny-tau1_s.toml")],
+        ("tiny-tau1_s.toml", "circuit.tau1_s", "1e-300", "out of range"),
+    ),
+    "cell facing_area_cm2 1e-300 (emulate)": Case(
+        lambda r: ["emulate", "--scenario", str(r / "r-facing_area_cm2.toml"), "--out", out(r)],
+        ("tiny-facing_area_cm2.toml", "cell.facing_area_cm2", "out of range"),
+    ),
+    "cell max_charge_C 1e-300 (emulate)": Case(
+        lambda r: ["emulate", "--scenario", str(r / "r-max_charge_C.toml"), "--out", out(r)],
+        ("tiny-max_charge_C.toml", "limits.max_charge_C", "out of range"),
     ),
     "simulate --ambient nan": Case(
         lambda r: ["simulate", "--experiment", "Rest for 1 minute", "--ambient", "nan"],
@@ -239,12 +305,127 @@ TABLE: dict[str, Case] = {
         lambda r: ["board", "--virtual", "--fs", str(r / "a-file")],
         ("--fs", "a-file", "not a folder"),
     ),
+    "simulate --out not NAME.bdf.csv (an existing file)": Case(
+        lambda r: ["simulate", "--experiment", "Rest for 1 minute", "--out", str(r / "a-file")],
+        ("--out", "a-file", "NAME.bdf.csv"),
+        cli("--out"),
+    ),
+    "simulate --out not NAME.bdf.csv (a new file)": Case(
+        lambda r: ["simulate", "--experiment", "Rest for 1 minute", "--out", str(r / "x.txt")],
+        ("--out", "x.txt", "NAME.bdf.csv"),
+        cli("--out"),
+    ),
+    "simulate --out a FIFO": Case(
+        lambda r: [
+            "simulate",
+            "--experiment",
+            "Rest for 1 minute",
+            "--out",
+            str(r / "out-fifo.bdf.csv"),
+        ],
+        ("--out", "out-fifo.bdf.csv", "not a regular file"),
+        cli("--out"),
+    ),  # fmt: skip
+    "simulate --out: a pack's cell file is a folder": Case(
+        lambda r: [
+            "simulate",
+            "--cell",
+            "sisn-lco-2ah-4s",
+            "--experiment",
+            "Rest for 10 seconds",
+            "--out",
+            str(r / "pack.bdf.csv"),
+        ],
+        ("--out", "pack.cell2.bdf.csv", "is a folder"),
+        cli("--out"),
+    ),  # fmt: skip
+    "simulate --out where nothing can be written": Case(
+        lambda r: ["simulate", "--experiment", "Rest for 1 minute", "--out", "/proc/x.bdf.csv"],
+        ("--out", "/proc", "cannot write"),
+        cli("--out"),
+    ),
+    "campaign --report not FILE.md": Case(
+        lambda r: [
+            "campaign",
+            str(r / "campaign-ok.toml"),
+            "--out",
+            out(r),
+            "--report",
+            str(r / "a-file"),
+        ],
+        ("--report", "a-file", "NAME.md"),
+        cli("--report"),
+    ),  # fmt: skip
+    "campaign --report in a missing folder": Case(
+        lambda r: [
+            "campaign",
+            str(r / "campaign-ok.toml"),
+            "--out",
+            out(r),
+            "--report",
+            str(r / "no-such-folder" / "r.md"),
+        ],
+        ("--report", "no-such-folder", "does not exist"),
+        cli("--report"),
+    ),  # fmt: skip
+    "campaign --report a folder": Case(
+        lambda r: [
+            "campaign",
+            str(r / "campaign-ok.toml"),
+            "--out",
+            out(r),
+            "--report",
+            str(r / "report-dir.md"),
+        ],
+        ("--report", "report-dir.md", "is a folder"),
+        cli("--report"),
+    ),  # fmt: skip
+    "campaign --report a FIFO": Case(
+        lambda r: [
+            "campaign",
+            str(r / "campaign-ok.toml"),
+            "--out",
+            out(r),
+            "--report",
+            str(r / "report-fifo.md"),
+        ],
+        ("--report", "report-fifo.md", "not a regular file"),
+        cli("--report"),
+    ),  # fmt: skip
+    "simulate --termination unreadable": Case(
+        lambda r: ["simulate", "--experiment", "Rest for 1 minute", "--termination", "banana"],
+        ("--termination", "cannot read 'banana'"),
+        cli("--termination"),
+    ),
     "empty --out": Case(
         lambda r: ["emulate", "--scenario", str(r / "ok.toml"), "--out", ""],
         ("--out", "empty"),
+        cli("--out", "empty value"),
     ),
     "empty --cell": Case(
-        lambda r: ["emulate", "--cell", " ", "--out", out(r)], ("--cell", "empty")
+        lambda r: ["emulate", "--cell", " ", "--out", out(r)],
+        ("--cell", "empty"),
+        cli("--cell", "empty value"),
+    ),
+    "empty --termination": Case(
+        lambda r: ["simulate", "--experiment", "Rest for 1 minute", "--termination", ""],
+        ("--termination", "empty value"),
+        cli("--termination", "empty value"),
+    ),
+    "empty --bms-cell": Case(
+        lambda r: ["emulate", "--bms-cell", "", "--out", out(r)],
+        ("--bms-cell", "empty value"),
+        cli("--bms-cell", "empty value"),
+    ),
+    "empty --fs": Case(
+        lambda r: ["board", "--virtual", "--fs", ""],
+        ("--fs", "empty value"),
+        cli("--fs", "empty value"),
+    ),
+    "empty --port": Case(
+        lambda r: ["hil", "--port", "", "--scenario", str(r / "ok.toml"), "--out", out(r)],
+        ("--port", "empty value"),
+        cli("--port", "empty value"),
     ),
     # -- an interpreter that is not MicroPython --------------------------------------------
     "--micropython /bin/false": Case(
@@ -352,6 +533,8 @@ def test_bad_input_exits_2_naming_what_and_why(
     error = json.loads(stdout)  # one JSON object, the same error
     assert isinstance(error, dict) and error["exit_code"] == 2
     assert error["error"] in message and {"source", "field", "reason"} <= set(error)
+    if case.json is not None:
+        assert {k: error[k] for k in case.json} == case.json, error
     # Validated before anything was created: no output folder, no provisioned flash.
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert not (tmp_path / "out").exists()

@@ -120,3 +120,58 @@ def test_ctrl_c_writes_a_partial_log_and_summary_marked_incomplete(tmp_path: Pat
     rows = (out / "long.bdf.csv").read_text().splitlines()
     assert len(rows) == summary["steps"] + 2  # the header, the first sample, one per step
     assert "partial log and summary" in err
+
+
+@pytest.mark.parametrize("pipeline", [True, False])
+def test_a_board_that_stops_answering_fails_the_run_with_its_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], pipeline: bool
+) -> None:
+    """Every frame corrupted: the firmware answers nothing, the run ends (exit 1) with the
+    log and the summary written and marked board_stopped, and one JSON object on stdout;
+    no traceback. Not pipelined too (a campaign's runs): the same path."""
+    from unittest import mock
+
+    from host.emulator import run as run_module
+
+    scenario = tmp_path / "corrupt.toml"
+    scenario.write_text(
+        'steps = ["Rest for 2 seconds", "Corrupt 100% of frames", "Rest for 20 seconds"]\n'
+    )
+    real = run_module.run_scenario
+
+    async def run_scenario(*args: object, **kwargs: object) -> object:
+        return await real(*args, **{**kwargs, "pipeline": pipeline})  # type: ignore[arg-type]
+
+    argv = ["emulate", "--scenario", str(scenario), "--out", str(tmp_path / "out"), "--json"]
+    with mock.patch("host.emulator.run_scenario", run_scenario):
+        code = main(argv)
+    captured = capsys.readouterr()
+    assert code == 1, captured.err
+    assert "Traceback" not in captured.err
+    summary = json.loads(captured.out)  # exactly one JSON object
+    assert "no reply to 5 samples in a row" in summary["board_stopped"]
+    assert not summary["passed"] and not summary["completed"]
+    assert any("the board stopped answering" in e for e in summary["events"])
+    for path in summary["outputs"].values():
+        assert Path(path).is_file()
+    written = json.loads(Path(summary["outputs"]["summary"]).read_text())
+    assert written["board_stopped"] == summary["board_stopped"]
+    main(argv[:-1])  # the human form says so too
+    assert "board stopped answering: no reply" in capsys.readouterr().out
+
+
+def test_a_cell_without_hysteresis_dynamics_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """hysteresis_gamma = 0 (allowed by the cell schema) configures the firmware (its
+    slowest branch switch) instead of dividing by zero with the flash half written."""
+    (tmp_path / "gamma0.toml").write_text(
+        'extends = "sisn-lco-2ah"\n[circuit]\nhysteresis_gamma = 0\n'
+    )
+    scenario = tmp_path / "g0.toml"
+    scenario.write_text('cell = "gamma0.toml"\nsteps = ["Rest for 5 seconds"]\n')
+    code = main(["emulate", "--scenario", str(scenario), "--out", str(tmp_path / "o"), "--json"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 0 and summary["passed"]
+    config = json.loads((tmp_path / "o" / "flash" / "bms_config.json").read_text())
+    assert config["branch_switch_cpct"] == 5000

@@ -117,7 +117,9 @@ def test_bad_cell_and_option_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtur
         (["--ambient", "nan"], "--ambient"),
         (["--ambient", "1e6"], "--ambient"),
         (["--cycles", "0"], "--cycles"),
-        (["--termination", "80 parsecs"], "termination"),
+        (["--termination", "80 parsecs"], "--termination"),
+        (["--out", "{tmp}/notes.txt"], "--out"),
+        (["--out", "{tmp}/run.csv"], "--out"),
         (["--out", "{tmp}"], "--out"),
         (["--out", "{tmp}/run.bdf.csv/x.bdf.csv"], "--out"),
     ],
@@ -187,3 +189,27 @@ def test_design_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+def test_pack_outputs_are_written_all_or_none(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails midway (disk full on the third file) leaves none of the run's
+    files, nor a temporary one, and names --out, not a temporary file."""
+    real = bdf.write_bdf
+    calls: list[Path] = []
+
+    def failing(path: Path, *args: object, **kwargs: object) -> Path:
+        calls.append(Path(path))
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device", str(path))
+        return real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bdf, "write_bdf", failing)
+    out = tmp_path / "p.bdf.csv"
+    argv = ["simulate", "--cell", "sisn-lco-2ah-4s", "--experiment", "Rest for 10 seconds"]
+    assert main([*argv, "--out", str(out), "--json"]) == 2
+    error = json.loads(capsys.readouterr().out)
+    assert error["field"] == "--out" and "No space left" in error["reason"]
+    assert str(out) in error["reason"] and ".tmp" not in error["error"]
+    assert len(calls) == 3 and list(tmp_path.iterdir()) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -292,3 +293,29 @@ def test_the_largest_configuration_fits_the_firmware_frame_buffer() -> None:
     max_payload = firmware_module("bms.codec").MAX_PAYLOAD
     print(f"largest CONFIG payload {size} B of {max_payload} B")
     assert size <= max_payload
+
+
+@pytest.mark.parametrize("gamma", [0.0, 5e-324])
+def test_a_cell_without_hysteresis_dynamics_gets_the_slowest_branch_switch(gamma: float) -> None:
+    """hysteresis_gamma 0 (the cell schema's bottom: the hysteresis state never moves) is a
+    valid cell: no charge switches its branch, so the firmware gets its slowest switch, as
+    for any gamma too small to reach it; not a ZeroDivisionError (nor an OverflowError)."""
+    design = load_cell("sisn-lco-2ah")
+    flat = dataclasses.replace(
+        design, circuit=dataclasses.replace(design.circuit, hysteresis_gamma=gamma)
+    )
+    cfg = build_config(flat)
+    assert cfg["branch_switch_cpct"] == firmware_rules().LIMITS["branch_switch_cpct"][1]
+    assert firmware_rules().validate(cfg) is None
+
+
+def test_a_refused_configuration_never_prints_an_absurd_integer() -> None:
+    """A value derived from an absurd field (tau1_s 1e-300: r_step_uohm_s ~ 1.5e302) is named
+    in a readable form, not as 300 digits."""
+    design = load_cell("sisn-lco-2ah")
+    absurd = dataclasses.replace(design, circuit=dataclasses.replace(design.circuit, tau1_s=1e-300))
+    with pytest.raises(InputError) as err:
+        build_config(absurd)
+    message = str(err.value)
+    assert "r_step_uohm_s" in message and "e+30" in message, message
+    assert not re.search(r"\d{13}", message), message
