@@ -141,15 +141,22 @@ class ScalarTable:
             (self.half[j + 1] - self.half[j]) / (x[j + 1] - x[j]) for j in range(self.last)
         ]
 
+    def _segment(self, x: float) -> tuple[int, float | None]:
+        """(j, x - x_j) inside segment j, or (j, None) on breakpoint j or beyond an end, where
+        np.interp takes the table's value itself."""
+        j = bisect_right(self.x, x) - 1
+        if j < 0:
+            return 0, None
+        if j < self.last and self.x[j] != x:
+            return j, x - self.x[j]
+        return j, None
+
     def value(self, x: float, h: float | None) -> float:
         """mid(x) + h half(x) (h None: mid(x)); NaN for NaN (np.interp may differ there)."""
         if x != x:
             return x
-        j = bisect_right(self.x, x) - 1
-        if j < 0:
-            j = 0
-        elif j < self.last and self.x[j] != x:
-            dx = x - self.x[j]
+        j, dx = self._segment(x)
+        if dx is not None:
             m = self.s_mid[j] * dx + self.mid[j]
             return m if h is None else m + h * (self.s_half[j] * dx + self.half[j])
         m = self.mid[j]
@@ -159,12 +166,8 @@ class ScalarTable:
         """BranchTable.half_at: half(x) alone (np.interp)."""
         if x != x:
             return x
-        j = bisect_right(self.x, x) - 1
-        if j < 0:
-            j = 0
-        elif j < self.last and self.x[j] != x:
-            return self.s_half[j] * (x - self.x[j]) + self.half[j]
-        return self.half[j]
+        j, dx = self._segment(x)
+        return self.half[j] if dx is None else self.s_half[j] * dx + self.half[j]
 
     def slope(self, x: float, h: float) -> float:
         """BranchTable.slope: d value / dx of the segment holding x, 0 outside the table."""

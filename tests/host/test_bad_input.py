@@ -80,6 +80,16 @@ def out(root: Path) -> str:
     return str(root / "out")
 
 
+def _report(path: str, reason: str) -> Case:
+    """campaign --report at `path` (under the cases' folder), refused for `reason`."""
+    argv = ["campaign", "campaign-ok.toml", "--out", "out", "--report", path]
+    return Case(
+        lambda r: [str(r / a) if a in (argv[1], "out", path) else a for a in argv],
+        ("--report", path.split("/")[0], reason),
+        cli("--report"),
+    )
+
+
 TABLE: dict[str, Case] = {
     # -- invalid UTF-8 in every kind of input file ---------------------------------------
     "cell TOML not UTF-8": Case(
@@ -344,54 +354,10 @@ TABLE: dict[str, Case] = {
         ("--out", "/proc", "cannot write"),
         cli("--out"),
     ),
-    "campaign --report not FILE.md": Case(
-        lambda r: [
-            "campaign",
-            str(r / "campaign-ok.toml"),
-            "--out",
-            out(r),
-            "--report",
-            str(r / "a-file"),
-        ],
-        ("--report", "a-file", "NAME.md"),
-        cli("--report"),
-    ),  # fmt: skip
-    "campaign --report in a missing folder": Case(
-        lambda r: [
-            "campaign",
-            str(r / "campaign-ok.toml"),
-            "--out",
-            out(r),
-            "--report",
-            str(r / "no-such-folder" / "r.md"),
-        ],
-        ("--report", "no-such-folder", "does not exist"),
-        cli("--report"),
-    ),  # fmt: skip
-    "campaign --report a folder": Case(
-        lambda r: [
-            "campaign",
-            str(r / "campaign-ok.toml"),
-            "--out",
-            out(r),
-            "--report",
-            str(r / "report-dir.md"),
-        ],
-        ("--report", "report-dir.md", "is a folder"),
-        cli("--report"),
-    ),  # fmt: skip
-    "campaign --report a FIFO": Case(
-        lambda r: [
-            "campaign",
-            str(r / "campaign-ok.toml"),
-            "--out",
-            out(r),
-            "--report",
-            str(r / "report-fifo.md"),
-        ],
-        ("--report", "report-fifo.md", "not a regular file"),
-        cli("--report"),
-    ),  # fmt: skip
+    "campaign --report not FILE.md": _report("a-file", "NAME.md"),
+    "campaign --report in a missing folder": _report("no-such-folder/r.md", "does not exist"),
+    "campaign --report a folder": _report("report-dir.md", "is a folder"),
+    "campaign --report a FIFO": _report("report-fifo.md", "not a regular file"),
     "simulate --termination unreadable": Case(
         lambda r: ["simulate", "--experiment", "Rest for 1 minute", "--termination", "banana"],
         ("--termination", "cannot read 'banana'"),
