@@ -146,22 +146,27 @@ def read_text(path):
     return None
 
 
+def _parse(path):
+    """(the file's JSON, 0), or (None, STATE_MISSING / STATE_CORRUPT)."""
+    try:
+        text = read_text(path)
+        if text is None:
+            return None, STATE_MISSING
+        return json.loads(text), 0
+    except (ValueError, TypeError, MemoryError, RuntimeError):
+        # (not UTF-8, too large, or nested too deep for the heap or the stack)
+        return None, STATE_CORRUPT
+
+
 def load_state(path):
     """Return (dict or None, flags): flags STATE_MISSING or STATE_CORRUPT when None.
 
     Falls back to path + ".tmp" when `path` is missing (read_text).
     """
-    try:
-        text = read_text(path)
-        if text is None:
-            return None, STATE_MISSING
-        d = json.loads(text)
-    except (ValueError, TypeError, MemoryError, RuntimeError):
-        # (not UTF-8, too large, or nested too deep for the heap or the stack)
+    d, flags = _parse(path)
+    if d is not None and not _check(d):
         return None, STATE_CORRUPT
-    if not _check(d):
-        return None, STATE_CORRUPT
-    return d, 0
+    return d, flags
 
 
 def keep_latched(bms, path):
@@ -169,11 +174,7 @@ def keep_latched(bms, path):
     switch, and only CLEAR_LATCHED closes it), whatever else in it is out of range or made
     for another configuration (a cell count or capacity changed, a config file damaged so
     the board booted on defaults). None can be read from a file that is not JSON."""
-    try:
-        text = read_text(path)
-        d = json.loads(text) if text else None
-    except (ValueError, TypeError, MemoryError, RuntimeError):
-        return
+    d = _parse(path)[0]
     v = d.get("latched") if isinstance(d, dict) else None
     if _in(v, OPTIONAL["latched"]):
         _latch(bms, v)

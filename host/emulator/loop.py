@@ -129,14 +129,18 @@ def _gates(state: State) -> tuple[bool, bool, int, float | None, float | None]:
     )
 
 
-def check_scenario(scenario: Scenario, design: CellDesign, *, can_cut_power: bool) -> None:
-    """Reject what cannot run before any I/O: bad cell numbers, power cuts on a port, profiles."""
+def check_scenario(
+    scenario: Scenario, design: CellDesign, *, can_cut_power: bool, n_temps: int | None = None
+) -> None:
+    """Reject what cannot run before any I/O: bad cell or sensor numbers, power cuts on a
+    port, profiles. n_temps: the sensors the board will report, where known before it starts."""
     env = CheckEnv(
         n_cells=design.n_series,
         capacity_Ah=design.capacity_Ah,
         sample_period_s=scenario.sample_period_s,
         base_dir=scenario.base_dir,
         can_cut_power=can_cut_power,
+        n_temps=n_temps,
     )
     check_steps(scenario.steps, env, scenario.source, scenario.step_fields)
 

@@ -30,7 +30,6 @@ from host.report import json_out
 from host.report.bdf_log import SIGN_NOTE, write_bdf_log
 from host.report.plot_worker import PlotWorker
 from host.scenarios import Scenario
-from host.scenarios.steps.faults import BreakThermistor
 
 log = logging.getLogger(__name__)
 
@@ -192,23 +191,14 @@ def write_outputs(
     return outputs
 
 
-def check_provisioning(scenario: Scenario, belief: CellDesign, target: str) -> None:
-    """A board the run provisions (virtual, QEMU), checked before anything is created: the
-    firmware configuration for the BMS's design on it (a design the firmware refuses, e.g.
-    17 cells in series, raises InputError naming the cell file's field), and the steps
-    that name a temperature sensor against the sensors its firmware will report."""
+def provisioned_n_temps(scenario: Scenario, belief: CellDesign, target: str) -> int:
+    """The temperature sensors a board the run provisions (virtual, QEMU) will report, from
+    the firmware configuration for the BMS's design on it, built now, before anything is
+    created: a design the firmware refuses (17 cells in series) raises InputError naming
+    the cell file's field."""
     board = load_board(QEMU_BOARD if is_qemu(target) else VIRTUAL_BOARD)
     period_ms = round(scenario.sample_period_s * 1000)
-    config = build_config(belief, replace(board, sample_period_ms=period_ms))
-    n_temps = int(config["n_temps"])
-    for index, step in enumerate(scenario.steps):
-        if isinstance(step, BreakThermistor) and step.probe > n_temps:
-            raise InputError(
-                scenario.source,
-                scenario.field_of(index),
-                f"{step.text!r}: probe {step.probe} out of range 1..{n_temps} (the board "
-                f"reports {n_temps} temperature sensor(s) for {belief.n_series} cell(s))",
-            )
+    return int(build_config(belief, replace(board, sample_period_ms=period_ms))["n_temps"])
 
 
 async def run_scenario(
@@ -249,9 +239,8 @@ async def run_scenario(
         target=target,
         lockstep=not realtime,
     )
-    check_scenario(scenario, designs.truth, can_cut_power=board.can_cut_power)
-    if port is None:
-        check_provisioning(scenario, designs.belief, target)
+    n_temps = None if port is not None else provisioned_n_temps(scenario, designs.belief, target)
+    check_scenario(scenario, designs.truth, can_cut_power=board.can_cut_power, n_temps=n_temps)
     # Forked before the board: it imports matplotlib on the core start-up leaves idle.
     plotter = PlotWorker() if write_files else None
     try:

@@ -33,6 +33,9 @@ class CheckEnv:
     sample_period_s: float
     base_dir: Path
     can_cut_power: bool
+    # temperature sensors the board will report: known before it starts only for a board
+    # the run provisions (virtual, QEMU); None on a real port, which says so when it answers
+    n_temps: int | None = None
 
 
 @dataclass(frozen=True)

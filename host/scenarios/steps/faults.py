@@ -271,6 +271,13 @@ class BreakThermistor(ScenarioStep):
         opened = m.group(1).lower() == "open"
         return cls(text, probe, THERMISTOR_OPEN_degC if opened else THERMISTOR_SHORT_degC)
 
+    def check(self, env: CheckEnv) -> None:
+        if env.n_temps is not None and self.probe > env.n_temps:
+            raise ValueError(
+                f"probe {self.probe} out of range 1..{env.n_temps} (the board reports "
+                f"{env.n_temps} temperature sensor(s) for {env.n_cells} cell(s))"
+            )
+
     async def run(self, loop: StepLoop, index: int) -> None:
         loop.sensors.break_thermistor(self.probe - 1, self.reads_degC)
 
