@@ -30,7 +30,7 @@ from cellmodel.design import (
     Pack,
 )
 from cellmodel.errors import InputError
-from cellmodel.files import read_text
+from cellmodel.files import TOML_CAP, check_input_file, read_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -227,22 +227,30 @@ def _resolve(
 ) -> Path:
     """The file a preset name or path names. source and field: where the reference was read
     (a scenario file and its key, a cell file's `extends`, a command-line option), so a
-    missing cell is reported there; by default the reference itself."""
+    missing cell is reported there; by default the reference itself. A path that is there
+    but is no regular file (a folder, a FIFO, a device) is refused for that, unread
+    (files.check_input_file), not reported missing."""
     text = str(name_or_path)
+    src = text if source is None else source
     preset = CELLS_DIR / f"{text}.toml"
     if "/" not in text and "\\" not in text and not text.endswith(".toml") and preset.is_file():
         return preset
     path = Path(text)
     if relative_to is not None and not path.is_absolute():
         path = relative_to / path
-    if path.is_file():
-        return path
-    looked = f" {path}" if str(path) != text else ""
-    raise InputError(
-        text if source is None else source,
-        field,
-        f"no preset named {text!r} and no such file{looked} (presets: {', '.join(list_cells())})",
-    )
+    try:
+        path.stat()
+    except FileNotFoundError:
+        looked = f" {path}" if str(path) != text else ""
+        raise InputError(
+            src,
+            field,
+            f"no preset named {text!r} and no such file{looked} "
+            f"(presets: {', '.join(list_cells())})",
+        ) from None
+    except OSError:
+        pass  # no permission, a loop of links, ...: check_input_file says which
+    return check_input_file(path, src, field, TOML_CAP)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

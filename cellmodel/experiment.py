@@ -124,6 +124,20 @@ class Step:
         amps = self.drive * (capacity_Ah if self.drive_unit == "C" else 1.0)
         return -amps if self.kind == "charge" else amps
 
+    def until_text(self) -> str | None:
+        """The step's `until` condition as a reader wrote it ("4.2 V", "C/20", "4.2 V or
+        0.1 A"), None without one."""
+        parts = []
+        if self.voltage_cutoff_V is not None:
+            parts.append(f"{self.voltage_cutoff_V:g} V")
+        if self.current_cutoff is not None:
+            c = self.current_cutoff
+            if self.current_cutoff_unit == "C":
+                parts.append(f"C/{1.0 / c:g}" if c < 1.0 else f"{c:g}C")
+            else:
+                parts.append(f"{c:g} A")
+        return " or ".join(parts) or None
+
     def current_cutoff_A(self, capacity_Ah: float) -> float | None:
         if self.current_cutoff is None:
             return None
@@ -472,11 +486,17 @@ def _termination_item(text: str, source: str, where: str) -> tuple[str, float]:
 
 @dataclass(frozen=True)
 class Experiment:
-    """Parsed steps, the cycle (from 1) each belongs to, and the experiment's termination."""
+    """Parsed steps, the cycle (from 1) each belongs to, and the experiment's termination.
+
+    source: where the steps were read (a file, or the option `--experiment`); errors found
+    when the experiment runs (a Run step's profile, too many rows) name it, as its parse
+    errors do.
+    """
 
     steps: tuple[Step, ...]
     cycles: tuple[int, ...]
     termination: Termination = Termination()
+    source: str = "experiment"
 
     @classmethod
     def of_steps(cls, steps: Sequence[Step]) -> Experiment:
@@ -494,6 +514,7 @@ def parse_experiment(
         steps=steps,
         cycles=tuple(e.cycle for e in flat),
         termination=parse_termination(termination, source=source),
+        source=source,
     )
 
 
@@ -560,6 +581,8 @@ class StepController:
         self.time_limit_s = self._time_limit()
         # True when an until-only step's own time limit was cut to MAX_STEP_PERIODS.
         self.capped = False
+        # The step's `until` condition ("4.2 V") when its time ran out first (finished).
+        self.until_unmet: str | None = None
         if self.time_limit_s / self.period_s > MAX_STEP_PERIODS:
             if step.duration_s is not None or self.profile is not None:
                 raise InputError(
@@ -653,9 +676,23 @@ class StepController:
         return self.reason
 
     def time_up_reason(self) -> str:
-        """Why the step ended when its time ran out."""
+        """Why the step ended when its time ran out: its stated duration, or the time limit
+        of an until-only step (MIN_TIME_LIMIT_S, HOLD_TIME_LIMIT_S, MAX_STEP_PERIODS), and
+        its `until` condition not reached (also kept in until_unmet)."""
         if self.capped:
-            return f"step limit of {MAX_STEP_PERIODS:,} periods"
-        if self.step.duration_s is not None or self.step.kind == "run":
-            return "duration elapsed"
-        return "time limit"
+            why = f"step limit of {MAX_STEP_PERIODS:,} periods"
+        elif self.step.duration_s is not None or self.step.kind == "run":
+            why = "duration elapsed"
+        else:
+            why = f"time limit of {_duration_text(self.time_limit_s)}"
+        self.until_unmet = self.step.until_text()
+        return why if self.until_unmet is None else f"{why}, {self.until_unmet} not reached"
+
+
+def _duration_text(duration_s: float) -> str:
+    """'4 h', '90 min', '20 s'."""
+    if duration_s >= 3600.0:
+        return f"{duration_s / 3600.0:.4g} h"
+    if duration_s >= 60.0:
+        return f"{duration_s / 60.0:.4g} min"
+    return f"{duration_s:.4g} s"

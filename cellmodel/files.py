@@ -4,6 +4,10 @@ Inputs: `read_text` turns every way a file can be unreadable (missing, a folder,
 device or FIFO such as /dev/zero, no permission, not UTF-8) into an InputError naming
 the file and the reason, so the CLI exits 2 with a message instead of a traceback;
 `check_input_file` is its check that a path is a regular file, without reading it.
+Every input file is read whole into memory, so each kind has a size cap (`SizeCap`:
+TOML_CAP for cell, board, scenario and campaign files, PROFILE_CAP for profiles and
+BDF logs run as profiles), checked from the file's stat before a byte is read
+(docs/cli.md, "Input file sizes").
 
 Outputs: `check_output_dir` refuses an output folder that cannot be one before anything
 is created; `atomic_path` and `write_text_atomic` write a file whole or not at all (a
@@ -18,20 +22,50 @@ import os
 import secrets
 import stat
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from cellmodel.errors import InputError
 
+MiB = 1024 * 1024
 
-def read_text(path: str | Path, source: str | None = None, what: str = "file") -> str:
+
+@dataclass(frozen=True)
+class SizeCap:
+    """The largest file of one kind the host reads: it is read whole, then parsed."""
+
+    max_bytes: int
+    kind: str  # for the message: "over the 4 MiB limit for a {kind}"
+
+    def describe(self) -> str:
+        return _size_text(self.max_bytes, exact=False)
+
+
+# Cell, board, scenario and campaign files: TOML of a few tables and lists. The largest
+# shipped one (a campaign) is 7 kB, a cell file 4 kB; a cell with 10,000-point OCV tables
+# would be about 0.3 MB. 4 MiB leaves room for any hand- or script-made file.
+TOML_CAP = SizeCap(4 * MiB, "TOML file (cell, board, scenario, campaign)")
+# Profiles, and BDF logs replayed as profiles (other columns ignored). The widest log is
+# an emulation of 16 cells: 47 columns, about 300 bytes a row, so 48 h at a 1 s period
+# (172,800 rows) is about 52 MB and a week about 180 MB; a plain time_s,current_A profile
+# of the 2,000,000-row limit (cellmodel.profile.MAX_ROWS) is about 40 MB. Reading takes a
+# few times the file's size in memory (bytes, text, lines) at its peak.
+PROFILE_CAP = SizeCap(256 * MiB, "profile or BDF log")
+
+
+def read_text(
+    path: str | Path, source: str | None = None, what: str = "file", *, cap: SizeCap = TOML_CAP
+) -> str:
     """The UTF-8 text of `path` (a leading BOM dropped); InputError(source or path, what, why).
 
-    `what` is the field the error names ("file", or e.g. "profile").
+    `what` is the field the error names ("file", or e.g. "profile"). A file larger than
+    `cap` (by default that of a TOML file) is refused before it is read.
     """
     path = Path(path)
     src = str(path) if source is None else source
     try:
-        data = _read_regular(path, src, what)
+        data = _read_regular(path, src, what, cap)
     except OSError as exc:
         raise InputError(src, what, f"cannot read {path}: {exc.strerror or exc}") from None
     try:
@@ -42,22 +76,49 @@ def read_text(path: str | Path, source: str | None = None, what: str = "file") -
         ) from None
 
 
-def check_input_file(path: str | Path, source: str, field: str) -> Path:
-    """`path` if it names a regular file (or a link to one); InputError otherwise.
+def check_input_file(path: str | Path, source: str, field: str, cap: SizeCap | None = None) -> Path:
+    """`path` if it names a regular file (or a link to one) no larger than `cap` (when
+    given); InputError otherwise.
 
     A device, FIFO or socket (`/dev/zero`, a named pipe) is refused without being opened:
     reading one may never end, or block, or exhaust memory.
     """
     path = Path(path)
     try:
-        mode = path.stat().st_mode
+        st = path.stat()
     except OSError as exc:
         raise InputError(source, field, f"cannot read {path}: {exc.strerror or exc}") from None
+    _check_stat(path, st, source, field, cap)
+    return path
+
+
+def _check_stat(
+    path: Path, st: os.stat_result, source: str, field: str, cap: SizeCap | None
+) -> None:
+    mode = st.st_mode
     if stat.S_ISDIR(mode):
         raise InputError(source, field, f"cannot read {path}: Is a directory")
     if not stat.S_ISREG(mode):
         raise InputError(source, field, f"{path} is not a regular file ({file_kind(mode)})")
-    return path
+    if cap is not None and st.st_size > cap.max_bytes:
+        _too_large(path, st.st_size, source, field, cap)
+
+
+def _too_large(path: Path, size: int, source: str, field: str, cap: SizeCap) -> NoReturn:
+    raise InputError(
+        source,
+        field,
+        f"{path} is {_size_text(size)}, over the {cap.describe()} limit for a {cap.kind}",
+    )
+
+
+def _size_text(n_bytes: int, *, exact: bool = True) -> str:
+    """'4 MiB', '2.5 GiB (2,684,354,560 bytes)'."""
+    for unit, scale in (("GiB", 1024 * MiB), ("MiB", MiB), ("KiB", 1024)):
+        if n_bytes >= scale:
+            value = f"{n_bytes / scale:.3g} {unit}"
+            return f"{value} ({n_bytes:,} bytes)" if exact else value
+    return f"{n_bytes:,} bytes"
 
 
 def file_kind(mode: int) -> str:
@@ -73,16 +134,19 @@ def file_kind(mode: int) -> str:
     return "not a file"
 
 
-def _read_regular(path: Path, source: str, what: str) -> bytes:
-    """The bytes of a regular file; a device, FIFO or socket is refused before it is read."""
-    check_input_file(path, source, what)
+def _read_regular(path: Path, source: str, what: str, cap: SizeCap) -> bytes:
+    """The bytes of a regular file of at most cap.max_bytes; a device, FIFO or socket, or a
+    larger file, is refused before it is read."""
+    check_input_file(path, source, what, cap)
     # O_NONBLOCK: should the path have become a FIFO since, opening it does not wait.
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     with os.fdopen(fd, "rb") as f:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise InputError(source, what, f"{path} is not a regular file ({file_kind(mode)})")
-        return f.read()
+        st = os.fstat(fd)
+        _check_stat(path, st, source, what, cap)
+        data = f.read(cap.max_bytes + 1)  # a file that grew since is not read on
+        if len(data) > cap.max_bytes:
+            _too_large(path, max(st.st_size, len(data)), source, what, cap)
+        return data
 
 
 def check_output_dir(path: str | Path, source: str, field: str) -> Path:

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from cellmodel.errors import InputError
-from cellmodel.files import check_input_file, read_text
+from cellmodel.files import PROFILE_CAP, check_input_file, read_text
 from cellmodel.quantities import (
     CELL_VOLTAGE_V,
     DURATION_S,
@@ -103,7 +103,7 @@ def _is_numeric(cells: list[str]) -> bool:
 
 
 def _decode(path: Path, src: str) -> str:
-    return read_text(path, src)
+    return read_text(path, src, cap=PROFILE_CAP)
 
 
 class _Reader:

@@ -178,16 +178,17 @@ class _Rows:
     _CELLS = ("v", "ocv", "soc", "h", "temp", "util", "pot")
     _SCALARS = ("t", "step", "cycle", "current", "ambient")
 
-    def __init__(self, n_cells: int) -> None:
+    def __init__(self, n_cells: int, source: str = "experiment") -> None:
         self.n = 0
         self.n_cells = n_cells
+        self.source = source  # named when the run outgrows MAX_CELL_ROWS
         self.cells = {k: np.empty((64, n_cells)) for k in self._CELLS}
         self.scalars = {k: np.empty(64) for k in self._SCALARS}
 
     def _grow(self) -> None:
         if (self.n + 1) * self.n_cells > MAX_CELL_ROWS:
             raise InputError(
-                "experiment",
+                self.source,
                 "rows",
                 f"the run needs more than {MAX_CELL_ROWS // self.n_cells:,} rows; "
                 "give a longer period or fewer steps",
@@ -362,7 +363,8 @@ def _run_substeps(
 def _controllers(
     exp: Experiment, capacity_Ah: float, period_s: float, base_dir: str | Path | None
 ) -> list[StepController]:
-    """One controller per step, made (and its profile read) before anything runs.
+    """One controller per step, made (and its profile read) before anything runs; errors
+    name the experiment's source and the step.
 
     A profile that many steps name (a drive cycle in a repeated cycle) is read once.
     """
@@ -372,13 +374,20 @@ def _controllers(
         where = f"step {i + 1}"
         profile = None
         if step.kind == "run":
-            path = resolve_profile(step.profile_path or "", base_dir, "experiment", where)
+            path = resolve_profile(step.profile_path or "", base_dir, exp.source, where)
             key = (path.resolve(), step.profile_kind)
             if key not in profiles:
                 profiles[key] = load_profile(path, step.profile_kind)
             profile = profiles[key]
         out.append(
-            StepController(step, capacity_Ah, period_s=period_s, profile=profile, field=where)
+            StepController(
+                step,
+                capacity_Ah,
+                period_s=period_s,
+                profile=profile,
+                source=exp.source,
+                field=where,
+            )
         )
     return out
 
@@ -401,12 +410,12 @@ def run_experiment(
     )
     if definite * model.n_cells > MAX_CELL_ROWS:
         raise InputError(
-            "experiment",
+            exp.source,
             "steps",
             f"the timed steps alone need {definite:,.0f} periods, more than "
             f"{MAX_CELL_ROWS // model.n_cells:,}: give a longer period or shorter steps",
         )
-    rows = _Rows(model.n_cells)
+    rows = _Rows(model.n_cells, exp.source)
     rows.add(model, -1, 0, 0.0)
     reasons: list[str] = []
     base_ambient = model.ambient_degC

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cellmodel.errors import InputError
-from cellmodel.files import read_text
+from cellmodel.files import TOML_CAP, check_input_file, read_text
 from host.firmware_config import SAMPLE_PERIOD_MAX_MS
 from host.resources import boards_dir
 
@@ -207,9 +207,9 @@ def board_path(name_or_path: str | Path) -> Path:
     text = str(name_or_path)
     if text.endswith(".toml") or "/" in text or "\\" in text:
         path = Path(text)
-        if not path.is_file():
-            raise InputError("--board", text, "no such board file")
-        return path
+        if path.exists():  # a folder, a FIFO, a device: there, but refused unread
+            return check_input_file(path, "--board", text, TOML_CAP)
+        raise InputError("--board", text, "no such board file")
     path = boards_dir() / f"{text}.toml"
     if not path.is_file():
         known = ", ".join(p.stem for p in sorted(boards_dir().glob("*.toml")))

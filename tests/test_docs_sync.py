@@ -146,3 +146,14 @@ def test_documented_config_size_is_the_configuration_made() -> None:
     internals = (DOCS / "internals.md").read_text(encoding="utf-8")
     m = re.search(r"CONFIG reply is about ([\d.]+) KB", internals)
     assert m and float(m.group(1)) == round(size / 1000, 1)
+
+
+def test_the_input_size_caps_documented_are_the_caps_checked() -> None:
+    """docs/cli.md's "Input file sizes" names each kind's cap as cellmodel.files has it."""
+    from cellmodel.files import PROFILE_CAP, TOML_CAP
+
+    rows = section(CLI_MD, "Input file sizes").splitlines()
+    toml_row = next(r for r in rows if r.startswith("| cell, board, scenario and campaign"))
+    profile_row = next(r for r in rows if r.startswith("| profiles"))
+    assert toml_row.split("|")[2].strip() == TOML_CAP.describe()
+    assert profile_row.split("|")[2].strip() == PROFILE_CAP.describe()

@@ -19,7 +19,7 @@ import tomli_w
 
 from cellmodel import list_cells
 from cellmodel.errors import InputError
-from cellmodel.files import read_text
+from cellmodel.files import PROFILE_CAP, TOML_CAP, SizeCap, read_text
 from host.scenarios.steps import DriveStep, parse_scenario_step
 
 if sys.version_info >= (3, 11):
@@ -93,7 +93,7 @@ class Bundle:
         if not isinstance(step, DriveStep) or step.step.kind != "run":
             return text
         path = Path(step.step.profile_path or "")
-        return f"Run {self._add(path, self._read(path, f'steps[{index}]'))}"
+        return f"Run {self._add(path, self._read(path, f'steps[{index}]', PROFILE_CAP))}"
 
     def _cell(self, path: Path, field: str, depth: int) -> str:
         """A cell file and the files it extends; `extends` rewritten to the copy's name."""
@@ -111,9 +111,9 @@ class Bundle:
             text = tomli_w.dumps(data)
         return self._add(path, text)
 
-    def _read(self, path: Path, field: str) -> str:
+    def _read(self, path: Path, field: str, cap: SizeCap = TOML_CAP) -> str:
         try:
-            return read_text(path)
+            return read_text(path, cap=cap)
         except InputError as exc:
             raise InputError(self.source, field, f"{path}: {exc.reason}") from None
 

@@ -114,6 +114,11 @@ def print_summary(summary: dict[str, Any]) -> None:
     for e in summary["expectations"]:
         mark = "pass" if e["passed"] else "FAIL"
         print(f"  [{mark}] {e['text']} ({e['detail']})")
+    for u in summary.get("until_not_reached", []):
+        print(
+            f"  step {u['step']} ({u['text']}) ended at t={u['t_s']:.0f} s on time, not on "
+            f"its condition: {u['ended']}"
+        )
     if summary.get("board_stopped"):
         print(f"  board stopped answering: {summary['board_stopped']}")
     elif not summary["completed"]:

@@ -87,6 +87,8 @@ class LoopOutcome:
     checker: ExpectationChecker
     beliefs: dict[str, Any] = field(default_factory=dict)  # estimate quality and availability
     events: list[str] = field(default_factory=list)
+    # drive steps whose `until` condition was not reached: their time ran out first
+    until_not_reached: list[dict[str, Any]] = field(default_factory=list)
     t_end_s: float = 0.0
     wall_s: float = 0.0
     steps: int = 0
@@ -213,6 +215,7 @@ class ClosedLoop:
         ]
         self.recorder = Recorder(design, nameplate_Ah=self.nameplate_Ah, whole_run=whole_run)
         self.events: list[str] = []
+        self.unmet: list[dict[str, Any]] = []
         self._t_s = 0.0
         self.steps = 0
         self.lost_samples = 0
@@ -271,6 +274,11 @@ class ClosedLoop:
 
     def event(self, text: str) -> None:
         self.events.append(f"t={self._t_s:.0f} s: {text}")
+
+    def until_not_reached(self, index: int, text: str, until: str, ended: str) -> None:
+        self.unmet.append(
+            {"step": index, "text": text, "until": until, "ended": ended, "t_s": self._t_s}
+        )
 
     def set_ambient(self, degC: float) -> None:
         self.plant.set_ambient(degC)
@@ -580,6 +588,7 @@ class ClosedLoop:
             checker=rec.checker,
             beliefs=rec.beliefs,
             events=self.events,
+            until_not_reached=self.unmet,
             t_end_s=self._t_s,
             wall_s=time.monotonic() - wall_start,
             steps=self.steps,

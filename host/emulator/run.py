@@ -150,6 +150,7 @@ def build_summary(
         "firmware": {"hello": outcome.hello, "final_state": outcome.final_state},
         "sensors": scenario.sensors.as_dict(),
         "events": outcome.events,
+        "until_not_reached": outcome.until_not_reached,
         "sign_convention": SIGN_NOTE,
     }
 

@@ -30,7 +30,11 @@ STATE_FIXED_LEN = 67  # the STATE payload before its per-cell part
 STATE_CELL_LEN = 4  # bytes a cell: u16 SOC, u16 utilization
 NO_ANODE_MV = -32768  # anode_potential_mV before the first plausible sample
 REPLY = 0x80
-NO_TEMP_DDEGC = -32768  # max_temp_ddegC when the sample had no temperature
+# max_temp_ddegC when the sample had no temperature reading: it carried none, or every
+# reading was -32768 itself; on a board with sensors a sensor fault (docs/protocol.md)
+NO_TEMP_DDEGC = -32768
+NO_TEMP_READING = "no reading"
+NO_TEMP_SENSOR_FAULT = "no reading (sensor fault)"
 SEQ_MODULUS = 0x10000
 
 
@@ -258,7 +262,7 @@ class State:
     current_mA: int
     min_cell_mV: int
     max_cell_mV: int
-    max_temp_degC: float | None  # None: no temperature sensor
+    max_temp_degC: float | None  # None: no reading (NO_TEMP_DDEGC); see max_temp_reading
     cap_learn_count: int
     ccl_mA: int = 0
     dcl_mA: int = 0
@@ -293,6 +297,23 @@ class State:
     def flag_names(self) -> tuple[str, ...]:
         return names(self.flags, FLAG_BITS)
 
+    @property
+    def max_temp_reading(self) -> str:
+        """What max_temp_degC is: "measured"; or, for NO_TEMP_DDEGC, "no reading (sensor
+        fault)" when the reply carries SENSOR_RANGE (the firmware's verdict on a sample that
+        lacked a configured probe or read -32768), else "no reading" (a board without
+        temperature sensors, or a fault still within sensor_delay_ms)."""
+        if self.max_temp_degC is not None:
+            return "measured"
+        return NO_TEMP_SENSOR_FAULT if "SENSOR_RANGE" in self.faults else NO_TEMP_READING
+
+    @property
+    def max_temp_text(self) -> str:
+        """'25.1 degC', or max_temp_reading when there is no reading."""
+        if self.max_temp_degC is None:
+            return self.max_temp_reading
+        return f"{self.max_temp_degC:.1f} degC"
+
     def balancing(self, n_cells: int) -> tuple[bool, ...]:
         """Bleed decision per cell, cell 1 first."""
         return tuple(bool(self.balance_bits >> k & 1) for k in range(n_cells))
@@ -308,6 +329,7 @@ class State:
             "latched": list(self.latched),
             "warnings": list(self.warnings),
             "flag_names": list(self.flag_names),
+            "max_temp_reading": self.max_temp_reading,
         }
 
 

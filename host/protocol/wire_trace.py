@@ -85,15 +85,17 @@ def _summary(frame: Frame) -> str:
     ftype, payload = frame.ftype, frame.payload
     if ftype == FrameType.SAMPLE:
         s = decode_sample(payload)
-        temps = ",".join(str(t) for t in s.temp_ddegC) or "none"
+        temps = ",".join(str(t) for t in s.temp_ddegC)
         cells = ",".join(str(v) for v in s.cell_mV)
-        return f"t {s.t_ms} ms, I {s.current_mA} mA, cells {cells} mV, temps {temps} ddegC"
+        # A sample without readings: a sensor fault on a board configured for probes.
+        temps = f"temps {temps} ddegC" if temps else "no temperature reading"
+        return f"t {s.t_ms} ms, I {s.current_mA} mA, cells {cells} mV, {temps}"
     if ftype in (FrameType.STATE, FrameType.GET_STATE_REPLY):
         st = decode_state(payload)
         faults = ",".join(st.faults) or "none"
         return (
             f"t {st.t_ms} ms, SOC {st.soc_pct:.2f} %, CHG {_on(st.chg_on)}, "
-            f"DSG {_on(st.dsg_on)}, faults {faults}"
+            f"DSG {_on(st.dsg_on)}, faults {faults}, max temp {st.max_temp_text}"
         )
     if ftype in (FrameType.HELLO_REPLY, FrameType.BOOT):
         h = decode_hello(payload)

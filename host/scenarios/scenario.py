@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from cellmodel.errors import InputError
-from cellmodel.files import read_text
+from cellmodel.files import TOML_CAP, check_input_file, read_text
 from host.firmware_config import SAMPLE_PERIOD_MAX_MS
 from host.scenarios.mismatch import Mismatch, parse_mismatch
 from host.scenarios.steps import DriveStep, ScenarioStep, parse_scenario_step
@@ -346,8 +346,9 @@ def load_scenario(name_or_path: str | Path | None = None) -> Scenario:
                 text,
                 f"no such scenario file or built-in; built-ins: {', '.join(library_names())}",
             )
-    if not path.is_file():
-        raise InputError("--scenario", text, "not a file" if path.exists() else "no such file")
+    if not path.exists():
+        raise InputError("--scenario", text, "no such file")
+    check_input_file(path, "--scenario", text, TOML_CAP)  # a folder, a FIFO: refused unread
     source = str(path)
     text = read_text(path, source)
     try:

@@ -235,8 +235,22 @@ def test_until_only_step_has_a_time_limit(default_design: CellDesign) -> None:
     model = PackModel(default_design, initial_soc=0.5)
     exp = parse_experiment(["Discharge at 0.01 W until 2.0 V (1 hour period)"])
     res = run_experiment(model, exp)
-    assert "time limit" in res.step_reasons[0]
+    # The reason says the step ended on its limit, and which condition it never reached.
+    assert "time limit of 24 h, 2 V not reached" in res.step_reasons[0]
     assert res.t_s[-1] == 24 * 3600.0
+
+
+def test_a_step_that_ends_on_its_duration_names_the_condition_it_did_not_reach(
+    default_design: CellDesign,
+) -> None:
+    model = PackModel(default_design, initial_soc=0.5)
+    exp = parse_experiment(
+        ["Charge at 0.5C for 1 minute or until 5 V", "Charge at 0.5C for 1 minute or until 3 V"]
+    )
+    res = run_experiment(model, exp)
+    assert "duration elapsed, 5 V not reached" in res.step_reasons[0]
+    # a charge from 50 % until 3 V: reached at once, nothing to report
+    assert "voltage reached 3 V" in res.step_reasons[1] and "not reached" not in res.step_reasons[1]
 
 
 def test_cycles_repeat_as_in_pybamm() -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from cellmodel.files import PROFILE_CAP, TOML_CAP
 from host.cli.main import main
 
 BAD_UTF8 = b'name = "caf\xe9"\n'  # Latin-1, not UTF-8
@@ -29,6 +30,7 @@ class Case:
     argv: Callable[[Path], list[str]]
     names: tuple[str, ...]  # what the message must name (file, option, field, reason)
     json: dict[str, str] | None = None  # keys the --json error must have with these values
+    absent: tuple[str, ...] = ()  # what the message must not say
 
 
 def cli(option: str, reason: str | None = None) -> dict[str, str]:
@@ -74,6 +76,23 @@ def _files(root: Path) -> None:
     (root / "report-dir.md").mkdir()
     (root / "pack.cell2.bdf.csv").mkdir()  # a pack's per-cell output is a folder
     (root / "not-executable").write_text("#!/bin/sh\n")
+    # A FIFO where a cell, board or scenario file belongs; references to one.
+    for stem in ("cell", "scenario", "board"):
+        os.mkfifo(root / f"{stem}-fifo.toml")
+    (root / "extends-fifo.toml").write_text('extends = "cell-fifo.toml"\n')
+    (root / "scenario-cell-fifo.toml").write_text(f'cell = "cell-fifo.toml"\n{OK_SCENARIO}')
+    (root / "run-missing.toml").write_text('steps = ["Rest for 1 s", "Run no-such.csv"]\n')
+    # One byte over the size cap of their kind (sparse: nothing is written to disk).
+    for name, cap in (
+        ("cell-big.toml", TOML_CAP),
+        ("scenario-big.toml", TOML_CAP),
+        ("campaign-big.toml", TOML_CAP),
+        ("board-big.toml", TOML_CAP),
+        ("profile-big.csv", PROFILE_CAP),
+    ):
+        with (root / name).open("wb") as f:
+            f.truncate(cap.max_bytes + 1)
+    (root / "run-big.toml").write_text('steps = ["Run profile-big.csv"]\n')
 
 
 def out(root: Path) -> str:
@@ -160,11 +179,13 @@ TABLE: dict[str, Case] = {
     ),
     # -- a folder where a file belongs -----------------------------------------------------
     "cell is a folder": Case(
-        lambda r: ["design", "--cell", str(r / "cell-dir.toml")], ("cell-dir.toml", "cell")
+        lambda r: ["design", "--cell", str(r / "cell-dir.toml")],
+        ("--cell", "cell-dir.toml", "Is a directory"),
+        absent=("no such file",),
     ),
     "scenario is a folder": Case(
         lambda r: ["emulate", "--scenario", str(r / "scenario-dir.toml"), "--out", out(r)],
-        ("--scenario", "scenario-dir.toml", "not a file"),
+        ("--scenario", "scenario-dir.toml", "Is a directory"),
     ),
     "campaign is a folder": Case(
         lambda r: ["campaign", str(r / "campaign-dir.toml"), "--out", out(r)],
@@ -180,7 +201,7 @@ TABLE: dict[str, Case] = {
     ),
     "board is a folder": Case(
         lambda r: ["flash", "--board", str(r / "board-dir.toml"), "--port", "/dev/null"],
-        ("--board", "board-dir.toml"),
+        ("--board", "board-dir.toml", "Is a directory"),
     ),
     # -- a device or FIFO where a file belongs (reading /dev/zero never ends) ---------------
     "profile is a device": Case(
@@ -188,11 +209,102 @@ TABLE: dict[str, Case] = {
     ),
     "experiment's profile is a device": Case(
         lambda r: ["simulate", "--experiment", "Run /dev/null"],
-        ("step 1", "/dev/null", "not a regular file"),
+        ("--experiment", "step 1", "/dev/null", "not a regular file"),
+        {"source": "--experiment", "field": "step 1"},
     ),
     "scenario's profile is a device": Case(
         lambda r: ["emulate", "--scenario", str(r / "run-dev.toml"), "--out", out(r)],
         ("run-dev.toml", "steps[0]", "/dev/null", "not a regular file"),
+        {"field": "steps[0]"},
+        absent=("experiment: step",),
+    ),
+    "cell is a FIFO": Case(
+        lambda r: ["design", "--cell", str(r / "cell-fifo.toml")],
+        ("--cell", "cell-fifo.toml", "not a regular file (a FIFO)"),
+        absent=("no such file",),
+    ),
+    "cell is a device": Case(
+        lambda r: ["design", "--cell", "/dev/null"],
+        ("--cell", "/dev/null", "not a regular file (a character device)"),
+    ),
+    "--bms-cell is a FIFO (emulate)": Case(
+        lambda r: [
+            "emulate",
+            "--scenario",
+            str(r / "ok.toml"),
+            "--bms-cell",
+            str(r / "cell-fifo.toml"),
+            "--out",
+            out(r),
+        ],
+        ("--bms-cell", "cell-fifo.toml", "not a regular file (a FIFO)"),
+    ),  # fmt: skip
+    "--bms-cell is a FIFO (board)": Case(
+        lambda r: ["board", "--virtual", "--bms-cell", str(r / "cell-fifo.toml"), "--fs", out(r)],
+        ("--bms-cell", "cell-fifo.toml", "not a regular file (a FIFO)"),
+    ),
+    "extended cell is a FIFO": Case(
+        lambda r: ["design", "--cell", str(r / "extends-fifo.toml")],
+        ("extends-fifo.toml", "extends", "cell-fifo.toml", "not a regular file (a FIFO)"),
+    ),
+    "scenario's cell is a FIFO": Case(
+        lambda r: ["emulate", "--scenario", str(r / "scenario-cell-fifo.toml"), "--out", out(r)],
+        ("scenario-cell-fifo.toml", "cell", "not a regular file (a FIFO)"),
+    ),
+    "scenario is a FIFO": Case(
+        lambda r: ["emulate", "--scenario", str(r / "scenario-fifo.toml"), "--out", out(r)],
+        ("--scenario", "scenario-fifo.toml", "not a regular file (a FIFO)"),
+    ),
+    "board is a FIFO": Case(
+        lambda r: ["flash", "--board", str(r / "board-fifo.toml"), "--port", "/dev/null"],
+        ("--board", "board-fifo.toml", "not a regular file (a FIFO)"),
+    ),
+    # -- errors in --experiment text name --experiment, those in a scenario its file --------
+    "experiment's profile missing": Case(
+        lambda r: ["simulate", "--experiment", "Rest for 1 s", "Run no-such.csv"],
+        ("--experiment", "step 2", "no profile file", "no-such.csv"),
+        {"source": "--experiment", "field": "step 2"},
+    ),
+    "experiment's step over the period limit": Case(
+        lambda r: ["simulate", "--experiment", "Rest for 30 days"],
+        ("--experiment", "step 1", "2,000,000 periods"),
+        {"source": "--experiment", "field": "step 1"},
+    ),
+    "experiment's steps over the row limit": Case(
+        lambda r: ["simulate", "--period", "2", "--experiment", *["Rest for 40 days"] * 3],
+        ("--experiment", "steps", "4,000,000"),
+        {"source": "--experiment", "field": "steps"},
+    ),
+    "scenario's profile missing": Case(
+        lambda r: ["emulate", "--scenario", str(r / "run-missing.toml"), "--out", out(r)],
+        ("run-missing.toml", "steps[1]", "no profile file", "no-such.csv"),
+        {"field": "steps[1]"},
+        absent=("experiment: step",),
+    ),
+    # -- files over the size cap of their kind: refused from their size, unread -------------
+    "cell TOML over its size cap": Case(
+        lambda r: ["design", "--cell", str(r / "cell-big.toml")],
+        ("cell-big.toml", "4 MiB (4,194,305 bytes)", "over the 4 MiB limit", "TOML file"),
+    ),
+    "scenario over its size cap": Case(
+        lambda r: ["emulate", "--scenario", str(r / "scenario-big.toml"), "--out", out(r)],
+        ("scenario-big.toml", "over the 4 MiB limit"),
+    ),
+    "campaign over its size cap": Case(
+        lambda r: ["campaign", str(r / "campaign-big.toml"), "--out", out(r)],
+        ("campaign-big.toml", "over the 4 MiB limit"),
+    ),
+    "board over its size cap": Case(
+        lambda r: ["flash", "--board", str(r / "board-big.toml"), "--port", "/dev/null"],
+        ("board-big.toml", "over the 4 MiB limit"),
+    ),
+    "profile over its size cap": Case(
+        lambda r: ["simulate", "--profile", str(r / "profile-big.csv")],
+        ("profile-big.csv", "over the 256 MiB limit", "profile"),
+    ),
+    "scenario's profile over its size cap": Case(
+        lambda r: ["emulate", "--scenario", str(r / "run-big.toml"), "--out", out(r)],
+        ("run-big.toml", "steps[0]", "profile-big.csv", "over the 256 MiB limit"),
     ),
     "campaign is a device": Case(
         lambda r: ["campaign", "/dev/null", "--out", out(r)], ("/dev/null", "not a regular file")
@@ -496,6 +608,8 @@ def test_bad_input_exits_2_naming_what_and_why(
     assert ": error: " in message, stderr
     for name_part in case.names:
         assert name_part in message, f"{name_part!r} not in {message!r}"
+    for name_part in case.absent:
+        assert name_part not in message, f"{name_part!r} in {message!r}"
     error = json.loads(stdout)  # one JSON object, the same error
     assert isinstance(error, dict) and error["exit_code"] == 2
     assert error["error"] in message and {"source", "field", "reason"} <= set(error)
@@ -561,3 +675,20 @@ async def test_an_interpreter_that_ends_before_boot_is_reported_at_once(tmp_path
     assert time.monotonic() - t0 < BOOT_TIMEOUT_S / 2
     assert "ended before the firmware booted" in str(info.value)
     assert "exit status" in info.value.reason
+
+
+def test_an_oversized_input_is_refused_from_its_size_unopened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 2 GiB 'cell file' is not read into memory to be refused: its size decides."""
+    big = tmp_path / "huge.toml"
+    with big.open("wb") as f:
+        f.truncate(2 * 1024**3)  # sparse
+
+    def no_open(*args: object, **kwargs: object) -> int:
+        raise AssertionError(f"opened {args[0]}")
+
+    monkeypatch.setattr("cellmodel.files.os.open", no_open)
+    code, _, stderr = run_cli(capsys, ["design", "--cell", str(big)])
+    assert code == 2 and "Traceback" not in stderr
+    assert "huge.toml is 2 GiB (2,147,483,648 bytes), over the 4 MiB limit" in stderr

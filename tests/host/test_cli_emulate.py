@@ -50,6 +50,30 @@ def test_emulate_reports_the_anode_margin_the_run_kept(
     assert phi_mV > 50 and summary["anode_util_max_mAh_g"] <= summary["limits"]["window_top_mAh_g"]
 
 
+def test_a_step_whose_until_is_not_reached_is_reported_not_failed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A charge that ends on its time, never reaching its `until`, is a reported fact of the
+    run (its summary and printed report say so); the run still passes: the firmware did
+    nothing wrong. A step that reached its condition (a charge from 3.7 V until 3.0 V, at
+    once) is not listed."""
+    scenario = tmp_path / "short-charge.toml"
+    scenario.write_text(
+        'steps = ["Charge at 0.5C for 2 minutes or until 5 V", '
+        '"Charge at 0.5C for 1 minute or until 3.0 V", "Rest for 10 seconds"]\n'
+    )
+    out = tmp_path / "out"
+    code = main(["emulate", "--scenario", str(scenario), "--out", str(out)])
+    text = capsys.readouterr().out
+    summary = json.loads((out / "short-charge.summary.json").read_text())
+    assert code == 0 and summary["passed"], text
+    (unmet,) = summary["until_not_reached"]
+    assert unmet["step"] == 0 and unmet["until"] == "5 V" and unmet["t_s"] == 120
+    assert unmet["ended"] == "duration elapsed, 5 V not reached"
+    line = next(x for x in text.splitlines() if "5 V not reached" in x)
+    assert "step 0 (Charge at 0.5C for 2 minutes or until 5 V)" in line and "t=120 s" in line
+
+
 def test_bad_scenario_file_exits_2_naming_file_and_step(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

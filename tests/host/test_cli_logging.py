@@ -10,6 +10,7 @@ import pytest
 
 from host.cli.main import main
 from host.protocol.codec import FrameType, encode_frame, encode_sample, encode_state_raw
+from host.protocol.faults import FAULT_BITS
 from host.protocol.wire_trace import WireTrace
 
 SHORT = 'name = "short"\nsample_period_s = 1.0\nsteps = ["Discharge at 1C for 20 seconds"]\n'
@@ -75,6 +76,26 @@ def test_trace_decodes_frames_split_across_reads(caplog: pytest.LogCaptureFixtur
     )
     assert messages[1].startswith("<- STATE seq 7 len 75: t 5000 ms, SOC 50.12 %")
     assert messages[2] == f"<- {len(banner)} byte(s) outside frames: {banner.decode()!r}"
+
+
+def test_trace_names_a_missing_temperature_reading(caplog: pytest.LogCaptureFixture) -> None:
+    """A STATE without a temperature reading (-32768) under SENSOR_RANGE reads as the sensor
+    fault it is; one with a reading gives it; a SAMPLE without readings says so."""
+    caplog.set_level(logging.DEBUG, logger="host.protocol.wire")
+    trace = WireTrace()
+    raw = [5000, 5012] + [0] * 23
+    no_reading = list(raw)
+    no_reading[7] = 1 << FAULT_BITS["SENSOR_RANGE"]  # faults
+    no_reading[17] = -32768  # max_temp_ddegC
+    hot = list(raw)
+    hot[17] = 612
+    for seq, values in ((1, no_reading), (2, hot)):
+        trace.received(encode_frame(FrameType.STATE, seq, encode_state_raw(values, [0], [0])))
+    trace.sent(encode_frame(FrameType.SAMPLE, 3, encode_sample(6000, [3700], 0, [])))
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0].endswith("faults SENSOR_RANGE, max temp no reading (sensor fault)")
+    assert messages[1].endswith("max temp 61.2 degC")
+    assert messages[2].endswith("cells 3700 mV, no temperature reading")
 
 
 def test_trace_costs_nothing_when_off(caplog: pytest.LogCaptureFixture) -> None:

@@ -72,6 +72,26 @@ async def board(tmp_path: Path) -> AsyncIterator[tuple[VirtualBoard, SerialLink]
         yield vb, link
 
 
+async def test_a_sample_without_a_temperature_reading_is_a_sensor_fault_not_none(
+    board: tuple[VirtualBoard, SerialLink],
+) -> None:
+    """STATE's max_temp_ddegC -32768 (docs/protocol.md): the sample carried no reading, or
+    read the int16 minimum (an open or shorted thermistor's sentinel). The firmware calls it
+    SENSOR_RANGE; the host reports it as such, in its JSON too, not as a board without
+    sensors."""
+    _, link = board
+    client = BmsClient(link, timeout_s=2.0)
+    await client.wait_boot(5.0)
+    await client.hello()
+    state = await client.sample(1000, CELLS, 0, [250])
+    assert state.max_temp_reading == "measured" and state.max_temp_text == "25.0 degC"
+    for t_ms, temps in ((2000, [-32768]), (3000, [])):
+        state = await client.sample(t_ms, CELLS, 0, temps)
+        assert state.max_temp_degC is None and "SENSOR_RANGE" in state.faults
+        assert state.max_temp_text == "no reading (sensor fault)", temps
+        assert state.as_dict()["max_temp_reading"] == "no reading (sensor fault)"
+
+
 async def test_session_commands(board: tuple[VirtualBoard, SerialLink]) -> None:
     vb, link = board
     client = BmsClient(link, timeout_s=2.0)
