@@ -30,7 +30,7 @@ from cellmodel.design import (
     Pack,
 )
 from cellmodel.errors import InputError
-from cellmodel.files import TOML_CAP, check_input_file, read_text
+from cellmodel.files import TOML_CAP, check_input_file, loaded_once, read_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -232,6 +232,12 @@ def _resolve(
     (files.check_input_file), not reported missing."""
     text = str(name_or_path)
     src = text if source is None else source
+    if not text.strip():
+        raise InputError(
+            "cell" if source is None else source,
+            field,
+            f"must name a preset or a cell file, got {text!r} (presets: {', '.join(list_cells())})",
+        )
     preset = CELLS_DIR / f"{text}.toml"
     if "/" not in text and "\\" not in text and not text.endswith(".toml") and preset.is_file():
         return preset
@@ -273,7 +279,9 @@ def _merged(path: Path, depth: int = 0) -> dict[str, Any]:
     if isinstance(own, dict) and "name" not in own:  # (not a table: validation says so)
         data["cell"] = {**own, "name": path.stem}
     if not isinstance(base_ref, str):
-        raise InputError(str(path), "extends", f"must be a preset name or path, got {base_ref!r}")
+        raise InputError(
+            str(path), "extends", f"must name a preset or a cell file, got {base_ref!r}"
+        )
     if depth >= _MAX_EXTENDS_DEPTH:
         raise InputError(str(path), "extends", "chain too deep (a cycle?)")
     base = _merged(_resolve(base_ref, path.parent, str(path), "extends"), depth + 1)
@@ -458,6 +466,7 @@ def design_from_dict(data: dict[str, Any], source: str) -> CellDesign:
     )
 
 
+@loaded_once
 def load_cell(
     name_or_path: str | Path = DEFAULT_CELL, source: str | None = None, field: str = "cell"
 ) -> CellDesign:

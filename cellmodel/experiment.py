@@ -76,7 +76,9 @@ _VOLTAGE = re.compile(rf"{_NUM}\s*(mV|V)(?![A-Za-z])")
 _LIMIT = re.compile(rf"C\s*/\s*{_NUM}(?![A-Za-z0-9.])|{_NUM}\s*(mV|V|mA|A|C)(?![A-Za-z])")
 _PERIOD = re.compile(rf"\(\s*{SIGNED_DURATION}\s+period\s*\)\s*$", re.IGNORECASE)
 _AMBIENT = re.compile(rf"\s+at\s+{TEMPERATURE}\s*$")
-_KIND = re.compile(r"\s*(discharge|charge|hold|rest|run)\b", re.IGNORECASE)
+# What an experiment step starts with.
+KINDS = ("Discharge", "Charge", "Hold", "Rest", "Run")
+_KIND = re.compile(rf"\s*({'|'.join(KINDS)})\b", re.IGNORECASE)
 _RUN = re.compile(r"\s+(\"[^\"]+\"|'[^']+'|[^\s(]+)(?:\s*\(\s*(A|V|W)\s*\))?")
 
 # Until-only steps stop here at the latest, so a cutoff the cell never reaches
@@ -85,6 +87,8 @@ MIN_TIME_LIMIT_S = 3600.0
 HOLD_TIME_LIMIT_S = 24 * 3600.0
 # An experiment of more steps than this (after expanding cycles) is a typo.
 MAX_STEPS = 100_000
+# A cycle table's repeat: at most this many cycles.
+MAX_REPEAT = 10_000
 # A timed step of more periods than this (its duration over its period) is refused;
 # an until-only step ends after this many ("step limit of 2,000,000 periods").
 MAX_STEP_PERIODS = 2_000_000
@@ -315,6 +319,12 @@ def _parse_ends(cur: _Cursor, kind: str) -> _Ends:
     return ends
 
 
+def is_experiment_step(text: str) -> bool:
+    """Whether `text` starts as an experiment step does (with one of KINDS): parse_step's
+    error for it is then about that step, not about which kind of step it is."""
+    return _KIND.match(text) is not None
+
+
 def parse_step(text: str, *, source: str = "experiment", field: str = "step") -> Step:
     """Parse one step; InputError quotes the text and marks the column on failure."""
     if not isinstance(text, str):
@@ -322,7 +332,7 @@ def parse_step(text: str, *, source: str = "experiment", field: str = "step") ->
     cur = _Cursor(text, source, field)
     period_s = _split_period(cur)
     ambient = _split_ambient(cur)
-    kind = cur.expect(_KIND, "a step starting with Discharge, Charge, Hold, Rest or Run")
+    kind = cur.expect(_KIND, f"a step starting with {', '.join(KINDS[:-1])} or {KINDS[-1]}")
     kind_name = kind.group(1).lower()
     drive: tuple[float | None, str | None] = (None, None)
     path: str | None = None
@@ -367,7 +377,7 @@ def expand_cycles(entries: Any, *, source: str, field: str = "steps") -> list[Cy
     An entry is a step (a cycle of one, as in PyBaMM), a tuple or list of steps (one
     cycle), or a table {steps = [...], repeat = N} (N cycles; the scenario TOML form).
     The texts are returned unparsed, so scenario files can mix in their own steps.
-    Errors name `field[i]` (the entry) and, for a table's repeat, `field[i].repeat`.
+    Errors name `field[i]` (the entry) and, for a table's keys, `field[i].KEY` (cycle_table).
     """
     if isinstance(entries, (str, Mapping)) or not isinstance(entries, Sequence):
         entries = [entries]
@@ -389,23 +399,38 @@ def expand_cycles(entries: Any, *, source: str, field: str = "steps") -> list[Cy
 
 def _cycle_entry(entry: Any, source: str, where: str) -> tuple[list[Any], int]:
     if isinstance(entry, Mapping):
-        unknown = set(entry) - {"steps", "repeat"}
-        if unknown or "steps" not in entry:
-            raise InputError(source, where, "a cycle table has keys steps = [...] and repeat = N")
-        repeat = entry.get("repeat", 1)
-        if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= MAX_STEPS:
-            raise InputError(
-                source, f"{where}.repeat", f"must be a whole number from 1, got {repeat!r}"
-            )
-        steps = entry["steps"]
-        steps = [steps] if isinstance(steps, str) else list(steps)
-    elif isinstance(entry, (tuple, list)):
-        steps, repeat = list(entry), 1
-    else:
-        steps, repeat = [entry], 1
+        return cycle_table(entry, source, where)
+    steps = list(entry) if isinstance(entry, (tuple, list)) else [entry]
     if not steps:
         raise InputError(source, where, "a cycle needs at least one step")
-    return steps, repeat
+    return steps, 1
+
+
+def cycle_table(entry: Mapping[str, Any], source: str, where: str) -> tuple[list[Any], int]:
+    """A cycle table {steps = [...], repeat = N} (an experiment's or a scenario's): its steps
+    and N. Both keys are required (a table is there to repeat: one without `repeat` is a
+    forgotten count, not a default); InputError names `where.KEY`."""
+    unknown = sorted(set(entry) - {"steps", "repeat"})
+    if unknown:
+        raise InputError(
+            source, f"{where}.{unknown[0]}", "unknown key of a cycle table; its keys: steps, repeat"
+        )
+    for key in ("steps", "repeat"):
+        if key not in entry:
+            raise InputError(
+                source, f"{where}.{key}", "missing: a cycle table is {steps = [...], repeat = N}"
+            )
+    steps = entry["steps"]
+    if not isinstance(steps, (list, tuple)) or not steps:
+        raise InputError(
+            source, f"{where}.steps", f"must be a non-empty list of steps, got {steps!r}"
+        )
+    repeat = entry["repeat"]
+    if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= MAX_REPEAT:
+        raise InputError(
+            source, f"{where}.repeat", f"must be a whole number 1..{MAX_REPEAT:,}, got {repeat!r}"
+        )
+    return list(steps), repeat
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,9 @@ TOML_CAP for cell, board, scenario and campaign files, PROFILE_CAP for profiles 
 BDF logs run as profiles), checked from the file's stat before a byte is read
 (docs/cli.md, "Input file sizes").
 
+`read_once()` is a scope within which a loader marked `loaded_once` (a cell file, a board
+file) loads each file once: a campaign checks hundreds of runs that read the same few.
+
 Outputs: `check_output_dir` refuses an output folder that cannot be one before anything
 is created; `atomic_path` and `write_text_atomic` write a file whole or not at all (a
 temporary file in the same folder, then a rename), so a crash or Ctrl-C never leaves a
@@ -18,17 +21,50 @@ half-written log, plot or summary under the final name.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 from cellmodel.errors import InputError
 
 MiB = 1024 * 1024
+P = ParamSpec("P")
+T = TypeVar("T")
+_LOADED: ContextVar[dict[Any, Any] | None] = ContextVar("sisnbms_loaded_once", default=None)
+
+
+@contextlib.contextmanager
+def read_once() -> Iterator[None]:
+    """Within it, a `loaded_once` loader called again with the same arguments returns what it
+    returned the first time (an error is raised again each time): for many checks that read
+    the same files, which do not change meanwhile (a campaign's runs, checked up front)."""
+    token = _LOADED.set({})
+    try:
+        yield
+    finally:
+        _LOADED.reset(token)
+
+
+def loaded_once(loader: Callable[P, T]) -> Callable[P, T]:
+    """`loader` (of hashable arguments, its result not to be modified) kept within read_once."""
+
+    @functools.wraps(loader)
+    def load(*args: P.args, **kwargs: P.kwargs) -> T:
+        loaded = _LOADED.get()
+        if loaded is None:
+            return loader(*args, **kwargs)
+        key = (loader, args, tuple(sorted(kwargs.items())))
+        if key not in loaded:
+            loaded[key] = loader(*args, **kwargs)
+        return loaded[key]
+
+    return load
 
 
 @dataclass(frozen=True)

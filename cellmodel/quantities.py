@@ -18,10 +18,12 @@ from dataclasses import dataclass
 
 from cellmodel.errors import InputError
 
-# An unsigned decimal ("10", "0.5", ".5", "2."), one capture group.
-NUMBER = r"(\d+(?:\.\d*)?|\.\d+)"
-# A decimal that may carry a sign ("-5", "+20.5"), one capture group.
-SIGNED_NUMBER = r"([-+]?(?:\d+(?:\.\d*)?|\.\d+))"
+# An unsigned decimal ("10", "0.5", ".5", "2.", and as Python and TOML write them "1e6",
+# "2.5E-3": "1e6 W" is a power its range refuses, not an unreadable word), one capture group.
+_EXPONENT = r"(?:[eE][-+]?\d+)?"
+NUMBER = rf"((?:\d+(?:\.\d*)?|\.\d+){_EXPONENT})"
+# A decimal that may carry a sign ("-5", "+20.5", "-1e3"), one capture group.
+SIGNED_NUMBER = rf"([-+]?(?:\d+(?:\.\d*)?|\.\d+){_EXPONENT})"
 
 TIME_UNITS_S: dict[str, float] = {
     "ms": 1e-3,

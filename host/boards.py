@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cellmodel.errors import InputError
-from cellmodel.files import TOML_CAP, check_input_file, read_text
+from cellmodel.files import TOML_CAP, check_input_file, loaded_once, read_text
 from host.firmware_config import SAMPLE_PERIOD_MAX_MS
 from host.resources import boards_dir
 
@@ -217,6 +217,7 @@ def board_path(name_or_path: str | Path) -> Path:
     return path
 
 
+@loaded_once
 def load_board(name_or_path: str | Path) -> Board:
     """Load and validate a board file; raises InputError(path, field, reason)."""
     path = board_path(name_or_path)

@@ -3,8 +3,10 @@
 Each run is plain data (RunPlan): its scenario as TOML text with the files it reads
 (host.campaign.bundle), the run options, and a stable id, the hash of all of that:
 the same combination gives the same id on any machine, and a changed scenario file
-a new one. Every run's scenario is checked by the scenario parser here, before
-anything runs or is written, so a bad axis value is a bad campaign file (exit 2).
+a new one. Every run is checked here as `sisnbms emulate` checks a run before it starts
+(host.emulator.run.check_run: the scenario, its cells, the firmware's configuration, its
+steps against them), before anything runs or is written, so a bad axis value is a bad
+campaign file (exit 2) naming the axis or variant value that made the run bad.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from typing import Any
 import tomli_w
 
 from cellmodel.errors import InputError
-from cellmodel.files import read_text
+from cellmodel.files import read_once, read_text
 from host.campaign.bundle import Bundle, absolutize
 from host.campaign.spec import RUN_OPTIONS, AxisValue, CampaignSpec, Group, ScenarioRef
-from host.scenarios import parse_scenario
+from host.micropython.resolve import UNIX64_TARGET
+from host.scenarios import Scenario, parse_scenario
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -82,8 +85,14 @@ class RunPlan:
 
 
 def expand(spec: CampaignSpec) -> list[RunPlan]:
-    """Every run of the campaign, in a stable order; InputError for a combination that does
-    not make a valid scenario (naming the campaign file, the combination and the field)."""
+    """Every run of the campaign, in a stable order, each checked as a run is before it
+    starts; InputError for the first that is not (naming the campaign file, the axis or
+    variant value that made it so, the check's reason and the run)."""
+    with read_once():  # the runs read a few cell and board files, each checked once
+        return _expanded(spec)
+
+
+def _expanded(spec: CampaignSpec) -> list[RunPlan]:
     plans: list[RunPlan] = []
     seen: dict[str, str] = {}
     for group in spec.groups:
@@ -115,31 +124,27 @@ def _scenario_data(ref: ScenarioRef, source: str) -> dict[str, Any]:
     return absolutize(data, ref.path.parent, str(ref.path))
 
 
-def _combinations(group: Group) -> Iterator[tuple[tuple[str, AxisValue], ...]]:
+# A run's axis values: (axis name, value) for each of its group's axes.
+Combination = tuple[tuple[str, AxisValue], ...]
+
+
+def _combinations(group: Group) -> Iterator[Combination]:
     names = [axis.name for axis in group.axes]
     for values in itertools.product(*(axis.values for axis in group.axes)):
         yield tuple(zip(names, values, strict=True))
 
 
 def _plan(
-    spec: CampaignSpec,
-    group: Group,
-    ref: ScenarioRef,
-    base: dict[str, Any],
-    combo: tuple[tuple[str, AxisValue], ...],
+    spec: CampaignSpec, group: Group, ref: ScenarioRef, base: dict[str, Any], combo: Combination
 ) -> RunPlan:
     labels = {name: value.label for name, value in combo}
+    try:
+        data, options = _run_scenario(spec, ref, base, combo)
+        scenario = _checked(data, ref, options)
+    except InputError as exc:
+        raise _refused(exc, spec, group, ref, base, combo) from None
     where = " ".join([f"scenario={ref.label}"] + [f"{k}={v}" for k, v in labels.items()])
-    source = f"{spec.source} [{where}]"
-    data = dict(base)
-    options: dict[str, str] = {}
-    for _, value in combo:
-        scenario_settings = {k: v for k, v in value.settings.items() if k not in RUN_OPTIONS}
-        options.update({k: v for k, v in value.settings.items() if k in RUN_OPTIONS})
-        nested = _nest(scenario_settings, source)
-        data = _merge(data, absolutize(nested, spec.base_dir, source), source, "")
-    scenario = parse_scenario(data, source, base_dir=ref.path.parent)
-    bundle = Bundle(source)
+    bundle = Bundle(f"{spec.source} [{where}]")
     packed = bundle.pack(data)
     files = dict(sorted(bundle.files.items()))
     return RunPlan(
@@ -153,6 +158,63 @@ def _plan(
         files=files,
         options=options,
     )
+
+
+def _run_scenario(
+    spec: CampaignSpec, ref: ScenarioRef, base: dict[str, Any], combo: Combination
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The run's scenario table (the scenario's, with the combination's settings merged in)
+    and its run options (RUN_OPTIONS)."""
+    source = str(ref.path)
+    data = dict(base)
+    options: dict[str, str] = {}
+    for _, value in combo:
+        scenario_settings = {k: v for k, v in value.settings.items() if k not in RUN_OPTIONS}
+        options.update({k: v for k, v in value.settings.items() if k in RUN_OPTIONS})
+        nested = _nest(scenario_settings, source)
+        data = _merge(data, absolutize(nested, spec.base_dir, source), source, "")
+    return data, options
+
+
+def _checked(data: dict[str, Any], ref: ScenarioRef, options: dict[str, str]) -> Scenario:
+    """The run's scenario, parsed and checked as `sisnbms emulate` checks a run before it
+    starts; InputError names the scenario file (or the cell or profile file) at fault."""
+    # Imported here: a Dask worker imports this module (execute does) and needs no emulator.
+    from host.emulator.run import check_run
+
+    scenario = parse_scenario(data, str(ref.path), base_dir=ref.path.parent)
+    check_run(scenario, target=options.get("target", UNIX64_TARGET))
+    return scenario
+
+
+def _refused(
+    exc: InputError,
+    spec: CampaignSpec,
+    group: Group,
+    ref: ScenarioRef,
+    base: dict[str, Any],
+    combo: Combination,
+) -> InputError:
+    """A run that does not check, as bad input of the campaign file: its field is the first
+    axis or variant value without which the run checks (else the scenario's entry: the
+    scenario fails on its own, or only a combination does), its reason the check's, then
+    which run."""
+    field, detail = ref.field, str(exc)
+    for i, (_, value) in enumerate(combo):
+        if not value.settings:  # a baseline changes nothing
+            continue
+        try:
+            data, options = _run_scenario(spec, ref, base, combo[:i] + combo[i + 1 :])
+            _checked(data, ref, options)
+        except InputError:
+            continue
+        field = value.field
+        if exc.source == str(ref.path):  # the value, not the scenario file, is at fault
+            detail = f"{exc.field}: {exc.reason}"
+        break
+    run = [f"group={group.name}"] if len(spec.groups) > 1 else []
+    run += [f"scenario={ref.label}"] + [f"{name}={value.label}" for name, value in combo]
+    return InputError(spec.source, field, f"{detail} (run {' '.join(run)})")
 
 
 def run_id(scenario: dict[str, Any], files: dict[str, str], options: dict[str, str]) -> str:

@@ -24,8 +24,10 @@
 
 A setting's key is a dotted path into the scenario file (`seed`, `ambient_degC`,
 `mismatch.capacity_factor`, `sensors.current_bias_mA`, `initial.state_file`,
-`cell`, ...) or a run option. Axis values are checked by the scenario parser when
-the campaign is expanded; file paths in them are read from this file's folder.
+`cell`, ...) or a run option. When the campaign is expanded every run is checked as
+`sisnbms emulate` checks it before it starts (host.emulator.run.check_run: the scenario,
+its cells, the firmware's configuration, its steps against them); file paths in axis
+values are read from this file's folder.
 
 A full cross product is several axes; one-factor-at-a-time variations are one
 variants axis whose entries each change one thing (an empty table is the
@@ -91,18 +93,22 @@ _GLOB = re.compile(r"[*?\[]")
 @dataclass(frozen=True)
 class ScenarioRef:
     """One scenario of a campaign: its label (the entry as written, or the matched
-    file relative to the campaign's folder) and its TOML file."""
+    file relative to the campaign's folder), its TOML file, and the campaign file's field
+    that names it (`group[1].scenarios[0]`)."""
 
     label: str
     path: Path
+    field: str = "scenarios"
 
 
 @dataclass(frozen=True)
 class AxisValue:
-    """One value of an axis: its label and the settings it makes (dotted key -> value)."""
+    """One value of an axis: its label, the settings it makes (dotted key -> value), and the
+    campaign file's field that wrote it (`axes.seed[2]`, `group[1].variants.start.stale`)."""
 
     label: str
     settings: dict[str, Any]
+    field: str = "axes"
 
 
 @dataclass(frozen=True)
@@ -157,7 +163,7 @@ def on_target(spec: CampaignSpec, target: str) -> CampaignSpec:
         value = _target(target, spec.base_dir)
     except ValueError as exc:
         raise InputError("--target", target, str(exc)) from None
-    axis = Axis("target", (AxisValue(value, {"target": value}),))
+    axis = Axis("target", (AxisValue(value, {"target": value}, "--target"),))
     groups = []
     for group in spec.groups:
         keys = {k for a in group.axes for v in a.values for k in v.settings}
@@ -263,7 +269,7 @@ def _match_scenarios(entry: str, source: str, base_dir: Path, field: str) -> lis
                 field,
                 f"no built-in scenario matches {entry!r}; built-ins: {', '.join(library_names())}",
             )
-        return [ScenarioRef(n, LIBRARY_DIR / f"{n}.toml") for n in names]
+        return [ScenarioRef(n, LIBRARY_DIR / f"{n}.toml", field) for n in names]
     pattern = entry if Path(entry).is_absolute() else str(base_dir / entry)
     if _GLOB.search(entry):
         paths = sorted(Path(p) for p in glob.glob(pattern) if Path(p).is_file())
@@ -275,7 +281,7 @@ def _match_scenarios(entry: str, source: str, base_dir: Path, field: str) -> lis
             check_input_file(paths[0], source, field)
         else:
             raise InputError(source, field, f"no such scenario file {entry!r} (from {base_dir})")
-    return [ScenarioRef(_label(p, base_dir), p.resolve()) for p in paths]
+    return [ScenarioRef(_label(p, base_dir), p.resolve(), field) for p in paths]
 
 
 def _label(path: Path, base_dir: Path) -> str:
@@ -309,7 +315,8 @@ def _axes(table: dict[str, Any], source: str, base_dir: Path, where: str) -> lis
             if not isinstance(settings, dict):
                 raise InputError(source, f"{field}.{label}", "must be a table of settings")
             flat = _flatten(settings, source, f"{field}.{label}", leaf=None)
-            values.append(AxisValue(label, _resolved(flat, source, f"{field}.{label}", base_dir)))
+            where = f"{field}.{label}"
+            values.append(AxisValue(label, _resolved(flat, source, where, base_dir), where))
         axes.append(Axis(name, tuple(values)))
     _check_disjoint(axes, source, where)
     return axes
@@ -344,7 +351,7 @@ def _plain_values(
         label = value if isinstance(value, str) else json.dumps(value)
         if label in (v.label for v in out):
             raise InputError(source, f"{field}[{i}]", f"{label} is listed twice")
-        out.append(AxisValue(label, settings))
+        out.append(AxisValue(label, settings, f"{field}[{i}]"))
     return tuple(out)
 
 

@@ -202,6 +202,27 @@ def provisioned_n_temps(scenario: Scenario, belief: CellDesign, target: str) -> 
     return int(build_config(belief, replace(board, sample_period_ms=period_ms))["n_temps"])
 
 
+def check_run(
+    scenario: Scenario,
+    *,
+    cell: str | None = None,
+    bms_cell: str | None = None,
+    target: str = UNIX64_TARGET,
+    port: str | None = None,
+) -> Designs:
+    """Everything a run can be refused for before anything is created, and its designs: its
+    cells (resolve_designs), the firmware's configuration for the BMS's design on a board
+    the run provisions (provisioned_n_temps; a board at `port` has its own), and every step
+    against them (check_scenario; only a board this host runs can have its power cut, as
+    open_board makes one for port=None). run_scenario calls it first; a campaign calls it for
+    every run before it starts any (host.campaign.expand). InputError names the file."""
+    designs = resolve_designs(scenario, cell, bms_cell)
+    own_board = port is None
+    n_temps = provisioned_n_temps(scenario, designs.belief, target) if own_board else None
+    check_scenario(scenario, designs.truth, can_cut_power=own_board, n_temps=n_temps)
+    return designs
+
+
 async def run_scenario(
     scenario: Scenario,
     *,
@@ -227,7 +248,7 @@ async def run_scenario(
     off).
     """
     out = check_output_dir(out_dir, "command line", "--out")  # before anything is created
-    designs = resolve_designs(scenario, cell, bms_cell)
+    designs = check_run(scenario, cell=cell, bms_cell=bms_cell, target=target, port=port)
     log.info(
         "scenario %s (%s): cell %s (%s), BMS configured for %s (%s)", scenario.name,
         scenario.source, designs.truth.name, designs.truth.source, designs.belief.name,
@@ -240,8 +261,6 @@ async def run_scenario(
         target=target,
         lockstep=not realtime,
     )
-    n_temps = None if port is not None else provisioned_n_temps(scenario, designs.belief, target)
-    check_scenario(scenario, designs.truth, can_cut_power=board.can_cut_power, n_temps=n_temps)
     # Forked before the board: it imports matplotlib on the core start-up leaves idle.
     plotter = PlotWorker() if write_files else None
     try:

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from cellmodel.errors import InputError
+from cellmodel.experiment import cycle_table
 from cellmodel.files import TOML_CAP, check_input_file, read_text
 from host.firmware_config import SAMPLE_PERIOD_MAX_MS
 from host.scenarios.mismatch import Mismatch, parse_mismatch
@@ -221,11 +222,29 @@ def _initial(data: Any, source: str) -> InitialState:
     return InitialState(soc, branch, temp, state_file, fw_soc, fw_branch, fw_error)
 
 
+def _top_keys_in_tables(data: dict[str, Any], source: str) -> None:
+    """A top-level key written after a [table] is that table's in TOML (`steps` below
+    [initial] is initial.steps): refused as a key of the table it landed in, saying why, before
+    the top level reports it missing. No table has a key of the top level's name."""
+    for table, values in data.items():
+        if not isinstance(values, dict):
+            continue
+        for key in values:
+            if key in _TOP_KEYS:
+                raise InputError(
+                    source,
+                    f"{table}.{key}",
+                    f"not a key of [{table}]: {key!r} is a top-level key, and in TOML a key "
+                    f"after a [table] header belongs to that table; write it before [{table}]",
+                )
+
+
 def parse_scenario(data: dict[str, Any], source: str, base_dir: Path | None = None) -> Scenario:
     """Validate a scenario table (from TOML) and parse its steps."""
     for key in data:
         if key not in _TOP_KEYS:
             raise InputError(source, key, f"unknown key; known: {', '.join(sorted(_TOP_KEYS))}")
+    _top_keys_in_tables(data, source)
     stem = re.sub(r"[^A-Za-z0-9._-]", "-", Path(source).stem.removesuffix(".toml")).lstrip("._-")
     name = data.get("name", stem[:64] or "scenario")
     if not isinstance(name, str) or not _NAME.fullmatch(name):
@@ -304,7 +323,7 @@ def expand_steps(raw: list[Any], source: str) -> list[tuple[str, int, Any]]:
             out.append((where, cycle, entry))
             fresh = False
             continue
-        texts, repeat = _cycle_table(entry, source, where)
+        texts, repeat = cycle_table(entry, source, where)
         if len(out) + repeat * len(texts) > MAX_SCENARIO_STEPS:
             raise InputError(
                 source, where, f"more than {MAX_SCENARIO_STEPS:,} steps after repeating"
@@ -316,17 +335,6 @@ def expand_steps(raw: list[Any], source: str) -> list[tuple[str, int, Any]]:
             fresh = False
         cycle, fresh = cycle + 1, True  # what follows a repeated table is a cycle of its own
     return out
-
-
-def _cycle_table(entry: dict[str, Any], source: str, where: str) -> tuple[list[Any], int]:
-    unknown = set(entry) - {"steps", "repeat"}
-    texts = entry.get("steps")
-    if unknown or not isinstance(texts, list) or not texts:
-        raise InputError(source, where, "a cycle is a table {steps = [...], repeat = N}")
-    repeat = entry.get("repeat", 1)
-    if isinstance(repeat, bool) or not isinstance(repeat, int) or not 1 <= repeat <= 10_000:
-        raise InputError(source, f"{where}.repeat", f"must be an integer 1..10000, got {repeat!r}")
-    return texts, repeat
 
 
 def library_names() -> list[str]:

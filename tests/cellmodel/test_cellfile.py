@@ -9,6 +9,7 @@ import pytest
 
 from cellmodel import DEFAULT_CELL, InputError, list_cells, load_cell
 from cellmodel.cellfile import CELLS_DIR
+from cellmodel.files import read_once
 
 DEFAULT_TEXT = (CELLS_DIR / f"{DEFAULT_CELL}.toml").read_text()
 
@@ -58,6 +59,17 @@ def test_load_by_path_and_extends_with_override(tmp_path: Path) -> None:
     assert design.anode.thickness_um == 40.0
     assert design.anode.capacity_mAh_g == 1667.0
     assert design.source == str(path)
+
+
+def test_within_read_once_a_cell_file_is_loaded_once(tmp_path: Path) -> None:
+    """read_once (a campaign's checks of its runs) keeps what a file loaded as; outside it,
+    every load reads the file again."""
+    path = _write(tmp_path, 'extends = "sisn-lco-2ah"\n[anode]\nthickness_um = 40.0\n')
+    with read_once():
+        first = load_cell(path)
+        path.write_text('extends = "sisn-lco-2ah"\n[anode]\nthickness_um = 41.0\n')
+        assert load_cell(path) is first
+    assert load_cell(path).anode.thickness_um == 41.0
 
 
 def test_window_top_defaults_to_c_n(tmp_path: Path) -> None:

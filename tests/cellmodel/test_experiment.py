@@ -71,6 +71,8 @@ from cellmodel.simulation import run_experiment
         ("Run 'my cycle.csv' (A)", dict(profile_path="my cycle.csv")),
         ("Rest for 2 days", dict(duration_s=172800.0)),
         ("Rest for 10 m", dict(duration_s=600.0)),
+        # numbers as Python and TOML write them
+        ("Discharge at 2.5e-3 A for 1E2 s", dict(drive=0.0025, duration_s=100.0)),
     ],
 )
 def test_parse_good_steps(text: str, expect: dict) -> None:
@@ -113,6 +115,8 @@ def test_charge_current_is_negative() -> None:
         ("Discharge at 1C for 1 hour at 900oC", 31, "ambient 900 degC"),
         ("Run US06 (A) until 3 V", 14, "Run step ends by time only"),
         ("Run", 4, "profile file"),
+        # an exponent is a number: refused by the power's range, not as an unreadable word
+        ("Discharge at 1e6 W for 10 minutes", 14, "power 1e+06 W is outside"),
     ],
 )
 def test_bad_steps_point_at_the_text(text: str, column: int, words: str) -> None:
@@ -271,6 +275,22 @@ def test_cycles_repeat_as_in_pybamm() -> None:
     assert info.value.field == "step 4"
     with pytest.raises(InputError, match="100,000 steps"):
         parse_experiment([cycle] * 60_000)
+
+
+@pytest.mark.parametrize(
+    ("table", "field", "words"),
+    [
+        ({"steps": ["Rest for 1 s"]}, "steps[0].repeat", "missing"),
+        ({"repeat": 2}, "steps[0].steps", "missing"),
+        ({"steps": [], "repeat": 2}, "steps[0].steps", "non-empty"),
+        ({"steps": ["Rest for 1 s"], "repeat": 2, "cycles": 3}, "steps[0].cycles", "unknown key"),
+    ],
+)
+def test_a_cycle_table_has_its_two_keys(table: dict, field: str, words: str) -> None:
+    """A table is there to repeat its steps: without a count it is a forgotten one."""
+    with pytest.raises(InputError) as info:
+        expand_cycles([table], source="s.toml")
+    assert info.value.field == field and words in info.value.reason
 
 
 @pytest.mark.parametrize(

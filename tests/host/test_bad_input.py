@@ -67,6 +67,37 @@ def _files(root: Path) -> None:
         (root / f"tiny-{stem}.toml").write_text(f'extends = "sisn-lco-2ah"\n[{field} = 1e-300\n')
         (root / f"r-{stem}.toml").write_text(f'cell = "tiny-{stem}.toml"\n{OK_SCENARIO}')
     (root / "campaign-ok.toml").write_text('scenarios = ["ok.toml"]\n')
+    # Campaigns whose runs fail only as runs: each must be refused before any starts.
+    campaigns = {
+        "cell-file": '[axes]\ncell = ["sisn-lco-2ah", "tiny-tau1_s.toml"]\n',
+        "bms-cell": '[variants.bms]\nsame = {}\nfour = { bms_cell = "sisn-lco-2ah-4s" }\n',
+        "mismatch": "[axes]\nmismatch.capacity_factor = [0.9, 5.0]\n",
+        "typo": "[variants.start]\nexact = {}\ntypo = { initial = { firmware_sco = 0.9 } }\n",
+    }
+    for stem, axes in campaigns.items():
+        (root / f"campaign-{stem}.toml").write_text(f'scenarios = ["ok.toml"]\n{axes}')
+    (root / "pack-4s.toml").write_text(
+        'cell = "sisn-lco-2ah-4s"\n'
+        'steps = ["Rest for 2 seconds", "Freeze cell 3 voltage", "Rest for 2 seconds"]\n'
+    )
+    (root / "campaign-pack.toml").write_text(
+        'scenarios = ["pack-4s.toml"]\n[axes]\ncell = ["sisn-lco-2ah-4s", "sisn-lco-2ah"]\n'
+    )
+    (root / "campaign-thermistor.toml").write_text(
+        'scenarios = ["ok.toml", "thermistor-2.toml"]\n[axes]\nseed = [1, 2]\n'
+    )
+    # Step texts and cycle tables read as something else, or not at all.
+    scenarios = {
+        "stick-amps": '["Rest for 2 seconds", "Stick current sensor at 5 A"]',
+        "stik": '["Rest for 2 seconds", "Stik current sensor"]',
+        "cycle-key": '[{ steps = ["Rest for 2 seconds"], repeat = 2, repaet = 3 }]',
+        "cycle-empty": "[{ steps = [], repeat = 2 }]",
+        "cycle-once": '[{ steps = ["Rest for 2 seconds"] }]',
+    }
+    for stem, steps in scenarios.items():
+        (root / f"{stem}.toml").write_text(f"steps = {steps}\n")
+    (root / "steps-in-initial.toml").write_text(f"[initial]\nsoc = 0.5\n{OK_SCENARIO}")
+    (root / "extends-empty.toml").write_text('extends = ""\n[cell]\nname = "x"\n')
     (root / "a-file").write_text("not a folder\n")
     # Inputs that are not regular files, outputs that cannot be replaced.
     (root / "run-dev.toml").write_text('steps = ["Run /dev/null"]\n')
@@ -356,6 +387,66 @@ TABLE: dict[str, Case] = {
     "cell max_charge_C 1e-300 (emulate)": Case(
         lambda r: ["emulate", "--scenario", str(r / "r-max_charge_C.toml"), "--out", out(r)],
         ("tiny-max_charge_C.toml", "limits.max_charge_C", "out of range"),
+    ),
+    # -- a campaign's runs: each checked as `emulate` checks one, before any starts --------
+    "campaign axis: a cell file the runs refuse": Case(
+        lambda r: ["campaign", str(r / "campaign-cell-file.toml"), "--out", out(r)],
+        ("campaign-cell-file.toml", "axes.cell[1]", "tiny-tau1_s.toml", "circuit.tau1_s"),
+        {"field": "axes.cell[1]"},
+    ),
+    "campaign variant: the BMS's design of another pack": Case(
+        lambda r: ["campaign", str(r / "campaign-bms-cell.toml"), "--out", out(r)],
+        ("campaign-bms-cell.toml", "variants.bms.four", "4 cell(s) in series"),
+        {"field": "variants.bms.four"},
+    ),
+    "campaign axis: a mismatch out of range": Case(
+        lambda r: ["campaign", str(r / "campaign-mismatch.toml"), "--out", out(r)],
+        ("campaign-mismatch.toml", "axes.mismatch.capacity_factor[1]", "outside the plausible"),
+        {"field": "axes.mismatch.capacity_factor[1]"},
+    ),
+    "campaign variant: an unknown key": Case(
+        lambda r: ["campaign", str(r / "campaign-typo.toml"), "--out", out(r)],
+        ("campaign-typo.toml", "variants.start.typo", "initial.firmware_sco", "unknown key"),
+        {"field": "variants.start.typo"},
+    ),
+    "campaign axis: a cell the scenario's steps do not fit": Case(
+        lambda r: ["campaign", str(r / "campaign-pack.toml"), "--out", out(r)],
+        ("campaign-pack.toml", "axes.cell[1]", "steps[1]", "the pack has 1 cell(s)"),
+        {"field": "axes.cell[1]"},
+    ),
+    "campaign scenario refused on its own in a run": Case(
+        lambda r: ["campaign", str(r / "campaign-thermistor.toml"), "--out", out(r)],
+        ("campaign-thermistor.toml", "scenarios[1]", "thermistor-2.toml", "Open thermistor 2"),
+        {"field": "scenarios[1]"},
+    ),
+    # -- step texts and cycle tables: the reason is the text's own ---------------------------
+    "a fault step with a value it does not take": Case(
+        lambda r: ["emulate", "--scenario", str(r / "stick-amps.toml"), "--out", out(r)],
+        ("stick-amps.toml", "steps[1]", "'Stick current sensor at 5 A'", "at N mA'"),
+    ),
+    "a step of no kind": Case(
+        lambda r: ["emulate", "--scenario", str(r / "stik.toml"), "--out", out(r)],
+        ("stik.toml", "steps[1]", "unknown step", "a fault step", "Stick"),
+    ),
+    "a cycle table's unknown key": Case(
+        lambda r: ["emulate", "--scenario", str(r / "cycle-key.toml"), "--out", out(r)],
+        ("cycle-key.toml", "steps[0].repaet", "unknown key"),
+    ),
+    "a cycle table without steps": Case(
+        lambda r: ["emulate", "--scenario", str(r / "cycle-empty.toml"), "--out", out(r)],
+        ("cycle-empty.toml", "steps[0].steps", "non-empty"),
+    ),
+    "a cycle table without repeat": Case(
+        lambda r: ["emulate", "--scenario", str(r / "cycle-once.toml"), "--out", out(r)],
+        ("cycle-once.toml", "steps[0].repeat", "missing"),
+    ),
+    "steps written after [initial]": Case(
+        lambda r: ["emulate", "--scenario", str(r / "steps-in-initial.toml"), "--out", out(r)],
+        ("steps-in-initial.toml", "initial.steps", "not a key of [initial]", "before [initial]"),
+    ),
+    "a cell file that extends nothing": Case(
+        lambda r: ["design", "--cell", str(r / "extends-empty.toml")],
+        ("extends-empty.toml", "extends", "must name a preset or a cell file"),
     ),
     "simulate --ambient nan": Case(
         lambda r: ["simulate", "--experiment", "Rest for 1 minute", "--ambient", "nan"],

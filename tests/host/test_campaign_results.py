@@ -103,7 +103,8 @@ def test_bad_campaign_exits_2_and_writes_nothing(
     captured = capsys.readouterr()
     assert str(spec) in captured.err and "seed" in captured.err
     assert "Traceback" not in captured.err
-    assert json.loads(captured.out)["field"] == "seed"
+    error = json.loads(captured.out)  # the campaign file's field, the scenario's check's reason
+    assert error["field"] == "axes.seed[0]" and error["reason"].startswith("seed: ")
     assert not out.exists()
     good = tmp_path / "good.toml"
     good.write_text('scenarios = ["s.toml"]\n')

@@ -130,6 +130,30 @@ def test_failures_are_rows_worst_first_and_exit_1(
     assert len(read_table(Path(agg["table"]))) == 4
 
 
+def test_a_good_campaign_checked_up_front_still_runs(tmp_path: Path) -> None:
+    """Every run is checked before any starts (its cell files, the BMS's design, its steps
+    against the pack): a campaign that passes runs all its runs, from its own folder's
+    files, as before."""
+    (tmp_path / "cells").mkdir()
+    (tmp_path / "cells" / "thin.toml").write_text(
+        'extends = "sisn-lco-2ah"\n[anode]\nthickness_um = 40.0\n'
+    )
+    (tmp_path / "pack.toml").write_text(
+        'name = "pack"\nsteps = ["Rest for 10 seconds", "Freeze cell 1 voltage", '
+        '"Rest for 10 seconds", "Expect no faults"]\n'
+    )
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(
+        'timeout_s = 600\nscenarios = ["pack.toml"]\n[axes]\ncell = ["sisn-lco-2ah", '
+        '"cells/thin.toml"]\n[variants.start]\nexact = {}\nnone = { initial = '
+        "{ state_file = false } }\n"
+    )
+    outcome = run_campaign(spec, out=tmp_path / "out", workers=2)
+    assert len(outcome.rows) == 4
+    assert {r["status"] for r in outcome.rows} == {"passed"}, [r["error"] for r in outcome.rows]
+    assert outcome.exit_code == 0
+
+
 def test_a_run_past_its_timeout_is_a_failed_row(tmp_path: Path) -> None:
     (tmp_path / "long.toml").write_text(
         'name = "long"\nsteps = ["Discharge at 0.05C for 20 hours"]\n[initial]\nsoc = 0.9\n'

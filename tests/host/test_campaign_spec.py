@@ -291,7 +291,14 @@ BAD_SPECS = [
     ),
     ('scenarios = ["s.toml"]\n[axes]\nwarp = [1]\n', "warp", "unknown key"),
     ('scenarios = ["s.toml"]\n[axes]\nmicropython = ["nope"]\n', "axes.micropython[0]", "no such"),
-    ('scenarios = ["s.toml"]\n[axes]\ncell = ["nope.toml"]\n', "cell", "nope.toml"),
+    ('scenarios = ["s.toml"]\n[axes]\ncell = ["nope.toml"]\n', "axes.cell[0]", "nope.toml"),
+    # refused only by the run's own check (its cells, their designs), once expanded
+    (
+        'scenarios = ["s.toml"]\n[variants.v]\nsame = {}\nfour = { bms_cell = "sisn-lco-2ah-4s" }'
+        "\n",
+        "variants.v.four",
+        "4 cell(s) in series",
+    ),
     ('scenarios = ["s.toml"]\n[[group]]\nscenarios = ["s.toml"]\n', "scenarios", "group"),
     ("scenarios = [", "toml", ""),
 ]

@@ -4,13 +4,14 @@ the file, the step and the reason."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
 
 from cellmodel.errors import InputError
 from host.scenarios import DriveStep, Expectation, ScenarioStep, library_names, load_scenario
-from host.scenarios.steps import parse_scenario_step
+from host.scenarios.steps import FAULT_STEPS, parse_scenario_step
 from host.scenarios.steps.expectations import (
     ExpectCapacityError,
     ExpectFault,
@@ -154,6 +155,20 @@ def test_bad_steps_name_file_step_and_text(text: str, needle: str) -> None:
     msg = str(info.value)
     assert msg.startswith("my.toml: steps[4]: ")
     assert needle in msg
+
+
+@pytest.mark.parametrize("kind", FAULT_STEPS, ids=lambda kind: kind.__name__)
+def test_a_fault_step_that_does_not_read_is_refused_with_its_forms(
+    kind: type[ScenarioStep],
+) -> None:
+    """Its forms, with numbers, read as that kind; a text that starts as it and goes wrong
+    is refused as that kind (its forms), not as an experiment step or another fault."""
+    for form in kind.FORMS:
+        assert type(parse_scenario_step(re.sub(r"\bN\b", "2", form), "s.toml", "f")) is kind
+    with pytest.raises(InputError) as info:
+        parse_scenario_step(f"{kind.FORMS[0]} at once", "my.toml", "steps[4]")
+    assert info.value.field == "steps[4]"
+    assert all(repr(form) in info.value.reason for form in kind.FORMS), info.value.reason
 
 
 def write(tmp_path: Path, body: str) -> Path:

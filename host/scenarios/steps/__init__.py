@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 
 from cellmodel.errors import InputError
+from cellmodel.experiment import KINDS, is_experiment_step
 from host.scenarios.steps.base import (
     CheckEnv,
     Expectation,
@@ -81,6 +82,14 @@ EXPECTATIONS: tuple[type[Expectation], ...] = (
 )
 
 
+# A text no kind takes: what a step starts with (docs/scenarios.md, "Steps").
+_UNKNOWN = (
+    f"unknown step; expected an experiment step ({', '.join(KINDS)} ...), a fault step "
+    f"({', '.join(dict.fromkeys(f.split()[0] for k in FAULT_STEPS for f in k.FORMS))} ...) "
+    "or an expectation (Expect ...)"
+)
+
+
 def parse_expectation(text: str) -> Expectation | None:
     """An expectation, or None when the text does not start with 'Expect'; ValueError when
     it does but cannot be read."""
@@ -114,7 +123,11 @@ def parse_scenario_step(text: object, source: str, field: str) -> ScenarioStep:
         step = parse_expectation(text) or parse_fault(text)
     except ValueError as exc:
         raise InputError(source, field, f"{text!r}: {exc}") from None
-    return step or DriveStep.parse_text(text, source, field)
+    if step is not None:
+        return step
+    if not is_experiment_step(text):
+        raise InputError(source, field, f"{text!r}: {_UNKNOWN}")
+    return DriveStep.parse_text(text, source, field)
 
 
 def check_steps(

@@ -112,9 +112,13 @@ class StepLoop(Protocol):
 
 class ScenarioStep(ABC):
     """One step of a scenario. Subclasses set `PATTERN` (matched against the whole text, case
-    insensitive) and `from_match`, or override `parse`."""
+    insensitive) and `from_match`, or override `parse`. `LEAD` (matched at the start) and
+    `FORMS` (as docs/scenarios.md writes them): a text that starts as this kind does but
+    does not match is this kind's, refused with its forms, not read as another kind."""
 
     PATTERN: ClassVar[re.Pattern[str] | None] = None
+    LEAD: ClassVar[re.Pattern[str] | None] = None
+    FORMS: ClassVar[tuple[str, ...]] = ()
     # Steps that act at once are noted in the run's events when they start.
     LOGGED_AT_START: ClassVar[bool] = True
     text: str
@@ -125,8 +129,13 @@ class ScenarioStep(ABC):
         kind with a bad value raises ValueError with the reason."""
         if cls.PATTERN is None:
             return None
-        m = cls.PATTERN.fullmatch(text.strip().rstrip("."))
-        return cls.from_match(text, m) if m else None
+        body = text.strip().rstrip(".")
+        m = cls.PATTERN.fullmatch(body)
+        if m:
+            return cls.from_match(text, m)
+        if cls.LEAD is not None and cls.LEAD.match(body):
+            raise ValueError("expected " + " or ".join(repr(form) for form in cls.FORMS))
+        return None
 
     @classmethod
     def from_match(cls, text: str, m: re.Match[str]) -> ScenarioStep:

@@ -46,6 +46,8 @@ class InjectCurrentOffset(ScenarioStep):
     text: str
     offset_mA: float
     PATTERN = _rx(rf"inject current offset (?:of )?{_NUM}\s*ma")
+    LEAD = _rx(r"inject\b")
+    FORMS = ("Inject current offset N mA",)
 
     @classmethod
     def from_match(cls, text: str, m: re.Match[str]) -> InjectCurrentOffset:
@@ -62,6 +64,8 @@ class SetSensorNoise(ScenarioStep):
     text: str
     noise_mV: float
     PATTERN = _rx(rf"set (?:cell |sensor )?(?:voltage )?noise (?:to )?{_NUM}\s*mv")
+    LEAD = _rx(r"set (?:cell |sensor )?(?:voltage )?noise\b")
+    FORMS = ("Set sensor noise N mV",)
 
     @classmethod
     def from_match(cls, text: str, m: re.Match[str]) -> SetSensorNoise:
@@ -81,6 +85,8 @@ class FreezeCell(ScenarioStep):
     text: str
     cell: int
     PATTERN = _rx(r"freeze cell (\d+)(?: voltage)?")
+    LEAD = _rx(r"freeze\b")
+    FORMS = ("Freeze cell N voltage",)
 
     @classmethod
     def from_match(cls, text: str, m: re.Match[str]) -> FreezeCell:
@@ -101,6 +107,8 @@ class FreezeCell(ScenarioStep):
 class UnfreezeCells(ScenarioStep):
     text: str
     PATTERN = _rx(r"unfreeze (?:all )?cells?(?: voltages?)?")
+    LEAD = _rx(r"unfreeze\b")
+    FORMS = ("Unfreeze cells",)
 
     @classmethod
     def from_match(cls, text: str, m: re.Match[str]) -> UnfreezeCells:
@@ -117,6 +125,8 @@ class CorruptFrames(ScenarioStep):
     text: str
     fraction: float
     PATTERN = _rx(rf"corrupt {_NUM}\s*% of (?:the )?frames")
+    LEAD = _rx(r"corrupt\b")
+    FORMS = ("Corrupt N% of frames",)
 
     @classmethod
     def from_match(cls, text: str, m: re.Match[str]) -> CorruptFrames:
@@ -134,6 +144,8 @@ class SetAmbient(ScenarioStep):
     text: str
     ambient_degC: float
     PATTERN = _rx(rf"set ambient (?:temperature )?(?:to )?{_NUM}\s*(?:deg ?c|°c|c)")
+    LEAD = _rx(r"set ambient\b")
+    FORMS = ("Set ambient N degC",)
 
     @classmethod
     def from_match(cls, text: str, m: re.Match[str]) -> SetAmbient:
@@ -150,6 +162,8 @@ class DropLink(ScenarioStep):
     text: str
     duration_s: float
     PATTERN = _rx(rf"drop (?:the )?link for {SIGNED_DURATION}")
+    LEAD = _rx(r"drop\b")
+    FORMS = ("Drop link for N s",)
 
     @classmethod
     def from_match(cls, text: str, m: re.Match[str]) -> DropLink:
@@ -168,6 +182,8 @@ class ResetBoard(ScenarioStep):
 
     text: str
     PATTERN = _rx(r"reset (?:the )?board")
+    LEAD = _rx(r"reset\b")
+    FORMS = ("Reset board",)
 
     @classmethod
     def from_match(cls, text: str, m: re.Match[str]) -> ResetBoard:
@@ -183,6 +199,8 @@ class CutPower(ScenarioStep):
 
     text: str
     PATTERN = _rx(r"cut (?:the )?board(?:'s)? power|cut power")
+    LEAD = _rx(r"cut\b")
+    FORMS = ("Cut board power",)
 
     @classmethod
     def from_match(cls, text: str, m: re.Match[str]) -> CutPower:
@@ -216,6 +234,8 @@ class OpenCellTap(ScenarioStep):
     cell: int
     reads_mV: int = 0
     PATTERN = _rx(r"open cell (\d+) (?:voltage )?tap(?: reading (0 mv|full scale))?")
+    LEAD = _rx(r"open cell\b")
+    FORMS = ("Open cell N tap", "Open cell N tap reading full scale")
 
     @classmethod
     def from_match(cls, text: str, m: re.Match[str]) -> OpenCellTap:
@@ -240,6 +260,8 @@ class StickCurrentSensor(ScenarioStep):
     text: str
     reads_mA: int | None = None
     PATTERN = _rx(rf"stick (?:the )?current sensor(?: at {_NUM}\s*ma)?")
+    LEAD = _rx(r"stick\b")
+    FORMS = ("Stick current sensor", "Stick current sensor at N mA")
 
     @classmethod
     def from_match(cls, text: str, m: re.Match[str]) -> StickCurrentSensor:
@@ -262,6 +284,8 @@ class BreakThermistor(ScenarioStep):
     probe: int
     reads_degC: float
     PATTERN = _rx(r"(open|short) thermistor (\d+)")
+    LEAD = _rx(r"(?:open|short) thermistor\b")
+    FORMS = ("Open thermistor N", "Short thermistor N")
 
     @classmethod
     def from_match(cls, text: str, m: re.Match[str]) -> BreakThermistor:
@@ -289,6 +313,8 @@ class StepCurrentGain(ScenarioStep):
     text: str
     error_ppm: float
     PATTERN = _rx(rf"step (?:the )?current (?:sensor )?gain (?:error )?by {_NUM}\s*%")
+    LEAD = _rx(r"step\b")
+    FORMS = ("Step current gain by N%",)
 
     @classmethod
     def from_match(cls, text: str, m: re.Match[str]) -> StepCurrentGain:
@@ -307,6 +333,8 @@ class RepairSensors(ScenarioStep):
 
     text: str
     PATTERN = _rx(r"repair (?:all )?sensors")
+    LEAD = _rx(r"repair\b")
+    FORMS = ("Repair sensors",)
 
     @classmethod
     def from_match(cls, text: str, m: re.Match[str]) -> RepairSensors:
