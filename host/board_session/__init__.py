@@ -17,6 +17,15 @@ from host.board_session.virtual import VirtualBoardSession
 from host.micropython.resolve import UNIX64_TARGET, UNIX_HEAP, is_qemu, target_binary
 
 
+def board_kind(*, port: str | None = None, target: str = UNIX64_TARGET) -> type[BoardSession]:
+    """The kind of board a run asked for: the one at `port`, else a fresh board of `target`.
+    The one place that chooses a kind; a run's checks ask it (can_cut_power) before the
+    board exists."""
+    if port is not None:
+        return SerialBoardSession
+    return QemuBoardSession if is_qemu(target) else VirtualBoardSession
+
+
 def open_board(
     *,
     port: str | None = None,
@@ -28,13 +37,13 @@ def open_board(
 ) -> BoardSession:
     """The board a run asked for: the one at `port`, else a fresh virtual board of `target`
     (host.micropython.resolve) whose flash folder is `flash_dir`, provisioned as board
-    definition `board`. The one place that chooses a kind."""
+    definition `board` (board_kind chooses which)."""
     if port is not None:
         return SerialBoardSession(port)
     if flash_dir is None:
         raise ValueError("a virtual board needs a flash folder")
     binary = target_binary(target, micropython)
-    if is_qemu(target):
+    if board_kind(target=target) is QemuBoardSession:
         return QemuBoardSession(flash_dir, binary, lockstep=lockstep)
     return VirtualBoardSession(
         flash_dir, micropython=binary, board=board, heap=UNIX_HEAP[target], lockstep=lockstep
@@ -50,5 +59,6 @@ __all__ = [
     "QemuBoardSession",
     "SerialBoardSession",
     "VirtualBoardSession",
+    "board_kind",
     "open_board",
 ]

@@ -17,7 +17,7 @@ from cellmodel import load_cell
 from cellmodel.design import CellDesign, nominal
 from cellmodel.errors import InputError
 from cellmodel.files import check_output_dir, write_text_atomic
-from host.board_session import BoardSession, BoardSetup, open_board
+from host.board_session import BoardSession, BoardSetup, board_kind, open_board
 from host.board_session.qemu import QEMU_BOARD
 from host.boards import load_board
 from host.emulator.loop import ClosedLoop, LoopOutcome, RunInterrupted, check_scenario
@@ -213,13 +213,13 @@ def check_run(
     """Everything a run can be refused for before anything is created, and its designs: its
     cells (resolve_designs), the firmware's configuration for the BMS's design on a board
     the run provisions (provisioned_n_temps; a board at `port` has its own), and every step
-    against them (check_scenario; only a board this host runs can have its power cut, as
-    open_board makes one for port=None). run_scenario calls it first; a campaign calls it for
-    every run before it starts any (host.campaign.expand). InputError names the file."""
+    against them (check_scenario, with the power cuts the board's kind allows: board_kind).
+    run_scenario calls it first; a campaign calls it for every run before it starts any
+    (host.campaign.expand). InputError names the file."""
     designs = resolve_designs(scenario, cell, bms_cell)
-    own_board = port is None
-    n_temps = provisioned_n_temps(scenario, designs.belief, target) if own_board else None
-    check_scenario(scenario, designs.truth, can_cut_power=own_board, n_temps=n_temps)
+    kind = board_kind(port=port, target=target)
+    n_temps = provisioned_n_temps(scenario, designs.belief, target) if port is None else None
+    check_scenario(scenario, designs.truth, can_cut_power=kind.can_cut_power, n_temps=n_temps)
     return designs
 
 

@@ -17,6 +17,7 @@ from cellmodel import load_cell
 from cellmodel.errors import InputError
 from host.emulator import RunResult, run_scenario
 from host.emulator.loop import check_scenario
+from host.emulator.run import check_run
 from host.scenarios import load_scenario
 from tests.host.test_firmware_config import SMALL_CELL_TOML
 
@@ -485,6 +486,18 @@ def test_power_cut_needs_a_virtual_board(tmp_path: Path) -> None:
         check_scenario(load_scenario(path), load_cell(), can_cut_power=False)
     assert info.value.field == "steps[1]"
     assert "virtual board" in info.value.reason
+
+
+def test_a_runs_check_allows_a_power_cut_on_the_boards_it_runs_itself(tmp_path: Path) -> None:
+    """check_run (emulate's and every campaign run's check before anything starts) asks the
+    board's kind: a virtual or QEMU board this host runs can have its power cut, a board at
+    a serial port cannot, and that is refused before the port is opened."""
+    scenario = load_scenario(scenario_file(tmp_path, "cut", ["Rest for 1 s", "Cut board power"]))
+    check_run(scenario)
+    check_run(scenario, target="qemu-cortex-m0")
+    with pytest.raises(InputError) as info:
+        check_run(scenario, port=str(tmp_path / "no-such-port"))
+    assert info.value.field == "steps[1]" and "virtual board" in info.value.reason
 
 
 def test_freeze_of_missing_cell_is_bad_input(tmp_path: Path) -> None:
