@@ -4,7 +4,7 @@ Pure numpy; no I/O beyond reading cell, profile and (in bdf) output files.
 Current is positive on discharge everywhere in this package.
 """
 
-from cellmodel.cellfile import DEFAULT_CELL, list_cells, load_cell
+from cellmodel.cellfile import DEFAULT_CELL, list_cells, load_cell, resolve_cell
 from cellmodel.design import CellDesign
 from cellmodel.errors import InputError
 from cellmodel.pack import PackModel, ProfileRun, StepResult
@@ -18,4 +18,5 @@ __all__ = [
     "StepResult",
     "list_cells",
     "load_cell",
+    "resolve_cell",
 ]

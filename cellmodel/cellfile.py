@@ -30,7 +30,7 @@ from cellmodel.design import (
     Pack,
 )
 from cellmodel.errors import InputError
-from cellmodel.files import TOML_CAP, check_input_file, loaded_once, read_text
+from cellmodel.files import TOML_CAP, check_input_file, expand_home, loaded_once, read_text
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -219,13 +219,15 @@ def list_cells() -> list[str]:
     return sorted(p.stem for p in CELLS_DIR.glob("*.toml"))
 
 
-def _resolve(
+def resolve_cell(
     name_or_path: str | Path,
-    relative_to: Path | None = None,
+    beside: Path | None = None,
     source: str | None = None,
     field: str = "cell",
 ) -> Path:
-    """The file a preset name or path names. source and field: where the reference was read
+    """The file a preset name or path names. beside: the file whose folder a relative path
+    is read from (a scenario, a campaign file, a cell file that extends another); None: the
+    working folder, as on the command line. source and field: where the reference was read
     (a scenario file and its key, a cell file's `extends`, a command-line option), so a
     missing cell is reported there; by default the reference itself. A path that is there
     but is no regular file (a folder, a FIFO, a device) is refused for that, unread
@@ -241,13 +243,16 @@ def _resolve(
     preset = CELLS_DIR / f"{text}.toml"
     if "/" not in text and "\\" not in text and not text.endswith(".toml") and preset.is_file():
         return preset
-    path = Path(text)
-    if relative_to is not None and not path.is_absolute():
-        path = relative_to / path
+    path = expand_home(text)
+    relative = not path.is_absolute()
+    if beside is not None and relative:
+        path = beside.parent / path
     try:
         path.stat()
     except FileNotFoundError:
-        looked = f" {path}" if str(path) != text else ""
+        # Where it was looked for, as the user wrote it: "next to" the file that names it,
+        # never the absolute path that file's folder made of it (the user wrote a name).
+        looked = f" next to {beside.name}" if beside is not None and relative else ""
         raise InputError(
             src,
             field,
@@ -284,7 +289,7 @@ def _merged(path: Path, depth: int = 0) -> dict[str, Any]:
         )
     if depth >= _MAX_EXTENDS_DEPTH:
         raise InputError(str(path), "extends", "chain too deep (a cycle?)")
-    base = _merged(_resolve(base_ref, path.parent, str(path), "extends"), depth + 1)
+    base = _merged(resolve_cell(base_ref, path, str(path), "extends"), depth + 1)
     for section, values in data.items():
         if isinstance(values, dict) and isinstance(base.get(section), dict):
             base[section] = {**base[section], **values}
@@ -468,9 +473,13 @@ def design_from_dict(data: dict[str, Any], source: str) -> CellDesign:
 
 @loaded_once
 def load_cell(
-    name_or_path: str | Path = DEFAULT_CELL, source: str | None = None, field: str = "cell"
+    name_or_path: str | Path = DEFAULT_CELL,
+    source: str | None = None,
+    field: str = "cell",
+    beside: Path | None = None,
 ) -> CellDesign:
-    """A preset name from cellmodel/cells/ or a path to a cell TOML file. source and field:
-    where the name was read, named when it names no cell (_resolve)."""
-    path = _resolve(name_or_path, source=source, field=field)
+    """A preset name from cellmodel/cells/ or a path to a cell TOML file (relative to the
+    folder of `beside` when given, else to the working folder). source and field: where the
+    name was read, named when it names no cell (resolve_cell)."""
+    path = resolve_cell(name_or_path, beside, source, field)
     return design_from_dict(_merged(path), str(path))

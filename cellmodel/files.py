@@ -112,6 +112,17 @@ def read_text(
         ) from None
 
 
+def expand_home(path: str | Path) -> Path:
+    """`path` with a leading `~` or `~user` made that home folder, as a shell would. A `~user`
+    of no user stays as written (pathlib raises RuntimeError there): the file is then
+    missing and reported as such, naming what was written."""
+    path = Path(path)
+    try:
+        return path.expanduser()
+    except RuntimeError:
+        return path
+
+
 def check_input_file(path: str | Path, source: str, field: str, cap: SizeCap | None = None) -> Path:
     """`path` if it names a regular file (or a link to one) no larger than `cap` (when
     given); InputError otherwise.

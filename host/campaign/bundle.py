@@ -17,9 +17,9 @@ from typing import Any
 
 import tomli_w
 
-from cellmodel import list_cells
+from cellmodel import list_cells, resolve_cell
 from cellmodel.errors import InputError
-from cellmodel.files import PROFILE_CAP, TOML_CAP, SizeCap, read_text
+from cellmodel.files import PROFILE_CAP, TOML_CAP, SizeCap, expand_home, read_text
 from host.scenarios.steps import DriveStep, parse_scenario_step
 
 if sys.version_info >= (3, 11):
@@ -37,13 +37,20 @@ def is_preset(ref: str) -> bool:
     return "/" not in ref and "\\" not in ref and not ref.endswith(".toml") and ref in list_cells()
 
 
-def absolutize(data: dict[str, Any], origin: Path, source: str) -> dict[str, Any]:
-    """A copy of scenario `data` whose file references are absolute paths from `origin`."""
+def absolute_cell(ref: Any, beside: Path, source: str, key: str) -> Any:
+    """A cell reference (`cell`, `bms_cell`) as an absolute path, read from the folder of
+    `beside`: the file that wrote it (the scenario, or the campaign file for an axis value).
+    A preset name, or a value the scenario parser refuses, is returned as it is. A name that
+    is neither a preset nor a file there is refused here, as written: once absolute, it would
+    be reported as a path the user never wrote."""
+    if isinstance(ref, str) and ref and not is_preset(ref):
+        return str(resolve_cell(ref, beside, source, key))
+    return ref
+
+
+def absolute_steps(data: dict[str, Any], origin: Path, source: str) -> dict[str, Any]:
+    """A copy of scenario `data` whose `Run PROFILE` steps name absolute paths from `origin`."""
     out = dict(data)
-    for key in CELL_KEYS:
-        ref = out.get(key)
-        if isinstance(ref, str) and ref and not is_preset(ref):
-            out[key] = str(_absolute(ref, origin))
     steps = out.get("steps")
     if isinstance(steps, list):
         out["steps"] = [
@@ -54,7 +61,7 @@ def absolutize(data: dict[str, Any], origin: Path, source: str) -> dict[str, Any
 
 
 def _absolute(ref: str, origin: Path) -> Path:
-    path = Path(ref).expanduser()
+    path = expand_home(ref)
     return path if path.is_absolute() else origin / path
 
 
@@ -75,7 +82,8 @@ class Bundle:
         self._by_path: dict[Path, str] = {}
 
     def pack(self, data: dict[str, Any]) -> dict[str, Any]:
-        """`data` (absolute references, from absolutize) pointing at files/NAME copies."""
+        """`data` (absolute references: absolute_cell, absolute_steps) pointing at files/NAME
+        copies."""
         out = dict(data)
         for key in CELL_KEYS:
             ref = out.get(key)

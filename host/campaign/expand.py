@@ -26,7 +26,7 @@ import tomli_w
 
 from cellmodel.errors import InputError
 from cellmodel.files import read_once, read_text
-from host.campaign.bundle import Bundle, absolutize
+from host.campaign.bundle import CELL_KEYS, Bundle, absolute_cell, absolute_steps
 from host.campaign.spec import RUN_OPTIONS, AxisValue, CampaignSpec, Group, ScenarioRef
 from host.micropython.resolve import UNIX64_TARGET
 from host.scenarios import Scenario, parse_scenario
@@ -121,7 +121,8 @@ def _scenario_data(ref: ScenarioRef, source: str) -> dict[str, Any]:
     # when the copy is scenario.toml.
     stem = re.sub(r"[^A-Za-z0-9._-]", "-", ref.path.stem).lstrip("._-")
     data.setdefault("name", stem[:64] or "scenario")
-    return absolutize(data, ref.path.parent, str(ref.path))
+    # Its profiles once per scenario; its cells in each run, once merged (_run_scenario).
+    return absolute_steps(data, ref.path.parent, str(ref.path))
 
 
 # A run's axis values: (axis name, value) for each of its group's axes.
@@ -168,11 +169,20 @@ def _run_scenario(
     source = str(ref.path)
     data = dict(base)
     options: dict[str, str] = {}
+    cells_beside: dict[str, Path] = dict.fromkeys(CELL_KEYS, ref.path)  # who wrote each cell
     for _, value in combo:
         scenario_settings = {k: v for k, v in value.settings.items() if k not in RUN_OPTIONS}
         options.update({k: v for k, v in value.settings.items() if k in RUN_OPTIONS})
         nested = _nest(scenario_settings, source)
-        data = _merge(data, absolutize(nested, spec.base_dir, source), source, "")
+        data = _merge(data, absolute_steps(nested, spec.base_dir, source), source, "")
+        cells_beside.update(dict.fromkeys(nested.keys() & set(CELL_KEYS), spec.file))
+    # The cells once merged, each from the folder of the file that wrote it (the scenario's,
+    # or the campaign file's for an axis value): only those the run uses are read (an axis
+    # that sets every run's cell leaves the scenario's own unread, as --cell does), and one
+    # that is missing is refused as any bad run is (_refused), named as written.
+    for key, beside in cells_beside.items():
+        if key in data:
+            data[key] = absolute_cell(data[key], beside, source, key)
     return data, options
 
 

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from cellmodel.errors import InputError
-from cellmodel.files import check_input_file, read_text
+from cellmodel.files import check_input_file, expand_home, read_text
 from host.micropython.resolve import RUN_TARGETS
 from host.scenarios import LIBRARY_DIR, library_names
 
@@ -62,7 +62,7 @@ def _interpreter(value: Any, base_dir: Path) -> str:
     """A MicroPython binary: a path from the campaign file's folder, made absolute."""
     if not isinstance(value, str) or not value:
         raise ValueError(f"must be a path, got {value!r}")
-    path = Path(value).expanduser()
+    path = expand_home(value)
     path = path if path.is_absolute() else base_dir / path
     if not path.is_file():
         raise ValueError(f"no such file {value!r}")
@@ -132,6 +132,11 @@ class CampaignSpec:
     description: str
     timeout_s: float
     groups: tuple[Group, ...]
+
+    @property
+    def file(self) -> Path:
+        """The campaign file, absolute: its folder is where axis values' paths are read."""
+        return self.base_dir / Path(self.source).name
 
     @property
     def axis_names(self) -> list[str]:

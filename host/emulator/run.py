@@ -72,10 +72,9 @@ def resolve_design(scenario: Scenario, cell: str | None = None) -> CellDesign:
 def _scenario_cell(scenario: Scenario, name: str | None, key: str) -> CellDesign:
     if not name:
         return load_cell()
-    path = Path(name)
-    if path.suffix == ".toml" and not path.is_absolute():
-        return load_cell(scenario.base_dir / path, scenario.source, key)
-    return load_cell(name, scenario.source, key)
+    # Every relative path from the scenario's folder, with or without `.toml` (a campaign
+    # reads them so too: host.campaign.bundle), never from wherever sisnbms was started.
+    return load_cell(name, scenario.source, key, beside=scenario.file)
 
 
 def resolve_designs(

@@ -134,6 +134,11 @@ class Scenario:
     step_cycles: tuple[int, ...] = ()
     base_dir: Path = field(default_factory=Path.cwd)
 
+    @property
+    def file(self) -> Path:
+        """The scenario file: relative paths in it are read from its folder."""
+        return self.base_dir / Path(self.source).name
+
     def field_of(self, index: int) -> str:
         """The file's field of step `index` (after repeats are expanded)."""
         return self.step_fields[index] if index < len(self.step_fields) else f"steps[{index}]"

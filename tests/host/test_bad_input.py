@@ -74,6 +74,15 @@ def _files(root: Path) -> None:
         "mismatch": "[axes]\nmismatch.capacity_factor = [0.9, 5.0]\n",
         "typo": "[variants.start]\nexact = {}\ntypo = { initial = { firmware_sco = 0.9 } }\n",
     }
+    # Cell names that are neither a preset nor a file next to the file that wrote them.
+    campaigns["cell-name"] = '[axes]\ncell = ["sisn-lco-2ah", "nosuch"]\n'
+    campaigns["cell-home"] = '[axes]\ncell = ["~nosuchuser/x.toml"]\n'
+    (root / "cell-nosuch.toml").write_text(f'cell = "nosuch"\n{OK_SCENARIO}')
+    (root / "campaign-scenario-cell.toml").write_text('scenarios = ["cell-nosuch.toml"]\n')
+    (root / "extends-nosuch.toml").write_text('extends = "nosuch"\n')
+    (root / "scenario-extends-nosuch.toml").write_text(
+        f'cell = "extends-nosuch.toml"\n{OK_SCENARIO}'
+    )
     for stem, axes in campaigns.items():
         (root / f"campaign-{stem}.toml").write_text(f'scenarios = ["ok.toml"]\n{axes}')
     (root / "pack-4s.toml").write_text(
@@ -413,6 +422,56 @@ TABLE: dict[str, Case] = {
         lambda r: ["campaign", str(r / "campaign-pack.toml"), "--out", out(r)],
         ("campaign-pack.toml", "axes.cell[1]", "steps[1]", "the pack has 1 cell(s)"),
         {"field": "axes.cell[1]"},
+    ),
+    # A name that is no preset and no file, reported as written and where it was looked for
+    # (not as the absolute path the file's folder made of it).
+    "campaign axis: a cell name that is no preset and no file": Case(
+        lambda r: ["campaign", str(r / "campaign-cell-name.toml"), "--out", out(r)],
+        (
+            "campaign-cell-name.toml",
+            "axes.cell[1]",
+            "no preset named 'nosuch' and no such file next to campaign-cell-name.toml",
+            "presets: sisn-lco-2ah",
+        ),
+        {"field": "axes.cell[1]"},
+        absent=("named '/",),
+    ),
+    "campaign axis: a cell in the home of no user": Case(
+        lambda r: ["campaign", str(r / "campaign-cell-home.toml"), "--out", out(r)],
+        ("campaign-cell-home.toml", "axes.cell[0]", "'~nosuchuser/x.toml'", "no such file"),
+        {"field": "axes.cell[0]"},
+    ),
+    "campaign scenario: its cell names no preset and no file": Case(
+        lambda r: ["campaign", str(r / "campaign-scenario-cell.toml"), "--out", out(r)],
+        (
+            "campaign-scenario-cell.toml",
+            "scenarios[0]",
+            "cell-nosuch.toml",
+            "no preset named 'nosuch' and no such file next to cell-nosuch.toml",
+        ),
+        {"field": "scenarios[0]"},
+        absent=("named '/",),
+    ),
+    "scenario's cell names no preset and no file": Case(
+        lambda r: ["emulate", "--scenario", str(r / "cell-nosuch.toml"), "--out", out(r)],
+        ("cell-nosuch.toml", "cell", "no preset named 'nosuch' and no such file next to"),
+        {"field": "cell"},
+    ),
+    "a cell file extends no preset and no file": Case(
+        lambda r: [
+            "emulate",
+            "--scenario",
+            str(r / "scenario-extends-nosuch.toml"),
+            "--out",
+            out(r),
+        ],  # fmt: skip
+        (
+            "extends-nosuch.toml",
+            "extends",
+            "no preset named 'nosuch' and no such file next to extends-nosuch.toml",
+        ),
+        {"field": "extends"},
+        absent=("file /",),
     ),
     "campaign scenario refused on its own in a run": Case(
         lambda r: ["campaign", str(r / "campaign-thermistor.toml"), "--out", out(r)],

@@ -178,6 +178,15 @@ def test_builtin_names_and_patterns(tmp_path: Path) -> None:
     assert [p.scenario for p in expand(load_spec(spec))] == ["link-loss", "hot-soak"]
 
 
+def test_a_cell_axis_over_a_scenarios_missing_cell_leaves_it_unread(tmp_path: Path) -> None:
+    """Only the references a run uses are checked: an axis that sets every run's cell
+    replaces the scenario's own, as `--cell` does for `emulate`."""
+    write(tmp_path, "s.toml", 'cell = "gone.toml"\n' + SHORT)
+    spec = write(tmp_path, "c.toml", 'scenarios = ["s.toml"]\n[axes]\ncell = ["sisn-lco-2ah"]\n')
+    (plan,) = expand(load_spec(spec))
+    assert plan.files == {} and 'cell = "sisn-lco-2ah"' in plan.scenario_toml
+
+
 def test_a_run_carries_the_files_its_scenario_reads(tmp_path: Path) -> None:
     """Cell files (with the file they extend) and profiles travel with the run: its folder
     is reproducible after the campaign's own files are gone."""

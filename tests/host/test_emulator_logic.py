@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from cellmodel import load_cell
 from cellmodel.experiment import parse_step
@@ -187,6 +188,20 @@ def test_a_true_start_holds_the_plants_own_cell_socs() -> None:
     plant = Plant.for_scenario(scenario, truth, 1)
     np.testing.assert_array_equal(cell_soc, plant.measure().truth.soc)
     assert len(set(cell_soc)) == 4 and abs(np.mean(cell_soc) - scenario.initial.soc) < 0.03
+
+
+def test_a_scenarios_cell_path_is_read_from_its_folder_with_or_without_toml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the docs and a campaign have it: `cell = "mine"` is the file next to the
+    scenario, wherever sisnbms was started from (not a file of that name in the working
+    folder, nor none)."""
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "mine").write_text('extends = "sisn-lco-2ah"\n[cell]\nname = "mine"\n')
+    (folder / "s.toml").write_text('cell = "mine"\nsteps = ["Rest for 1 minute"]\n')
+    monkeypatch.chdir(tmp_path)
+    assert resolve_designs(load_scenario(folder / "s.toml")).truth.name == "mine"
 
 
 def test_a_board_timed_for_faster_samples_than_the_scenarios_is_named() -> None:
