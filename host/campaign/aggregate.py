@@ -8,6 +8,7 @@ largest SOC error first.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from host.campaign.execute import PASSED
@@ -47,6 +48,7 @@ def _entry(row: dict[str, Any], axis_names: list[str]) -> dict[str, Any]:
         "error": row.get("error"),
         "violations": row.get("violations_text"),
         "failed_expectations": row.get("expectations_failed_text"),
+        "until_not_reached": row.get("until_not_reached_text"),
     }
     entry.update({k: row.get(k) for k in RUN_FIGURES if row.get(k) is not None})
     entry["reproduce"] = row["reproduce"]
@@ -80,10 +82,43 @@ def _pass_rates(rows: list[dict[str, Any]], axis_names: list[str]) -> dict[str, 
     return out
 
 
-def aggregate(
-    rows: list[dict[str, Any]], *, campaign: dict[str, Any], axis_names: list[str]
+def _until_not_reached(
+    ordered: list[dict[str, Any]], unmet: Mapping[str, Sequence[Mapping[str, Any]]]
 ) -> dict[str, Any]:
-    """The aggregate JSON: counts, exit code, runs worst first, pass rates per axis value."""
+    """The steps whose `until` condition was not reached, their time limit or duration having
+    run out first: reported, not failed, as in one run's summary. How many runs had any
+    (which, worst first), and each such step (its scenario, index, text and condition) with
+    the runs it happened in (a step is known by its text too: a variant that replaces the
+    scenario's steps puts another step at the same index)."""
+    run_ids = [r["run_id"] for r in ordered if unmet.get(r["run_id"])]
+    steps: dict[tuple[str, int, str], dict[str, Any]] = {}
+    for row in ordered:
+        for u in unmet.get(row["run_id"], ()):
+            key = (str(row["axis.scenario"]), int(u["step"]), str(u["text"]))
+            step = steps.setdefault(
+                key,
+                {"scenario": key[0], "step": key[1], "text": key[2], "until": u.get("until"),
+                 "runs": 0, "run_ids": []},
+            )  # fmt: skip
+            step["runs"] += 1
+            step["run_ids"].append(row["run_id"])
+    return {
+        "runs": len(run_ids),
+        "run_ids": run_ids,
+        "steps": [steps[k] for k in sorted(steps)],
+    }
+
+
+def aggregate(
+    rows: list[dict[str, Any]],
+    *,
+    campaign: dict[str, Any],
+    axis_names: list[str],
+    until_not_reached: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+) -> dict[str, Any]:
+    """The aggregate JSON: counts, exit code, runs worst first, pass rates per axis value,
+    and the steps whose `until` was not reached (`until_not_reached`: by run id, each run's
+    summary's list; a row holds only their count and text)."""
     ordered = sorted(rows, key=_rank)
     not_passed = [r for r in ordered if r["status"] != PASSED]
 
@@ -111,6 +146,7 @@ def aggregate(
             "error": having("error"),
             "timeout": having("timeout"),
         },
+        "until_not_reached": _until_not_reached(ordered, until_not_reached or {}),
         "worst": [_entry(r, axis_names) for r in ordered],
         "pass_rate": _pass_rates(rows, axis_names),
     }

@@ -231,6 +231,7 @@ def render(rows: list[dict[str, Any]], aggregate: dict[str, Any], command: str) 
         "|---|---|---|---|---|",
         *_verdict_rows(diagnostics),
     ]
+    lines += ["", *_until_not_reached(aggregate.get("until_not_reached"), len(rows))]
     lines += [
         "",
         "## Runs",
@@ -242,6 +243,32 @@ def render(rows: list[dict[str, Any]], aggregate: dict[str, Any], command: str) 
         *_tables(rows, row_axis, col_axis),
     ]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _until_not_reached(unmet: dict[str, Any] | None, runs: int) -> list[str]:
+    """The steps whose time ran out before their `until` (host.campaign.aggregate): reported,
+    not failed, as for a single run."""
+    lines = [
+        "## Steps that ended on time before their `until` (reported, not failed)",
+        "",
+        "A step whose time limit or duration ran out before its `until` condition ends there",
+        "and the run goes on, as on a cycler; the requirements above judge what the BMS did.",
+        "",
+    ]
+    if not unmet or not unmet.get("runs"):
+        return [*lines, f"None in the {runs} runs."]
+    lines += [
+        f"{unmet['runs']} of the {runs} runs had one or more:",
+        "",
+        "| scenario | step | until | runs | e.g. run |",
+        "|---|---|---|---|---|",
+    ]
+    for step in unmet["steps"]:
+        lines.append(
+            f"| {step['scenario']} | {step['step']}: {step['text']} | {step['until']} | "
+            f"{step['runs']} | {step['run_ids'][0]} |"
+        )
+    return lines
 
 
 def _verdict_rows(verdicts: list[dict[str, Any]]) -> list[str]:

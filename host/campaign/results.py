@@ -97,10 +97,17 @@ def reasons(result: dict[str, Any]) -> list[str]:
     return out
 
 
+def until_not_reached(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The run's steps whose `until` their time limit or duration cut short (the summary's
+    `until_not_reached`: step, text, until, ended, t_s); none for a run with no summary."""
+    return list((result.get("summary") or {}).get("until_not_reached") or [])
+
+
 def make_row(plan: RunPlan, result: dict[str, Any], out: Path) -> dict[str, Any]:
     """One table row: the combination, the outcome and every scalar of the summary."""
     summary = result.get("summary") or {}
     failed = [e["text"] for e in summary.get("expectations", []) if not e.get("passed", True)]
+    unmet = until_not_reached(result)
     row: dict[str, Any] = {
         "run_id": plan.run_id,
         "group": plan.group,
@@ -118,6 +125,12 @@ def make_row(plan: RunPlan, result: dict[str, Any], out: Path) -> dict[str, Any]
         "violations_text": "; ".join(summary.get("violations", [])) or None,
         "expectations_failed": len(failed),
         "expectations_failed_text": "; ".join(failed) or None,
+        # reported, not failed (the run's summary lists them; aggregate counts them)
+        "until_not_reached_count": len(unmet),
+        "until_not_reached_text": "; ".join(
+            f"step {u['step']} ({u['text']}) at t={u['t_s']:.0f} s: {u['ended']}" for u in unmet
+        )
+        or None,
         "reproduce": plan.reproduce(run_dir(out, plan.run_id)),
     }
     for key, value in _scalars(summary, ""):

@@ -29,6 +29,7 @@ from host.campaign.results import (
     load_result,
     make_row,
     save_result,
+    until_not_reached,
     write_atomic,
     write_run_files,
     write_table,
@@ -140,7 +141,8 @@ def _write_results(
     rows = [make_row(p, results[p.run_id], out) for p in plans]
     table = write_table(rows, out)
     info["table"] = str(table)
-    agg = aggregate(rows, campaign=info, axis_names=spec.axis_names)
+    unmet = {run_id: until_not_reached(result) for run_id, result in results.items()}
+    agg = aggregate(rows, campaign=info, axis_names=spec.axis_names, until_not_reached=unmet)
     path = out / AGGREGATE_FILE
     write_atomic(path, json.dumps(agg, indent=2) + "\n")
     return CampaignOutcome(agg, rows, table, path)

@@ -59,7 +59,8 @@ def register(subparsers: Any) -> None:
         "--report",
         metavar="FILE.md",
         help="also write the runs as a page (Markdown) titled by the campaign: issue 9's "
-        "requirements over every run, diagnostics, then one table per scenario",
+        "requirements over every run, diagnostics, the steps whose `until` was not reached, "
+        "then one table per scenario",
     )
     p.add_argument("--json", action="store_true", help="print the aggregate as JSON on stdout")
     p.set_defaults(func=run)
@@ -117,6 +118,12 @@ def print_report(agg: dict[str, Any]) -> None:
     for reason, ids in agg["not_passed"].items():
         if ids:
             print(f"  {reason}: {len(ids)} run(s)")
+    unmet = agg["until_not_reached"]
+    if unmet["runs"]:
+        print(f"  until not reached (reported, not failed): {unmet['runs']} run(s)")
+        for step in unmet["steps"]:
+            print(f"    {step['scenario']} step {step['step']} ({step['text']}): "
+                  f"{step['runs']} run(s)")  # fmt: skip
     print("  worst runs:")
     for entry in agg["worst"][:SHOWN_WORST]:
         axes = " ".join(f"{k}={v}" for k, v in entry["axes"].items())
@@ -124,7 +131,8 @@ def print_report(agg: dict[str, Any]) -> None:
         figure = f", SOC max error {soc:.2f} %" if isinstance(soc, (int, float)) else ""
         why = ",".join(entry["reasons"]) or "passed"
         print(f"    [{why}] {entry['run_id']} {entry['scenario']} {axes}{figure}")
-        for detail in (entry["violations"], entry["failed_expectations"], entry["error"]):
+        details = (entry["violations"], entry["failed_expectations"], entry["error"])
+        for detail in (*details, entry["until_not_reached"]):
             if detail:
                 print(f"      {detail}")
         print(f"      {entry['reproduce']}")

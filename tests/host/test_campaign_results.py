@@ -76,6 +76,27 @@ def test_worst_runs_first_and_pass_rates() -> None:
     assert aggregate_of([row("ok1", "passed", "", 0.5)])["exit_code"] == 0
 
 
+def test_steps_whose_until_is_not_reached_are_grouped_by_step_not_by_index() -> None:
+    """The same step cut short in two runs is one step of two runs; another step at the same
+    index (a variant with steps of its own) is a step of its own; a run with none, or with
+    no summary (a crash), is not counted; and none of it fails a run."""
+    charge = {"step": 1, "text": "Charge at 1C for 1 hour or until 4.2 V", "until": "4.2 V"}
+    hold = {"step": 1, "text": "Hold at 4.2 V for 1 minute or until C/20", "until": "C/20"}
+    rows = [row(i, "passed", "", soc) for i, soc in (("a1", 0.5), ("b2", 2.0), ("c1", 1.0))]
+    rows.append(row("crash2", "error", "error", None))
+    unmet = {"a1": [charge], "b2": [charge], "c1": [hold]}
+    agg = aggregate(rows, campaign={}, axis_names=["seed"], until_not_reached=unmet)
+    assert agg["until_not_reached"] == {
+        "runs": 3,
+        "run_ids": ["b2", "c1", "a1"],  # worst first, as everywhere in the aggregate
+        "steps": [
+            {**charge, "scenario": "s", "runs": 2, "run_ids": ["b2", "a1"]},
+            {**hold, "scenario": "s", "runs": 1, "run_ids": ["c1"]},
+        ],
+    }
+    assert agg["not_passed"]["error"] == ["crash2"] and agg["passed"] == 3
+
+
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
 def test_table_has_one_row_per_run_with_every_column(tmp_path: Path, fmt: str) -> None:
     rows = [

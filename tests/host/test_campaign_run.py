@@ -130,6 +130,62 @@ def test_failures_are_rows_worst_first_and_exit_1(
     assert len(read_table(Path(agg["table"]))) == 4
 
 
+UNTIL = """
+name = "until"
+scenarios = ["short.toml"]
+[variants.charge]
+none = {}
+unreached = { steps = ["Charge at 0.5C for 1 minute or until 5 V", "Rest for 1 minute"] }
+reached = { steps = ["Charge at 0.5C for 1 minute or until 3.0 V", "Rest for 1 minute"] }
+"""
+
+
+def test_steps_whose_until_is_not_reached_are_counted_not_failed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A charge that ends on its time before reaching 5 V is reported in the campaign's
+    aggregate and page (which runs, which step), as in one run's summary; the campaign still
+    passes. A charge from 3.7 V until 3.0 V reaches its condition at once: not reported."""
+    (tmp_path / "short.toml").write_text(SHORT)
+    spec = tmp_path / "until.toml"
+    spec.write_text(UNTIL)
+    out, report = tmp_path / "out", tmp_path / "until.md"
+    argv = ["campaign", str(spec), "--workers", "2", "--out", str(out), "--report", str(report)]
+    assert main([*argv, "--json"]) == 0
+    agg = json.loads(capsys.readouterr().out)
+    assert agg["passed"] == 3 and not any(agg["not_passed"].values())
+    run_of = {e["axes"]["charge"]: e["run_id"] for e in agg["worst"]}
+    unreached = run_of["unreached"]
+    assert agg["until_not_reached"] == {
+        "runs": 1,
+        "run_ids": [unreached],
+        "steps": [
+            {
+                "scenario": "short.toml",
+                "step": 0,
+                "text": "Charge at 0.5C for 1 minute or until 5 V",
+                "until": "5 V",
+                "runs": 1,
+                "run_ids": [unreached],
+            }
+        ],
+    }
+    entry = next(e for e in agg["worst"] if e["run_id"] == unreached)
+    assert entry["until_not_reached"] == (
+        "step 0 (Charge at 0.5C for 1 minute or until 5 V) at t=60 s: "
+        "duration elapsed, 5 V not reached"
+    )
+    assert json.loads((out / "campaign.json").read_text())["until_not_reached"]["runs"] == 1
+    rows = {r["run_id"]: r for r in read_table(Path(agg["table"]))}
+    assert [rows[run_of[c]]["until_not_reached_count"] for c in ("none", "reached")] == [0, 0]
+    page = report.read_text()
+    assert "1 of the 3 runs had one or more" in page
+    assert (
+        f"| short.toml | 0: Charge at 0.5C for 1 minute or until 5 V | 5 V | 1 | {unreached} |"
+        in page
+    )
+
+
 def test_a_good_campaign_checked_up_front_still_runs(tmp_path: Path) -> None:
     """Every run is checked before any starts (its cell files, the BMS's design, its steps
     against the pack): a campaign that passes runs all its runs, from its own folder's
