@@ -1,4 +1,5 @@
-"""The one exception for bad user input (files, fields, text), shared by cellmodel and host."""
+"""The one exception for bad user input (files, fields, text), shared by cellmodel and host,
+and its kind for a step as written."""
 
 from __future__ import annotations
 
@@ -14,3 +15,14 @@ class InputError(ValueError):
         self.field = field
         self.reason = reason
         super().__init__(f"{self.source}: {field}: {reason}")
+
+
+class StepError(InputError):
+    """Bad input in an experiment step as written: the profile its `Run` names missing or
+    no file, its period out of range, more periods than a step may have. Not an error
+    inside a file the step reads (a profile's rows name that file: a plain InputError).
+
+    cellmodel raises it with the source and field its caller gave (an experiment's
+    `--experiment`, `step 3`); a caller that names the step its own way (a scenario: its
+    file, the step's field and text, host.scenarios.steps.check_steps) takes `reason`.
+    """

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cellmodel.errors import InputError
+from cellmodel.errors import InputError, StepError
 from cellmodel.profile import Profile, load_profile, resolve_profile
 from cellmodel.quantities import (
     AMBIENT_DEGC,
@@ -577,6 +577,9 @@ class StepController:
     boundary and are at most period_s long, so long rows are sampled at the period.
     A loop may also call these with sub-steps that add up to a period. A step
     without a duration ends after MAX_STEP_PERIODS periods at the latest.
+
+    A step that cannot run as written (its period, its length, the profile it names) is a
+    StepError naming `source` and `field`; an error inside the profile names that file.
     """
 
     def __init__(
@@ -593,7 +596,8 @@ class StepController:
         self.step = step
         self.capacity_Ah = capacity_Ah
         self.period_s = step.period_s if step.period_s is not None else period_s
-        PERIOD_S.check(self.period_s, source, field, "period")
+        if not PERIOD_S.contains(self.period_s):
+            raise StepError(source, field, PERIOD_S.outside(self.period_s, "period"))
         self.ambient_degC = step.ambient_degC
         self.elapsed_s = 0.0
         self.reason: str | None = None
@@ -610,7 +614,7 @@ class StepController:
         self.until_unmet: str | None = None
         if self.time_limit_s / self.period_s > MAX_STEP_PERIODS:
             if step.duration_s is not None or self.profile is not None:
-                raise InputError(
+                raise StepError(
                     source,
                     field,
                     f"{step.text!r} lasts {self.time_limit_s:g} s, more than "

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from cellmodel.errors import InputError
 
@@ -123,40 +123,44 @@ def expand_home(path: str | Path) -> Path:
         return path
 
 
-def check_input_file(path: str | Path, source: str, field: str, cap: SizeCap | None = None) -> Path:
-    """`path` if it names a regular file (or a link to one) no larger than `cap` (when
-    given); InputError otherwise.
-
-    A device, FIFO or socket (`/dev/zero`, a named pipe) is refused without being opened:
-    reading one may never end, or block, or exhaust memory.
-    """
+def input_file_problem(path: str | Path, cap: SizeCap | None = None) -> str | None:
+    """Why `path` is not a regular file (or a link to one) no larger than `cap` (when given),
+    or None when it is; the reason alone, for a caller that names where the path was
+    written in its own way (check_input_file: an InputError)."""
     path = Path(path)
     try:
         st = path.stat()
     except OSError as exc:
-        raise InputError(source, field, f"cannot read {path}: {exc.strerror or exc}") from None
-    _check_stat(path, st, source, field, cap)
-    return path
+        return f"cannot read {path}: {exc.strerror or exc}"
+    return _stat_problem(path, st, cap)
 
 
-def _check_stat(
-    path: Path, st: os.stat_result, source: str, field: str, cap: SizeCap | None
-) -> None:
+def check_input_file(path: str | Path, source: str, field: str, cap: SizeCap | None = None) -> Path:
+    """`path` if it names a regular file (or a link to one) no larger than `cap` (when
+    given); InputError otherwise (input_file_problem).
+
+    A device, FIFO or socket (`/dev/zero`, a named pipe) is refused without being opened:
+    reading one may never end, or block, or exhaust memory.
+    """
+    problem = input_file_problem(path, cap)
+    if problem is not None:
+        raise InputError(source, field, problem)
+    return Path(path)
+
+
+def _stat_problem(path: Path, st: os.stat_result, cap: SizeCap | None) -> str | None:
     mode = st.st_mode
     if stat.S_ISDIR(mode):
-        raise InputError(source, field, f"cannot read {path}: Is a directory")
+        return f"cannot read {path}: Is a directory"
     if not stat.S_ISREG(mode):
-        raise InputError(source, field, f"{path} is not a regular file ({file_kind(mode)})")
+        return f"{path} is not a regular file ({file_kind(mode)})"
     if cap is not None and st.st_size > cap.max_bytes:
-        _too_large(path, st.st_size, source, field, cap)
+        return _too_large(path, st.st_size, cap)
+    return None
 
 
-def _too_large(path: Path, size: int, source: str, field: str, cap: SizeCap) -> NoReturn:
-    raise InputError(
-        source,
-        field,
-        f"{path} is {_size_text(size)}, over the {cap.describe()} limit for a {cap.kind}",
-    )
+def _too_large(path: Path, size: int, cap: SizeCap) -> str:
+    return f"{path} is {_size_text(size)}, over the {cap.describe()} limit for a {cap.kind}"
 
 
 def _size_text(n_bytes: int, *, exact: bool = True) -> str:
@@ -189,10 +193,12 @@ def _read_regular(path: Path, source: str, what: str, cap: SizeCap) -> bytes:
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(fd)
-        _check_stat(path, st, source, what, cap)
+        problem = _stat_problem(path, st, cap)
+        if problem is not None:
+            raise InputError(source, what, problem)
         data = f.read(cap.max_bytes + 1)  # a file that grew since is not read on
         if len(data) > cap.max_bytes:
-            _too_large(path, max(st.st_size, len(data)), source, what, cap)
+            raise InputError(source, what, _too_large(path, max(st.st_size, len(data)), cap))
         return data
 
 

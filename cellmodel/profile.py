@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cellmodel.errors import InputError
-from cellmodel.files import PROFILE_CAP, check_input_file, read_text
+from cellmodel.errors import InputError, StepError
+from cellmodel.files import PROFILE_CAP, input_file_problem, read_text
 from cellmodel.quantities import (
     CELL_VOLTAGE_V,
     DURATION_S,
@@ -189,8 +189,9 @@ def load_profile(path: str | Path, kind: str = "A") -> Profile:
 
 def resolve_profile(spec: str, base_dir: str | Path | None, source: str, field: str) -> Path:
     """The file a Run step names: a path (relative to base_dir), or a bare name like US06
-    for NAME.csv in base_dir (PyBaMM's "Run US06 (A)"). InputError if it does not exist or is
-    not a regular file (a folder, a device such as /dev/zero, a FIFO)."""
+    for NAME.csv in base_dir (PyBaMM's "Run US06 (A)"). StepError (an InputError: the step
+    as written is at fault) if it does not exist or is not a regular file (a folder, a device
+    such as /dev/zero, a FIFO)."""
     path = Path(spec)
     bare = path.suffix == "" and len(path.parts) == 1
     if bare:
@@ -200,7 +201,9 @@ def resolve_profile(spec: str, base_dir: str | Path | None, source: str, field: 
     if path.is_file():
         return path
     if path.exists():  # a folder, a device, a FIFO: there, but not a file to read
-        check_input_file(path, source, field)
+        problem = input_file_problem(path)
+        if problem is not None:
+            raise StepError(source, field, problem)
     what = f"drive cycle {spec!r}: no file {path}" if bare else f"no profile file {path}"
     hint = " (a name without .csv means NAME.csv beside the experiment or scenario)" if bare else ""
-    raise InputError(source, field, what + hint)
+    raise StepError(source, field, what + hint)

@@ -103,13 +103,15 @@ class Range:
         above = value > self.lo if self.lo_open else value >= self.lo
         return above and value <= self.hi
 
+    def outside(self, value: float, what: str = "") -> str:
+        """The reason `value` (of `what`) is refused: "period 0 s is outside [...]"."""
+        name = f"{what} " if what else ""
+        return f"{name}{value:g} {self.unit} is outside {self.describe()}"
+
     def check(self, value: float, source: str, field: str, what: str = "") -> float:
         """value if plausible, else InputError(source, field, reason)."""
         if not self.contains(value):
-            name = f"{what} " if what else ""
-            raise InputError(
-                source, field, f"{name}{value:g} {self.unit} is outside {self.describe()}"
-            )
+            raise InputError(source, field, self.outside(value, what))
         return float(value)
 
 

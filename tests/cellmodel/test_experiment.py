@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from cellmodel import CellDesign, InputError, PackModel, experiment, load_cell
+from cellmodel.errors import StepError
 from cellmodel.experiment import (
     MAX_STEP_PERIODS,
     CycleStep,
@@ -384,6 +385,38 @@ def test_until_only_step_is_capped_at_the_step_period_limit() -> None:
     # A timed step of as many periods is still refused before it runs.
     with pytest.raises(InputError, match="2,000,000"):
         StepController(parse_step("Charge at 0.001C for 2000001 s"), 2.0, period_s=1.0)
+
+
+def test_a_step_that_cannot_run_as_written_is_a_step_error_of_its_callers_place(
+    tmp_path: Path,
+) -> None:
+    """The step's own faults (the profile its Run names missing or a folder, more periods
+    than a step may have, a period out of range) are StepErrors naming where the caller read
+    the step, so a scenario can put their reason after its own file and field; a fault
+    inside the profile names the profile file and is no StepError."""
+    (tmp_path / "folder.csv").mkdir()
+    (tmp_path / "bad.csv").write_text("time_s,current_A\n0,1\n10,abc\n")
+
+    def controller(text: str, period_s: float = 1.0) -> StepController:
+        return StepController(
+            parse_step(text), 2.0, period_s=period_s, base_dir=tmp_path, source="exp.toml",
+            field="step 2",
+        )  # fmt: skip
+
+    for text, reason in (
+        ("Run missing.csv", "no profile file"),
+        ("Run folder.csv", "Is a directory"),
+        ("Charge at 0.001C for 2000001 s", "2,000,000 periods"),
+    ):
+        with pytest.raises(StepError, match=reason) as info:
+            controller(text)
+        assert (info.value.source, info.value.field) == ("exp.toml", "step 2")
+    with pytest.raises(StepError, match="period 0.0001 s is outside"):
+        controller("Rest for 1 minute", period_s=1e-4)
+    with pytest.raises(InputError, match="not a number") as info:
+        controller("Run bad.csv")
+    assert not isinstance(info.value, StepError)
+    assert info.value.source == str(tmp_path / "bad.csv")
 
 
 def test_until_only_step_ends_at_the_step_period_limit(

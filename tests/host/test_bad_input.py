@@ -122,6 +122,7 @@ def _files(root: Path) -> None:
     (root / "extends-fifo.toml").write_text('extends = "cell-fifo.toml"\n')
     (root / "scenario-cell-fifo.toml").write_text(f'cell = "cell-fifo.toml"\n{OK_SCENARIO}')
     (root / "run-missing.toml").write_text('steps = ["Rest for 1 s", "Run no-such.csv"]\n')
+    (root / "run-long.toml").write_text('steps = ["Rest for 30 days"]\n')
     # One byte over the size cap of their kind (sparse: nothing is written to disk).
     for name, cap in (
         ("cell-big.toml", TOML_CAP),
@@ -319,6 +320,12 @@ TABLE: dict[str, Case] = {
         lambda r: ["emulate", "--scenario", str(r / "run-missing.toml"), "--out", out(r)],
         ("run-missing.toml", "steps[1]", "no profile file", "no-such.csv"),
         {"field": "steps[1]"},
+        absent=("experiment: step",),
+    ),
+    "scenario's step over the period limit": Case(
+        lambda r: ["emulate", "--scenario", str(r / "run-long.toml"), "--out", out(r)],
+        ("run-long.toml", "steps[0]", "'Rest for 30 days'", "2,000,000 periods"),
+        {"field": "steps[0]"},
         absent=("experiment: step",),
     ),
     # -- files over the size cap of their kind: refused from their size, unread -------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from cellmodel.errors import InputError
+from cellmodel.errors import InputError, StepError
 from cellmodel.experiment import KINDS, is_experiment_step
 from host.scenarios.steps.base import (
     CheckEnv,
@@ -138,9 +138,14 @@ def check_steps(
     for i, step in enumerate(steps):
         try:
             step.check(env)
-        except ValueError as exc:  # InputError included: a profile names its own file
-            field = fields[i] if i < len(fields) else f"steps[{i}]"
-            raise InputError(source, field, f"{step.text!r}: {exc}") from None
+        except StepError as exc:  # the step as written (cellmodel's): its reason, placed here
+            reason = exc.reason
+        except ValueError as exc:  # a step's own check, or an InputError naming a file it reads
+            reason = str(exc)
+        else:
+            continue
+        field = fields[i] if i < len(fields) else f"steps[{i}]"
+        raise InputError(source, field, f"{step.text!r}: {reason}")
 
 
 __all__ = [

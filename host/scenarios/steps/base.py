@@ -142,7 +142,10 @@ class ScenarioStep(ABC):
         raise NotImplementedError(cls.__name__)
 
     def check(self, env: CheckEnv) -> None:  # noqa: B027 (most steps have nothing to check)
-        """Raise ValueError (the reason) when this step cannot run in `env`."""
+        """Raise ValueError (the reason) when this step cannot run in `env`; check_steps
+        names the scenario file, the step's field and its text before it (before the reason
+        alone of a cellmodel StepError; an InputError of a file the step reads keeps that
+        file's name)."""
 
     @abstractmethod
     async def run(self, loop: StepLoop, index: int) -> None:

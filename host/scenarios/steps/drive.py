@@ -18,15 +18,10 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from cellmodel.errors import InputError
 from cellmodel.experiment import Step, StepController, parse_step
 from host.scenarios.steps.base import CheckEnv, ScenarioStep, StepLoop
 
 CHARGER_GIVE_UP_S = 5.0
-# The source StepController's errors about the step itself (its Run profile missing or not
-# a regular file, too many periods) carry here: DriveStep.check gives their reason alone,
-# which check_steps puts after the scenario file, the step's field and its text.
-_THIS_STEP = "this step"
 
 
 class DriveRun:
@@ -36,14 +31,9 @@ class DriveRun:
         self, step: Step, capacity_Ah: float, period_s: float, base_dir: Path | None = None
     ) -> None:
         self.step = step
-        self.ctrl = StepController(
-            step,
-            capacity_Ah,
-            period_s=period_s,
-            base_dir=base_dir,
-            source=_THIS_STEP,
-            field=_THIS_STEP,
-        )
+        # Its errors about the step as written (a StepError) are placed by check_steps, after
+        # the scenario file, the step's field and its text: no source or field to give here.
+        self.ctrl = StepController(step, capacity_Ah, period_s=period_s, base_dir=base_dir)
         self.done = False
         self.end_reason = ""
         self._blocked_s = 0.0
@@ -115,14 +105,9 @@ class DriveStep(ScenarioStep):
         return DriveRun(self.step, capacity_Ah, period_s, base_dir=base_dir)
 
     def check(self, env: CheckEnv) -> None:
-        # Loads a Run profile now, so a missing file fails before the board starts. An error
-        # in the profile file itself names that file; one about the step, its reason.
-        try:
-            self.start(env.capacity_Ah, env.sample_period_s, env.base_dir)
-        except InputError as exc:
-            if exc.source == _THIS_STEP:
-                raise ValueError(exc.reason) from None
-            raise
+        # Loads a Run profile now, so a missing file fails before the board starts (a
+        # StepError; an error inside the profile names that file).
+        self.start(env.capacity_Ah, env.sample_period_s, env.base_dir)
 
     async def run(self, loop: StepLoop, index: int) -> None:
         run = self.start(loop.capacity_Ah, loop.sample_period_s, loop.base_dir)
