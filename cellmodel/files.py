@@ -2,7 +2,8 @@
 
 Inputs: `read_text` turns every way a file can be unreadable (missing, a folder, a
 device or FIFO such as /dev/zero, no permission, not UTF-8) into an InputError naming
-the file and the reason, so the CLI exits 2 with a message instead of a traceback;
+the file and the reason (anything but a regular file, a folder included, is "PATH is not
+a regular file (a directory)", "(a FIFO)", ...), so the CLI exits 2 with a message instead of a traceback;
 `check_input_file` is its check that a path is a regular file, without reading it.
 Every input file is read whole into memory, so each kind has a size cap (`SizeCap`:
 TOML_CAP for cell, board, scenario and campaign files, PROFILE_CAP for profiles and
@@ -150,9 +151,7 @@ def check_input_file(path: str | Path, source: str, field: str, cap: SizeCap | N
 
 def _stat_problem(path: Path, st: os.stat_result, cap: SizeCap | None) -> str | None:
     mode = st.st_mode
-    if stat.S_ISDIR(mode):
-        return f"cannot read {path}: Is a directory"
-    if not stat.S_ISREG(mode):
+    if not stat.S_ISREG(mode):  # a folder too: the same words as for a FIFO or a device
         return f"{path} is not a regular file ({file_kind(mode)})"
     if cap is not None and st.st_size > cap.max_bytes:
         return _too_large(path, st.st_size, cap)
@@ -175,6 +174,7 @@ def _size_text(n_bytes: int, *, exact: bool = True) -> str:
 def file_kind(mode: int) -> str:
     """What a path that is no regular file is, for a message."""
     for test, name in (
+        (stat.S_ISDIR, "a directory"),
         (stat.S_ISCHR, "a character device"),
         (stat.S_ISBLK, "a block device"),
         (stat.S_ISFIFO, "a FIFO"),

@@ -111,6 +111,7 @@ def _files(root: Path) -> None:
     # Inputs that are not regular files, outputs that cannot be replaced.
     (root / "run-dev.toml").write_text('steps = ["Run /dev/null"]\n')
     (root / "campaign-scenario-dev.toml").write_text('scenarios = ["/dev/null"]\n')
+    (root / "campaign-scenario-dir.toml").write_text('scenarios = ["scenario-dir.toml"]\n')
     os.mkfifo(root / "out-fifo.bdf.csv")
     os.mkfifo(root / "report-fifo.md")
     (root / "report-dir.md").mkdir()
@@ -221,28 +222,45 @@ TABLE: dict[str, Case] = {
     # -- a folder where a file belongs -----------------------------------------------------
     "cell is a folder": Case(
         lambda r: ["design", "--cell", str(r / "cell-dir.toml")],
-        ("--cell", "cell-dir.toml", "Is a directory"),
+        ("--cell", "cell-dir.toml", "not a regular file (a directory)"),
         absent=("no such file",),
     ),
     "scenario is a folder": Case(
         lambda r: ["emulate", "--scenario", str(r / "scenario-dir.toml"), "--out", out(r)],
-        ("--scenario", "scenario-dir.toml", "Is a directory"),
+        ("--scenario", "scenario-dir.toml", "not a regular file (a directory)"),
     ),
     "campaign is a folder": Case(
         lambda r: ["campaign", str(r / "campaign-dir.toml"), "--out", out(r)],
-        ("campaign-dir.toml", "Is a directory"),
+        ("campaign-dir.toml", "not a regular file (a directory)"),
     ),
     "profile is a folder": Case(
         lambda r: ["simulate", "--profile", str(r / "profile-dir.csv")],
-        ("profile-dir.csv", "Is a directory"),
+        ("profile-dir.csv", "not a regular file (a directory)"),
     ),
     "scenario's profile is a folder": Case(
         lambda r: ["emulate", "--scenario", str(r / "run-dir.toml"), "--out", out(r)],
-        ("run-dir.toml", "steps[0]", "profile-dir.csv"),
+        ("run-dir.toml", "steps[0]", "profile-dir.csv", "not a regular file (a directory)"),
+    ),
+    "experiment's profile is a folder": Case(
+        lambda r: ["simulate", "--experiment", f"Run {r / 'profile-dir.csv'}"],
+        ("--experiment", "step 1", "profile-dir.csv", "not a regular file (a directory)"),
+        {"source": "--experiment", "field": "step 1"},
+    ),
+    "--bms-cell is a folder": Case(
+        lambda r: ["board", "--virtual", "--bms-cell", str(r / "cell-dir.toml"), "--fs", out(r)],
+        ("--bms-cell", "cell-dir.toml", "not a regular file (a directory)"),
+    ),
+    "campaign's scenario is a folder": Case(
+        lambda r: ["campaign", str(r / "campaign-scenario-dir.toml"), "--out", out(r)],
+        ("campaign-scenario-dir.toml", "scenarios[0]", "not a regular file (a directory)"),
+    ),
+    "board is a folder (board)": Case(
+        lambda r: ["board", "--virtual", "--board", str(r / "board-dir.toml"), "--fs", out(r)],
+        ("--board", "board-dir.toml", "not a regular file (a directory)"),
     ),
     "board is a folder": Case(
         lambda r: ["flash", "--board", str(r / "board-dir.toml"), "--port", "/dev/null"],
-        ("--board", "board-dir.toml", "Is a directory"),
+        ("--board", "board-dir.toml", "not a regular file (a directory)"),
     ),
     # -- a device or FIFO where a file belongs (reading /dev/zero never ends) ---------------
     "profile is a device": Case(
