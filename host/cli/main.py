@@ -71,6 +71,19 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(self, message)
 
 
+class CommandParser(Parser):
+    """A subcommand's parser: an argument it does not know is its error, with its usage
+    (`sisnbms emulate: error: unrecognized arguments: --bogus`). argparse would hand the
+    argument up for the top parser to refuse under `sisnbms`'s usage. Everything after
+    the command is the command's, so nothing it leaves over belongs to another parser."""
+
+    def parse_known_args(self, *args: Any, **kwargs: Any) -> Any:
+        parsed, extras = super().parse_known_args(*args, **kwargs)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="sisnbms",
@@ -80,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"sisnbms {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help=VERBOSE_HELP)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     sub.required = True
     for name in SUBCOMMANDS:
         importlib.import_module(f"host.cli.{name}").register(sub)

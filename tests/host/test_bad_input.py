@@ -759,7 +759,17 @@ TABLE: dict[str, Case] = {
         lambda r: ["simulate", "--experiment", "Rest for 1 minute", "--period", "abc"],
         ("--period", "invalid float value"),
     ),
-    "an unknown option": Case(lambda r: ["emulate", "--bogus"], ("unrecognized", "--bogus")),
+    "an unknown option": Case(
+        lambda r: ["emulate", "--bogus"],
+        ("sisnbms emulate: error: unrecognized arguments: --bogus",),
+    ),
+    "an unknown option of a nested command": Case(
+        lambda r: ["micropython", "build", "--target", "unix-32", "--source", str(r), "--bogus"],
+        ("sisnbms micropython build: error: unrecognized arguments: --bogus",),
+    ),
+    "a stray argument": Case(
+        lambda r: ["boards", "extra"], ("sisnbms boards: error: unrecognized arguments: extra",)
+    ),
 }
 
 
@@ -793,6 +803,40 @@ def test_bad_input_exits_2_naming_what_and_why(
     # Validated before anything was created: no output folder, no provisioned flash.
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert not (tmp_path / "out").exists()
+
+
+# Each command with the arguments it requires, so that parsing gets as far as --bogus.
+COMMAND_LINES = {
+    "design": [],
+    "simulate": ["--experiment", "Rest for 1 s"],
+    "emulate": [],
+    "board": ["--virtual"],
+    "boards": [],
+    "flash": ["--board", "virtual", "--port", "/dev/null"],
+    "hil": ["--port", "/dev/null"],
+    "campaign": ["c.toml"],
+    "bench": [],
+    "micropython build": ["--target", "unix-32", "--source", "."],
+}
+
+
+@pytest.mark.parametrize("command", list(COMMAND_LINES))
+def test_an_unknown_option_is_the_commands_usage_error(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Refused under the command's name and usage, not `sisnbms`'s."""
+    code, _, stderr = run_cli(capsys, [*command.split(), *COMMAND_LINES[command], "--bogus"])
+    assert code == 2 and "Traceback" not in stderr
+    assert stderr.startswith(f"usage: sisnbms {command} "), stderr
+    assert f"sisnbms {command}: error: unrecognized arguments: --bogus" in stderr
+
+
+def test_an_unknown_option_before_the_command_is_the_top_parsers(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, _, stderr = run_cli(capsys, ["--bogus", "boards"])
+    assert code == 2 and stderr.startswith("usage: sisnbms [-h]")
+    assert "sisnbms: error: unrecognized arguments: --bogus" in stderr
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode")
