@@ -228,7 +228,8 @@ def resolve_cell(
     """The file a preset name or path names. beside: the file whose folder a relative path
     is read from (a scenario, a campaign file, a cell file that extends another); None: the
     working folder, as on the command line. source and field: where the reference was read
-    (a scenario file and its key, a cell file's `extends`, a command-line option), so a
+    (a scenario file and its key, a cell file's `extends`; a command-line option and the
+    value given, as for --scenario: `--cell: nosuch: no such preset or cell file`), so a
     missing cell is reported there; by default the reference itself. A path that is there
     but is no regular file (a folder, a FIFO, a device) is refused for that, unread
     (files.check_input_file), not reported missing."""
@@ -253,11 +254,13 @@ def resolve_cell(
         # Where it was looked for, as the user wrote it: "next to" the file that names it,
         # never the absolute path that file's folder made of it (the user wrote a name).
         looked = f" next to {beside.name}" if beside is not None and relative else ""
+        # The field is the value itself when an option named it: not said twice.
+        if field == text:
+            what = "no such preset or cell file"
+        else:
+            what = f"no preset named {text!r} and no such file"
         raise InputError(
-            src,
-            field,
-            f"no preset named {text!r} and no such file{looked} "
-            f"(presets: {', '.join(list_cells())})",
+            src, field, f"{what}{looked} (presets: {', '.join(list_cells())})"
         ) from None
     except OSError:
         pass  # no permission, a loop of links, ...: check_input_file says which

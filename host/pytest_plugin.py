@@ -101,7 +101,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         cell = config.getoption("--bms-cell")
         if cell:
-            load_cell(cell)
+            load_cell(cell, "--bms-cell", cell)
         from host.boards import load_board
 
         load_board(str(config.getoption("--bms-board")))

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.virtual:
         raise InputError(CLI, "--virtual", "required: only virtual boards start here")
     # Everything is checked before a folder is made or a file written.
-    design = load_cell(args.cell, "--bms-cell", "bms_cell") if args.cell else load_cell()
+    design = load_cell(args.cell, "--bms-cell", args.cell) if args.cell else load_cell()
     board_def = load_board(args.board)
     if not args.blank:
         config_files(design, board_def)  # the firmware's configuration: the design must fit it

@@ -60,7 +60,7 @@ def report(design: CellDesign) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    design = load_cell(args.cell, "--cell")
+    design = load_cell(args.cell, "--cell", args.cell)
     rep = report(design)
     if args.json:
         emit_json(rep)

@@ -62,7 +62,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     BOOT_TIMEOUT_S.check(args.boot_timeout, CLI, "--boot-timeout")
     board = load_board(args.board)
-    design = load_cell(args.cell, "--bms-cell", "bms_cell") if args.cell else load_cell()
+    design = load_cell(args.cell, "--bms-cell", args.cell) if args.cell else load_cell()
     result = asyncio.run(
         flash_board(
             args.port,

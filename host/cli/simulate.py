@@ -195,7 +195,7 @@ def _compare(args: argparse.Namespace) -> dict[str, Any]:
 
     exp = parse_experiment(args.experiment, source="--experiment")
     comparison = compare_with_pybamm(
-        load_cell(args.cell, "--cell"),
+        load_cell(args.cell, "--cell", args.cell),
         exp,
         initial_soc=1.0 if args.initial_soc is None else args.initial_soc,
         ambient_degC=args.ambient,
@@ -208,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
     out = _checked(args)
     t0 = time.monotonic()
     start_unix_s = time.time()
-    design = load_cell(args.cell, "--cell")
+    design = load_cell(args.cell, "--cell", args.cell)
     log.info("cell %s (%s), %d in series", design.name, design.source, design.n_series)
     if out is not None:
         _check_cell_outputs(out, design.n_series)

@@ -65,7 +65,7 @@ def resolve_design(scenario: Scenario, cell: str | None = None) -> CellDesign:
     """The cell named on the command line, else the scenario's, else the default cell. A
     relative file path in the scenario is read from the scenario file's folder."""
     if cell:
-        return load_cell(cell, "--cell")
+        return load_cell(cell, "--cell", cell)
     return _scenario_cell(scenario, scenario.cell, "cell")
 
 
@@ -85,16 +85,17 @@ def resolve_designs(
     file without [aging]): an aged or perturbed cell is never handed to the firmware."""
     base = resolve_design(scenario, cell)
     if bms_cell:
-        belief = load_cell(bms_cell, "--bms-cell", "bms_cell")
+        belief = load_cell(bms_cell, "--bms-cell", bms_cell)
     elif scenario.bms_cell:
         belief = _scenario_cell(scenario, scenario.bms_cell, "bms_cell")
     else:
         belief = nominal(base)
     if belief.n_series != base.n_series:
+        source, field = ("--bms-cell", bms_cell) if bms_cell else (scenario.source, "bms_cell")
         raise InputError(
-            scenario.source if not bms_cell else "--bms-cell",
-            "bms_cell",
-            f"{belief.name} has {belief.n_series} cell(s) in series, the simulated pack "
+            source,
+            field,
+            f"{'' if bms_cell else belief.name + ' '}has {belief.n_series} cell(s) in series, the simulated pack "
             f"{base.n_series}",
         )
     return Designs(scenario.mismatch.apply(base), belief)

@@ -262,6 +262,31 @@ TABLE: dict[str, Case] = {
         lambda r: ["flash", "--board", str(r / "board-dir.toml"), "--port", "/dev/null"],
         ("--board", "board-dir.toml", "not a regular file (a directory)"),
     ),
+    # -- a cell option that names nothing: the option, the value given, the reason -----------
+    **{
+        f"{argv[0]} {argv[-1]} names nothing": Case(
+            lambda r, argv=argv: [
+                *argv,
+                "no-such",
+                *({"emulate": ["--out", out(r)], "board": ["--fs", out(r)]}.get(argv[0], [])),
+            ],
+            (f"sisnbms {argv[0]}: error: {argv[-1]}: no-such: no such preset or cell file",),
+            {"source": argv[-1], "field": "no-such"},
+        )
+        for argv in (
+            ["design", "--cell"],
+            ["simulate", "--experiment", "Rest for 1 s", "--cell"],
+            ["emulate", "--cell"],
+            ["emulate", "--bms-cell"],
+            ["board", "--virtual", "--bms-cell"],
+            ["flash", "--board", "virtual", "--port", "/dev/null", "--bms-cell"],
+        )
+    },
+    "--bms-cell of another pack": Case(
+        lambda r: ["emulate", "--bms-cell", "sisn-lco-2ah-4s", "--out", out(r)],
+        ("--bms-cell: sisn-lco-2ah-4s: has 4 cell(s) in series, the simulated pack 1",),
+        {"source": "--bms-cell", "field": "sisn-lco-2ah-4s"},
+    ),
     # -- a device or FIFO where a file belongs (reading /dev/zero never ends) ---------------
     "profile is a device": Case(
         lambda r: ["simulate", "--profile", "/dev/null"], ("/dev/null", "not a regular file")

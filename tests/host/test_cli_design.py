@@ -58,4 +58,5 @@ def test_bad_file_exit_2_names_field(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def test_unknown_preset_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["design", "--cell", "no-such-cell"]) == 2
-    assert "no preset named" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--cell: no-such-cell: no such preset or cell file (presets: sisn-lco-2ah" in err

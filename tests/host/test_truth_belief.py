@@ -74,7 +74,7 @@ def test_a_cell_that_names_nothing_is_reported_where_it_was_named(tmp_path: Path
     assert (err.value.source, err.value.field) == ("s.toml", "cell")
     with pytest.raises(InputError) as err:
         resolve_designs(scenario(), bms_cell="no-such-preset")  # type: ignore[arg-type]
-    assert (err.value.source, err.value.field) == ("--bms-cell", "bms_cell")
+    assert (err.value.source, err.value.field) == ("--bms-cell", "no-such-preset")
     # A cell file whose `extends` names nothing: that file and that key.
     child = tmp_path / "child.toml"
     child.write_text('extends = "no-such-base"\n')
