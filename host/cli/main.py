@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -63,9 +64,21 @@ class UsageError(Exception):
         self.reason = message if reason is None else reason
 
 
+# A negative number as an option's value, in every form float() reads: argparse's own
+# pattern knows only -5 and -5.5, and takes `--ambient -1e1`, `-10.` or `-inf` for an
+# unknown option ("expected one argument"). No option of sisnbms looks like one.
+_NEGATIVE_NUMBER = re.compile(
+    r"^-(\d[\d_]*\.?[\d_]*|\.\d[\d_]*)([eE][-+]?\d+)?$|^-(inf|infinity|nan)$", re.IGNORECASE
+)
+
+
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser that raises UsageError instead of exiting, so main() can answer
     in JSON too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = _NEGATIVE_NUMBER
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(self, message)

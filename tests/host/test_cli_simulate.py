@@ -116,6 +116,10 @@ def test_bad_cell_and_option_exit_2(tmp_path: Path, capsys: pytest.CaptureFixtur
         (["--period", "nan"], "--period"),
         (["--ambient", "nan"], "--ambient"),
         (["--ambient", "1e6"], "--ambient"),
+        # negative numbers in forms argparse alone takes for an unknown option
+        (["--ambient", "-1e3"], "--ambient"),
+        (["--period", "-inf"], "--period"),
+        (["--initial-soc", "-.5"], "--initial-soc"),
         (["--cycles", "0"], "--cycles"),
         (["--termination", "80 parsecs"], "--termination"),
         (["--out", "{tmp}/notes.txt"], "--out"),
@@ -137,6 +141,19 @@ def test_implausible_options_exit_2_naming_the_field(
     # Nothing written, nothing overwritten.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.bdf.csv"]
     assert (tmp_path / "run.bdf.csv").read_text() == "keep"
+
+
+@pytest.mark.parametrize("text", ["-1e1", "-10.", "-1E+1", "-10"])
+def test_a_negative_option_value_in_any_float_form(
+    text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--ambient -1e1` is -10 degC, not a missing value: as float() reads the text."""
+    out = tmp_path / "cold.bdf.csv"
+    argv = ["simulate", "--experiment", "Rest for 2 s", "--ambient", text, "--out", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    with out.open() as f:
+        ambient = {float(row[bdf.AMBIENT]) for row in csv.DictReader(f)}
+    assert ambient == {-10.0}
 
 
 def test_bounded_durations_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
