@@ -59,6 +59,8 @@ else:  # pragma: no cover
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 # A scenario is a test, not a life's work: bounds the steps a repeated cycle expands into.
 MAX_SCENARIO_STEPS = 100_000
+# A scenario's seed: 32 bits, as a cell file's [pack] seed.
+MAX_SEED = 2**32 - 1
 LIBRARY_DIR = Path(__file__).resolve().parent / "library"
 DEFAULT_SCENARIO = "full-cycle"
 
@@ -270,8 +272,10 @@ def parse_scenario(data: dict[str, Any], source: str, base_dir: Path | None = No
     if bms_cell is not None and (not isinstance(bms_cell, str) or not bms_cell):
         raise InputError(source, "bms_cell", "must be a cell preset name or file path")
     seed = data.get("seed", 1)
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise InputError(source, "seed", f"must be an integer >= 0, got {seed!r}")
+    # As a cell file's [pack] seed: 32 bits. A larger one ran, and then a campaign's table
+    # (Parquet, 64-bit integers) could not hold it: a traceback after all its runs.
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise InputError(source, "seed", f"must be an integer 0..{MAX_SEED:,}, got {seed!r}")
     period = _sample_period_s(data, source)
     ambient = _number(data, "ambient_degC", source, 25.0, lo=-40, hi=80, name="ambient_degC")
     bleed = _number(

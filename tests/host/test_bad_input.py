@@ -56,6 +56,10 @@ def _files(root: Path) -> None:
         'steps = ["Rest for 1 minute", "Inject current offset 3000000000 mA"]\n'
     )
     (root / "ok.toml").write_text(OK_SCENARIO)
+    (root / "seed-2-64.toml").write_text(f"seed = {2**64}\n{OK_SCENARIO}")
+    (root / "campaign-seed.toml").write_text(
+        f'scenarios = ["ok.toml"]\n[axes]\nseed = [1, {2**64}]\n'
+    )
     # Designs the firmware refuses, steps the virtual board cannot take, absurd cell values.
     (root / "n17.toml").write_text('extends = "sisn-lco-2ah"\n[cell]\nn_series = 17\n')
     (root / "run-n17.toml").write_text(f'cell = "n17.toml"\n{OK_SCENARIO}')
@@ -447,7 +451,17 @@ TABLE: dict[str, Case] = {
         lambda r: ["emulate", "--scenario", str(r / "r-max_charge_C.toml"), "--out", out(r)],
         ("tiny-max_charge_C.toml", "limits.max_charge_C", "out of range"),
     ),
+    "a scenario's seed beyond 32 bits": Case(
+        lambda r: ["emulate", "--scenario", str(r / "seed-2-64.toml"), "--out", out(r)],
+        ("seed-2-64.toml", "seed", "must be an integer 0..4,294,967,295", str(2**64)),
+        {"field": "seed"},
+    ),
     # -- a campaign's runs: each checked as `emulate` checks one, before any starts --------
+    "campaign axis: a seed beyond 32 bits": Case(
+        lambda r: ["campaign", str(r / "campaign-seed.toml"), "--workers", "1", "--out", out(r)],
+        ("campaign-seed.toml", "axes.seed[1]", "0..4,294,967,295"),
+        {"field": "axes.seed[1]"},
+    ),
     "campaign axis: a cell file the runs refuse": Case(
         lambda r: ["campaign", str(r / "campaign-cell-file.toml"), "--out", out(r)],
         ("campaign-cell-file.toml", "axes.cell[1]", "tiny-tau1_s.toml", "circuit.tau1_s"),
