@@ -3,7 +3,8 @@
 Inputs: `read_text` turns every way a file can be unreadable (missing, a folder, a
 device or FIFO such as /dev/zero, no permission, not UTF-8) into an InputError naming
 the file and the reason (anything but a regular file, a folder included, is "PATH is not
-a regular file (a directory)", "(a FIFO)", ...), so the CLI exits 2 with a message instead of a traceback;
+a regular file (a directory)", "(a FIFO)", ...), so the CLI exits 2 with a message
+instead of a traceback;
 `check_input_file` is its check that a path is a regular file, without reading it.
 Every input file is read whole into memory, so each kind has a size cap (`SizeCap`:
 TOML_CAP for cell, board, scenario and campaign files, PROFILE_CAP for profiles and
@@ -13,7 +14,8 @@ BDF logs run as profiles), checked from the file's stat before a byte is read
 `read_once()` is a scope within which a loader marked `loaded_once` (a cell file, a board
 file) loads each file once: a campaign checks hundreds of runs that read the same few.
 
-Outputs: `check_output_dir` refuses an output folder that cannot be one before anything
+Outputs: `check_output_dir` refuses an output folder that cannot be one (a file, under a
+file, in a folder where no file can be created: `check_writable` tries) before anything
 is created; `atomic_path` and `write_text_atomic` write a file whole or not at all (a
 temporary file in the same folder, then a rename), so a crash or Ctrl-C never leaves a
 half-written log, plot or summary under the final name.
@@ -26,6 +28,7 @@ import functools
 import os
 import secrets
 import stat
+import tempfile
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -217,9 +220,23 @@ def check_output_dir(path: str | Path, source: str, field: str) -> Path:
         existing = existing.parent
     if existing.exists() and not existing.is_dir():
         raise InputError(source, field, f"{existing} is not a folder")
-    if existing.exists() and not os.access(existing, os.W_OK | os.X_OK):
-        raise InputError(source, field, f"{existing} is not writable")
+    check_writable(existing, source, field)
     return out
+
+
+def check_writable(folder: Path, source: str, field: str) -> None:
+    """Create and remove a file in `folder`, InputError(source, field, why) if that fails:
+    os.access says yes to root where the file system says no (/proc, /sys, a read-only
+    mount), and the command would then fail on its first write, naming no option."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".sisnbms-probe-", dir=folder)
+    except OSError as exc:
+        raise InputError(
+            source, field, f"cannot write in {folder}: {exc.strerror or exc}"
+        ) from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
 
 
 @contextlib.contextmanager

@@ -10,15 +10,12 @@ when the command ends well.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import stat
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from cellmodel.errors import InputError
-from cellmodel.files import file_kind
+from cellmodel.files import check_writable, file_kind
 from host.cli.options import CLI
 
 
@@ -58,19 +55,5 @@ def check_output_file(
         existing = existing.parent
     if not existing.is_dir():
         raise InputError(source, field, f"{existing} is not a folder")
-    _check_writable(existing, source, field)
+    check_writable(existing, source, field)
     return out
-
-
-def _check_writable(folder: Path, source: str, field: str) -> None:
-    """Create and remove a file in `folder`: os.access says yes to root where the file
-    system says no (/proc, a read-only mount)."""
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".sisnbms-probe-", dir=folder)
-    except OSError as exc:
-        raise InputError(
-            source, field, f"cannot write in {folder}: {exc.strerror or exc}"
-        ) from None
-    os.close(fd)
-    with contextlib.suppress(OSError):
-        os.unlink(probe)

@@ -95,8 +95,8 @@ def resolve_designs(
         raise InputError(
             source,
             field,
-            f"{'' if bms_cell else belief.name + ' '}has {belief.n_series} cell(s) in series, the simulated pack "
-            f"{base.n_series}",
+            f"{'' if bms_cell else belief.name + ' '}has {belief.n_series} cell(s) in series, "
+            f"the simulated pack {base.n_series}",
         )
     return Designs(scenario.mismatch.apply(base), belief)
 

@@ -680,6 +680,22 @@ TABLE: dict[str, Case] = {
         ("--out", "/proc", "cannot write"),
         cli("--out"),
     ),
+    # /proc: os.access says writable to root, yet nothing can be created there
+    "emulate --out where nothing can be written": Case(
+        lambda r: ["emulate", "--scenario", str(r / "ok.toml"), "--out", "/proc/x"],
+        ("--out", "cannot write in /proc"),
+        cli("--out"),
+    ),
+    "campaign --out where nothing can be written": Case(
+        lambda r: ["campaign", str(r / "campaign-ok.toml"), "--out", "/proc/x"],
+        ("--out", "cannot write in /proc"),
+        cli("--out"),
+    ),
+    "board --fs where nothing can be written": Case(
+        lambda r: ["board", "--virtual", "--fs", "/proc/x"],
+        ("--fs", "cannot write in /proc"),
+        cli("--fs"),
+    ),
     "campaign --report not FILE.md": _report("a-file", "NAME.md"),
     "campaign --report in a missing folder": _report("no-such-folder/r.md", "does not exist"),
     "campaign --report a folder": _report("report-dir.md", "is a folder"),
