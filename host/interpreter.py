@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from cellmodel.errors import InputError
+from cellmodel.files import check_input_file
 
 ENV_VAR = "SISNBMS_MICROPYTHON"
 
@@ -52,6 +53,8 @@ def find_micropython(explicit: str | os.PathLike[str] | None = None) -> Path:
 
 def check_micropython(path: Path, source: str) -> Path:
     """`path` if it is an executable MicroPython unix port; InputError(source, path, why)."""
+    if path.exists() and not path.is_file():  # a folder, a device: said as for any input
+        check_input_file(path, source, str(path))
     if not (path.is_file() and os.access(path, os.X_OK)):
         raise InputError(source, str(path), "not an executable file; " + _HOW_TO)
     stat = path.stat()

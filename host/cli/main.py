@@ -165,6 +165,19 @@ def _actions(
     return found
 
 
+def _command_parser(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> argparse.ArgumentParser:
+    """The parser of the (sub)command args chose: its prog names it in error messages, as
+    argparse's usage errors do."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = getattr(args, str(action.dest), None)
+            if chosen in action.choices:
+                return _command_parser(action.choices[chosen], args)
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in argv
@@ -177,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"{exc.parser.prog}: error: {exc}", as_json, CLI, exc.field, exc.reason)
     logs.configure(args.verbose + getattr(args, "verbose_after", 0))
     as_json = bool(getattr(args, "json", False))
-    prefix = f"sisnbms {args.command}: error:"
+    prefix = f"{_command_parser(parser, args).prog}: error:"  # sisnbms micropython build
     try:
         return int(args.func(args))
     except InputError as exc:

@@ -160,6 +160,8 @@ def _cache_root(out: str | os.PathLike[str] | None) -> Path:
     root = Path(out) if out is not None else default_cache_dir()
     if any(c.isspace() for c in str(root.resolve())):
         raise InputError("--out", str(root), "make cannot build in a path with white space")
+    if root.exists() and not root.is_dir():
+        raise InputError("--out", str(root), "exists and is not a folder")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

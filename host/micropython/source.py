@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cellmodel.errors import InputError
+from cellmodel.files import check_input_file
 
 # What ../shared/vendor/README.md lists as needed for the unix and qemu ports.
 _HASHED = (
@@ -91,8 +92,9 @@ def resolve_source(path: str | os.PathLike[str], cache_root: Path) -> Source:
             )
         root = origin.resolve()
         return Source(root, origin, tree_sha256(root), "directory")
-    if not origin.is_file():
+    if not origin.exists():
         raise InputError("--source", str(origin), "no such file or directory")
+    check_input_file(origin, "--source", str(origin))  # a device, a FIFO: there, refused unread
     if not tarfile.is_tarfile(origin):
         raise InputError(
             "--source", str(origin), "neither a MicroPython source tree nor a tarball of one"

@@ -608,6 +608,51 @@ TABLE: dict[str, Case] = {
         ],
         ("--jobs", "outside"),
     ),  # fmt: skip
+    "micropython build --source a device": Case(
+        lambda r: ["micropython", "build", "--target", "unix-32", "--source", "/dev/null"],
+        ("sisnbms micropython build: error: --source: /dev/null", "(a character device)"),
+        {"source": "--source", "field": "/dev/null"},
+        absent=("no such file",),
+    ),
+    "micropython build --source a FIFO": Case(
+        lambda r: [
+            "micropython",
+            "build",
+            "--target",
+            "unix-32",
+            "--source",
+            str(r / "scenario-fifo.toml"),
+        ],
+        ("--source", "scenario-fifo.toml", "not a regular file (a FIFO)"),
+        absent=("no such file",),
+    ),  # fmt: skip
+    "micropython build --out a file": Case(
+        lambda r: [
+            "micropython",
+            "build",
+            "--target",
+            "unix-32",
+            "--source",
+            str(r),
+            "--out",
+            str(r / "a-file"),
+        ],
+        ("--out", "a-file", "exists and is not a folder"),
+        {"source": "--out"},
+    ),  # fmt: skip
+    "--micropython a folder": Case(
+        lambda r: [
+            "emulate",
+            "--scenario",
+            str(r / "ok.toml"),
+            "--micropython",
+            str(r),
+            "--out",
+            out(r),
+        ],
+        ("--micropython", "not a regular file (a directory)"),
+        {"source": "--micropython"},
+    ),  # fmt: skip
     # -- outputs that cannot be what they must be -----------------------------------------
     "simulate --out a folder": Case(
         lambda r: ["simulate", "--experiment", "Rest for 1 minute", "--out", str(r)],
