@@ -8,7 +8,8 @@ so its values are moved one row earlier on reading and a written run replays exa
 Lines starting with '#' are comments; times must rise strictly; errors name the
 line. The header row names the columns, in any of three conventions (names are
 matched without regard to case; other columns are ignored, so a BDF file written
-by sisnbms can be replayed):
+by sisnbms can be replayed; a header that names the time or the value twice is
+refused):
 
     ours     time_s,        current_A | voltage_V | power_W    positive on discharge
     PyBaMM   Time [s],      Current [A] | Voltage [V] | Power [W]    positive on discharge
@@ -94,6 +95,21 @@ def _columns(cells: list[str], kind: str) -> tuple[int, int, float, bool] | None
     return t_col, v[0], v[1], names[t_col] == _BDF_TIME
 
 
+def _no_second_column(cells: list[str], kind: str, src: str, lineno: int) -> None:
+    """InputError if the header names the time or the value twice (`time_s,current_A,
+    Current [A]`): which one is meant cannot be told, and reading the first would run a
+    profile the file may not mean."""
+    names = [c.strip().lower() for c in cells]
+    for what, known in (("time", _TIME_NAMES), (KINDS[kind], _VALUE_NAMES[kind])):
+        found = [c for c, n in zip(cells, names, strict=True) if n in known]
+        if len(found) > 1:
+            raise InputError(
+                src,
+                f"line {lineno}",
+                f"names the {what} column {len(found)} times ({', '.join(found)}): keep one",
+            )
+
+
 def _is_numeric(cells: list[str]) -> bool:
     try:
         [float(c) for c in cells]
@@ -138,6 +154,7 @@ class _Reader:
             self.cols, self.width = self.comment_cols, len(cells)
             return
         self.cols, self.width = _columns(cells, self.kind), len(cells)
+        _no_second_column(cells, self.kind, self.src, lineno)
         if self.cols is None:
             raise InputError(
                 self.src,

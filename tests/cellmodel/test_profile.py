@@ -33,6 +33,10 @@ def test_load_with_comments(tmp_path: Path) -> None:
         ("time_s,current_A\n0,nan\n1,1\n", "line 2", "finite"),
         ("time_s,current_A\n0,1\n", "rows", "at least 2"),
         ("", "line 1", "empty"),
+        # a column named twice: which one is meant cannot be told
+        ("time_s,current_A,current_A\n0,1,5\n1,1,5\n", "line 1", "current column 2 times"),
+        ("time_s,current_A,Current [A]\n0,1,5\n1,1,5\n", "line 1", "(current_A, Current [A])"),
+        ("time_s,Time [s],current_A\n0,0,1\n1,9,1\n", "line 1", "time column 2 times"),
     ],
 )
 def test_bad_profiles(tmp_path: Path, text: str, field: str, words: str) -> None:

@@ -46,6 +46,7 @@ def _files(root: Path) -> None:
         (root / f"{stem}-dir.toml").mkdir()
     (root / "profile-utf8.csv").write_bytes(b"time_s,current_A\n0,1\n10,\xff\n")
     (root / "profile-empty.csv").write_bytes(b"")
+    (root / "profile-2-currents.csv").write_text("time_s,current_A,Current [A]\n0,1,5\n9,1,5\n")
     (root / "profile-dir.csv").mkdir()
     (root / "extends-utf8.toml").write_text('extends = "cell-utf8.toml"\n')
     (root / "run-utf8.toml").write_text('steps = ["Run profile-utf8.csv"]\n')
@@ -214,6 +215,11 @@ TABLE: dict[str, Case] = {
     "empty campaign TOML": Case(
         lambda r: ["campaign", str(r / "campaign-empty.toml"), "--out", out(r)],
         ("campaign-empty.toml", "scenarios"),
+    ),
+    "profile CSV naming the current twice": Case(
+        lambda r: ["simulate", "--profile", str(r / "profile-2-currents.csv")],
+        ("profile-2-currents.csv", "line 1", "current column 2 times"),
+        {"field": "line 1"},
     ),
     "empty profile CSV": Case(
         lambda r: ["simulate", "--profile", str(r / "profile-empty.csv")],
