@@ -601,6 +601,11 @@ TABLE: dict[str, Case] = {
         lambda r: ["campaign", str(r / "campaign-ok.toml"), "--workers", "100000", "--out", out(r)],
         ("--workers", "outside"),
     ),  # fmt: skip
+    "bench --only with an empty name": Case(
+        lambda r: ["bench", "--only", "cell_steps,,profile_1h"],
+        ("--only: cell_steps,,profile_1h: an empty name in the list",),
+        {"source": "--only", "field": "cell_steps,,profile_1h"},
+    ),
     "micropython build --jobs 0": Case(
         lambda r: [
             "micropython",
