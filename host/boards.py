@@ -225,7 +225,7 @@ def load_board(name_or_path: str | Path) -> Board:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(str(path), "toml", str(exc)) from exc
+        raise InputError(str(path), "toml", f"not valid TOML: {exc}") from exc
     return parse_board(data, path)
 
 

@@ -116,7 +116,10 @@ def _scenario_data(ref: ScenarioRef, source: str) -> dict[str, Any]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(str(ref.path), "toml", str(exc)) from None
+        # named as read_text names the file's other faults: the campaign, then the scenario
+        raise InputError(
+            source, f"scenario {ref.label}", f"{ref.path}: not valid TOML: {exc}"
+        ) from None
     # The name the scenario gets from its file name (as the scenario parser makes it), kept
     # when the copy is scenario.toml.
     stem = re.sub(r"[^A-Za-z0-9._-]", "-", ref.path.stem).lstrip("._-")

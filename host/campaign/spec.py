@@ -155,7 +155,7 @@ def load_spec(path: str | Path) -> CampaignSpec:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(source, "toml", str(exc)) from None
+        raise InputError(source, "toml", f"not valid TOML: {exc}") from None
     return parse_spec(data, source, path.resolve().parent)
 
 

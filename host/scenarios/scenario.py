@@ -371,5 +371,5 @@ def load_scenario(name_or_path: str | Path | None = None) -> Scenario:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(source, "toml", str(exc)) from None
+        raise InputError(source, "toml", f"not valid TOML: {exc}") from None
     return parse_scenario(data, source, base_dir=path.parent)

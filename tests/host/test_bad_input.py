@@ -42,6 +42,7 @@ def _files(root: Path) -> None:
     """The inputs the cases refer to, each kind broken in each way."""
     for stem in ("cell", "scenario", "campaign", "board"):
         (root / f"{stem}-utf8.toml").write_bytes(BAD_UTF8)
+        (root / f"{stem}-syntax.toml").write_text("steps = [\n")
         (root / f"{stem}-empty.toml").write_bytes(b"")
         (root / f"{stem}-dir.toml").mkdir()
     (root / "profile-utf8.csv").write_bytes(b"time_s,current_A\n0,1\n10,\xff\n")
@@ -53,6 +54,7 @@ def _files(root: Path) -> None:
     (root / "run-dir.toml").write_text('steps = ["Run profile-dir.csv"]\n')
     (root / "cell-in-scenario.toml").write_text(f'cell = "cell-utf8.toml"\n{OK_SCENARIO}')
     (root / "campaign-scenario-utf8.toml").write_text('scenarios = ["scenario-utf8.toml"]\n')
+    (root / "campaign-scenario-syntax.toml").write_text('scenarios = ["scenario-syntax.toml"]\n')
     (root / "offset.toml").write_text(
         'steps = ["Rest for 1 minute", "Inject current offset 3000000000 mA"]\n'
     )
@@ -203,6 +205,25 @@ TABLE: dict[str, Case] = {
     "board TOML not UTF-8 (board)": Case(
         lambda r: ["board", "--virtual", "--board", str(r / "board-utf8.toml"), "--fs", out(r)],
         ("board-utf8.toml", "not UTF-8"),
+    ),
+    # -- not TOML: the same words for every kind ------------------------------------------
+    **{
+        f"{stem} not TOML": Case(
+            lambda r, argv=argv: [a.replace("{r}", str(r)) for a in argv],
+            (f"{stem}-syntax.toml", "toml", "not valid TOML", "at end of document"),
+            {"field": "toml"},
+        )
+        for stem, argv in (
+            ("cell", ["design", "--cell", "{r}/cell-syntax.toml"]),
+            ("scenario", ["emulate", "--scenario", "{r}/scenario-syntax.toml", "--out", "{r}/out"]),
+            ("campaign", ["campaign", "{r}/campaign-syntax.toml", "--out", "{r}/out"]),
+            ("board", ["flash", "--board", "{r}/board-syntax.toml", "--port", "/dev/null"]),
+        )
+    },
+    "campaign's scenario not TOML": Case(
+        lambda r: ["campaign", str(r / "campaign-scenario-syntax.toml"), "--out", out(r)],
+        ("campaign-scenario-syntax.toml", "scenario scenario-syntax.toml", "not valid TOML"),
+        {"field": "scenario scenario-syntax.toml"},
     ),
     # -- empty files ---------------------------------------------------------------------
     "empty cell TOML": Case(
