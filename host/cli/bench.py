@@ -45,7 +45,9 @@ def selected(only: str | None) -> list[str] | None:
         return None
     names = [name.strip() for name in only.split(",")]
     if "" in names:  # `a,,b`, `a,`: named as given, not as an unknown benchmark ''
-        raise InputError("--only", only, "an empty name in the list; give NAME[,NAME]")
+        raise InputError(
+            "--only", only, f"an empty name in the list; known: {', '.join(bench.BENCHMARKS)}"
+        )
     for name in names:
         if name not in bench.BENCHMARKS:
             raise InputError(

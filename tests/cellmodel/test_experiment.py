@@ -118,7 +118,7 @@ def test_charge_current_is_negative() -> None:
         ("Run", 4, "profile file"),
         # an empty quoted name would name the experiment's own folder
         ("Run ''", 5, "drive-cycle name after 'Run', found ''"),
-        ("Run \" \" (V)", 5, "found \" \""),
+        ('Run " " (V)', 5, 'found " "'),
         # an exponent is a number: refused by the power's range, not as an unreadable word
         ("Discharge at 1e6 W for 10 minutes", 14, "power 1e+06 W is outside"),
     ],
