@@ -215,6 +215,7 @@ def check_output_dir(path: str | Path, source: str, field: str) -> Path:
         raise InputError(source, field, f"{out} exists and is not a folder")
     existing = out
     while not existing.exists():
+        _no_dangling_link(existing, source, field)
         if existing.parent == existing:
             break
         existing = existing.parent
@@ -222,6 +223,15 @@ def check_output_dir(path: str | Path, source: str, field: str) -> Path:
         raise InputError(source, field, f"{existing} is not a folder")
     check_writable(existing, source, field)
     return out
+
+
+def _no_dangling_link(path: Path, source: str, field: str) -> None:
+    """InputError if `path` is a symbolic link to nothing: no folder can be made there (the
+    link's name is taken), and mkdir would fail with a bare 'File exists'."""
+    if path.is_symlink():
+        raise InputError(
+            source, field, f"{path} is a link to {os.readlink(path)}, which does not exist"
+        )
 
 
 def check_writable(folder: Path, source: str, field: str) -> None:

@@ -10,6 +10,7 @@ when the command ends well.
 
 from __future__ import annotations
 
+import os
 import stat
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,6 +53,9 @@ def check_output_file(
         raise InputError(source, field, f"folder {folder} {why}")
     existing = folder
     while not existing.exists() and existing.parent != existing:
+        if existing.is_symlink():
+            why = f"a link to {os.readlink(existing)}, which does not exist"
+            raise InputError(source, field, f"{existing} is {why}")
         existing = existing.parent
     if not existing.is_dir():
         raise InputError(source, field, f"{existing} is not a folder")

@@ -115,6 +115,7 @@ def _files(root: Path) -> None:
     (root / "steps-in-initial.toml").write_text(f"[initial]\nsoc = 0.5\n{OK_SCENARIO}")
     (root / "extends-empty.toml").write_text('extends = ""\n[cell]\nname = "x"\n')
     (root / "a-file").write_text("not a folder\n")
+    (root / "dangling").symlink_to(root / "nowhere" / "out")  # a link to nothing
     # Inputs that are not regular files, outputs that cannot be replaced.
     (root / "run-dev.toml").write_text('steps = ["Run /dev/null"]\n')
     (root / "campaign-scenario-dev.toml").write_text('scenarios = ["/dev/null"]\n')
@@ -714,6 +715,27 @@ TABLE: dict[str, Case] = {
         lambda r: ["campaign", str(r / "campaign-ok.toml"), "--out", str(r / "a-file")],
         ("--out", "a-file", "not a folder"),
     ),
+    "emulate --out a link to nothing": Case(
+        lambda r: ["emulate", "--scenario", str(r / "ok.toml"), "--out", str(r / "dangling")],
+        ("--out", "dangling is a link to", "which does not exist"),
+        cli("--out"),
+    ),
+    "board --fs a link to nothing": Case(
+        lambda r: ["board", "--virtual", "--fs", str(r / "dangling")],
+        ("--fs", "dangling is a link to", "which does not exist"),
+        cli("--fs"),
+    ),
+    "simulate --out under a link to nothing": Case(
+        lambda r: [
+            "simulate",
+            "--experiment",
+            "Rest for 1 s",
+            "--out",
+            str(r / "dangling" / "x.bdf.csv"),
+        ],
+        ("--out", "dangling is a link to", "which does not exist"),
+        cli("--out"),
+    ),  # fmt: skip
     "board --fs a file": Case(
         lambda r: ["board", "--virtual", "--fs", str(r / "a-file")],
         ("--fs", "a-file", "not a folder"),
