@@ -339,12 +339,13 @@ def parse_step(text: str, *, source: str = "experiment", field: str = "step") ->
     profile_kind = "A"
     if kind_name == "run":
         rm = cur.expect(_RUN, "a profile file or drive-cycle name after 'Run'")
-        path, profile_kind = rm.group(1).strip("'\""), rm.group(2) or "A"
-        if not path.strip():  # `Run ''` would name the experiment's folder
+        name = rm.group(1).strip("'\"")
+        if not name.strip():  # `Run ''` would name the experiment's folder
             raise cur.fail(
                 f"expected a profile file or drive-cycle name after 'Run', found {rm.group(1)}",
                 at=rm.start(1),
             )
+        path, profile_kind = name, rm.group(2) or "A"
     elif kind_name != "rest":
         drive = _parse_drive(cur, kind_name)
     ends = _parse_ends(cur, kind_name)
