@@ -408,7 +408,7 @@ def test_a_step_that_cannot_run_as_written_is_a_step_error_of_its_callers_place(
 
     for text, reason in (
         ("Run missing.csv", "no profile file"),
-        ("Run folder.csv", "Is a directory"),
+        ("Run folder.csv", r"not a regular file \(a directory\)"),
         ("Charge at 0.001C for 2000001 s", "2,000,000 periods"),
     ):
         with pytest.raises(StepError, match=reason) as info:
