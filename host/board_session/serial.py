@@ -21,6 +21,7 @@ from cellmodel.errors import InputError
 from host.board_session.base import BoardSession, BoardSetup
 from host.board_session.state_file import STATE_FILE, initial_state_dict
 from host.link.board_files import BoardFiles, request_repl
+from host.link.port_error import open_error
 from host.link.recover import Recovery, RecoveryError, recover_firmware
 from host.scenarios import InitialState
 
@@ -62,7 +63,7 @@ def reach_firmware(port: str) -> Recovery:
     except RecoveryError as exc:
         raise InputError("--port", port, f"no firmware answered: {exc}") from None
     except (serial.SerialException, OSError) as exc:
-        raise InputError("--port", port, f"cannot open serial port: {exc}") from None
+        raise open_error(port, exc) from None
 
 
 def put_state(

@@ -26,8 +26,8 @@ import time
 
 import serial
 
-from cellmodel.errors import InputError
 from host.link.byte_link import ByteLink
+from host.link.port_error import open_error
 
 # A reply in lockstep takes a few hundred microseconds; waiting this long without yielding
 # costs nothing then, and bounds how long the event loop can be kept waiting.
@@ -49,7 +49,7 @@ class LockstepLink(ByteLink):
         try:
             ser = serial.Serial(port, baudrate, timeout=0, exclusive=True)
         except (serial.SerialException, OSError) as exc:
-            raise InputError("--port", port, f"cannot open serial port: {exc}") from exc
+            raise open_error(port, exc) from exc
         return cls(port, ser, busy_s=busy_s)
 
     def write(self, data: bytes) -> None:

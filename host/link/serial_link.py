@@ -12,8 +12,8 @@ import contextlib
 import serial
 import serial_asyncio_fast
 
-from cellmodel.errors import InputError
 from host.link.byte_link import ByteLink
+from host.link.port_error import open_error
 
 
 class SerialLink(ByteLink):
@@ -37,7 +37,7 @@ class SerialLink(ByteLink):
                 url=port, baudrate=baudrate, exclusive=True
             )
         except (serial.SerialException, OSError) as exc:
-            raise InputError("--port", port, f"cannot open serial port: {exc}") from exc
+            raise open_error(port, exc) from exc
         return cls(port, reader, writer)
 
     def write(self, data: bytes) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from cellmodel.errors import InputError
 from host.link import SerialLink
+from host.link.lockstep_link import LockstepLink
 from host.vboard.pty_port import PtyPort
 
 
@@ -72,3 +73,34 @@ async def test_closed_link_refuses_io(pty_port: PtyPort) -> None:
     await link.close()  # idempotent
     with pytest.raises(ConnectionError):
         link.write(b"x")
+
+
+# Why a port would not open, as the user meets it: each case is a real path opened by the
+# real link (pyserial underneath), for both the asyncio link and the lock-step one.
+def _open(kind: str, port: str):
+    if kind == "asyncio":
+        return SerialLink.open(port)
+    return LockstepLink.open(port)
+
+
+@pytest.mark.parametrize("kind", ["asyncio", "lockstep"])
+async def test_a_port_that_cannot_open_says_why_in_the_users_words(
+    kind: str, tmp_path, pty_port: PtyPort
+) -> None:
+    regular = tmp_path / "log.txt"
+    regular.write_text("")
+    for port, why in (
+        (str(tmp_path / "ttyACM9"), "no such port (is the board plugged in?)"),
+        (str(tmp_path), "not a serial port (a directory)"),
+        (str(regular), "not a serial port (a regular file)"),
+        ("/dev/null", "not a serial port (a device that is no terminal)"),
+    ):
+        with pytest.raises(InputError) as info:
+            await _open(kind, port)
+        assert (info.value.source, info.value.field) == ("--port", port)
+        assert info.value.reason == f"cannot open serial port: {why}"
+    # a port another program holds (both links open exclusively)
+    async with await SerialLink.open(pty_port.path):
+        with pytest.raises(InputError) as info:
+            await _open(kind, pty_port.path)
+        assert "in use by another program" in info.value.reason
