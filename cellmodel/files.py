@@ -260,7 +260,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = final.with_name(f".{final.name}.{secrets.token_hex(4)}.tmp{final.suffix}")
     try:
         yield Path(tmp)
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except OSError as exc:
+            # The rename's error names the hidden temporary file; the user knows `path`
+            # (a folder standing where the file belongs: "PATH: Is a directory").
+            raise OSError(exc.errno, exc.strerror, str(final)) from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -15,17 +15,21 @@ from __future__ import annotations
 import csv
 import json
 import os
+import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from cellmodel.files import write_text_atomic
+from cellmodel.errors import InputError
+from cellmodel.files import file_kind, write_text_atomic
 from host.campaign.execute import PASSED
 from host.campaign.expand import SCENARIO_FILE, RunPlan
 
 RUNS_DIR = "runs"
 RESULT_FILE = "result.json"
+AGGREGATE_FILE = "campaign.json"
+TABLE_FILES = ("runs.parquet", "runs.csv")
 # Row columns that differ between two executions of the same run: wall-clock figures, the
 # pty's name, retries, and the link's counts (a reply late under load is a timeout and a
 # retry), the firmware's own among them: a virtual board kept off its core for more than
@@ -54,6 +58,31 @@ def run_dir(out: Path, run_id: str) -> Path:
 
 def write_atomic(path: Path, text: str) -> None:
     write_text_atomic(path, text)
+
+
+def check_output_slots(out: Path, plans: Iterable[RunPlan], source: str, field: str) -> None:
+    """InputError(source, field, why) before any run starts if something else stands where
+    the campaign writes (a folder made where a result belongs, a file where a run's folder
+    does): the run would fail only once it had ended, its result lost."""
+    slots: list[tuple[Path, str, Callable[[Path], bool]]] = [
+        (out / RUNS_DIR, "the folder of runs", Path.is_dir),
+        *((out / name, name, Path.is_file) for name in (AGGREGATE_FILE, *TABLE_FILES)),
+    ]
+    for plan in plans:
+        folder = run_dir(out, plan.run_id)
+        slots.append((folder, f"run {plan.run_id}'s folder", Path.is_dir))
+        for name in (*plan.files, SCENARIO_FILE, RESULT_FILE):
+            slots.append((folder / name, f"run {plan.run_id}'s {name}", Path.is_file))
+    for path, what, fits in slots:
+        if os.path.lexists(path) and not fits(path):
+            raise InputError(source, field, f"{path} is {_kind(path)} where {what} belongs")
+
+
+def _kind(path: Path) -> str:
+    if not path.exists():
+        return "a link to nothing"
+    mode = path.stat().st_mode
+    return "a regular file" if stat.S_ISREG(mode) else file_kind(mode)
 
 
 def write_run_files(out: Path, plan: RunPlan) -> None:
@@ -166,8 +195,8 @@ def write_table(rows: list[dict[str, Any]], out: Path, fmt: str | None = None) -
             fmt = "csv"
     names = columns(rows)
     if fmt == "parquet":
-        return _write_parquet(rows, names, out / "runs.parquet")
-    path = out / "runs.csv"
+        return _write_parquet(rows, names, out / TABLE_FILES[0])
+    path = out / TABLE_FILES[1]
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         staged = Path(tmp) / path.name
         with staged.open("w", encoding="utf-8", newline="") as f:

@@ -26,6 +26,8 @@ from host.campaign.expand import RunPlan, expand
 from host.campaign.local import LocalExecutor
 from host.campaign.progress import CampaignProgress
 from host.campaign.results import (
+    AGGREGATE_FILE,
+    check_output_slots,
     load_result,
     make_row,
     save_result,
@@ -36,8 +38,6 @@ from host.campaign.results import (
 )
 from host.campaign.spec import CampaignSpec, load_spec, on_target
 from host.micropython.resolve import target_binary
-
-AGGREGATE_FILE = "campaign.json"
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,9 @@ def run_campaign(
     out_dir = check_output_dir(
         out if out is not None else default_out(spec), "command line", "--out"
     )
+    results = _resumed(out_dir, plans) if resume else {}
+    todo = [p for p in plans if p.run_id not in results]
+    check_output_slots(out_dir, todo, "command line", "--out")
     if scheduler:
         executor: LocalExecutor | DaskExecutor = DaskExecutor(scheduler)
         where = f"Dask scheduler {scheduler}"
@@ -98,8 +101,6 @@ def run_campaign(
         where = f"{k} local worker(s)"
     start = time.perf_counter()
     with executor:
-        results = _resumed(out_dir, plans) if resume else {}
-        todo = [p for p in plans if p.run_id not in results]
         for plan in todo:
             write_run_files(out_dir, plan)
         log.info("campaign %s: %d runs, %d to run on %s, results in %s", spec.name, len(plans),

@@ -4,6 +4,7 @@ resuming, reproducing a run, failures that are rows (not lost campaigns), a kill
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import threading
 import time
@@ -84,6 +85,32 @@ def test_resume_keeps_finished_runs(smoke: tuple[Path, dict[str, Any]]) -> None:
     again = run_campaign(SMOKE, out=out, workers=2, resume=True)
     assert again.aggregate["executed"] == 1 and again.aggregate["resumed"] == 11
     assert deterministic(again.rows) == before
+
+
+@pytest.mark.parametrize("where", ["a run's result", "the aggregate"])
+def test_a_folder_where_a_result_belongs_is_refused_before_any_run(
+    smoke: tuple[Path, dict[str, Any]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    where: str,
+) -> None:
+    """Something made by hand in the output folder where the campaign writes a file: exit 2
+    naming it before any run starts (not a run's result lost after it ran, reported as a
+    temporary file's name), every kept result as it was."""
+    out = tmp_path / "out"
+    shutil.copytree(smoke[0], out)
+    victim = sorted((out / "runs").iterdir())[0]
+    blocked = victim / "result.json" if where == "a run's result" else out / "campaign.json"
+    blocked.unlink()
+    blocked.mkdir()
+    kept = {p: p.read_bytes() for p in (out / "runs").glob("*/result.json") if p.is_file()}
+    code = main(["campaign", str(SMOKE), "--workers", "2", "--out", str(out), "--resume"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"--out: {blocked} is a directory where " in err
+    assert ".tmp" not in err and "Traceback" not in err
+    assert blocked.is_dir()
+    assert {p: p.read_bytes() for p in kept} == kept
 
 
 FAILING = """
