@@ -319,9 +319,11 @@ def _axes(table: dict[str, Any], source: str, base_dir: Path, where: str) -> lis
         for label, settings in entries.items():
             if not isinstance(settings, dict):
                 raise InputError(source, f"{field}.{label}", "must be a table of settings")
-            flat = _flatten(settings, source, f"{field}.{label}", leaf=None)
-            where = f"{field}.{label}"
-            values.append(AxisValue(label, _resolved(flat, source, where, base_dir), where))
+            # Its own name: `where` is the table's prefix, still needed by the next variants
+            # table and by the disjointness check (it ran on as "variants.x.avariants.y.b").
+            entry = f"{field}.{label}"
+            flat = _flatten(settings, source, entry, leaf=None)
+            values.append(AxisValue(label, _resolved(flat, source, entry, base_dir), entry))
         axes.append(Axis(name, tuple(values)))
     _check_disjoint(axes, source, where)
     return axes

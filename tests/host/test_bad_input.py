@@ -80,6 +80,9 @@ def _files(root: Path) -> None:
         "bms-cell": '[variants.bms]\nsame = {}\nfour = { bms_cell = "sisn-lco-2ah-4s" }\n',
         "mismatch": "[axes]\nmismatch.capacity_factor = [0.9, 5.0]\n",
         "typo": "[variants.start]\nexact = {}\ntypo = { initial = { firmware_sco = 0.9 } }\n",
+        # The second variants table's field, and a clash between an axis and a variant.
+        "second-variants": "[variants.a]\nx = {}\n[variants.b]\ny = { seed = [5] }\n",
+        "axis-and-variant": "[axes]\nseed = [1, 2]\n[variants.a]\nx = { seed = 3 }\n",
     }
     # Cell names that are neither a preset nor a file next to the file that wrote them.
     campaigns["cell-name"] = '[axes]\ncell = ["sisn-lco-2ah", "nosuch"]\n'
@@ -509,6 +512,16 @@ TABLE: dict[str, Case] = {
         lambda r: ["campaign", str(r / "campaign-typo.toml"), "--out", out(r)],
         ("campaign-typo.toml", "variants.start.typo", "initial.firmware_sco", "unknown key"),
         {"field": "variants.start.typo"},
+    ),
+    "campaign: a value in a second variants table": Case(
+        lambda r: ["campaign", str(r / "campaign-second-variants.toml"), "--out", out(r)],
+        ("campaign-second-variants.toml", "variants.b.y", "seed", "must be an integer"),
+        {"field": "variants.b.y"},
+    ),
+    "campaign: an axis and a variant setting the same key": Case(
+        lambda r: ["campaign", str(r / "campaign-axis-and-variant.toml"), "--out", out(r)],
+        ("campaign-axis-and-variant.toml", "axes 'seed' and 'a' both set 'seed'"),
+        {"field": "axes"},
     ),
     "campaign axis: a cell the scenario's steps do not fit": Case(
         lambda r: ["campaign", str(r / "campaign-pack.toml"), "--out", out(r)],
