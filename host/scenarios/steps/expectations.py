@@ -13,10 +13,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from cellmodel.quantities import DURATION_S, SIGNED_DURATION, SIGNED_NUMBER, seconds
+from cellmodel.quantities import DURATION_S, SIGNED_DURATION, SIGNED_NUMBER, Range, seconds
 from host.protocol.faults import FAULT_BITS
 from host.scenarios.steps.base import Expectation, Observation
 
+# "within 0 s" is the first reply after the step; at most a step's longest duration.
+WITHIN_S = Range(0.0, DURATION_S.hi, "s", note=DURATION_S.note)
 _WITHIN = re.compile(rf"\s+within\s+{SIGNED_DURATION}\s*$", re.IGNORECASE)
 _WHOLE_RUN = re.compile(r"\s+(throughout|after the first rest)\s*$", re.IGNORECASE)
 _LIMIT = rf"(?:below|under|<) {SIGNED_NUMBER}\s*%"
@@ -53,10 +55,8 @@ def split_expectation(text: str) -> tuple[str, float | None, str] | None:
         if window != "latest":
             raise ValueError(f"'within' and '{window.replace('_', ' ')}' cannot be combined")
         within_s = seconds(m.group(1), m.group(2))
-        if within_s < 0:
-            raise ValueError("'within' needs a duration >= 0 s")
-        if within_s > DURATION_S.hi:
-            raise ValueError(f"'within' {within_s:g} s is outside {DURATION_S.describe()}")
+        if not WITHIN_S.contains(within_s):  # one range in both words (it read "(0, ...]")
+            raise ValueError(f"'within' {WITHIN_S.outside(within_s)}")
         stripped = stripped[: m.start()]
     return stripped[len("expect ") :].strip(), within_s, window
 
