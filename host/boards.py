@@ -324,6 +324,14 @@ def _check_pin_clashes(reader: _Reader, pins: BoardPins) -> None:
 
 def _check_consistency(top: _Reader, board: Board) -> None:
     pins = board.pins
+    # One bleed switch per cell, cell 1 first (docs/boards.md): with the cells' ADC pins
+    # listed too, another count leaves cells without a bleed or a switch without a cell.
+    if pins.bleed and pins.adc_cells and len(pins.bleed) != len(pins.adc_cells):
+        raise top.error(
+            "pins.bleed",
+            f"one bleed pin per cell: {len(pins.bleed)} for the "
+            f"{len(pins.adc_cells)} cell(s) of pins.adc_cells",
+        )
     if board.mcu in ("unix", "qemu"):
         if board.mode != "link":
             raise top.error("mode", "a virtual board has no sensors: only 'link' works")

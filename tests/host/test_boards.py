@@ -78,6 +78,8 @@ def _variant(tmp_path: Path, old: str, new: str, name: str = "pico") -> Path:
             "10..10000",
         ),
         ("bleed_mohm = 33000", "bleed_mohm = 10", "balancing.bleed_mohm", "1000..1000000"),
+        ("bleed = [6, 7]", "bleed = [6]", "pins.bleed", "one bleed pin per cell: 1 for the 2"),
+        ("bleed = [6, 7]", "bleed = [6, 7, 8]", "pins.bleed", "3 for the 2 cell(s)"),
     ],
 )
 def test_bad_board_file_names_file_and_field(
