@@ -80,6 +80,18 @@ def _str(v: Any) -> str | None:
     return None
 
 
+def _cell_name(v: Any) -> str | None:
+    """A name every result, summary line and report table shows: one line, at most 64
+    characters (a scenario's and a campaign's limit); a newline split the printed summary."""
+    problem = _str(v)
+    if problem:
+        return problem
+    if len(v) > 64 or not v.isprintable():
+        shown = repr(v) if len(v) <= 80 else f"{v[:60]!r}... ({len(v)} characters)"
+        return f"must be one line of at most 64 printable characters, got {shown}"
+    return None
+
+
 def _any_str(v: Any) -> str | None:
     return None if isinstance(v, str) else f"must be a string, got {v!r}"
 
@@ -126,7 +138,7 @@ _REQ = object()  # marks a field with no default
 # 10 mAh/g, C/1000, 10 uohm R0 (1 uohm R1, R2), 10 ms time constants.
 _SCHEMA: dict[str, dict[str, tuple[_Check, Any]]] = {
     "cell": {
-        "name": (_str, _REQ),
+        "name": (_cell_name, _REQ),
         "description": (_any_str, ""),
         "n_series": (_int(1, 100_000), _REQ),
         "facing_area_cm2": (_num(0.1, 1e6), _REQ),
@@ -285,7 +297,7 @@ def _merged(path: Path, depth: int = 0) -> dict[str, Any]:
         return data
     own = data.get("cell", {})
     if isinstance(own, dict) and "name" not in own:  # (not a table: validation says so)
-        data["cell"] = {**own, "name": path.stem}
+        data["cell"] = {**own, "name": path.stem[:64]}
     if not isinstance(base_ref, str):
         raise InputError(
             str(path), "extends", f"must name a preset or a cell file, got {base_ref!r}"

@@ -132,6 +132,9 @@ def test_window_top_defaults_to_c_n(tmp_path: Path) -> None:
             "circuit.coulombic_efficiency",
             "out of range",
         ),
+        # Printed in every summary line and report table: one line, a scenario name's length.
+        (r'^name = "sisn-lco-2ah"$', r'name = "a\\nb"', "cell.name", "one line"),
+        (r'^name = "sisn-lco-2ah"$', f'name = "{"x" * 65}"', "cell.name", "at most 64"),
     ],
 )
 def test_bad_fields_name_file_and_field(
@@ -141,6 +144,12 @@ def test_bad_fields_name_file_and_field(
     assert err.field == field
     assert reason in err.reason
     assert str(err).startswith(f"{tmp_path / 'cell.toml'}: {field}: ")
+
+
+def test_a_file_named_at_length_is_named_by_its_first_64_characters(tmp_path: Path) -> None:
+    path = tmp_path / f"{'y' * 80}.toml"
+    path.write_text('extends = "sisn-lco-2ah"\n')
+    assert load_cell(path).name == "y" * 64
 
 
 def test_missing_section(tmp_path: Path) -> None:
