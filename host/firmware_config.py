@@ -111,8 +111,39 @@ def build_config(design: CellDesign, board: Board | None = None) -> dict[str, An
     cfg["rest_current_mA"] = max(cfg["rest_current_mA"], cfg["i_offset_mA"])
     error = firmware_rules().validate(cfg)
     if error:
-        raise InputError(src, "derived firmware configuration", _tidy(error))
+        # "key: reason": named after the cell file's field the key is made from, where one is
+        # ("ocv.soc", not "derived firmware configuration", for a 40-point OCV table).
+        field = _FIELD_OF_KEY.get(error.split(":", 1)[0], "derived firmware configuration")
+        reason = _tidy(error)
+        if field != "derived firmware configuration":
+            reason = f"the firmware's configuration refuses it: {reason}"
+        raise InputError(src, field, reason)
     return cfg
+
+
+# The firmware keys made from one field of the cell file each.
+_FIELD_OF_KEY = {
+    "ocv_soc_cpct": "ocv.soc",
+    "ocv_chg_mV": "ocv.charge_V",
+    "ocv_dsg_mV": "ocv.discharge_V",
+    "ocv_dudt_uV_K": "circuit.dUdT_V_K",
+    "branch_switch_cpct": "circuit.hysteresis_gamma",
+    "anode_util_dmAhg": "anode_potential.li_fraction",
+    "anode_lith_mV": "anode_potential.lithiation_V",
+    "anode_delith_mV": "anode_potential.delithiation_V",
+    "anode_min_mV": "limits.anode_potential_min_V",
+    "v_max_mV": "limits.v_max_V",
+    "v_min_mV": "limits.v_min_V",
+    "v_abuse_max_mV": "limits.v_abuse_max_V",
+    "v_abuse_min_mV": "limits.v_abuse_min_V",
+    "t_chg_min_ddegC": "limits.charge_temp_min_degC",
+    "t_chg_max_ddegC": "limits.charge_temp_max_degC",
+    "t_dsg_min_ddegC": "limits.discharge_temp_min_degC",
+    "t_dsg_max_ddegC": "limits.discharge_temp_max_degC",
+    "oc_chg_mA": "limits.max_charge_C",
+    "oc_dsg_mA": "limits.max_discharge_C",
+    "taper_mA": "limits.cv_cutoff_C",
+}
 
 
 def _cell_keys(design: CellDesign, src: str) -> dict[str, int]:

@@ -66,6 +66,14 @@ def _files(root: Path) -> None:
     # Designs the firmware refuses, steps the virtual board cannot take, absurd cell values.
     (root / "n17.toml").write_text('extends = "sisn-lco-2ah"\n[cell]\nn_series = 17\n')
     (root / "run-n17.toml").write_text(f'cell = "n17.toml"\n{OK_SCENARIO}')
+    # A table the cell model takes and the firmware does not (at most 32 points).
+    soc = ", ".join(f"{i / 39:.6f}" for i in range(40))
+    volts = ", ".join(f"{3.0 + i * 0.03:.2f}" for i in range(40))
+    (root / "ocv-40.toml").write_text(
+        f'extends = "sisn-lco-2ah"\n[ocv]\nsoc = [{soc}]\ncharge_V = [{volts}]\n'
+        f"discharge_V = [{volts}]\n"
+    )
+    (root / "run-ocv-40.toml").write_text(f'cell = "ocv-40.toml"\n{OK_SCENARIO}')
     (root / "thermistor-2.toml").write_text(
         'steps = ["Rest for 2 seconds", "Open thermistor 2", "Rest for 2 seconds"]\n'
     )
@@ -461,6 +469,11 @@ TABLE: dict[str, Case] = {
     "cell 17 in series (emulate)": Case(
         lambda r: ["emulate", "--scenario", str(r / "run-n17.toml"), "--out", out(r)],
         ("n17.toml", "n_series", "n_cells=17", "1..16"),
+    ),
+    "cell OCV table longer than the firmware's": Case(
+        lambda r: ["emulate", "--scenario", str(r / "run-ocv-40.toml"), "--out", out(r)],
+        ("ocv-40.toml", "ocv.soc", "the firmware's configuration", "2..32"),
+        {"field": "ocv.soc"},
     ),
     "cell 17 in series (board)": Case(
         lambda r: ["board", "--virtual", "--bms-cell", str(r / "n17.toml"), "--fs", out(r)],
