@@ -29,7 +29,7 @@ from cellmodel.design import (
     OcvTables,
     Pack,
 )
-from cellmodel.errors import InputError
+from cellmodel.errors import InputError, unknown_key
 from cellmodel.files import TOML_CAP, check_input_file, expand_home, loaded_once, read_text
 
 if sys.version_info >= (3, 11):
@@ -318,7 +318,9 @@ def _validated(src: str, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for section in data:
         if section not in _SCHEMA:
             raise InputError(
-                src, section, f"unknown section or key (known: {', '.join(_SCHEMA)}, extends)"
+                src,
+                section,
+                unknown_key(section, [*_SCHEMA, "extends"], "section or key"),
             )
     for section, fields in _SCHEMA.items():
         values = data.get(section)
@@ -330,9 +332,7 @@ def _validated(src: str, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
             raise InputError(src, section, "must be a table ([section])")
         for key in values:
             if key not in fields:
-                raise InputError(
-                    src, f"{section}.{key}", f"unknown key (known: {', '.join(fields)})"
-                )
+                raise InputError(src, f"{section}.{key}", unknown_key(key, fields))
         sec: dict[str, Any] = {}
         for key, (check, default) in fields.items():
             where = f"{section}.{key}"

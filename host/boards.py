@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cellmodel.errors import InputError
+from cellmodel.errors import InputError, unknown_key
 from cellmodel.files import TOML_CAP, check_input_file, loaded_once, read_text
 from host.firmware_config import SAMPLE_PERIOD_MAX_MS
 from host.resources import boards_dir
@@ -151,7 +151,7 @@ class _Reader:
     def check_keys(self, allowed: set[str]) -> None:
         for key in self.table:
             if key not in allowed:
-                raise self.error(key, f"unknown key (allowed: {', '.join(sorted(allowed))})")
+                raise self.error(key, unknown_key(key, sorted(allowed)))
 
     def sub(self, key: str) -> _Reader:
         value = self.table.get(key, {})

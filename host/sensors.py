@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from cellmodel.errors import InputError
+from cellmodel.errors import InputError, unknown_key
 from cellmodel.smallpack import FAST_PATH_MAX_CELLS, np_max
 
 # Reads' worth of standard normals the fast path draws at once (small enough that copying
@@ -112,7 +112,7 @@ class SensorSpec:
                 raise InputError(
                     source,
                     f"sensors.{key}",
-                    f"unknown key; known: ideal, {', '.join(sorted(names))}",
+                    unknown_key(key, ["ideal", *sorted(names)]),
                 )
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise InputError(source, f"sensors.{key}", f"must be a number, got {value!r}")

@@ -47,7 +47,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from cellmodel.errors import InputError
+from cellmodel.errors import InputError, unknown_key
 from cellmodel.files import check_input_file, expand_home, read_text
 from host.micropython.resolve import RUN_TARGETS
 from host.scenarios import LIBRARY_DIR, library_names
@@ -247,9 +247,7 @@ def _groups(
 def _known_keys(data: dict[str, Any], known: set[str], source: str, where: str) -> None:
     for key in data:
         if key not in known:
-            raise InputError(
-                source, f"{where}{key}", f"unknown key; known: {', '.join(sorted(known))}"
-            )
+            raise InputError(source, f"{where}{key}", unknown_key(key, sorted(known)))
 
 
 def _scenarios(raw: Any, source: str, base_dir: Path, field: str) -> tuple[ScenarioRef, ...]:

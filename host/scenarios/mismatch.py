@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from cellmodel.design import CellDesign
-from cellmodel.errors import InputError
+from cellmodel.errors import InputError, unknown_key
 
 # Plausible ranges: outside them a scenario is a typo, not a test.
 RANGES: dict[str, tuple[float, float]] = {
@@ -111,9 +111,7 @@ def parse_mismatch(data: Any, source: str, seed: int) -> Mismatch:
             values[key] = _value(data[key], key, source, draw)
     for key in data:
         if key not in RANGES:
-            raise InputError(
-                source, f"mismatch.{key}", f"unknown key; known: {', '.join(sorted(RANGES))}"
-            )
+            raise InputError(source, f"mismatch.{key}", unknown_key(key, sorted(RANGES)))
     return Mismatch(**values)
 
 

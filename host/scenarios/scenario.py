@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cellmodel.errors import InputError
+from cellmodel.errors import InputError, unknown_key
 from cellmodel.experiment import cycle_table
 from cellmodel.files import TOML_CAP, check_input_file, read_text
 from host.firmware_config import SAMPLE_PERIOD_MAX_MS
@@ -191,9 +191,7 @@ def _initial(data: Any, source: str) -> InitialState:
         raise InputError(source, "initial", "must be a table")
     for key in data:
         if key not in _INITIAL_KEYS:
-            raise InputError(
-                source, f"initial.{key}", f"unknown key; known: {', '.join(sorted(_INITIAL_KEYS))}"
-            )
+            raise InputError(source, f"initial.{key}", unknown_key(key, sorted(_INITIAL_KEYS)))
     soc = _number(data, "soc", source, 0.5, lo=0.0, hi=1.0, name="initial.soc")
     branch = data.get("branch", "discharge")
     if branch not in ("charge", "discharge"):
@@ -250,7 +248,7 @@ def parse_scenario(data: dict[str, Any], source: str, base_dir: Path | None = No
     """Validate a scenario table (from TOML) and parse its steps."""
     for key in data:
         if key not in _TOP_KEYS:
-            raise InputError(source, key, f"unknown key; known: {', '.join(sorted(_TOP_KEYS))}")
+            raise InputError(source, key, unknown_key(key, sorted(_TOP_KEYS)))
     _top_keys_in_tables(data, source)
     stem = re.sub(r"[^A-Za-z0-9._-]", "-", Path(source).stem.removesuffix(".toml")).lstrip("._-")
     name = data.get("name", stem[:64] or "scenario")

@@ -66,6 +66,14 @@ def _files(root: Path) -> None:
     # Designs the firmware refuses, steps the virtual board cannot take, absurd cell values.
     (root / "n17.toml").write_text('extends = "sisn-lco-2ah"\n[cell]\nn_series = 17\n')
     (root / "run-n17.toml").write_text(f'cell = "n17.toml"\n{OK_SCENARIO}')
+    # A misspelt key in each kind of file: refused with the key it is nearest to.
+    (root / "typo-cell.toml").write_text('extends = "sisn-lco-2ah"\n[circut]\nr0_ohm = 0.02\n')
+    (root / "typo-scenario.toml").write_text(f"sead = 3\n{OK_SCENARIO}")
+    (root / "typo-campaign.toml").write_text('scenarios = ["ok.toml"]\ntimout_s = 60\n')
+    pico = (Path(__file__).parents[2] / "boards" / "pico.toml").read_text()
+    (root / "typo.toml").write_text(
+        pico.replace('name = "pico"', 'name = "typo"').replace("vref_mV =", "vref_mv =")
+    )
     # A table the cell model takes and the firmware does not (at most 32 points).
     soc = ", ".join(f"{i / 39:.6f}" for i in range(40))
     volts = ", ".join(f"{3.0 + i * 0.03:.2f}" for i in range(40))
@@ -257,6 +265,27 @@ TABLE: dict[str, Case] = {
     "empty profile CSV": Case(
         lambda r: ["simulate", "--profile", str(r / "profile-empty.csv")],
         ("profile-empty.csv", "empty profile"),
+    ),
+    # -- a misspelt key: the nearest known one, in every kind of file ----------------------
+    "cell TOML: a misspelt section": Case(
+        lambda r: ["design", "--cell", str(r / "typo-cell.toml")],
+        ("typo-cell.toml", "circut", "unknown section or key", "did you mean 'circuit'?"),
+        {"field": "circut"},
+    ),
+    "scenario TOML: a misspelt key": Case(
+        lambda r: ["emulate", "--scenario", str(r / "typo-scenario.toml"), "--out", out(r)],
+        ("typo-scenario.toml", "sead", "unknown key", "did you mean 'seed'?"),
+        {"field": "sead"},
+    ),
+    "campaign TOML: a misspelt key": Case(
+        lambda r: ["campaign", str(r / "typo-campaign.toml"), "--out", out(r)],
+        ("typo-campaign.toml", "timout_s", "unknown key", "did you mean 'timeout_s'?"),
+        {"field": "timout_s"},
+    ),
+    "board TOML: a misspelt key": Case(
+        lambda r: ["flash", "--board", str(r / "typo.toml"), "--port", "/dev/null"],
+        ("typo.toml", "adc.vref_mv", "unknown key", "did you mean 'vref_mV'?"),
+        {"field": "adc.vref_mv"},
     ),
     "empty board TOML": Case(
         lambda r: ["flash", "--board", str(r / "board-empty.toml"), "--port", "/dev/null"],
