@@ -19,7 +19,7 @@ from host.protocol.codec import (
     encode_sample,
 )
 from host.protocol.commands import Command
-from host.protocol.errors import BmsError, BmsRejected, BmsTimeout
+from host.protocol.errors import BmsError, BmsMalformedReply, BmsRejected, BmsTimeout
 from host.protocol.session import (
     IDLE,
     NEED_DATA,
@@ -32,6 +32,7 @@ from host.protocol.session import (
     Session,
     Transmit,
     boot_hello,
+    decode_reply,
     reply_frame,
 )
 
@@ -41,6 +42,7 @@ __all__ = [
     "BmsClient",
     "ClearReason",
     "reply_frame",
+    "decode_reply",
     "boot_hello",
     "Transmit",
     "Session",
@@ -52,6 +54,7 @@ __all__ = [
     "Command",
     "Booted",
     "BmsError",
+    "BmsMalformedReply",
     "BmsRejected",
     "BmsTimeout",
     "ClientStats",

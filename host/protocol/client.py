@@ -32,7 +32,7 @@ from host.protocol.session import (
     Session,
     Transmit,
     boot_hello,
-    reply_frame,
+    decode_reply,
 )
 from host.protocol.wire_trace import WireTrace
 
@@ -175,7 +175,7 @@ class BmsClient:
         async with self._lock:
             event = await self._drive(b"")
         assert not isinstance(event, (Booted, NoBoot))
-        return command.decode(reply_frame(event))
+        return decode_reply(command, event)
 
     async def wait_boot(self, timeout_s: float) -> HelloReply:
         """The firmware's unsolicited BOOT frame (after power-on or RESET).
@@ -203,7 +203,7 @@ class BmsClient:
             data = self.session.start(command, self._clock())
             event = await self._drive(data)
         assert not isinstance(event, (Booted, NoBoot))  # a request never ends in these
-        return command.decode(reply_frame(event))
+        return decode_reply(command, event)
 
     # -- the driver ------------------------------------------------------------
     async def _drive(self, data: bytes) -> Done | BootDone:

@@ -177,6 +177,16 @@ class Decoder:
             out.append(item)
         return out
 
+    def drop_partial(self) -> bool:
+        """Give up on the partial frame held (it stalled, or its sync byte was noise and its
+        length field a random number): the bytes after its sync byte are searched again.
+        False when no partial frame is held."""
+        if not self._buf:
+            return False
+        del self._buf[:1]
+        self.skipped += 1
+        return True
+
     def pending(self) -> int:
         """Bytes held waiting for the rest of a frame (or not parsed yet)."""
         return len(self._buf)

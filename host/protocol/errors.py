@@ -13,6 +13,12 @@ class BmsTimeout(BmsError):
     """No reply after every retry."""
 
 
+class BmsMalformedReply(BmsError, ValueError):
+    """A frame from the firmware passed its CRC but its payload cannot be read (a STATE whose
+    size does not match its cell count, an ERROR without a code, a CONFIG that is not JSON):
+    a firmware fault, not line noise, so it is not resent. A ValueError too, as it was."""
+
+
 class BmsRejected(BmsError):
     """The firmware answered ERROR (or a non-zero status)."""
 

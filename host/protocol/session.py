@@ -24,8 +24,10 @@ Current is positive on discharge.
 from __future__ import annotations
 
 import enum
+import struct
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TypeVar
 
 from host.protocol.codec import (
     REPLY,
@@ -43,7 +45,9 @@ from host.protocol.codec import (
     seq_after,
 )
 from host.protocol.commands import Command
-from host.protocol.errors import BmsRejected, BmsTimeout
+from host.protocol.errors import BmsError, BmsMalformedReply, BmsRejected, BmsTimeout
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -53,7 +57,7 @@ class ClientStats:
     crc_errors: int = 0  # frames from the firmware that failed the host's CRC check
     crc_rejects: int = 0  # ERROR(E_CRC) replies: the firmware saw our frame damaged
     error_replies: int = 0  # every ERROR reply, E_CRC included
-    other_errors: int = 0  # undecodable frames other than CRC (version, length)
+    other_errors: int = 0  # undecodable frames other than CRC (version, length, stalled)
     timeouts: int = 0
     retries: int = 0
     stale_replies: int = 0  # replies to an earlier attempt or a frame we gave up on
@@ -135,6 +139,21 @@ def reply_frame(event: Done) -> Frame:
     if isinstance(event, Rejected):
         raise BmsRejected(event.request.name, event.code, event.text, retried=event.retried)
     raise BmsTimeout(f"{event.request.name}: no valid reply after {event.attempts} attempts")
+
+
+def decode_reply(command: Command[T], event: Done) -> T:
+    """The typed result of a finished request: the BmsError it ended in, or its reply decoded
+    (BmsMalformedReply when the firmware's reply cannot be read)."""
+    frame = reply_frame(event)
+    try:
+        return command.decode(frame)
+    except BmsError:
+        raise
+    except (ValueError, struct.error) as exc:
+        raise BmsMalformedReply(
+            f"{event.request.name}: the firmware's reply (type 0x{frame.ftype:02X}, "
+            f"{len(frame.payload)} bytes) cannot be read: {exc}"
+        ) from exc
 
 
 def boot_hello(event: BootDone) -> HelloReply:
@@ -226,14 +245,21 @@ class Session:
         self._decoder.receive(data)
 
     def next_event(self, now_s: float) -> Event | Pending:
-        """What happened by `now_s`. Raises ValueError on a malformed reply or BOOT payload
-        (the request is then abandoned)."""
+        """What happened by `now_s`. Raises BmsMalformedReply (a BmsError and a ValueError) on
+        an ERROR or BOOT frame whose payload cannot be read (the request is then abandoned)."""
+        what = "boot wait" if self._request is None else self._request.ftype.name
         try:
             if self._request is not None:
                 return self._request_event(self._request, now_s)
             if self._boot_deadline_s is not None:
                 return self._boot_event(self._boot_deadline_s, now_s)
             return IDLE
+        except (ValueError, struct.error) as exc:
+            self.abandon()
+            if isinstance(exc, BmsMalformedReply):
+                raise
+            text = f"{what}: a frame from the firmware cannot be read: {exc}"
+            raise BmsMalformedReply(text) from exc
         except Exception:
             self.abandon()
             raise
@@ -257,12 +283,15 @@ class Session:
 
     # -- internals -------------------------------------------------------------
     def _request_event(self, req: _Request, now_s: float) -> Event | Pending:
-        while (frame := self._next_frame()) is not None:
-            if frame.seq == req.seq and frame.ftype in (req.ftype | REPLY, FrameType.ERROR):
-                return self._answered(req, frame, now_s)
-            self._unsolicited(frame)
-        if now_s < req.deadline_s:
-            return NEED_DATA
+        while True:
+            while (frame := self._next_frame()) is not None:
+                if frame.seq == req.seq and frame.ftype in (req.ftype | REPLY, FrameType.ERROR):
+                    return self._answered(req, frame, now_s)
+                self._unsolicited(frame)
+            if now_s < req.deadline_s:
+                return NEED_DATA
+            if not self._drop_stalled():
+                break
         self.stats.timeouts += 1
         if req.retry_on_timeout and req.attempts <= self.retries:
             return self._transmit(req, now_s)
@@ -314,16 +343,28 @@ class Session:
         return event
 
     def _boot_event(self, deadline_s: float, now_s: float) -> BootDone | Pending:
-        while not self.boot_pending and (frame := self._next_frame()) is not None:
-            self._unsolicited(frame)
-        if self.boot_pending and self.last_boot is not None:
-            self.boot_pending = False
-            self._boot_deadline_s = None
-            return Booted(self.last_boot)
-        if now_s < deadline_s:
-            return NEED_DATA
+        while True:
+            while not self.boot_pending and (frame := self._next_frame()) is not None:
+                self._unsolicited(frame)
+            if self.boot_pending and self.last_boot is not None:
+                self.boot_pending = False
+                self._boot_deadline_s = None
+                return Booted(self.last_boot)
+            if now_s < deadline_s:
+                return NEED_DATA
+            if not self._drop_stalled():
+                break
         self._boot_deadline_s = None
         return NoBoot(self._boot_timeout_s)
+
+    def _drop_stalled(self) -> bool:
+        """At a deadline: a partial frame still held has stalled, or began at a noise byte
+        0xA5 whose length field claims more than will come, hiding the frames behind it.
+        Drop its sync byte so they are found (the firmware drops a stalled frame too)."""
+        if not self._decoder.drop_partial():
+            return False
+        self.stats.other_errors += 1
+        return True
 
     def _next_frame(self) -> Frame | None:
         while (item := self._decoder.next()) is not None:

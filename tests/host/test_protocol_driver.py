@@ -15,9 +15,10 @@ from typing import Any, TypeVar
 
 import pytest
 
+from host.protocol import commands
 from host.protocol.client import BmsClient
-from host.protocol.codec import ClearReason, ErrorCode, FrameType
-from host.protocol.errors import BmsRejected, BmsTimeout
+from host.protocol.codec import ClearReason, Decoder, ErrorCode, Frame, FrameType, encode_frame
+from host.protocol.errors import BmsError, BmsMalformedReply, BmsRejected, BmsTimeout
 from tests.host.memory_board import CELLS, Clock, MemoryBoard, MemoryLink
 
 T = TypeVar("T")
@@ -118,3 +119,33 @@ def test_an_abandoned_call_leaves_the_client_usable(
     client.link = MemoryLink(board)
     board.take()  # the reply to the cancelled request comes late
     assert at_once(client.hello()).board_name == "memory"
+
+
+def test_a_reply_that_cannot_be_read_is_a_bms_error_and_the_client_serves_on(
+    rig: tuple[BmsClient, MemoryBoard, Clock],
+) -> None:
+    """A firmware whose STATE replies come a byte short (valid CRC): call() and the
+    lockstep's send()/finish() end in BmsMalformedReply, a BmsError (the CLI's exit 1, the
+    emulator's lost sample), not a ValueError traceback; the next request is served."""
+    client, board, _ = rig
+
+    class Shortened(MemoryLink):
+        async def read(self, max_bytes: int, timeout_s: float) -> bytes:
+            out = b""
+            for frame in Decoder().feed(await super().read(max_bytes, timeout_s)):
+                assert isinstance(frame, Frame)
+                payload = frame.payload
+                if frame.ftype in (FrameType.STATE, FrameType.GET_STATE_REPLY):
+                    payload = payload[:-1]
+                out += encode_frame(frame.ftype, frame.seq, payload)
+            return out
+
+    client.link = Shortened(board)
+    with pytest.raises(BmsMalformedReply, match="GET_STATE: .* cannot be read"):
+        at_once(client.get_state())
+    client.send(commands.sample(1000, CELLS, 500, [250]))
+    with pytest.raises(BmsError, match="SAMPLE"):
+        at_once(client.finish())
+    assert not client.session.busy and not client.in_flight
+    assert at_once(client.hello()).board_name == "memory"
+    assert client.stats.timeouts == 0  # read at once, not waited out

@@ -13,6 +13,7 @@ import pytest
 
 from host.protocol import commands
 from host.protocol.codec import (
+    ClearReason,
     ErrorCode,
     Frame,
     FrameType,
@@ -21,7 +22,7 @@ from host.protocol.codec import (
     encode_frame,
 )
 from host.protocol.commands import Command
-from host.protocol.errors import BmsRejected, BmsTimeout
+from host.protocol.errors import BmsError, BmsMalformedReply, BmsRejected, BmsTimeout
 from host.protocol.session import (
     IDLE,
     NEED_DATA,
@@ -33,6 +34,7 @@ from host.protocol.session import (
     Reply,
     Session,
     Transmit,
+    decode_reply,
     reply_frame,
 )
 from tests.host.memory_board import CELLS, REPL_BANNER, Clock, MemoryBoard
@@ -344,13 +346,78 @@ def test_one_operation_at_a_time(tmp_path: Path) -> None:
     assert session.next_event(0.0) is IDLE
 
 
-def test_a_malformed_reply_payload_abandons_the_request() -> None:
+@pytest.mark.parametrize(
+    ("command", "reply_type", "payload"),
+    [
+        (commands.get_state(), FrameType.ERROR, b""),  # ERROR without a code
+        (commands.get_state(), FrameType.BOOT, b"\x01\x04"),  # a BOOT cut short, mid-request
+        (commands.get_state(), FrameType.GET_STATE_REPLY, bytes(67 + 4 * 4 - 1)),
+        (commands.get_state(), FrameType.GET_STATE_REPLY, b""),
+        (commands.hello(), FrameType.HELLO_REPLY, b"\x01\x04\x02"),
+        (commands.config_read(), FrameType.CONFIG, b'{"n_cells":'),
+        (commands.config_read(), FrameType.CONFIG, b"\xff\xfe"),  # not UTF-8
+        (commands.fault_log(), FrameType.FAULT_LOG_REPLY, b"[[1,2,"),
+        (commands.clear_latched(ClearReason.TEST), FrameType.CLEAR_LATCHED_REPLY, b"\x01\x00"),
+        (commands.save(), FrameType.SAVE_REPLY, b""),
+        (commands.config_write({"n_cells": 4}), FrameType.CONFIG_WRITE_REPLY, b""),
+    ],
+    ids=[
+        "error-no-code",
+        "boot-short",
+        "state-one-byte-short",
+        "state-empty",
+        "hello-short",
+        "config-cut-json",
+        "config-not-utf8",
+        "fault-log-cut-json",
+        "clear-latched-2-bytes",
+        "save-no-status",
+        "config-write-no-status",
+    ],
+)
+def test_a_reply_that_cannot_be_read_is_a_bms_error(
+    command: Command[object], reply_type: FrameType, payload: bytes
+) -> None:
+    """A reply that passed its CRC but cannot be read (a firmware fault, not noise) ends the
+    request in a BmsError naming it, as a timeout does: the CLI's exit 1, the emulator's lost
+    sample; never a bare ValueError, struct.error or JSONDecodeError escaping as a traceback."""
     session = Session()
-    session.start(commands.get_state(), 0.0)
-    session.receive_data(encode_frame(FrameType.ERROR, 1, b""))  # ERROR without a code
-    with pytest.raises(ValueError):
-        session.next_event(0.0)
+    session.start(command, 0.0)
+    session.receive_data(
+        encode_frame(reply_type, 0 if reply_type == FrameType.BOOT else 1, payload)
+    )
+    with pytest.raises(BmsMalformedReply) as err:
+        event = session.next_event(0.0)
+        assert isinstance(event, Reply | Rejected)
+        decode_reply(command, event)
+    assert isinstance(err.value, BmsError) and command.ftype.name in str(err.value)
     assert not session.busy
+    assert session.start(commands.hello(), 0.0)  # the session serves on
+
+
+def test_a_noise_sync_whose_length_claims_more_than_comes_costs_one_timeout(
+    tmp_path: Path,
+) -> None:
+    """A noise byte 0xA5 on the host's receive line, followed by bytes that read as a header
+    claiming 4,000 payload bytes: the decoder waits for them, and every reply behind it is
+    held. At the attempt's deadline the stalled partial frame is dropped (as the firmware
+    drops one after 100 ms) and the reply behind it is found; before, the host timed out on
+    every request until some 4,000 bytes of replies had piled up (a dozen requests)."""
+    line = Line(tmp_path)
+    line.session.receive_data(bytes([0xA5, 0x01, 0x82, 0x05, 0x00, 0xA0, 0x0F]))
+    t0 = line.clock.now_s
+    first = reply_of(line.run(commands.get_state()))
+    assert first.frame.seq == 1 and not first.retried
+    assert line.clock.now_s == pytest.approx(t0 + 0.5)  # found at the first deadline
+    for _ in range(3):
+        reply_of(line.run(commands.get_state()))
+    stats = line.session.stats
+    assert (stats.frames_sent, stats.timeouts, stats.other_errors) == (4, 0, 1)
+    # the same at a boot wait: a BOOT behind a stalled header is returned at the deadline
+    line.session.receive_data(bytes([0xA5, 0x01, 0x40, 0x00, 0x00, 0x00, 0x08]))
+    line.board.boot()
+    line.session.start_boot_wait(line.clock.now_s, 2.0)
+    assert isinstance(line.run(), Booted)
 
 
 def test_raw_requests_return_the_frame(tmp_path: Path) -> None:
