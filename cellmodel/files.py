@@ -175,8 +175,9 @@ def _size_text(n_bytes: int, *, exact: bool = True) -> str:
 
 
 def file_kind(mode: int) -> str:
-    """What a path that is no regular file is, for a message."""
+    """What a path is, for a message that says it is not what was wanted."""
     for test, name in (
+        (stat.S_ISREG, "a regular file"),
         (stat.S_ISDIR, "a directory"),
         (stat.S_ISCHR, "a character device"),
         (stat.S_ISBLK, "a block device"),

@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import stat
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -81,8 +80,7 @@ def check_output_slots(out: Path, plans: Iterable[RunPlan], source: str, field: 
 def _kind(path: Path) -> str:
     if not path.exists():
         return "a link to nothing"
-    mode = path.stat().st_mode
-    return "a regular file" if stat.S_ISREG(mode) else file_kind(mode)
+    return file_kind(path.stat().st_mode)
 
 
 def write_run_files(out: Path, plan: RunPlan) -> None:

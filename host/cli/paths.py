@@ -10,13 +10,12 @@ when the command ends well.
 
 from __future__ import annotations
 
-import os
 import stat
 from collections.abc import Sequence
 from pathlib import Path
 
 from cellmodel.errors import InputError
-from cellmodel.files import check_writable, file_kind
+from cellmodel.files import check_output_dir, file_kind
 from host.cli.options import CLI
 
 
@@ -51,13 +50,5 @@ def check_output_file(
     if parent_must_exist and not folder.is_dir():
         why = "is not a folder" if folder.exists() else "does not exist"
         raise InputError(source, field, f"folder {folder} {why}")
-    existing = folder
-    while not existing.exists() and existing.parent != existing:
-        if existing.is_symlink():
-            why = f"a link to {os.readlink(existing)}, which does not exist"
-            raise InputError(source, field, f"{existing} is {why}")
-        existing = existing.parent
-    if not existing.is_dir():
-        raise InputError(source, field, f"{existing} is not a folder")
-    check_writable(existing, source, field)
+    check_output_dir(folder, source, field)  # a folder there, or one that can be made
     return out

@@ -33,8 +33,7 @@ def _why(port: str, exc: BaseException) -> str:
         except OSError:
             st = None
         if st is not None and not stat.S_ISCHR(st.st_mode):
-            kind = "a regular file" if stat.S_ISREG(st.st_mode) else file_kind(st.st_mode)
-            return f"not a serial port ({kind})"
+            return f"not a serial port ({file_kind(st.st_mode)})"
     code = _errno(exc)
     if code == errno.ENOTTY:
         return "not a serial port (a device that is no terminal)"

@@ -319,3 +319,18 @@ def test_a_refused_configuration_never_prints_an_absurd_integer() -> None:
     message = str(err.value)
     assert "r_step_uohm_s" in message and "e+30" in message, message
     assert not re.search(r"\d{13}", message), message
+
+
+def test_every_cell_field_a_firmware_refusal_names_is_a_field_of_both_files() -> None:
+    """A refused firmware key is reported under the cell-file field it is made from
+    (firmware_config._FIELD_OF_KEY): a key renamed on either side must not leave an error
+    naming a field the user cannot find."""
+    from cellmodel.cellfile import _SCHEMA
+    from host.firmware_config import _FIELD_OF_KEY
+
+    rules = firmware_rules()
+    firmware_keys = set(rules.DEFAULTS) | set(rules.LIMITS)
+    assert set(_FIELD_OF_KEY) <= firmware_keys
+    for key, field in _FIELD_OF_KEY.items():
+        section, name = field.split(".")
+        assert name in _SCHEMA.get(section, {}), (key, field)
