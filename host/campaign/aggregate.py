@@ -115,10 +115,16 @@ def aggregate(
     campaign: dict[str, Any],
     axis_names: list[str],
     until_not_reached: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    against_baseline: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The aggregate JSON: counts, exit code, runs worst first, pass rates per axis value,
     and the steps whose `until` was not reached (`until_not_reached`: by run id, each run's
-    summary's list; a row holds only their count and text)."""
+    summary's list; a row holds only their count and text).
+
+    With a comparison against a baseline (host.campaign.baseline.compare) the aggregate
+    holds it, and the exit code judges the change instead of the runs alone: 1 when any
+    run regressed, 0 otherwise (a matrix with runs that failed before fails again without
+    failing the change)."""
     ordered = sorted(rows, key=_rank)
     not_passed = [r for r in ordered if r["status"] != PASSED]
 
@@ -134,11 +140,12 @@ def aggregate(
         ("timeouts", "timeout"),
     )
     counts = {key: sum(r["status"] == s for r in rows) for key, s in statuses}
+    failed = against_baseline["regressions"] if against_baseline is not None else not_passed
     return {
         **campaign,
         "runs": len(rows),
         **counts,
-        "exit_code": 1 if not_passed else 0,
+        "exit_code": 1 if failed else 0,
         "not_passed": {
             "safety": having("safety"),
             "expectation": having("expectation"),
@@ -149,4 +156,5 @@ def aggregate(
         "until_not_reached": _until_not_reached(ordered, until_not_reached or {}),
         "worst": [_entry(r, axis_names) for r in ordered],
         "pass_rate": _pass_rates(rows, axis_names),
+        **({} if against_baseline is None else {"against_baseline": against_baseline}),
     }

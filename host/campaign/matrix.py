@@ -30,6 +30,20 @@ class Requirement:
     # calibration opportunity has no error after calibration).
     missing_fails: bool = True
 
+    def verdict(self, row: dict[str, Any]) -> bool | None:
+        """True when the run meets it, False when it fails it, None when it is not judged
+        on this run (does not apply, or no figure where a missing one is not a failure)."""
+        if not self.applies(row):
+            return None
+        value = number(row.get(self.figure))
+        if value is None:
+            return False if self.missing_fails else None
+        return self.ok(value)
+
+    def is_worse(self, value: float, than: float) -> bool:
+        """Whether `value` is further towards the figure's worst end than `than`."""
+        return abs(value) > abs(than) if self.worst == "max" else value < than
+
 
 REQUIREMENTS = (
     Requirement(
@@ -81,7 +95,8 @@ DIAGNOSTICS = (
 )  # fmt: skip
 
 
-def _number(value: Any) -> float | None:
+def number(value: Any) -> float | None:
+    """A row's figure as a float; None for none, a flag, text or a value that is not finite."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
@@ -94,11 +109,10 @@ def judge(
     worst run (and a run without the figure fails: nothing shows it met)."""
     out = []
     for req in requirements:
-        judged = [r for r in rows if req.applies(r)]
-        if not req.missing_fails:
-            judged = [r for r in judged if _number(r.get(req.figure)) is not None]
-        values = [(r, _number(r.get(req.figure))) for r in judged]
-        failing = [r for r, v in values if v is None or not req.ok(v)]
+        verdicts = [(r, req.verdict(r)) for r in rows]
+        judged = [r for r, ok in verdicts if ok is not None]
+        failing = [r for r, ok in verdicts if ok is False]
+        values = [(r, number(r.get(req.figure))) for r in judged]
         known = [(r, v) for r, v in values if v is not None]
         key = (lambda rv: abs(rv[1])) if req.worst == "max" else (lambda rv: -rv[1])
         worst = max(known, key=key) if known else None
@@ -124,13 +138,13 @@ def _cell(row: dict[str, Any] | None) -> str:
         return ""
     if row.get("status") in ("error", "timeout"):
         return f"**{row['status']}**"
-    err = _number(row.get("soc_max_error_after_calibration_pct"))
-    cov = _number(row.get("uncertainty_coverage_pct"))
+    err = number(row.get("soc_max_error_after_calibration_pct"))
+    cov = number(row.get("uncertainty_coverage_pct"))
     text = f"{err:.2f} / {cov:.0f}" if err is not None and cov is not None else "-"
     marks = []
     if row.get("violations_count"):
         marks.append(f"**{row['violations_count']} viol.**")
-    if _number(row.get("discharge_blocked_s")):
+    if number(row.get("discharge_blocked_s")):
         marks.append(f"**blocked {row['discharge_blocked_s']:.0f} s**")
     if row.get("status") != "passed":
         marks.append("FAIL")
@@ -197,7 +211,7 @@ def render(rows: list[dict[str, Any]], aggregate: dict[str, Any], command: str) 
     col_axis = "start" if "start" in axes else (axes[1] if len(axes) > 1 else row_axis)
     verdicts = judge(rows)
     diagnostics = judge(rows, DIAGNOSTICS)
-    run_time = sum(_number(r.get("run_wall_s")) or 0.0 for r in rows)
+    run_time = sum(number(r.get("run_wall_s")) or 0.0 for r in rows)
     # Every campaign's page is a matrix of its runs against issue 9's requirements; its
     # title says which campaign (a Monte-Carlo page titled "Robustness matrix" read as the
     # matrix itself).
@@ -231,6 +245,8 @@ def render(rows: list[dict[str, Any]], aggregate: dict[str, Any], command: str) 
         "|---|---|---|---|---|",
         *_verdict_rows(diagnostics),
     ]
+    if "against_baseline" in aggregate:
+        lines += ["", *_against_baseline(aggregate["against_baseline"])]
     lines += ["", *_until_not_reached(aggregate.get("until_not_reached"), len(rows))]
     lines += [
         "",
@@ -243,6 +259,48 @@ def render(rows: list[dict[str, Any]], aggregate: dict[str, Any], command: str) 
         *_tables(rows, row_axis, col_axis),
     ]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _against_baseline(against: dict[str, Any]) -> list[str]:
+    """The runs against their results in an earlier campaign's folder (host.campaign.
+    baseline): each requirement's and diagnostic's failing count then and now, what moved,
+    and every run that got worse."""
+    lines = [
+        "## Against the baseline",
+        "",
+        f"Each run against its result in `{against['baseline']}` (the same inputs, an earlier "
+        f"campaign): {against['runs_in_both']} runs in both, {against['unchanged']} unchanged "
+        f"at two decimals, {len(against['not_in_baseline'])} not in the baseline.",
+        "",
+        "| requirement or diagnostic | failing (baseline -> now) | newly failing | newly met "
+        "| moved (worse / better) | the most worse |",
+        "|---|---|---|---|---|---|",
+    ]
+    for fig in against["figures"]:
+        largest = fig["largest_worse"]
+        most = "" if not largest else (
+            f"{with_unit(largest['baseline'], fig['unit'])} -> "
+            f"{with_unit(largest['now'], fig['unit'])} (`{largest['run_id']}`)"
+        )  # fmt: skip
+        lines.append(
+            f"| {fig['figure']} ({fig['kind']}) | {fig['failing_baseline']} -> "
+            f"{fig['failing_now']} | {len(fig['newly_failing'])} | {len(fig['newly_met'])} | "
+            f"{fig['moved']} ({fig['worse']} / {fig['better']}) | {most} |"
+        )
+    regressions = against["regressions"]
+    lines += ["", f"Runs worse than in the baseline: {len(regressions)}."]
+    if regressions:
+        lines.append("")
+    for entry in regressions:
+        axes = ", ".join(f"{k} {v}" for k, v in entry["axes"].items())
+        lines.append(
+            f"- `{entry['run_id']}` ({axes}): {'; '.join(entry['what'])}. `{entry['reproduce']}`"
+        )
+    return lines
+
+
+def with_unit(value: float, unit: str) -> str:
+    return f"{value:g} {unit}" if unit else f"{value:g}"
 
 
 def _until_not_reached(unmet: dict[str, Any] | None, runs: int) -> list[str]:

@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from cellmodel.errors import InputError
-from cellmodel.files import check_output_dir
+from cellmodel.files import check_output_dir, expand_home
 from host.campaign.aggregate import aggregate
+from host.campaign.baseline import compare, load_baseline
 from host.campaign.cluster import DaskExecutor
 from host.campaign.execute import PASSED
 from host.campaign.expand import RunPlan, expand
@@ -68,10 +69,12 @@ def run_campaign(
     resume: bool = False,
     progress: bool = False,
     target: str | None = None,
+    baseline: str | Path | None = None,
 ) -> CampaignOutcome:
     """Run the campaign file `spec_path` (every run on the virtual board `target` if given:
-    spec.on_target); InputError (before anything is written) when the file, a combination
-    or the options are bad."""
+    spec.on_target) and compare each run with its result in the folder `baseline` if given
+    (host.campaign.baseline); InputError (before anything is written) when the file, a
+    combination or the options are bad."""
     if workers is not None and workers < 1:
         raise InputError("--workers", str(workers), "must be 1 or more")
     if workers is not None and scheduler:
@@ -89,6 +92,9 @@ def run_campaign(
     out_dir = check_output_dir(
         out if out is not None else default_out(spec), "command line", "--out"
     )
+    # read before any run: a bad baseline is bad input, and a baseline that is --out itself
+    # is compared as it was before this campaign wrote over it
+    before = load_baseline(baseline, plans) if baseline is not None else None
     results = _resumed(out_dir, plans) if resume else {}
     todo = [p for p in plans if p.run_id not in results]
     check_output_slots(out_dir, todo, "command line", "--out")
@@ -124,7 +130,13 @@ def run_campaign(
         "executed": len(todo),
         "resumed": len(plans) - len(todo),
     }
-    return _write_results(spec, plans, results, out_dir, info)
+    against = None
+    if baseline is not None and before is not None:
+        base_dir = expand_home(baseline)
+        rows = {p.run_id: make_row(p, before[p.run_id], base_dir) for p in plans
+                if p.run_id in before}  # fmt: skip
+        against = (str(baseline), rows)
+    return _write_results(spec, plans, results, out_dir, info, against)
 
 
 def _resumed(out: Path, plans: list[RunPlan]) -> dict[str, dict[str, Any]]:
@@ -138,12 +150,20 @@ def _write_results(
     results: dict[str, dict[str, Any]],
     out: Path,
     info: dict[str, Any],
+    against: tuple[str, dict[str, dict[str, Any]]] | None,
 ) -> CampaignOutcome:
     rows = [make_row(p, results[p.run_id], out) for p in plans]
     table = write_table(rows, out)
     info["table"] = str(table)
     unmet = {run_id: until_not_reached(result) for run_id, result in results.items()}
-    agg = aggregate(rows, campaign=info, axis_names=spec.axis_names, until_not_reached=unmet)
+    comparison = None if against is None else compare(rows, against[1], against[0])
+    agg = aggregate(
+        rows,
+        campaign=info,
+        axis_names=spec.axis_names,
+        until_not_reached=unmet,
+        against_baseline=comparison,
+    )
     path = out / AGGREGATE_FILE
     write_atomic(path, json.dumps(agg, indent=2) + "\n")
     return CampaignOutcome(agg, rows, table, path)

@@ -20,6 +20,7 @@ from host.cli.output import emit_json
 from host.cli.paths import check_output_file
 
 SHOWN_WORST = 5
+SHOWN_REGRESSIONS = 10
 
 
 def register(subparsers: Any) -> None:
@@ -62,6 +63,13 @@ def register(subparsers: Any) -> None:
         "requirements over every run, diagnostics, the steps whose `until` was not reached, "
         "then one table per scenario",
     )
+    p.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="compare every run with its result in DIR, an earlier --out of the same "
+        "campaign (e.g. before a firmware change; with --resume nothing runs again): exit 1 "
+        "only when a run got worse than there",
+    )
     p.add_argument("--json", action="store_true", help="print the aggregate as JSON on stdout")
     p.set_defaults(func=run)
 
@@ -81,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=not args.json,
         target=args.target,
+        baseline=args.baseline,
     )
     if args.report:
         write_report(args, outcome)
@@ -100,8 +109,10 @@ def write_report(args: argparse.Namespace, outcome: Any) -> None:
     from host.campaign.results import write_atomic
 
     target = f" --target {args.target}" if args.target else ""
+    baseline = f" --baseline {args.baseline}" if args.baseline else ""
     command = (
-        f"sisnbms campaign {args.spec}{target} --out {args.out or '...'} --report {args.report}"
+        f"sisnbms campaign {args.spec}{target} --out {args.out or '...'}{baseline} "
+        f"--report {args.report}"
     )
     write_atomic(Path(args.report), render(outcome.rows, outcome.aggregate, command))
 
@@ -136,6 +147,42 @@ def print_report(agg: dict[str, Any]) -> None:
             if detail:
                 print(f"      {detail}")
         print(f"      {entry['reproduce']}")
+    if "against_baseline" in agg:
+        print_comparison(agg["against_baseline"])
     print(f"  table: {agg['table']}")
     print(f"  aggregate: {agg['out']}/campaign.json")
     print("PASS" if agg["exit_code"] == 0 else "FAIL")
+
+
+def print_comparison(against: dict[str, Any]) -> None:
+    """The runs against the baseline (host.campaign.baseline): regressions first, then each
+    figure that moved."""
+    from host.campaign.matrix import with_unit
+
+    print(
+        f"  against the baseline {against['baseline']}: {against['runs_in_both']} run(s) in "
+        f"both, {against['unchanged']} unchanged, {len(against['not_in_baseline'])} not in it"
+    )
+    regressions = against["regressions"]
+    print(f"    worse than the baseline: {len(regressions)} run(s)")
+    for entry in regressions[:SHOWN_REGRESSIONS]:
+        axes = " ".join(f"{k}={v}" for k, v in entry["axes"].items())
+        print(f"      {entry['run_id']} {axes}")
+        for what in entry["what"]:
+            print(f"        {what}")
+        print(f"        {entry['reproduce']}")
+    if len(regressions) > SHOWN_REGRESSIONS:
+        print(f"      ... {len(regressions) - SHOWN_REGRESSIONS} more in campaign.json")
+    print(f"    better and no worse: {len(against['improved'])} run(s)")
+    for fig in against["figures"]:
+        if not fig["moved"] and fig["failing_now"] == fig["failing_baseline"]:
+            continue
+        line = (
+            f"    {fig['figure']}: failing {fig['failing_baseline']} -> {fig['failing_now']}, "
+            f"moved in {fig['moved']} run(s) ({fig['worse']} worse, {fig['better']} better)"
+        )
+        largest = fig["largest_worse"]
+        if largest:
+            was, now = (with_unit(largest[k], fig["unit"]) for k in ("baseline", "now"))
+            line += f", the most worse {was} -> {now} ({largest['run_id']})"
+        print(line)
