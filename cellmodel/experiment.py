@@ -188,7 +188,7 @@ class _Cursor:
 
     def check(self, rng: Range, value: float, what: str, at: int) -> float:
         if not rng.contains(value):
-            raise self.fail(f"{what} {value:g} {rng.unit} is outside {rng.describe()}", at)
+            raise self.fail(rng.outside(value, what), at)
         return value
 
 

@@ -104,8 +104,11 @@ class Range:
         return above and value <= self.hi
 
     def outside(self, value: float, what: str = "") -> str:
-        """The reason `value` (of `what`) is refused: "period 0 s is outside [...]"."""
+        """The reason `value` (of `what`) is refused: "period 0 s is outside [...]"; a NaN
+        is no value at all, so it is not said to lie outside a range."""
         name = f"{what} " if what else ""
+        if math.isnan(value):
+            return f"{name}{value:g} is not a number (wanted {self.describe()})"
         return f"{name}{value:g} {self.unit} is outside {self.describe()}"
 
     def check(self, value: float, source: str, field: str, what: str = "") -> float:

@@ -656,7 +656,7 @@ TABLE: dict[str, Case] = {
     ),
     "simulate --ambient nan": Case(
         lambda r: ["simulate", "--experiment", "Rest for 1 minute", "--ambient", "nan"],
-        ("--ambient", "outside"),
+        ("--ambient", "nan is not a number (wanted [-40, 80] degC)"),
     ),
     "simulate --period inf": Case(
         lambda r: ["simulate", "--experiment", "Rest for 1 minute", "--period", "inf"],
@@ -664,7 +664,7 @@ TABLE: dict[str, Case] = {
     ),
     "flash --boot-timeout nan": Case(
         lambda r: ["flash", "--board", "virtual", "--port", "/dev/null", "--boot-timeout", "nan"],
-        ("--boot-timeout", "outside"),
+        ("--boot-timeout", "nan is not a number (wanted ["),
     ),
     "flash --boot-timeout -1": Case(
         lambda r: ["flash", "--board", "virtual", "--port", "/dev/null", "--boot-timeout", "-1"],

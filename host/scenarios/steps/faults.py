@@ -31,7 +31,7 @@ CELL_NOISE_MV = Range(0.0, 500.0, "mV")
 def plausible(value: float, valid: Range, what: str) -> float:
     """value, or ValueError naming the plausible range."""
     if not valid.contains(value):
-        raise ValueError(f"{what} {value:g} {valid.unit} is outside {valid.describe()}")
+        raise ValueError(valid.outside(value, what))
     return value
 
 
