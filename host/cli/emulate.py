@@ -19,6 +19,8 @@ import asyncio
 import gc
 from typing import Any
 
+from cellmodel.errors import InputError
+from host.cli.options import CLI
 from host.cli.output import emit_json
 from host.micropython.resolve import RUN_TARGETS, UNIX64_TARGET
 from host.scenarios import DEFAULT_SCENARIO, library_names, load_scenario
@@ -132,8 +134,30 @@ def print_summary(summary: dict[str, Any]) -> None:
     print("PASS" if summary["passed"] else "FAIL")
 
 
+def _run_options_given(args: argparse.Namespace) -> list[str]:
+    """The options of a run given besides --list (those left at their defaults are not)."""
+    defaults = {
+        "--cell": None,
+        "--bms-cell": None,
+        "--scenario": DEFAULT_SCENARIO,
+        "--out": DEFAULT_OUT,
+        "--realtime": False,
+        "--target": UNIX64_TARGET,
+        "--micropython": None,
+    }
+    return [
+        option
+        for option, default in defaults.items()
+        if getattr(args, option[2:].replace("-", "_")) != default
+    ]
+
+
 def run(args: argparse.Namespace) -> int:
     if args.list:
+        given = _run_options_given(args)
+        if given:  # a listing runs nothing: an option of a run with it is a mistake
+            why = f"lists the built-in scenarios and runs none: not with {', '.join(given)}"
+            raise InputError(CLI, "--list", why)
         scenarios = [
             {"name": name, "description": load_scenario(name).description}
             for name in library_names()

@@ -658,6 +658,12 @@ TABLE: dict[str, Case] = {
         lambda r: ["simulate", "--experiment", "Rest for 1 minute", "--ambient", "nan"],
         ("--ambient", "nan is not a number (wanted [-40, 80] degC)"),
     ),
+    "emulate --list with a run's option": Case(
+        lambda r: ["emulate", "--list", "--cell", "nosuch", "--out", out(r)],
+        ("--list", "lists the built-in scenarios and runs none: not with --cell, --out"),
+        json=cli("--list"),
+        absent=("nosuch",),
+    ),
     "simulate --period inf": Case(
         lambda r: ["simulate", "--experiment", "Rest for 1 minute", "--period", "inf"],
         ("--period", "outside"),
