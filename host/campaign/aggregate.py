@@ -28,8 +28,14 @@ RUN_FIGURES = (
 )
 
 
+def row_reasons(row: Mapping[str, Any]) -> list[str]:
+    """Why a row's run did not pass, from its `reasons` column (comma-separated; a CSV
+    table gives it back as text, an empty one as nothing)."""
+    return [r for r in str(row.get("reasons") or "").split(",") if r]
+
+
 def _rank(row: dict[str, Any]) -> tuple[int, float]:
-    reasons = [r for r in str(row.get("reasons") or "").split(",") if r]
+    reasons = row_reasons(row)
     rank = min((_RANK.get(r, 3) for r in reasons), default=_PASSED_RANK)
     if row["status"] == PASSED:
         rank = _PASSED_RANK
@@ -44,7 +50,7 @@ def _entry(row: dict[str, Any], axis_names: list[str]) -> dict[str, Any]:
         "scenario": row["axis.scenario"],
         "axes": {n: row[f"axis.{n}"] for n in axis_names if f"axis.{n}" in row},
         "status": row["status"],
-        "reasons": [r for r in str(row.get("reasons") or "").split(",") if r],
+        "reasons": row_reasons(row),
         "error": row.get("error"),
         "violations": row.get("violations_text"),
         "failed_expectations": row.get("expectations_failed_text"),
@@ -129,7 +135,7 @@ def aggregate(
     not_passed = [r for r in ordered if r["status"] != PASSED]
 
     def having(reason: str) -> list[str]:
-        return [r["run_id"] for r in ordered if reason in str(r.get("reasons") or "").split(",")]
+        return [r["run_id"] for r in ordered if reason in row_reasons(r)]
 
     # run counts by status; "errors" and "timeouts" in the plural, so that a campaign's
     # result never has an "error" key, which marks a command's error object (docs/cli.md)

@@ -25,6 +25,7 @@ from typing import Any
 
 from cellmodel.errors import InputError
 from cellmodel.files import expand_home
+from host.campaign.aggregate import row_reasons
 from host.campaign.execute import PASSED
 from host.campaign.expand import RunPlan
 from host.campaign.matrix import DIAGNOSTICS, REQUIREMENTS, Requirement, number, with_unit
@@ -34,9 +35,9 @@ DECIMALS = 2  # the page's precision: a figure moved when it moved at two decima
 FIELD = "--baseline"
 
 
-def load_baseline(path: str | Path, plans: list[RunPlan]) -> dict[str, dict[str, Any]]:
-    """The baseline's results of this campaign's runs, by run id; InputError (before any run)
-    when the folder is not a campaign's output or holds none of these runs."""
+def load_baseline(path: str | Path, plans: list[RunPlan]) -> tuple[Path, dict[str, dict[str, Any]]]:
+    """The baseline's folder and its results of this campaign's runs, by run id; InputError
+    (before any run) when the folder is not a campaign's output or holds none of these runs."""
     folder = expand_home(path)
     if not folder.is_dir():
         why = "no such folder" if not folder.exists() else "not a folder"
@@ -55,11 +56,11 @@ def load_baseline(path: str | Path, plans: list[RunPlan]) -> dict[str, dict[str,
             "the hashes of each run's inputs: another campaign file's folder, or runs of "
             "other inputs)",
         )
-    return results
+    return folder, results
 
 
 def _reasons(row: dict[str, Any]) -> set[str]:
-    return {r for r in str(row.get("reasons") or "").split(",") if r}
+    return set(row_reasons(row))
 
 
 def _rounded(row: dict[str, Any], figure: str) -> float | None:
@@ -107,9 +108,9 @@ def _figure(
         moved += 1
         if now is None or was is None:
             continue  # a figure that appeared or went: the verdicts above say what it means
-        if req.is_worse(now, was):
+        step = req.badness(now) - req.badness(was)
+        if step > 0:
             worse += 1
-            step = abs(abs(now) - abs(was)) if req.worst == "max" else was - now
             if largest is None or step > largest["by"]:
                 largest = {"run_id": n["run_id"], "baseline": was, "now": now, "by": step}
         else:

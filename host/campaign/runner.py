@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cellmodel.errors import InputError
-from cellmodel.files import check_output_dir, expand_home
+from cellmodel.files import check_output_dir
 from host.campaign.aggregate import aggregate
 from host.campaign.baseline import compare, load_baseline
 from host.campaign.cluster import DaskExecutor
@@ -131,10 +131,10 @@ def run_campaign(
         "resumed": len(plans) - len(todo),
     }
     against = None
-    if baseline is not None and before is not None:
-        base_dir = expand_home(baseline)
-        rows = {p.run_id: make_row(p, before[p.run_id], base_dir) for p in plans
-                if p.run_id in before}  # fmt: skip
+    if before is not None:
+        base_dir, base_results = before
+        rows = {p.run_id: make_row(p, base_results[p.run_id], base_dir) for p in plans
+                if p.run_id in base_results}  # fmt: skip
         against = (str(baseline), rows)
     return _write_results(spec, plans, results, out_dir, info, against)
 

@@ -26,6 +26,9 @@ from host.micropython.resolve import RUN_TARGETS, UNIX64_TARGET
 from host.scenarios import DEFAULT_SCENARIO, library_names, load_scenario
 
 DEFAULT_OUT = "sisnbms-out"
+# The options of a run: a listing (--list) runs nothing, so it refuses them
+RUN_OPTIONS = ("--cell", "--bms-cell", "--scenario", "--out", "--realtime", "--target",
+               "--micropython")  # fmt: skip
 
 
 def register(subparsers: Any) -> None:
@@ -68,7 +71,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--micropython", help="MicroPython unix-port binary for the virtual board")
     p.add_argument("--list", action="store_true", help="list the built-in scenarios and exit")
     p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
-    p.set_defaults(func=run)
+    # the run's options and their defaults as the parser has them: --list refuses the others
+    run_defaults = {option: p.get_default(_dest(option)) for option in RUN_OPTIONS}
+    p.set_defaults(func=run, run_defaults=run_defaults)
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -136,20 +141,15 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 def _run_options_given(args: argparse.Namespace) -> list[str]:
     """The options of a run given besides --list (those left at their defaults are not)."""
-    defaults = {
-        "--cell": None,
-        "--bms-cell": None,
-        "--scenario": DEFAULT_SCENARIO,
-        "--out": DEFAULT_OUT,
-        "--realtime": False,
-        "--target": UNIX64_TARGET,
-        "--micropython": None,
-    }
     return [
         option
-        for option, default in defaults.items()
-        if getattr(args, option[2:].replace("-", "_")) != default
+        for option, default in args.run_defaults.items()
+        if getattr(args, _dest(option)) != default
     ]
+
+
+def _dest(option: str) -> str:
+    return option[2:].replace("-", "_")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 import pytest
 
-from host.cli.main import main
+from host.cli.emulate import RUN_OPTIONS
+from host.cli.main import build_parser, main
 
 
 def test_emulate_json_summary_and_outputs(
@@ -96,6 +98,16 @@ def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     listed = json.loads(capsys.readouterr().out)["scenarios"]
     assert "hysteresis-trap" in [entry["name"] for entry in listed]
     assert all(entry["description"] for entry in listed)
+
+
+def test_list_refuses_every_option_of_a_run() -> None:
+    """--list runs nothing: every option of emulate's but the listing's own is one it
+    refuses (an option added to emulate and not to RUN_OPTIONS would be ignored)."""
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    options = {o for a in commands.choices["emulate"]._actions for o in a.option_strings}
+    listing = {"-h", "--help", "--list", "--json", "-v", "--verbose"}
+    assert options - listing == set(RUN_OPTIONS)
 
 
 def test_ctrl_c_writes_a_partial_log_and_summary_marked_incomplete(tmp_path: Path) -> None:
